@@ -1,0 +1,97 @@
+# salign - build, test, demo, bench.
+#   make            bin/salign, bin/salign-quantize (installs missing Debian packages when root)
+#   make test       everything in tests/ (what .ci/run and the README run)
+#   make demo       the bundled demo
+#   make bench      speed against llama.cpp, same machine, same invocation
+# Variables: CC, ARCH (x86_64 | aarch64, from $(CC) -dumpmachine), SAN=1 (ASan+UBSan build in build-san/)
+
+CC      ?= gcc
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq (,$(findstring aarch64,$(MACHINE)))
+  ARCH := aarch64
+else
+  ARCH := x86_64
+endif
+
+BUILD   ?= build
+BIN     ?= bin
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Wno-unused-parameter
+OPT     ?= -O2 -g
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
+LDLIBS  += -fopenmp -lz -lm -lcjson
+ifeq ($(SAN),1)
+  BUILD  := build-san
+  BIN    := bin-san
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDLIBS += -fsanitize=address,undefined
+endif
+ifneq ($(NOBLAS),1)
+  CFLAGS += -DSALIGN_BLAS
+  LDLIBS += -lopenblas
+endif
+
+SIMD_SRC := simd/scalar.c simd/dispatch.c
+ifeq ($(ARCH),x86_64)
+  SIMD_SRC += simd/avx2.c simd/avx512.c
+endif
+ifeq ($(ARCH),aarch64)
+  SIMD_SRC += simd/neon.c
+endif
+
+LIB_SRC   := $(filter-out src/cli.c,$(wildcard src/*.c)) $(SIMD_SRC)
+TOOL_SRC  := $(filter-out tools/quantize_main.c,$(wildcard tools/*.c))
+TEST_SRC  := $(wildcard tests/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
+DEPS_OK   := $(BUILD)/.deps-ok
+
+all: $(BIN)/salign $(BIN)/salign-quantize $(BIN)/salign-tests
+
+# Per-ISA flags apply to that file only: the rest of the binary runs on any CPU of the architecture.
+$(BUILD)/simd/avx2.o:   EXTRA := -mavx2 -mfma -mf16c
+$(BUILD)/simd/avx512.o: EXTRA := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512bf16
+$(BUILD)/simd/neon.o:   EXTRA := -march=armv8.2-a+dotprod+fp16
+
+$(DEPS_OK): tools/deps.sh
+	@mkdir -p $(@D)
+	@sh tools/deps.sh build
+	@touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(EXTRA) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsalign.a: $(LIB_OBJ) $(TOOL_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/salign-quantize: $(BUILD)/tools/quantize_main.o $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# --whole-archive: tests register themselves from constructors, and library objects are all needed.
+$(BIN)/salign-tests: $(TEST_OBJ) $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) -Wl,--whole-archive $(BUILD)/libsalign.a -Wl,--no-whole-archive $(LDLIBS)
+
+test: all
+	@sh tools/deps.sh test
+	@sh tests/run.sh
+
+demo: all
+	@sh tools/demo.sh
+
+bench: all
+	@sh tools/bench/bench.sh
+
+clean:
+	rm -rf build build-san bin bin-san build-arm bin-arm
+
+.PHONY: all test demo bench clean
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli.d $(BUILD)/tools/quantize_main.d

@@ -1,0 +1,75 @@
+/* scalar.c - the reference kernels: plain C, no intrinsics, the definition of what every
+ * SIMD table must compute (exactly for integer dots, to float rounding for float kernels). */
+#include <math.h>
+
+#include "kernels.h"
+
+static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) { sa_quantize_row_q8_0(x, y, n); }
+
+/* Per block: an exact integer dot, scaled by the product of the two fp16 scales. */
+static float dot_q8_0(int n, const BlockQ8_0 *w, const BlockQ8_0 *a) {
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK8_0; b++) {
+        int32_t si = 0;
+        for (int j = 0; j < QK8_0; j++) si += (int32_t)w[b].qs[j] * a[b].qs[j];
+        sum += (float)si * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
+    }
+    return sum;
+}
+
+static float dot_q4_0(int n, const BlockQ4_0 *w, const BlockQ8_0 *a) {
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK4_0; b++) {
+        int32_t si = 0;
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            const int v0 = (w[b].qs[j] & 0x0F) - 8;
+            const int v1 = (w[b].qs[j] >> 4) - 8;
+            si += v0 * a[b].qs[j] + v1 * a[b].qs[j + QK4_0 / 2];
+        }
+        sum += (float)si * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
+    }
+    return sum;
+}
+
+static float dot_f16(int n, const uint16_t *w, const float *a) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)sa_fp16_lut(w[i]) * a[i];
+    return (float)sum;
+}
+
+static float dot_bf16(int n, const uint16_t *w, const float *a) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)sa_bf16_to_fp32(w[i]) * a[i];
+    return (float)sum;
+}
+
+static float dot_f32(int n, const float *w, const float *a) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)w[i] * a[i];
+    return (float)sum;
+}
+
+static void axpy_f32(int n, float a, const float *x, float *y) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void axpy_f16(int n, float a, const uint16_t *x, float *y) {
+    for (int i = 0; i < n; i++) y[i] += a * sa_fp16_lut(x[i]);
+}
+
+static void f32_to_f16(int n, const float *x, uint16_t *y) {
+    for (int i = 0; i < n; i++) y[i] = sa_fp32_to_fp16(x[i]);
+}
+
+const SaKernels sa_kernels_scalar = {
+    .name = "scalar",
+    .quantize_q8_0 = quantize_q8_0,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .dot_f16 = dot_f16,
+    .dot_bf16 = dot_bf16,
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+    .axpy_f16 = axpy_f16,
+    .f32_to_f16 = f32_to_f16,
+};

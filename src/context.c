@@ -1,0 +1,349 @@
+/* context.c - the transformer forward pass over a batch of tokens.
+ *
+ * Every architecture runs through this one function; the differences are data in SaHparams
+ * (norm placement, activation, RoPE pairing and scaling, biases, soft-caps, sliding window).
+ * Activations are kept as [T][dim] row-major so each matmul sees all T tokens at once. */
+#include "context.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd/kernels.h"
+#include "common.h"
+#include "matmul.h"
+
+struct SaCtx {
+    const SaModel *m;
+    SaCtxParams p;
+    SaKv kv;
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
+    float *logits;
+    int n_logits_out;
+    void *scratch;
+    float *inv_freq;          /* [head_dim/2] */
+    float *rope_cos, *rope_sin; /* [n_batch][head_dim/2] */
+    float *scores;            /* [n_threads][n_ctx] */
+    int scores_threads;
+};
+
+void sa_ctx_default_params(const SaModel *m, SaCtxParams *p) {
+    int train = m->hp.n_ctx_train > 0 ? m->hp.n_ctx_train : 2048;
+    p->n_ctx = SA_MIN(train, 4096);
+    p->n_batch = 512;
+    p->n_logits = 64;
+    p->kv_type = SA_F16;
+}
+
+static size_t scratch_floats(const SaHparams *h, int B, int n_logits) {
+    const size_t q_dim = (size_t)h->n_head * h->head_dim, kv_dim = (size_t)h->n_head_kv * h->head_dim;
+    const size_t wide = SA_MAX(SA_MAX((size_t)h->n_embd, q_dim), (size_t)h->n_ff);
+    return (size_t)B * (2 * h->n_embd + 2 * q_dim + 2 * kv_dim + 2 * wide) + (size_t)n_logits * h->n_vocab;
+}
+
+size_t sa_ctx_bytes(const SaModel *m, const SaCtxParams *p) {
+    const SaHparams *h = &m->hp;
+    size_t wide = SA_MAX(SA_MAX((size_t)h->n_embd, (size_t)h->n_head * h->head_dim), (size_t)h->n_ff);
+    return sa_kv_bytes(h->n_layer, p->n_ctx, h->n_head_kv * h->head_dim, p->kv_type) +
+           scratch_floats(h, p->n_batch, p->n_logits) * sizeof(float) +
+           sa_matmul_scratch_bytes(p->n_batch, (int)wide);
+}
+
+/* RoPE inverse frequencies, including Llama 3's frequency-dependent scaling. */
+static void rope_init(const SaHparams *h, float *inv_freq) {
+    const int half = h->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float f = powf(h->rope_theta, -2.0f * i / h->head_dim);
+        if (h->rope_scaling == SA_ROPE_SCALING_LINEAR) {
+            f /= h->rope_factor;
+        } else if (h->rope_scaling == SA_ROPE_SCALING_LLAMA3) {
+            /* long wavelengths are divided by the factor, short ones kept, a smooth blend between */
+            const float low = h->rope_low_freq_factor > 0 ? h->rope_low_freq_factor : 1.0f;
+            const float high = h->rope_high_freq_factor > 0 ? h->rope_high_freq_factor : 4.0f;
+            const float orig = h->rope_orig_ctx > 0 ? (float)h->rope_orig_ctx : 8192.0f;
+            const float wavelen = 2.0f * (float)M_PI / f;
+            const float low_wl = orig / low, high_wl = orig / high;
+            if (wavelen > low_wl) {
+                f /= h->rope_factor;
+            } else if (wavelen >= high_wl) {
+                const float smooth = (orig / wavelen - low) / (high - low);
+                f = (1.0f - smooth) * f / h->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+SaCtx *sa_ctx_new(const SaModel *m, const SaCtxParams *pin) {
+    SaCtxParams p;
+    sa_ctx_default_params(m, &p);
+    if (pin) {
+        if (pin->n_ctx > 0) p.n_ctx = pin->n_ctx;
+        if (pin->n_batch > 0) p.n_batch = pin->n_batch;
+        if (pin->n_logits > 0) p.n_logits = pin->n_logits;
+        p.kv_type = pin->kv_type;
+    }
+    if (p.n_ctx < 1 || p.n_ctx > (1 << 22)) {
+        sa_err("context size %d is out of range", p.n_ctx);
+        return NULL;
+    }
+    p.n_batch = SA_MIN(p.n_batch, p.n_ctx);
+    p.n_logits = SA_MIN(p.n_logits, p.n_batch);
+    const SaHparams *h = &m->hp;
+    SaCtx *c = sa_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->m = m;
+    c->p = p;
+    if (sa_kv_init(&c->kv, h->n_layer, p.n_ctx, h->n_head_kv * h->head_dim, p.kv_type)) {
+        free(c);
+        return NULL;
+    }
+    const size_t B = (size_t)p.n_batch, q_dim = (size_t)h->n_head * h->head_dim,
+                 kv_dim = (size_t)h->n_head_kv * h->head_dim;
+    const size_t wide = SA_MAX(SA_MAX((size_t)h->n_embd, q_dim), (size_t)h->n_ff);
+    float *f = sa_aligned_alloc(scratch_floats(h, p.n_batch, p.n_logits) * sizeof(float));
+    c->scratch = sa_aligned_alloc(sa_matmul_scratch_bytes(p.n_batch, (int)wide));
+    c->inv_freq = sa_malloc((size_t)h->head_dim / 2 * sizeof(float));
+    c->rope_cos = sa_malloc(B * h->head_dim / 2 * sizeof(float));
+    c->rope_sin = sa_malloc(B * h->head_dim / 2 * sizeof(float));
+    if (!f || !c->scratch || !c->inv_freq || !c->rope_cos || !c->rope_sin) {
+        free(f);
+        c->x = NULL;
+        sa_ctx_free(c);
+        return NULL;
+    }
+    c->x = f;
+    f += B * h->n_embd;
+    c->xb = f;
+    f += B * h->n_embd;
+    c->q = f;
+    f += B * q_dim;
+    c->att = f;
+    f += B * q_dim;
+    c->k = f;
+    f += B * kv_dim;
+    c->v = f;
+    f += B * kv_dim;
+    c->hb = f;
+    f += B * wide;
+    c->hb2 = f;
+    f += B * wide;
+    c->logits = f;
+    rope_init(h, c->inv_freq);
+    return c;
+}
+
+void sa_ctx_free(SaCtx *c) {
+    if (!c) return;
+    sa_kv_free(&c->kv);
+    free(c->x);
+    free(c->scratch);
+    free(c->inv_freq);
+    free(c->rope_cos);
+    free(c->rope_sin);
+    free(c->scores);
+    free(c);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
+}
+
+static void rope_rotate(float *x, int hd, const float *cs, const float *sn, SaRopePairing pairing) {
+    const int half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        const int a = pairing == SA_ROPE_ADJACENT ? 2 * i : i;
+        const int b = pairing == SA_ROPE_ADJACENT ? 2 * i + 1 : i + half;
+        const float x0 = x[a], x1 = x[b];
+        x[a] = x0 * cs[i] - x1 * sn[i];
+        x[b] = x0 * sn[i] + x1 * cs[i];
+    }
+}
+
+static inline float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+}
+
+static int ensure_scores(SaCtx *c, int nth) {
+    if (c->scores && c->scores_threads >= nth) return 0;
+    free(c->scores);
+    c->scores = sa_malloc((size_t)nth * c->p.n_ctx * sizeof(float));
+    c->scores_threads = c->scores ? nth : 0;
+    return c->scores ? 0 : -1;
+}
+
+/* One forward pass of T <= n_batch tokens at positions p0..p0+T-1. out_rows: how many of the
+ * last rows get logits (1 or T). */
+static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
+    const SaModel *m = c->m;
+    const SaHparams *h = &m->hp;
+    const SaKernels *k = sa_k;
+    const int d = h->n_embd, hd = h->head_dim, half = hd / 2;
+    const int q_dim = h->n_head * hd, kv_dim = h->n_head_kv * hd, ff = h->n_ff;
+    const int group = h->n_head / h->n_head_kv;
+    const int p0 = c->kv.n;
+    const float att_scale = h->query_scale > 0 ? h->query_scale : 1.0f / sqrtf((float)hd);
+    const int nth = omp_get_max_threads();
+    if (ensure_scores(c, nth)) return -1;
+
+    for (int t = 0; t < T; t++) {
+        if (tokens[t] < 0 || tokens[t] >= h->n_vocab) return sa_err("token id %d is outside the vocabulary (%d)", tokens[t], h->n_vocab);
+    }
+    /* embeddings */
+    for (int t = 0; t < T; t++) {
+        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
+        float *xt = c->x + (size_t)t * d;
+        sa_dequantize_row(m->tok_embd.dtype, row, xt, d);
+        if (h->embd_scale != 0)
+            for (int i = 0; i < d; i++) xt[i] *= h->embd_scale;
+    }
+    /* rotation angles for this batch's positions */
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < half; i++) {
+            const float a = (float)(p0 + t) * c->inv_freq[i];
+            c->rope_cos[t * half + i] = cosf(a);
+            c->rope_sin[t * half + i] = sinf(a);
+        }
+    }
+
+    for (int l = 0; l < h->n_layer; l++) {
+        const SaLayer *L = &m->layers[l];
+        for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->attn_norm, d, h->norm_eps);
+        sa_matmul(&L->wq, c->xb, T, c->q, q_dim, c->scratch);
+        sa_matmul(&L->wk, c->xb, T, c->k, kv_dim, c->scratch);
+        sa_matmul(&L->wv, c->xb, T, c->v, kv_dim, c->scratch);
+        for (int t = 0; t < T; t++) {
+            float *qt = c->q + (size_t)t * q_dim, *kt = c->k + (size_t)t * kv_dim, *vt = c->v + (size_t)t * kv_dim;
+            if (L->bq) {
+                for (int i = 0; i < q_dim; i++) qt[i] += L->bq[i];
+                for (int i = 0; i < kv_dim; i++) kt[i] += L->bk[i];
+                for (int i = 0; i < kv_dim; i++) vt[i] += L->bv[i];
+            }
+            const float *cs = c->rope_cos + (size_t)t * half, *sn = c->rope_sin + (size_t)t * half;
+            for (int hh = 0; hh < h->n_head; hh++) rope_rotate(qt + hh * hd, hd, cs, sn, h->rope_pairing);
+            for (int hh = 0; hh < h->n_head_kv; hh++) rope_rotate(kt + hh * hd, hd, cs, sn, h->rope_pairing);
+            /* append to the cache */
+            if (c->kv.dtype == SA_F16) {
+                k->f32_to_f16(kv_dim, kt, sa_kv_k(&c->kv, l, p0 + t));
+                k->f32_to_f16(kv_dim, vt, sa_kv_v(&c->kv, l, p0 + t));
+            } else {
+                memcpy(sa_kv_k(&c->kv, l, p0 + t), kt, (size_t)kv_dim * 4);
+                memcpy(sa_kv_v(&c->kv, l, p0 + t), vt, (size_t)kv_dim * 4);
+            }
+        }
+        /* attention: each (token, head) is independent */
+        const int window = (h->sliding_window > 0 && l % 2 == 0) ? h->sliding_window : 0;
+#pragma omp parallel for schedule(dynamic, 1) if (T * h->n_head >= 4)
+        for (int th = 0; th < T * h->n_head; th++) {
+            const int t = th / h->n_head, hh = th % h->n_head, g = hh / group;
+            const int npos = p0 + t + 1;
+            const int start = window ? SA_MAX(0, npos - window) : 0;
+            float *s = c->scores + (size_t)omp_get_thread_num() * c->p.n_ctx;
+            const float *qh = c->q + (size_t)t * q_dim + hh * hd;
+            float mx = -INFINITY;
+            for (int j = start; j < npos; j++) {
+                const void *kj = (const uint8_t *)sa_kv_k(&c->kv, l, j) + (size_t)g * hd * c->kv.elt;
+                float sc = (c->kv.dtype == SA_F16 ? k->dot_f16(hd, kj, qh) : k->dot_f32(hd, kj, qh)) * att_scale;
+                if (h->attn_softcap > 0) sc = h->attn_softcap * tanhf(sc / h->attn_softcap);
+                s[j] = sc;
+                if (sc > mx) mx = sc;
+            }
+            float sum = 0.0f;
+            for (int j = start; j < npos; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            const float inv = 1.0f / sum;
+            float *out = c->att + (size_t)t * q_dim + hh * hd;
+            memset(out, 0, (size_t)hd * sizeof(float));
+            for (int j = start; j < npos; j++) {
+                const void *vj = (const uint8_t *)sa_kv_v(&c->kv, l, j) + (size_t)g * hd * c->kv.elt;
+                if (c->kv.dtype == SA_F16) k->axpy_f16(hd, s[j] * inv, vj, out);
+                else k->axpy_f32(hd, s[j] * inv, vj, out);
+            }
+        }
+        sa_matmul(&L->wo, c->att, T, c->xb, d, c->scratch);
+        for (int t = 0; t < T; t++) {
+            float *xt = c->x + (size_t)t * d, *ot = c->xb + (size_t)t * d;
+            if (L->post_attn_norm) rmsnorm(ot, ot, L->post_attn_norm, d, h->norm_eps);
+            for (int i = 0; i < d; i++) xt[i] += ot[i];
+        }
+        /* feed-forward */
+        for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, h->norm_eps);
+        sa_matmul(&L->w_gate, c->xb, T, c->hb, ff, c->scratch);
+        sa_matmul(&L->w_up, c->xb, T, c->hb2, ff, c->scratch);
+        for (size_t i = 0; i < (size_t)T * ff; i++) {
+            const float g = c->hb[i];
+            const float a = h->act == SA_ACT_GELU_TANH ? gelu_tanh(g) : g / (1.0f + expf(-g));
+            c->hb[i] = a * c->hb2[i];
+        }
+        sa_matmul(&L->w_down, c->hb, T, c->xb, d, c->scratch);
+        for (int t = 0; t < T; t++) {
+            float *xt = c->x + (size_t)t * d, *ot = c->xb + (size_t)t * d;
+            if (L->post_ffn_norm) rmsnorm(ot, ot, L->post_ffn_norm, d, h->norm_eps);
+            for (int i = 0; i < d; i++) xt[i] += ot[i];
+        }
+    }
+    c->kv.n = p0 + T;
+
+    /* logits of the last out_rows tokens */
+    const int first = T - out_rows;
+    for (int t = first; t < T; t++) rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, m->output_norm, d, h->norm_eps);
+    sa_matmul(&m->output, c->xb, out_rows, c->logits, h->n_vocab, c->scratch);
+    if (h->final_softcap > 0) {
+        for (size_t i = 0; i < (size_t)out_rows * h->n_vocab; i++)
+            c->logits[i] = h->final_softcap * tanhf(c->logits[i] / h->final_softcap);
+    }
+    c->n_logits_out = out_rows;
+    return 0;
+}
+
+int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits) {
+    if (n <= 0) return sa_err("nothing to evaluate");
+    if (c->kv.n + n > c->p.n_ctx)
+        return sa_err("context full: %d positions used + %d new tokens > context size %d (use -c to enlarge it)", c->kv.n, n,
+                      c->p.n_ctx);
+    if (all_logits && n > c->p.n_logits)
+        return sa_err("%d tokens with all logits exceeds the context's n_logits %d", n, c->p.n_logits);
+    const int start = c->kv.n;
+    for (int i = 0; i < n; i += c->p.n_batch) {
+        const int T = SA_MIN(c->p.n_batch, n - i);
+        const int last = i + T == n;
+        if (forward(c, tokens + i, T, all_logits ? T : 1) != 0) {
+            c->kv.n = start; /* leave the cache as it was */
+            return -1;
+        }
+        (void)last;
+        memcpy(c->kv.tokens + c->kv.n - T, tokens + i, (size_t)T * sizeof(int32_t));
+    }
+    c->kv.n_evaluated += (uint64_t)n;
+    return 0;
+}
+
+const float *sa_ctx_logits(const SaCtx *c, int i) {
+    if (i < 0) i = c->n_logits_out - 1;
+    return c->logits + (size_t)i * c->m->hp.n_vocab;
+}
+
+int sa_ctx_n_logits(const SaCtx *c) { return c->n_logits_out; }
+
+int sa_ctx_prompt(SaCtx *c, const int32_t *tokens, int n) {
+    if (n <= 0) return sa_err("empty prompt");
+    int common = 0;
+    while (common < c->kv.n && common < n && c->kv.tokens[common] == tokens[common]) common++;
+    /* the logits of the last token are needed, so at least one token is always evaluated */
+    if (common == n) common = n - 1;
+    sa_kv_truncate(&c->kv, common);
+    c->kv.n_reused += (uint64_t)common;
+    return sa_ctx_eval(c, tokens + common, n - common, 0);
+}
+
+int sa_ctx_pos(const SaCtx *c) { return c->kv.n; }
+int sa_ctx_n_ctx(const SaCtx *c) { return c->p.n_ctx; }
+void sa_ctx_truncate(SaCtx *c, int pos) { sa_kv_truncate(&c->kv, pos); }
+const SaKv *sa_ctx_kv(const SaCtx *c) { return &c->kv; }
+const SaModel *sa_ctx_model(const SaCtx *c) { return c->m; }

@@ -1,0 +1,43 @@
+/* context.h - an inference context: one sequence's KV cache plus the scratch buffers of the
+ * forward pass. eval() appends tokens at the current position as one batch; truncate() rolls
+ * back; prompt() reuses the longest common token prefix already in the cache. */
+#ifndef SALIGN_CONTEXT_H
+#define SALIGN_CONTEXT_H
+
+#include "kv.h"
+#include "model.h"
+
+typedef struct {
+    int n_ctx;      /* positions (default: min(model n_ctx_train, 4096)) */
+    int n_batch;    /* max tokens per forward pass (default 512) */
+    int n_logits;   /* max rows of logits one eval can return with all_logits (default 64) */
+    SaDtype kv_type; /* SA_F16 (default) or SA_F32 */
+} SaCtxParams;
+
+typedef struct SaCtx SaCtx;
+
+void sa_ctx_default_params(const SaModel *m, SaCtxParams *p);
+/* Bytes a context with these parameters allocates (KV cache + scratch). */
+size_t sa_ctx_bytes(const SaModel *m, const SaCtxParams *p);
+SaCtx *sa_ctx_new(const SaModel *m, const SaCtxParams *p);
+void sa_ctx_free(SaCtx *c);
+
+/* Evaluate n tokens at positions pos()..pos()+n-1. With all_logits, logits of every token are
+ * kept (n must be <= n_logits); otherwise only those of the last one. 0 or -1 + sa_err
+ * (e.g. the context is full: nothing is evaluated then). */
+int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits);
+/* Logits of row i of the last eval (i = -1: the last row). */
+const float *sa_ctx_logits(const SaCtx *c, int i);
+int sa_ctx_n_logits(const SaCtx *c);
+
+/* Make the cache hold exactly `tokens` and leave the logits of the last one: keeps the longest
+ * common prefix with what the cache holds, evaluates the rest as batches. n >= 1. */
+int sa_ctx_prompt(SaCtx *c, const int32_t *tokens, int n);
+
+int sa_ctx_pos(const SaCtx *c);
+int sa_ctx_n_ctx(const SaCtx *c);
+void sa_ctx_truncate(SaCtx *c, int pos);
+const SaKv *sa_ctx_kv(const SaCtx *c);
+const SaModel *sa_ctx_model(const SaCtx *c);
+
+#endif

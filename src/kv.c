@@ -1,0 +1,42 @@
+/* kv.c - allocation and truncation of the KV cache. */
+#include "kv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+size_t sa_kv_bytes(int n_layer, int n_ctx, int kv_dim, SaDtype dtype) {
+    return 2 * (size_t)n_layer * (size_t)n_ctx * (size_t)kv_dim * (dtype == SA_F32 ? 4 : 2);
+}
+
+int sa_kv_init(SaKv *kv, int n_layer, int n_ctx, int kv_dim, SaDtype dtype) {
+    memset(kv, 0, sizeof *kv);
+    if (dtype != SA_F16 && dtype != SA_F32) return sa_err("KV cache type must be f16 or f32");
+    kv->dtype = dtype;
+    kv->elt = dtype == SA_F32 ? 4 : 2;
+    kv->n_layer = n_layer;
+    kv->n_ctx = n_ctx;
+    kv->kv_dim = kv_dim;
+    size_t half = sa_kv_bytes(n_layer, n_ctx, kv_dim, dtype) / 2;
+    kv->k = sa_aligned_alloc(half);
+    kv->v = sa_aligned_alloc(half);
+    kv->tokens = sa_malloc((size_t)n_ctx * sizeof(int32_t));
+    if (!kv->k || !kv->v || !kv->tokens) {
+        sa_kv_free(kv);
+        return sa_err_prefix("KV cache for %d positions: ", n_ctx);
+    }
+    return 0;
+}
+
+void sa_kv_free(SaKv *kv) {
+    free(kv->k);
+    free(kv->v);
+    free(kv->tokens);
+    memset(kv, 0, sizeof *kv);
+}
+
+void sa_kv_truncate(SaKv *kv, int pos) {
+    if (pos < 0) pos = 0;
+    if (pos < kv->n) kv->n = pos;
+}

@@ -1,0 +1,140 @@
+/* model.c - bind the tensors of a .salm file to the weights of an architecture. */
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+static int bind_mat(SaModel *m, SaMat *out, const char *name, int cols, int rows, int optional) {
+    const SalmTensor *t = salm_tensor(&m->file, name);
+    if (!t) {
+        if (optional) return 0;
+        return sa_err("%s: missing tensor '%s'", m->file.path, name);
+    }
+    if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows)
+        return sa_err("%s: tensor '%s' has shape [%lld, %lld], expected [%d, %d]", m->file.path, name,
+                      (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1), cols, rows);
+    out->data = t->data;
+    out->dtype = t->dtype;
+    out->cols = cols;
+    out->rows = rows;
+    out->row_bytes = sa_row_bytes(t->dtype, cols);
+    return 0;
+}
+
+/* Norm and bias vectors are used as f32; the converter writes them as f32, but accept any
+ * dtype and convert (into m->owned_f32, a bump area sized up front). */
+static int bind_vec(SaModel *m, const float **out, const char *name, int n, int optional, size_t *bump) {
+    const SalmTensor *t = salm_tensor(&m->file, name);
+    if (!t) {
+        if (optional) return 0;
+        return sa_err("%s: missing tensor '%s'", m->file.path, name);
+    }
+    if (t->n_dims != 1 || t->ne[0] != n)
+        return sa_err("%s: tensor '%s' has %lld elements in %d dimensions, expected a vector of %d", m->file.path,
+                      name, (long long)t->ne[0], t->n_dims, n);
+    if (t->dtype == SA_F32) {
+        *out = t->data;
+    } else {
+        float *dst = m->owned_f32 + *bump;
+        sa_dequantize_row(t->dtype, t->data, dst, n);
+        *bump += (size_t)n;
+        *out = dst;
+    }
+    return 0;
+}
+
+int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
+    memset(m, 0, sizeof *m);
+    SaLoadOpts def = {0};
+    if (!opts) opts = &def;
+    if (salm_open(&m->file, path, opts->use_mmap)) return -1;
+    if (opts->verify && salm_verify(&m->file)) goto fail;
+    if (sa_hparams_read(&m->file, &m->hp)) goto fail;
+    SaHparams *h = &m->hp;
+
+    SaTokSpec spec;
+    if (sa_tok_spec_read(&m->file, &spec)) goto fail;
+    if (spec.n_vocab != h->n_vocab) {
+        sa_err("%s: tokenizer has %d tokens but the model's vocabulary is %d", path, spec.n_vocab, h->n_vocab);
+        sa_tok_spec_free(&spec);
+        goto fail;
+    }
+    m->tok = sa_tok_new(&spec);
+    sa_tok_spec_free(&spec);
+    if (!m->tok) {
+        sa_err_prefix("%s: tokenizer: ", path);
+        goto fail;
+    }
+    const char *ct = salm_get_str(&m->file, "chat_template");
+    if (ct && !(m->chat_template = sa_strdup(ct))) goto fail;
+    const char *at = salm_get_str(&m->file, "aligner_template");
+    if (at && !(m->aligner_template = sa_strdup(at))) goto fail;
+
+    /* room for every vector converted to f32 */
+    size_t vec_floats = (size_t)h->n_embd * (1 + 4 * (size_t)h->n_layer) +
+                        (size_t)h->n_layer * (size_t)(h->n_head + 2 * h->n_head_kv) * h->head_dim;
+    m->owned_f32 = sa_malloc(vec_floats * sizeof(float));
+    m->layers = sa_calloc((size_t)h->n_layer, sizeof(SaLayer));
+    if (!m->owned_f32 || !m->layers) goto fail;
+    size_t bump = 0;
+
+    const int d = h->n_embd, q_dim = h->n_head * h->head_dim, kv_dim = h->n_head_kv * h->head_dim;
+    if (bind_mat(m, &m->tok_embd, "token_embd.weight", d, h->n_vocab, 0)) goto fail;
+    if (bind_vec(m, &m->output_norm, "output_norm.weight", d, 0, &bump)) goto fail;
+    if (h->tied_output) {
+        m->output = m->tok_embd;
+    } else if (bind_mat(m, &m->output, "output.weight", d, h->n_vocab, 0)) {
+        goto fail;
+    }
+    for (int l = 0; l < h->n_layer; l++) {
+        SaLayer *L = &m->layers[l];
+        char name[128];
+#define NAME(s) (snprintf(name, sizeof name, "blk.%d." s, l), name)
+        if (bind_vec(m, &L->attn_norm, NAME("attn_norm.weight"), d, 0, &bump) ||
+            bind_vec(m, &L->ffn_norm, NAME("ffn_norm.weight"), d, 0, &bump) ||
+            bind_mat(m, &L->wq, NAME("attn_q.weight"), d, q_dim, 0) ||
+            bind_mat(m, &L->wk, NAME("attn_k.weight"), d, kv_dim, 0) ||
+            bind_mat(m, &L->wv, NAME("attn_v.weight"), d, kv_dim, 0) ||
+            bind_mat(m, &L->wo, NAME("attn_output.weight"), q_dim, d, 0) ||
+            bind_mat(m, &L->w_gate, NAME("ffn_gate.weight"), d, h->n_ff, 0) ||
+            bind_mat(m, &L->w_up, NAME("ffn_up.weight"), d, h->n_ff, 0) ||
+            bind_mat(m, &L->w_down, NAME("ffn_down.weight"), h->n_ff, d, 0))
+            goto fail;
+        if (h->post_norms) {
+            if (bind_vec(m, &L->post_attn_norm, NAME("post_attention_norm.weight"), d, 0, &bump) ||
+                bind_vec(m, &L->post_ffn_norm, NAME("post_ffw_norm.weight"), d, 0, &bump))
+                goto fail;
+        }
+        if (h->qkv_bias) {
+            if (bind_vec(m, &L->bq, NAME("attn_q.bias"), q_dim, 0, &bump) ||
+                bind_vec(m, &L->bk, NAME("attn_k.bias"), kv_dim, 0, &bump) ||
+                bind_vec(m, &L->bv, NAME("attn_v.bias"), kv_dim, 0, &bump))
+                goto fail;
+        }
+#undef NAME
+    }
+    return 0;
+fail:
+    sa_model_free(m);
+    return -1;
+}
+
+void sa_model_free(SaModel *m) {
+    if (m->tok) sa_tok_free(m->tok);
+    free(m->layers);
+    free(m->owned_f32);
+    free(m->chat_template);
+    free(m->aligner_template);
+    salm_close(&m->file);
+    memset(m, 0, sizeof *m);
+}
+
+uint64_t sa_model_weight_bytes(const SaModel *m) {
+    uint64_t n = 0;
+    for (int i = 0; i < m->file.n_tensors; i++) n += m->file.tensors[i].nbytes;
+    return n;
+}

@@ -1,0 +1,48 @@
+/* model.h - a loaded model: hyperparameters, weights bound to the tensors of a .salm file,
+ * and its tokenizer. Read-only after loading; any number of contexts (src/context.h) can use it. */
+#ifndef SALIGN_MODEL_H
+#define SALIGN_MODEL_H
+
+#include "hparams.h"
+#include "salm.h"
+#include "tokenizer.h"
+
+/* A weight matrix: `rows` rows of `cols` elements (GGUF ne[0] = cols, ne[1] = rows). */
+typedef struct {
+    const void *data;
+    SaDtype dtype;
+    int cols, rows;
+    size_t row_bytes;
+} SaMat;
+
+typedef struct {
+    const float *attn_norm, *ffn_norm;
+    const float *post_attn_norm, *post_ffn_norm; /* Gemma 2 */
+    SaMat wq, wk, wv, wo;
+    const float *bq, *bk, *bv; /* Qwen2 */
+    SaMat w_gate, w_up, w_down;
+} SaLayer;
+
+typedef struct {
+    SaHparams hp;
+    Salm file;
+    SaTokenizer *tok;
+    SaMat tok_embd, output;
+    const float *output_norm;
+    SaLayer *layers;
+    char *chat_template;    /* model's own chat template text, or NULL */
+    char *aligner_template; /* Stream Aligner prompt template, or NULL */
+    float *owned_f32;       /* norm vectors converted to f32 when stored otherwise */
+} SaModel;
+
+typedef struct {
+    int use_mmap;
+    int verify; /* check every crc32 at load */
+} SaLoadOpts;
+
+int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts);
+void sa_model_free(SaModel *m);
+/* Bytes of weights (sum of tensor sizes). */
+uint64_t sa_model_weight_bytes(const SaModel *m);
+
+#endif

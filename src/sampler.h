@@ -1,0 +1,42 @@
+/* sampler.h - choose the next token from logits: greedy, or temperature + top-k + top-p,
+ * with an OpenAI/vLLM-style frequency penalty (logit -= penalty * count of the token among the
+ * tokens generated so far). A seeded RNG makes runs reproducible. */
+#ifndef SALIGN_SAMPLER_H
+#define SALIGN_SAMPLER_H
+
+#include <stdint.h>
+
+typedef struct {
+    float temp;         /* 0 = greedy */
+    int top_k;          /* 0 = off */
+    float top_p;        /* 1 = off */
+    float freq_penalty; /* 0 = off */
+    uint64_t seed;
+} SaSamplerParams;
+
+typedef struct {
+    SaSamplerParams p;
+    int n_vocab;
+    uint64_t rng;
+    int32_t *counts; /* occurrences of each token in the generated text */
+    float *probs;    /* scratch */
+    int32_t *idx;    /* scratch */
+} SaSampler;
+
+int sa_sampler_init(SaSampler *s, const SaSamplerParams *p, int n_vocab);
+void sa_sampler_free(SaSampler *s);
+/* Forget the generated-token counts (start of a new generation). */
+void sa_sampler_reset(SaSampler *s);
+/* Record that token id was generated (for the frequency penalty). */
+void sa_sampler_accept(SaSampler *s, int id);
+/* Sample a token. Non-finite logits are never chosen; returns -1 + sa_err if every logit is
+ * non-finite (the model produced NaN/Inf). */
+int sa_sample(SaSampler *s, const float *logits);
+/* The final distribution sa_sample would draw from (penalty, temperature, top-k, top-p applied),
+ * written densely into probs[n_vocab]; greedy gives a one-hot vector. Used by speculative
+ * decoding's acceptance rule. Returns 0 or -1 as sa_sample. */
+int sa_sampler_dist(SaSampler *s, const float *logits, float *probs);
+/* A uniform random float in [0, 1). */
+float sa_sampler_uniform(SaSampler *s);
+
+#endif

@@ -1,0 +1,906 @@
+/* tokenizer.c - text <-> token ids (see tokenizer.h).
+ *
+ * Layout of this file:
+ *   1. spec helpers (free, deep copy)
+ *   2. the tokenizer object: piece -> id hash table, byte-fallback table, special-token index
+ *   3. parse_special: splitting template text on control / user-defined token strings
+ *   4. SentencePiece BPE (SA_TOK_SPM): the merge loop
+ *   5. encode / decode entry points, dispatching on the model
+ *   6. the llama2.c tokenizer.bin loader
+ *
+ * Byte-level BPE (SA_TOK_BPE: GPT-2 byte<->unicode mapping, merge ranks, regex pre-tokenizer) is
+ * meant to slot in as a second per-fragment encoder next to spm_encode() (section 4), chosen in
+ * encode_fragment(); the special-token splitting, the hash table and the output vector are shared.
+ * Until then sa_tok_new() refuses SA_TOK_BPE with a clear message.
+ *
+ * Reference behaviour: llama.cpp's llm_tokenizer_spm_session + llama_vocab::impl::tokenize (and
+ * SentencePiece's bpe_model.cc where the two differ in ways that matter for safety; each such
+ * place says so). */
+#include "tokenizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* U+2581 LOWER ONE EIGHTH BLOCK: SentencePiece's visible stand-in for ' '. */
+#define SPM_SPACE "\xe2\x96\x81"
+#define SPM_SPACE_LEN 3
+
+/* Texts longer than this are refused: offsets are kept in 32 bits and the escaped copy can
+ * be three times the input. 256 MiB is far beyond any prompt. */
+#define MAX_TEXT_BYTES ((size_t)1 << 28)
+/* Vocabularies larger than this are refused (the largest real ones are ~262k). */
+#define MAX_VOCAB (1 << 24)
+
+/* ------------------------------------------------------------------------------------------ */
+/* 1. spec helpers                                                                              */
+
+void sa_tok_spec_free(SaTokSpec *spec) {
+    if (!spec) return;
+    if (spec->tokens) {
+        for (int i = 0; i < spec->n_vocab; i++) free(spec->tokens[i]);
+        free(spec->tokens);
+    }
+    if (spec->merges) {
+        for (int i = 0; i < spec->n_merges; i++) free(spec->merges[i]);
+        free(spec->merges);
+    }
+    free(spec->scores);
+    free(spec->types);
+    free(spec->pre);
+    memset(spec, 0, sizeof *spec);
+}
+
+/* Deep copy, so the tokenizer owns everything and the caller may free its spec at once. */
+static int spec_copy(SaTokSpec *dst, const SaTokSpec *src) {
+    memset(dst, 0, sizeof *dst);
+    dst->model = src->model;
+    dst->bos_id = src->bos_id;
+    dst->eos_id = src->eos_id;
+    dst->unk_id = src->unk_id;
+    dst->pad_id = src->pad_id;
+    dst->eot_id = src->eot_id;
+    dst->add_bos = src->add_bos;
+    dst->add_eos = src->add_eos;
+    dst->add_space_prefix = src->add_space_prefix;
+    int n = src->n_vocab;
+    if (!(dst->tokens = sa_calloc((size_t)n, sizeof(char *)))) goto fail;
+    dst->n_vocab = n; /* from here on sa_tok_spec_free() can clean up a partial copy */
+    for (int i = 0; i < n; i++)
+        if (!(dst->tokens[i] = sa_strdup(src->tokens[i]))) goto fail;
+    if (src->scores) {
+        if (!(dst->scores = sa_malloc((size_t)n * sizeof(float)))) goto fail;
+        memcpy(dst->scores, src->scores, (size_t)n * sizeof(float));
+    }
+    if (src->types) {
+        if (!(dst->types = sa_malloc((size_t)n * sizeof(int32_t)))) goto fail;
+        memcpy(dst->types, src->types, (size_t)n * sizeof(int32_t));
+    }
+    if (src->merges && src->n_merges > 0) {
+        if (!(dst->merges = sa_calloc((size_t)src->n_merges, sizeof(char *)))) goto fail;
+        dst->n_merges = src->n_merges;
+        for (int i = 0; i < src->n_merges; i++)
+            if (!(dst->merges[i] = sa_strdup(src->merges[i]))) goto fail;
+    }
+    if (src->pre && !(dst->pre = sa_strdup(src->pre))) goto fail;
+    return 0;
+fail:
+    sa_tok_spec_free(dst);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 2. the tokenizer object                                                                      */
+
+struct SaTokenizer {
+    SaTokSpec spec;        /* deep copy of what we were built from */
+    uint32_t *len;         /* byte length of each token string */
+    uint8_t *type;         /* effective SA_TT_* per token (missing/undefined -> NORMAL) */
+    int16_t *byte_val;     /* the byte a BYTE token stands for, -1 for other tokens */
+    int32_t *ht;           /* open addressing, linear probing: token ids, -1 = empty slot */
+    uint32_t ht_mask;
+    int32_t byte_tok[256]; /* byte-fallback token of each byte value, -1 if the vocab lacks it */
+    int n_byte_tok;        /* how many of byte_tok are present */
+    /* parse_special index */
+    int32_t *special_rank;   /* per token: position in llama.cpp's match order, -1 = not special */
+    uint32_t *special_lens;  /* distinct lengths of special strings, longest first */
+    int n_special_lens;
+    int n_specials;
+    uint8_t special_first[256]; /* 1 if some special string starts with this byte */
+};
+
+static uint32_t hash_bytes(const char *s, size_t n) {
+    /* FNV-1a, folded to 32 bits: cheap and good enough for short strings. */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 1099511628211ULL;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static int lookup(const SaTokenizer *t, const char *s, size_t n) {
+    uint32_t i = hash_bytes(s, n) & t->ht_mask;
+    for (;;) {
+        int32_t id = t->ht[i];
+        if (id < 0) return -1;
+        if (t->len[id] == n && memcmp(t->spec.tokens[id], s, n) == 0) return id;
+        i = (i + 1) & t->ht_mask;
+    }
+}
+
+/* Insert id; when a string occurs twice the later id wins, as in llama.cpp's token_to_id map. */
+static void ht_insert(SaTokenizer *t, int id) {
+    const char *s = t->spec.tokens[id];
+    uint32_t n = t->len[id];
+    uint32_t i = hash_bytes(s, n) & t->ht_mask;
+    for (;;) {
+        int32_t cur = t->ht[i];
+        if (cur < 0 || (t->len[cur] == n && memcmp(t->spec.tokens[cur], s, n) == 0)) {
+            t->ht[i] = id;
+            return;
+        }
+        i = (i + 1) & t->ht_mask;
+    }
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+/* "<0xXX>" -> XX, else -1. */
+static int parse_byte_piece(const char *s, size_t n) {
+    if (n != 6 || s[0] != '<' || s[1] != '0' || s[2] != 'x' || s[5] != '>') return -1;
+    int hi = hexval(s[3]), lo = hexval(s[4]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+/* Tokens the merge loop may produce. SentencePiece only merges into NORMAL, USER_DEFINED and
+ * UNUSED pieces (its pieces_ map); CONTROL, UNKNOWN and BYTE pieces live in a separate map.
+ * llama.cpp looks every piece up, but following SentencePiece here is what guarantees that
+ * ordinary text can never turn into a control token such as "<s>" through merges. */
+static int mergeable(int type) {
+    return type == SA_TT_NORMAL || type == SA_TT_USER_DEFINED || type == SA_TT_UNUSED;
+}
+
+/* Tokens that parse_special can cut out of template text (llama.cpp's special-token cache). */
+static int is_special_type(int type) {
+    return type == SA_TT_CONTROL || type == SA_TT_USER_DEFINED || type == SA_TT_UNKNOWN;
+}
+
+static const SaTokenizer *g_sort_tok; /* qsort has no context argument in C11 */
+
+/* llama.cpp order for special matching: longest string first (ties by id, to be deterministic
+ * where llama.cpp's std::sort leaves the order unspecified). */
+static int cmp_special(const void *a, const void *b) {
+    int x = *(const int32_t *)a, y = *(const int32_t *)b;
+    uint32_t lx = g_sort_tok->len[x], ly = g_sort_tok->len[y];
+    if (lx != ly) return lx > ly ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static int build_specials(SaTokenizer *t) {
+    int n = t->spec.n_vocab, ns = 0;
+    for (int i = 0; i < n; i++)
+        if (is_special_type(t->type[i]) && t->len[i] > 0) ns++;
+    t->n_specials = ns;
+    if (!(t->special_rank = sa_malloc((size_t)n * sizeof(int32_t)))) return -1;
+    for (int i = 0; i < n; i++) t->special_rank[i] = -1;
+    if (ns == 0) return 0;
+    int32_t *order = sa_malloc((size_t)ns * sizeof(int32_t));
+    if (!order) return -1;
+    ns = 0;
+    for (int i = 0; i < n; i++)
+        if (is_special_type(t->type[i]) && t->len[i] > 0) order[ns++] = i;
+    g_sort_tok = t;
+    qsort(order, (size_t)ns, sizeof *order, cmp_special);
+    g_sort_tok = NULL;
+    int nl = 0;
+    for (int k = 0; k < ns; k++) {
+        int id = order[k];
+        t->special_rank[id] = k;
+        t->special_first[(uint8_t)t->spec.tokens[id][0]] = 1;
+        if (k == 0 || t->len[order[k - 1]] != t->len[id]) nl++;
+    }
+    t->special_lens = sa_malloc((size_t)nl * sizeof(uint32_t));
+    if (!t->special_lens) {
+        free(order);
+        return -1;
+    }
+    nl = 0;
+    for (int k = 0; k < ns; k++)
+        if (k == 0 || t->len[order[k - 1]] != t->len[order[k]]) t->special_lens[nl++] = t->len[order[k]];
+    t->n_special_lens = nl;
+    free(order);
+    return 0;
+}
+
+void sa_tok_free(SaTokenizer *t) {
+    if (!t) return;
+    sa_tok_spec_free(&t->spec);
+    free(t->len);
+    free(t->type);
+    free(t->byte_val);
+    free(t->ht);
+    free(t->special_rank);
+    free(t->special_lens);
+    free(t);
+}
+
+static int check_id(int id, int n, const char *what) {
+    if (id < -1 || id >= n) return sa_err("tokenizer: %s id %d is outside the vocabulary (0..%d)", what, id, n - 1);
+    return 0;
+}
+
+SaTokenizer *sa_tok_new(const SaTokSpec *spec) {
+    if (!spec) {
+        sa_err("tokenizer: no spec");
+        return NULL;
+    }
+    if (spec->model == SA_TOK_BPE) {
+        sa_err("tokenizer: byte-level BPE not supported yet");
+        return NULL;
+    }
+    if (spec->model != SA_TOK_SPM) {
+        sa_err("tokenizer: unknown model type %d", spec->model);
+        return NULL;
+    }
+    int n = spec->n_vocab;
+    if (n <= 0 || n > MAX_VOCAB || !spec->tokens) {
+        sa_err("tokenizer: invalid vocabulary size %d", n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!spec->tokens[i]) {
+            sa_err("tokenizer: token %d has no string", i);
+            return NULL;
+        }
+        if (spec->types && (spec->types[i] < 0 || spec->types[i] > SA_TT_BYTE)) {
+            sa_err("tokenizer: token %d has invalid type %d", i, (int)spec->types[i]);
+            return NULL;
+        }
+        /* A NaN score would make the merge order undefined (every comparison false). */
+        if (spec->scores && isnan(spec->scores[i])) {
+            sa_err("tokenizer: token %d has a NaN score", i);
+            return NULL;
+        }
+    }
+    if (check_id(spec->bos_id, n, "BOS") || check_id(spec->eos_id, n, "EOS") || check_id(spec->unk_id, n, "UNK") ||
+        check_id(spec->pad_id, n, "PAD") || check_id(spec->eot_id, n, "EOT"))
+        return NULL;
+
+    SaTokenizer *t = sa_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (spec_copy(&t->spec, spec) != 0) goto fail;
+    uint32_t cap = 1;
+    while (cap < (uint32_t)n * 2u) cap <<= 1; /* load factor <= 1/2 keeps probes short */
+    t->ht_mask = cap - 1;
+    t->len = sa_malloc((size_t)n * sizeof(uint32_t));
+    t->type = sa_malloc((size_t)n);
+    t->byte_val = sa_malloc((size_t)n * sizeof(int16_t));
+    t->ht = sa_malloc((size_t)cap * sizeof(int32_t));
+    if (!t->len || !t->type || !t->byte_val || !t->ht) goto fail;
+    for (uint32_t i = 0; i < cap; i++) t->ht[i] = -1;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(t->spec.tokens[i]);
+        if (l > UINT32_MAX / 2) {
+            sa_err("tokenizer: token %d is too long (%zu bytes)", i, l);
+            goto fail;
+        }
+        t->len[i] = (uint32_t)l;
+        int ty = t->spec.types ? t->spec.types[i] : SA_TT_NORMAL;
+        t->type[i] = (uint8_t)(ty == 0 ? SA_TT_NORMAL : ty); /* GGUF "undefined" -> normal */
+        /* A BYTE token that is not spelled "<0xXX>" is treated as an ordinary piece rather
+         * than refusing the whole vocabulary. */
+        int bv = t->type[i] == SA_TT_BYTE ? parse_byte_piece(t->spec.tokens[i], l) : -1;
+        if (t->type[i] == SA_TT_BYTE && bv < 0) t->type[i] = SA_TT_NORMAL;
+        t->byte_val[i] = (int16_t)bv;
+        ht_insert(t, i);
+    }
+    /* Byte fallback uses SentencePiece's spelling "<0xXX>" (upper-case hex), like llama.cpp's
+     * byte_to_token(); only tokens typed BYTE count, so a normal piece that happens to read
+     * "<0x41>" is never used for fallback. */
+    for (int b = 0; b < 256; b++) {
+        static const char hex[] = "0123456789ABCDEF";
+        char piece[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
+        int id = lookup(t, piece, 6);
+        if (id < 0 || t->type[id] != SA_TT_BYTE) {
+            /* some converters spell byte tokens in lower-case hex */
+            static const char lhex[] = "0123456789abcdef";
+            char lower[7] = {'<', '0', 'x', lhex[b >> 4], lhex[b & 15], '>', 0};
+            id = lookup(t, lower, 6);
+            if (id >= 0 && t->type[id] != SA_TT_BYTE) id = -1;
+        }
+        t->byte_tok[b] = id;
+        if (id >= 0) t->n_byte_tok++;
+    }
+    if (build_specials(t) != 0) goto fail;
+    return t;
+fail:
+    sa_tok_free(t);
+    return NULL;
+}
+
+const SaTokSpec *sa_tok_spec(const SaTokenizer *t) { return t ? &t->spec : NULL; }
+
+const char *sa_tok_token(const SaTokenizer *t, int id) {
+    if (!t || id < 0 || id >= t->spec.n_vocab) return NULL;
+    return t->spec.tokens[id];
+}
+
+int sa_tok_n_vocab(const SaTokenizer *t) { return t ? t->spec.n_vocab : 0; }
+
+int sa_tok_find(const SaTokenizer *t, const char *piece) {
+    if (!t || !piece) return -1;
+    return lookup(t, piece, strlen(piece));
+}
+
+int sa_tok_is_eog(const SaTokenizer *t, int id) {
+    if (!t || id < 0) return 0;
+    return id == t->spec.eos_id || id == t->spec.eot_id;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output vector: the caller's (ids, n, cap), grown with realloc.                               */
+
+typedef struct {
+    int32_t **ids;
+    int *n, *cap;
+} IdOut;
+
+static int out_push(IdOut *o, int32_t id) {
+    if (*o->n >= *o->cap) {
+        if (*o->cap > (1 << 29)) return sa_err("tokenizer: too many tokens");
+        int nc = *o->cap > 0 ? *o->cap * 2 : 64;
+        int32_t *p = sa_realloc(*o->ids, (size_t)nc * sizeof(int32_t));
+        if (!p) return -1;
+        *o->ids = p;
+        *o->cap = nc;
+    }
+    (*o->ids)[(*o->n)++] = id;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 3. parse_special: cut template text at control / user-defined / unknown token strings.      */
+
+typedef struct {
+    uint32_t off, len;
+    int32_t id; /* the special token, or -1 for a run of ordinary text */
+} Frag;
+
+typedef struct {
+    uint32_t pos;
+    int32_t id;
+    int32_t rank;
+} Match;
+
+static int cmp_match_rank(const void *a, const void *b) {
+    const Match *x = a, *y = b;
+    if (x->rank != y->rank) return x->rank < y->rank ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int cmp_match_pos(const void *a, const void *b) {
+    const Match *x = a, *y = b;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* llama.cpp (tokenizer_st_partition) takes the special tokens longest first; for each one it
+ * cuts every leftmost, non-overlapping occurrence that lies wholly inside a still-unclaimed run
+ * of text. Doing that literally costs (#specials x text length), which hurts with Gemma's
+ * thousands of user-defined tokens, so we compute the same result differently: collect every
+ * occurrence of every special string once (hash lookups at each position for each distinct
+ * special length), then accept occurrences in (token order, position) order whenever none of
+ * their bytes is claimed yet. A match rejected by llama.cpp's scan (it overlaps an earlier cut
+ * or an earlier occurrence of the same token) is exactly one that overlaps a claimed byte, so
+ * the two agree. */
+static int split_specials(const SaTokenizer *t, const char *text, uint32_t len, Frag **frags_out, int *nfrag_out) {
+    Match *m = NULL;
+    uint8_t *claimed = NULL;
+    Frag *f = NULL;
+    size_t nm = 0, capm = 0;
+    for (uint32_t i = 0; i < len; i++) {
+        if (!t->special_first[(uint8_t)text[i]]) continue;
+        for (int k = 0; k < t->n_special_lens; k++) {
+            uint32_t l = t->special_lens[k];
+            if (l > len - i) continue;
+            int id = lookup(t, text + i, l);
+            if (id < 0 || t->special_rank[id] < 0) continue;
+            if (nm == capm) {
+                size_t nc = capm ? capm * 2 : 16;
+                Match *p = sa_realloc(m, nc * sizeof *m);
+                if (!p) goto fail;
+                m = p;
+                capm = nc;
+            }
+            m[nm++] = (Match){i, id, t->special_rank[id]};
+        }
+    }
+    size_t nacc = 0;
+    if (nm > 0) {
+        if (!(claimed = sa_calloc(len, 1))) goto fail;
+        qsort(m, nm, sizeof *m, cmp_match_rank);
+        for (size_t k = 0; k < nm; k++) {
+            uint32_t p = m[k].pos, l = t->len[m[k].id];
+            int free_run = 1;
+            for (uint32_t j = 0; j < l && free_run; j++) free_run = !claimed[p + j];
+            if (!free_run) continue;
+            memset(claimed + p, 1, l);
+            m[nacc++] = m[k];
+        }
+        qsort(m, nacc, sizeof *m, cmp_match_pos);
+    }
+    /* at most one text run before each special token, plus one at the end */
+    if (!(f = sa_malloc((2 * nacc + 1) * sizeof *f))) goto fail;
+    int nf = 0;
+    uint32_t at = 0;
+    for (size_t k = 0; k < nacc; k++) {
+        if (m[k].pos > at) f[nf++] = (Frag){at, m[k].pos - at, -1};
+        f[nf++] = (Frag){m[k].pos, t->len[m[k].id], m[k].id};
+        at = m[k].pos + t->len[m[k].id];
+    }
+    if (at < len) f[nf++] = (Frag){at, len - at, -1};
+    free(m);
+    free(claimed);
+    *frags_out = f;
+    *nfrag_out = nf;
+    return 0;
+fail:
+    free(m);
+    free(claimed);
+    free(f);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 4. SentencePiece BPE                                                                         */
+
+/* Length of the well-formed UTF-8 character at s (RFC 3629: no overlongs, no surrogates, nothing
+ * above U+10FFFF), or 0 if the bytes there are not one.
+ *
+ * Invalid UTF-8: each byte that does not start a well-formed character becomes a symbol of its
+ * own. No vocabulary piece contains such a byte, so it never merges and comes out as its byte
+ * token <0xXX>; decoding gives the original byte back. (llama.cpp instead takes the length from
+ * the lead byte alone and may swallow following valid characters into the same unmergeable
+ * symbol; SentencePiece replaces the byte with U+FFFD. Ours is the only one of the three that
+ * round-trips.) */
+static uint32_t utf8_char_len(const uint8_t *s, size_t n) {
+    uint8_t c = s[0];
+    if (c < 0x80) return 1;
+    uint32_t l;
+    if (c >= 0xC2 && c <= 0xDF) l = 2;
+    else if (c >= 0xE0 && c <= 0xEF) l = 3;
+    else if (c >= 0xF0 && c <= 0xF4) l = 4;
+    else return 0;
+    if (l > n) return 0;
+    for (uint32_t i = 1; i < l; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong 3-byte */
+    if (c == 0xED && s[1] >= 0xA0) return 0; /* UTF-16 surrogate */
+    if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong 4-byte */
+    if (c == 0xF4 && s[1] >= 0x90) return 0; /* above U+10FFFF */
+    return l;
+}
+
+typedef struct {
+    int prev, next; /* neighbours in the live symbol chain, -1 at the ends */
+    int node;       /* merge-tree node this symbol currently is */
+    uint32_t off, n; /* bytes of the escaped text; n == 0 once merged into its left neighbour */
+} Sym;
+
+/* Merge tree: leaves are the initial characters, inner nodes remember which two pieces made
+ * them, so a merge into an UNUSED piece can be undone (SentencePiece "resegment"). */
+typedef struct {
+    int left, right; /* children, -1 for a leaf */
+    uint32_t off, n;
+} Node;
+
+typedef struct {
+    float score;
+    int left, right;
+    uint32_t size; /* byte length of the merged piece; detects stale entries */
+} Bigram;
+
+/* Max-heap order: higher score first; equal scores: leftmost pair first (llama.cpp and
+ * SentencePiece both break ties this way). */
+static int bigram_before(const Bigram *a, const Bigram *b) {
+    if (a->score != b->score) return a->score > b->score;
+    return a->left < b->left;
+}
+
+typedef struct {
+    const SaTokenizer *t;
+    const char *text; /* escaped text */
+    Sym *sym;
+    Node *node;
+    int n_node;
+    Bigram *heap;
+    int n_heap, cap_heap;
+} SpmState;
+
+static int heap_push(SpmState *st, Bigram b) {
+    if (st->n_heap == st->cap_heap) {
+        int nc = st->cap_heap ? st->cap_heap * 2 : 64;
+        Bigram *p = sa_realloc(st->heap, (size_t)nc * sizeof *p);
+        if (!p) return -1;
+        st->heap = p;
+        st->cap_heap = nc;
+    }
+    int i = st->n_heap++;
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!bigram_before(&b, &st->heap[parent])) break;
+        st->heap[i] = st->heap[parent];
+        i = parent;
+    }
+    st->heap[i] = b;
+    return 0;
+}
+
+static Bigram heap_pop(SpmState *st) {
+    Bigram top = st->heap[0];
+    Bigram last = st->heap[--st->n_heap];
+    int n = st->n_heap, i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && bigram_before(&st->heap[c + 1], &st->heap[c])) c++;
+        if (!bigram_before(&st->heap[c], &last)) break;
+        st->heap[i] = st->heap[c];
+        i = c;
+    }
+    if (n > 0) st->heap[i] = last;
+    return top;
+}
+
+/* Queue the pair (left, right) if their concatenation is a piece the merge loop may produce. */
+static int try_add_bigram(SpmState *st, int left, int right) {
+    if (left < 0 || right < 0) return 0;
+    const Sym *l = &st->sym[left], *r = &st->sym[right];
+    uint32_t size = l->n + r->n;
+    int id = lookup(st->t, st->text + l->off, size);
+    if (id < 0 || !mergeable(st->t->type[id])) return 0;
+    float score = st->t->spec.scores ? st->t->spec.scores[id] : 0.0f;
+    return heap_push(st, (Bigram){score, left, right, size});
+}
+
+/* Bytes that formed no token: byte tokens, or UNK. */
+static int emit_bytes(const SaTokenizer *t, const char *s, uint32_t n, IdOut *out) {
+    if (t->n_byte_tok == 0) {
+        /* a vocabulary without byte fallback: one UNK per unknown character, as SentencePiece */
+        if (t->spec.unk_id < 0) return sa_err("tokenizer: text has a character outside the vocabulary, and there is no UNK token");
+        return out_push(out, t->spec.unk_id);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        int id = t->byte_tok[(uint8_t)s[i]];
+        if (id < 0) id = t->spec.unk_id;
+        if (id < 0) return sa_err("tokenizer: no byte token <0x%02X> and no UNK token", (uint8_t)s[i]);
+        if (out_push(out, id) != 0) return -1;
+    }
+    return 0;
+}
+
+static int emit_node(const SpmState *st, int k, IdOut *out) {
+    const Node *nd = &st->node[k];
+    const SaTokenizer *t = st->t;
+    int id = lookup(t, st->text + nd->off, nd->n);
+    if (id >= 0 && t->type[id] == SA_TT_UNUSED && nd->left >= 0) {
+        /* SentencePiece never emits a merged UNUSED piece: it splits it back into the two
+         * pieces it was made from. Depth is bounded by the token length. */
+        if (emit_node(st, nd->left, out) != 0) return -1;
+        return emit_node(st, nd->right, out);
+    }
+    if (id >= 0 && mergeable(t->type[id])) return out_push(out, id);
+    return emit_bytes(t, st->text + nd->off, nd->n, out);
+}
+
+/* Encode one run of ordinary text (already known to hold no special token to cut out). */
+static int spm_encode(const SaTokenizer *t, const char *s, uint32_t len, int space_prefix, IdOut *out) {
+    /* Escape: optional leading space, then every ' ' becomes U+2581. */
+    uint32_t n_sp = 0;
+    for (uint32_t i = 0; i < len; i++) n_sp += s[i] == ' ';
+    size_t blen = (size_t)len + (size_t)(n_sp + (space_prefix ? 1 : 0)) * (SPM_SPACE_LEN - 1);
+    if (space_prefix) blen++;
+    if (blen == 0) return 0;
+    SpmState st = {.t = t};
+    int rc = -1;
+    char *buf = sa_malloc(blen);
+    st.sym = sa_malloc(blen * sizeof(Sym));
+    st.node = sa_malloc(2 * blen * sizeof(Node));
+    if (!buf || !st.sym || !st.node) goto done;
+    size_t k = 0;
+    if (space_prefix) {
+        memcpy(buf, SPM_SPACE, SPM_SPACE_LEN);
+        k = SPM_SPACE_LEN;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+        if (s[i] == ' ') {
+            memcpy(buf + k, SPM_SPACE, SPM_SPACE_LEN);
+            k += SPM_SPACE_LEN;
+        } else {
+            buf[k++] = s[i];
+        }
+    }
+    st.text = buf;
+
+    /* One symbol per UTF-8 character (or per invalid byte). */
+    int nsym = 0;
+    for (uint32_t off = 0; off < blen;) {
+        uint32_t cl = utf8_char_len((const uint8_t *)buf + off, blen - off);
+        if (cl == 0) cl = 1;
+        st.sym[nsym] = (Sym){nsym - 1, off + cl < blen ? nsym + 1 : -1, nsym, off, cl};
+        st.node[nsym] = (Node){-1, -1, off, cl};
+        nsym++;
+        off += cl;
+    }
+    st.n_node = nsym;
+    for (int i = 1; i < nsym; i++)
+        if (try_add_bigram(&st, i - 1, i) != 0) goto done;
+
+    /* Repeatedly merge the best pair. Entries whose symbols changed since they were queued are
+     * stale: a symbol only ever grows, so a size mismatch (or a consumed symbol) reveals them. */
+    while (st.n_heap > 0) {
+        Bigram b = heap_pop(&st);
+        Sym *l = &st.sym[b.left], *r = &st.sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        st.node[st.n_node] = (Node){l->node, r->node, l->off, b.size};
+        l->node = st.n_node++;
+        l->n = b.size;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) st.sym[r->next].prev = b.left;
+        if (try_add_bigram(&st, l->prev, b.left) != 0) goto done;
+        if (try_add_bigram(&st, b.left, l->next) != 0) goto done;
+    }
+    for (int i = 0; i != -1; i = st.sym[i].next)
+        if (emit_node(&st, st.sym[i].node, out) != 0) goto done;
+    rc = 0;
+done:
+    free(buf);
+    free(st.sym);
+    free(st.node);
+    free(st.heap);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 5. encode / decode                                                                           */
+
+/* One run of ordinary text, by model. Byte-level BPE will be a second case here. */
+static int encode_fragment(const SaTokenizer *t, const char *s, uint32_t len, int first_after_special, IdOut *out) {
+    switch (t->spec.model) {
+    case SA_TOK_SPM:
+        return spm_encode(t, s, len, t->spec.add_space_prefix && first_after_special, out);
+    default:
+        return sa_err("tokenizer: model %d cannot encode", t->spec.model);
+    }
+}
+
+int sa_tok_encode(const SaTokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                  int32_t **ids, int *n, int *cap) {
+    if (!t || !ids || !n || !cap || (!text && len > 0)) return sa_err("tokenizer: encode: bad arguments");
+    if (*n < 0 || *cap < *n || (*cap > 0 && !*ids)) return sa_err("tokenizer: encode: inconsistent output buffer");
+    if (len > MAX_TEXT_BYTES) return sa_err("tokenizer: text too long (%zu bytes, limit %zu)", len, MAX_TEXT_BYTES);
+    IdOut out = {ids, n, cap};
+    int n0 = *n;
+    Frag one = {0, (uint32_t)len, -1}, *frags = &one;
+    int nfrag = len > 0 ? 1 : 0; /* empty text gives no fragment: no space prefix, no ids */
+    if (add_bos) {
+        if (t->spec.bos_id < 0) return sa_err("tokenizer: BOS requested but the vocabulary has none");
+        if (out_push(&out, t->spec.bos_id) != 0) return -1;
+    }
+    if (parse_special && len > 0 && t->n_specials > 0 && split_specials(t, text, (uint32_t)len, &frags, &nfrag) != 0)
+        goto fail;
+    /* llama.cpp prefixes a space to every text run that starts the text or follows a special
+     * token (is_prev_special), e.g. "<s>[INST]" -> <s> "▁[" ..., which is also what encoding
+     * each piece of a Llama 2 chat prompt separately with SentencePiece gives. */
+    int prev_special = 1;
+    for (int i = 0; i < nfrag; i++) {
+        if (frags[i].id >= 0) {
+            if (out_push(&out, frags[i].id) != 0) goto fail;
+            prev_special = 1;
+        } else {
+            if (encode_fragment(t, text + frags[i].off, frags[i].len, prev_special, &out) != 0) goto fail;
+            prev_special = 0;
+        }
+    }
+    if (frags != &one) free(frags);
+    return *n - n0;
+fail:
+    if (frags != &one) free(frags);
+    *n = n0; /* leave the caller's ids as they were (the buffer may have grown) */
+    return -1;
+}
+
+int sa_tok_decode(const SaTokenizer *t, int prev, int id, int special, SaBuf *out) {
+    if (!t || !out) return sa_err("tokenizer: decode: bad arguments");
+    if (id < 0 || id >= t->spec.n_vocab)
+        return sa_err("tokenizer: token id %d is outside the vocabulary (0..%d)", id, t->spec.n_vocab - 1);
+    const char *s = t->spec.tokens[id];
+    uint32_t n = t->len[id];
+    switch (t->type[id]) {
+    case SA_TT_CONTROL:
+    case SA_TT_UNKNOWN:
+        /* like llama.cpp: markers such as <s> or <unk> are shown only on request */
+        return special ? sa_buf_append(out, s, n) : 0;
+    case SA_TT_BYTE: {
+        char c = (char)t->byte_val[id];
+        return sa_buf_append(out, &c, 1);
+    }
+    case SA_TT_UNUSED:
+        return 0; /* never produced by encoding; llama.cpp prints nothing either */
+    default:
+        break; /* NORMAL, USER_DEFINED */
+    }
+    /* Unescape U+2581 -> ' '. (llama.cpp copies USER_DEFINED pieces verbatim; SentencePiece and
+     * HF decoders unescape them too, which we follow.) */
+    if (sa_buf_reserve(out, n) != 0) return -1;
+    size_t start = out->len;
+    for (uint32_t i = 0; i < n;) {
+        if (i + SPM_SPACE_LEN <= n && memcmp(s + i, SPM_SPACE, SPM_SPACE_LEN) == 0) {
+            out->data[out->len++] = ' ';
+            i += SPM_SPACE_LEN;
+        } else {
+            out->data[out->len++] = s[i++];
+        }
+    }
+    /* The space the encoder prefixed is not part of the text: drop it from the first piece after
+     * BOS (llama2.c's rule). */
+    if (t->spec.model == SA_TOK_SPM && t->spec.add_space_prefix && prev >= 0 && prev == t->spec.bos_id &&
+        out->len > start && out->data[start] == ' ') {
+        memmove(out->data + start, out->data + start + 1, out->len - start - 1);
+        out->len--;
+    }
+    out->data[out->len] = 0; /* keep SaBuf NUL-terminated for convenience */
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* 6. llama2.c tokenizer.bin                                                                    */
+
+static int load_llama2c(const char *path, int expect_n, SaTokSpec *spec) {
+    memset(spec, 0, sizeof *spec);
+    size_t size = 0;
+    char *data = sa_read_file(path, &size);
+    if (!data) return -1;
+    const uint8_t *d = (const uint8_t *)data;
+    int n = 0, cap = 0;
+    if (size < 4) {
+        sa_err("%s: truncated llama2.c tokenizer: %zu bytes, no header", path, size);
+        goto fail;
+    }
+    uint32_t max_len;
+    memcpy(&max_len, d, 4);
+    /* llama2.c sizes its buffers from this; a real one is a few dozen bytes. */
+    if (max_len == 0 || max_len > 65536) {
+        sa_err("%s: not a llama2.c tokenizer (max_token_length %u)", path, max_len);
+        goto fail;
+    }
+    size_t off = 4;
+    while (off < size) {
+        if (expect_n > 0 && n == expect_n) {
+            sa_err("%s: %zu bytes left after the %d expected tokens", path, size - off, expect_n);
+            goto fail;
+        }
+        if (n >= MAX_VOCAB) {
+            sa_err("%s: more than %d tokens", path, MAX_VOCAB);
+            goto fail;
+        }
+        if (size - off < 8) {
+            sa_err("%s: truncated in the header of token %d (offset %zu, file is %zu bytes)", path, n, off, size);
+            goto fail;
+        }
+        float score;
+        int32_t len;
+        memcpy(&score, d + off, 4);
+        memcpy(&len, d + off + 4, 4);
+        off += 8;
+        if (isnan(score)) {
+            sa_err("%s: token %d has a NaN score", path, n);
+            goto fail;
+        }
+        if (len < 0) {
+            sa_err("%s: token %d has negative length %d", path, n, (int)len);
+            goto fail;
+        }
+        if ((uint32_t)len > max_len) {
+            sa_err("%s: token %d is %d bytes, longer than max_token_length %u", path, n, (int)len, max_len);
+            goto fail;
+        }
+        if ((size_t)len > size - off) {
+            sa_err("%s: truncated in token %d (%d bytes at offset %zu, file is %zu bytes)", path, n, (int)len, off,
+                   size);
+            goto fail;
+        }
+        const char *p = data + off;
+        off += (size_t)len;
+        if (memchr(p, 0, (size_t)len)) {
+            sa_err("%s: token %d contains a NUL byte", path, n);
+            goto fail;
+        }
+        if (n == cap) {
+            int nc = cap ? cap * 2 : 1024;
+            char **nt = sa_realloc(spec->tokens, (size_t)nc * sizeof(char *));
+            if (!nt) goto fail;
+            spec->tokens = nt;
+            float *ns = sa_realloc(spec->scores, (size_t)nc * sizeof(float));
+            if (!ns) goto fail;
+            spec->scores = ns;
+            int32_t *ny = sa_realloc(spec->types, (size_t)nc * sizeof(int32_t));
+            if (!ny) goto fail;
+            spec->types = ny;
+            cap = nc;
+        }
+        /* llama2.c's export decorates BOS/EOS as "\n<s>\n" / "\n</s>\n" for printing; give them
+         * back their SentencePiece names so parse_special and the GGUF vocab agree. */
+        char *tok;
+        if (n == 1 && len == 5 && memcmp(p, "\n<s>\n", 5) == 0) {
+            tok = sa_strdup("<s>");
+        } else if (n == 2 && len == 6 && memcmp(p, "\n</s>\n", 6) == 0) {
+            tok = sa_strdup("</s>");
+        } else {
+            /* ' ' back to U+2581, so the vocabulary reads like the SentencePiece one */
+            size_t sp = 0;
+            for (int32_t i = 0; i < len; i++) sp += p[i] == ' ';
+            tok = sa_malloc((size_t)len + sp * (SPM_SPACE_LEN - 1) + 1);
+            if (tok) {
+                size_t k = 0;
+                for (int32_t i = 0; i < len; i++) {
+                    if (p[i] == ' ') {
+                        memcpy(tok + k, SPM_SPACE, SPM_SPACE_LEN);
+                        k += SPM_SPACE_LEN;
+                    } else {
+                        tok[k++] = p[i];
+                    }
+                }
+                tok[k] = 0;
+            }
+        }
+        if (!tok) goto fail;
+        spec->tokens[n] = tok;
+        spec->scores[n] = score;
+        spec->types[n] = n == 0 ? SA_TT_UNKNOWN
+                         : n <= 2 ? SA_TT_CONTROL
+                         : parse_byte_piece(p, (size_t)len) >= 0 ? SA_TT_BYTE
+                                                                 : SA_TT_NORMAL;
+        n++;
+        spec->n_vocab = n; /* keep the partial spec freeable */
+    }
+    if (n < 3) {
+        sa_err("%s: only %d tokens; a llama2.c tokenizer starts with <unk>, <s>, </s>", path, n);
+        goto fail;
+    }
+    if (expect_n > 0 && n != expect_n) {
+        sa_err("%s: %d tokens, but the model expects %d (file truncated or wrong tokenizer)", path, n, expect_n);
+        goto fail;
+    }
+    free(data);
+    spec->model = SA_TOK_SPM;
+    spec->unk_id = 0;
+    spec->bos_id = 1;
+    spec->eos_id = 2;
+    spec->pad_id = -1;
+    spec->eot_id = -1;
+    spec->add_bos = 1;
+    spec->add_eos = 0;
+    spec->add_space_prefix = 1;
+    return 0;
+fail:
+    free(data);
+    sa_tok_spec_free(spec);
+    return -1;
+}
+
+int sa_tok_spec_from_llama2c(const char *path, SaTokSpec *spec) {
+    if (!path || !spec) return sa_err("tokenizer: bad arguments");
+    return load_llama2c(path, -1, spec);
+}
+
+int sa_tok_spec_from_llama2c_n(const char *path, int n_vocab, SaTokSpec *spec) {
+    if (!path || !spec || n_vocab <= 0) return sa_err("tokenizer: bad arguments");
+    return load_llama2c(path, n_vocab, spec);
+}

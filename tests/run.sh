@@ -1,0 +1,34 @@
+#!/bin/sh
+# run.sh - the whole test suite (make test). Ends with one line "N passed, N failed".
+# Each part prints its own "N passed, N failed[, N skipped]" line; this sums them.
+cd "$(dirname "$0")/.." || exit 1
+export OPENBLAS_NUM_THREADS=1
+log=build/test-output.txt
+mkdir -p build
+: > "$log"
+status=0
+run_part() { # name, command...
+    name=$1; shift
+    echo "== $name" | tee -a "$log"
+    "$@" 2>&1 | tee -a "$log.part"
+    cat "$log.part" >> "$log"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log.part" | tail -n 1)
+    rm -f "$log.part"
+    if [ -z "$line" ]; then
+        echo "$name: produced no result line" | tee -a "$log"
+        echo "0 passed, 1 failed" >> "$log.sums"
+        status=1
+    else
+        echo "$line" >> "$log.sums"
+    fi
+}
+rm -f "$log.sums"
+run_part unit bin/salign-tests
+for extra in tests/run-*.sh; do
+    [ -f "$extra" ] && run_part "$(basename "$extra" .sh)" sh "$extra"
+done
+p=$(awk '{p+=$1} END {print p+0}' "$log.sums")
+f=$(awk '{f+=$3} END {print f+0}' "$log.sums")
+rm -f "$log.sums"
+echo "$p passed, $f failed"
+[ "$f" = 0 ] && [ $status = 0 ]

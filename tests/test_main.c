@@ -1,0 +1,131 @@
+/* test_main.c - the runner behind tests/test.h. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../simd/kernels.h"
+#include "../src/common.h"
+#include "test.h"
+
+typedef struct {
+    const char *name, *file;
+    TestFn fn;
+} TestCase;
+
+static TestCase g_tests[1024];
+static int g_ntests;
+static int g_cur_failed, g_cur_skipped;
+static char g_skip_reason[256];
+
+void test_register(const char *name, const char *file, TestFn fn) {
+    if (g_ntests < (int)SA_ARRAY_LEN(g_tests)) g_tests[g_ntests++] = (TestCase){name, file, fn};
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    if (g_cur_failed < 20) {
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stdout, "    %s:%d: ", file, line);
+        vfprintf(stdout, fmt, ap);
+        fprintf(stdout, "\n");
+        va_end(ap);
+    } else if (g_cur_failed == 20) {
+        fprintf(stdout, "    (further failures of this test not shown)\n");
+    }
+    g_cur_failed++;
+}
+
+void test_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_skip_reason, sizeof g_skip_reason, fmt, ap);
+    va_end(ap);
+    g_cur_skipped = 1;
+}
+
+char *test_run(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) {
+        if (status) *status = -1;
+        return strdup("");
+    }
+    SaBuf b = {0};
+    char tmp[4096];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, p)) > 0) sa_buf_append(&b, tmp, n);
+    int st = pclose(p);
+    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    if (!b.data) return strdup("");
+    return b.data;
+}
+
+const char *test_tmpdir(void) {
+    static char dir[256];
+    if (!dir[0]) {
+        mkdir("build", 0755);
+        mkdir("build/test-tmp", 0755);
+        snprintf(dir, sizeof dir, "build/test-tmp/%d", (int)getpid());
+        mkdir(dir, 0755);
+    }
+    return dir;
+}
+
+const char *test_tmp(const char *name) {
+    static char bufs[8][512];
+    static int k;
+    char *b = bufs[k++ % 8];
+    snprintf(b, 512, "%s/%s", test_tmpdir(), name);
+    return b;
+}
+
+const char *test_models_dir(void) {
+    static char dir[512];
+    const char *env = getenv("SALIGN_SHARED");
+    snprintf(dir, sizeof dir, "%s/models", env && *env ? env : "../shared");
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return dir;
+    return NULL;
+}
+
+double test_nmse(const float *a, const float *b, int n) {
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    sa_kernels_init();
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int passed = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < g_ntests; i++) {
+        TestCase *t = &g_tests[i];
+        if (filter && !strstr(t->name, filter) && !strstr(t->file, filter)) continue;
+        g_cur_failed = 0;
+        g_cur_skipped = 0;
+        double t0 = sa_time_ms();
+        t->fn();
+        double ms = sa_time_ms() - t0;
+        if (g_cur_failed) {
+            printf("FAIL %s (%s, %.0f ms)\n", t->name, t->file, ms);
+            failed++;
+        } else if (g_cur_skipped) {
+            printf("skip %s: %s\n", t->name, g_skip_reason);
+            skipped++;
+        } else {
+            printf("ok   %s (%.0f ms)\n", t->name, ms);
+            passed++;
+        }
+    }
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed ? 1 : 0;
+}
