@@ -138,8 +138,8 @@ static int parse(Salm *s) {
     if (s->size < SALM_HEADER_BYTES) return sa_err("file too small (%zu bytes) to be a .salm", s->size);
     if (memcmp(s->base, SALM_MAGIC, 4) != 0) return sa_err("not a .salm file (bad magic)");
     c.p += 4;
-    uint32_t version, n_kv, n_tensors, head_crc, reserved;
-    uint64_t meta_bytes;
+    uint32_t version = 0, n_kv = 0, n_tensors = 0, head_crc = 0, reserved = 0;
+    uint64_t meta_bytes = 0; /* the size check above guarantees these reads succeed */
     rd_u32(&c, &version);
     if (version != SALM_VERSION) return sa_err("unsupported .salm version %u (this build reads %d)", version, SALM_VERSION);
     rd_u32(&c, &n_kv);
@@ -181,6 +181,7 @@ static int parse(Salm *s) {
         t->data = s->base + s->data_offset + t->offset;
     }
     uint64_t table_end = (uint64_t)(c.p - s->base);
+    s->header_end = table_end;
     uint32_t crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), s->base + SALM_HEADER_BYTES, (uInt)(table_end - SALM_HEADER_BYTES));
     if (crc != head_crc) return sa_err("header crc32 mismatch (file says %08x, contents give %08x)", head_crc, crc);
     /* names unique; byte ranges must not overlap */

@@ -63,6 +63,7 @@ typedef struct {
     size_t size;
     int mmapped;
     uint64_t data_offset;
+    uint64_t header_end; /* end of the tensor table (what header_crc32 covers ends here) */
     char *path;
 } Salm;
 

@@ -107,6 +107,9 @@ struct SaTokenizer {
     int n_special_lens;
     int n_specials;
     uint8_t special_first[256]; /* 1 if some special string starts with this byte */
+    /* SPM: 1 for a byte that ends a character some mergeable piece has right before a U+2581
+     * (other than in its leading run of U+2581); see spm_cut_before() */
+    uint8_t spm_nocut[256];
 };
 
 static uint32_t hash_bytes(const char *s, size_t n) {
@@ -171,14 +174,8 @@ static int is_special_type(int type) {
     return type == SA_TT_CONTROL || type == SA_TT_USER_DEFINED || type == SA_TT_UNKNOWN;
 }
 
-static const SaTokenizer *g_sort_tok; /* qsort has no context argument in C11 */
-
-/* llama.cpp order for special matching: longest string first (ties by id, to be deterministic
- * where llama.cpp's std::sort leaves the order unspecified). */
-static int cmp_special(const void *a, const void *b) {
-    int x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = g_sort_tok->len[x], ly = g_sort_tok->len[y];
-    if (lx != ly) return lx > ly ? -1 : 1;
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -190,14 +187,22 @@ static int build_specials(SaTokenizer *t) {
     if (!(t->special_rank = sa_malloc((size_t)n * sizeof(int32_t)))) return -1;
     for (int i = 0; i < n; i++) t->special_rank[i] = -1;
     if (ns == 0) return 0;
+    /* llama.cpp's order for special matching: longest string first; ties by id, to be
+     * deterministic where llama.cpp's std::sort leaves the order unspecified. Sort keys
+     * (~len, id) as one integer so no comparator needs the tokenizer. */
+    uint64_t *key = sa_malloc((size_t)ns * sizeof(uint64_t));
     int32_t *order = sa_malloc((size_t)ns * sizeof(int32_t));
-    if (!order) return -1;
+    if (!key || !order) {
+        free(key);
+        free(order);
+        return -1;
+    }
     ns = 0;
     for (int i = 0; i < n; i++)
-        if (is_special_type(t->type[i]) && t->len[i] > 0) order[ns++] = i;
-    g_sort_tok = t;
-    qsort(order, (size_t)ns, sizeof *order, cmp_special);
-    g_sort_tok = NULL;
+        if (is_special_type(t->type[i]) && t->len[i] > 0) key[ns++] = (uint64_t)(UINT32_MAX - t->len[i]) << 32 | (uint32_t)i;
+    qsort(key, (size_t)ns, sizeof *key, cmp_u64);
+    for (int k = 0; k < ns; k++) order[k] = (int32_t)(key[k] & 0xFFFFFFFFu);
+    free(key);
     int nl = 0;
     for (int k = 0; k < ns; k++) {
         int id = order[k];
@@ -316,6 +321,17 @@ SaTokenizer *sa_tok_new(const SaTokSpec *spec) {
         }
         t->byte_tok[b] = id;
         if (id >= 0) t->n_byte_tok++;
+    }
+    /* Where the SPM merge loop may split long text: see spm_cut_before(). */
+    for (int i = 0; i < n; i++) {
+        if (!mergeable(t->type[i])) continue;
+        const char *s = t->spec.tokens[i];
+        uint32_t l = t->len[i], p = 0;
+        while (p + SPM_SPACE_LEN <= l && memcmp(s + p, SPM_SPACE, SPM_SPACE_LEN) == 0) p += SPM_SPACE_LEN;
+        for (; p + SPM_SPACE_LEN <= l; p++)
+            if (p > 0 && memcmp(s + p, SPM_SPACE, SPM_SPACE_LEN) == 0 &&
+                (p < SPM_SPACE_LEN || memcmp(s + p - SPM_SPACE_LEN, SPM_SPACE, SPM_SPACE_LEN) != 0))
+                t->spm_nocut[(uint8_t)s[p - 1]] = 1;
     }
     if (build_specials(t) != 0) goto fail;
     return t;
@@ -598,6 +614,57 @@ static int emit_node(const SpmState *st, int k, IdOut *out) {
     return emit_bytes(t, st->text + nd->off, nd->n, out);
 }
 
+/* The BPE merge loop over buf[off, off+len): one segment of escaped text. */
+static int spm_merge_segment(SpmState *st, uint32_t off0, uint32_t len, IdOut *out) {
+    const char *buf = st->text;
+    /* One symbol per UTF-8 character (or per invalid byte). */
+    int nsym = 0;
+    for (uint32_t off = off0, end = off0 + len; off < end;) {
+        uint32_t cl = utf8_char_len((const uint8_t *)buf + off, end - off);
+        if (cl == 0) cl = 1;
+        st->sym[nsym] = (Sym){nsym - 1, off + cl < end ? nsym + 1 : -1, nsym, off, cl};
+        st->node[nsym] = (Node){-1, -1, off, cl};
+        nsym++;
+        off += cl;
+    }
+    st->n_node = nsym;
+    st->n_heap = 0;
+    for (int i = 1; i < nsym; i++)
+        if (try_add_bigram(st, i - 1, i) != 0) return -1;
+
+    /* Repeatedly merge the best pair. Entries whose symbols changed since they were queued are
+     * stale: a symbol only ever grows, so a size mismatch (or a consumed symbol) reveals them. */
+    while (st->n_heap > 0) {
+        Bigram b = heap_pop(st);
+        Sym *l = &st->sym[b.left], *r = &st->sym[b.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
+        st->node[st->n_node] = (Node){l->node, r->node, l->off, b.size};
+        l->node = st->n_node++;
+        l->n = b.size;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) st->sym[r->next].prev = b.left;
+        if (try_add_bigram(st, l->prev, b.left) != 0) return -1;
+        if (try_add_bigram(st, b.left, l->next) != 0) return -1;
+    }
+    for (int i = 0; i != -1; i = st->sym[i].next)
+        if (emit_node(st, st->sym[i].node, out) != 0) return -1;
+    return 0;
+}
+
+/* Can the merge loop be run separately on the pieces of buf cut just before position p? Only if
+ * p starts a U+2581 that follows some other character c, and no mergeable piece contains c
+ * directly followed by U+2581 (t->spm_nocut, indexed by c's last byte, says which may): then no
+ * pair spanning p can ever be queued, and merges on each side happen in the same order as they
+ * would over the whole text. For Llama 2 this cuts before every space, so long texts cost
+ * memory per word instead of per text and run several times faster. */
+static int spm_cut_before(const SaTokenizer *t, const char *buf, uint32_t p, uint32_t blen) {
+    if (p < SPM_SPACE_LEN || p + SPM_SPACE_LEN > blen) return 0;
+    if (memcmp(buf + p, SPM_SPACE, SPM_SPACE_LEN) != 0) return 0;
+    if (memcmp(buf + p - SPM_SPACE_LEN, SPM_SPACE, SPM_SPACE_LEN) == 0) return 0; /* inside a run of spaces */
+    return !t->spm_nocut[(uint8_t)buf[p - 1]];
+}
+
 /* Encode one run of ordinary text (already known to hold no special token to cut out). */
 static int spm_encode(const SaTokenizer *t, const char *s, uint32_t len, int space_prefix, IdOut *out) {
     /* Escape: optional leading space, then every ' ' becomes U+2581. */
@@ -608,10 +675,9 @@ static int spm_encode(const SaTokenizer *t, const char *s, uint32_t len, int spa
     if (blen == 0) return 0;
     SpmState st = {.t = t};
     int rc = -1;
+    size_t seg_cap = 0;
     char *buf = sa_malloc(blen);
-    st.sym = sa_malloc(blen * sizeof(Sym));
-    st.node = sa_malloc(2 * blen * sizeof(Node));
-    if (!buf || !st.sym || !st.node) goto done;
+    if (!buf) goto done;
     size_t k = 0;
     if (space_prefix) {
         memcpy(buf, SPM_SPACE, SPM_SPACE_LEN);
@@ -626,38 +692,23 @@ static int spm_encode(const SaTokenizer *t, const char *s, uint32_t len, int spa
         }
     }
     st.text = buf;
-
-    /* One symbol per UTF-8 character (or per invalid byte). */
-    int nsym = 0;
-    for (uint32_t off = 0; off < blen;) {
-        uint32_t cl = utf8_char_len((const uint8_t *)buf + off, blen - off);
-        if (cl == 0) cl = 1;
-        st.sym[nsym] = (Sym){nsym - 1, off + cl < blen ? nsym + 1 : -1, nsym, off, cl};
-        st.node[nsym] = (Node){-1, -1, off, cl};
-        nsym++;
-        off += cl;
+    for (uint32_t seg = 0; seg < blen;) {
+        uint32_t end = seg + 1;
+        while (end < blen && !spm_cut_before(t, buf, end, (uint32_t)blen)) end++;
+        size_t n = end - seg; /* at most n symbols and 2n merge-tree nodes */
+        if (n > seg_cap) {
+            size_t nc = SA_MAX(n, seg_cap * 2);
+            Sym *ns = sa_realloc(st.sym, nc * sizeof(Sym));
+            if (!ns) goto done;
+            st.sym = ns;
+            Node *nn = sa_realloc(st.node, 2 * nc * sizeof(Node));
+            if (!nn) goto done;
+            st.node = nn;
+            seg_cap = nc;
+        }
+        if (spm_merge_segment(&st, seg, (uint32_t)n, out) != 0) goto done;
+        seg = end;
     }
-    st.n_node = nsym;
-    for (int i = 1; i < nsym; i++)
-        if (try_add_bigram(&st, i - 1, i) != 0) goto done;
-
-    /* Repeatedly merge the best pair. Entries whose symbols changed since they were queued are
-     * stale: a symbol only ever grows, so a size mismatch (or a consumed symbol) reveals them. */
-    while (st.n_heap > 0) {
-        Bigram b = heap_pop(&st);
-        Sym *l = &st.sym[b.left], *r = &st.sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
-        st.node[st.n_node] = (Node){l->node, r->node, l->off, b.size};
-        l->node = st.n_node++;
-        l->n = b.size;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) st.sym[r->next].prev = b.left;
-        if (try_add_bigram(&st, l->prev, b.left) != 0) goto done;
-        if (try_add_bigram(&st, b.left, l->next) != 0) goto done;
-    }
-    for (int i = 0; i != -1; i = st.sym[i].next)
-        if (emit_node(&st, st.sym[i].node, out) != 0) goto done;
     rc = 0;
 done:
     free(buf);

@@ -105,7 +105,7 @@ static int read_hparams(const Gguf *g, const GgufArch *a, SaHparams *h) {
     /* head_dim: explicit key_length (value_length must agree: we have one head size), else
      * n_embd / n_head */
     if (gguf_find(g, pkey(k, sizeof k, p, "attention.key_length"))) {
-        int kl, vl;
+        int kl = 0, vl = 0;
         if (get_pos_int(g, k, &kl)) return -1;
         if (opt_pos_int(g, pkey(k, sizeof k, p, "attention.value_length"), kl, &vl)) return -1;
         if (vl != kl) return sa_err("%s: attention key length %d differs from value length %d (not supported)", g->path, kl, vl);
@@ -208,7 +208,7 @@ int sa_import_gguf(const char *path, SaConvSource *src) {
     src->hp.n_vocab = src->tok.n_vocab;
     char k[128];
     if (gguf_find(g, pkey(k, sizeof k, a->gguf_name, "vocab_size"))) {
-        int nv;
+        int nv = 0;
         if (get_pos_int(g, k, &nv)) goto fail;
         if (nv != src->tok.n_vocab) {
             sa_err("%s: %s = %d but the tokenizer has %d tokens", path, k, nv, src->tok.n_vocab);

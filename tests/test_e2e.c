@@ -1,0 +1,232 @@
+/* test_e2e.c - the Foundation's end-to-end contract, through the real binaries:
+ * convert stories260K (GGUF F32 / llama2.c .bin / GGUF Q8_0, Q4_0), generate greedily, and
+ * compare with llama2.c's text and llama.cpp's ids. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/common.h"
+#include "test.h"
+
+/* Convert src to a .salm in the scratch folder (once per name). Returns its path or NULL. */
+static const char *convert(const char *src, const char *type, const char *extra, const char *name) {
+    const char *out = test_tmp(name);
+    static char paths[16][512];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(paths[i], out)) return paths[i];
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "bin/salign-quantize %s %s --type %s %s -q 2>&1", src, out, type, extra ? extra : "");
+    int st;
+    char *log = test_run(cmd, &st);
+    if (st != 0) {
+        test_fail(__FILE__, __LINE__, "conversion failed: %s", log);
+        free(log);
+        return NULL;
+    }
+    free(log);
+    if (n < 16) {
+        snprintf(paths[n], sizeof paths[n], "%s", out);
+        return paths[n++];
+    }
+    return out;
+}
+
+static char *models_file(const char *name) {
+    const char *dir = test_models_dir();
+    if (!dir) return NULL;
+    static char buf[4][512];
+    static int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, 512, "%s/%s", dir, name);
+    return b;
+}
+
+/* Parse "1,2,3" or "1 2 3" into ids; returns count. */
+static int parse_ids(const char *s, int *ids, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        while (*s && (*s == ',' || *s == ' ' || *s == '\n')) s++;
+        if (!*s) break;
+        ids[n++] = (int)strtol(s, (char **)&s, 10);
+    }
+    return n;
+}
+
+static void check_greedy_text(const char *model, const char *threads) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bin/salign generate -m %s -n 200 --temp 0 -t %s 2>/dev/null", model, threads);
+    int st;
+    char *out = test_run(cmd, &st);
+    size_t elen;
+    char *expect = sa_read_file(models_file("stories260K.expected_greedy_200.txt"), &elen);
+    CHECK_EQ_INT(st, 0);
+    CHECK(expect != NULL);
+    if (expect) CHECKF(strlen(out) == elen && memcmp(out, expect, elen) == 0, "output differs from llama2.c's (t=%s):\n%s", threads, out);
+    free(out);
+    free(expect);
+}
+
+TEST(e2e_gguf_f32_greedy_matches_llama2c) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    const char *m = convert(models_file("stories260K.gguf"), "f32", NULL, "s260k-f32.salm");
+    if (!m) return;
+    check_greedy_text(m, "1");
+    check_greedy_text(m, "2");
+}
+
+TEST(e2e_llama2c_bin_greedy_matches_llama2c) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    char extra[600];
+    snprintf(extra, sizeof extra, "--tokenizer %s", models_file("tok512.bin"));
+    const char *m = convert(models_file("stories260K.bin"), "f32", extra, "s260k-bin.salm");
+    if (!m) return;
+    check_greedy_text(m, "1");
+}
+
+static void check_ids(const char *gguf, const char *ids_file, const char *name) {
+    const char *m = convert(models_file(gguf), "keep", NULL, name);
+    if (!m) return;
+    int expect[256], got[256];
+    char *e = sa_read_file(models_file(ids_file), NULL);
+    int ne = e ? parse_ids(e, expect, 256) : 0;
+    free(e);
+    CHECK_EQ_INT(ne, 200);
+    const char *threads[] = {"1", "2"};
+    for (int ti = 0; ti < 2; ti++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "bin/salign generate -m %s -n 200 --temp 0 --ids -t %s 2>/dev/null", m, threads[ti]);
+        int st;
+        char *out = test_run(cmd, &st);
+        int ng = parse_ids(out, got, 256);
+        CHECK_EQ_INT(st, 0);
+        CHECK_EQ_INT(ng, 200);
+        int first_diff = -1;
+        for (int i = 0; i < SA_MIN(ng, ne); i++)
+            if (got[i] != expect[i]) { first_diff = i; break; }
+        CHECKF(first_diff < 0, "%s: first difference with llama.cpp's ids at step %d (ours %d, llama.cpp %d), -t %s", gguf,
+               first_diff, first_diff >= 0 ? got[first_diff] : 0, first_diff >= 0 ? expect[first_diff] : 0, threads[ti]);
+        free(out);
+    }
+}
+
+TEST(e2e_q8_0_keep_matches_llamacpp_ids) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    check_ids("stories260K-q8_0.gguf", "stories260K-q8_0.expected_greedy_200.ids.txt", "s260k-q8.salm");
+}
+
+TEST(e2e_q4_0_keep_matches_llamacpp_ids) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    check_ids("stories260K-q4_0.gguf", "stories260K-q4_0.expected_greedy_200.ids.txt", "s260k-q4.salm");
+}
+
+TEST(e2e_info_and_verify) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    const char *m = convert(models_file("stories260K.gguf"), "f32", NULL, "s260k-f32.salm");
+    if (!m) return;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bin/salign info %s --verify 2>&1", m);
+    int st;
+    char *out = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECK(strstr(out, "n_layer 5") && strstr(out, "n_head_kv 4") && strstr(out, "blk.4.ffn_down.weight") &&
+          strstr(out, "checksums match"));
+    free(out);
+    /* flip one byte of tensor data: --verify must catch it, exit 1, one line */
+    size_t len;
+    char *bytes = sa_read_file(m, &len);
+    bytes[len - 100] ^= 1;
+    const char *bad = test_tmp("flipped.salm");
+    FILE *f = fopen(bad, "wb");
+    fwrite(bytes, 1, len, f);
+    fclose(f);
+    free(bytes);
+    snprintf(cmd, sizeof cmd, "bin/salign info %s --verify 2>&1 >/dev/null", bad);
+    out = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 1);
+    CHECKF(strstr(out, "crc32 mismatch") && strchr(out, '\n') == out + strlen(out) - 1, "got: %s", out);
+    free(out);
+}
+
+/* Every user error: exit status 1 and one line on stderr naming the problem (after the model's
+ * "loaded" log line when the error comes later). */
+static void check_user_error(const char *args, const char *must_contain) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "bin/salign %s 2>&1 >/dev/null </dev/null", args);
+    int st;
+    char *out = test_run(cmd, &st);
+    char *msg = out;
+    if (!strncmp(msg, "salign: loaded ", 15) && strchr(msg, '\n')) msg = strchr(msg, '\n') + 1;
+    size_t n = strlen(msg);
+    CHECKF(st == 1, "'%s': exit %d", args, st);
+    CHECKF(n > 0 && msg[n - 1] == '\n' && memchr(msg, '\n', n - 1) == NULL, "'%s': not one line: %s", args, out);
+    CHECKF(strncmp(msg, "salign: ", 8) == 0 && strstr(msg, must_contain), "'%s': got %s", args, out);
+    free(out);
+}
+
+TEST(e2e_user_errors_are_one_line) {
+    check_user_error("frobnicate", "unknown command");
+    check_user_error("generate", "-m");
+    check_user_error("generate -m /nonexistent.salm", "/nonexistent.salm");
+    check_user_error("generate -m x -n abc", "-n");
+    check_user_error("generate -m x --temp -1", "--temp");
+    check_user_error("generate -m x --top-p 2", "--top-p");
+    check_user_error("generate -m x --bogus", "--bogus");
+    check_user_error("generate -m x -t", "-t: missing value");
+    check_user_error("info", "model file");
+    check_user_error("info tests/test.h", "tests/test.h");
+    check_user_error("tokenize", "exactly one");
+    check_user_error("tokenize --tokenizer /nonexistent", "/nonexistent");
+    if (test_models_dir()) {
+        const char *m = convert(models_file("stories260K.gguf"), "f32", NULL, "s260k-f32.salm");
+        if (m) {
+            char args[700];
+            snprintf(args, sizeof args, "generate -m %s -c 8 -p 'Once upon a time there was a very long prompt'", m);
+            check_user_error(args, "context");
+        }
+    }
+}
+
+TEST(e2e_truncated_salm_is_refused) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    const char *m = convert(models_file("stories260K-q4_0.gguf"), "keep", NULL, "s260k-q4.salm");
+    if (!m) return;
+    size_t len;
+    char *bytes = sa_read_file(m, &len);
+    const char *bad = test_tmp("trunc.salm");
+    size_t cuts[] = {0, 3, 4, 20, 39, 40, 41, 100, 1000, 5000, len / 2, len - 1};
+    for (size_t i = 0; i < SA_ARRAY_LEN(cuts); i++) {
+        FILE *f = fopen(bad, "wb");
+        fwrite(bytes, 1, cuts[i], f);
+        fclose(f);
+        char args[700];
+        snprintf(args, sizeof args, "info %s", bad);
+        check_user_error(args, bad);
+        snprintf(args, sizeof args, "generate -m %s -n 4", bad);
+        check_user_error(args, bad);
+    }
+    free(bytes);
+}
+
+TEST(e2e_tokenize_cli) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "printf 'Once upon a time' | bin/salign tokenize --tokenizer %s", models_file("tok512.bin"));
+    char *a = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    const char *m = convert(models_file("stories260K.gguf"), "f32", NULL, "s260k-f32.salm");
+    if (m) {
+        snprintf(cmd, sizeof cmd, "printf 'Once upon a time' | bin/salign tokenize -m %s", m);
+        char *b = test_run(cmd, &st);
+        CHECK_EQ_STR(a, b);
+        free(b);
+        snprintf(cmd, sizeof cmd, "printf '\"Once upon a time\"\\n\"<s>\"\\n' | bin/salign tokenize -m %s --jsonl --no-bos", m);
+        b = test_run(cmd, &st);
+        CHECK_EQ_INT(st, 0);
+        CHECK(b[0] == '[' && strchr(b, '\n') && strchr(strchr(b, '\n') + 1, '\n'));
+        CHECKF(strstr(b, "[1]") == NULL, "<s> in user text became BOS: %s", b);
+        free(b);
+    }
+    CHECK(a[0] == '1' && a[1] == ' '); /* BOS first */
+    free(a);
+}

@@ -1,0 +1,552 @@
+/* test_kernels.c - every SIMD kernel table this CPU supports, against the scalar reference,
+ * plus the scalar fp16 conversions against an independent (slow, obviously correct) reference.
+ *
+ * What "equal" means per kernel (see simd/kernels.h):
+ *   quantize_q8_0, f32_to_f16     bit-identical (memcmp), on random rows, exact rounding ties,
+ *                                 every fp16 rounding midpoint, NaN/inf/subnormal patterns;
+ *   dot_q8_0, dot_q4_0            exact: blocks with fp16 scales of exactly 1.0 and values small
+ *                                 enough that every partial sum is an integer below 2^24, so any
+ *                                 float accumulation order gives the integer dot exactly; with real
+ *                                 scales, NMSE against the reference;
+ *   float dots and axpy           NMSE < 1e-7 per length (only the summation order differs).
+ * Buffers get guard elements around them to catch tail loops that read or write too far. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd/kernels.h"
+#include "test.h"
+
+/* ---- deterministic random numbers (splitmix64): failures reproduce ---- */
+
+static uint64_t g_rng;
+static void rng_seed(uint64_t s) { g_rng = s; }
+static uint64_t rng_u64(void) {
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static uint32_t rng_u32(void) { return (uint32_t)(rng_u64() >> 32); }
+static int rng_int(int lo, int hi) { return lo + (int)(rng_u64() % (uint64_t)(hi - lo + 1)); }
+static double rng_unif(void) { return (double)(rng_u64() >> 11) * (1.0 / 9007199254740992.0); } /* [0,1) */
+static float rng_normal(void) {
+    double u = rng_unif(), v = rng_unif();
+    return (float)(sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v));
+}
+
+/* ---- the tables under test ---- */
+
+/* Every table this CPU can run except the reference itself. */
+static int simd_tables(const SaKernels **t) {
+    const SaKernels *all[8];
+    int n = sa_kernels_available(all, 8), m = 0;
+    for (int i = 0; i < n; i++)
+        if (all[i] != &sa_kernels_scalar) t[m++] = all[i];
+    return m;
+}
+
+#define GET_TABLES(tabs, nt)                                                \
+    const SaKernels *tabs[8];                                               \
+    const int nt = simd_tables(tabs);                                       \
+    if (nt == 0) {                                                          \
+        test_skip("no SIMD kernel table for this CPU (scalar only)");       \
+        return;                                                             \
+    }
+
+static const SaKernels *const ref = &sa_kernels_scalar;
+
+/* Lengths for float kernels: every n up to 70 (all tail shapes of 4/8/16/32-wide loops), the
+ * sizes around powers of two, and a few random ones up to 4096. */
+static int float_lengths(int *len) {
+    int m = 0;
+    for (int i = 1; i <= 70; i++) len[m++] = i;
+    static const int extra[] = {95,  96,   97,   127,  128,  129,  255,  256,  257,  511,  512, 513,
+                                999, 1000, 1023, 1024, 1025, 2047, 2048, 2049, 3001, 4095, 4096};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) len[m++] = extra[i];
+    for (int i = 0; i < 12; i++) len[m++] = rng_int(71, 4096);
+    return m;
+}
+#define MAX_LENGTHS 128
+#define MAXN 4096
+#define GUARD 32
+
+/* ---- independent fp16 reference ---- */
+
+/* Value of a half as a double, straight from the IEEE definition. */
+static double ref_f16_value(uint16_t h) {
+    const int e = (h >> 10) & 0x1F, m = h & 0x3FF;
+    double v;
+    if (e == 0) v = ldexp(m, -24);
+    else if (e == 31) v = m ? NAN : INFINITY;
+    else v = ldexp(1024 + m, e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+static double g_half_pos[0x7C00]; /* values of the finite non-negative halves, increasing */
+
+static void init_half_values(void) {
+    for (int h = 0; h < 0x7C00; h++) g_half_pos[h] = ref_f16_value((uint16_t)h);
+}
+
+/* float -> half by searching the sorted finite halves, round to nearest, ties to the even
+ * (low bit clear) half; the midpoint of two halves is exact in double. NaN becomes the
+ * canonical quiet NaN with the sign, which is what the runtime's converters promise. */
+static uint16_t ref_f32_to_f16(float f) {
+    const uint16_t sign = (uint16_t)((sa_fp32_to_bits(f) >> 16) & 0x8000);
+    if (isnan(f)) return sign | 0x7E00;
+    const double a = fabs((double)f);
+    if (a >= 65520.0) return sign | 0x7C00; /* 65520 is the midpoint of 65504 and 2^16, odd below */
+    int lo = 0, hi = 0x7BFF;
+    while (lo < hi) {
+        const int mid = (lo + hi + 1) / 2;
+        if (g_half_pos[mid] <= a) lo = mid;
+        else hi = mid - 1;
+    }
+    const double up = lo == 0x7BFF ? 65536.0 : g_half_pos[lo + 1];
+    const double m = (g_half_pos[lo] + up) / 2;
+    if (a > m || (a == m && (lo & 1))) lo++;
+    return sign | (uint16_t)lo;
+}
+
+/* ---- tests ---- */
+
+TEST(kernels_tables) {
+    const SaKernels *all[8];
+    const int n = sa_kernels_available(all, 8);
+    CHECK(n >= 1 && all[0] == &sa_kernels_scalar);
+    const SaKernels *compiled[] = {
+#if defined(__x86_64__) || defined(_M_X64)
+        &sa_kernels_avx2, &sa_kernels_avx512,
+#endif
+#if defined(__aarch64__)
+        &sa_kernels_neon, &sa_kernels_neon_dotprod,
+#endif
+        &sa_kernels_scalar};
+    for (size_t c = 0; c + 1 < sizeof compiled / sizeof compiled[0]; c++) {
+        int avail = 0;
+        for (int i = 0; i < n; i++) avail |= all[i] == compiled[c];
+        printf("    kernel table %-13s %s\n", compiled[c]->name,
+               avail ? "tested against scalar" : "not supported by this CPU: not tested");
+    }
+    /* every member is filled in */
+    for (int i = 0; i < n; i++) {
+        const SaKernels *k = all[i];
+        CHECKF(k->name && k->quantize_q8_0 && k->dot_q8_0 && k->dot_q4_0 && k->dot_f16 &&
+                   k->dot_bf16 && k->dot_f32 && k->axpy_f32 && k->axpy_f16 && k->f32_to_f16,
+               "table %s has a NULL member", k->name ? k->name : "?");
+    }
+    /* selection by name, then back to what was selected before */
+    const SaKernels *saved = sa_k;
+    CHECK(sa_kernels_select("scalar") == 0 && sa_k == &sa_kernels_scalar);
+    CHECK(sa_kernels_select(all[n - 1]->name) == 0 && sa_k == all[n - 1]);
+    CHECK(sa_kernels_select("no-such-isa") == -1 && sa_k == all[n - 1]);
+    sa_k = saved;
+}
+
+/* One block of 32 floats in one of several shapes, including exact rounding ties. */
+static void fill_q8_block(float *x, int kind) {
+    switch (kind) {
+    case 0: { /* normal data at a random magnitude, 1e-6 .. 1e6 */
+        const float s = (float)pow(10.0, rng_unif() * 12.0 - 6.0);
+        for (int j = 0; j < 32; j++) x[j] = rng_normal() * s;
+    } break;
+    case 1: { /* every value an exact tie k + 0.5 after scaling: the max is 127 * 2^e, so
+                 d = 2^e and 1/d are exact and x/d lands exactly on the half */
+        const float s = ldexpf(1.0f, rng_int(-20, 20));
+        for (int j = 0; j < 32; j++) x[j] = ((float)rng_int(-127, 126) + 0.5f) * s;
+        x[rng_int(0, 31)] = (rng_u32() & 1 ? 127.0f : -127.0f) * s;
+    } break;
+    case 2: { /* integers and halves mixed, small magnitude */
+        for (int j = 0; j < 32; j++) x[j] = (float)rng_int(-254, 254) * 0.5f;
+    } break;
+    case 3: /* all zero: d = 0 */
+        for (int j = 0; j < 32; j++) x[j] = 0.0f;
+        break;
+    case 4: /* one non-zero value (negative or positive), rest signed zeros */
+        for (int j = 0; j < 32; j++) x[j] = (j & 1) ? -0.0f : 0.0f;
+        x[rng_int(0, 31)] = rng_normal();
+        break;
+    default: /* uniform, including values a hair below .5 after scaling */
+        for (int j = 0; j < 32; j++) x[j] = (float)(rng_unif() * 2.0 - 1.0) * 3.0f;
+        break;
+    }
+}
+
+TEST(kernels_quantize_q8_0) {
+    GET_TABLES(tabs, nt);
+    rng_seed(1);
+    float *x = malloc((MAXN + 1) * sizeof *x);
+    BlockQ8_0 *yr = malloc((MAXN / 32 + 1) * sizeof *yr), *yt = malloc((MAXN / 32 + 1) * sizeof *yt);
+    for (int t = 0; t < nt; t++) {
+        int bad = 0;
+        for (int row = 0; row < 600 && bad < 5; row++) {
+            const int nb = row < 128 ? row + 1 : rng_int(1, MAXN / 32);
+            const int off = row & 1; /* also run from a pointer that is not 8-byte aligned */
+            for (int b = 0; b < nb; b++) fill_q8_block(x + off + b * 32, rng_int(0, 5));
+            memset(yr, 0xA5, (size_t)(nb + 1) * sizeof *yr);
+            memset(yt, 0xA5, (size_t)(nb + 1) * sizeof *yt);
+            ref->quantize_q8_0(x + off, yr, nb * 32);
+            tabs[t]->quantize_q8_0(x + off, yt, nb * 32);
+            /* includes the guard block after the row */
+            if (memcmp(yr, yt, (size_t)(nb + 1) * sizeof *yr) != 0) {
+                int b = 0;
+                while (b <= nb && memcmp(&yr[b], &yt[b], sizeof *yr) == 0) b++;
+                CHECKF(0, "%s quantize_q8_0 differs from scalar: row %d, %d blocks, first at block %d",
+                       tabs[t]->name, row, nb, b);
+                bad++;
+            }
+        }
+    }
+    free(x);
+    free(yr);
+    free(yt);
+}
+
+/* Exact integer dots. Scales are fp16 1.0 (0x3C00), and the value ranges keep the sum of
+ * |products| below 2^24, so every partial sum in any order is an exactly representable integer:
+ * the float result must equal the integer dot, bit for bit, for the reference and every table. */
+TEST(kernels_dot_q8_0_exact) {
+    GET_TABLES(tabs, nt);
+    rng_seed(2);
+    BlockQ8_0 *w = malloc(MAXN / 32 * sizeof *w), *a = malloc(MAXN / 32 * sizeof *a);
+    for (int nb = 1; nb <= MAXN / 32; nb++) {
+        for (int rep = 0; rep < 2; rep++) {
+            /* full range up to 1024 elements (1024 * 128 * 127 < 2^24), then half range */
+            const int wl = nb <= 32 ? -128 : -64, wh = nb <= 32 ? 127 : 64, am = nb <= 32 ? 127 : 63;
+            int64_t exact = 0;
+            for (int b = 0; b < nb; b++) {
+                w[b].d = a[b].d = 0x3C00;
+                for (int j = 0; j < 32; j++) {
+                    w[b].qs[j] = (int8_t)rng_int(wl, wh);
+                    a[b].qs[j] = (int8_t)rng_int(-am, am);
+                    exact += (int64_t)w[b].qs[j] * a[b].qs[j];
+                }
+            }
+            const float want = (float)exact;
+            const float r = ref->dot_q8_0(nb * 32, w, a);
+            CHECKF(r == want, "scalar dot_q8_0 n=%d: %.1f, exact %lld", nb * 32, r, (long long)exact);
+            for (int t = 0; t < nt; t++) {
+                const float s = tabs[t]->dot_q8_0(nb * 32, w, a);
+                CHECKF(s == want, "%s dot_q8_0 n=%d: %.1f, exact %lld", tabs[t]->name, nb * 32, s,
+                       (long long)exact);
+            }
+        }
+    }
+    /* extremes: weight -128 (|w| = 128 must not be read as -128) against +-127, and 127 * -127;
+     * 512 elements keep the sum below 2^24 */
+    static const int8_t ext[][2] = {{-128, 127}, {-128, -127}, {127, -127}, {127, 127}, {-128, 0}};
+    for (size_t e = 0; e < sizeof ext / sizeof ext[0]; e++) {
+        for (int nb = 1; nb <= 16; nb += 5) {
+            for (int b = 0; b < nb; b++) {
+                w[b].d = a[b].d = 0x3C00;
+                memset(w[b].qs, (uint8_t)ext[e][0], 32);
+                memset(a[b].qs, (uint8_t)ext[e][1], 32);
+            }
+            const float want = (float)((int64_t)nb * 32 * ext[e][0] * ext[e][1]);
+            CHECK(ref->dot_q8_0(nb * 32, w, a) == want);
+            for (int t = 0; t < nt; t++) {
+                const float s = tabs[t]->dot_q8_0(nb * 32, w, a);
+                CHECKF(s == want, "%s dot_q8_0 all %d x %d, n=%d: %.1f, want %.1f", tabs[t]->name,
+                       ext[e][0], ext[e][1], nb * 32, s, want);
+            }
+        }
+    }
+    free(w);
+    free(a);
+}
+
+TEST(kernels_dot_q4_0_exact) {
+    GET_TABLES(tabs, nt);
+    rng_seed(3);
+    BlockQ4_0 *w = malloc(MAXN / 32 * sizeof *w);
+    BlockQ8_0 *a = malloc(MAXN / 32 * sizeof *a);
+    /* |q - 8| <= 8 and |a| <= 127: 4096 * 8 * 127 < 2^24 at full range */
+    for (int nb = 1; nb <= MAXN / 32; nb++) {
+        for (int rep = 0; rep < 2; rep++) {
+            int64_t exact = 0;
+            for (int b = 0; b < nb; b++) {
+                w[b].d = a[b].d = 0x3C00;
+                for (int j = 0; j < 16; j++) w[b].qs[j] = (uint8_t)rng_u32();
+                for (int j = 0; j < 32; j++) a[b].qs[j] = (int8_t)rng_int(-127, 127);
+                if (rep == 1 && b == 0) { /* nibble extremes: 0 (-8) and 15 (+7) */
+                    memset(w[b].qs, 0x0F, 8);
+                    memset(w[b].qs + 8, 0xF0, 8);
+                }
+                for (int j = 0; j < 16; j++) {
+                    exact += (int64_t)((w[b].qs[j] & 0x0F) - 8) * a[b].qs[j];
+                    exact += (int64_t)((w[b].qs[j] >> 4) - 8) * a[b].qs[j + 16];
+                }
+            }
+            const float want = (float)exact;
+            const float r = ref->dot_q4_0(nb * 32, w, a);
+            CHECKF(r == want, "scalar dot_q4_0 n=%d: %.1f, exact %lld", nb * 32, r, (long long)exact);
+            for (int t = 0; t < nt; t++) {
+                const float s = tabs[t]->dot_q4_0(nb * 32, w, a);
+                CHECKF(s == want, "%s dot_q4_0 n=%d: %.1f, exact %lld", tabs[t]->name, nb * 32, s,
+                       (long long)exact);
+            }
+        }
+    }
+    free(w);
+    free(a);
+}
+
+/* Quantized dots on real quantized data (arbitrary fp16 scales): only the float summation
+ * order may differ from the reference. */
+TEST(kernels_dot_quant_scaled) {
+    GET_TABLES(tabs, nt);
+    rng_seed(4);
+    enum { TRIALS = 8 };
+    float *x = malloc(MAXN * sizeof *x);
+    BlockQ8_0 *w8 = malloc(TRIALS * MAXN / 32 * sizeof *w8), *a8 = malloc(TRIALS * MAXN / 32 * sizeof *a8);
+    BlockQ4_0 *w4 = malloc(TRIALS * MAXN / 32 * sizeof *w4);
+    float r8[TRIALS], r4[TRIALS], s8[TRIALS], s4[TRIALS];
+    for (int nb = 1; nb <= MAXN / 32; nb += (nb < 40 ? 1 : 7)) {
+        const int n = nb * 32;
+        for (int k = 0; k < TRIALS; k++) {
+            const float ws = (float)pow(10.0, rng_unif() * 4.0 - 3.0); /* 1e-3 .. 10 */
+            for (int i = 0; i < n; i++) x[i] = rng_normal() * ws;
+            sa_quantize_row_q8_0(x, w8 + k * nb, n);
+            sa_quantize_row_q4_0(x, w4 + k * nb, n);
+            for (int i = 0; i < n; i++) x[i] = rng_normal() * 4.0f;
+            sa_quantize_row_q8_0(x, a8 + k * nb, n);
+            r8[k] = ref->dot_q8_0(n, w8 + k * nb, a8 + k * nb);
+            r4[k] = ref->dot_q4_0(n, w4 + k * nb, a8 + k * nb);
+        }
+        for (int t = 0; t < nt; t++) {
+            for (int k = 0; k < TRIALS; k++) {
+                s8[k] = tabs[t]->dot_q8_0(n, w8 + k * nb, a8 + k * nb);
+                s4[k] = tabs[t]->dot_q4_0(n, w4 + k * nb, a8 + k * nb);
+            }
+            const double e8 = test_nmse(s8, r8, TRIALS), e4 = test_nmse(s4, r4, TRIALS);
+            CHECKF(e8 < 1e-7, "%s dot_q8_0 n=%d: nmse %g", tabs[t]->name, n, e8);
+            CHECKF(e4 < 1e-7, "%s dot_q4_0 n=%d: nmse %g", tabs[t]->name, n, e4);
+        }
+    }
+    free(x);
+    free(w8);
+    free(a8);
+    free(w4);
+}
+
+TEST(kernels_dot_float) {
+    GET_TABLES(tabs, nt);
+    rng_seed(5);
+    enum { TRIALS = 8 };
+    int len[MAX_LENGTHS];
+    const int nl = float_lengths(len);
+    float *w32 = malloc(TRIALS * (MAXN + 4) * sizeof *w32), *a = malloc(TRIALS * (MAXN + 4) * sizeof *a);
+    uint16_t *w16 = malloc(TRIALS * (MAXN + 4) * sizeof *w16), *wb = malloc(TRIALS * (MAXN + 4) * sizeof *wb);
+    for (int i = 0; i < TRIALS * (MAXN + 4); i++) {
+        w32[i] = rng_normal();
+        a[i] = rng_normal();
+        w16[i] = sa_fp32_to_fp16(w32[i]);
+        wb[i] = sa_fp32_to_bf16(w32[i]);
+    }
+    for (int l = 0; l < nl; l++) {
+        const int n = len[l];
+        int off[TRIALS];
+        float r32[TRIALS], r16[TRIALS], rb[TRIALS], s32[TRIALS], s16[TRIALS], sb[TRIALS];
+        for (int k = 0; k < TRIALS; k++) {
+            off[k] = k * (MAXN + 4) + (k & 3); /* every alignment mod 16 bytes */
+            r32[k] = ref->dot_f32(n, w32 + off[k], a + off[k]);
+            r16[k] = ref->dot_f16(n, w16 + off[k], a + off[k]);
+            rb[k] = ref->dot_bf16(n, wb + off[k], a + off[k]);
+        }
+        for (int t = 0; t < nt; t++) {
+            for (int k = 0; k < TRIALS; k++) {
+                s32[k] = tabs[t]->dot_f32(n, w32 + off[k], a + off[k]);
+                s16[k] = tabs[t]->dot_f16(n, w16 + off[k], a + off[k]);
+                sb[k] = tabs[t]->dot_bf16(n, wb + off[k], a + off[k]);
+            }
+            const double e32 = test_nmse(s32, r32, TRIALS), e16 = test_nmse(s16, r16, TRIALS),
+                         eb = test_nmse(sb, rb, TRIALS);
+            CHECKF(e32 < 1e-7, "%s dot_f32 n=%d: nmse %g", tabs[t]->name, n, e32);
+            CHECKF(e16 < 1e-7, "%s dot_f16 n=%d: nmse %g", tabs[t]->name, n, e16);
+            CHECKF(eb < 1e-7, "%s dot_bf16 n=%d: nmse %g", tabs[t]->name, n, eb);
+        }
+    }
+    free(w32);
+    free(a);
+    free(w16);
+    free(wb);
+}
+
+TEST(kernels_axpy) {
+    GET_TABLES(tabs, nt);
+    rng_seed(6);
+    int len[MAX_LENGTHS];
+    const int nl = float_lengths(len);
+    float *x = malloc((MAXN + 4) * sizeof *x), *y0 = malloc((MAXN + 4) * sizeof *y0);
+    uint16_t *x16 = malloc((MAXN + 4) * sizeof *x16);
+    float *yr = malloc((MAXN + 2 * GUARD) * sizeof *yr), *yt = malloc((MAXN + 2 * GUARD) * sizeof *yt);
+    for (int i = 0; i < MAXN + 4; i++) {
+        x[i] = rng_normal();
+        x16[i] = sa_fp32_to_fp16(rng_normal());
+        y0[i] = rng_normal();
+    }
+    for (int l = 0; l < nl; l++) {
+        const int n = len[l], off = l & 3;
+        const float alpha = rng_normal();
+        for (int f16 = 0; f16 < 2; f16++) {
+            /* guards: GUARD floats before and after y hold a marker that must survive */
+            for (int i = 0; i < n + 2 * GUARD; i++) yr[i] = -12345.0f;
+            memcpy(yr + GUARD, y0 + off, (size_t)n * sizeof *yr);
+            if (f16) ref->axpy_f16(n, alpha, x16 + off, yr + GUARD);
+            else ref->axpy_f32(n, alpha, x + off, yr + GUARD);
+            for (int t = 0; t < nt; t++) {
+                for (int i = 0; i < n + 2 * GUARD; i++) yt[i] = -12345.0f;
+                memcpy(yt + GUARD, y0 + off, (size_t)n * sizeof *yt);
+                if (f16) tabs[t]->axpy_f16(n, alpha, x16 + off, yt + GUARD);
+                else tabs[t]->axpy_f32(n, alpha, x + off, yt + GUARD);
+                const double e = test_nmse(yt + GUARD, yr + GUARD, n);
+                CHECKF(e < 1e-7, "%s axpy_%s n=%d: nmse %g", tabs[t]->name, f16 ? "f16" : "f32", n, e);
+                int guard_ok = 1;
+                for (int i = 0; i < GUARD; i++)
+                    guard_ok &= yt[i] == -12345.0f && yt[GUARD + n + i] == -12345.0f;
+                CHECKF(guard_ok, "%s axpy_%s n=%d writes outside y", tabs[t]->name, f16 ? "f16" : "f32", n);
+            }
+        }
+    }
+    free(x);
+    free(y0);
+    free(x16);
+    free(yr);
+    free(yt);
+}
+
+/* Inputs that exercise fp16 rounding everywhere: for every finite half, the half itself, the
+ * exact midpoint to the next half and the floats on either side of it (both signs), then
+ * random bit patterns (NaNs with payloads, infinities, subnormals, overflow), then random
+ * values spread over the half range by exponent. Returns the count. */
+static size_t f16_conversion_inputs(float *v, size_t cap) {
+    size_t m = 0;
+    for (int h = 0; h < 0x7C00; h++) {
+        const double lo = g_half_pos[h], hi = h == 0x7BFF ? 65536.0 : g_half_pos[h + 1];
+        const float mid = (float)((lo + hi) / 2); /* 12 significant bits: exact in float */
+        const float c[4] = {(float)lo, mid, nextafterf(mid, 0.0f), nextafterf(mid, INFINITY)};
+        for (int k = 0; k < 4; k++) {
+            v[m++] = c[k];
+            v[m++] = -c[k];
+        }
+    }
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 65504.0f, 65519.996f,
+                                    65520.0f, 1e30f, -1e30f, 1e-30f, 1.4e-45f, 5.9604645e-08f,
+                                    2.9802322e-08f, 2.9802326e-08f, 6.1035156e-05f, 6.1035152e-05f};
+    for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) v[m++] = special[k];
+    const size_t nrand = (cap - m) / 2;
+    for (size_t k = 0; k < nrand; k++) v[m++] = sa_fp32_from_bits(rng_u32());
+    while (m < cap) { /* |v| in [2^-27, 2^17): subnormal halves through overflow */
+        const float s = ldexpf((float)(1.0 + rng_unif()), rng_int(-27, 16));
+        v[m++] = (rng_u32() & 1) ? -s : s;
+    }
+    return m;
+}
+
+TEST(kernels_fp16_scalar_exhaustive) {
+    init_half_values();
+    /* decode: every one of the 65536 halves, bit for bit against the IEEE definition */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536 && bad < 10; h++) {
+        const float f = sa_fp16_to_fp32((uint16_t)h);
+        const double want = ref_f16_value((uint16_t)h);
+        uint32_t got_bits = sa_fp32_to_bits(f), want_bits;
+        if (isnan(want)) /* NaN: the payload moves to the top of the f32 mantissa */
+            want_bits = ((h & 0x8000u) << 16) | 0x7F800000u | ((h & 0x3FFu) << 13);
+        else
+            want_bits = sa_fp32_to_bits((float)want);
+        if (got_bits != want_bits || sa_fp32_to_bits(sa_fp16_lut((uint16_t)h)) != want_bits) {
+            CHECKF(0, "sa_fp16_to_fp32(0x%04x) = 0x%08x (table 0x%08x), want 0x%08x", h, got_bits,
+                   sa_fp32_to_bits(sa_fp16_lut((uint16_t)h)), want_bits);
+            bad++;
+        }
+        /* and back: every non-NaN half round-trips; NaN comes back as the canonical quiet NaN */
+        const uint16_t back = sa_fp32_to_fp16(f);
+        const uint16_t want_back = isnan(want) ? (uint16_t)((h & 0x8000) | 0x7E00) : (uint16_t)h;
+        if (back != want_back) {
+            CHECKF(0, "sa_fp32_to_fp16(sa_fp16_to_fp32(0x%04x)) = 0x%04x", h, back);
+            bad++;
+        }
+    }
+    /* a few known values */
+    static const struct { float f; uint16_t h; } known[] = {
+        {1.0f, 0x3C00},        {-2.0f, 0xC000},        {0.1f, 0x2E66},         {65504.0f, 0x7BFF},
+        {65519.99f, 0x7BFF},   {65520.0f, 0x7C00},     {5.9604645e-08f, 0x0001}, {2.9802322e-08f, 0x0000},
+        {8.940697e-08f, 0x0002}, {1.4901161e-07f, 0x0002}, {6.1035156e-05f, 0x0400}, {-0.0f, 0x8000},
+        {1e-8f, 0x0000},       {INFINITY, 0x7C00},    {-INFINITY, 0xFC00},    {NAN, 0x7E00}};
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
+        CHECKF(sa_fp32_to_fp16(known[k].f) == known[k].h, "sa_fp32_to_fp16(%g) = 0x%04x, want 0x%04x",
+               known[k].f, sa_fp32_to_fp16(known[k].f), known[k].h);
+    /* encode: every rounding midpoint and a few million random floats against the search */
+    rng_seed(7);
+    const size_t cap = 3u << 20;
+    float *v = malloc(cap * sizeof *v);
+    const size_t m = f16_conversion_inputs(v, cap);
+    bad = 0;
+    for (size_t i = 0; i < m && bad < 10; i++) {
+        const uint16_t got = sa_fp32_to_fp16(v[i]), want = ref_f32_to_f16(v[i]);
+        if (got != want) {
+            CHECKF(0, "sa_fp32_to_fp16(%a [0x%08x]) = 0x%04x, want 0x%04x", v[i], sa_fp32_to_bits(v[i]),
+                   got, want);
+            bad++;
+        }
+    }
+    free(v);
+}
+
+/* The tables' conversions use the hardware (F16C vcvtps2ph/vcvtph2ps, NEON fcvtn/fcvtl): they
+ * must agree with the scalar code bit for bit on the same inputs. */
+TEST(kernels_f32_to_f16) {
+    GET_TABLES(tabs, nt);
+    init_half_values();
+    rng_seed(8);
+    const size_t cap = 3u << 20;
+    float *v = malloc(cap * sizeof *v);
+    uint16_t *hr = malloc((cap + 2 * GUARD) * sizeof *hr), *ht = malloc((cap + 2 * GUARD) * sizeof *ht);
+    const size_t m = f16_conversion_inputs(v, cap);
+    ref->f32_to_f16((int)m, v, hr);
+    for (int t = 0; t < nt; t++) {
+        tabs[t]->f32_to_f16((int)m, v, ht);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < m; i++)
+            if (ht[i] != hr[i] && !bad++) first = i;
+        CHECKF(bad == 0, "%s f32_to_f16: %zu of %zu differ, first %a [0x%08x] -> 0x%04x, scalar 0x%04x",
+               tabs[t]->name, bad, m, v[first], sa_fp32_to_bits(v[first]), ht[first], hr[first]);
+        /* every tail length, from odd offsets, with guards on both sides */
+        for (int n = 0; n <= 100; n++) {
+            const int off = n % 5;
+            for (int i = 0; i < n + 2 * GUARD; i++) ht[i] = 0xBEEF;
+            tabs[t]->f32_to_f16(n, v + 1000 + off, ht + GUARD);
+            int ok = memcmp(ht + GUARD, hr + 1000 + off, (size_t)n * sizeof *ht) == 0;
+            for (int i = 0; i < GUARD; i++) ok &= ht[i] == 0xBEEF && ht[GUARD + n + i] == 0xBEEF;
+            CHECKF(ok, "%s f32_to_f16 n=%d: wrong result or writes outside y", tabs[t]->name, n);
+        }
+    }
+    /* decode through the tables: axpy_f16 with a = 1 onto y = -0.0 is exact (x + -0 = x, even for
+     * x = +-0), so it shows the hardware half -> float conversion of all 65536 halves */
+    uint16_t *all = malloc(65536 * sizeof *all);
+    float *y = malloc(65536 * sizeof *y);
+    for (uint32_t h = 0; h < 65536; h++) all[h] = (uint16_t)h;
+    for (int t = 0; t < nt; t++) {
+        for (int i = 0; i < 65536; i++) y[i] = -0.0f;
+        tabs[t]->axpy_f16(65536, 1.0f, all, y);
+        int bad = 0;
+        for (uint32_t h = 0; h < 65536 && bad < 5; h++) {
+            const float want = sa_fp16_to_fp32((uint16_t)h);
+            const int ok = isnan(want) ? isnan(y[h]) : sa_fp32_to_bits(y[h]) == sa_fp32_to_bits(want);
+            if (!ok) {
+                CHECKF(0, "%s: half 0x%04x decodes to 0x%08x, scalar 0x%08x", tabs[t]->name, h,
+                       sa_fp32_to_bits(y[h]), sa_fp32_to_bits(want));
+                bad++;
+            }
+        }
+    }
+    free(all);
+    free(y);
+    free(v);
+    free(hr);
+    free(ht);
+}

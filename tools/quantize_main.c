@@ -1,0 +1,116 @@
+/* quantize_main.c - salign-quantize: convert a GGUF or llama2.c model to .salm.
+ *
+ * Every failure is one line "salign-quantize: <file or flag>: <problem>" on stderr and exit
+ * status 1; the library functions return the message, only this file prints it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../src/common.h"
+#include "../src/dtype.h"
+#include "convert.h"
+
+static const char usage[] =
+    "usage: salign-quantize INPUT OUTPUT.salm --type f32|f16|q8_0|q4_0|keep [--tokenizer tokenizer.bin] [-q]\n"
+    "\n"
+    "Convert a model to salign's .salm format.\n"
+    "\n"
+    "INPUT is one of:\n"
+    "  a GGUF file (llama architecture; tensors F32, F16, BF16, Q8_0 or Q4_0)\n"
+    "  a llama2.c checkpoint (.bin, versions 0, 1 and 2); needs --tokenizer\n"
+    "\n"
+    "options:\n"
+    "  --type T          output type of the weight matrices:\n"
+    "                      f32, f16    plain floats\n"
+    "                      q8_0, q4_0  llama.cpp's block quantizations (bit-identical to llama-quantize);\n"
+    "                                  q4_0 keeps the output classifier at q8_0, as llama-quantize does\n"
+    "                      keep        the input's own types, quantized blocks copied unchanged\n"
+    "                    Norms and biases stay f32; a matrix whose rows are not a multiple of 32\n"
+    "                    becomes f16 under q8_0/q4_0.\n"
+    "  --tokenizer FILE  llama2.c tokenizer.bin (for .bin checkpoints)\n"
+    "  -q, --quiet       no progress output\n"
+    "  -h, --help        this text\n";
+
+/* The message is one line: any control character from a file name or file contents that
+ * slipped through becomes '?'. */
+static int fail(const char *fmt, const char *a, const char *b) {
+    char msg[SA_ERR_MAX + 256];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    fprintf(stderr, "salign-quantize: %s\n", msg);
+    return 1;
+}
+
+static int has_suffix(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+int main(int argc, char **argv) {
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0;
+    const char *type_name = NULL, *tokenizer = NULL;
+    int quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            quiet = 1;
+        } else if (strcmp(a, "--type") == 0 || strcmp(a, "--tokenizer") == 0) {
+            if (i + 1 >= argc) return fail("%s: missing value", a, NULL);
+            if (a[2] == 't' && a[3] == 'y') type_name = argv[++i];
+            else tokenizer = argv[++i];
+        } else if (strncmp(a, "--type=", 7) == 0) {
+            type_name = a + 7;
+        } else if (strncmp(a, "--tokenizer=", 12) == 0) {
+            tokenizer = a + 12;
+        } else if (a[0] == '-' && a[1] != 0) {
+            return fail("%s: unknown option (see --help)", a, NULL);
+        } else {
+            if (npos == 2) return fail("%s: unexpected argument (INPUT and OUTPUT are already given)", a, NULL);
+            pos[npos++] = a;
+        }
+    }
+    if (npos < 2) return fail("%s (see --help)", npos == 0 ? "missing INPUT and OUTPUT" : "missing OUTPUT", NULL);
+    if (!type_name) return fail("--type: missing (f32, f16, q8_0, q4_0 or keep)", NULL, NULL);
+    int type = sa_conv_type_from_name(type_name);
+    if (type < 0) return fail("--type: unknown type \"%s\" (f32, f16, q8_0, q4_0 or keep)", type_name, NULL);
+    const char *in = pos[0], *out = pos[1];
+
+    struct stat st, so;
+    if (stat(in, &st) != 0) return fail("%s: cannot open: no such file or directory", in, NULL);
+    if (S_ISDIR(st.st_mode)) return fail("%s: HF directories: not supported yet", in, NULL);
+    if (stat(out, &so) == 0) {
+        if (S_ISDIR(so.st_mode)) return fail("%s: is a directory", out, NULL);
+        if (so.st_dev == st.st_dev && so.st_ino == st.st_ino) return fail("%s: is the input file", out, NULL);
+    }
+
+    /* Detect the input: GGUF by its magic, llama2.c by the .bin extension (it has no magic). */
+    char magic[4] = {0};
+    FILE *f = fopen(in, "rb");
+    if (!f) return fail("%s: cannot open", in, NULL);
+    size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    SaConvSource src;
+    int rc;
+    if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
+        if (tokenizer) return fail("--tokenizer: only used with llama2.c checkpoints (a GGUF has its own vocabulary)", NULL, NULL);
+        rc = sa_import_gguf(in, &src);
+    } else if (has_suffix(in, ".bin")) {
+        if (!tokenizer) return fail("%s: a llama2.c checkpoint needs --tokenizer tokenizer.bin", in, NULL);
+        rc = sa_import_llama2c(in, tokenizer, &src);
+    } else {
+        return fail("%s: unrecognised input (expected a GGUF file or a llama2.c .bin checkpoint)", in, NULL);
+    }
+    if (rc) return fail("%s", sa_errmsg(), NULL);
+
+    SaConvOptions opt = {(SaConvType)type, quiet};
+    rc = sa_conv_write(&src, out, &opt);
+    sa_conv_free(&src);
+    if (rc) return fail("%s", sa_errmsg(), NULL);
+    return 0;
+}
