@@ -3,7 +3,7 @@
  * Layout of this file:
  *   1. spec helpers (free, deep copy)
  *   2. the tokenizer object: piece -> id hash table, byte-fallback table, special-token index
- *   3. parse_special: splitting template text on control / user-defined token strings
+ *   3. parse_special: splitting template text on control / user-defined / unknown token strings
  *   4. SentencePiece BPE (SA_TOK_SPM): the merge loop
  *   5. encode / decode entry points, dispatching on the model
  *   6. the llama2.c tokenizer.bin loader
@@ -169,7 +169,11 @@ static int mergeable(int type) {
     return type == SA_TT_NORMAL || type == SA_TT_USER_DEFINED || type == SA_TT_UNUSED;
 }
 
-/* Tokens that parse_special can cut out of template text (llama.cpp's special-token cache). */
+/* Tokens that parse_special can cut out of template text (llama.cpp's special-token cache).
+ * Difference from llama.cpp: it cuts USER_DEFINED tokens out of every text, parse_special or not
+ * (as HF "added tokens"); we do so only with parse_special, because some vocabularies type turn
+ * markers (Gemma's <start_of_turn>) as USER_DEFINED and user content must never produce those.
+ * Such pieces can still come out of the merge loop like any normal piece. */
 static int is_special_type(int type) {
     return type == SA_TT_CONTROL || type == SA_TT_USER_DEFINED || type == SA_TT_UNKNOWN;
 }
@@ -199,7 +203,8 @@ static int build_specials(SaTokenizer *t) {
     }
     ns = 0;
     for (int i = 0; i < n; i++)
-        if (is_special_type(t->type[i]) && t->len[i] > 0) key[ns++] = (uint64_t)(UINT32_MAX - t->len[i]) << 32 | (uint32_t)i;
+        if (is_special_type(t->type[i]) && t->len[i] > 0)
+            key[ns++] = (uint64_t)(UINT32_MAX - t->len[i]) << 32 | (uint32_t)i;
     qsort(key, (size_t)ns, sizeof *key, cmp_u64);
     for (int k = 0; k < ns; k++) order[k] = (int32_t)(key[k] & 0xFFFFFFFFu);
     free(key);
@@ -588,7 +593,8 @@ static int try_add_bigram(SpmState *st, int left, int right) {
 static int emit_bytes(const SaTokenizer *t, const char *s, uint32_t n, IdOut *out) {
     if (t->n_byte_tok == 0) {
         /* a vocabulary without byte fallback: one UNK per unknown character, as SentencePiece */
-        if (t->spec.unk_id < 0) return sa_err("tokenizer: text has a character outside the vocabulary, and there is no UNK token");
+        if (t->spec.unk_id < 0)
+            return sa_err("tokenizer: text has a character outside the vocabulary, and there is no UNK token");
         return out_push(out, t->spec.unk_id);
     }
     for (uint32_t i = 0; i < n; i++) {

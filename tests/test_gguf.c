@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/common.h"
 #include "../src/gguf.h"
@@ -21,6 +22,9 @@ static const char *model_path(const char *name) {
 }
 
 static int write_file(const char *path, const void *data, size_t n) {
+    /* a new file rather than truncating the old one: ext4 flushes a file truncated to
+     * rewrite it (auto_da_alloc), which made the truncation sweep take seconds */
+    unlink(path);
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     size_t w = n ? fwrite(data, 1, n, f) : 0;
