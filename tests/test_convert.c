@@ -14,6 +14,12 @@
 #include "../tools/convert.h"
 #include "test.h"
 
+/* The binary under test; $SALIGN_QUANTIZE overrides it (e.g. bin-san/salign-quantize). */
+static const char *qbin(void) {
+    const char *e = getenv("SALIGN_QUANTIZE");
+    return e && *e ? e : "bin/salign-quantize";
+}
+
 static const char *model_path(const char *name) {
     static char buf[4][512];
     static int k;
@@ -117,7 +123,7 @@ TEST(convert_q4_0_matches_llama_quantize) {
     /* the command line writes the same file, byte for byte */
     char cmd[1024];
     const char *out2 = test_tmp("s-q4_0-cli.salm");
-    snprintf(cmd, sizeof cmd, "bin/salign-quantize '%s' '%s' --type q4_0 -q 2>&1", in, out2);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' --type q4_0 -q 2>&1", qbin(), in, out2);
     int st;
     char *msg = test_run(cmd, &st);
     CHECKF(st == 0 && msg[0] == 0, "status %d, output: %s", st, msg);
@@ -404,7 +410,7 @@ static int one_line(const char *s) {
  * contains `needle`. */
 static void cli(const char *args, int want, const char *needle) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "bin/salign-quantize %s 2>&1 >/dev/null", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", qbin(), args);
     int st;
     char *out = test_run(cmd, &st);
     CHECKF(st == want, "[%s]: status %d (want %d): %s", args, st, want, out);
@@ -438,7 +444,9 @@ TEST(convert_cli_usage_errors) {
     snprintf(a, sizeof a, "a b c --type q8_0");
     cli(a, 1, "c: unexpected");
     int st;
-    char *help = test_run("bin/salign-quantize --help", &st);
+    char hcmd[512];
+    snprintf(hcmd, sizeof hcmd, "%s --help", qbin());
+    char *help = test_run(hcmd, &st);
     CHECK(st == 0 && strstr(help, "usage: salign-quantize"));
     free(help);
     if (!test_models_dir()) return;

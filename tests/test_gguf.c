@@ -11,6 +11,12 @@
 #include "../tools/convert.h"
 #include "test.h"
 
+/* The binary under test; $SALIGN_QUANTIZE overrides it (e.g. bin-san/salign-quantize). */
+static const char *qbin(void) {
+    const char *e = getenv("SALIGN_QUANTIZE");
+    return e && *e ? e : "bin/salign-quantize";
+}
+
 static const char *model_path(const char *name) {
     static char buf[4][512];
     static int k;
@@ -41,7 +47,7 @@ static int one_line(const char *s) {
  * stdout, exactly one line on stderr starting with "salign-quantize: ". */
 static void check_cli_rejects(const char *file, const char *extra, const char *what) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "bin/salign-quantize '%s' '%s' --type q8_0 %s 2>&1 >/dev/null", file,
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' --type q8_0 %s 2>&1 >/dev/null", qbin(), file,
              test_tmp("cli-out.salm"), extra ? extra : "");
     int st;
     char *out = test_run(cmd, &st);
@@ -49,7 +55,7 @@ static void check_cli_rejects(const char *file, const char *extra, const char *w
     CHECKF(one_line(out), "%s: stderr is not one line: [%s]", what, out);
     CHECKF(strncmp(out, "salign-quantize: ", 17) == 0, "%s: stderr: %s", what, out);
     free(out);
-    snprintf(cmd, sizeof cmd, "bin/salign-quantize '%s' '%s' --type q8_0 %s 2>/dev/null", file,
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' --type q8_0 %s 2>/dev/null", qbin(), file,
              test_tmp("cli-out.salm"), extra ? extra : "");
     out = test_run(cmd, &st);
     CHECKF(out[0] == 0, "%s: wrote to stdout: %s", what, out);
