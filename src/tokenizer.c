@@ -419,7 +419,9 @@ static int cmp_match_pos(const void *a, const void *b) {
  * their bytes is claimed yet. A match rejected by llama.cpp's scan (it overlaps an earlier cut
  * or an earlier occurrence of the same token) is exactly one that overlaps a claimed byte, so
  * the two agree. */
-static int split_specials(const SaTokenizer *t, const char *text, uint32_t len, Frag **frags_out, int *nfrag_out) {
+/* allow (may be NULL): per byte, nonzero where a special token may be matched (template text). */
+static int split_specials(const SaTokenizer *t, const char *text, uint32_t len, const uint8_t *allow, Frag **frags_out,
+                          int *nfrag_out) {
     Match *m = NULL;
     uint8_t *claimed = NULL;
     Frag *f = NULL;
@@ -431,6 +433,7 @@ static int split_specials(const SaTokenizer *t, const char *text, uint32_t len, 
             if (l > len - i) continue;
             int id = lookup(t, text + i, l);
             if (id < 0 || t->special_rank[id] < 0) continue;
+            if (allow && !(allow[i] && memchr(allow + i, 0, l) == NULL)) continue; /* touches user text */
             if (nm == capm) {
                 size_t nc = capm ? capm * 2 : 16;
                 Match *p = sa_realloc(m, nc * sizeof *m);
@@ -737,8 +740,23 @@ static int encode_fragment(const SaTokenizer *t, const char *s, uint32_t len, in
     }
 }
 
+/* Shared by sa_tok_encode and sa_tok_encode_masked: special tokens are matched where allow is
+ * nonzero (allow == NULL with parse_special: everywhere). */
+static int encode_impl(const SaTokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                       const uint8_t *allow, int32_t **ids, int *n, int *cap);
+
 int sa_tok_encode(const SaTokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
                   int32_t **ids, int *n, int *cap) {
+    return encode_impl(t, text, len, add_bos, parse_special, NULL, ids, n, cap);
+}
+
+int sa_tok_encode_masked(const SaTokenizer *t, const char *text, size_t len, int add_bos, const uint8_t *special_ok,
+                         int32_t **ids, int *n, int *cap) {
+    return encode_impl(t, text, len, add_bos, 1, special_ok, ids, n, cap);
+}
+
+static int encode_impl(const SaTokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                       const uint8_t *allow, int32_t **ids, int *n, int *cap) {
     if (!t || !ids || !n || !cap || (!text && len > 0)) return sa_err("tokenizer: encode: bad arguments");
     if (*n < 0 || *cap < *n || (*cap > 0 && !*ids)) return sa_err("tokenizer: encode: inconsistent output buffer");
     if (len > MAX_TEXT_BYTES) return sa_err("tokenizer: text too long (%zu bytes, limit %zu)", len, MAX_TEXT_BYTES);
@@ -750,7 +768,7 @@ int sa_tok_encode(const SaTokenizer *t, const char *text, size_t len, int add_bo
         if (t->spec.bos_id < 0) return sa_err("tokenizer: BOS requested but the vocabulary has none");
         if (out_push(&out, t->spec.bos_id) != 0) return -1;
     }
-    if (parse_special && len > 0 && t->n_specials > 0 && split_specials(t, text, (uint32_t)len, &frags, &nfrag) != 0)
+    if (parse_special && len > 0 && t->n_specials > 0 && split_specials(t, text, (uint32_t)len, allow, &frags, &nfrag) != 0)
         goto fail;
     /* llama.cpp prefixes a space to every text run that starts the text or follows a special
      * token (is_prev_special), e.g. "<s>[INST]" -> <s> "▁[" ..., which is also what encoding

@@ -62,6 +62,13 @@ const SaTokSpec *sa_tok_spec(const SaTokenizer *t);
 int sa_tok_encode(const SaTokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
                   int32_t **ids, int *n, int *cap);
 
+/* Encode a rendered prompt in which only some bytes are template text: special tokens are
+ * recognised only where special_ok[i] != 0 for every byte of the match. Text runs between special
+ * tokens are encoded as a whole, across template/user boundaries, exactly as if the prompt had
+ * been encoded with parse_special but with user text unable to form control tokens. */
+int sa_tok_encode_masked(const SaTokenizer *t, const char *text, size_t len, int add_bos, const uint8_t *special_ok,
+                         int32_t **ids, int *n, int *cap);
+
 /* Append the bytes that token `id` stands for to out. `prev` is the previous token id (-1 at the
  * start): SPM tokenizers with add_space_prefix drop the leading space of the first piece after
  * BOS, as llama2.c and llama.cpp do. Control tokens append their text only when `special`.
