@@ -301,7 +301,9 @@ int gguf_open(Gguf *g, const char *path) {
     c.pos = 4;
     if (rd_u32(&c, &g->version, "version")) goto fail;
     if (g->version != 2 && g->version != 3) {
-        sa_err("%s: unsupported GGUF version %u (2 and 3 are supported)", path, g->version);
+        uint32_t swapped = __builtin_bswap32(g->version);
+        if (swapped == 2 || swapped == 3) sa_err("%s: big-endian GGUF files are not supported", path);
+        else sa_err("%s: unsupported GGUF version %u (2 and 3 are supported)", path, g->version);
         goto fail;
     }
     uint64_t n_tensors, n_kv;

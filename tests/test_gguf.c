@@ -389,3 +389,63 @@ TEST(gguf_truncated_everywhere) {
     CHECK(tried > 2000 && cli > 40);
     free(data);
 }
+
+/* Llama 3.1-style GGUFs carry rope scaling only as the tensor rope_freqs.weight; the importer
+ * recognises the published parameters from it. Built by appending that tensor to
+ * stories260K.gguf (head_dim 8: 4 frequencies; with theta 10000 only the last one is scaled). */
+static char *with_rope_freqs(const char *in, const float *freqs, size_t *out_n) {
+    size_t n;
+    char *d = sa_read_file(in, &n);
+    if (!d) return NULL;
+    const size_t header_end = 14152, data_off = 14176, data_len = n - data_off;
+    uint64_t nt;
+    memcpy(&nt, d + 8, 8);
+    SaBuf b = {0};
+    sa_buf_append(&b, d, header_end);
+    nt++;
+    memcpy(b.data + 8, &nt, 8);
+    putstr(&b, "rope_freqs.weight");
+    put32(&b, 1);
+    put64(&b, 4);
+    put32(&b, GGML_F32);
+    put64(&b, data_len); /* a multiple of 32 */
+    while (b.len % 32) sa_buf_append(&b, "", 1);
+    sa_buf_append(&b, d + data_off, data_len);
+    sa_buf_append(&b, freqs, 16);
+    free(d);
+    *out_n = b.len;
+    return b.data;
+}
+
+TEST(gguf_llama3_rope_freqs) {
+    const char *in = model_path("stories260K.gguf");
+    if (!in) { test_skip("no ../shared/models"); return; }
+    /* Llama 3.1: factor 8, low 1, high 4, original context 8192. Wavelengths 2*pi*10000^(i/4):
+     * 6.3, 63, 628 (< 8192/4: unscaled) and 6283 (between: smoothed). */
+    double wl = 2 * M_PI * 1000.0, smooth = (8192.0 / wl - 1) / (4 - 1);
+    float freqs[4] = {1, 1, 1, (float)(1 / ((1 - smooth) / 8 + smooth))};
+    size_t n;
+    char *d = with_rope_freqs(in, freqs, &n);
+    CHECK(d != NULL);
+    if (!d) return;
+    const char *path = test_tmp("rope-freqs.gguf");
+    CHECK(write_file(path, d, n) == 0);
+    free(d);
+    SaConvSource src;
+    CHECKF(sa_import_gguf(path, &src) == 0, "%s", sa_errmsg());
+    if (src.path) {
+        CHECK_EQ_INT(src.hp.rope_scaling, SA_ROPE_SCALING_LLAMA3);
+        CHECK(src.hp.rope_factor == 8 && src.hp.rope_low_freq_factor == 1 && src.hp.rope_high_freq_factor == 4 &&
+              src.hp.rope_orig_ctx == 8192);
+        CHECK_EQ_INT(src.n_tensors, 48); /* folded into the hyperparameters, not carried */
+        CHECKF(sa_conv_check(&src) == 0, "%s", sa_errmsg());
+        sa_conv_free(&src);
+    }
+    /* factors of no known scheme: refused, naming the tensor */
+    freqs[3] = 3.0f;
+    d = with_rope_freqs(in, freqs, &n);
+    if (!d) return;
+    CHECK(write_file(path, d, n) == 0);
+    free(d);
+    CHECK(sa_import_gguf(path, &src) == -1 && strstr(sa_errmsg(), "rope_freqs.weight"));
+}
