@@ -19,7 +19,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
-LDLIBS  += -fopenmp -lz -lm -lcjson
+LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc
 ifeq ($(SAN),1)
   BUILD  := build-san
   BIN    := bin-san

@@ -15,6 +15,25 @@
 
 #include "../src/dtype.h"
 
+/* ---- 8-row interleaved weight layouts (repacked at model load, src/matmul.c) ----
+ * Eight consecutive rows of a Q4_0 / Q8_0 matrix stored block column by block column: for
+ * block column b, the 8 rows' fp16 scales, then their quants in 4-byte chunks, row-interleaved:
+ *     qs[k*32 + i*4 + j] = quant byte 4k+j of row i's block b      (i < 8, j < 4)
+ * So one 32-byte load holds 4 bytes of each of the 8 rows, one 32-bit lane per row: an int8
+ * dot of those bytes with 4 broadcast activation bytes leaves each row's partial sum in its own
+ * lane (maddubs/madd on x86, sdot on NEON), and the 8 rows' results come out as one vector with
+ * no horizontal reductions. The activation bytes are loaded once for 8 rows. */
+typedef struct {
+    uint16_t d[8];
+    uint8_t qs[8 * QK4_0 / 2]; /* 4 chunks (k < 4) of 8 rows x 4 bytes */
+} BlockQ4_0x8;
+typedef struct {
+    uint16_t d[8];
+    int8_t qs[8 * QK8_0]; /* 8 chunks (k < 8) of 8 rows x 4 bytes */
+} BlockQ8_0x8;
+_Static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0), "Q4_0x8 repacks 8 blocks in place");
+_Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 blocks in place");
+
 typedef struct {
     const char *name; /* "scalar", "avx2", "avx512", "neon", "neon_dotprod" */
 
@@ -37,6 +56,19 @@ typedef struct {
     void (*axpy_f16)(int n, float a, const uint16_t *x, float *y);
     /* conversions used by the KV cache */
     void (*f32_to_f16)(int n, const float *x, uint16_t *y);
+
+    /* One 8-row interleaved group times T activation rows (decode: T = 1; prefill: T > 1):
+     *     y[t*ldy + i] = dot(row i of the group, activation row t)     i < 8, t < T
+     * nb = blocks per row; activation row t is a + t*nb (Q8_0, quants in [-127, 127]).
+     * a_sum (Q4_0 only): a_sum[t*nb + b] = sum of the 32 quants of a[t*nb + b]; the x86 tables
+     * multiply the unsigned nibbles (0..15) and subtract 8 * a_sum instead of re-centering.
+     * Exactly the scalar reference's result, bit for bit, in every table: per row and token the
+     * integer block dots are exact and the float sum runs over the blocks in order as
+     *     sum = sum + (float)idot_b * (d_w,b * d_a,b)   (no FMA, single rounding each step)
+     * so a row's value never depends on the table, the thread split or the batch size. */
+    void (*gemm_q4_0x8)(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
+                        size_t ldy);
+    void (*gemm_q8_0x8)(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy);
 } SaKernels;
 
 /* Available tables; NULL entries are not compiled in or not supported by this CPU. */
@@ -48,6 +80,18 @@ extern const SaKernels sa_kernels_avx512;
 #if defined(__aarch64__)
 extern const SaKernels sa_kernels_neon;
 extern const SaKernels sa_kernels_neon_dotprod;
+#endif
+
+/* The scalar reference versions of the interleaved GEMMs, shared by tables that have no faster
+ * version of their own yet. */
+void sa_ref_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
+                        size_t ldy);
+void sa_ref_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy);
+/* The AVX2 versions; the AVX-512 table uses them too (every AVX-512 CPU has AVX2). */
+#if defined(__x86_64__) || defined(_M_X64)
+void sa_avx2_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
+                         size_t ldy);
+void sa_avx2_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy);
 #endif
 
 /* The selected table (never NULL after sa_kernels_init). */

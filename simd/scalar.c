@@ -61,6 +61,49 @@ static void f32_to_f16(int n, const float *x, uint16_t *y) {
     for (int i = 0; i < n; i++) y[i] = sa_fp32_to_fp16(x[i]);
 }
 
+/* The 8-row interleaved layouts (kernels.h): row i's quant byte 4k+j of block b sits at
+ * w[b].qs[k*32 + i*4 + j]. Every table must give exactly these floats (see kernels.h), which is
+ * why the sum is written out as an explicit multiply then add. */
+void sa_ref_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
+                        size_t ldy) {
+    (void)a_sum;
+    for (int t = 0; t < T; t++) {
+        const BlockQ8_0 *at = a + (size_t)t * nb;
+        for (int i = 0; i < 8; i++) {
+            float sum = 0.0f;
+            for (int b = 0; b < nb; b++) {
+                int32_t si = 0;
+                for (int k = 0; k < 4; k++) {
+                    for (int j = 0; j < 4; j++) {
+                        const uint8_t q = w[b].qs[k * 32 + i * 4 + j];
+                        si += ((q & 0x0F) - 8) * at[b].qs[4 * k + j] + ((q >> 4) - 8) * at[b].qs[16 + 4 * k + j];
+                    }
+                }
+                const float scale = sa_fp16_lut(w[b].d[i]) * sa_fp16_lut(at[b].d);
+                sum = sum + (float)si * scale;
+            }
+            y[(size_t)t * ldy + i] = sum;
+        }
+    }
+}
+
+void sa_ref_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy) {
+    for (int t = 0; t < T; t++) {
+        const BlockQ8_0 *at = a + (size_t)t * nb;
+        for (int i = 0; i < 8; i++) {
+            float sum = 0.0f;
+            for (int b = 0; b < nb; b++) {
+                int32_t si = 0;
+                for (int k = 0; k < 8; k++)
+                    for (int j = 0; j < 4; j++) si += (int32_t)w[b].qs[k * 32 + i * 4 + j] * at[b].qs[4 * k + j];
+                const float scale = sa_fp16_lut(w[b].d[i]) * sa_fp16_lut(at[b].d);
+                sum = sum + (float)si * scale;
+            }
+            y[(size_t)t * ldy + i] = sum;
+        }
+    }
+}
+
 const SaKernels sa_kernels_scalar = {
     .name = "scalar",
     .quantize_q8_0 = quantize_q8_0,
@@ -72,4 +115,6 @@ const SaKernels sa_kernels_scalar = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
+    .gemm_q4_0x8 = sa_ref_gemm_q4_0x8,
+    .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
 };

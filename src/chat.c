@@ -8,14 +8,14 @@
 static const SaTemplate chat_templates[] = {
     /* no chat vocabulary (e.g. stories260K): the question, then the answer continues it */
     {"plain", "{bos}{user}{sp_prefix}", 0},
-    {"llama2", "{bos}[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]{sp_prefix}", 1},
+    {"llama2", "{bos}[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]{sp_prefix}", 0},
     {"llama3",
      "{bos}<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
      "{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{prefix}",
-     1},
-    {"gemma", "{bos}<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{prefix}", 0},
-    {"chatml", "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{prefix}", 1},
-    {"mistral", "{bos}[INST] {user} [/INST]{prefix}", 0},
+     0},
+    {"gemma", "{bos}<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{prefix}", 1},
+    {"chatml", "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{prefix}", 0},
+    {"mistral", "{bos}[INST] {user} [/INST]{prefix}", 1},
 };
 
 const SaTemplate *sa_chat_template(const char *name) {
@@ -115,7 +115,7 @@ int sa_template_render(const char *tmpl, const SaTemplateVars *v, SaPrompt *out)
 int sa_chat_render(const SaTemplate *t, const char *system, const char *user, const char *prefix, SaPrompt *out) {
     SaTemplateVars v = {.system = system ? system : "", .user = user, .prefix = prefix ? prefix : ""};
     SaBuf merged = {0};
-    if (!t->has_system && system && *system) {
+    if (t->merge_system && system && *system) {
         /* no system role: the system prompt opens the user message */
         if (sa_buf_printf(&merged, "%s\n\n%s", system, user)) return -1;
         v.user = merged.data;

@@ -15,7 +15,7 @@
 typedef struct {
     const char *name;
     const char *text;
-    int has_system; /* the template has a system role; otherwise the system prompt is prepended to the user message */
+    int merge_system; /* no system role: a system prompt is prepended to the user message (plain drops it) */
 } SaTemplate;
 
 /* Upstream chat templates: plain, llama2, llama3, gemma, chatml, mistral. */

@@ -18,6 +18,8 @@
 #include <omp.h>
 
 #include "../simd/kernels.h"
+#include "aligner.h"
+#include "chat.h"
 #include "common.h"
 #include "context.h"
 #include "gguf.h"
@@ -120,6 +122,11 @@ static int load_model(const CommonOpts *o, SaModel *m) {
     return 0;
 }
 
+typedef struct AlignOpts AlignOpts;
+static int run_align(AlignOpts *o);
+static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
+                         const char *system);
+
 /* ---- generate -------------------------------------------------------------------------- */
 
 static int write_out(const char *p, size_t n) {
@@ -131,8 +138,8 @@ static int write_out(const char *p, size_t n) {
 static int cmd_generate(int argc, char **argv) {
     CommonOpts co;
     common_init(&co);
-    const char *prompt = "";
-    int n_predict = 256, print_ids = 0;
+    const char *prompt = "", *chat_tmpl = NULL, *system = NULL;
+    int n_predict = 256, print_ids = 0, chat = 0;
     SaSamplerParams sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .freq_penalty = 0.0f};
     sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     for (int i = 0; i < argc; i++) {
@@ -157,10 +164,27 @@ static int cmd_generate(int argc, char **argv) {
             if (!(v = flag_value(argc, argv, &i)) || parse_u64(a, v, &sp.seed)) return die();
         } else if (!strcmp(a, "--ids")) {
             print_ids = 1;
+        } else if (!strcmp(a, "--chat")) {
+            chat = 1;
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!(chat_tmpl = flag_value(argc, argv, &i))) return die();
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = flag_value(argc, argv, &i))) return die();
         } else {
             sa_err("%s: unknown flag for 'generate' (see salign --help)", a);
             return die();
         }
+    }
+    if (chat) {
+        if (print_ids) {
+            sa_err("--ids: not available with --chat");
+            return die();
+        }
+        return generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system);
+    }
+    if (chat_tmpl || system) {
+        sa_err("%s: only with --chat", chat_tmpl ? "--chat-template" : "--system");
+        return die();
     }
     sa_set_threads(co.threads);
     SaModel m;
@@ -463,6 +487,228 @@ static int cmd_info(int argc, char **argv) {
     return rc;
 }
 
+
+/* ---- align ----------------------------------------------------------------------------- */
+
+/* Sampling flags: --temp etc. set both models, --upstream-temp / --aligner-temp one of them.
+ * Returns 1 if argv[*i] was one, 0 if not, -1 on a bad value. */
+static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, char **argv, int *i) {
+    const char *a = argv[*i], *name = a, *v;
+    SaSamplerParams *targets[2] = {up, al};
+    int n_t = 2;
+    if (!strncmp(a, "--upstream-", 11)) { name = a + 11; targets[0] = up; n_t = 1; }
+    else if (!strncmp(a, "--aligner-", 10)) { name = a + 10; targets[0] = al; n_t = 1; }
+    else if (!strncmp(a, "--", 2)) name = a + 2;
+    else return 0;
+    if (!strcmp(name, "temp") || !strcmp(name, "top-p") || !strcmp(name, "frequency-penalty") || !strcmp(name, "top-k") ||
+        !strcmp(name, "seed")) {
+        if (!(v = flag_value(argc, argv, i))) return -1;
+        for (int k = 0; k < n_t; k++) {
+            SaSamplerParams *sp = targets[k];
+            if (!strcmp(name, "temp") && parse_float(a, v, 0, 100, &sp->temp)) return -1;
+            if (!strcmp(name, "top-p") && parse_float(a, v, 0, 1, &sp->top_p)) return -1;
+            if (!strcmp(name, "frequency-penalty") && parse_float(a, v, -10, 10, &sp->freq_penalty)) return -1;
+            if (!strcmp(name, "top-k") && parse_int(a, v, 0, INT_MAX, &sp->top_k)) return -1;
+            if (!strcmp(name, "seed") && parse_u64(a, v, &sp->seed)) return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int show_original, tty, json;
+} OutCtx;
+
+static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
+    OutCtx *o = ctx;
+    if (kind == SA_OUT_ANSWER) {
+        if (!o->json) write_out(text, n);
+        return;
+    }
+    if (!o->show_original) return;
+    if (o->tty && !o->json) { /* dimmed, on its own line, before the correction */
+        printf("\n\x1b[2m%.*s\x1b[0m\n", (int)n, text);
+        fflush(stdout);
+    } else {
+        fprintf(stderr, "original: %.*s\n", (int)n, text);
+    }
+}
+
+/* Read a template given as a built-in name or a file. */
+static char *template_arg(const char *flag, const char *v) {
+    const char *builtin = sa_aligner_template(v);
+    if (builtin) return sa_strdup(builtin);
+    size_t len;
+    char *t = sa_read_file(v, &len);
+    if (!t) {
+        sa_err("%s: '%s' is neither a built-in template (stream-gemma, plain, aligner7b) nor a readable file", flag, v);
+        return NULL;
+    }
+    if (sa_template_check(t)) {
+        sa_err_prefix("%s: %s: ", flag, v);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Shared by `align` and `generate --chat`. */
+struct AlignOpts {
+    CommonOpts co;
+    const char *upstream, *aligner, *question, *chat_tmpl;
+    char *al_tmpl, *al_mode_tmpl;
+    int json, show_original;
+    SaAlignParams ap;
+};
+
+static int run_align(AlignOpts *o) {
+    int rc = 1;
+    SaModel up = {0}, al = {0};
+    int have_al = 0;
+    SaEngine *e = NULL;
+    SaAlignTrace tr = {0};
+    sa_set_threads(o->co.threads);
+    CommonOpts c = o->co;
+    c.model = o->upstream;
+    if (!o->upstream) {
+        sa_err("--upstream: an upstream model is required");
+        return die();
+    }
+    if (o->ap.mode != SA_MODE_NONE && !o->aligner) {
+        sa_err("--aligner: an aligner model is required for --mode %s", o->ap.mode == SA_MODE_STREAM ? "stream" : "aligner");
+        return die();
+    }
+    if (load_model(&c, &up)) return die();
+    if (o->ap.mode != SA_MODE_NONE) {
+        c.model = o->aligner;
+        if (load_model(&c, &al)) goto out;
+        have_al = 1;
+    }
+    if (o->chat_tmpl) {
+        o->ap.up_tmpl = sa_chat_template(o->chat_tmpl);
+        if (!o->ap.up_tmpl) {
+            sa_err("--chat-template: unknown template '%s' (known: %s)", o->chat_tmpl, sa_chat_template_names());
+            goto out;
+        }
+    } else {
+        o->ap.up_tmpl = sa_chat_detect(up.chat_template);
+    }
+    if (have_al) {
+        if (o->al_tmpl) o->ap.al_tmpl = o->al_tmpl;
+        else if (al.aligner_template) o->ap.al_tmpl = al.aligner_template;
+        else o->ap.al_tmpl = sa_aligner_template(sa_tok_find(al.tok, "<start_of_turn>") >= 0 ? "stream-gemma" : "plain");
+        if (o->al_mode_tmpl) o->ap.al_mode_tmpl = o->al_mode_tmpl;
+    }
+    if (!(e = sa_engine_new(&up, have_al ? &al : NULL, o->co.n_ctx, o->co.kv_type))) goto out;
+    OutCtx oc = {.show_original = o->show_original, .tty = isatty(STDOUT_FILENO), .json = o->json};
+    o->ap.out = align_out;
+    o->ap.out_ctx = &oc;
+    if (sa_align_run(e, o->question, &o->ap, &tr)) goto out;
+    if (o->json) {
+        char *js = sa_align_trace_json(&tr, o->ap.mode);
+        if (js) printf("%s\n", js);
+        free(js);
+    } else if (oc.tty) {
+        printf("\n");
+    }
+    if (!strcmp(tr.stop, "context full")) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
+    fprintf(stderr, "salign: %d sentence(s), first visible token after %.0f ms, total %.0f ms, stop: %s\n", tr.n_rounds,
+            tr.first_visible_ms, tr.total_ms, tr.stop);
+    rc = 0;
+out:
+    if (rc) die();
+    sa_align_trace_free(&tr);
+    sa_engine_free(e);
+    if (have_al) sa_model_free(&al);
+    sa_model_free(&up);
+    free(o->al_tmpl);
+    free(o->al_mode_tmpl);
+    return rc;
+}
+
+/* generate --chat: the upstream alone through its chat template - exactly align's none mode. */
+static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
+                         const char *system) {
+    AlignOpts o;
+    memset(&o, 0, sizeof o);
+    o.co = *co;
+    sa_align_default_params(&o.ap);
+    o.ap.mode = SA_MODE_NONE;
+    o.ap.up_sp = *sp;
+    o.ap.max_answer_tokens = n_predict;
+    if (system) o.ap.system = system;
+    o.upstream = co->model;
+    o.question = prompt;
+    o.chat_tmpl = tmpl;
+    return run_align(&o);
+}
+
+static int cmd_align(int argc, char **argv) {
+    AlignOpts o;
+    memset(&o, 0, sizeof o);
+    common_init(&o.co);
+    sa_align_default_params(&o.ap);
+    o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = common_flag(&o.co, argc, argv, &i);
+        if (r == 0) r = sampling_flag(&o.ap.up_sp, &o.ap.al_sp, argc, argv, &i);
+        if (r < 0) return die();
+        if (r) continue;
+        if (!strcmp(a, "--upstream")) {
+            if (!(o.upstream = flag_value(argc, argv, &i))) return die();
+        } else if (!strcmp(a, "--aligner")) {
+            if (!(o.aligner = flag_value(argc, argv, &i))) return die();
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(o.question = flag_value(argc, argv, &i))) return die();
+        } else if (!strcmp(a, "--mode")) {
+            if (!(v = flag_value(argc, argv, &i))) return die();
+            if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
+            else if (!strcmp(v, "aligner")) o.ap.mode = SA_MODE_ALIGNER;
+            else if (!strcmp(v, "none")) o.ap.mode = SA_MODE_NONE;
+            else { sa_err("--mode: expected stream, aligner or none, got '%s'", v); return die(); }
+        } else if (!strcmp(a, "--system")) {
+            if (!(o.ap.system = flag_value(argc, argv, &i))) return die();
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!(o.chat_tmpl = flag_value(argc, argv, &i))) return die();
+        } else if (!strcmp(a, "--aligner-template") || !strcmp(a, "--aligner-mode-template")) {
+            if (!(v = flag_value(argc, argv, &i))) return die();
+            char *t = template_arg(a, v);
+            if (!t) return die();
+            char **slot = !strcmp(a, "--aligner-template") ? &o.al_tmpl : &o.al_mode_tmpl;
+            free(*slot);
+            *slot = t;
+        } else if (!strcmp(a, "--splitter")) {
+            if (!(v = flag_value(argc, argv, &i))) return die();
+            int m = sa_split_mode_from_name(v);
+            if (m < 0) { sa_err("--splitter: expected reference or smart, got '%s'", v); return die(); }
+            o.ap.split = (SaSplitMode)m;
+        } else if (!strcmp(a, "--max-sentences")) {
+            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_sentences)) return die();
+        } else if (!strcmp(a, "--max-tokens")) {
+            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, INT_MAX, &o.ap.max_tokens)) return die();
+            o.ap.max_answer_tokens = o.ap.max_tokens;
+        } else if (!strcmp(a, "--max-sentence-tokens")) {
+            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_sentence_tokens)) return die();
+        } else if (!strcmp(a, "--max-correction-tokens")) {
+            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_correction_tokens)) return die();
+        } else if (!strcmp(a, "--show-original")) {
+            o.show_original = 1;
+        } else if (!strcmp(a, "--json")) {
+            o.json = 1;
+        } else {
+            sa_err("%s: unknown flag for 'align' (see salign --help)", a);
+            return die();
+        }
+    }
+    if (!o.question) {
+        sa_err("-p: a question is required");
+        return die();
+    }
+    return run_align(&o);
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static void usage(FILE *f) {
@@ -470,8 +716,14 @@ static void usage(FILE *f) {
             "usage: salign COMMAND [flags]\n"
             "  generate -m MODEL [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
             "           [--frequency-penalty F] [--seed S] [-t THREADS] [-c CTX] [--kv-type f16|f32] [--mmap] [--ids]\n"
+            "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
-            "  info MODEL [--verify]\n");
+            "  info MODEL [--verify]\n"
+            "  align --upstream U.salm --aligner A.salm -p QUESTION [--mode stream|aligner|none]\n"
+            "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
+            "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
+            "        [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S] (both models, or\n"
+            "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX]\n");
 }
 
 int main(int argc, char **argv) {
@@ -484,6 +736,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "align")) return cmd_align(argc - 2, argv + 2);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return die();
 }

@@ -4,23 +4,25 @@
  *   1. spec helpers (free, deep copy)
  *   2. the tokenizer object: piece -> id hash table, byte-fallback table, special-token index
  *   3. parse_special: splitting template text on control / user-defined / unknown token strings
- *   4. SentencePiece BPE (SA_TOK_SPM): the merge loop
+ *   4. SentencePiece BPE (SA_TOK_SPM): the merge loop (by scores, or by merge rank for HF files)
+ *   4b. byte-level BPE (SA_TOK_BPE): GPT-2 byte<->unicode mapping, NFC, the Llama 3 / Qwen2 split
+ *       pattern, merge by rank
  *   5. encode / decode entry points, dispatching on the model
  *   6. the llama2.c tokenizer.bin loader
  *
- * Byte-level BPE (SA_TOK_BPE: GPT-2 byte<->unicode mapping, merge ranks, regex pre-tokenizer) is
- * meant to slot in as a second per-fragment encoder next to spm_encode() (section 4), chosen in
- * encode_fragment(); the special-token splitting, the hash table and the output vector are shared.
- * Until then sa_tok_new() refuses SA_TOK_BPE with a clear message.
+ * The special-token splitting, the hash table and the output vector are shared by both models.
  *
- * Reference behaviour: llama.cpp's llm_tokenizer_spm_session + llama_vocab::impl::tokenize (and
+ * Reference behaviour: SPM: llama.cpp's llm_tokenizer_spm_session + llama_vocab::impl::tokenize (and
  * SentencePiece's bpe_model.cc where the two differ in ways that matter for safety; each such
- * place says so). */
+ * place says so). Byte-level BPE and SPM from tokenizer.json: HF tokenizers (the Rust library that
+ * made llama.cpp's goldens, and tokenizers.js, the oracle in tests/run-oracle-tokenizers.sh). */
 #include "tokenizer.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <utf8proc.h> /* Unicode general categories and NFC (Debian libutf8proc-dev) */
 
 /* U+2581 LOWER ONE EIGHTH BLOCK: SentencePiece's visible stand-in for ' '. */
 #define SPM_SPACE "\xe2\x96\x81"
@@ -63,6 +65,7 @@ static int spec_copy(SaTokSpec *dst, const SaTokSpec *src) {
     dst->add_bos = src->add_bos;
     dst->add_eos = src->add_eos;
     dst->add_space_prefix = src->add_space_prefix;
+    dst->split_user_defined = src->split_user_defined;
     int n = src->n_vocab;
     if (!(dst->tokens = sa_calloc((size_t)n, sizeof(char *)))) goto fail;
     dst->n_vocab = n; /* from here on sa_tok_spec_free() can clean up a partial copy */
@@ -110,6 +113,21 @@ struct SaTokenizer {
     /* SPM: 1 for a byte that ends a character some mergeable piece has right before a U+2581
      * (other than in its leading run of U+2581); see spm_cut_before() */
     uint8_t spm_nocut[256];
+    /* Merge table (SA_TOK_BPE always; SA_TOK_SPM when the spec has merges, i.e. came from an HF
+     * tokenizer.json): (left id, right id) -> (rank, merged id). HF merges by the rank of the pair,
+     * not by a score of the merged piece; the two differ when a piece is reachable by several
+     * pairs, or when a pair is absent from the merges although its concatenation is a token. */
+    struct MergeSlot *mg;
+    uint32_t mg_mask;
+    int use_ranks; /* SPM merge loop ranks pairs by mg instead of by scores */
+    /* byte-level BPE */
+    int max_digits;       /* the split pattern's \p{N}{1,max_digits} (Llama 3: 3, Qwen2: 1) */
+    int nfc;              /* NFC-normalize text first (Qwen2's normalizer) */
+    int ignore_merges;    /* a pre-token that is itself a token is emitted whole (Llama 3) */
+    int32_t bl_tok[256];  /* token of each byte's GPT-2 stand-in character, -1 if absent */
+    char bl_utf8[256][2]; /* UTF-8 of each byte's stand-in (1 or 2 bytes: code points < 0x144) */
+    uint8_t bl_ulen[256];
+    int16_t bl_byte[0x144]; /* stand-in code point -> byte, -1 for other code points */
 };
 
 static uint32_t hash_bytes(const char *s, size_t n) {
@@ -237,6 +255,7 @@ void sa_tok_free(SaTokenizer *t) {
     free(t->ht);
     free(t->special_rank);
     free(t->special_lens);
+    free(t->mg);
     free(t);
 }
 
@@ -245,16 +264,150 @@ static int check_id(int id, int n, const char *what) {
     return 0;
 }
 
+/* ---- merge table ---- */
+
+typedef struct MergeSlot {
+    int32_t left, right; /* token ids of the pair */
+    int32_t rank;        /* index in spec.merges (lower merges first); -1 = empty slot */
+    int32_t res;         /* token id of left+right */
+} MergeSlot;
+
+static uint32_t pair_hash(int32_t l, int32_t r) {
+    uint64_t k = ((uint64_t)(uint32_t)l << 32 | (uint32_t)r) * 0x9E3779B97F4A7C15ULL;
+    return (uint32_t)(k >> 32);
+}
+
+static const MergeSlot *merge_find(const SaTokenizer *t, int32_t l, int32_t r) {
+    uint32_t i = pair_hash(l, r) & t->mg_mask;
+    for (;;) {
+        const MergeSlot *m = &t->mg[i];
+        if (m->rank < 0) return NULL;
+        if (m->left == l && m->right == r) return m;
+        i = (i + 1) & t->mg_mask;
+    }
+}
+
+/* Parse "left right" merges into the pair table. A merge naming a piece the vocabulary lacks (or
+ * whose concatenation it lacks) can never apply and is skipped (HF refuses such a file; llama.cpp
+ * ignores the merge). When a pair is listed twice, the first (lowest) rank counts, as in
+ * llama.cpp; real files have no duplicates. */
+static int build_merges(SaTokenizer *t) {
+    int nm = t->spec.n_merges;
+    /* The SPM loop keeps -rank in a float, exact only below 2^24; real files have < 1M merges. */
+    if (nm > (1 << 24)) return sa_err("tokenizer: %d merges (limit %d)", nm, 1 << 24);
+    uint32_t cap = 1;
+    while (cap < (uint32_t)nm * 2u) cap <<= 1;
+    if (!(t->mg = sa_malloc((size_t)cap * sizeof(MergeSlot)))) return -1;
+    for (uint32_t i = 0; i < cap; i++) t->mg[i].rank = -1;
+    t->mg_mask = cap - 1;
+    char *cat = NULL; /* left+right, to look the result up */
+    size_t cat_cap = 0;
+    for (int i = 0; i < nm; i++) {
+        const char *m = t->spec.merges[i];
+        const char *sp = strchr(m, ' ');
+        /* Tokens never contain ' ' in either family (byte-level spells it "Ġ", SPM "▁"), so one
+         * space is an unambiguous separator. */
+        if (!sp || sp == m || !sp[1] || strchr(sp + 1, ' ')) {
+            free(cat);
+            return sa_err("tokenizer: merge %d (\"%.40s\") is not two pieces separated by one space", i, m);
+        }
+        size_t ll = (size_t)(sp - m), rl = strlen(sp + 1);
+        if (ll + rl > cat_cap) {
+            size_t nc = SA_MAX(ll + rl, cat_cap * 2);
+            char *p = sa_realloc(cat, nc);
+            if (!p) {
+                free(cat);
+                return -1;
+            }
+            cat = p;
+            cat_cap = nc;
+        }
+        memcpy(cat, m, ll);
+        memcpy(cat + ll, sp + 1, rl);
+        int l = lookup(t, m, ll), r = lookup(t, sp + 1, rl), res = lookup(t, cat, ll + rl);
+        if (l < 0 || r < 0 || res < 0) continue;
+        uint32_t k = pair_hash(l, r) & t->mg_mask;
+        while (t->mg[k].rank >= 0 && !(t->mg[k].left == l && t->mg[k].right == r)) k = (k + 1) & t->mg_mask;
+        if (t->mg[k].rank < 0) t->mg[k] = (MergeSlot){l, r, i, res};
+    }
+    free(cat);
+    return 0;
+}
+
+/* ---- byte-level BPE set-up ---- */
+
+/* GPT-2's bytes_to_unicode(): printable Latin-1 bytes ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for
+ * themselves; the other 68 bytes, in increasing order, get U+0100, U+0101, ... (so ' ' is "Ġ",
+ * U+0120, and '\n' is "Ċ", U+010A). Every token string is spelled in these stand-ins. */
+static uint32_t gpt2_byte_cp(int b) {
+    static uint32_t map[256];
+    static int ready; /* idempotent: racing initialisations write the same values */
+    if (!ready) {
+        uint32_t n = 0;
+        for (int c = 0; c < 256; c++) {
+            int self = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
+            map[c] = self ? (uint32_t)c : 256 + n++;
+        }
+        ready = 1;
+    }
+    return map[b];
+}
+
+/* The split patterns we implement, by the names llama.cpp gives them (tokenizer.ggml.pre). */
+static int bpe_setup_pre(SaTokenizer *t) {
+    const char *pre = t->spec.pre;
+    if (!pre) return sa_err("tokenizer: byte-level BPE needs a pre-tokenizer name (supported: llama-bpe, qwen2)");
+    if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3")) {
+        /* Llama 3: \p{N}{1,3}; its tokenizer.json has "ignore_merges": true (llama.cpp sets the
+         * same for this pre-tokenizer); no normalizer. */
+        t->max_digits = 3;
+        t->ignore_merges = 1;
+    } else if (!strcmp(pre, "qwen2")) {
+        /* Qwen2/Qwen3: single digits; tokenizer.json normalizer NFC (llama.cpp skips NFC; the
+         * goldens it tests against come from HF, which applies it). */
+        t->max_digits = 1;
+        t->nfc = 1;
+    } else {
+        return sa_err("tokenizer: byte-level BPE pre-tokenizer \"%.40s\" is not supported (llama-bpe, qwen2 are)", pre);
+    }
+    for (int b = 0; b < 0x144; b++) t->bl_byte[b] = -1;
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = gpt2_byte_cp(b);
+        char *u = t->bl_utf8[b];
+        if (cp < 0x80) {
+            u[0] = (char)cp;
+            t->bl_ulen[b] = 1;
+        } else {
+            u[0] = (char)(0xC0 | (cp >> 6));
+            u[1] = (char)(0x80 | (cp & 0x3F));
+            t->bl_ulen[b] = 2;
+        }
+        t->bl_byte[cp] = (int16_t)b;
+        int id = lookup(t, u, t->bl_ulen[b]);
+        t->bl_tok[b] = id >= 0 && mergeable(t->type[id]) ? id : -1;
+    }
+    return 0;
+}
+
 SaTokenizer *sa_tok_new(const SaTokSpec *spec) {
     if (!spec) {
         sa_err("tokenizer: no spec");
         return NULL;
     }
-    if (spec->model == SA_TOK_BPE) {
-        sa_err("tokenizer: byte-level BPE not supported yet");
+    if (spec->model == SA_TOK_BPE && (!spec->merges || spec->n_merges <= 0)) {
+        sa_err("tokenizer: byte-level BPE needs merges (the vocabulary has none)");
         return NULL;
     }
-    if (spec->model != SA_TOK_SPM) {
+    if (spec->n_merges < 0 || (spec->n_merges > 0 && !spec->merges)) {
+        sa_err("tokenizer: invalid merge count %d", spec->n_merges);
+        return NULL;
+    }
+    for (int i = 0; i < spec->n_merges; i++)
+        if (!spec->merges[i]) {
+            sa_err("tokenizer: merge %d has no string", i);
+            return NULL;
+        }
+    if (spec->model != SA_TOK_SPM && spec->model != SA_TOK_BPE) {
         sa_err("tokenizer: unknown model type %d", spec->model);
         return NULL;
     }
@@ -339,6 +492,9 @@ SaTokenizer *sa_tok_new(const SaTokSpec *spec) {
                 t->spm_nocut[(uint8_t)s[p - 1]] = 1;
     }
     if (build_specials(t) != 0) goto fail;
+    if (t->spec.n_merges > 0 && build_merges(t) != 0) goto fail;
+    t->use_ranks = t->spec.model == SA_TOK_SPM && t->spec.n_merges > 0;
+    if (t->spec.model == SA_TOK_BPE && bpe_setup_pre(t) != 0) goto fail;
     return t;
 fail:
     sa_tok_free(t);
@@ -480,6 +636,67 @@ fail:
     return -1;
 }
 
+/* HF tokenizer.json rules (spec.split_user_defined): HF cuts every added token out of the text
+ * before normalization, scanning left to right and taking the longest added token that starts at
+ * each position (Rust: aho-corasick LeftmostLongest; tokenizers.js: a trie walk). We do the same,
+ * but only with the tokens the caller may produce here: USER_DEFINED ones (HF "special": false,
+ * harmless text such as "<b>" or "<think>") always, CONTROL/UNKNOWN ones only with parse_special
+ * (and, with a mask, only inside template bytes). So user content holding "<|eot_id|>" stays text. */
+static int split_added_hf(const SaTokenizer *t, const char *text, uint32_t len, int parse_special,
+                          const uint8_t *allow, Frag **frags_out, int *nfrag_out) {
+    Frag *f = NULL;
+    int nf = 0, capf = 0;
+    uint32_t at = 0; /* start of the pending text run */
+    for (uint32_t i = 0; i < len;) {
+        int hit = -1;
+        if (t->special_first[(uint8_t)text[i]]) {
+            for (int k = 0; k < t->n_special_lens && hit < 0; k++) { /* longest first */
+                uint32_t l = t->special_lens[k];
+                if (l > len - i) continue;
+                int id = lookup(t, text + i, l);
+                if (id < 0 || t->special_rank[id] < 0) continue;
+                int ok = t->type[id] == SA_TT_USER_DEFINED ||
+                         (parse_special && (!allow || memchr(allow + i, 0, l) == NULL));
+                if (ok) hit = id;
+            }
+        }
+        if (hit < 0) {
+            i++;
+            continue;
+        }
+        if (nf + 2 > capf) {
+            int nc = capf ? capf * 2 : 16;
+            Frag *p = sa_realloc(f, (size_t)nc * sizeof *f);
+            if (!p) {
+                free(f);
+                return -1;
+            }
+            f = p;
+            capf = nc;
+        }
+        if (i > at) f[nf++] = (Frag){at, i - at, -1};
+        f[nf++] = (Frag){i, t->len[hit], hit};
+        i += t->len[hit];
+        at = i;
+    }
+    if (nf == 0) { /* nothing cut: the caller's single fragment stands */
+        *nfrag_out = len > 0 ? 1 : 0;
+        return 0;
+    }
+    if (at < len) {
+        Frag *p = sa_realloc(f, (size_t)(nf + 1) * sizeof *f);
+        if (!p) {
+            free(f);
+            return -1;
+        }
+        f = p;
+        f[nf++] = (Frag){at, len - at, -1};
+    }
+    *frags_out = f;
+    *nfrag_out = nf;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* 4. SentencePiece BPE                                                                         */
 
@@ -586,9 +803,24 @@ static int try_add_bigram(SpmState *st, int left, int right) {
     if (left < 0 || right < 0) return 0;
     const Sym *l = &st->sym[left], *r = &st->sym[right];
     uint32_t size = l->n + r->n;
-    int id = lookup(st->t, st->text + l->off, size);
-    if (id < 0 || !mergeable(st->t->type[id])) return 0;
-    float score = st->t->spec.scores ? st->t->spec.scores[id] : 0.0f;
+    const SaTokenizer *t = st->t;
+    int id;
+    float score;
+    if (t->use_ranks) {
+        /* HF BPE: only listed pairs merge, lowest rank first (-rank is exact in a float: ranks
+         * are below 2^24, see build_merges). A character that is not itself a token has no id and never merges:
+         * it ends up as byte-fallback tokens, as in HF. */
+        int a = lookup(t, st->text + l->off, l->n), b = a < 0 ? -1 : lookup(t, st->text + r->off, r->n);
+        const MergeSlot *m = b < 0 ? NULL : merge_find(t, a, b);
+        if (!m) return 0;
+        id = m->res;
+        score = -(float)m->rank;
+    } else {
+        id = lookup(t, st->text + l->off, size);
+        if (id < 0) return 0;
+        score = t->spec.scores ? t->spec.scores[id] : 0.0f;
+    }
+    if (!mergeable(t->type[id])) return 0;
     return heap_push(st, (Bigram){score, left, right, size});
 }
 
@@ -728,13 +960,368 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* 4b. byte-level BPE (Llama 3, Qwen2/Qwen3)                                                   */
+
+/* Character classes the split pattern asks about. */
+enum { CL_L = 1, CL_N = 2, CL_WS = 4, CL_CRLF = 8 };
+
+/* A byte that is not part of well-formed UTF-8 (see utf8_char_len): in no class, so the pattern
+ * groups it like punctuation; it still becomes its own byte-level token and decodes back. */
+#define CP_INVALID 0xFFFFFFFFu
+
+/* \s as HF means it: Oniguruma's \s (and tokenizers.js, which rewrites \s to \p{White_Space}) is
+ * the Unicode White_Space property, as is llama.cpp's table. (JavaScript's own \s would add U+FEFF
+ * and miss U+0085.) The property has been stable since Unicode 6.3. */
+static int is_white_space(uint32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
+}
+
+/* \p{L} = Lu Ll Lt Lm Lo, \p{N} = Nd Nl No, from utf8proc's tables (Unicode 15 in Debian 12). */
+static uint8_t char_class(uint32_t c) {
+    if (c < 0x80) {
+        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return CL_L;
+        if (c >= '0' && c <= '9') return CL_N;
+        if (c == '\r' || c == '\n') return CL_WS | CL_CRLF;
+        return is_white_space(c) ? CL_WS : 0;
+    }
+    if (c == CP_INVALID) return 0;
+    if (is_white_space(c)) return CL_WS;
+    switch (utf8proc_category((utf8proc_int32_t)c)) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+        return CL_L;
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+        return CL_N;
+    default:
+        return 0;
+    }
+}
+
+/* Code point of a well-formed UTF-8 character of length l (from utf8_char_len). */
+static uint32_t utf8_decode(const uint8_t *s, uint32_t l) {
+    switch (l) {
+    case 1:
+        return s[0];
+    case 2:
+        return (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+    case 3:
+        return (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    default:
+        return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 |
+               (s[3] & 0x3F);
+    }
+}
+
+static uint32_t ascii_lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* One match of the split pattern at character i (of n), returning where it ends. The pattern is
+ *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,D}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+ *   \s*[\r\n]+|\s+(?!\S)|\s+
+ * with D = 3 (Llama 3) or the single \p{N} (Qwen2, D = 1). A backtracking engine tries the
+ * alternatives in order at each position and takes the first that matches (not the longest);
+ * each branch below is that alternative worked out by hand, including its backtracking. Every
+ * character is a letter, number, space or other, so some alternative always matches and the
+ * pieces cover the text (HF "Isolated" splitting keeps them all). */
+static uint32_t pre_match(const uint32_t *cp, const uint8_t *cl, uint32_t i, uint32_t n, int max_digits) {
+    uint32_t c = cp[i], j;
+    /* 1. contractions; (?i:) folds ASCII only, as tokenizers.js's rewrite and llama.cpp do (so
+     *    U+017F LONG S does not count as 's') */
+    if (c == '\'' && i + 1 < n) {
+        uint32_t a = ascii_lower(cp[i + 1]);
+        if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+        if (i + 2 < n) {
+            uint32_t b = ascii_lower(cp[i + 2]);
+            if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return i + 3;
+        }
+    }
+    /* 2. [^\r\n\p{L}\p{N}]?\p{L}+ : the optional character is taken only if a letter follows it
+     *    (otherwise the engine retries without it, and then c itself must be a letter) */
+    j = i;
+    if (!(cl[i] & (CL_L | CL_N | CL_CRLF)) && i + 1 < n && (cl[i + 1] & CL_L)) j = i + 1;
+    if (cl[j] & CL_L) {
+        while (j < n && (cl[j] & CL_L)) j++;
+        return j;
+    }
+    /* 3. \p{N}{1,D} */
+    if (cl[i] & CL_N) {
+        for (j = i; j < n && j - i < (uint32_t)max_digits && (cl[j] & CL_N); j++) {
+        }
+        return j;
+    }
+    /* 4. ` ?[^\s\p{L}\p{N}]+[\r\n]*` (without the space, c = ' ' could not start the run, so
+     *    taking it is the only way) */
+    j = c == ' ' ? i + 1 : i;
+    if (j < n && !(cl[j] & (CL_WS | CL_L | CL_N))) {
+        while (j < n && !(cl[j] & (CL_WS | CL_L | CL_N))) j++;
+        while (j < n && (cl[j] & CL_CRLF)) j++;
+        return j;
+    }
+    if (cl[i] & CL_WS) {
+        uint32_t e = i; /* the whole run of spaces */
+        while (e < n && (cl[e] & CL_WS)) e++;
+        /* 5. \s*[\r\n]+ : \s* backs off until a CR/LF follows, so the match ends just after the
+         *    run's last CR/LF */
+        for (j = e; j > i; j--)
+            if (cl[j - 1] & CL_CRLF) return j;
+        /* 6. \s+(?!\S) : the whole run at the end of the text, else all but its last space (which
+         *    then starts the next piece, e.g. " word"); needs two spaces */
+        if (e == n) return e;
+        if (e - i >= 2) return e - 1;
+        /* 7. \s+ */
+        return e;
+    }
+    return i + 1; /* not reached: see above */
+}
+
+/* NFC of the well-formed runs of s; invalid bytes pass through unchanged so they still round-trip.
+ * *out = NULL when s is all ASCII (already NFC), else a malloc'd copy. */
+static int nfc_text(const char *s, uint32_t len, char **out, size_t *out_len) {
+    *out = NULL;
+    uint32_t i = 0;
+    while (i < len && !((uint8_t)s[i] & 0x80)) i++;
+    if (i == len) return 0;
+    SaBuf b = {0};
+    if (sa_buf_append(&b, s, i) != 0) return -1;
+    while (i < len) {
+        uint32_t j = i, l;
+        while (j < len && (l = utf8_char_len((const uint8_t *)s + j, len - j)) > 0) j += l;
+        if (j > i) {
+            utf8proc_uint8_t *dst = NULL;
+            utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(j - i), &dst,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (r < 0) {
+                sa_buf_free(&b);
+                return sa_err("tokenizer: NFC normalization failed: %s", utf8proc_errmsg(r));
+            }
+            int rc = sa_buf_append(&b, dst, (size_t)r);
+            free(dst);
+            if (rc != 0) {
+                sa_buf_free(&b);
+                return -1;
+            }
+        }
+        if (j < len && sa_buf_append(&b, s + j++, 1) != 0) { /* one invalid byte */
+            sa_buf_free(&b);
+            return -1;
+        }
+        i = j;
+    }
+    *out = b.data;
+    *out_len = b.len;
+    return 0;
+}
+
+/* A queued merge: the pair starting at symbol pos, and the two ids it had then. */
+typedef struct {
+    int32_t rank;
+    uint32_t pos;
+    int32_t l, r;
+} BpeCand;
+
+typedef struct {
+    int32_t *id, *prev, *next; /* symbols of the current pre-token; id -1 once merged away */
+    uint32_t cap;
+    BpeCand *heap;
+    int n_heap, cap_heap;
+    char *word; /* the pre-token spelled in byte stand-ins (for ignore_merges) */
+    size_t cap_word;
+} BpeState;
+
+/* Lowest rank first; equal ranks (the same pair twice): leftmost first, as HF. */
+static int cand_before(const BpeCand *a, const BpeCand *b) {
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+
+static int bpe_push(BpeState *st, BpeCand c) {
+    if (st->n_heap == st->cap_heap) {
+        int nc = st->cap_heap ? st->cap_heap * 2 : 64;
+        BpeCand *p = sa_realloc(st->heap, (size_t)nc * sizeof *p);
+        if (!p) return -1;
+        st->heap = p;
+        st->cap_heap = nc;
+    }
+    int i = st->n_heap++;
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!cand_before(&c, &st->heap[parent])) break;
+        st->heap[i] = st->heap[parent];
+        i = parent;
+    }
+    st->heap[i] = c;
+    return 0;
+}
+
+static BpeCand bpe_pop(BpeState *st) {
+    BpeCand top = st->heap[0], last = st->heap[--st->n_heap];
+    int n = st->n_heap, i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && cand_before(&st->heap[c + 1], &st->heap[c])) c++;
+        if (!cand_before(&st->heap[c], &last)) break;
+        st->heap[i] = st->heap[c];
+        i = c;
+    }
+    if (n > 0) st->heap[i] = last;
+    return top;
+}
+
+static int bpe_try_pair(const SaTokenizer *t, BpeState *st, int p) {
+    if (p < 0 || st->next[p] < 0) return 0;
+    int q = st->next[p];
+    const MergeSlot *m = merge_find(t, st->id[p], st->id[q]);
+    if (!m || !mergeable(t->type[m->res])) return 0;
+    return bpe_push(st, (BpeCand){m->rank, (uint32_t)p, st->id[p], st->id[q]});
+}
+
+/* Encode one pre-token (bytes s[0..n)). */
+static int bpe_piece(const SaTokenizer *t, BpeState *st, const char *s, uint32_t n, IdOut *out) {
+    if (n == 0) return 0;
+    if (t->ignore_merges && n > 1) {
+        /* HF "ignore_merges": a pre-token that is a token is taken whole, even where the merges
+         * would not reach it. */
+        if ((size_t)n * 2 > st->cap_word) {
+            size_t nc = SA_MAX((size_t)n * 2, st->cap_word * 2);
+            char *p = sa_realloc(st->word, nc);
+            if (!p) return -1;
+            st->word = p;
+            st->cap_word = nc;
+        }
+        size_t k = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t b = (uint8_t)s[i];
+            memcpy(st->word + k, t->bl_utf8[b], t->bl_ulen[b]);
+            k += t->bl_ulen[b];
+        }
+        int id = lookup(t, st->word, k);
+        if (id >= 0 && mergeable(t->type[id])) return out_push(out, id);
+    }
+    if (n > st->cap) {
+        uint32_t nc = SA_MAX(n, st->cap * 2);
+        int32_t *a = sa_realloc(st->id, (size_t)nc * sizeof(int32_t));
+        if (!a) return -1;
+        st->id = a;
+        if (!(a = sa_realloc(st->prev, (size_t)nc * sizeof(int32_t)))) return -1;
+        st->prev = a;
+        if (!(a = sa_realloc(st->next, (size_t)nc * sizeof(int32_t)))) return -1;
+        st->next = a;
+        st->cap = nc;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        int id = t->bl_tok[(uint8_t)s[i]];
+        if (id < 0) {
+            /* a vocabulary lacking some byte's stand-in: HF gives UNK (or drops the byte) */
+            id = t->spec.unk_id;
+            if (id < 0) return sa_err("tokenizer: byte 0x%02X has no token and there is no UNK token", (uint8_t)s[i]);
+        }
+        st->id[i] = id;
+        st->prev[i] = (int32_t)i - 1;
+        st->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+    }
+    st->n_heap = 0;
+    for (uint32_t i = 0; i + 1 < n; i++)
+        if (bpe_try_pair(t, st, (int)i) != 0) return -1;
+    while (st->n_heap > 0) {
+        BpeCand c = bpe_pop(st);
+        int p = (int)c.pos, q = st->next[p];
+        /* Stale if either symbol changed since: a symbol's id changes exactly when it merges
+         * (a merged piece is longer, so never the same id), and a symbol merged away has id -1. */
+        if (st->id[p] != c.l || q < 0 || st->id[q] != c.r) continue;
+        st->id[p] = merge_find(t, c.l, c.r)->res;
+        st->id[q] = -1;
+        st->next[p] = st->next[q];
+        if (st->next[q] >= 0) st->prev[st->next[q]] = p;
+        if (bpe_try_pair(t, st, st->prev[p]) != 0 || bpe_try_pair(t, st, p) != 0) return -1;
+    }
+    for (int p = 0; p >= 0; p = st->next[p])
+        if (out_push(out, st->id[p]) != 0) return -1;
+    return 0;
+}
+
+/* Encode one run of ordinary text: [NFC,] split with the pattern, byte-level BPE per piece. */
+static int bpe_encode(const SaTokenizer *t, const char *s, uint32_t len, IdOut *out) {
+    char *norm = NULL;
+    size_t nlen = 0;
+    if (t->nfc && nfc_text(s, len, &norm, &nlen) != 0) return -1;
+    if (norm) {
+        if (nlen > UINT32_MAX - 1) {
+            free(norm);
+            return sa_err("tokenizer: text too long after NFC");
+        }
+        s = norm;
+        len = (uint32_t)nlen;
+    }
+    int rc = -1;
+    BpeState st = {0};
+    uint32_t *cp = sa_malloc(((size_t)len + 1) * sizeof(uint32_t));
+    uint32_t *off = sa_malloc(((size_t)len + 1) * sizeof(uint32_t));
+    uint8_t *cl = sa_malloc((size_t)len + 1);
+    if (!cp || !off || !cl) goto done;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < len; n++) {
+        uint32_t l = utf8_char_len((const uint8_t *)s + i, len - i);
+        cp[n] = l ? utf8_decode((const uint8_t *)s + i, l) : CP_INVALID;
+        cl[n] = char_class(cp[n]);
+        off[n] = i;
+        i += l ? l : 1;
+    }
+    off[n] = len;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t j = pre_match(cp, cl, i, n, t->max_digits);
+        if (bpe_piece(t, &st, s + off[i], off[j] - off[i], out) != 0) goto done;
+        i = j;
+    }
+    rc = 0;
+done:
+    free(cp);
+    free(off);
+    free(cl);
+    free(st.id);
+    free(st.prev);
+    free(st.next);
+    free(st.heap);
+    free(st.word);
+    free(norm);
+    return rc;
+}
+
+/* Bytes of a byte-level token: each stand-in character back to its byte. A token with a character
+ * outside the map (an added token's text that is not spelled in stand-ins) is copied as it is, as
+ * HF's ByteLevel decoder does. */
+static int bpe_decode_piece(const SaTokenizer *t, const char *s, uint32_t n, SaBuf *out) {
+    if (sa_buf_reserve(out, n) != 0) return -1;
+    size_t start = out->len;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t l = utf8_char_len((const uint8_t *)s + i, n - i);
+        uint32_t c = l ? utf8_decode((const uint8_t *)s + i, l) : CP_INVALID;
+        if (c >= 0x144 || t->bl_byte[c] < 0) {
+            out->len = start;
+            return sa_buf_append(out, s, n);
+        }
+        out->data[out->len++] = (char)t->bl_byte[c];
+        i += l;
+    }
+    out->data[out->len] = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* 5. encode / decode                                                                           */
 
-/* One run of ordinary text, by model. Byte-level BPE will be a second case here. */
+/* One run of ordinary text, by model. */
 static int encode_fragment(const SaTokenizer *t, const char *s, uint32_t len, int first_after_special, IdOut *out) {
     switch (t->spec.model) {
     case SA_TOK_SPM:
         return spm_encode(t, s, len, t->spec.add_space_prefix && first_after_special, out);
+    case SA_TOK_BPE:
+        return bpe_encode(t, s, len, out);
     default:
         return sa_err("tokenizer: model %d cannot encode", t->spec.model);
     }
@@ -768,8 +1355,14 @@ static int encode_impl(const SaTokenizer *t, const char *text, size_t len, int a
         if (t->spec.bos_id < 0) return sa_err("tokenizer: BOS requested but the vocabulary has none");
         if (out_push(&out, t->spec.bos_id) != 0) return -1;
     }
-    if (parse_special && len > 0 && t->n_specials > 0 && split_specials(t, text, (uint32_t)len, allow, &frags, &nfrag) != 0)
+    if (t->spec.split_user_defined) {
+        if (len > 0 && t->n_specials > 0 &&
+            split_added_hf(t, text, (uint32_t)len, parse_special, allow, &frags, &nfrag) != 0)
+            goto fail;
+    } else if (parse_special && len > 0 && t->n_specials > 0 &&
+               split_specials(t, text, (uint32_t)len, allow, &frags, &nfrag) != 0) {
         goto fail;
+    }
     /* llama.cpp prefixes a space to every text run that starts the text or follows a special
      * token (is_prev_special), e.g. "<s>[INST]" -> <s> "▁[" ..., which is also what encoding
      * each piece of a Llama 2 chat prompt separately with SentencePiece gives. */
@@ -810,6 +1403,12 @@ int sa_tok_decode(const SaTokenizer *t, int prev, int id, int special, SaBuf *ou
         return 0; /* never produced by encoding; llama.cpp prints nothing either */
     default:
         break; /* NORMAL, USER_DEFINED */
+    }
+    if (t->spec.model == SA_TOK_BPE) {
+        /* HF decodes added tokens (USER_DEFINED: "<think>") as their text, the rest through the
+         * byte-level map; llama.cpp does the same. */
+        if (t->type[id] == SA_TT_USER_DEFINED) return sa_buf_append(out, s, n);
+        return bpe_decode_piece(t, s, n, out);
     }
     /* Unescape U+2581 -> ' '. (llama.cpp copies USER_DEFINED pieces verbatim; SentencePiece and
      * HF decoders unescape them too, which we follow.) */

@@ -1,7 +1,7 @@
 /* tokenizer.h - text <-> token ids.
  *
- * One interface over SentencePiece-style BPE (Llama 2, Mistral, Gemma, llama2.c) and, later,
- * byte-level BPE (Llama 3, Qwen2). A tokenizer is built from an SaTokSpec, which every source
+ * One interface over SentencePiece-style BPE (Llama 2, Mistral, Gemma, llama2.c) and byte-level
+ * BPE (Llama 3, Qwen2/Qwen3). A tokenizer is built from an SaTokSpec, which every source
  * fills in (a .salm file, a GGUF vocab, a llama2.c tokenizer.bin, an HF tokenizer.json).
  *
  * Safety rule: control/special tokens are produced from text only when the caller passes
@@ -34,13 +34,20 @@ typedef struct {
     char **tokens;     /* n_vocab NUL-terminated strings (a token never contains NUL) */
     float *scores;     /* n_vocab, or NULL */
     int32_t *types;    /* n_vocab, or NULL (all normal) */
-    char **merges;     /* BPE merges "left right", rank = index; NULL for SPM */
+    char **merges;     /* BPE merges "left right", rank = index. SPM: NULL (merge by scores) or,
+                        * from an HF tokenizer.json, its merges (merge by rank, as HF does) */
     int n_merges;
     int bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
     int eot_id;        /* end-of-turn token (e.g. <end_of_turn>, <|eot_id|>), -1 when absent */
     int add_bos, add_eos;
     int add_space_prefix; /* SPM: prepend "▁" to the text (Llama 2: yes, Gemma: no) */
     char *pre;         /* BPE pre-tokenizer name ("llama-bpe", "qwen2", ...), or NULL */
+    /* 1 = HF tokenizer.json rules for added tokens: USER_DEFINED tokens (HF added tokens with
+     * "special": false, e.g. Gemma's "<b>" or "\n\n", Qwen's "<think>") are cut out of ALL text,
+     * leftmost-longest, before the model runs, as HF does; CONTROL ones (special: true) still only
+     * with parse_special. 0 = GGUF/.salm rules: USER_DEFINED only with parse_special, because
+     * GGUF vocabularies type some turn markers (Gemma's <start_of_turn>) USER_DEFINED. */
+    int split_user_defined;
 } SaTokSpec;
 
 /* Frees every tokens[i] and merges[i] (each its own malloc'd string), the arrays and pre;
@@ -56,8 +63,11 @@ const SaTokSpec *sa_tok_spec(const SaTokenizer *t);
 
 /* Encode len bytes of text. Appends ids to *ids (growing it with realloc; *cap tracks capacity).
  * add_bos: prepend BOS. parse_special: text like "<end_of_turn>" matching a control or
- * user-defined token becomes that token (only for template text). Invalid UTF-8 bytes are
- * encoded as byte tokens (SPM with byte fallback) — see README "Invalid UTF-8".
+ * user-defined token becomes that token (only for template text; but see split_user_defined).
+ * Invalid UTF-8 bytes are encoded as byte tokens: SPM with byte fallback gives <0xXX>; byte-level
+ * BPE treats each invalid byte as one character of its own that is neither letter, number nor
+ * space (so the pre-tokenizer groups it like punctuation) and encodes it through its byte-level
+ * token. Either way decoding gives the exact bytes back (see utf8_char_len() in tokenizer.c).
  * Returns the number of ids appended, or -1 + sa_err. */
 int sa_tok_encode(const SaTokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
                   int32_t **ids, int *n, int *cap);
@@ -83,6 +93,17 @@ int sa_tok_find(const SaTokenizer *t, const char *piece);
 int sa_tok_is_eog(const SaTokenizer *t, int id); /* EOS or EOT */
 
 /* Loaders of other sources into a spec (allocating; free with sa_tok_spec_free). */
+/* HF tokenizer.json (src/tokjson.c); `path` is the file or the folder holding it. Reads
+ * tokenizer_config.json beside it when present (bos/eos/pad/unk tokens, add_bos_token,
+ * add_eos_token). Byte-level BPE with the Llama 3 or Qwen2 split regex becomes SA_TOK_BPE (pre
+ * "llama-bpe" / "qwen2"); BPE with byte_fallback and a Replace(" " -> U+2581) normalizer (Mistral,
+ * Llama 2, Gemma) becomes SA_TOK_SPM with the merges (merge by rank) and add_space_prefix when a
+ * Prepend(U+2581) normalizer is present. Anything else is refused, naming the file and field. */
+int sa_tok_spec_from_hf(const char *path, SaTokSpec *spec);
+/* The chat template beside a tokenizer.json (`path`: the tokenizer.json or its folder): the
+ * "chat_template" of tokenizer_config.json (a string, or the entry named "default" / the first of a
+ * list of {name, template}), else the file chat_template.jinja. malloc'd; NULL + sa_err if none. */
+char *sa_hf_chat_template(const char *path);
 /* llama2.c tokenizer.bin: BOS 1, EOS 2, UNK 0, add_space_prefix, pieces use ' ' for "▁"
  * (converted to "▁" here so the vocabulary looks like a SentencePiece one). */
 int sa_tok_spec_from_llama2c(const char *path, SaTokSpec *spec);

@@ -12,6 +12,7 @@ build)
     have_hdr cblas.h libopenblas-dev
     have_hdr omp.h libgomp1
     have_hdr cjson/cJSON.h libcjson-dev
+    have_hdr utf8proc.h libutf8proc-dev
     ;;
 test)
     command -v python3 >/dev/null 2>&1 || need="$need python3"

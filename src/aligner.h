@@ -1,0 +1,88 @@
+/* aligner.h - the Stream Aligner engine: an upstream model and an aligner model in one process.
+ *
+ * stream mode (the paper's loop, live): the upstream writes one sentence; the aligner rewrites it
+ * given the question and the corrected prefix; the rewrite replaces the sentence and the upstream
+ * continues from the corrected prefix. Each model keeps the token sequence its KV cache holds and
+ * every new prompt reuses the longest common prefix, so no token is evaluated twice unless its
+ * context changed. none mode: the upstream alone. aligner mode: the original Aligner - the whole
+ * answer first, then one rewrite. */
+#ifndef SALIGN_ALIGNER_H
+#define SALIGN_ALIGNER_H
+
+#include "chat.h"
+#include "context.h"
+#include "sampler.h"
+#include "sentence.h"
+
+typedef struct SaEngine SaEngine;
+
+typedef enum { SA_MODE_STREAM = 0, SA_MODE_ALIGNER = 1, SA_MODE_NONE = 2 } SaAlignMode;
+
+/* What a piece of streamed text is. */
+typedef enum {
+    SA_OUT_ANSWER = 0,   /* part of the final answer (corrections in stream mode) */
+    SA_OUT_ORIGINAL = 1, /* the upstream's sentence (stream) or whole answer (aligner mode), once complete */
+} SaOutKind;
+
+typedef void (*SaOutFn)(void *ctx, SaOutKind kind, const char *text, size_t n);
+
+typedef struct {
+    SaAlignMode mode;
+    SaSamplerParams up_sp, al_sp;
+    const char *system;          /* upstream system prompt */
+    const SaTemplate *up_tmpl;   /* upstream chat template */
+    const char *al_tmpl;         /* Stream Aligner prompt template (placeholders: question, prefix, last) */
+    const char *al_mode_tmpl;    /* aligner-mode template (placeholders: question, answer) */
+    SaSplitMode split;
+    int max_sentences;           /* default 64 */
+    int max_tokens;              /* cap on upstream tokens generated in total; 0 = none */
+    int max_sentence_tokens;     /* cap on upstream tokens for one sentence (default 256) */
+    int max_correction_tokens;   /* 0 = 2 x the sentence's tokens + 32 */
+    int max_answer_tokens;       /* none/aligner modes: answer length cap (default 1024) */
+    SaOutFn out;
+    void *out_ctx;
+    /* called after each completed round (tests check the caches here); may be NULL */
+    void (*on_round)(void *ctx, struct SaEngine *e, int round);
+    void *round_ctx;
+} SaAlignParams;
+
+void sa_align_default_params(SaAlignParams *p);
+
+typedef struct {
+    char *original, *correction;
+    int up_decoded;       /* upstream tokens sampled this round (incl. rolled-back look-ahead) */
+    int up_evaluated;     /* upstream prompt tokens evaluated this round (the rest was reused) */
+    int up_reused;        /* upstream prompt tokens reused from the cache */
+    int up_prompt;        /* upstream prompt length this round */
+    int al_evaluated, al_reused, al_prompt;
+    int al_decoded;       /* aligner tokens generated */
+    int up_gen_evaluated, al_gen_evaluated; /* generated tokens fed back through the model */
+    double up_ms, al_ms;
+} SaRoundTrace;
+
+typedef struct {
+    char *question;
+    char *answer;
+    SaRoundTrace *rounds;
+    int n_rounds;
+    double first_visible_ms; /* time to the first byte of the answer */
+    double total_ms;
+    const char *stop;        /* why it stopped */
+    long long ref_evals;     /* token evaluations the reference schedule would have spent */
+    long long our_evals;     /* token evaluations we spent (both models, prompts + generation) */
+} SaAlignTrace;
+
+void sa_align_trace_free(SaAlignTrace *t);
+/* One JSON object (no newline) describing the run. */
+char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode);
+
+
+/* Both contexts are created here; checks that they fit in memory first. aligner may be NULL for
+ * mode none. n_ctx 0 = each model's default. */
+SaEngine *sa_engine_new(const SaModel *upstream, const SaModel *aligner, int n_ctx, SaDtype kv_type);
+void sa_engine_free(SaEngine *e);
+SaCtx *sa_engine_ctx(SaEngine *e, int aligner);
+
+int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAlignTrace *out);
+
+#endif

@@ -1,0 +1,68 @@
+/* membw.c - read bandwidth of this machine's memory, the roofline of decoding.
+ *
+ *   membw [MiB] [threads...]      default: 1024 MiB buffer, 1 and 2 threads
+ *
+ * Each thread sums its own contiguous slice of an anonymous buffer (far larger than the L3),
+ * the way the decode GEMV reads weights: one pass, sequential, read-only. Prints one line per
+ * thread count: "threads N: X.X GB/s (best of 7)" (GB = 1e9 bytes). Built by bench.sh with
+ * -O2 -march=native -fopenmp; the loop is plain C that the compiler vectorizes. */
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* 8 independent 64-bit lanes keep several loads in flight; xor is cheap enough to never be
+ * the bottleneck */
+static uint64_t read_slice(const uint64_t *p, size_t n) {
+    uint64_t a[8] = {0};
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) a[k] ^= p[i + k];
+    uint64_t s = 0;
+    for (int k = 0; k < 8; k++) s ^= a[k];
+    return s;
+}
+
+int main(int argc, char **argv) {
+    size_t mib = argc > 1 ? (size_t)atol(argv[1]) : 1024;
+    if (mib < 64) mib = 64;
+    const size_t n = mib * 1048576 / 8;
+    uint64_t *buf = aligned_alloc(4096, n * 8);
+    if (!buf) return fprintf(stderr, "membw: out of memory\n"), 1;
+    for (size_t i = 0; i < n; i++) buf[i] = i * 0x9E3779B97F4A7C15ull;
+    int tl[16], nthr = 0;
+    for (int i = 2; i < argc && nthr < 16; i++) tl[nthr++] = atoi(argv[i]);
+    if (!nthr) {
+        tl[0] = 1;
+        tl[1] = 2;
+        nthr = 2;
+    }
+    volatile uint64_t sink = 0;
+    for (int ti = 0; ti < nthr; ti++) {
+        const int th = tl[ti];
+        double best = 1e30;
+        for (int rep = 0; rep < 7; rep++) {
+            const double t0 = now();
+#pragma omp parallel num_threads(th)
+            {
+                const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+                const size_t per = (n / nt) & ~(size_t)7;
+                const uint64_t s = read_slice(buf + (size_t)id * per, per);
+#pragma omp atomic
+                sink ^= s;
+            }
+            const double dt = now() - t0;
+            if (dt < best) best = dt;
+        }
+        printf("threads %d: %.1f GB/s (best of 7, %zu MiB)\n", th, (double)n * 8 / best / 1e9, mib);
+    }
+    free(buf);
+    return (int)(sink & 0);
+}
