@@ -26,7 +26,12 @@ int sa_err_prefix(const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, g_err, sizeof old);
-    snprintf(g_err, sizeof g_err, "%s%s", pre, old);
+    /* pre + old, truncated to the buffer (spelled out: snprintf("%s%s") warns about truncation) */
+    size_t pl = strnlen(pre, SA_ERR_MAX - 1), ol = strnlen(old, SA_ERR_MAX - 1);
+    if (ol > SA_ERR_MAX - 1 - pl) ol = SA_ERR_MAX - 1 - pl;
+    memcpy(g_err, pre, pl);
+    memcpy(g_err + pl, old, ol);
+    g_err[pl + ol] = 0;
     return -1;
 }
 

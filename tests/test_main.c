@@ -1,5 +1,4 @@
 /* test_main.c - the runner behind tests/test.h. */
-#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
