@@ -94,6 +94,7 @@ void sa_conv_free(SaConvSource *src) {
     free(src->tensors);
     sa_tok_spec_free(&src->tok);
     free(src->chat_template);
+    free(src->aligner_template);
     if (src->owner_free) src->owner_free(src->owner);
     free(src->path);
     memset(src, 0, sizeof *src);
@@ -385,6 +386,7 @@ int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOpt
         goto done;
     }
     if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto done;
+    if (src->aligner_template && salm_writer_str(w, "aligner_template", src->aligner_template)) goto done;
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
         c.out[i] = sa_conv_out_dtype(src, t, opt->type);

@@ -39,6 +39,7 @@ typedef struct {
     SaHparams hp;
     SaTokSpec tok;
     char *chat_template;  /* NULL if none */
+    char *aligner_template; /* Stream Aligner prompt template (--aligner-template), NULL if none */
     SaConvTensor *tensors;
     int n_tensors, cap_tensors;
     /* what keeps the tensor bytes alive (a GGUF mapping, a mapped .bin); released by sa_conv_free */
@@ -70,6 +71,9 @@ typedef struct {
 /* Importers. On error: -1 + sa_err("PATH: problem"), and the source is left empty. */
 int sa_import_gguf(const char *path, SaConvSource *src);
 int sa_import_llama2c(const char *path, const char *tokenizer_path, SaConvSource *src);
+/* A Hugging Face model directory: config.json, model.safetensors (or shards with
+ * model.safetensors.index.json), tokenizer.json + tokenizer_config.json (tools/import_hf.c). */
+int sa_import_hf(const char *dir, SaConvSource *src);
 
 /* Append a tensor (name copied; data borrowed). Checks nbytes against the shape for plain
  * tensors. Returns the new tensor, or NULL + sa_err. */

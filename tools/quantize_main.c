@@ -1,4 +1,4 @@
-/* quantize_main.c - salign-quantize: convert a GGUF or llama2.c model to .salm.
+/* quantize_main.c - salign-quantize: convert an HF directory, a GGUF or a llama2.c model to .salm.
  *
  * Every failure is one line "salign-quantize: <file or flag>: <problem>" on stderr and exit
  * status 1; the library functions return the message, only this file prints it. */
@@ -10,6 +10,7 @@
 #include "../src/common.h"
 #include "../src/dtype.h"
 #include "convert.h"
+#include "../src/chat.h"
 
 static const char usage[] =
     "usage: salign-quantize INPUT OUTPUT.salm --type f32|f16|q8_0|q4_0|keep [--tokenizer tokenizer.bin] [-q]\n"
@@ -17,7 +18,10 @@ static const char usage[] =
     "Convert a model to salign's .salm format.\n"
     "\n"
     "INPUT is one of:\n"
-    "  a GGUF file (llama architecture; tensors F32, F16, BF16, Q8_0 or Q4_0)\n"
+    "  a Hugging Face model directory: config.json, model.safetensors (or shards listed in\n"
+    "    model.safetensors.index.json; BF16, F16 or F32), tokenizer.json, tokenizer_config.json;\n"
+    "    LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM\n"
+    "  a GGUF file (llama, qwen2, gemma, gemma2; tensors F32, F16, BF16, Q8_0 or Q4_0)\n"
     "  a llama2.c checkpoint (.bin, versions 0, 1 and 2); needs --tokenizer\n"
     "\n"
     "options:\n"
@@ -29,6 +33,8 @@ static const char usage[] =
     "                    Norms and biases stay f32; a matrix whose rows are not a multiple of 32\n"
     "                    becomes f16 under q8_0/q4_0.\n"
     "  --tokenizer FILE  llama2.c tokenizer.bin (for .bin checkpoints)\n"
+    "  --aligner-template stream-gemma|plain|aligner7b|FILE\n"
+    "                    store the Stream Aligner prompt template in the model (for aligner models)\n"
     "  -q, --quiet       no progress output\n"
     "  -h, --help        this text\n";
 
@@ -51,7 +57,7 @@ static int has_suffix(const char *s, const char *suf) {
 int main(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
-    const char *type_name = NULL, *tokenizer = NULL;
+    const char *type_name = NULL, *tokenizer = NULL, *al_tmpl = NULL;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -64,6 +70,9 @@ int main(int argc, char **argv) {
             if (i + 1 >= argc) return fail("%s: missing value", a, NULL);
             if (a[2] == 't' && a[3] == 'y') type_name = argv[++i];
             else tokenizer = argv[++i];
+        } else if (strcmp(a, "--aligner-template") == 0) {
+            if (i + 1 >= argc) return fail("%s: missing value", a, NULL);
+            al_tmpl = argv[++i];
         } else if (strncmp(a, "--type=", 7) == 0) {
             type_name = a + 7;
         } else if (strncmp(a, "--tokenizer=", 12) == 0) {
@@ -83,30 +92,45 @@ int main(int argc, char **argv) {
 
     struct stat st, so;
     if (stat(in, &st) != 0) return fail("%s: cannot open: no such file or directory", in, NULL);
-    if (S_ISDIR(st.st_mode)) return fail("%s: HF directories: not supported yet", in, NULL);
     if (stat(out, &so) == 0) {
         if (S_ISDIR(so.st_mode)) return fail("%s: is a directory", out, NULL);
         if (so.st_dev == st.st_dev && so.st_ino == st.st_ino) return fail("%s: is the input file", out, NULL);
     }
 
-    /* Detect the input: GGUF by its magic, llama2.c by the .bin extension (it has no magic). */
+    /* Detect the input: a directory is a Hugging Face model, a GGUF has its magic, llama2.c
+     * checkpoints have the .bin extension (they have no magic). */
     char magic[4] = {0};
-    FILE *f = fopen(in, "rb");
-    if (!f) return fail("%s: cannot open", in, NULL);
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
+    size_t got = 0;
+    if (!S_ISDIR(st.st_mode)) {
+        FILE *f = fopen(in, "rb");
+        if (!f) return fail("%s: cannot open", in, NULL);
+        got = fread(magic, 1, 4, f);
+        fclose(f);
+    }
     SaConvSource src;
     int rc;
-    if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+        if (tokenizer) return fail("--tokenizer: only used with llama2.c checkpoints (an HF directory has tokenizer.json)", NULL, NULL);
+        rc = sa_import_hf(in, &src);
+    } else if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
         if (tokenizer) return fail("--tokenizer: only used with llama2.c checkpoints (a GGUF has its own vocabulary)", NULL, NULL);
         rc = sa_import_gguf(in, &src);
     } else if (has_suffix(in, ".bin")) {
         if (!tokenizer) return fail("%s: a llama2.c checkpoint needs --tokenizer tokenizer.bin", in, NULL);
         rc = sa_import_llama2c(in, tokenizer, &src);
     } else {
-        return fail("%s: unrecognised input (expected a GGUF file or a llama2.c .bin checkpoint)", in, NULL);
+        return fail("%s: unrecognised input (expected an HF model directory, a GGUF file or a llama2.c .bin checkpoint)", in, NULL);
     }
     if (rc) return fail("%s", sa_errmsg(), NULL);
+    if (al_tmpl) {
+        /* a built-in name or a file holding the template text (placeholders: see src/chat.h) */
+        const char *builtin = sa_aligner_template(al_tmpl);
+        src.aligner_template = builtin ? sa_strdup(builtin) : sa_read_file(al_tmpl, NULL);
+        if (!src.aligner_template || sa_template_check(src.aligner_template)) {
+            sa_conv_free(&src);
+            return fail("--aligner-template: %s", sa_errmsg(), NULL);
+        }
+    }
 
     SaConvOptions opt = {(SaConvType)type, quiet};
     rc = sa_conv_write(&src, out, &opt);
