@@ -34,6 +34,7 @@ void sa_align_default_params(SaAlignParams *p) {
     p->max_sentences = 64;
     p->max_sentence_tokens = 256;
     p->max_answer_tokens = 1024;
+    p->speculate = 1;
 }
 
 static long long mem_available(void) {
@@ -168,37 +169,223 @@ static int render_tokens(SaEngine *e, const SaTokenizer *tok, SaPrompt *pr) {
     return rc;
 }
 
-/* Sample tokens after the prompt now in c, until end of generation or `cap` tokens, streaming
- * trimmed text into t. Returns the number of tokens generated, or -1. *full is set when the
- * context filled up. */
-static int generate_trimmed(SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, int *full, int *evals) {
-    SaBuf piece = {0};
-    const SaKv *kv = sa_ctx_kv(c);
-    int prev = kv->n > 0 ? kv->tokens[kv->n - 1] : -1, n = 0;
-    sa_sampler_reset(smp);
-    while (n < cap) {
-        const int tok_id = sa_sample(smp, sa_ctx_logits(c, -1));
-        if (tok_id < 0) goto fail;
-        if (sa_tok_is_eog(tok, tok_id)) break;
-        sa_sampler_accept(smp, tok_id);
-        n++;
-        piece.len = 0;
-        if (sa_tok_decode(tok, prev, tok_id, 0, &piece)) goto fail;
-        trim_push(t, piece.data ? piece.data : "", piece.len);
-        prev = tok_id;
-        if (n == cap) break;
-        if (sa_ctx_pos(c) >= sa_ctx_n_ctx(c)) {
-            *full = 1;
+/* Token generation after a prompt, with optional copy-speculation.
+ *
+ * Invariant: sa_ctx_logits(c, -1) are the next-token logits of the last token in the cache.
+ * Plain decoding samples one token from them, emits it and evaluates it. With a draft (the
+ * upstream's sentence in the aligner's vocabulary), draft tokens are verified instead: the first
+ * against the current logits, the rest after one batched evaluation of the proposal (all logits
+ * kept). A draft token d is accepted with probability p(d) under the sampler's final distribution
+ * (greedy: iff it is the argmax); on rejection the token is drawn from p with d removed and
+ * renormalised - the standard speculative-sampling rule for a deterministic draft, so the output
+ * distribution equals plain sampling. The frequency penalty is part of p and counts the tokens
+ * accepted so far, exactly as in plain decoding. After a rejection the cache is rolled back to the
+ * accepted prefix and the draft re-synchronised by finding the last generated tokens in it. */
+typedef struct {
+    SaCtx *c;
+    SaSampler *smp;
+    const SaTokenizer *tok;
+    int cap;
+    Trim *t;      /* trimmed streaming output, or NULL */
+    SaBuf *text;  /* raw decoded output, or NULL */
+    const int32_t *draft; /* NULL: plain decoding */
+    int n_draft;
+    /* results */
+    int n, full, evals, drafted, accepted;
+    /* state */
+    SaBuf piece;
+    int prev;
+    int32_t *gen;
+    float *probs;
+    int k; /* adaptive draft length */
+} Gen;
+
+#define SPEC_K_MIN 2
+#define SPEC_K_MAX 32
+
+/* Emit a generated token (decode + stream). */
+static int gen_emit(Gen *g, int id) {
+    sa_sampler_accept(g->smp, id);
+    g->gen[g->n++] = id;
+    g->piece.len = 0;
+    if (sa_tok_decode(g->tok, g->prev, id, 0, &g->piece)) return -1;
+    if (g->t) trim_push(g->t, g->piece.data ? g->piece.data : "", g->piece.len);
+    if (g->text) sa_buf_append(g->text, g->piece.data ? g->piece.data : "", g->piece.len);
+    g->prev = id;
+    return 0;
+}
+
+/* Evaluate tokens (appending to the cache); sets full instead when the context has no room. */
+static int gen_eval(Gen *g, const int32_t *ids, int n, int all) {
+    if (sa_ctx_pos(g->c) + n > sa_ctx_n_ctx(g->c)) {
+        g->full = 1;
+        return 0;
+    }
+    if (sa_ctx_eval(g->c, ids, n, all)) return -1;
+    g->evals += n;
+    return 0;
+}
+
+/* Decide the token at the current position given a proposal d (-1: none). Returns the chosen
+ * token; *ok tells whether d was accepted. */
+static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
+    *ok = 0;
+    if (d < 0) return sa_sample(g->smp, logits);
+    if (sa_sampler_dist(g->smp, logits, g->probs)) return -1;
+    const int V = g->smp->n_vocab;
+    const float pd = g->probs[d];
+    if (pd > 0.0f && (pd >= 1.0f || sa_sampler_uniform(g->smp) < pd)) {
+        *ok = 1;
+        return d;
+    }
+    /* rejected: draw from the rest of the distribution */
+    double z = 0;
+    for (int i = 0; i < V; i++) z += i == d ? 0 : g->probs[i];
+    if (z <= 0) return sa_err("speculative decoding: empty residual distribution");
+    const double u = sa_sampler_uniform(g->smp) * z;
+    double cum = 0;
+    int last = -1;
+    for (int i = 0; i < V; i++) {
+        if (i == d || g->probs[i] <= 0) continue;
+        cum += g->probs[i];
+        last = i;
+        if (u < cum) return i;
+    }
+    return last;
+}
+
+/* Where in the draft do we continue after the tokens generated so far? Match the longest suffix
+ * (up to 4 tokens) of what was generated against the draft; continue after the match closest to
+ * `hint`. -1: no match (decode plainly until one appears). */
+static int gen_resync(const Gen *g, int hint) {
+    for (int m = SA_MIN(4, g->n); m >= 1; m--) {
+        int best = -1;
+        for (int p = m - 1; p < g->n_draft; p++) {
+            int k = 0;
+            while (k < m && g->draft[p - k] == g->gen[g->n - 1 - k]) k++;
+            if (k < m) continue;
+            if (best < 0 || abs(p + 1 - hint) < abs(best - hint)) best = p + 1;
+        }
+        if (best >= 0) return best < g->n_draft ? best : -1;
+    }
+    return -1;
+}
+
+static int gen_run(Gen *g) {
+    const SaKv *kv = sa_ctx_kv(g->c);
+    g->prev = kv->n > 0 ? kv->tokens[kv->n - 1] : -1;
+    g->gen = sa_malloc((size_t)(g->cap + 1) * sizeof(int32_t));
+    g->probs = g->draft ? sa_malloc((size_t)g->smp->n_vocab * sizeof(float)) : NULL;
+    if (!g->gen || (g->draft && !g->probs)) return -1;
+    g->k = SPEC_K_MAX / 2;
+    int dp = g->draft && g->n_draft > 0 ? 0 : -1; /* next draft position */
+    sa_sampler_reset(g->smp);
+    while (g->n < g->cap && !g->full) {
+        const int d0 = dp >= 0 ? g->draft[dp] : -1;
+        int ok;
+        const int t0 = gen_choose(g, sa_ctx_logits(g->c, -1), d0, &ok);
+        if (t0 < 0) return -1;
+        if (d0 >= 0) {
+            g->drafted++;
+            g->accepted += ok;
+        }
+        if (sa_tok_is_eog(g->tok, t0)) break;
+        if (gen_emit(g, t0)) return -1;
+        if (g->n == g->cap) break;
+        if (!ok) { /* plain step, or the first draft token was rejected */
+            if (dp >= 0 || d0 < 0) dp = g->draft ? gen_resync(g, dp + 1) : -1;
+            if (gen_eval(g, &g->gen[g->n - 1], 1, 0)) return -1;
+            continue;
+        }
+        dp++;
+        /* d0 accepted: evaluate it together with the next proposals, then verify those */
+        int k = SA_MIN(g->k, SA_MIN(g->n_draft - dp, g->cap - g->n));
+        k = SA_MIN(k, 63);
+        int32_t batch[64];
+        batch[0] = t0;
+        memcpy(batch + 1, g->draft + dp, (size_t)k * sizeof(int32_t));
+        const int pos0 = sa_ctx_pos(g->c);
+        if (gen_eval(g, batch, k + 1, 1)) return -1;
+        if (g->full) break;
+        int j = 0, stop = 0;
+        for (; j < k; j++) {
+            int acc;
+            const int tj = gen_choose(g, sa_ctx_logits(g->c, j), batch[j + 1], &acc);
+            if (tj < 0) return -1;
+            g->drafted++;
+            g->accepted += acc;
+            if (acc) {
+                if (gen_emit(g, tj)) return -1;
+                dp++;
+                if (g->n == g->cap) { stop = 1; j++; break; }
+                continue;
+            }
+            /* rejected: keep the accepted prefix; tj is the token at this position */
+            sa_ctx_truncate(g->c, pos0 + 1 + j);
+            if (sa_tok_is_eog(g->tok, tj)) { stop = 1; break; }
+            if (gen_emit(g, tj)) return -1;
+            dp = gen_resync(g, dp + 1);
+            if (g->n < g->cap && gen_eval(g, &g->gen[g->n - 1], 1, 0)) return -1;
+            if (g->n == g->cap) stop = 1;
             break;
         }
-        if (sa_ctx_eval(c, &prev, 1, 0)) goto fail;
-        (*evals)++;
+        if (stop && j <= k && sa_ctx_pos(g->c) > pos0 + 1 + j) sa_ctx_truncate(g->c, pos0 + 1 + j);
+        /* adapt: grow after a fully accepted batch, shrink to what was accepted otherwise */
+        g->k = j == k ? SA_MIN(2 * g->k, SPEC_K_MAX) : SA_MAX(SPEC_K_MIN, j + 1);
+        if (stop) break;
+        if (dp >= g->n_draft) dp = -1;
     }
-    sa_buf_free(&piece);
-    return n;
-fail:
-    sa_buf_free(&piece);
-    return -1;
+    return 0;
+}
+
+static void gen_free(Gen *g) {
+    sa_buf_free(&g->piece);
+    free(g->gen);
+    free(g->probs);
+}
+
+int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const int32_t *draft, int n_draft, int32_t *ids,
+                SaBuf *text, SaGenStats *st) {
+    Gen g = {.c = c, .smp = s, .tok = tok, .cap = cap, .text = text, .draft = draft, .n_draft = draft ? n_draft : 0};
+    int rc = gen_run(&g);
+    if (rc == 0 && ids) memcpy(ids, g.gen, (size_t)g.n * sizeof(int32_t));
+    if (st) *st = (SaGenStats){g.n, g.evals, g.drafted, g.accepted, g.full};
+    gen_free(&g);
+    return rc;
+}
+
+/* Sample tokens after the prompt now in c, until end of generation or `cap` tokens, streaming
+ * trimmed text into t (no draft: plain decoding). Returns the number of tokens generated, or -1.
+ * *full is set when the context filled up; *evals counts tokens fed through the model. */
+static int generate_trimmed(SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, int *full, int *evals) {
+    Gen g = {.c = c, .smp = smp, .tok = tok, .cap = cap, .t = t};
+    int rc = gen_run(&g);
+    *full = g.full;
+    *evals += g.evals;
+    gen_free(&g);
+    return rc ? -1 : g.n;
+}
+
+/* The aligner's rewrite of `text`, speculating that it copies it: the draft is text in the
+ * aligner's own vocabulary (the two models may tokenize differently). */
+static int align_generate(SaEngine *e, const SaAlignParams *p, const char *text, int cap, Trim *t, int *full,
+                          SaRoundTrace *rt) {
+    Gen g = {.c = e->al, .smp = &e->al_s, .tok = e->al_m->tok, .cap = cap, .t = t};
+    int32_t *draft = NULL;
+    int n_draft = 0, cap_draft = 0;
+    if (p->speculate && text[0]) {
+        if (sa_tok_encode(e->al_m->tok, text, strlen(text), 0, 0, &draft, &n_draft, &cap_draft) < 0) return -1;
+        g.draft = draft;
+        g.n_draft = n_draft;
+    }
+    int rc = gen_run(&g);
+    *full = g.full;
+    rt->al_gen_evaluated += g.evals;
+    rt->al_drafted += g.drafted;
+    rt->al_accepted += g.accepted;
+    gen_free(&g);
+    free(draft);
+    return rc ? -1 : g.n;
 }
 
 static SaRoundTrace *new_round(SaAlignTrace *tr) {
@@ -364,7 +551,7 @@ static int stream_loop(SaEngine *e, const char *question, Run *run) {
         if (cap <= 0) cap = 2 * rt->up_decoded + 32;
         Trim t = {.run = run, .sep = prefix.len ? " " : ""};
         int full = 0;
-        rt->al_decoded = generate_trimmed(e->al, &e->al_s, e->al_m->tok, cap, &t, &full, &rt->al_gen_evaluated);
+        rt->al_decoded = align_generate(e, p, rt->original, cap, &t, &full, rt);
         rt->al_ms = sa_time_ms() - t0;
         if (rt->al_decoded < 0) {
             sa_buf_free(&t.all);
@@ -424,7 +611,7 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
                 rt->al_prompt = e->n_ids;
                 Trim t = {.run = &run};
                 int full = 0;
-                rt->al_decoded = generate_trimmed(e->al, &e->al_s, e->al_m->tok, p->max_answer_tokens, &t, &full, &rt->al_gen_evaluated);
+                rt->al_decoded = align_generate(e, p, rt->original, p->max_answer_tokens, &t, &full, rt);
                 rt->al_ms = sa_time_ms() - t0;
                 rt->correction = rt->al_decoded >= 0 ? trim_result(&t) : NULL;
                 tr->answer = sa_strdup(rt->correction ? rt->correction : "");
@@ -490,6 +677,9 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
         cJSON_AddNumberToObject(s, "aligner_decoded", r->al_decoded);
         cJSON_AddNumberToObject(s, "upstream_generated_evaluated", r->up_gen_evaluated);
         cJSON_AddNumberToObject(s, "aligner_generated_evaluated", r->al_gen_evaluated);
+        cJSON_AddNumberToObject(s, "drafted", r->al_drafted);
+        cJSON_AddNumberToObject(s, "accepted", r->al_accepted);
+        cJSON_AddNumberToObject(s, "rejected", r->al_drafted - r->al_accepted);
         cJSON_AddNumberToObject(s, "upstream_ms", r->up_ms);
         cJSON_AddNumberToObject(s, "aligner_ms", r->al_ms);
         cJSON_AddItemToArray(arr, s);

@@ -39,6 +39,7 @@ typedef struct {
     int max_sentence_tokens;     /* cap on upstream tokens for one sentence (default 256) */
     int max_correction_tokens;   /* 0 = 2 x the sentence's tokens + 32 */
     int max_answer_tokens;       /* none/aligner modes: answer length cap (default 1024) */
+    int speculate;               /* copy-speculative aligner decoding (default on) */
     SaOutFn out;
     void *out_ctx;
     /* called after each completed round (tests check the caches here); may be NULL */
@@ -57,6 +58,7 @@ typedef struct {
     int al_evaluated, al_reused, al_prompt;
     int al_decoded;       /* aligner tokens generated */
     int up_gen_evaluated, al_gen_evaluated; /* generated tokens fed back through the model */
+    int al_drafted, al_accepted; /* speculation: draft tokens verified, and accepted */
     double up_ms, al_ms;
 } SaRoundTrace;
 
@@ -84,5 +86,19 @@ void sa_engine_free(SaEngine *e);
 SaCtx *sa_engine_ctx(SaEngine *e, int aligner);
 
 int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAlignTrace *out);
+
+/* The generator under both: after a prompt in c (sa_ctx_logits(c, -1) current), generate up to cap
+ * tokens or until end of generation, into ids[cap]. With a draft, copy-speculative verification
+ * (see aligner.c); the output distribution is that of plain sampling, and greedy output is
+ * identical. text (optional) receives the decoded bytes. */
+typedef struct {
+    int n;        /* tokens generated */
+    int evals;    /* tokens evaluated by the model (including rejected draft tokens) */
+    int drafted;  /* draft tokens verified */
+    int accepted; /* draft tokens accepted */
+    int full;     /* stopped because the context is full */
+} SaGenStats;
+int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const int32_t *draft, int n_draft, int32_t *ids,
+                SaBuf *text, SaGenStats *st);
 
 #endif

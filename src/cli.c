@@ -263,7 +263,8 @@ out:
 
 /* ---- tokenize -------------------------------------------------------------------------- */
 
-/* Load a tokenizer from a .salm, a GGUF (vocab-only is fine) or a llama2.c tokenizer.bin. */
+/* Load a tokenizer from a .salm, a GGUF (vocab-only is fine), a llama2.c tokenizer.bin, or an HF
+ * tokenizer.json (named *.json or starting with '{'; tokenizer_config.json beside it is read too). */
 static SaTokenizer *load_tokenizer_file(const char *path) {
     unsigned char magic[4] = {0};
     FILE *f = fopen(path, "rb");
@@ -275,7 +276,10 @@ static SaTokenizer *load_tokenizer_file(const char *path) {
     fclose(f);
     SaTokSpec spec;
     int rc;
-    if (got == 4 && !memcmp(magic, "GGUF", 4)) {
+    size_t plen = strlen(path);
+    if ((got >= 1 && magic[0] == '{') || (plen >= 5 && !strcmp(path + plen - 5, ".json"))) {
+        rc = sa_tok_spec_from_hf(path, &spec);
+    } else if (got == 4 && !memcmp(magic, "GGUF", 4)) {
         Gguf g;
         if (gguf_open(&g, path)) return NULL;
         rc = gguf_tok_spec(&g, &spec);
@@ -695,6 +699,8 @@ static int cmd_align(int argc, char **argv) {
             if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_correction_tokens)) return die();
         } else if (!strcmp(a, "--show-original")) {
             o.show_original = 1;
+        } else if (!strcmp(a, "--no-speculate")) {
+            o.ap.speculate = 0;
         } else if (!strcmp(a, "--json")) {
             o.json = 1;
         } else {
@@ -722,9 +728,12 @@ static void usage(FILE *f) {
             "  align --upstream U.salm --aligner A.salm -p QUESTION [--mode stream|aligner|none]\n"
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
+            "        [--no-speculate]\n"
             "        [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX]\n");
 }
+
+int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 
 int main(int argc, char **argv) {
     sa_kernels_init();
@@ -736,6 +745,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "align")) return cmd_align(argc - 2, argv + 2);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return die();

@@ -21,6 +21,7 @@ struct SaCtx {
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
     float *logits;
     int n_logits_out;
+    int logits_pos0; /* cache position of the token whose logits are row 0 */
     void *scratch;
     float *inv_freq;          /* [head_dim/2] */
     float *rope_cos, *rope_sin; /* [n_batch][head_dim/2] */
@@ -195,9 +196,8 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     }
     /* embeddings */
     for (int t = 0; t < T; t++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes;
         float *xt = c->x + (size_t)t * d;
-        sa_dequantize_row(m->tok_embd.dtype, row, xt, d);
+        sa_mat_row(&m->tok_embd, tokens[t], xt); /* rows may be repacked (src/matmul.h) */
         if (h->embd_scale != 0)
             for (int i = 0; i < d; i++) xt[i] *= h->embd_scale;
     }
@@ -299,6 +299,7 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
             c->logits[i] = h->final_softcap * tanhf(c->logits[i] / h->final_softcap);
     }
     c->n_logits_out = out_rows;
+    c->logits_pos0 = c->kv.n - out_rows;
     return 0;
 }
 
@@ -344,6 +345,13 @@ int sa_ctx_prompt(SaCtx *c, const int32_t *tokens, int n) {
 
 int sa_ctx_pos(const SaCtx *c) { return c->kv.n; }
 int sa_ctx_n_ctx(const SaCtx *c) { return c->p.n_ctx; }
-void sa_ctx_truncate(SaCtx *c, int pos) { sa_kv_truncate(&c->kv, pos); }
+/* After a rollback into the rows of the last all-logits eval (speculative verification), the last
+ * row that still belongs to a cached token becomes the current one, so sa_ctx_logits(c, -1) always
+ * gives the next-token logits of the cache's last token when it can. */
+void sa_ctx_truncate(SaCtx *c, int pos) {
+    sa_kv_truncate(&c->kv, pos);
+    const int rows = c->kv.n - c->logits_pos0;
+    if (rows >= 1 && rows < c->n_logits_out) c->n_logits_out = rows;
+}
 const SaKv *sa_ctx_kv(const SaCtx *c) { return &c->kv; }
 const SaModel *sa_ctx_model(const SaCtx *c) { return c->m; }

@@ -36,6 +36,8 @@ int sa_ctx_prompt(SaCtx *c, const int32_t *tokens, int n);
 
 int sa_ctx_pos(const SaCtx *c);
 int sa_ctx_n_ctx(const SaCtx *c);
+/* Roll back to pos tokens. If the last eval kept all logits and pos falls inside it, the logits of
+ * token pos-1 become the current ones (sa_ctx_logits(c, -1)). */
 void sa_ctx_truncate(SaCtx *c, int pos);
 const SaKv *sa_ctx_kv(const SaCtx *c);
 const SaModel *sa_ctx_model(const SaCtx *c);

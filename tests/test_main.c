@@ -9,6 +9,7 @@
 
 #include "../simd/kernels.h"
 #include "../src/common.h"
+#include "../src/matmul.h"
 #include "test.h"
 
 typedef struct {
@@ -104,6 +105,8 @@ double test_nmse(const float *a, const float *b, int n) {
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     sa_kernels_init();
+    /* one thread unless a test asks for more: tests check results, and the machine is shared */
+    sa_set_threads(1);
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < g_ntests; i++) {

@@ -1,0 +1,173 @@
+/* test_speculative.c - copy-speculative decoding: greedy output identical to plain decoding for
+ * any draft, the sampled distribution identical to plain sampling, and the KV cache after a
+ * rejected draft identical to a fresh evaluation. Model: the real stories260K (512 tokens). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/aligner.h"
+#include "../src/common.h"
+#include "test.h"
+
+static const char *openings[] = {
+    "Once upon a time", "Lily wanted to play", "The dog ran to the park", "Tom was sad because",
+    "One day, a little bird", "The sun was hot and", "Mom said", "There was a big red ball",
+    "Sam and Anna went to the beach", "The cat saw a mouse", "A boy named Max", "It was a rainy day",
+};
+
+static int prompt_ids(const SaModel *m, const char *text, int aligner_role, int32_t **ids, int *n, int *cap) {
+    *n = 0;
+    SaPrompt p;
+    if (aligner_role) {
+        SaTemplateVars v = {.question = "Once upon a time", .prefix = "there was a girl.", .last = text};
+        if (sa_template_render(sa_aligner_template("plain"), &v, &p)) return -1;
+    } else {
+        if (sa_chat_render(sa_chat_template("plain"), "", text, "", &p)) return -1;
+    }
+    int rc = sa_prompt_tokenize(&p, m->tok, ids, n, cap);
+    sa_prompt_free(&p);
+    return rc;
+}
+
+TEST(speculative_greedy_is_identical) {
+    SaModel m;
+    if (sa_model_load(&m, "weights/stories260K.salm", NULL)) { CHECKF(0, "%s", sa_errmsg()); return; }
+    SaCtx *c = sa_ctx_new(&m, NULL), *fresh = sa_ctx_new(&m, NULL);
+    int32_t *ids = NULL, plain[48], out[48], draft[64];
+    int n = 0, cap = 0, cases = 0, full_accept = 0;
+    uint64_t rng = 7;
+    for (int role = 0; role < 2; role++) {
+        for (size_t i = 0; i < SA_ARRAY_LEN(openings); i++) {
+            for (int pen = 0; pen < 2; pen++) {
+                SaSamplerParams sp = {.temp = 0, .freq_penalty = pen ? 0.7f : 0.0f};
+                SaSampler s;
+                sa_sampler_init(&s, &sp, m.hp.n_vocab);
+                CHECK(prompt_ids(&m, openings[i], role, &ids, &n, &cap) == 0);
+                CHECK(sa_ctx_prompt(c, ids, n) == 0);
+                SaGenStats st;
+                CHECK(sa_generate(c, &s, m.tok, 40, NULL, 0, plain, NULL, &st) == 0);
+                const int np = st.n;
+                /* drafts: the exact output (copy), 20% edited, shifted by one, unrelated */
+                for (int kind = 0; kind < 4; kind++) {
+                    int nd = np;
+                    for (int j = 0; j < np; j++) {
+                        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                        const int r = (int)(rng >> 33);
+                        draft[j] = kind == 0 ? plain[j]
+                                   : kind == 1 ? (r % 5 == 0 ? 3 + r % 500 : plain[j])
+                                   : kind == 2 ? plain[SA_MIN(j + 1, np - 1)]
+                                               : 3 + r % 500;
+                    }
+                    CHECK(sa_ctx_prompt(c, ids, n) == 0);
+                    CHECK(sa_generate(c, &s, m.tok, 40, draft, nd, out, NULL, &st) == 0);
+                    CHECKF(st.n == np && !memcmp(out, plain, (size_t)np * sizeof(int32_t)),
+                           "role %d opening %zu penalty %d draft kind %d: output differs", role, i, pen, kind);
+                    if (kind == 0 && st.accepted == np && st.drafted == np) full_accept++;
+                    /* the cache after (possibly rejected) drafts equals a fresh evaluation */
+                    const SaKv *kv = sa_ctx_kv(c);
+                    sa_ctx_truncate(fresh, 0);
+                    CHECK(sa_ctx_eval(fresh, kv->tokens, kv->n, 0) == 0);
+                    const double e = test_nmse(sa_ctx_logits(c, -1), sa_ctx_logits(fresh, -1), m.hp.n_vocab);
+                    CHECKF(e < 1e-6, "draft kind %d: cache vs fresh NMSE %g", kind, e);
+                    cases++;
+                }
+                sa_sampler_free(&s);
+            }
+        }
+    }
+    CHECK_EQ_INT(cases, 2 * 12 * 2 * 4);
+    /* a draft equal to the output is accepted entirely (when the generation did not end at EOS
+     * before the draft did, drafted == accepted == n) */
+    CHECKF(full_accept >= 40, "copy drafts fully accepted in %d of 48 cases", full_accept);
+    free(ids);
+    sa_ctx_free(c);
+    sa_ctx_free(fresh);
+    sa_model_free(&m);
+}
+
+/* The joint distribution of the first two sampled tokens with a draft equals plain sampling's:
+ * exact marginals are computed from the model, the speculative samples are tested against them
+ * with a chi-square test (fixed seed; threshold: the 99.9% quantile, so a correct implementation
+ * fails with probability 0.001 for a given seed - and the seed is fixed). Temperature 1, top-k 8,
+ * top-p 0.95 and a frequency penalty, so every sampler stage takes part. */
+TEST(speculative_sampling_distribution) {
+    SaModel m;
+    if (sa_model_load(&m, "weights/stories260K.salm", NULL)) { CHECKF(0, "%s", sa_errmsg()); return; }
+    const int V = m.hp.n_vocab;
+    SaCtx *c = sa_ctx_new(&m, NULL);
+    int32_t *ids = NULL;
+    int n = 0, cap = 0;
+    CHECK(prompt_ids(&m, "Lily wanted to play", 0, &ids, &n, &cap) == 0);
+    SaSamplerParams sp = {.temp = 1.0f, .top_k = 8, .top_p = 0.95f, .freq_penalty = 0.8f, .seed = 12345};
+    SaSampler s;
+    sa_sampler_init(&s, &sp, V);
+    /* exact joint distribution p(t0) p(t1 | t0) */
+    float *p0 = malloc((size_t)V * sizeof(float)), *p1 = malloc((size_t)V * sizeof(float));
+    double *joint = calloc((size_t)V * V, sizeof(double));
+    CHECK(sa_ctx_prompt(c, ids, n) == 0);
+    sa_sampler_reset(&s);
+    CHECK(sa_sampler_dist(&s, sa_ctx_logits(c, -1), p0) == 0);
+    int best0 = 0;
+    for (int a = 0; a < V; a++) {
+        if (p0[a] > p0[best0]) best0 = a;
+        if (p0[a] <= 0) continue;
+        CHECK(sa_ctx_prompt(c, ids, n) == 0);
+        CHECK(sa_ctx_eval(c, &a, 1, 0) == 0);
+        sa_sampler_reset(&s);
+        sa_sampler_accept(&s, a);
+        CHECK(sa_sampler_dist(&s, sa_ctx_logits(c, -1), p1) == 0);
+        for (int b = 0; b < V; b++) joint[(size_t)a * V + b] = (double)p0[a] * p1[b];
+    }
+    /* the draft: the most likely first token, then its most likely follower */
+    int best1 = 0;
+    for (int b = 0; b < V; b++)
+        if (joint[(size_t)best0 * V + b] > joint[(size_t)best0 * V + best1]) best1 = b;
+    const int32_t draft[2] = {best0, best1};
+    enum { N = 20000 };
+    int *count = calloc((size_t)V * V, sizeof(int));
+    int32_t out[2];
+    int drafted = 0, accepted = 0;
+    for (int r = 0; r < N; r++) {
+        CHECK(sa_ctx_prompt(c, ids, n) == 0);
+        SaGenStats st;
+        if (sa_generate(c, &s, m.tok, 2, draft, 2, out, NULL, &st) || st.n != 2) { CHECK(0); break; }
+        count[(size_t)out[0] * V + out[1]]++;
+        drafted += st.drafted;
+        accepted += st.accepted;
+    }
+    /* chi-square over cells with expected count >= 5; the rest pooled into one cell */
+    double chi = 0, pool_e = 0, pool_o = 0;
+    int df = -1;
+    for (size_t cell = 0; cell < (size_t)V * V; cell++) {
+        const double e = joint[cell] * N;
+        if (e <= 0) {
+            CHECKF(count[cell] == 0, "sampled an impossible pair (%zu, %zu)", cell / V, cell % V);
+            continue;
+        }
+        if (e < 5) {
+            pool_e += e;
+            pool_o += count[cell];
+            continue;
+        }
+        chi += (count[cell] - e) * (count[cell] - e) / e;
+        df++;
+    }
+    if (pool_e > 0) {
+        chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e;
+        df++;
+    }
+    /* 99.9% quantile of chi-square(df), Wilson-Hilferty approximation */
+    const double z = 3.0902, h = 2.0 / (9.0 * df);
+    const double crit = df * pow(1 - h + z * sqrt(h), 3);
+    printf("    chi-square %.1f, df %d, critical %.1f; draft acceptance %d/%d\n", chi, df, crit, accepted, drafted);
+    CHECK(df >= 5);
+    CHECKF(chi < crit, "chi-square %.1f >= %.1f (df %d)", chi, crit, df);
+    CHECK(accepted > 0 && accepted < drafted); /* both the accept and the reject paths ran */
+    free(count);
+    free(joint);
+    free(p0);
+    free(p1);
+    free(ids);
+    sa_sampler_free(&s);
+    sa_ctx_free(c);
+    sa_model_free(&m);
+}
