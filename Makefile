@@ -1,5 +1,5 @@
 # salign - build, test, demo, bench.
-#   make            bin/salign, bin/salign-quantize (installs missing Debian packages when root)
+#   make            bin/salign, bin/salign-quantize, bin/salign-synth (installs missing Debian packages when root)
 #   make test       everything in tests/ (what .ci/run and the README run)
 #   make demo       the bundled demo
 #   make bench      speed against llama.cpp, same machine, same invocation
@@ -40,14 +40,14 @@ ifeq ($(ARCH),aarch64)
 endif
 
 LIB_SRC   := $(filter-out src/cli.c,$(wildcard src/*.c)) $(SIMD_SRC)
-TOOL_SRC  := $(filter-out tools/quantize_main.c,$(wildcard tools/*.c))
+TOOL_SRC  := $(filter-out tools/quantize_main.c tools/synth_main.c,$(wildcard tools/*.c))
 TEST_SRC  := $(wildcard tests/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK   := $(BUILD)/.deps-ok
 
-all: $(BIN)/salign $(BIN)/salign-quantize $(BIN)/salign-tests
+all: $(BIN)/salign $(BIN)/salign-quantize $(BIN)/salign-synth $(BIN)/salign-tests
 
 # Per-ISA flags apply to that file only: the rest of the binary runs on any CPU of the architecture.
 $(BUILD)/simd/avx2.o:   EXTRA := -mavx2 -mfma -mf16c
@@ -74,6 +74,11 @@ $(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/salign-quantize: $(BUILD)/tools/quantize_main.o $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# random-weight models of any architecture and shape, as HF directories and GGUFs (tests, benchmarks)
+$(BIN)/salign-synth: $(BUILD)/tools/synth_main.o $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -118,4 +123,4 @@ test-arm: arm-kernel-tests
 	$(ARM_QEMU) -cpu cortex-a72 bin-arm/salign-kernel-tests kernels
 
 .PHONY: arm-kernel-tests test-arm
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli.d $(BUILD)/tools/quantize_main.d
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli.d $(BUILD)/tools/quantize_main.d $(BUILD)/tools/synth_main.d

@@ -5,6 +5,7 @@
  * accumulation order differs (8 lanes, several accumulators), quantize_q8_0 and f32_to_f16
  * are bit-identical to the reference. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -238,6 +239,103 @@ static void f32_to_f16(int n, const float *x, uint16_t *y) {
     for (; i < n; i++) y[i] = sa_fp32_to_fp16(x[i]);
 }
 
+/* ---- 8-row interleaved GEMM (layouts in kernels.h) ----
+ * Each 32-bit lane of a weight load belongs to one row, so after the int8 products the lanes
+ * are the 8 rows' partial dots: no horizontal sums. The activation's 4 bytes are broadcast to
+ * all lanes (one load each, shared by the 8 rows). A tile handles NT <= 4 tokens: the unpacked
+ * weights are reused NT times, so prefill does the nibble unpacking once per 4 tokens.
+ * The float part is the reference's exactly: mul then add, blocks in order (kernels.h). */
+
+static inline __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Q4_0: lanes hold unsigned nibbles u = q + 8 (0..15), maddubs(u, a) needs no sign fixing,
+ * and sum((u - 8) * a) = sum(u * a) - 8 * sum(a) with sum(a) precomputed per block (a_sum).
+ * The 8 maddubs of a block stay in int16: each lane pair is at most 2 * 15 * 127 = 3810, and the
+ * 8 summed at most 30480 < 32767. */
+static inline __attribute__((always_inline)) void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a,
+                                                            const int16_t *as, const int NT, float *y, size_t ldy) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i lo[4], hi[4];
+        for (int k = 0; k < 4; k++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
+            lo[k] = _mm256_and_si256(v, m4);                        /* elements 4k..4k+3 */
+            hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4); /* elements 16+4k.. */
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
+        for (int t = 0; t < NT; t++) {
+            const BlockQ8_0 *ab = a + (size_t)t * nb + b;
+            __m256i s = _mm256_maddubs_epi16(lo[0], bcast4(ab->qs));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[0], bcast4(ab->qs + 16)));
+            for (int k = 1; k < 4; k++) {
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[k], bcast4(ab->qs + 4 * k)));
+                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[k], bcast4(ab->qs + 16 + 4 * k)));
+            }
+            const __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(s, ones),
+                                               _mm256_set1_epi32(8 * (int32_t)as[(size_t)t * nb + b]));
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(ab->d)));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(p), scale));
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+void sa_avx2_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
+                         size_t ldy) {
+    int t = 0;
+    for (; t + 4 <= T; t += 4) q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 4, y + t * ldy, ldy);
+    switch (T - t) {
+    case 3: q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 3, y + t * ldy, ldy); break;
+    case 2: q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 2, y + t * ldy, ldy); break;
+    case 1: q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 1, y + t * ldy, ldy); break;
+    default: break;
+    }
+}
+
+/* Q8_0: signed weights, so the usual sign transfer (see dot32_i8): |w| unsigned, a * sign(w)
+ * signed; pairs reach 2 * 128 * 127 = 32512, so each maddubs is widened to int32 at once. */
+static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a,
+                                                            const int NT, float *y, size_t ldy) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i p[4];
+        for (int t = 0; t < NT; t++) p[t] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
+            const __m256i av = _mm256_sign_epi8(v, v);
+            for (int t = 0; t < NT; t++) {
+                const __m256i sa = _mm256_sign_epi8(bcast4(a[(size_t)t * nb + b].qs + 4 * k), v);
+                p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av, sa), ones));
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
+        for (int t = 0; t < NT; t++) {
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(a[(size_t)t * nb + b].d)));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(p[t]), scale));
+        }
+    }
+    for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+void sa_avx2_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy) {
+    int t = 0;
+    for (; t + 4 <= T; t += 4) q8x8_tile(nb, w, a + (size_t)t * nb, 4, y + t * ldy, ldy);
+    switch (T - t) {
+    case 3: q8x8_tile(nb, w, a + (size_t)t * nb, 3, y + t * ldy, ldy); break;
+    case 2: q8x8_tile(nb, w, a + (size_t)t * nb, 2, y + t * ldy, ldy); break;
+    case 1: q8x8_tile(nb, w, a + (size_t)t * nb, 1, y + t * ldy, ldy); break;
+    default: break;
+    }
+}
+
 const SaKernels sa_kernels_avx2 = {
     .name = "avx2",
     .quantize_q8_0 = quantize_q8_0,
@@ -249,4 +347,6 @@ const SaKernels sa_kernels_avx2 = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
+    .gemm_q4_0x8 = sa_avx2_gemm_q4_0x8,
+    .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
 };

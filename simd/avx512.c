@@ -238,4 +238,6 @@ const SaKernels sa_kernels_avx512 = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
+    .gemm_q4_0x8 = sa_avx2_gemm_q4_0x8,
+    .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
 };

@@ -255,6 +255,8 @@ const SaKernels sa_kernels_neon = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
+    .gemm_q4_0x8 = sa_ref_gemm_q4_0x8,
+    .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
@@ -268,4 +270,6 @@ const SaKernels sa_kernels_neon_dotprod = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
+    .gemm_q4_0x8 = sa_ref_gemm_q4_0x8,
+    .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
 };

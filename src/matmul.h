@@ -11,6 +11,17 @@ size_t sa_matmul_scratch_bytes(int T, int cols);
  * Quantized weights: X is quantized to Q8_0 once (into scratch) and every row uses integer dots. */
 void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *scratch);
 
+/* Repack a Q4_0/Q8_0 matrix's rows, in place, into 8-row interleaved groups (simd/kernels.h)
+ * and set W->packed; rows after the last full group stay as they are. Other dtypes, matrices
+ * already packed, or fewer than 8 rows: nothing to do. W->data must be writable memory owned by
+ * the caller (the loader's copy of the file, not a read-only mapping). 0 or -1 + sa_err. */
+int sa_mat_pack(SaMat *W);
+/* Repack every matrix of a model (tied output included); called by sa_model_load when the file
+ * was read into memory. SALIGN_NOPACK=1 in the environment turns it off (for comparisons). */
+int sa_model_pack(SaModel *m);
+/* Row r of W as f32, whatever its dtype and layout (embedding lookup). */
+void sa_mat_row(const SaMat *W, int r, float *out);
+
 /* Number of threads used by kernels (OpenMP); set once from -t. */
 void sa_set_threads(int n);
 int sa_get_threads(void);

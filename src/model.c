@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "matmul.h"
 
 static int bind_mat(SaModel *m, SaMat *out, const char *name, int cols, int rows, int optional) {
     const SalmTensor *t = salm_tensor(&m->file, name);
@@ -117,6 +118,8 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
         }
 #undef NAME
     }
+    /* interleave quantized rows for the matmul kernels; only our own copy can be rewritten */
+    if (!m->file.mmapped && sa_model_pack(m)) goto fail;
     return 0;
 fail:
     sa_model_free(m);

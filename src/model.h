@@ -13,6 +13,7 @@ typedef struct {
     SaDtype dtype;
     int cols, rows;
     size_t row_bytes;
+    int packed; /* Q4_0/Q8_0 rows repacked in place into 8-row interleaved groups (src/matmul.h) */
 } SaMat;
 
 typedef struct {

@@ -1087,8 +1087,10 @@ static int nfc_text(const char *s, uint32_t len, char **out, size_t *out_len) {
     uint32_t i = 0;
     while (i < len && !((uint8_t)s[i] & 0x80)) i++;
     if (i == len) return 0;
+    /* Normalize from the start, not from the first non-ASCII byte: a combining mark composes
+     * with the ASCII letter before it ("u" U+031B U+0309 -> U+1EED). */
     SaBuf b = {0};
-    if (sa_buf_append(&b, s, i) != 0) return -1;
+    i = 0;
     while (i < len) {
         uint32_t j = i, l;
         while (j < len && (l = utf8_char_len((const uint8_t *)s + j, len - j)) > 0) j += l;

@@ -74,6 +74,9 @@ int sa_import_llama2c(const char *path, const char *tokenizer_path, SaConvSource
 /* A Hugging Face model directory: config.json, model.safetensors (or shards with
  * model.safetensors.index.json), tokenizer.json + tokenizer_config.json (tools/import_hf.c). */
 int sa_import_hf(const char *dir, SaConvSource *src);
+/* Grow a vocabulary to n tokens with placeholders "[PAD<id>]" of type unused, as llama.cpp's
+ * converter does when config.json's vocab_size exceeds the tokenizer (Qwen2). */
+int sa_tok_spec_pad(SaTokSpec *spec, int n);
 
 /* Append a tensor (name copied; data borrowed). Checks nbytes against the shape for plain
  * tensors. Returns the new tensor, or NULL + sa_err. */

@@ -3,7 +3,7 @@
  * GGUF tensor names and shapes are already the .salm ones, so tensors are passed through
  * (their bytes stay in the GGUF mapping). What differs per architecture is the metadata key
  * prefix and a few hyperparameters: each architecture is one row of `archs` plus, where
- * needed, a hook that reads its extra keys (qwen2 / gemma / gemma2 are to be added there). */
+ * needed, a hook that reads its extra keys. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +16,23 @@
 typedef struct {
     const char *gguf_name; /* general.architecture, also the metadata key prefix */
     SaArch arch;
+    /* llama.cpp's rope type for the architecture: LLAMA_ROPE_TYPE_NORM rotates adjacent pairs
+     * (its converter permutes llama q/k rows to match), NEOX rotates (x[i], x[i + d/2]) of the
+     * unpermuted HF rows (qwen2, gemma, gemma2) */
+    SaRopePairing pairing;
+    int tied_always; /* llama.cpp always uses token_embd as the output matrix (gemma, gemma2) */
     /* architecture-specific keys beyond the common llama set; may be NULL */
     int (*extra)(const Gguf *g, const char *prefix, SaHparams *h);
 } GgufArch;
 
+static int extra_gemma(const Gguf *g, const char *prefix, SaHparams *h);
+static int extra_gemma2(const Gguf *g, const char *prefix, SaHparams *h);
+
 static const GgufArch archs[] = {
-    {"llama", SA_ARCH_LLAMA, NULL},
+    {"llama", SA_ARCH_LLAMA, SA_ROPE_ADJACENT, 0, NULL},
+    {"qwen2", SA_ARCH_QWEN2, SA_ROPE_HALF, 0, NULL},
+    {"gemma", SA_ARCH_GEMMA, SA_ROPE_HALF, 1, extra_gemma},
+    {"gemma2", SA_ARCH_GEMMA2, SA_ROPE_HALF, 1, extra_gemma2},
 };
 
 /* "<prefix>.<suffix>" */
@@ -87,6 +98,38 @@ static int llama3_rope_from_freqs(const Gguf *g, const GgufTensor *t, SaHparams 
     return sa_err("%s: tensor rope_freqs.weight: rope frequency factors of an unknown scaling scheme", g->path);
 }
 
+/* Gemma GGUFs already hold the norm multipliers 1 + w (llama.cpp's converter adds the 1).
+ * llama.cpp scales the embeddings by sqrtf(n_embd) in fp32, whatever the weight type. */
+static int extra_gemma(const Gguf *g, const char *prefix, SaHparams *h) {
+    (void)g;
+    (void)prefix;
+    h->embd_scale = sqrtf((float)h->n_embd);
+    return 0;
+}
+
+static int extra_gemma2(const Gguf *g, const char *prefix, SaHparams *h) {
+    char k[128];
+    extra_gemma(g, prefix, h);
+    /* llama.cpp's defaults when a key is absent: caps 50 and 30, window 4096 */
+    if (opt_f32(g, pkey(k, sizeof k, prefix, "attn_logit_softcapping"), 50.0f, &h->attn_softcap) ||
+        opt_f32(g, pkey(k, sizeof k, prefix, "final_logit_softcapping"), 30.0f, &h->final_softcap) ||
+        opt_pos_int(g, pkey(k, sizeof k, prefix, "attention.sliding_window"), 4096, &h->sliding_window))
+        return -1;
+    if (!(h->attn_softcap > 0 && isfinite(h->attn_softcap)) || !(h->final_softcap > 0 && isfinite(h->final_softcap)))
+        return sa_err("%s: gemma2 soft-capping values must be positive (attention %g, final %g)", g->path,
+                      h->attn_softcap, h->final_softcap);
+    /* sliding window on every other layer, starting with layer 0 (llama.cpp's swa pattern 2) */
+    if (gguf_find(g, pkey(k, sizeof k, prefix, "attention.sliding_window_pattern"))) {
+        int pat = 0;
+        if (get_pos_int(g, k, &pat)) return -1;
+        if (pat != 2) return sa_err("%s: %s = %d: only a window on every other layer (2) is supported", g->path, k, pat);
+    }
+    /* The GGUF has no query_pre_attn_scalar. llama.cpp scales queries by 1/sqrt(head_dim), except
+     * for the 27B model (46 layers), whose query_pre_attn_scalar is n_embd / n_head; we do the same. */
+    if (h->n_layer == 46) h->query_scale = 1.0f / sqrtf((float)(h->n_embd / h->n_head));
+    return 0;
+}
+
 static int read_hparams(const Gguf *g, const GgufArch *a, SaHparams *h) {
     const char *p = a->gguf_name;
     char k[128];
@@ -143,9 +186,8 @@ static int read_hparams(const Gguf *g, const GgufArch *a, SaHparams *h) {
     const GgufTensor *rf = gguf_tensor(g, "rope_freqs.weight");
     if (rf && h->rope_scaling == SA_ROPE_SCALING_NONE && llama3_rope_from_freqs(g, rf, h)) return -1;
 
-    /* llama.cpp's GGUF converter permutes the q/k rows so that RoPE rotates adjacent pairs. */
-    h->rope_pairing = SA_ROPE_ADJACENT;
-    h->tied_output = gguf_tensor(g, "output.weight") == NULL;
+    h->rope_pairing = a->pairing;
+    h->tied_output = a->tied_always || gguf_tensor(g, "output.weight") == NULL;
     return a->extra ? a->extra(g, p, h) : 0;
 }
 
@@ -192,7 +234,7 @@ int sa_import_gguf(const char *path, SaConvSource *src) {
         for (const char *s = an; *s && n < sizeof shown - 1; s++) /* keep the message one printable line */
             shown[n++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
         shown[n] = 0;
-        sa_err("%s: architecture \"%s\" is not supported (supported: llama)", path, shown);
+        sa_err("%s: architecture \"%s\" is not supported (supported: llama, qwen2, gemma, gemma2)", path, shown);
         free(an);
         goto fail;
     }
@@ -222,6 +264,8 @@ int sa_import_gguf(const char *path, SaConvSource *src) {
         const GgufTensor *t = &g->tensors[i];
         /* folded into the hyperparameters above (Llama 3.1 rope scaling) */
         if (strcmp(t->name, "rope_freqs.weight") == 0) continue;
+        /* llama.cpp computes gemma logits with token_embd whether or not a copy is stored */
+        if (a->tied_always && strcmp(t->name, "output.weight") == 0) continue;
         if (!sa_conv_add(src, t->name, dtype_of(t->type), (int)t->n_dims, t->ne, t->data, t->nbytes)) goto fail;
     }
     return 0;

@@ -31,9 +31,11 @@ static void w_str(const char *s) {
     w_u64(strlen(s));
     w_raw(s, strlen(s));
 }
-static void kv_u32(const char *k, uint32_t v) { w_str(k); w_u32(T_U32); w_u32(v); }
-static void kv_f32(const char *k, float v) { w_str(k); w_u32(T_F32); w_raw(&v, 4); }
-static void kv_str(const char *k, const char *v) { w_str(k); w_u32(T_STR); w_str(v); }
+static uint64_t n_kv; /* counted as written; the header's count is patched at the end */
+static void key(const char *k) { w_str(k); n_kv++; }
+static void kv_u32(const char *k, uint32_t v) { key(k); w_u32(T_U32); w_u32(v); }
+static void kv_f32(const char *k, float v) { key(k); w_u32(T_F32); w_raw(&v, 4); }
+static void kv_str(const char *k, const char *v) { key(k); w_u32(T_STR); w_str(v); }
 
 /* fp32 -> fp16, round to nearest even; inputs here are small normal numbers. */
 static uint16_t f2h(float f) {
@@ -145,7 +147,7 @@ int main(int argc, char **argv) {
     w_raw("GGUF", 4);
     w_u32(3);
     w_u64((uint64_t)nt);
-    w_u64(19); /* number of key/values below */
+    w_u64(0); /* number of key/values: patched below */
     kv_str("general.architecture", "llama");
     kv_str("general.name", "salign synthetic llama");
     kv_u32("general.file_type", 1); /* mostly F16 */
@@ -161,7 +163,7 @@ int main(int argc, char **argv) {
     kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
     kv_str("tokenizer.ggml.model", "llama");
     /* tokens: <unk> <s> </s>, <0x00>..<0xFF>, then "\u2581t<N>" pieces */
-    w_str("tokenizer.ggml.tokens");
+    key("tokenizer.ggml.tokens");
     w_u32(T_ARR);
     w_u32(T_STR);
     w_u64((uint64_t)vocab);
@@ -174,7 +176,7 @@ int main(int argc, char **argv) {
         else snprintf(s, sizeof s, "\xe2\x96\x81t%d", i);
         w_str(s);
     }
-    w_str("tokenizer.ggml.scores");
+    key("tokenizer.ggml.scores");
     w_u32(T_ARR);
     w_u32(T_F32);
     w_u64((uint64_t)vocab);
@@ -182,7 +184,7 @@ int main(int argc, char **argv) {
         float s = i < 259 ? 0.0f : -(float)i;
         w_raw(&s, 4);
     }
-    w_str("tokenizer.ggml.token_type");
+    key("tokenizer.ggml.token_type");
     w_u32(T_ARR);
     w_u32(T_I32);
     w_u64((uint64_t)vocab);
@@ -238,6 +240,11 @@ int main(int argc, char **argv) {
         if (pad) w_raw(zeros, pad);
         written += pad;
     }
+    if (fseek(out, 16, SEEK_SET) != 0) {
+        perror("synth_gguf: seek");
+        return 1;
+    }
+    w_u64(n_kv);
     if (fclose(out) != 0) {
         perror("synth_gguf: close");
         return 1;

@@ -1,0 +1,269 @@
+/* bench.c - `salign bench`: prompt-processing and generation speed, in llama-bench's terms.
+ *
+ *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap]
+ *                [--json]
+ *
+ * -p, -n, -t and -b take comma-separated lists; every combination is run. As in llama-bench:
+ * "ppN" evaluates N random tokens from an empty cache as batches of -b tokens (t/s = N / time);
+ * "tgN" evaluates N random tokens one at a time from an empty cache (t/s = N / time); each test
+ * runs once unmeasured (warm-up), then -r times; t/s is the mean over the repetitions ± their
+ * sample standard deviation. The table goes to stdout (or one JSON array with --json); loading
+ * messages go to stderr. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd/kernels.h"
+#include "common.h"
+#include "context.h"
+#include "matmul.h"
+#include "model.h"
+
+int sa_cmd_bench(int argc, char **argv);
+
+#define MAX_LIST 16
+#define MAX_MODELS 8
+
+typedef struct {
+    int v[MAX_LIST];
+    int n;
+} IntList;
+
+static int parse_list(const char *flag, const char *s, int lo, int hi, IntList *out) {
+    out->n = 0;
+    if (!s || !*s) return sa_err("%s: missing value", flag);
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < lo || x > hi || (*end && *end != ',') || out->n == MAX_LIST)
+            return sa_err("%s: expected a comma-separated list of integers in [%d, %d], got '%s'", flag, lo, hi, s);
+        out->v[out->n++] = (int)x;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* Model description like llama-bench's "llama 1B Q4_0": architecture, size class from the
+ * parameter count, and the dtype holding most of the matrix bytes. */
+static void describe(const SaModel *m, char *name, size_t cap, double *params, double *bytes) {
+    uint64_t by_type[SA_DTYPE_COUNT] = {0};
+    double p = 0, b = 0;
+    for (int i = 0; i < m->file.n_tensors; i++) {
+        const SalmTensor *t = &m->file.tensors[i];
+        double ne = 1;
+        for (int d = 0; d < t->n_dims; d++) ne *= (double)t->ne[d];
+        p += ne;
+        b += (double)t->nbytes;
+        if (t->n_dims == 2) by_type[t->dtype] += t->nbytes;
+    }
+    int best = 0;
+    for (int d = 1; d < SA_DTYPE_COUNT; d++)
+        if (by_type[d] > by_type[best]) best = d;
+    char size[32];
+    if (p >= 1e9) snprintf(size, sizeof size, "%.0fB", p / 1e9);
+    else if (p >= 1e6) snprintf(size, sizeof size, "%.0fM", p / 1e6);
+    else snprintf(size, sizeof size, "%.0fK", p / 1e3);
+    char dt[16];
+    snprintf(dt, sizeof dt, "%s", sa_dtype_name((SaDtype)best));
+    for (char *c = dt; *c; c++)
+        if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
+    snprintf(name, cap, "%s %s %s", sa_arch_name(m->hp.arch), size, dt);
+    *params = p;
+    *bytes = b;
+}
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static int rand_token(int n_vocab) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (int)(g_rng % (uint64_t)n_vocab);
+}
+
+/* One measured run; returns seconds or < 0 on error. */
+static double run_test(SaCtx *c, const SaModel *m, int n_prompt, int n_gen, int n_batch) {
+    sa_ctx_truncate(c, 0);
+    int32_t *toks = malloc((size_t)SA_MAX(n_prompt, 1) * sizeof *toks);
+    if (!toks) return -1;
+    for (int i = 0; i < n_prompt; i++) toks[i] = rand_token(m->hp.n_vocab);
+    const double t0 = sa_time_ms();
+    int rc = 0;
+    for (int i = 0; i < n_prompt && !rc; i += n_batch) rc = sa_ctx_eval(c, toks + i, SA_MIN(n_batch, n_prompt - i), 0);
+    for (int i = 0; i < n_gen && !rc; i++) {
+        int32_t t = rand_token(m->hp.n_vocab);
+        rc = sa_ctx_eval(c, &t, 1, 0);
+    }
+    const double dt = (sa_time_ms() - t0) / 1000.0;
+    free(toks);
+    return rc ? -1 : dt;
+}
+
+typedef struct {
+    char model[64];
+    double size, params;
+    int threads, n_prompt, n_gen;
+    double mean, sd;
+    double samples[64];
+    int n_samples;
+} Result;
+
+static void print_header(void) {
+    printf("| %-22s | %10s | %8s | %-12s | %7s | %8s | %16s |\n", "model", "size", "params", "backend", "threads", "test",
+           "t/s");
+    printf("| %.*s | %.*s: | %.*s: | %.*s | %.*s: | %.*s: | %.*s: |\n", 22, "------------------------------", 9,
+           "----------", 7, "--------", 12, "------------", 6, "-------", 7, "--------", 15, "----------------");
+}
+
+static void print_row(const Result *r) {
+    char size[32], params[32], test[32], ts[48], backend[32];
+    snprintf(size, sizeof size, "%.2f %s", r->size >= 1073741824.0 ? r->size / 1073741824.0 : r->size / 1048576.0,
+             r->size >= 1073741824.0 ? "GiB" : "MiB");
+    if (r->params >= 1e9) snprintf(params, sizeof params, "%.2f B", r->params / 1e9);
+    else snprintf(params, sizeof params, "%.2f M", r->params / 1e6);
+    if (r->n_prompt && r->n_gen) snprintf(test, sizeof test, "pp%d+tg%d", r->n_prompt, r->n_gen);
+    else if (r->n_prompt) snprintf(test, sizeof test, "pp%d", r->n_prompt);
+    else snprintf(test, sizeof test, "tg%d", r->n_gen);
+    snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
+    snprintf(backend, sizeof backend, "CPU %s", sa_k->name);
+    printf("| %-22s | %10s | %8s | %-12s | %7d | %8s | %16s |\n", r->model, size, params, backend, r->threads, test, ts);
+    fflush(stdout);
+}
+
+static void print_json(const Result *rs, int n) {
+    printf("[\n");
+    for (int i = 0; i < n; i++) {
+        const Result *r = &rs[i];
+        printf("  {\"model\": \"%s\", \"size\": %.0f, \"params\": %.0f, \"backend\": \"CPU\", \"isa\": \"%s\", "
+               "\"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
+               r->model, r->size, r->params, sa_k->name, r->threads, r->n_prompt, r->n_gen, r->mean, r->sd);
+        for (int s = 0; s < r->n_samples; s++) printf("%s%.4f", s ? ", " : "", r->samples[s]);
+        printf("]}%s\n", i + 1 < n ? "," : "");
+    }
+    printf("]\n");
+}
+
+static int usage_error(void) {
+    fprintf(stderr, "salign: %s\n", sa_errmsg());
+    return 1;
+}
+
+int sa_cmd_bench(int argc, char **argv) {
+    const char *models[MAX_MODELS];
+    int n_models = 0, reps = 3, json = 0, use_mmap = 0;
+    IntList pp = {{512}, 1}, tg = {{128}, 1}, th = {{1, 2}, 2}, nb = {{512}, 1};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!v) return sa_err("%s: missing value", a), usage_error();
+            if (n_models == MAX_MODELS) return sa_err("-m: at most %d models", MAX_MODELS), usage_error();
+            models[n_models++] = v;
+            i++;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--n-prompt")) {
+            if (parse_list(a, v, 0, 1 << 16, &pp)) return usage_error();
+            i++;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-gen")) {
+            if (parse_list(a, v, 0, 1 << 16, &tg)) return usage_error();
+            i++;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (parse_list(a, v, 1, 1024, &th)) return usage_error();
+            i++;
+        } else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size")) {
+            if (parse_list(a, v, 1, 1 << 16, &nb)) return usage_error();
+            i++;
+        } else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions")) {
+            IntList r;
+            if (parse_list(a, v, 1, 64, &r) || r.n != 1) return sa_err("%s: expected one count in [1, 64]", a), usage_error();
+            reps = r.v[0];
+            i++;
+        } else if (!strcmp(a, "--json") || !strcmp(a, "-o") ) {
+            if (!strcmp(a, "-o")) {
+                if (!v || strcmp(v, "json")) return sa_err("-o: only 'json' is supported"), usage_error();
+                i++;
+            }
+            json = 1;
+        } else if (!strcmp(a, "--mmap")) {
+            use_mmap = 1;
+        } else {
+            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --mmap --json)", a);
+            return usage_error();
+        }
+    }
+    if (!n_models) return sa_err("-m: a model file is required"), usage_error();
+
+    Result *res = calloc((size_t)n_models * MAX_LIST * MAX_LIST * 2 * MAX_LIST, sizeof *res);
+    int n_res = 0, rc = 0;
+    if (!res) return usage_error();
+    if (!json) print_header();
+    for (int mi = 0; mi < n_models && !rc; mi++) {
+        SaModel m;
+        const double t0 = sa_time_ms();
+        SaLoadOpts lo = {.use_mmap = use_mmap};
+        if (sa_model_load(&m, models[mi], &lo)) {
+            rc = usage_error();
+            break;
+        }
+        fprintf(stderr, "salign bench: loaded %s in %.0f ms, kernels %s\n", models[mi], sa_time_ms() - t0, sa_k->name);
+        char name[64];
+        double params, bytes;
+        describe(&m, name, sizeof name, &params, &bytes);
+        for (int ti = 0; ti < th.n && !rc; ti++) {
+            sa_set_threads(th.v[ti]);
+            for (int bi = 0; bi < nb.n && !rc; bi++) {
+                /* the prompt tests, then the generation tests, as llama-bench orders them */
+                for (int kind = 0; kind < 2 && !rc; kind++) {
+                    const IntList *L = kind == 0 ? &pp : &tg;
+                    for (int li = 0; li < L->n && !rc; li++) {
+                        const int n_prompt = kind == 0 ? L->v[li] : 0, n_gen = kind == 1 ? L->v[li] : 0;
+                        if (n_prompt + n_gen == 0) continue;
+                        SaCtxParams cp;
+                        sa_ctx_default_params(&m, &cp);
+                        cp.n_ctx = SA_MAX(n_prompt + n_gen, 16);
+                        cp.n_batch = SA_MAX(1, SA_MIN(nb.v[bi], SA_MAX(n_prompt, 1)));
+                        cp.n_logits = 1;
+                        SaCtx *c = sa_ctx_new(&m, &cp);
+                        if (!c) {
+                            rc = usage_error();
+                            break;
+                        }
+                        Result *r = &res[n_res++];
+                        snprintf(r->model, sizeof r->model, "%s", name);
+                        r->size = bytes;
+                        r->params = params;
+                        r->threads = th.v[ti];
+                        r->n_prompt = n_prompt;
+                        r->n_gen = n_gen;
+                        /* warm-up: caches, page faults of the scratch, thread start */
+                        if (run_test(c, &m, n_prompt ? SA_MIN(n_prompt, cp.n_batch) : 0, n_gen ? 1 : 0, cp.n_batch) < 0) {
+                            sa_ctx_free(c);
+                            rc = usage_error();
+                            break;
+                        }
+                        double sum = 0, sq = 0;
+                        for (int rep = 0; rep < reps; rep++) {
+                            const double s = run_test(c, &m, n_prompt, n_gen, cp.n_batch);
+                            if (s < 0) {
+                                rc = usage_error();
+                                break;
+                            }
+                            const double tps = (n_prompt + n_gen) / s;
+                            r->samples[r->n_samples++] = tps;
+                            sum += tps;
+                            sq += tps * tps;
+                        }
+                        sa_ctx_free(c);
+                        if (rc) break;
+                        r->mean = sum / reps;
+                        r->sd = reps > 1 ? sqrt(fmax(0.0, (sq - sum * sum / reps) / (reps - 1))) : 0.0;
+                        if (!json) print_row(r);
+                    }
+                }
+            }
+        }
+        sa_model_free(&m);
+    }
+    if (!rc && json) print_json(res, n_res);
+    free(res);
+    return rc;
+}
