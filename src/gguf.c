@@ -214,6 +214,11 @@ static int check_unique(const char *path, char **names, uint64_t n, const char *
     return 0;
 }
 
+static int cmp_tensor_offset(const void *a, const void *b) {
+    const GgufTensor *x = *(const GgufTensor *const *)a, *y = *(const GgufTensor *const *)b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
 /* ---- tensor infos ---- */
 static int read_tensor_info(Cur *c, GgufTensor *t) {
     char nb[80];
@@ -390,6 +395,25 @@ int gguf_open(Gguf *g, const char *path) {
             goto fail;
         }
         t->data = g->map + g->data_offset + t->offset;
+    }
+    /* No two tensors may share bytes: llama.cpp lays tensors out one after another, so overlap
+     * only comes from a crafted file (one region read as two tensors of different types). Every
+     * end was checked above, so offset + nbytes cannot overflow here. */
+    if (n_tensors > 1) {
+        const GgufTensor **order = sa_malloc((size_t)n_tensors * sizeof *order);
+        if (!order) goto fail;
+        for (uint64_t i = 0; i < n_tensors; i++) order[i] = &g->tensors[i];
+        qsort(order, (size_t)n_tensors, sizeof *order, cmp_tensor_offset);
+        for (uint64_t i = 1; i < n_tensors; i++)
+            if (order[i - 1]->offset + order[i - 1]->nbytes > order[i]->offset) {
+                char na[80], nb2[80];
+                sa_err("%s: tensors %s and %s overlap in the file", path,
+                       printable(order[i - 1]->name, strlen(order[i - 1]->name), na, sizeof na),
+                       printable(order[i]->name, strlen(order[i]->name), nb2, sizeof nb2));
+                free(order);
+                goto fail;
+            }
+        free(order);
     }
     return 0;
 

@@ -100,6 +100,8 @@ static int read_kv(Cursor *c, SalmKV *kv) {
 static int read_tensor(Cursor *c, SalmTensor *t) {
     uint32_t dtype, n_dims;
     if (rd_str(c, &t->name, NULL, SALM_MAX_NAME)) return -1;
+    /* an empty name is what a table shorter than its header's count reads from the zero padding */
+    if (!t->name[0]) return sa_err("tensor table: a tensor has an empty name (table shorter than its count?)");
     if (rd_u32(c, &dtype) || rd_u32(c, &n_dims)) return -1;
     if (!sa_dtype_valid(dtype)) return sa_err("tensor '%s': unknown dtype %u", t->name, dtype);
     if (n_dims < 1 || n_dims > SALM_MAX_DIMS) return sa_err("tensor '%s': %u dimensions (1..4 allowed)", t->name, n_dims);

@@ -421,6 +421,14 @@ SaTokenizer *sa_tok_new(const SaTokSpec *spec) {
             sa_err("tokenizer: token %d has no string", i);
             return NULL;
         }
+        /* Every vocabulary family we read spells its tokens in UTF-8 (SentencePiece pieces, GPT-2
+         * byte stand-ins, "<0xXX>" byte tokens): anything else is a corrupt or crafted file, and its
+         * bytes would reach the output unchecked. */
+        size_t tl = strlen(spec->tokens[i]);
+        if (sa_utf8_valid_prefix(spec->tokens[i], tl) != tl) {
+            sa_err("tokenizer: token %d is not valid UTF-8 (at byte %zu)", i, sa_utf8_valid_prefix(spec->tokens[i], tl));
+            return NULL;
+        }
         if (spec->types && (spec->types[i] < 0 || spec->types[i] > SA_TT_BYTE)) {
             sa_err("tokenizer: token %d has invalid type %d", i, (int)spec->types[i]);
             return NULL;
