@@ -373,8 +373,10 @@ static int align_generate(SaEngine *e, const SaAlignParams *p, const char *text,
     Gen g = {.c = e->al, .smp = &e->al_s, .tok = e->al_m->tok, .cap = cap, .t = t};
     int32_t *draft = NULL;
     int n_draft = 0, cap_draft = 0;
-    if (p->speculate && text[0]) {
-        if (sa_tok_encode(e->al_m->tok, text, strlen(text), 0, 0, &draft, &n_draft, &cap_draft) < 0) return -1;
+    if (sa_tok_encode(e->al_m->tok, text, strlen(text), 0, 0, &draft, &n_draft, &cap_draft) < 0) return -1;
+    /* default length cap: twice the sentence's tokens (in the aligner's vocabulary) + 32 */
+    if (g.cap <= 0) g.cap = 2 * n_draft + 32;
+    if (p->speculate && n_draft > 0) {
         g.draft = draft;
         g.n_draft = n_draft;
     }
@@ -489,7 +491,10 @@ static int upstream_sentence(SaEngine *e, Run *run, SaBuf *gen, SaSentence *sent
         if (*found && *ended && !strcmp(run->tr->stop, "end of turn")) {
             size_t rest = sent->end;
             while (rest < gen->len && is_ws(gen->data[rest])) rest++;
-            if (rest < gen->len) *ended = 0;
+            if (rest < gen->len) {
+                *ended = 0;
+                run->tr->stop = "max sentences";
+            }
         }
     }
     sa_buf_free(&piece);
@@ -547,8 +552,7 @@ static int stream_loop(SaEngine *e, const char *question, Run *run) {
             }
             goto out;
         }
-        int cap = p->max_correction_tokens;
-        if (cap <= 0) cap = 2 * rt->up_decoded + 32;
+        const int cap = p->max_correction_tokens; /* <= 0: from the sentence's length (align_generate) */
         Trim t = {.run = run, .sep = prefix.len ? " " : ""};
         int full = 0;
         rt->al_decoded = align_generate(e, p, rt->original, cap, &t, &full, rt);

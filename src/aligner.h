@@ -37,7 +37,7 @@ typedef struct {
     int max_sentences;           /* default 64 */
     int max_tokens;              /* cap on upstream tokens generated in total; 0 = none */
     int max_sentence_tokens;     /* cap on upstream tokens for one sentence (default 256) */
-    int max_correction_tokens;   /* 0 = 2 x the sentence's tokens + 32 */
+    int max_correction_tokens;   /* 0 = 2 x the sentence's tokens (aligner vocabulary) + 32 */
     int max_answer_tokens;       /* none/aligner modes: answer length cap (default 1024) */
     int speculate;               /* copy-speculative aligner decoding (default on) */
     SaOutFn out;
