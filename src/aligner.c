@@ -427,6 +427,7 @@ static int upstream_answer(SaEngine *e, const char *question, Run *run, int stre
     *answer = trim_result(&t);
     sa_buf_free(&t.all);
     if (full) run->tr->stop = "context full";
+    else if (n >= p->max_answer_tokens) run->tr->stop = "max tokens";
     return *answer ? 0 : -1;
 }
 

@@ -22,56 +22,15 @@
 #include "chat.h"
 #include "common.h"
 #include "context.h"
+#include "engine_opts.h"
+#include "flags.h"
+#include "eval.h"
 #include "gguf.h"
 #include "matmul.h"
 #include "model.h"
+#include "report.h"
 #include "sampler.h"
 #include "tokenizer.h"
-
-static int die(void) {
-    fprintf(stderr, "salign: %s\n", sa_errmsg());
-    return 1;
-}
-
-/* ---- flag parsing ---------------------------------------------------------------------- */
-
-static int parse_int(const char *flag, const char *v, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < lo || x > hi)
-        return sa_err("%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, v ? v : "");
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_u64(const char *flag, const char *v, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || v[0] == '-') return sa_err("%s: expected a non-negative integer, got '%s'", flag, v ? v : "");
-    *out = x;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *v, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    float x = v ? strtof(v, &end) : 0;
-    if (!v || !*v || *end || errno || !isfinite(x) || x < lo || x > hi)
-        return sa_err("%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v ? v : "");
-    *out = x;
-    return 0;
-}
-
-/* Return the value of a flag that takes one, advancing *i; NULL + sa_err if it is missing. */
-static const char *flag_value(int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        sa_err("%s: missing value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
 
 typedef struct {
     const char *model;
@@ -86,21 +45,10 @@ typedef struct {
 static int common_flag(CommonOpts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i], *v;
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
+        if (!(v = sa_flag_value(argc, argv, i))) return -1;
         o->model = v;
-    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1024, &o->threads)) return -1;
-    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1 << 22, &o->n_ctx)) return -1;
-    } else if (!strcmp(a, "--mmap")) {
-        o->use_mmap = 1;
-    } else if (!strcmp(a, "--kv-type")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
-        if (!strcmp(v, "f16")) o->kv_type = SA_F16;
-        else if (!strcmp(v, "f32")) o->kv_type = SA_F32;
-        else return sa_err("--kv-type: expected f16 or f32, got '%s'", v);
     } else {
-        return 0;
+        return sa_runtime_flag(&o->threads, &o->n_ctx, &o->use_mmap, &o->kv_type, argc, argv, i);
     }
     return 1;
 }
@@ -113,17 +61,9 @@ static void common_init(CommonOpts *o) {
 
 static int load_model(const CommonOpts *o, SaModel *m) {
     if (!o->model) return sa_err("-m: a model file is required");
-    double t0 = sa_time_ms();
-    SaLoadOpts lo = {.use_mmap = o->use_mmap};
-    if (sa_model_load(m, o->model, &lo)) return -1;
-    fprintf(stderr, "salign: loaded %s (%s, %d layers, %.1f MiB) in %.0f ms, %d threads, kernels %s\n", o->model,
-            sa_arch_name(m->hp.arch), m->hp.n_layer, sa_model_weight_bytes(m) / 1048576.0, sa_time_ms() - t0,
-            o->threads, sa_k->name);
-    return 0;
+    return sa_load_model_logged(o->model, o->use_mmap, m);
 }
 
-typedef struct AlignOpts AlignOpts;
-static int run_align(AlignOpts *o);
 static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
                          const char *system);
 
@@ -145,50 +85,50 @@ static int cmd_generate(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = common_flag(&co, argc, argv, &i);
-        if (r < 0) return die();
+        if (r < 0) return sa_die();
         if (r) continue;
         if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!(v = flag_value(argc, argv, &i))) return die();
+            if (!(v = sa_flag_value(argc, argv, &i))) return sa_die();
             prompt = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 0, INT_MAX, &n_predict)) return die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 0, INT_MAX, &n_predict)) return sa_die();
         } else if (!strcmp(a, "--temp")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_float(a, v, 0, 100, &sp.temp)) return die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 100, &sp.temp)) return sa_die();
         } else if (!strcmp(a, "--top-k")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 0, INT_MAX, &sp.top_k)) return die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 0, INT_MAX, &sp.top_k)) return sa_die();
         } else if (!strcmp(a, "--top-p")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_float(a, v, 0, 1, &sp.top_p)) return die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 1, &sp.top_p)) return sa_die();
         } else if (!strcmp(a, "--frequency-penalty")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_float(a, v, -10, 10, &sp.freq_penalty)) return die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, -10, 10, &sp.freq_penalty)) return sa_die();
         } else if (!strcmp(a, "--seed")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_u64(a, v, &sp.seed)) return die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_u64(a, v, &sp.seed)) return sa_die();
         } else if (!strcmp(a, "--ids")) {
             print_ids = 1;
         } else if (!strcmp(a, "--chat")) {
             chat = 1;
         } else if (!strcmp(a, "--chat-template")) {
-            if (!(chat_tmpl = flag_value(argc, argv, &i))) return die();
+            if (!(chat_tmpl = sa_flag_value(argc, argv, &i))) return sa_die();
         } else if (!strcmp(a, "--system")) {
-            if (!(system = flag_value(argc, argv, &i))) return die();
+            if (!(system = sa_flag_value(argc, argv, &i))) return sa_die();
         } else {
             sa_err("%s: unknown flag for 'generate' (see salign --help)", a);
-            return die();
+            return sa_die();
         }
     }
     if (chat) {
         if (print_ids) {
             sa_err("--ids: not available with --chat");
-            return die();
+            return sa_die();
         }
         return generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system);
     }
     if (chat_tmpl || system) {
         sa_err("%s: only with --chat", chat_tmpl ? "--chat-template" : "--system");
-        return die();
+        return sa_die();
     }
     sa_set_threads(co.threads);
     SaModel m;
-    if (load_model(&co, &m)) return die();
+    if (load_model(&co, &m)) return sa_die();
     int rc = 1;
     SaCtx *ctx = NULL;
     SaSampler smp = {0};
@@ -252,7 +192,7 @@ static int cmd_generate(int argc, char **argv) {
             t1 - t0, n_ids * 1000.0 / (t1 - t0 + 1e-9), n_gen, t2 - t1, n_gen * 1000.0 / (t2 - t1 + 1e-9));
     rc = 0;
 out:
-    if (rc) die();
+    if (rc) sa_die();
     free(ids);
     sa_buf_free(&piece);
     sa_sampler_free(&smp);
@@ -368,10 +308,10 @@ static int cmd_tokenize(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (!(v = flag_value(argc, argv, &i))) return die();
+            if (!(v = sa_flag_value(argc, argv, &i))) return sa_die();
             model = v;
         } else if (!strcmp(a, "--tokenizer")) {
-            if (!(v = flag_value(argc, argv, &i))) return die();
+            if (!(v = sa_flag_value(argc, argv, &i))) return sa_die();
             tokfile = v;
         } else if (!strcmp(a, "--no-bos")) {
             no_bos = 1;
@@ -381,15 +321,15 @@ static int cmd_tokenize(int argc, char **argv) {
             special = 1;
         } else {
             sa_err("%s: unknown flag for 'tokenize'", a);
-            return die();
+            return sa_die();
         }
     }
     if (!!model == !!tokfile) {
         sa_err("tokenize: give exactly one of -m MODEL or --tokenizer FILE");
-        return die();
+        return sa_die();
     }
     SaTokenizer *tok = load_tokenizer_file(model ? model : tokfile);
-    if (!tok) return die();
+    if (!tok) return sa_die();
     const int add_bos = !no_bos && sa_tok_spec(tok)->add_bos && sa_tok_spec(tok)->bos_id >= 0;
     int rc = 1, cap = 0, n = 0;
     int32_t *ids = NULL;
@@ -425,7 +365,7 @@ static int cmd_tokenize(int argc, char **argv) {
     }
     rc = 0;
 out:
-    if (rc) die();
+    if (rc) sa_die();
     free(ids);
     sa_buf_free(&text);
     sa_tok_free(tok);
@@ -441,19 +381,19 @@ static int cmd_info(int argc, char **argv) {
         if (!strcmp(argv[i], "--verify")) verify = 1;
         else if (argv[i][0] == '-') {
             sa_err("%s: unknown flag for 'info'", argv[i]);
-            return die();
+            return sa_die();
         } else if (path) {
             sa_err("%s: info takes one model file", argv[i]);
-            return die();
+            return sa_die();
         } else path = argv[i];
     }
     if (!path) {
         sa_err("info: a model file is required");
-        return die();
+        return sa_die();
     }
     SaModel m;
     SaLoadOpts lo = {.use_mmap = 1};
-    if (sa_model_load(&m, path, &lo)) return die();
+    if (sa_model_load(&m, path, &lo)) return sa_die();
     const SaHparams *h = &m.hp;
     const SaTokSpec *ts = sa_tok_spec(m.tok);
     printf("file:          %s (.salm v%d, %zu bytes)\n", path, SALM_VERSION, m.file.size);
@@ -484,7 +424,7 @@ static int cmd_info(int argc, char **argv) {
     }
     int rc = 0;
     if (verify) {
-        if (salm_verify(&m.file)) rc = die();
+        if (salm_verify(&m.file)) rc = sa_die();
         else printf("verify:        all %d tensor checksums match\n", m.file.n_tensors);
     }
     sa_model_free(&m);
@@ -493,32 +433,6 @@ static int cmd_info(int argc, char **argv) {
 
 
 /* ---- align ----------------------------------------------------------------------------- */
-
-/* Sampling flags: --temp etc. set both models, --upstream-temp / --aligner-temp one of them.
- * Returns 1 if argv[*i] was one, 0 if not, -1 on a bad value. */
-static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, char **argv, int *i) {
-    const char *a = argv[*i], *name = a, *v;
-    SaSamplerParams *targets[2] = {up, al};
-    int n_t = 2;
-    if (!strncmp(a, "--upstream-", 11)) { name = a + 11; targets[0] = up; n_t = 1; }
-    else if (!strncmp(a, "--aligner-", 10)) { name = a + 10; targets[0] = al; n_t = 1; }
-    else if (!strncmp(a, "--", 2)) name = a + 2;
-    else return 0;
-    if (!strcmp(name, "temp") || !strcmp(name, "top-p") || !strcmp(name, "frequency-penalty") || !strcmp(name, "top-k") ||
-        !strcmp(name, "seed")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
-        for (int k = 0; k < n_t; k++) {
-            SaSamplerParams *sp = targets[k];
-            if (!strcmp(name, "temp") && parse_float(a, v, 0, 100, &sp->temp)) return -1;
-            if (!strcmp(name, "top-p") && parse_float(a, v, 0, 1, &sp->top_p)) return -1;
-            if (!strcmp(name, "frequency-penalty") && parse_float(a, v, -10, 10, &sp->freq_penalty)) return -1;
-            if (!strcmp(name, "top-k") && parse_int(a, v, 0, INT_MAX, &sp->top_k)) return -1;
-            if (!strcmp(name, "seed") && parse_u64(a, v, &sp->seed)) return -1;
-        }
-        return 1;
-    }
-    return 0;
-}
 
 typedef struct {
     int show_original, tty, json;
@@ -539,77 +453,20 @@ static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
     }
 }
 
-/* Read a template given as a built-in name or a file. */
-static char *template_arg(const char *flag, const char *v) {
-    const char *builtin = sa_aligner_template(v);
-    if (builtin) return sa_strdup(builtin);
-    size_t len;
-    char *t = sa_read_file(v, &len);
-    if (!t) {
-        sa_err("%s: '%s' is neither a built-in template (stream-gemma, plain, aligner7b) nor a readable file", flag, v);
-        return NULL;
-    }
-    if (sa_template_check(t)) {
-        sa_err_prefix("%s: %s: ", flag, v);
-        free(t);
-        return NULL;
-    }
-    return t;
-}
-
-/* Shared by `align` and `generate --chat`. */
-struct AlignOpts {
-    CommonOpts co;
-    const char *upstream, *aligner, *question, *chat_tmpl;
-    char *al_tmpl, *al_mode_tmpl;
-    int json, show_original;
-    SaAlignParams ap;
-};
-
-static int run_align(AlignOpts *o) {
-    int rc = 1;
-    SaModel up = {0}, al = {0};
-    int have_al = 0;
-    SaEngine *e = NULL;
+/* Run one question through the engine (align, and generate --chat as align's none mode). */
+static int run_align(SaEngineOpts *o, const char *question, int json, int show_original) {
+    SaEngineSet set;
     SaAlignTrace tr = {0};
-    sa_set_threads(o->co.threads);
-    CommonOpts c = o->co;
-    c.model = o->upstream;
-    if (!o->upstream) {
-        sa_err("--upstream: an upstream model is required");
-        return die();
+    int rc = 1;
+    if (sa_engine_set_open(o, o->ap.mode != SA_MODE_NONE, &set)) {
+        sa_engine_opts_free(o);
+        return sa_die();
     }
-    if (o->ap.mode != SA_MODE_NONE && !o->aligner) {
-        sa_err("--aligner: an aligner model is required for --mode %s", o->ap.mode == SA_MODE_STREAM ? "stream" : "aligner");
-        return die();
-    }
-    if (load_model(&c, &up)) return die();
-    if (o->ap.mode != SA_MODE_NONE) {
-        c.model = o->aligner;
-        if (load_model(&c, &al)) goto out;
-        have_al = 1;
-    }
-    if (o->chat_tmpl) {
-        o->ap.up_tmpl = sa_chat_template(o->chat_tmpl);
-        if (!o->ap.up_tmpl) {
-            sa_err("--chat-template: unknown template '%s' (known: %s)", o->chat_tmpl, sa_chat_template_names());
-            goto out;
-        }
-    } else {
-        o->ap.up_tmpl = sa_chat_detect(up.chat_template);
-    }
-    if (have_al) {
-        if (o->al_tmpl) o->ap.al_tmpl = o->al_tmpl;
-        else if (al.aligner_template) o->ap.al_tmpl = al.aligner_template;
-        else o->ap.al_tmpl = sa_aligner_template(sa_tok_find(al.tok, "<start_of_turn>") >= 0 ? "stream-gemma" : "plain");
-        if (o->al_mode_tmpl) o->ap.al_mode_tmpl = o->al_mode_tmpl;
-    }
-    if (!(e = sa_engine_new(&up, have_al ? &al : NULL, o->co.n_ctx, o->co.kv_type))) goto out;
-    OutCtx oc = {.show_original = o->show_original, .tty = isatty(STDOUT_FILENO), .json = o->json};
+    OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
     o->ap.out = align_out;
     o->ap.out_ctx = &oc;
-    if (sa_align_run(e, o->question, &o->ap, &tr)) goto out;
-    if (o->json) {
+    if (sa_align_run(set.e, question, &o->ap, &tr)) goto out;
+    if (json) {
         char *js = sa_align_trace_json(&tr, o->ap.mode);
         if (js) printf("%s\n", js);
         free(js);
@@ -621,98 +478,79 @@ static int run_align(AlignOpts *o) {
             tr.first_visible_ms, tr.total_ms, tr.stop);
     rc = 0;
 out:
-    if (rc) die();
+    if (rc) sa_die();
     sa_align_trace_free(&tr);
-    sa_engine_free(e);
-    if (have_al) sa_model_free(&al);
-    sa_model_free(&up);
-    free(o->al_tmpl);
-    free(o->al_mode_tmpl);
+    sa_engine_set_close(&set);
+    sa_engine_opts_free(o);
     return rc;
 }
 
 /* generate --chat: the upstream alone through its chat template - exactly align's none mode. */
 static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
                          const char *system) {
-    AlignOpts o;
-    memset(&o, 0, sizeof o);
-    o.co = *co;
-    sa_align_default_params(&o.ap);
+    SaEngineOpts o;
+    sa_engine_opts_init(&o);
+    o.threads = co->threads;
+    o.n_ctx = co->n_ctx;
+    o.use_mmap = co->use_mmap;
+    o.kv_type = co->kv_type;
+    o.upstream = co->model;
+    o.chat_tmpl = tmpl;
+    if (tmpl && !sa_chat_template(tmpl)) {
+        sa_err("--chat-template: unknown template '%s' (known: %s)", tmpl, sa_chat_template_names());
+        return sa_die();
+    }
     o.ap.mode = SA_MODE_NONE;
     o.ap.up_sp = *sp;
     o.ap.max_answer_tokens = n_predict;
     if (system) o.ap.system = system;
-    o.upstream = co->model;
-    o.question = prompt;
-    o.chat_tmpl = tmpl;
-    return run_align(&o);
+    if (!co->model) {
+        sa_err("-m: a model file is required");
+        return sa_die();
+    }
+    return run_align(&o, prompt, 0, 0);
 }
 
 static int cmd_align(int argc, char **argv) {
-    AlignOpts o;
-    memset(&o, 0, sizeof o);
-    common_init(&o.co);
-    sa_align_default_params(&o.ap);
+    SaEngineOpts o;
+    sa_engine_opts_init(&o);
+    /* unseeded runs are seeded from the clock; --seed / --upstream-seed / --aligner-seed fix them */
     o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    const char *question = NULL;
+    int json = 0, show_original = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
-        int r = common_flag(&o.co, argc, argv, &i);
-        if (r == 0) r = sampling_flag(&o.ap.up_sp, &o.ap.al_sp, argc, argv, &i);
-        if (r < 0) return die();
+        int r = sa_engine_opts_flag(&o, argc, argv, &i);
+        if (r < 0) goto bad;
         if (r) continue;
-        if (!strcmp(a, "--upstream")) {
-            if (!(o.upstream = flag_value(argc, argv, &i))) return die();
-        } else if (!strcmp(a, "--aligner")) {
-            if (!(o.aligner = flag_value(argc, argv, &i))) return die();
-        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!(o.question = flag_value(argc, argv, &i))) return die();
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            if (!(question = sa_flag_value(argc, argv, &i))) goto bad;
         } else if (!strcmp(a, "--mode")) {
-            if (!(v = flag_value(argc, argv, &i))) return die();
+            if (!(v = sa_flag_value(argc, argv, &i))) goto bad;
             if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
             else if (!strcmp(v, "aligner")) o.ap.mode = SA_MODE_ALIGNER;
             else if (!strcmp(v, "none")) o.ap.mode = SA_MODE_NONE;
-            else { sa_err("--mode: expected stream, aligner or none, got '%s'", v); return die(); }
-        } else if (!strcmp(a, "--system")) {
-            if (!(o.ap.system = flag_value(argc, argv, &i))) return die();
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!(o.chat_tmpl = flag_value(argc, argv, &i))) return die();
-        } else if (!strcmp(a, "--aligner-template") || !strcmp(a, "--aligner-mode-template")) {
-            if (!(v = flag_value(argc, argv, &i))) return die();
-            char *t = template_arg(a, v);
-            if (!t) return die();
-            char **slot = !strcmp(a, "--aligner-template") ? &o.al_tmpl : &o.al_mode_tmpl;
-            free(*slot);
-            *slot = t;
-        } else if (!strcmp(a, "--splitter")) {
-            if (!(v = flag_value(argc, argv, &i))) return die();
-            int m = sa_split_mode_from_name(v);
-            if (m < 0) { sa_err("--splitter: expected reference or smart, got '%s'", v); return die(); }
-            o.ap.split = (SaSplitMode)m;
-        } else if (!strcmp(a, "--max-sentences")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_sentences)) return die();
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, INT_MAX, &o.ap.max_tokens)) return die();
-            o.ap.max_answer_tokens = o.ap.max_tokens;
-        } else if (!strcmp(a, "--max-sentence-tokens")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_sentence_tokens)) return die();
-        } else if (!strcmp(a, "--max-correction-tokens")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_int(a, v, 1, 1 << 20, &o.ap.max_correction_tokens)) return die();
+            else {
+                sa_err("--mode: expected stream, aligner or none, got '%s'", v);
+                goto bad;
+            }
         } else if (!strcmp(a, "--show-original")) {
-            o.show_original = 1;
-        } else if (!strcmp(a, "--no-speculate")) {
-            o.ap.speculate = 0;
+            show_original = 1;
         } else if (!strcmp(a, "--json")) {
-            o.json = 1;
+            json = 1;
         } else {
             sa_err("%s: unknown flag for 'align' (see salign --help)", a);
-            return die();
+            goto bad;
         }
     }
-    if (!o.question) {
+    if (!question) {
         sa_err("-p: a question is required");
-        return die();
+        goto bad;
     }
-    return run_align(&o);
+    return run_align(&o, question, json, show_original);
+bad:
+    sa_engine_opts_free(&o);
+    return sa_die();
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
@@ -730,7 +568,12 @@ static void usage(FILE *f) {
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
             "        [--no-speculate]\n"
             "        [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S] (both models, or\n"
-            "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX]\n");
+            "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX]\n"
+            "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
+            "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
+            "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
+            "  report RESULTS.jsonl [-o FILE] [--format html|md]\n"
+            "Each command also takes --help.\n");
 }
 
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
@@ -747,6 +590,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "align")) return cmd_align(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return sa_cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return sa_cmd_report(argc - 2, argv + 2);
     sa_err("%s: unknown command (see salign --help)", cmd);
-    return die();
+    return sa_die();
 }

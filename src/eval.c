@@ -18,226 +18,9 @@
 
 #include "chat.h"
 #include "common.h"
+#include "engine_opts.h"
+#include "flags.h"
 #include "matmul.h"
-
-static int die(void) {
-    fprintf(stderr, "salign: %s\n", sa_errmsg());
-    return 1;
-}
-
-/* ---- flag values ------------------------------------------------------------------------- */
-
-static int parse_long(const char *flag, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < lo || x > hi)
-        return sa_err("%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, v ? v : "");
-    *out = x;
-    return 0;
-}
-
-static int parse_int(const char *flag, const char *v, long lo, long hi, int *out) {
-    long x;
-    if (parse_long(flag, v, lo, hi, &x)) return -1;
-    *out = (int)x;
-    return 0;
-}
-
-static int parse_u64(const char *flag, const char *v, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || v[0] == '-') return sa_err("%s: expected a non-negative integer, got '%s'", flag, v ? v : "");
-    *out = x;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *v, float lo, float hi, float *out) {
-    char *end;
-    errno = 0;
-    float x = v ? strtof(v, &end) : 0;
-    if (!v || !*v || *end || errno || !isfinite(x) || x < lo || x > hi)
-        return sa_err("%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v ? v : "");
-    *out = x;
-    return 0;
-}
-
-static const char *flag_value(int argc, char **argv, int *i) {
-    if (*i + 1 >= argc) {
-        sa_err("%s: missing value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
-
-/* ---- engine options ---------------------------------------------------------------------- */
-
-void sa_engine_opts_init(SaEngineOpts *o) {
-    memset(o, 0, sizeof *o);
-    o->threads = omp_get_num_procs();
-    o->kv_type = SA_F16;
-    sa_align_default_params(&o->ap);
-}
-
-void sa_engine_opts_free(SaEngineOpts *o) {
-    free(o->al_tmpl);
-    free(o->al_mode_tmpl);
-    o->al_tmpl = o->al_mode_tmpl = NULL;
-}
-
-/* A template given as a built-in name or a file. */
-static char *template_arg(const char *flag, const char *v) {
-    const char *builtin = sa_aligner_template(v);
-    if (builtin) return sa_strdup(builtin);
-    size_t len;
-    char *t = sa_read_file(v, &len);
-    if (!t) {
-        sa_err("%s: '%s' is neither a built-in template (stream-gemma, plain, aligner7b) nor a readable file", flag, v);
-        return NULL;
-    }
-    if (sa_template_check(t)) {
-        sa_err_prefix("%s: %s: ", flag, v);
-        free(t);
-        return NULL;
-    }
-    return t;
-}
-
-/* --temp etc. set both models; --upstream-temp / --aligner-temp one of them. */
-static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, char **argv, int *i) {
-    const char *a = argv[*i], *name, *v;
-    SaSamplerParams *targets[2] = {up, al};
-    int n_t = 2;
-    if (!strncmp(a, "--upstream-", 11)) {
-        name = a + 11;
-        n_t = 1;
-    } else if (!strncmp(a, "--aligner-", 10)) {
-        name = a + 10;
-        targets[0] = al;
-        n_t = 1;
-    } else if (!strncmp(a, "--", 2)) {
-        name = a + 2;
-    } else {
-        return 0;
-    }
-    static const char *names[] = {"temp", "top-p", "frequency-penalty", "top-k", "seed"};
-    int k = -1;
-    for (int j = 0; j < 5; j++)
-        if (!strcmp(name, names[j])) k = j;
-    if (k < 0) return 0;
-    if (!(v = flag_value(argc, argv, i))) return -1;
-    for (int t = 0; t < n_t; t++) {
-        SaSamplerParams *sp = targets[t];
-        int rc = k == 0   ? parse_float(a, v, 0, 100, &sp->temp)
-                 : k == 1 ? parse_float(a, v, 0, 1, &sp->top_p)
-                 : k == 2 ? parse_float(a, v, -10, 10, &sp->freq_penalty)
-                 : k == 3 ? parse_int(a, v, 0, INT_MAX, &sp->top_k)
-                          : parse_u64(a, v, &sp->seed);
-        if (rc) return -1;
-    }
-    return 1;
-}
-
-int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i) {
-    const char *a = argv[*i], *v;
-    SaAlignParams *ap = &o->ap;
-    int r = sampling_flag(&ap->up_sp, &ap->al_sp, argc, argv, i);
-    if (r) return r;
-    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1024, &o->threads)) return -1;
-    } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1 << 22, &o->n_ctx)) return -1;
-    } else if (!strcmp(a, "--mmap")) {
-        o->use_mmap = 1;
-    } else if (!strcmp(a, "--kv-type")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
-        if (!strcmp(v, "f16")) o->kv_type = SA_F16;
-        else if (!strcmp(v, "f32")) o->kv_type = SA_F32;
-        else return sa_err("--kv-type: expected f16 or f32, got '%s'", v);
-    } else if (!strcmp(a, "--upstream")) {
-        if (!(o->upstream = flag_value(argc, argv, i))) return -1;
-    } else if (!strcmp(a, "--aligner")) {
-        if (!(o->aligner = flag_value(argc, argv, i))) return -1;
-    } else if (!strcmp(a, "--system")) {
-        if (!(ap->system = flag_value(argc, argv, i))) return -1;
-    } else if (!strcmp(a, "--chat-template")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
-        if (!sa_chat_template(v)) return sa_err("--chat-template: unknown template '%s' (known: %s)", v, sa_chat_template_names());
-        o->chat_tmpl = v;
-    } else if (!strcmp(a, "--aligner-template") || !strcmp(a, "--aligner-mode-template")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
-        char *t = template_arg(a, v);
-        if (!t) return -1;
-        char **slot = !strcmp(a, "--aligner-template") ? &o->al_tmpl : &o->al_mode_tmpl;
-        free(*slot);
-        *slot = t;
-    } else if (!strcmp(a, "--splitter")) {
-        if (!(v = flag_value(argc, argv, i))) return -1;
-        int m = sa_split_mode_from_name(v);
-        if (m < 0) return sa_err("--splitter: expected reference or smart, got '%s'", v);
-        ap->split = (SaSplitMode)m;
-    } else if (!strcmp(a, "--max-sentences")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1 << 20, &ap->max_sentences)) return -1;
-    } else if (!strcmp(a, "--max-tokens")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, INT_MAX, &ap->max_tokens)) return -1;
-        ap->max_answer_tokens = ap->max_tokens; /* as align: one cap for every mode */
-    } else if (!strcmp(a, "--max-sentence-tokens")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1 << 20, &ap->max_sentence_tokens)) return -1;
-    } else if (!strcmp(a, "--max-correction-tokens")) {
-        if (!(v = flag_value(argc, argv, i)) || parse_int(a, v, 1, 1 << 20, &ap->max_correction_tokens)) return -1;
-    } else {
-        return 0;
-    }
-    return 1;
-}
-
-static int load_one(const SaEngineOpts *o, const char *path, SaModel *m) {
-    double t0 = sa_time_ms();
-    SaLoadOpts lo = {.use_mmap = o->use_mmap};
-    if (sa_model_load(m, path, &lo)) return -1;
-    fprintf(stderr, "salign: loaded %s (%s, %d layers, %.1f MiB) in %.0f ms\n", path, sa_arch_name(m->hp.arch),
-            m->hp.n_layer, sa_model_weight_bytes(m) / 1048576.0, sa_time_ms() - t0);
-    return 0;
-}
-
-int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
-    memset(s, 0, sizeof *s);
-    if (!o->upstream) return sa_err("--upstream: an upstream model is required");
-    if (need_aligner && !o->aligner) return sa_err("--aligner: an aligner model is required for the aligner and stream modes");
-    sa_set_threads(o->threads);
-    if (load_one(o, o->upstream, &s->up)) return -1;
-    s->have_up = 1;
-    if (need_aligner) {
-        /* models are read-only after loading: one copy can serve as both */
-        if (!strcmp(o->aligner, o->upstream)) {
-            s->shared = 1;
-        } else {
-            if (load_one(o, o->aligner, &s->al)) goto fail;
-            s->have_al = 1;
-        }
-    }
-    const SaModel *al = s->shared ? &s->up : s->have_al ? &s->al : NULL;
-    o->ap.up_tmpl = o->chat_tmpl ? sa_chat_template(o->chat_tmpl) : sa_chat_detect(s->up.chat_template);
-    if (al) {
-        if (o->al_tmpl) o->ap.al_tmpl = o->al_tmpl;
-        else if (al->aligner_template) o->ap.al_tmpl = al->aligner_template;
-        else o->ap.al_tmpl = sa_aligner_template(sa_tok_find(al->tok, "<start_of_turn>") >= 0 ? "stream-gemma" : "plain");
-        if (o->al_mode_tmpl) o->ap.al_mode_tmpl = o->al_mode_tmpl;
-    }
-    if (!(s->e = sa_engine_new(&s->up, al, o->n_ctx, o->kv_type))) goto fail;
-    return 0;
-fail:
-    sa_engine_set_close(s);
-    return -1;
-}
-
-void sa_engine_set_close(SaEngineSet *s) {
-    sa_engine_free(s->e);
-    if (s->have_al) sa_model_free(&s->al);
-    if (s->have_up) sa_model_free(&s->up);
-    memset(s, 0, sizeof *s);
-}
 
 /* ---- string map -------------------------------------------------------------------------- */
 
@@ -362,11 +145,16 @@ int sa_read_lines(const char *path, SaLineFn fn, void *ctx) {
     if (!g) return sa_err("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     gzbuffer(g, 1 << 17);
     SaBuf line = {0};
-    static char buf[1 << 16];
+    enum { CHUNK = 1 << 16 };
+    char *buf = sa_malloc(CHUNK);
+    if (!buf) {
+        gzclose(g);
+        return -1;
+    }
     long line_no = 0;
     int rc = 0, have = 0; /* have: bytes of an unfinished line are in `line` */
     for (;;) {
-        int n = gzread(g, buf, sizeof buf);
+        int n = gzread(g, buf, CHUNK);
         int zerr = Z_OK;
         const char *zmsg = n <= 0 ? gzerror(g, &zerr) : NULL;
         if (n < 0 || (n == 0 && zerr != Z_OK && zerr != Z_STREAM_END)) {
@@ -403,6 +191,7 @@ int sa_read_lines(const char *path, SaLineFn fn, void *ctx) {
     }
 out:
     gzclose(g);
+    free(buf);
     sa_buf_free(&line);
     return rc;
 }
@@ -698,9 +487,11 @@ static void fsync_dir_of(const char *path) {
 /* Open RESULTS for appending, holding an exclusive lock so two runs can never interleave lines
  * in one file; on resume, cut off a torn last line and collect the pairs already done. */
 static int open_results(const EvalOpts *o, DoneScan *d, int *fd_out) {
-    struct stat st;
+    struct stat st, st_in;
     const int existed = stat(o->out, &st) == 0;
     if (existed && S_ISDIR(st.st_mode)) return sa_err("%s: is a directory", o->out);
+    if (existed && stat(o->in, &st_in) == 0 && st.st_dev == st_in.st_dev && st.st_ino == st_in.st_ino)
+        return sa_err("%s: the results file is the input file", o->out);
     int fd = open(o->out, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return sa_err("%s: cannot open for writing: %s", o->out, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB)) {
@@ -784,10 +575,9 @@ static void progress_draw(Progress *p, int final) {
     fflush(stderr);
 }
 
-/* The engine's output callback: only keeps the bar moving during a long answer. */
+/* The engine's output callback: keeps the progress moving during a long answer. */
 static void progress_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
-    Progress *p = ctx;
-    if (p->tty) progress_draw(p, 0);
+    progress_draw(ctx, 0); /* throttled: every 100 ms on a terminal, every 10 s otherwise */
 }
 
 /* ---- eval: one run ---------------------------------------------------------------------- */
@@ -953,7 +743,7 @@ static int run_eval(EvalOpts *o) {
             pg.errors ? " (some failed: see \"error\" in the results)" : "", o->out);
     rc = 0;
 out:
-    if (rc) die();
+    if (rc) sa_die();
     if (fd >= 0) close(fd);
     if (have_es) sa_engine_set_close(&es);
     scan_free(&in);
@@ -983,25 +773,25 @@ int sa_cmd_eval(int argc, char **argv) {
             sa_engine_opts_free(&o.eo);
             return 0;
         } else if (!strcmp(a, "--in")) {
-            if (!(o.in = flag_value(argc, argv, &i))) goto bad;
+            if (!(o.in = sa_flag_value(argc, argv, &i))) goto bad;
         } else if (!strcmp(a, "--out")) {
-            if (!(o.out = flag_value(argc, argv, &i))) goto bad;
+            if (!(o.out = sa_flag_value(argc, argv, &i))) goto bad;
         } else if (!strcmp(a, "--field")) {
-            if (!(o.field = flag_value(argc, argv, &i))) goto bad;
+            if (!(o.field = sa_flag_value(argc, argv, &i))) goto bad;
             if (!*o.field) {
                 sa_err("--field: empty field name");
                 goto bad;
             }
         } else if (!strcmp(a, "--modes")) {
-            if (!(modes = flag_value(argc, argv, &i))) goto bad;
+            if (!(modes = sa_flag_value(argc, argv, &i))) goto bad;
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
         } else if (!strcmp(a, "--no-resume")) {
             o.resume = 0;
         } else if (!strcmp(a, "--shard")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_shard(a, v, &o.shard_i, &o.shard_n)) goto bad;
+            if (!(v = sa_flag_value(argc, argv, &i)) || parse_shard(a, v, &o.shard_i, &o.shard_n)) goto bad;
         } else if (!strcmp(a, "--limit")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_long(a, v, 1, LONG_MAX, &o.limit)) goto bad;
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_long(a, v, 1, LONG_MAX, &o.limit)) goto bad;
         } else if (!strcmp(a, "--progress")) {
             o.progress = 1;
         } else if (!strcmp(a, "--no-progress")) {
@@ -1037,7 +827,7 @@ int sa_cmd_eval(int argc, char **argv) {
     return run_eval(&o);
 bad:
     sa_engine_opts_free(&o.eo);
-    return die();
+    return sa_die();
 }
 
 /* ---- eval-merge ------------------------------------------------------------------------------ */
@@ -1182,7 +972,7 @@ int sa_cmd_eval_merge(int argc, char **argv) {
     Expect x = {0};
     SaBuf tmp = {0};
     FILE *f = NULL;
-    if (!(shards = sa_calloc((size_t)argc + 1, sizeof *shards))) return die();
+    if (!(shards = sa_calloc((size_t)argc + 1, sizeof *shards))) return sa_die();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1190,13 +980,13 @@ int sa_cmd_eval_merge(int argc, char **argv) {
             free(shards);
             return 0;
         } else if (!strcmp(a, "--in")) {
-            if (!(in = flag_value(argc, argv, &i))) goto out;
+            if (!(in = sa_flag_value(argc, argv, &i))) goto out;
         } else if (!strcmp(a, "--field")) {
-            if (!(field = flag_value(argc, argv, &i))) goto out;
+            if (!(field = sa_flag_value(argc, argv, &i))) goto out;
         } else if (!strcmp(a, "--limit")) {
-            if (!(v = flag_value(argc, argv, &i)) || parse_long(a, v, 1, LONG_MAX, &limit)) goto out;
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_long(a, v, 1, LONG_MAX, &limit)) goto out;
         } else if (!strcmp(a, "--modes")) {
-            if (!(modes_arg = flag_value(argc, argv, &i))) goto out;
+            if (!(modes_arg = sa_flag_value(argc, argv, &i))) goto out;
         } else if (!strcmp(a, "--force")) {
             force = 1;
         } else if (a[0] == '-' && a[1]) {
@@ -1314,7 +1104,7 @@ int sa_cmd_eval_merge(int argc, char **argv) {
             m.problems ? " (--force: with problems)" : "");
     rc = 0;
 out:
-    if (rc) die();
+    if (rc) sa_die();
     if (f) {
         fclose(f);
         unlink(tmp.data);

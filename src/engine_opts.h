@@ -1,0 +1,46 @@
+/* engine_opts.h - options shared by the commands that run an upstream and an aligner (align, eval,
+ * generate --chat): flag parsing, and building the models, templates and engine from them. */
+#ifndef SALIGN_ENGINE_OPTS_H
+#define SALIGN_ENGINE_OPTS_H
+
+#include "aligner.h"
+#include "model.h"
+
+/* ---- engine options, shared by the commands that run both models ---------------------------- */
+
+/* Flags of every model-running command: -t, -c, --mmap, --kv-type. Returns 1 if argv[*i] was
+ * one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
+int sa_runtime_flag(int *threads, int *n_ctx, int *use_mmap, SaDtype *kv_type, int argc, char **argv, int *i);
+/* Load a model and log one line about it (file, architecture, size, load time, kernels) on stderr. */
+int sa_load_model_logged(const char *path, int use_mmap, SaModel *m);
+
+typedef struct {
+    int threads, n_ctx, use_mmap;
+    SaDtype kv_type;
+    const char *upstream, *aligner, *chat_tmpl;
+    char *al_tmpl, *al_mode_tmpl; /* owned: built-in template text or a file's contents */
+    SaAlignParams ap;
+} SaEngineOpts;
+
+void sa_engine_opts_init(SaEngineOpts *o);
+void sa_engine_opts_free(SaEngineOpts *o);
+/* One flag of align/eval's engine and sampling flags (-t, -c, --mmap, --kv-type, --upstream,
+ * --aligner, --temp/--top-k/--top-p/--frequency-penalty/--seed and their --upstream-/--aligner-
+ * forms, --system, --chat-template, --aligner-template, --aligner-mode-template, --splitter,
+ * --max-sentences, --max-tokens, --max-sentence-tokens, --max-correction-tokens, --no-speculate).
+ * Returns 1 if argv[*i] was one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
+int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i);
+
+/* The models and the engine built from the options. */
+typedef struct {
+    SaModel up, al;
+    int have_up, have_al, shared; /* shared: the same file plays both roles and is loaded once */
+    SaEngine *e;
+} SaEngineSet;
+
+/* Load the upstream (and the aligner when need_aligner), pick the templates as align does, and
+ * create the engine. Logs one line per model to stderr. 0 or -1 + sa_err. */
+int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s);
+void sa_engine_set_close(SaEngineSet *s);
+
+#endif

@@ -1,0 +1,58 @@
+/* flags.c - command-line value parsing (see flags.h). */
+#include "flags.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+int sa_flag_long(const char *flag, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || x < lo || x > hi)
+        return sa_err("%s: expected an integer in [%ld, %ld], got '%s'", flag, lo, hi, v ? v : "");
+    *out = x;
+    return 0;
+}
+
+int sa_flag_int(const char *flag, const char *v, long lo, long hi, int *out) {
+    long x;
+    if (sa_flag_long(flag, v, lo, hi, &x)) return -1;
+    *out = (int)x;
+    return 0;
+}
+
+int sa_flag_u64(const char *flag, const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long x = v ? strtoull(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || v[0] == '-') return sa_err("%s: expected a non-negative integer, got '%s'", flag, v ? v : "");
+    *out = x;
+    return 0;
+}
+
+int sa_flag_float(const char *flag, const char *v, float lo, float hi, float *out) {
+    char *end;
+    errno = 0;
+    float x = v ? strtof(v, &end) : 0;
+    if (!v || !*v || *end || errno || !isfinite(x) || x < lo || x > hi)
+        return sa_err("%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v ? v : "");
+    *out = x;
+    return 0;
+}
+
+const char *sa_flag_value(int argc, char **argv, int *i) {
+    if (*i + 1 >= argc) {
+        sa_err("%s: missing value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int sa_die(void) {
+    fprintf(stderr, "salign: %s\n", sa_errmsg());
+    return 1;
+}
