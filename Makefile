@@ -98,7 +98,7 @@ bench: all
 	@sh tools/bench/bench.sh
 
 clean:
-	rm -rf build build-san bin bin-san build-arm bin-arm
+	rm -rf build build-san bin bin-san build-arm bin-arm build-fuzz
 
 .PHONY: all test demo bench clean
 
@@ -124,3 +124,43 @@ test-arm: arm-kernel-tests
 
 .PHONY: arm-kernel-tests test-arm
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli.d $(BUILD)/tools/quantize_main.d $(BUILD)/tools/synth_main.d
+
+# ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (tests/fuzz/README.md) ----
+# make fuzz        build, then run every target for FUZZ_RUNS executions (default 1,000,000; at
+#                  most FUZZ_MAX_TIME seconds each, default 3600) one after another, and write the
+#                  counts to tests/fuzz/RESULTS.md. Installs clang-14, libfuzzer-14-dev and
+#                  libomp-14-dev with apt-get when missing and running as root.
+# make fuzz-build  build the targets into build-fuzz/ (tests/run-fuzz.sh runs each briefly in CI)
+# The library is compiled once more with clang, coverage instrumentation and ASan+UBSan.
+FUZZ_CC      ?= clang-14
+FUZZ_BUILD   := build-fuzz
+FUZZ_RUNS    ?= 1000000
+FUZZ_MAX_TIME ?= 3600
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fopenmp -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -DSALIGN_BLAS
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(TOOL_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/simd/avx2.o:   EXTRA := -mavx2 -mfma -mf16c
+$(FUZZ_BUILD)/simd/avx512.o: EXTRA := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512bf16
+$(FUZZ_BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(EXTRA) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libsalign.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libsalign.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ -lz -lm -lcjson -lutf8proc -lopenblas
+
+fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+
+fuzz:
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh
+
+.PHONY: fuzz fuzz-build
+.PRECIOUS: $(FUZZ_BUILD)/%.o
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/%.d)

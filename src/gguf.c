@@ -567,6 +567,9 @@ int gguf_tok_spec(const Gguf *g, SaTokSpec *spec) {
         spec->model = SA_TOK_SPM;
     } else if (strcmp(model, "gpt2") == 0) {
         spec->model = SA_TOK_BPE;
+        /* llama.cpp's converter types HF's non-special added tokens as USER_DEFINED and always cuts
+         * them out of text (as HF does); control tokens still come only from template text */
+        spec->split_user_defined = 1;
     } else {
         sa_err("%s: tokenizer.ggml.model \"%s\" is not supported (\"llama\" and \"gpt2\" are)", g->path,
                printable(model, strlen(model), mb, sizeof mb));

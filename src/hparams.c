@@ -187,6 +187,7 @@ int sa_tok_spec_write(SalmWriter *w, const SaTokSpec *t) {
         salm_writer_i32(w, "tok.eot_id", t->eot_id) || salm_writer_i32(w, "tok.add_bos", t->add_bos) ||
         salm_writer_i32(w, "tok.add_eos", t->add_eos) || salm_writer_i32(w, "tok.add_space_prefix", t->add_space_prefix))
         return -1;
+    if (t->split_user_defined && salm_writer_i32(w, "tok.split_user_defined", 1)) return -1;
     if (t->pre && salm_writer_str(w, "tok.pre", t->pre)) return -1;
     return 0;
 }
@@ -254,7 +255,19 @@ int sa_tok_spec_read(const Salm *s, SaTokSpec *t) {
     if (salm_get_i32(s, "tok.add_eos", &v)) goto fail;
     t->add_eos = v != 0;
     if (salm_get_i32(s, "tok.add_space_prefix", &v)) goto fail;
-    t->add_space_prefix = v != 0;
+    if (v < SA_PREFIX_NONE || v > SA_PREFIX_METASPACE_FIRST) {
+        sa_err("%s: metadata 'tok.add_space_prefix' = %d is not a known prefix mode", s->path, v);
+        goto fail;
+    }
+    t->add_space_prefix = v;
+    const SalmKV *sud = salm_kv(s, "tok.split_user_defined");
+    if (sud) {
+        if (sud->type != SALM_I32) {
+            sa_err("%s: metadata 'tok.split_user_defined' must be i32", s->path);
+            goto fail;
+        }
+        t->split_user_defined = sud->v.i32 != 0;
+    }
     const char *pre = salm_get_str(s, "tok.pre");
     if (pre && !(t->pre = sa_strdup(pre))) goto fail;
     return 0;

@@ -339,18 +339,12 @@ static int build_merges(SaTokenizer *t) {
 /* GPT-2's bytes_to_unicode(): printable Latin-1 bytes ('!'..'~', '¡'..'¬', '®'..'ÿ') stand for
  * themselves; the other 68 bytes, in increasing order, get U+0100, U+0101, ... (so ' ' is "Ġ",
  * U+0120, and '\n' is "Ċ", U+010A). Every token string is spelled in these stand-ins. */
-static uint32_t gpt2_byte_cp(int b) {
-    static uint32_t map[256];
-    static int ready; /* idempotent: racing initialisations write the same values */
-    if (!ready) {
-        uint32_t n = 0;
-        for (int c = 0; c < 256; c++) {
-            int self = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
-            map[c] = self ? (uint32_t)c : 256 + n++;
-        }
-        ready = 1;
+static void gpt2_byte_map(uint32_t map[256]) {
+    uint32_t n = 0;
+    for (int c = 0; c < 256; c++) {
+        int self = (c >= 0x21 && c <= 0x7E) || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF);
+        map[c] = self ? (uint32_t)c : 256 + n++;
     }
-    return map[b];
 }
 
 /* The split patterns we implement, by the names llama.cpp gives them (tokenizer.ggml.pre). */
@@ -370,9 +364,11 @@ static int bpe_setup_pre(SaTokenizer *t) {
     } else {
         return sa_err("tokenizer: byte-level BPE pre-tokenizer \"%.40s\" is not supported (llama-bpe, qwen2 are)", pre);
     }
+    uint32_t map[256];
+    gpt2_byte_map(map);
     for (int b = 0; b < 0x144; b++) t->bl_byte[b] = -1;
     for (int b = 0; b < 256; b++) {
-        uint32_t cp = gpt2_byte_cp(b);
+        uint32_t cp = map[b];
         char *u = t->bl_utf8[b];
         if (cp < 0x80) {
             u[0] = (char)cp;
@@ -1325,11 +1321,30 @@ static int bpe_decode_piece(const SaTokenizer *t, const char *s, uint32_t n, SaB
 /* ------------------------------------------------------------------------------------------ */
 /* 5. encode / decode                                                                           */
 
+/* Does this text run get the "▁" prefix? (first_after_special: it starts the text or follows a
+ * token cut out of it; at_start: it starts the text.) */
+static int spm_prefix(const SaTokenizer *t, const char *s, uint32_t len, int first_after_special, int at_start) {
+    /* HF's Metaspace pre-tokenizer adds it only where the text does not already start with one
+     * (a ' ' or a literal U+2581) */
+    int starts_with_space = len > 0 && (s[0] == ' ' || (len >= SPM_SPACE_LEN && !memcmp(s, SPM_SPACE, SPM_SPACE_LEN)));
+    switch (t->spec.add_space_prefix) {
+    case SA_PREFIX_ALWAYS:
+        return first_after_special;
+    case SA_PREFIX_METASPACE_ALWAYS:
+        return first_after_special && !starts_with_space;
+    case SA_PREFIX_METASPACE_FIRST:
+        return at_start && !starts_with_space;
+    default:
+        return 0;
+    }
+}
+
 /* One run of ordinary text, by model. */
-static int encode_fragment(const SaTokenizer *t, const char *s, uint32_t len, int first_after_special, IdOut *out) {
+static int encode_fragment(const SaTokenizer *t, const char *s, uint32_t len, int first_after_special, int at_start,
+                           IdOut *out) {
     switch (t->spec.model) {
     case SA_TOK_SPM:
-        return spm_encode(t, s, len, t->spec.add_space_prefix && first_after_special, out);
+        return spm_encode(t, s, len, spm_prefix(t, s, len, first_after_special, at_start), out);
     case SA_TOK_BPE:
         return bpe_encode(t, s, len, out);
     default:
@@ -1382,7 +1397,8 @@ static int encode_impl(const SaTokenizer *t, const char *text, size_t len, int a
             if (out_push(&out, frags[i].id) != 0) goto fail;
             prev_special = 1;
         } else {
-            if (encode_fragment(t, text + frags[i].off, frags[i].len, prev_special, &out) != 0) goto fail;
+            if (encode_fragment(t, text + frags[i].off, frags[i].len, prev_special, frags[i].off == 0, &out) != 0)
+                goto fail;
             prev_special = 0;
         }
     }

@@ -16,6 +16,17 @@
 
 typedef enum { SA_TOK_SPM = 0, SA_TOK_BPE = 1 } SaTokModel;
 
+/* SaTokSpec.add_space_prefix: when an SPM text run gets a leading "▁". */
+enum {
+    SA_PREFIX_NONE = 0,
+    SA_PREFIX_ALWAYS = 1, /* every run that starts the text or follows a cut-out token (SentencePiece's
+                           * add_dummy_prefix as llama.cpp applies it; HF's Prepend normalizer) */
+    SA_PREFIX_METASPACE_ALWAYS = 2, /* HF Metaspace prepend_scheme "always": the same runs, unless the
+                                     * run already starts with ' ' (or a literal U+2581) */
+    SA_PREFIX_METASPACE_FIRST = 3,  /* HF Metaspace prepend_scheme "first": only the run at the very
+                                     * start of the text, unless it starts with ' ' */
+};
+
 /* Token types: the numbering of GGUF's tokenizer.ggml.token_type (also used in .salm). */
 enum {
     SA_TT_NORMAL = 1,
@@ -40,7 +51,7 @@ typedef struct {
     int bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
     int eot_id;        /* end-of-turn token (e.g. <end_of_turn>, <|eot_id|>), -1 when absent */
     int add_bos, add_eos;
-    int add_space_prefix; /* SPM: prepend "▁" to the text (Llama 2: yes, Gemma: no) */
+    int add_space_prefix; /* SPM: prepend "▁" to the text (Llama 2: yes, Gemma: no); SA_PREFIX_* */
     char *pre;         /* BPE pre-tokenizer name ("llama-bpe", "qwen2", ...), or NULL */
     /* 1 = HF tokenizer.json rules for added tokens: USER_DEFINED tokens (HF added tokens with
      * "special": false, e.g. Gemma's "<b>" or "\n\n", Qwen's "<think>") are cut out of ALL text,
@@ -97,8 +108,9 @@ int sa_tok_is_eog(const SaTokenizer *t, int id); /* EOS or EOT */
  * tokenizer_config.json beside it when present (bos/eos/pad/unk tokens, add_bos_token,
  * add_eos_token). Byte-level BPE with the Llama 3 or Qwen2 split regex becomes SA_TOK_BPE (pre
  * "llama-bpe" / "qwen2"); BPE with byte_fallback and a Replace(" " -> U+2581) normalizer (Mistral,
- * Llama 2, Gemma) becomes SA_TOK_SPM with the merges (merge by rank) and add_space_prefix when a
- * Prepend(U+2581) normalizer is present. Anything else is refused, naming the file and field. */
+ * Llama 2, Gemma) or a Metaspace pre-tokenizer becomes SA_TOK_SPM with the merges (merge by rank)
+ * and add_space_prefix per the Prepend normalizer / Metaspace prepend_scheme. Anything else is
+ * refused, naming the file and field. */
 int sa_tok_spec_from_hf(const char *path, SaTokSpec *spec);
 /* The chat template beside a tokenizer.json (`path`: the tokenizer.json or its folder): the
  * "chat_template" of tokenizer_config.json (a string, or the entry named "default" / the first of a

