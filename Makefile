@@ -164,3 +164,28 @@ fuzz:
 .PHONY: fuzz fuzz-build
 .PRECIOUS: $(FUZZ_BUILD)/%.o
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/tests/fuzz/%.d)
+
+# ---- the demo aligner: data, training, evaluation (tools/train/README.md) ----
+# make demo-data   stories260K stories from tools/train/openings.py, split and corrected by the
+#                  teacher: $(TRAIN_DIR)/*.jsonl (a few minutes)
+# make demo-train  train it (PyTorch on the CPU, seeded), export, convert to weights/demo-aligner.salm
+#                  and check salign's logits against PyTorch's; installs python3-torch when root
+# make demo-eval   held-out agreement with the teacher and the paper's table -> weights/DEMO.md
+# `make demo` needs none of these: the trained weights/demo-aligner.salm is committed.
+TRAIN_DIR ?= build/train
+
+demo-data: all
+	@py=$$(sh tools/train/deps.sh data) && $$py tools/train/gen_data.py --out $(TRAIN_DIR)
+
+demo-train: demo-data
+	@py=$$(sh tools/train/deps.sh train) && \
+	  $$py tools/train/train.py --data $(TRAIN_DIR) --out $(TRAIN_DIR)/aligner.pt && \
+	  $$py tools/train/export.py --ckpt $(TRAIN_DIR)/aligner.pt --out weights/demo-aligner.salm \
+	    --records $(TRAIN_DIR)/records-test.jsonl
+
+demo-eval: all
+	@py=$$(sh tools/train/deps.sh data) && \
+	  { [ -f $(TRAIN_DIR)/records-test-repeats.jsonl ] || $$py tools/train/gen_data.py --out $(TRAIN_DIR) --splits test; } && \
+	  $$py tools/train/evaluate.py --data $(TRAIN_DIR) --aligner weights/demo-aligner.salm --out weights/DEMO.md
+
+.PHONY: demo-data demo-train demo-eval

@@ -430,7 +430,7 @@ TEST(convert_cli_usage_errors) {
     snprintf(a, sizeof a, "nonexistent.gguf '%s' --type q8_0", out);
     cli(a, 1, "nonexistent.gguf");
     snprintf(a, sizeof a, "tests '%s' --type q8_0", out);
-    cli(a, 1, "HF directories: not supported yet");
+    cli(a, 1, "tests/config.json: missing"); /* a directory is read as an HF model */
     snprintf(a, sizeof a, "Makefile '%s' --type q8_0", out);
     cli(a, 1, "unrecognised input");
     snprintf(a, sizeof a, "Makefile '%s' --type q9", out);

@@ -644,8 +644,9 @@ cfg_done:
         goto fail;
     }
     if (a->gemma) {
-        /* the scale is a tensor of the hidden states' dtype: sqrt(2048) = 45.25 becomes 45.25 in
-         * bf16 but 45.2548 in fp32. The model's dtype is torch_dtype, else the embedding's. */
+        /* HF makes the scale a tensor of the hidden states' dtype: sqrt(2048) = 45.2548 is 45.25
+         * in bf16. The model's dtype is torch_dtype, else the embedding's. (llama.cpp, and so our
+         * GGUF path, multiplies by the fp32 sqrtf instead.) */
         if (dtype < 0) {
             const SaConvTensor *e = sa_conv_find(src, "token_embd.weight");
             dtype = e ? (int)e->dtype : SA_F32;

@@ -61,6 +61,7 @@ struct SaSynth {
     int head_dim, tied, window, ctx;
     double theta, eps;
     SaTokSpec tok;
+    char *tok_dir; /* the folder of tokenizer.json (--vocab-from may name the file itself) */
     char *chat_template;
     SynTensor *t;
     int n_t;
@@ -90,8 +91,11 @@ static int build_tensors(SaSynth *s) {
     const int64_t V = s->tok.n_vocab, F = sp->ff;
     const float isd = 1.0f / sqrtf((float)d);
     const int gemma = s->ai->gemma;
-    /* Gemma multiplies the embeddings by sqrt(d): keep the residual stream at unit RMS */
-    const float emb_std = gemma ? isd : 1.0f;
+    /* Gemma multiplies the embeddings by sqrt(d): keep the residual stream at unit RMS. With a
+     * tied output the logit of the current token holds the term |e_t|^2, which would make a
+     * random model repeat its input forever; smaller embeddings leave that term inside the spread
+     * of the other logits. */
+    const float emb_std = (gemma ? isd : 1.0f) * (s->tied ? 0.3f : 1.0f);
     const float out_std = s->tied ? emb_std : isd;
     const float logit_std = sp->logit_std > 0 ? sp->logit_std : 4.0f;
     int rc = add_t(s, "model.embed_tokens.weight", "token_embd.weight", 2, V, d, 0, emb_std);
@@ -234,6 +238,7 @@ static int write_tensor(const SaSynth *s, int ti, int hf, SaDtype out, FILE *f) 
 void sa_synth_free(SaSynth *s) {
     if (!s) return;
     sa_tok_spec_free(&s->tok);
+    free(s->tok_dir);
     free(s->chat_template);
     free(s->t);
     free(s);
@@ -293,13 +298,22 @@ SaSynth *sa_synth_new(const SaSynthSpec *sp) {
     s->eps = s->ai->eps;
     s->ctx = sp->ctx > 0 ? sp->ctx : s->ai->ctx;
     s->window = sp->sliding_window > 0 ? sp->sliding_window : 4096;
-    if (sa_tok_spec_from_hf(sp->vocab_from, &s->tok)) goto fail;
+    struct stat vst;
+    if (stat(sp->vocab_from, &vst) == 0 && S_ISREG(vst.st_mode)) {
+        const char *slash = strrchr(sp->vocab_from, '/');
+        s->tok_dir = slash ? sa_strndup(sp->vocab_from, (size_t)(slash - sp->vocab_from) + (slash == sp->vocab_from))
+                           : sa_strdup(".");
+    } else {
+        s->tok_dir = sa_strdup(sp->vocab_from);
+    }
+    if (!s->tok_dir) goto fail;
+    if (sa_tok_spec_from_hf(s->tok_dir, &s->tok)) goto fail;
     if (sp->vocab && sp->vocab < s->tok.n_vocab) {
         sa_err("--vocab: %d is smaller than the tokenizer's %d tokens", sp->vocab, s->tok.n_vocab);
         goto fail;
     }
     if (sp->vocab && sa_tok_spec_pad(&s->tok, sp->vocab)) goto fail;
-    char *cfg = join(sp->vocab_from, "tokenizer_config.json"), *jinja = join(sp->vocab_from, "chat_template.jinja");
+    char *cfg = join(s->tok_dir, "tokenizer_config.json"), *jinja = join(s->tok_dir, "chat_template.jinja");
     int want_ct = 0;
     if (cfg && file_exists(cfg)) {
         size_t n;
@@ -313,7 +327,7 @@ SaSynth *sa_synth_new(const SaSynthSpec *sp) {
     want_ct |= jinja && file_exists(jinja);
     free(cfg);
     free(jinja);
-    if (want_ct && !(s->chat_template = sa_hf_chat_template(sp->vocab_from))) goto fail;
+    if (want_ct && !(s->chat_template = sa_hf_chat_template(s->tok_dir))) goto fail;
     if (build_tensors(s)) goto fail;
     return s;
 fail:
@@ -490,7 +504,7 @@ int sa_synth_write_hf(const SaSynth *s, const char *dir) {
         free(p);
         free(from);
         p = join(dir, tok_files[i]);
-        from = join(s->sp.vocab_from, tok_files[i]);
+        from = join(s->tok_dir, tok_files[i]);
         if (!p || !from) goto done;
         if (file_exists(from) && copy_file(from, p)) goto done;
     }

