@@ -256,8 +256,10 @@ static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
 
 /* Where in the draft do we continue after the tokens generated so far? Match the longest suffix
  * (up to 4 tokens) of what was generated against the draft; continue after the match closest to
- * `hint`. -1: no match (decode plainly until one appears). */
-static int gen_resync(const Gen *g, int hint) {
+ * `hint`. Without a match, `subst` (>= 0: the position after a rejected draft token) guesses a
+ * one-for-one substitution - the most common edit - and continues there; verification makes a
+ * wrong guess cost only the wasted draft tokens. -1: decode plainly until a match appears. */
+static int gen_resync(const Gen *g, int hint, int subst) {
     for (int m = SA_MIN(4, g->n); m >= 1; m--) {
         int best = -1;
         for (int p = m - 1; p < g->n_draft; p++) {
@@ -268,7 +270,7 @@ static int gen_resync(const Gen *g, int hint) {
         }
         if (best >= 0) return best < g->n_draft ? best : -1;
     }
-    return -1;
+    return subst >= 0 && subst < g->n_draft ? subst : -1;
 }
 
 static int gen_run(Gen *g) {
@@ -293,7 +295,7 @@ static int gen_run(Gen *g) {
         if (gen_emit(g, t0)) return -1;
         if (g->n == g->cap) break;
         if (!ok) { /* plain step, or the first draft token was rejected */
-            if (dp >= 0 || d0 < 0) dp = g->draft ? gen_resync(g, dp + 1) : -1;
+            if (g->draft) dp = gen_resync(g, dp + 1, d0 >= 0 ? dp + 1 : -1);
             if (gen_eval(g, &g->gen[g->n - 1], 1, 0)) return -1;
             continue;
         }
@@ -324,7 +326,7 @@ static int gen_run(Gen *g) {
             sa_ctx_truncate(g->c, pos0 + 1 + j);
             if (sa_tok_is_eog(g->tok, tj)) { stop = 1; break; }
             if (gen_emit(g, tj)) return -1;
-            dp = gen_resync(g, dp + 1);
+            dp = gen_resync(g, dp + 1, dp + 1);
             if (g->n < g->cap && gen_eval(g, &g->gen[g->n - 1], 1, 0)) return -1;
             if (g->n == g->cap) stop = 1;
             break;

@@ -64,6 +64,7 @@ static int load_model(const CommonOpts *o, SaModel *m) {
     return sa_load_model_logged(o->model, o->use_mmap, m);
 }
 
+int sa_cmd_bench_spec(int argc, char **argv); /* bench_spec.c */
 static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
                          const char *system);
 
@@ -573,6 +574,7 @@ static void usage(FILE *f) {
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
             "  report RESULTS.jsonl [-o FILE] [--format html|md]\n"
+            "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--json]   copy-speculation speed-up\n"
             "Each command also takes --help.\n");
 }
 
@@ -590,6 +592,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "align")) return cmd_align(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench-spec")) return sa_cmd_bench_spec(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval")) return sa_cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc - 2, argv + 2);
