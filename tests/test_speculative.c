@@ -94,7 +94,7 @@ TEST(speculative_greedy_is_identical_synthetic) {
     if (!dir) { test_skip("../shared/models not present"); return; }
     const char *archs[] = {"qwen2", "gemma"};
     for (int i = 0; i < 2; i++) {
-        char cmd[2048], hf[600], out[700];
+        char cmd[4096], hf[600], out[700];
         snprintf(hf, sizeof hf, "%s", test_tmp(archs[i]));
         snprintf(out, sizeof out, "%s.salm", hf);
         snprintf(cmd, sizeof cmd,
