@@ -3,6 +3,7 @@
 #   make test       everything in tests/ (what .ci/run and the README run)
 #   make demo       the bundled demo
 #   make bench      speed against llama.cpp, same machine, same invocation
+#   make fuzz       every libFuzzer target to 1,000,000 executions, counts in tests/fuzz/RESULTS.md
 # Variables: CC, ARCH (x86_64 | aarch64, from $(CC) -dumpmachine), SAN=1 (ASan+UBSan build in build-san/)
 
 CC      ?= gcc
@@ -105,7 +106,7 @@ clean:
 # ---- kernel tests alone, and on aarch64 under qemu ----
 # salign-kernel-tests links only the kernel tables, the dtype code and the kernel tests: no zlib,
 # no BLAS, so it cross-builds with nothing but the cross compiler (no arm64 libraries needed).
-KTEST_SRC := tests/test_main.c tests/test_kernels.c src/common.c src/dtype.c $(SIMD_SRC)
+KTEST_SRC := tests/test_main.c tests/test_kernels.c src/common.c src/dtype.c src/matmul.c $(SIMD_SRC)
 $(BIN)/salign-kernel-tests: $(KTEST_SRC:%.c=$(BUILD)/%.o)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -fopenmp -lm

@@ -5,6 +5,7 @@
  * accumulation order differs (8 lanes, several accumulators), quantize_q8_0 and f32_to_f16
  * are bit-identical to the reference. */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -253,87 +254,292 @@ static inline __m256i bcast4(const int8_t *p) {
 }
 
 /* Q4_0: lanes hold unsigned nibbles u = q + 8 (0..15), maddubs(u, a) needs no sign fixing,
- * and sum((u - 8) * a) = sum(u * a) - 8 * sum(a) with sum(a) precomputed per block (a_sum).
- * The 8 maddubs of a block stay in int16: each lane pair is at most 2 * 15 * 127 = 3810, and the
- * 8 summed at most 30480 < 32767. */
-static inline __attribute__((always_inline)) void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a,
-                                                            const int16_t *as, const int NT, float *y, size_t ldy) {
+ * and sum((u - 8) * a) = sum(u * a) - 8 * sum(a) with 8 * sum(a) precomputed per block (s8).
+ * The 8 maddubs of a block are summed in int16 (as a tree: short dependency chains): each lane
+ * pair is at most 2 * 15 * 127 = 3810, all 8 at most 30480 < 32767. */
+static inline __attribute__((always_inline)) void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq,
+                                                            const float *ad, const int32_t *as, const int NT, float *y,
+                                                            size_t ldy) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256 acc[4];
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         __m256i lo[4], hi[4];
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
             lo[k] = _mm256_and_si256(v, m4);                        /* elements 4k..4k+3 */
             hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4); /* elements 16+4k.. */
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
+#pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            const BlockQ8_0 *ab = a + (size_t)t * nb + b;
-            __m256i s = _mm256_maddubs_epi16(lo[0], bcast4(ab->qs));
-            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[0], bcast4(ab->qs + 16)));
-            for (int k = 1; k < 4; k++) {
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[k], bcast4(ab->qs + 4 * k)));
-                s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[k], bcast4(ab->qs + 16 + 4 * k)));
-            }
-            const __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(s, ones),
-                                               _mm256_set1_epi32(8 * (int32_t)as[(size_t)t * nb + b]));
-            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(ab->d)));
+            const size_t i = (size_t)t * nb + b;
+            const int8_t *q = aq[i].qs;
+            const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[0], bcast4(q)), _mm256_maddubs_epi16(hi[0], bcast4(q + 16)));
+            const __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[1], bcast4(q + 4)), _mm256_maddubs_epi16(hi[1], bcast4(q + 20)));
+            const __m256i p2 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[2], bcast4(q + 8)), _mm256_maddubs_epi16(hi[2], bcast4(q + 24)));
+            const __m256i p3 = _mm256_add_epi16(_mm256_maddubs_epi16(lo[3], bcast4(q + 12)), _mm256_maddubs_epi16(hi[3], bcast4(q + 28)));
+            const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3));
+            const __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(as[i]));
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad[i])); /* exact: two halves */
             acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(p), scale));
         }
     }
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-void sa_avx2_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
-                         size_t ldy) {
-    int t = 0;
-    for (; t + 4 <= T; t += 4) q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 4, y + t * ldy, ldy);
-    switch (T - t) {
-    case 3: q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 3, y + t * ldy, ldy); break;
-    case 2: q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 2, y + t * ldy, ldy); break;
-    case 1: q4x8_tile(nb, w, a + (size_t)t * nb, a_sum + (size_t)t * nb, 1, y + t * ldy, ldy); break;
-    default: break;
+/* Two groups (16 rows) x NT <= 2 tokens: each activation broadcast feeds two maddubs (one per
+ * group), which is what the 8-row tile spends most of its instructions on. The weights are
+ * unpacked one 4-byte chunk at a time to keep everything in the 16 ymm registers. Same
+ * arithmetic per (row, token) as q4x8_tile, so the same floats. */
+static inline __attribute__((always_inline)) void q4x16_tile(int nb, const BlockQ4_0x8 *wa, const BlockQ4_0x8 *wb,
+                                                             const BlockQ8_0 *aq, const float *ad, const int32_t *as,
+                                                             const int NT, float *y, size_t ldy) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[2][2];
+#pragma GCC unroll 2
+    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m256i sa[2], sb[2];
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) sa[t] = sb[t] = _mm256_setzero_si256();
+        /* not unrolled: GCC would hoist all 8 weight loads and spill */
+#pragma GCC unroll 1
+        for (int k = 0; k < 4; k++) {
+            const __m256i va = _mm256_loadu_si256((const __m256i *)(wa[b].qs + 32 * k));
+            const __m256i vb = _mm256_loadu_si256((const __m256i *)(wb[b].qs + 32 * k));
+            const __m256i loa = _mm256_and_si256(va, m4), hia = _mm256_and_si256(_mm256_srli_epi16(va, 4), m4);
+            const __m256i lob = _mm256_and_si256(vb, m4), hib = _mm256_and_si256(_mm256_srli_epi16(vb, 4), m4);
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) {
+                const int8_t *q = aq[(size_t)t * nb + b].qs;
+                const __m256i bl = bcast4(q + 4 * k), bh = bcast4(q + 16 + 4 * k);
+                const __m256i pa = _mm256_add_epi16(_mm256_maddubs_epi16(loa, bl), _mm256_maddubs_epi16(hia, bh));
+                const __m256i pb = _mm256_add_epi16(_mm256_maddubs_epi16(lob, bl), _mm256_maddubs_epi16(hib, bh));
+                sa[t] = _mm256_add_epi16(sa[t], pa);
+                sb[t] = _mm256_add_epi16(sb[t], pb);
+            }
+        }
+        const __m256 dwa = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wa[b].d));
+        const __m256 dwb = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)wb[b].d));
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) {
+            const size_t i = (size_t)t * nb + b;
+            const __m256i corr = _mm256_set1_epi32(as[i]);
+            const __m256 da = _mm256_set1_ps(ad[i]);
+            const __m256i pa = _mm256_sub_epi32(_mm256_madd_epi16(sa[t], ones), corr);
+            const __m256i pb = _mm256_sub_epi32(_mm256_madd_epi16(sb[t], ones), corr);
+            acc[0][t] = _mm256_add_ps(acc[0][t], _mm256_mul_ps(_mm256_cvtepi32_ps(pa), _mm256_mul_ps(dwa, da)));
+            acc[1][t] = _mm256_add_ps(acc[1][t], _mm256_mul_ps(_mm256_cvtepi32_ps(pb), _mm256_mul_ps(dwb, da)));
+        }
+    }
+#pragma GCC unroll 2
+    for (int t = 0; t < NT; t++) {
+        _mm256_storeu_ps(y + (size_t)t * ldy, acc[0][t]);
+        _mm256_storeu_ps(y + (size_t)t * ldy + 8, acc[1][t]);
+    }
+}
+
+void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    int g = 0;
+    if (T > 1) { /* prefill: pairs of groups x pairs of tokens */
+        for (; g + 2 <= ng; g += 2) {
+            const BlockQ4_0x8 *wa = w + (size_t)g * nb, *wb = wa + nb;
+            int t = 0;
+            for (; t + 2 <= T; t += 2)
+                q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 2,
+                           y + t * ldy + 8 * g, ldy);
+            if (t < T)
+                q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 1,
+                           y + t * ldy + 8 * g, ldy);
+        }
+    }
+    for (; g < ng; g++) {
+        const BlockQ4_0x8 *wg = w + (size_t)g * nb;
+        float *yg = y + 8 * g;
+        int t = 0;
+#define Q4_TILE(n) q4x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, n, yg + t * ldy, ldy)
+        for (; t + 4 <= T; t += 4) Q4_TILE(4);
+        switch (T - t) {
+        case 3: Q4_TILE(3); break;
+        case 2: Q4_TILE(2); break;
+        case 1: Q4_TILE(1); break;
+        default: break;
+        }
+#undef Q4_TILE
     }
 }
 
 /* Q8_0: signed weights, so the usual sign transfer (see dot32_i8): |w| unsigned, a * sign(w)
  * signed; pairs reach 2 * 128 * 127 = 32512, so each maddubs is widened to int32 at once. */
-static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a,
-                                                            const int NT, float *y, size_t ldy) {
+static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq,
+                                                            const float *ad, const int NT, float *y, size_t ldy) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4];
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        __m256i p[4];
-        for (int t = 0; t < NT; t++) p[t] = _mm256_setzero_si256();
+        __m256i p[4][2];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) p[t][0] = p[t][1] = _mm256_setzero_si256();
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
             const __m256i av = _mm256_sign_epi8(v, v);
+#pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
-                const __m256i sa = _mm256_sign_epi8(bcast4(a[(size_t)t * nb + b].qs + 4 * k), v);
-                p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(_mm256_maddubs_epi16(av, sa), ones));
+                const __m256i sa = _mm256_sign_epi8(bcast4(aq[(size_t)t * nb + b].qs + 4 * k), v);
+                /* two int32 chains per token: shorter dependencies */
+                p[t][k & 1] = _mm256_add_epi32(p[t][k & 1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, sa), ones));
             }
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
+#pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(a[(size_t)t * nb + b].d)));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(p[t]), scale));
+            const __m256i pi = _mm256_add_epi32(p[t][0], p[t][1]);
+            const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad[(size_t)t * nb + b]));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(pi), scale));
         }
     }
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) _mm256_storeu_ps(y + (size_t)t * ldy, acc[t]);
 }
 
-void sa_avx2_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy) {
-    int t = 0;
-    for (; t + 4 <= T; t += 4) q8x8_tile(nb, w, a + (size_t)t * nb, 4, y + t * ldy, ldy);
-    switch (T - t) {
-    case 3: q8x8_tile(nb, w, a + (size_t)t * nb, 3, y + t * ldy, ldy); break;
-    case 2: q8x8_tile(nb, w, a + (size_t)t * nb, 2, y + t * ldy, ldy); break;
-    case 1: q8x8_tile(nb, w, a + (size_t)t * nb, 1, y + t * ldy, ldy); break;
-    default: break;
+void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    for (int g = 0; g < ng; g++) {
+        const BlockQ8_0x8 *wg = w + (size_t)g * nb;
+        float *yg = y + 8 * g;
+        int t = 0;
+#define Q8_TILE(n) q8x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, n, yg + t * ldy, ldy)
+        for (; t + 4 <= T; t += 4) Q8_TILE(4);
+        switch (T - t) {
+        case 3: Q8_TILE(3); break;
+        case 2: Q8_TILE(2); break;
+        case 1: Q8_TILE(1); break;
+        default: break;
+        }
+#undef Q8_TILE
     }
+}
+
+/* ---- attention and elementwise ---- */
+
+/* Four dot products of one query with four keys, 8 elements at a time; the four sums are
+ * reduced together (3 hadds and one add) instead of one horizontal sum each. */
+void sa_avx2_attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s) {
+    const int h8 = hd & ~7;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint16_t *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (int i = 0; i < h8; i += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(load_f16(k0 + i), qv, a0);
+            a1 = _mm256_fmadd_ps(load_f16(k1 + i), qv, a1);
+            a2 = _mm256_fmadd_ps(load_f16(k2 + i), qv, a2);
+            a3 = _mm256_fmadd_ps(load_f16(k3 + i), qv, a3);
+        }
+        const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        __m128 r = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); /* [s0 s1 s2 s3] */
+        if (h8 < hd) {
+            float t[4] = {0, 0, 0, 0};
+            for (int i = h8; i < hd; i++) {
+                t[0] += _cvtsh_ss(k0[i]) * q[i];
+                t[1] += _cvtsh_ss(k1[i]) * q[i];
+                t[2] += _cvtsh_ss(k2[i]) * q[i];
+                t[3] += _cvtsh_ss(k3[i]) * q[i];
+            }
+            r = _mm_add_ps(r, _mm_loadu_ps(t));
+        }
+        _mm_storeu_ps(s + j, r);
+    }
+    for (; j < n; j++) s[j] = dot_f16(hd, k + (size_t)j * stride, q);
+}
+
+/* out += sum_j p[j] v_j: the output slice lives in registers (32 floats at a time) while all
+ * n rows stream past. */
+void sa_avx2_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out) {
+    int i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 a0 = _mm256_loadu_ps(out + i), a1 = _mm256_loadu_ps(out + i + 8);
+        __m256 a2 = _mm256_loadu_ps(out + i + 16), a3 = _mm256_loadu_ps(out + i + 24);
+        const uint16_t *vr = v + i;
+        for (int j = 0; j < n; j++, vr += stride) {
+            const __m256 pj = _mm256_set1_ps(p[j]);
+            a0 = _mm256_fmadd_ps(pj, load_f16(vr), a0);
+            a1 = _mm256_fmadd_ps(pj, load_f16(vr + 8), a1);
+            a2 = _mm256_fmadd_ps(pj, load_f16(vr + 16), a2);
+            a3 = _mm256_fmadd_ps(pj, load_f16(vr + 24), a3);
+        }
+        _mm256_storeu_ps(out + i, a0);
+        _mm256_storeu_ps(out + i + 8, a1);
+        _mm256_storeu_ps(out + i + 16, a2);
+        _mm256_storeu_ps(out + i + 24, a3);
+    }
+    for (; i + 8 <= hd; i += 8) {
+        __m256 a0 = _mm256_loadu_ps(out + i);
+        const uint16_t *vr = v + i;
+        for (int j = 0; j < n; j++, vr += stride) a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), load_f16(vr), a0);
+        _mm256_storeu_ps(out + i, a0);
+    }
+    for (; i < hd; i++) {
+        float a = out[i];
+        for (int j = 0; j < n; j++) a += p[j] * _cvtsh_ss(v[(size_t)j * stride + i]);
+        out[i] = a;
+    }
+}
+
+/* exp on 8 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact reduction),
+ * exp(r) by its degree-6 Taylor/minimax polynomial (relative error ~2e-7 over that range), times
+ * 2^n built in the exponent bits. Below -87.3 the result is flushed to 0, above 88.7 clamped. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
+    const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
+float sa_avx2_exp_sub_sum(int n, float *x, float m) {
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = hsum_ps(acc);
+    for (; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    return sum;
+}
+
+void sa_avx2_silu_mul(int n, float *g, const float *u) {
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 d = _mm256_add_ps(one, exp8(_mm256_xor_ps(x, sign)));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 const SaKernels sa_kernels_avx2 = {
@@ -349,4 +555,8 @@ const SaKernels sa_kernels_avx2 = {
     .f32_to_f16 = f32_to_f16,
     .gemm_q4_0x8 = sa_avx2_gemm_q4_0x8,
     .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
+    .attn_scores_f16 = sa_avx2_attn_scores_f16,
+    .attn_values_f16 = sa_avx2_attn_values_f16,
+    .exp_sub_sum = sa_avx2_exp_sub_sum,
+    .silu_mul = sa_avx2_silu_mul,
 };

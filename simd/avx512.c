@@ -240,4 +240,8 @@ const SaKernels sa_kernels_avx512 = {
     .f32_to_f16 = f32_to_f16,
     .gemm_q4_0x8 = sa_avx2_gemm_q4_0x8,
     .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
+    .attn_scores_f16 = sa_avx2_attn_scores_f16,
+    .attn_values_f16 = sa_avx2_attn_values_f16,
+    .exp_sub_sum = sa_avx2_exp_sub_sum,
+    .silu_mul = sa_avx2_silu_mul,
 };

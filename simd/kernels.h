@@ -34,6 +34,16 @@ typedef struct {
 _Static_assert(sizeof(BlockQ4_0x8) == 8 * sizeof(BlockQ4_0), "Q4_0x8 repacks 8 blocks in place");
 _Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 blocks in place");
 
+/* Activations for the interleaved GEMMs: T rows of nb Q8_0 blocks, and per block its scale as
+ * a float and 8 * the sum of its quants (sa_q8_act_extras computes both), so the inner loops
+ * broadcast them straight from memory. Row t, block b is at index t*nb + b of all three. */
+typedef struct {
+    const BlockQ8_0 *q;
+    const float *d;
+    const int32_t *s8; /* used by the x86 Q4_0 kernels (see gemm_q4_0x8) */
+} SaQ8Act;
+void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8);
+
 typedef struct {
     const char *name; /* "scalar", "avx2", "avx512", "neon", "neon_dotprod" */
 
@@ -57,18 +67,32 @@ typedef struct {
     /* conversions used by the KV cache */
     void (*f32_to_f16)(int n, const float *x, uint16_t *y);
 
-    /* One 8-row interleaved group times T activation rows (decode: T = 1; prefill: T > 1):
-     *     y[t*ldy + i] = dot(row i of the group, activation row t)     i < 8, t < T
-     * nb = blocks per row; activation row t is a + t*nb (Q8_0, quants in [-127, 127]).
-     * a_sum (Q4_0 only): a_sum[t*nb + b] = sum of the 32 quants of a[t*nb + b]; the x86 tables
-     * multiply the unsigned nibbles (0..15) and subtract 8 * a_sum instead of re-centering.
+    /* ng consecutive 8-row interleaved groups (group g at w + g*nb) times T activation rows
+     * (decode: T = 1; prefill: T > 1):
+     *     y[t*ldy + 8*g + i] = dot(row i of group g, activation row t)     i < 8, g < ng, t < T
+     * nb = blocks per row; activation row t is a->q + t*nb (Q8_0, quants in [-127, 127]).
+     * The x86 Q4_0 kernels multiply the unsigned nibbles (0..15) and subtract a->s8 (8 * the
+     * block's quant sum) instead of re-centering every nibble.
      * Exactly the scalar reference's result, bit for bit, in every table: per row and token the
      * integer block dots are exact and the float sum runs over the blocks in order as
      *     sum = sum + (float)idot_b * (d_w,b * d_a,b)   (no FMA, single rounding each step)
      * so a row's value never depends on the table, the thread split or the batch size. */
-    void (*gemm_q4_0x8)(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
-                        size_t ldy);
-    void (*gemm_q8_0x8)(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy);
+    void (*gemm_q4_0x8)(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
+    void (*gemm_q8_0x8)(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
+
+    /* Attention over an f16 KV cache whose rows j = 0..n-1 start at k + j*stride (elements),
+     * head size hd (any value):
+     *     scores:  s[j] = dot(q, k_j)                  (to float rounding; NMSE-tested)
+     *     values:  out[i] += sum_j p[j] * v_j[i]       (i < hd)
+     * One call covers a whole (query, head) pair, so the row conversion and the sums stay in
+     * registers instead of one function call and one horizontal sum per position. */
+    void (*attn_scores_f16)(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s);
+    void (*attn_values_f16)(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out);
+    /* x[i] = exp(x[i] - m) for i < n, returning their sum (softmax numerators); the SIMD
+     * versions are within a few ulp of expf. Arguments below about -87.3 give 0. */
+    float (*exp_sub_sum)(int n, float *x, float m);
+    /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]   (SwiGLU) */
+    void (*silu_mul)(int n, float *g, const float *u);
 } SaKernels;
 
 /* Available tables; NULL entries are not compiled in or not supported by this CPU. */
@@ -84,14 +108,20 @@ extern const SaKernels sa_kernels_neon_dotprod;
 
 /* The scalar reference versions of the interleaved GEMMs, shared by tables that have no faster
  * version of their own yet. */
-void sa_ref_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
-                        size_t ldy);
-void sa_ref_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy);
+void sa_ref_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
+void sa_ref_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
+void sa_ref_attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s);
+void sa_ref_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out);
+float sa_ref_exp_sub_sum(int n, float *x, float m);
+void sa_ref_silu_mul(int n, float *g, const float *u);
 /* The AVX2 versions; the AVX-512 table uses them too (every AVX-512 CPU has AVX2). */
 #if defined(__x86_64__) || defined(_M_X64)
-void sa_avx2_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
-                         size_t ldy);
-void sa_avx2_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy);
+void sa_avx2_attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s);
+void sa_avx2_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out);
+float sa_avx2_exp_sub_sum(int n, float *x, float m);
+void sa_avx2_silu_mul(int n, float *g, const float *u);
+void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
+void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
 #endif
 
 /* The selected table (never NULL after sa_kernels_init). */

@@ -125,6 +125,127 @@ static float dot_q8_0_sdot(int n, const BlockQ8_0 *w, const BlockQ8_0 *a) { DOT_
 __attribute__((target("arch=armv8.2-a+dotprod")))
 static float dot_q4_0_sdot(int n, const BlockQ4_0 *w, const BlockQ8_0 *a) { DOT_Q4_0_BODY(dot32_i8_sdot) }
 
+/* ---- 8-row interleaved GEMM (layouts in kernels.h) ----
+ * A 16-byte load of a 4-byte chunk holds rows 0..3 (the next 16 bytes rows 4..7), one int32
+ * lane per row, so a 4-byte dot per lane against the broadcast activation bytes gives four
+ * rows' partial sums at once: SDOT does exactly that; base NEON widens (vmull), adds pairs
+ * (vpaddq, |pair| <= 2 * 128 * 127 fits int16) and accumulates pairwise into int32. Q4_0
+ * nibbles are re-centered to -8..7 (signed x signed, no correction term). The float part is
+ * the reference's exactly: mul then add, blocks in order. */
+
+static inline int32x4_t dot4x4(int32x4_t acc, int8x16_t w, int8x16_t a) {
+    return vpadalq_s16(acc, vpaddq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(a)), vmull_high_s8(w, a)));
+}
+
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static inline int32x4_t dot4x4_sdot(int32x4_t acc, int8x16_t w, int8x16_t a) { return vdotq_s32(acc, w, a); }
+
+static inline int8x16_t bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+static inline float32x4_t load_d4(const uint16_t *d) {
+    uint16x4_t h = vld1_u16(d);
+    return vcvt_f32_f16(vreinterpret_f16_u16(h)); /* exact */
+}
+
+/* one group, NT (1..4) tokens from aq/ad; y rows at y + t*ldy */
+#define GEMM_Q4X8_BODY(DOT4)                                                                    \
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);                     \
+    for (int b = 0; b < nb; b++) {                                                              \
+        int8x16_t lo[4][2], hi[4][2];                                                           \
+        for (int k = 0; k < 4; k++)                                                             \
+            for (int h = 0; h < 2; h++) {                                                       \
+                const uint8x16_t v = vld1q_u8(w[b].qs + 32 * k + 16 * h);                       \
+                lo[k][h] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))), vdupq_n_s8(8)); \
+                hi[k][h] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));     \
+            }                                                                                   \
+        const float32x4_t d0 = load_d4(w[b].d), d1 = load_d4(w[b].d + 4);                       \
+        for (int t = 0; t < NT; t++) {                                                          \
+            const int8_t *q = aq[(size_t)t * nb + b].qs;                                        \
+            int32x4_t p0 = vdupq_n_s32(0), p1 = vdupq_n_s32(0);                                 \
+            for (int k = 0; k < 4; k++) {                                                       \
+                const int8x16_t al = bcast4(q + 4 * k), ah = bcast4(q + 16 + 4 * k);            \
+                p0 = DOT4(DOT4(p0, lo[k][0], al), hi[k][0], ah);                                \
+                p1 = DOT4(DOT4(p1, lo[k][1], al), hi[k][1], ah);                                \
+            }                                                                                   \
+            const float da = ad[(size_t)t * nb + b];                                            \
+            acc[t][0] = vaddq_f32(acc[t][0], vmulq_f32(vcvtq_f32_s32(p0), vmulq_n_f32(d0, da))); \
+            acc[t][1] = vaddq_f32(acc[t][1], vmulq_f32(vcvtq_f32_s32(p1), vmulq_n_f32(d1, da))); \
+        }                                                                                       \
+    }                                                                                           \
+    for (int t = 0; t < NT; t++) {                                                              \
+        vst1q_f32(y + (size_t)t * ldy, acc[t][0]);                                              \
+        vst1q_f32(y + (size_t)t * ldy + 4, acc[t][1]);                                          \
+    }
+
+#define GEMM_Q8X8_BODY(DOT4)                                                                    \
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);                     \
+    for (int b = 0; b < nb; b++) {                                                              \
+        const float32x4_t d0 = load_d4(w[b].d), d1 = load_d4(w[b].d + 4);                       \
+        for (int t = 0; t < NT; t++) {                                                          \
+            const int8_t *q = aq[(size_t)t * nb + b].qs;                                        \
+            int32x4_t p0 = vdupq_n_s32(0), p1 = vdupq_n_s32(0);                                 \
+            for (int k = 0; k < 8; k++) {                                                       \
+                const int8x16_t a4 = bcast4(q + 4 * k);                                         \
+                p0 = DOT4(p0, vld1q_s8(w[b].qs + 32 * k), a4);                                  \
+                p1 = DOT4(p1, vld1q_s8(w[b].qs + 32 * k + 16), a4);                             \
+            }                                                                                   \
+            const float da = ad[(size_t)t * nb + b];                                            \
+            acc[t][0] = vaddq_f32(acc[t][0], vmulq_f32(vcvtq_f32_s32(p0), vmulq_n_f32(d0, da))); \
+            acc[t][1] = vaddq_f32(acc[t][1], vmulq_f32(vcvtq_f32_s32(p1), vmulq_n_f32(d1, da))); \
+        }                                                                                       \
+    }                                                                                           \
+    for (int t = 0; t < NT; t++) {                                                              \
+        vst1q_f32(y + (size_t)t * ldy, acc[t][0]);                                              \
+        vst1q_f32(y + (size_t)t * ldy + 4, acc[t][1]);                                          \
+    }
+
+#define GEMM_TILES(TILE, WT)                                                                    \
+    for (int g = 0; g < ng; g++) {                                                              \
+        const WT *wg = w + (size_t)g * nb;                                                      \
+        for (int t = 0; t < T; t += 4) {                                                        \
+            const int n = T - t < 4 ? T - t : 4;                                                \
+            TILE(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, n, y + (size_t)t * ldy + 8 * g, ldy); \
+        }                                                                                       \
+    }
+
+static void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y, size_t ldy) {
+    float32x4_t acc[4][2];
+    GEMM_Q4X8_BODY(dot4x4)
+}
+static void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y, size_t ldy) {
+    float32x4_t acc[4][2];
+    GEMM_Q8X8_BODY(dot4x4)
+}
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static void q4x8_tile_sdot(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y,
+                           size_t ldy) {
+    float32x4_t acc[4][2];
+    GEMM_Q4X8_BODY(dot4x4_sdot)
+}
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static void q8x8_tile_sdot(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y,
+                           size_t ldy) {
+    float32x4_t acc[4][2];
+    GEMM_Q8X8_BODY(dot4x4_sdot)
+}
+
+static void gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    GEMM_TILES(q4x8_tile, BlockQ4_0x8)
+}
+static void gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    GEMM_TILES(q8x8_tile, BlockQ8_0x8)
+}
+static void gemm_q4_0x8_sdot(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    GEMM_TILES(q4x8_tile_sdot, BlockQ4_0x8)
+}
+static void gemm_q8_0x8_sdot(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    GEMM_TILES(q8x8_tile_sdot, BlockQ8_0x8)
+}
+
 /* ---- float dots: 16 elements per iteration in 4 accumulators, then 4 at a time, then a
  * scalar tail ---- */
 
@@ -255,8 +376,12 @@ const SaKernels sa_kernels_neon = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
-    .gemm_q4_0x8 = sa_ref_gemm_q4_0x8,
-    .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
+    .gemm_q4_0x8 = gemm_q4_0x8,
+    .gemm_q8_0x8 = gemm_q8_0x8,
+    .attn_scores_f16 = sa_ref_attn_scores_f16,
+    .attn_values_f16 = sa_ref_attn_values_f16,
+    .exp_sub_sum = sa_ref_exp_sub_sum,
+    .silu_mul = sa_ref_silu_mul,
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
@@ -270,6 +395,10 @@ const SaKernels sa_kernels_neon_dotprod = {
     .axpy_f32 = axpy_f32,
     .axpy_f16 = axpy_f16,
     .f32_to_f16 = f32_to_f16,
-    .gemm_q4_0x8 = sa_ref_gemm_q4_0x8,
-    .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
+    .gemm_q4_0x8 = gemm_q4_0x8_sdot,
+    .gemm_q8_0x8 = gemm_q8_0x8_sdot,
+    .attn_scores_f16 = sa_ref_attn_scores_f16,
+    .attn_values_f16 = sa_ref_attn_values_f16,
+    .exp_sub_sum = sa_ref_exp_sub_sum,
+    .silu_mul = sa_ref_silu_mul,
 };

@@ -64,11 +64,18 @@ static void f32_to_f16(int n, const float *x, uint16_t *y) {
 /* The 8-row interleaved layouts (kernels.h): row i's quant byte 4k+j of block b sits at
  * w[b].qs[k*32 + i*4 + j]. Every table must give exactly these floats (see kernels.h), which is
  * why the sum is written out as an explicit multiply then add. */
-void sa_ref_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const int16_t *a_sum, int T, float *y,
-                        size_t ldy) {
-    (void)a_sum;
+void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8) {
+    for (int b = 0; b < n_blocks; b++) {
+        int32_t s = 0;
+        for (int j = 0; j < QK8_0; j++) s += q[b].qs[j];
+        d[b] = sa_fp16_lut(q[b].d);
+        s8[b] = 8 * s;
+    }
+}
+
+static void gemm_q4_0x8_one(int nb, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
     for (int t = 0; t < T; t++) {
-        const BlockQ8_0 *at = a + (size_t)t * nb;
+        const BlockQ8_0 *at = a->q + (size_t)t * nb;
         for (int i = 0; i < 8; i++) {
             float sum = 0.0f;
             for (int b = 0; b < nb; b++) {
@@ -87,9 +94,9 @@ void sa_ref_gemm_q4_0x8(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *a, const 
     }
 }
 
-void sa_ref_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T, float *y, size_t ldy) {
+static void gemm_q8_0x8_one(int nb, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
     for (int t = 0; t < T; t++) {
-        const BlockQ8_0 *at = a + (size_t)t * nb;
+        const BlockQ8_0 *at = a->q + (size_t)t * nb;
         for (int i = 0; i < 8; i++) {
             float sum = 0.0f;
             for (int b = 0; b < nb; b++) {
@@ -102,6 +109,35 @@ void sa_ref_gemm_q8_0x8(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *a, int T,
             y[(size_t)t * ldy + i] = sum;
         }
     }
+}
+
+void sa_ref_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    for (int g = 0; g < ng; g++) gemm_q4_0x8_one(nb, w + (size_t)g * nb, a, T, y + 8 * g, ldy);
+}
+
+void sa_ref_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    for (int g = 0; g < ng; g++) gemm_q8_0x8_one(nb, w + (size_t)g * nb, a, T, y + 8 * g, ldy);
+}
+
+void sa_ref_attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s) {
+    for (int j = 0; j < n; j++) s[j] = dot_f16(hd, k + (size_t)j * stride, q);
+}
+
+void sa_ref_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out) {
+    for (int j = 0; j < n; j++) axpy_f16(hd, p[j], v + (size_t)j * stride, out);
+}
+
+float sa_ref_exp_sub_sum(int n, float *x, float m) {
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    return sum;
+}
+
+void sa_ref_silu_mul(int n, float *g, const float *u) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 const SaKernels sa_kernels_scalar = {
@@ -117,4 +153,8 @@ const SaKernels sa_kernels_scalar = {
     .f32_to_f16 = f32_to_f16,
     .gemm_q4_0x8 = sa_ref_gemm_q4_0x8,
     .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
+    .attn_scores_f16 = sa_ref_attn_scores_f16,
+    .attn_values_f16 = sa_ref_attn_values_f16,
+    .exp_sub_sum = sa_ref_exp_sub_sum,
+    .silu_mul = sa_ref_silu_mul,
 };

@@ -177,6 +177,52 @@ static int ensure_scores(SaCtx *c, int nth) {
     return c->scores ? 0 : -1;
 }
 
+/* ---- attention ---- */
+
+typedef struct {
+    SaCtx *c;
+    int l, p0, window;
+    float att_scale;
+} AttnJob;
+
+/* One (token, head) of layer l: scores over the cached positions, softmax, weighted values.
+ * With the f16 cache one kernel call scores all positions and one accumulates the values
+ * (simd/): no function call and horizontal sum per position. `thread` picks the scores row. */
+static void attn_unit(void *ctx, int th, int thread) {
+    const AttnJob *j = ctx;
+    SaCtx *c = j->c;
+    const SaHparams *h = &c->m->hp;
+    const SaKernels *k = sa_k;
+    const int hd = h->head_dim, q_dim = h->n_head * hd, kv_dim = h->n_head_kv * hd, group = h->n_head / h->n_head_kv;
+    const int t = th / h->n_head, hh = th % h->n_head, g = hh / group;
+    const int npos = j->p0 + t + 1;
+    const int start = j->window ? SA_MAX(0, npos - j->window) : 0, n = npos - start;
+    float *s = c->scores + (size_t)thread * c->p.n_ctx + start;
+    const float *qh = c->q + (size_t)t * q_dim + hh * hd;
+    const int f16 = c->kv.dtype == SA_F16;
+    if (f16) {
+        k->attn_scores_f16(hd, n, (const uint16_t *)sa_kv_k(&c->kv, j->l, start) + (size_t)g * hd, (size_t)kv_dim, qh, s);
+    } else {
+        for (int i = 0; i < n; i++) s[i] = k->dot_f32(hd, (const float *)sa_kv_k(&c->kv, j->l, start + i) + (size_t)g * hd, qh);
+    }
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        float sc = s[i] * j->att_scale;
+        if (h->attn_softcap > 0) sc = h->attn_softcap * tanhf(sc / h->attn_softcap);
+        s[i] = sc;
+        if (sc > mx) mx = sc;
+    }
+    const float inv = 1.0f / k->exp_sub_sum(n, s, mx);
+    for (int i = 0; i < n; i++) s[i] *= inv;
+    float *out = c->att + (size_t)t * q_dim + hh * hd;
+    memset(out, 0, (size_t)hd * sizeof(float));
+    if (f16) {
+        k->attn_values_f16(hd, n, (const uint16_t *)sa_kv_v(&c->kv, j->l, start) + (size_t)g * hd, (size_t)kv_dim, s, out);
+    } else {
+        for (int i = 0; i < n; i++) k->axpy_f32(hd, s[i], (const float *)sa_kv_v(&c->kv, j->l, start + i) + (size_t)g * hd, out);
+    }
+}
+
 /* One forward pass of T <= n_batch tokens at positions p0..p0+T-1. out_rows: how many of the
  * last rows get logits (1 or T). */
 static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
@@ -185,10 +231,9 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     const SaKernels *k = sa_k;
     const int d = h->n_embd, hd = h->head_dim, half = hd / 2;
     const int q_dim = h->n_head * hd, kv_dim = h->n_head_kv * hd, ff = h->n_ff;
-    const int group = h->n_head / h->n_head_kv;
     const int p0 = c->kv.n;
     const float att_scale = h->query_scale > 0 ? h->query_scale : 1.0f / sqrtf((float)hd);
-    const int nth = omp_get_max_threads();
+    const int nth = sa_get_threads(); /* rows of c->scores: one per sa_parallel thread */
     if (ensure_scores(c, nth)) return -1;
 
     for (int t = 0; t < T; t++) {
@@ -235,37 +280,11 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
                 memcpy(sa_kv_v(&c->kv, l, p0 + t), vt, (size_t)kv_dim * 4);
             }
         }
-        /* attention: each (token, head) is independent */
-        const int window = (h->sliding_window > 0 && l % 2 == 0) ? h->sliding_window : 0;
-#pragma omp parallel for schedule(dynamic, 1) if (T * h->n_head >= 4)
-        for (int th = 0; th < T * h->n_head; th++) {
-            const int t = th / h->n_head, hh = th % h->n_head, g = hh / group;
-            const int npos = p0 + t + 1;
-            const int start = window ? SA_MAX(0, npos - window) : 0;
-            float *s = c->scores + (size_t)omp_get_thread_num() * c->p.n_ctx;
-            const float *qh = c->q + (size_t)t * q_dim + hh * hd;
-            float mx = -INFINITY;
-            for (int j = start; j < npos; j++) {
-                const void *kj = (const uint8_t *)sa_kv_k(&c->kv, l, j) + (size_t)g * hd * c->kv.elt;
-                float sc = (c->kv.dtype == SA_F16 ? k->dot_f16(hd, kj, qh) : k->dot_f32(hd, kj, qh)) * att_scale;
-                if (h->attn_softcap > 0) sc = h->attn_softcap * tanhf(sc / h->attn_softcap);
-                s[j] = sc;
-                if (sc > mx) mx = sc;
-            }
-            float sum = 0.0f;
-            for (int j = start; j < npos; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            const float inv = 1.0f / sum;
-            float *out = c->att + (size_t)t * q_dim + hh * hd;
-            memset(out, 0, (size_t)hd * sizeof(float));
-            for (int j = start; j < npos; j++) {
-                const void *vj = (const uint8_t *)sa_kv_v(&c->kv, l, j) + (size_t)g * hd * c->kv.elt;
-                if (c->kv.dtype == SA_F16) k->axpy_f16(hd, s[j] * inv, vj, out);
-                else k->axpy_f32(hd, s[j] * inv, vj, out);
-            }
-        }
+        /* attention: each (token, head) is independent (attn_unit) */
+        AttnJob aj = {.c = c, .l = l, .p0 = p0, .att_scale = att_scale,
+                      .window = (h->sliding_window > 0 && l % 2 == 0) ? h->sliding_window : 0};
+        const size_t att_work = (size_t)T * h->n_head * (size_t)(p0 + T) * hd;
+        sa_parallel(att_work >= (1u << 16) ? sa_get_threads() : 1, T * h->n_head, attn_unit, &aj);
         sa_matmul(&L->wo, c->att, T, c->xb, d, c->scratch);
         for (int t = 0; t < T; t++) {
             float *xt = c->x + (size_t)t * d, *ot = c->xb + (size_t)t * d;
@@ -276,10 +295,10 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
         for (int t = 0; t < T; t++) rmsnorm(c->xb + (size_t)t * d, c->x + (size_t)t * d, L->ffn_norm, d, h->norm_eps);
         sa_matmul(&L->w_gate, c->xb, T, c->hb, ff, c->scratch);
         sa_matmul(&L->w_up, c->xb, T, c->hb2, ff, c->scratch);
-        for (size_t i = 0; i < (size_t)T * ff; i++) {
-            const float g = c->hb[i];
-            const float a = h->act == SA_ACT_GELU_TANH ? gelu_tanh(g) : g / (1.0f + expf(-g));
-            c->hb[i] = a * c->hb2[i];
+        if (h->act == SA_ACT_SILU) {
+            k->silu_mul(T * ff, c->hb, c->hb2); /* simd/: vectorized exp */
+        } else {
+            for (size_t i = 0; i < (size_t)T * ff; i++) c->hb[i] = gelu_tanh(c->hb[i]) * c->hb2[i];
         }
         sa_matmul(&L->w_down, c->hb, T, c->xb, d, c->scratch);
         for (int t = 0; t < T; t++) {

@@ -19,12 +19,13 @@ int sa_kv_init(SaKv *kv, int n_layer, int n_ctx, int kv_dim, SaDtype dtype) {
     kv->n_ctx = n_ctx;
     kv->kv_dim = kv_dim;
     size_t half = sa_kv_bytes(n_layer, n_ctx, kv_dim, dtype) / 2;
+    /* stop at the first failure, so the message is that allocation's, and name the total */
     kv->k = sa_aligned_alloc(half);
-    kv->v = sa_aligned_alloc(half);
-    kv->tokens = sa_malloc((size_t)n_ctx * sizeof(int32_t));
-    if (!kv->k || !kv->v || !kv->tokens) {
+    kv->v = kv->k ? sa_aligned_alloc(half) : NULL;
+    kv->tokens = kv->v ? sa_malloc((size_t)n_ctx * sizeof(int32_t)) : NULL;
+    if (!kv->tokens) {
         sa_kv_free(kv);
-        return sa_err_prefix("KV cache for %d positions: ", n_ctx);
+        return sa_err_prefix("KV cache for %d positions needs %.1f MiB: ", n_ctx, 2.0 * half / 1048576.0);
     }
     return 0;
 }

@@ -6,11 +6,12 @@
  * speed instead of being bound by the unpacking arithmetic. Activations are quantized to Q8_0
  * once per matmul (plus per-block sums for Q4_0).
  *
- * Decode (T = 1): each thread streams its own contiguous range of groups (no false sharing: the
- * ranges are whole 64-byte lines of Y). Prefill (T > 1): the same kernels take up to 4 tokens
- * per weight pass; tokens are processed in chunks whose quantized activations stay in L2, and
- * each chunk reuses the thread's weight range. F32 weights use OpenBLAS sgemm, and F16/BF16
- * weights are widened to f32 a slab of rows at a time for it.
+ * Threads come from the pool below (sa_parallel). Work units are runs of groups (>= 64 KiB of
+ * weights: long sequential streams; whole 64-byte lines of Y: no false sharing) times a chunk
+ * of tokens. Decode (T = 1) streams every weight once. Prefill (T > 1): the kernels take 2-4
+ * tokens per weight pass, and tokens are processed in chunks whose quantized activations stay
+ * in L2 while the weights stream past. F32 weights use OpenBLAS sgemm, and F16/BF16 weights are
+ * widened to f32 a slab of rows at a time for it.
  *
  * Rows beyond the last full group of 8 (and matrices that are not repacked: mmapped files)
  * use the one-row dot kernels. Either way a row's value depends only on its own data, never on
@@ -18,6 +19,9 @@
 #include "matmul.h"
 
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,10 +31,137 @@
 #include <cblas.h>
 #endif
 
+/* ---- the thread pool ----
+ * One parallel step per matmul (and per attention block) is tens of microseconds of work for a
+ * 1B model at decode, so waking threads must cost well under a microsecond; and on these small
+ * shared VMs the other vCPU is often busy with another process: a waiter that only spins (what
+ * libgomp does by default) then burns its time slice while the thread it waits for is not
+ * running, and a 2-thread decode ran 5x slower than 1 thread in our measurements.
+ *
+ * So: idle workers spin briefly, then sched_yield() (lets a preempted peer run), then sleep on a
+ * condition variable. Work is handed out unit by unit from an atomic counter. And the caller
+ * never waits for a worker that has not started: a worker must *join* the job (a CAS on one
+ * word holding the job's generation, a "closed" bit and the count of joined workers); when the
+ * caller runs out of units it closes the job and waits only for the workers that joined, which
+ * are each finishing one unit. A worker that was not scheduled in time simply misses the job,
+ * and the step runs at one-thread speed instead of stalling. The caller of sa_parallel is
+ * thread 0. */
+
+#define POOL_MAX 64
+#define JOB_ACTIVE 0xFFFFFFFFull /* joined workers still running */
+#define JOB_CLOSED (1ull << 32)  /* no more joins */
+#define JOB_GEN_SHIFT 33         /* the job's generation above */
+
+typedef struct {
+    pthread_t tid[POOL_MAX];
+    int n_workers;             /* threads besides the caller */
+    _Atomic uint64_t job;      /* generation << 33 | closed << 32 | joined-and-running count */
+    atomic_int next;           /* next unit to run */
+    atomic_int sleepers;       /* workers blocked on cv */
+    int n_units, nth;          /* current job: units, threads allowed (caller included) */
+    uint64_t start_gen;        /* generation when the newest workers were created */
+    SaTaskFn fn;
+    void *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} Pool;
+
+static Pool g_pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 static int g_threads = 1;
 
+/* Busy-wait iterations before yielding, and yields before sleeping. The spin covers the gap
+ * between two matmuls of a decode step (a norm, a rope: a few microseconds). */
+#define SPIN_ITERS 20000
+#define YIELD_ITERS 100
+
+static void run_units(Pool *p, int self) {
+    for (;;) {
+        const int u = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+        if (u >= p->n_units) break;
+        p->fn(p->ctx, u, self);
+    }
+}
+
+static inline uint64_t job_gen(uint64_t w) { return w >> JOB_GEN_SHIFT; }
+
+static void *worker(void *arg) {
+    Pool *p = &g_pool;
+    const int self = (int)(intptr_t)arg; /* 1 .. n_workers */
+    uint64_t seen = p->start_gen;
+    for (;;) {
+        uint64_t w;
+        int spins = 0;
+        while (job_gen(w = atomic_load_explicit(&p->job, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_ITERS) continue;
+            if (spins < SPIN_ITERS + YIELD_ITERS) {
+                sched_yield();
+                continue;
+            }
+            atomic_fetch_add(&p->sleepers, 1);
+            pthread_mutex_lock(&p->mu);
+            while (job_gen(w = atomic_load(&p->job)) == seen) pthread_cond_wait(&p->cv, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            break;
+        }
+        seen = job_gen(w);
+        /* join the job unless it was closed (or replaced) meanwhile */
+        int joined = 0;
+        while (!(w & JOB_CLOSED) && job_gen(w) == seen) {
+            if (atomic_compare_exchange_weak(&p->job, &w, w + 1)) {
+                joined = 1;
+                break;
+            }
+        }
+        if (!joined) continue;
+        if (self < p->nth) run_units(p, self);
+        atomic_fetch_sub_explicit(&p->job, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void pool_grow(int n_workers) {
+    Pool *p = &g_pool;
+    p->start_gen = job_gen(atomic_load(&p->job)); /* pthread_create orders this before the thread runs */
+    while (p->n_workers < n_workers && p->n_workers < POOL_MAX - 1) {
+        if (pthread_create(&p->tid[p->n_workers], NULL, worker, (void *)(intptr_t)(p->n_workers + 1)) != 0) break;
+        pthread_detach(p->tid[p->n_workers]);
+        p->n_workers++;
+    }
+}
+
+void sa_parallel(int nth, int n_units, SaTaskFn fn, void *ctx) {
+    Pool *p = &g_pool;
+    if (nth > g_threads) nth = g_threads;
+    if (nth > n_units) nth = n_units;
+    if (nth > 1 && p->n_workers < nth - 1) pool_grow(nth - 1);
+    if (nth > p->n_workers + 1) nth = p->n_workers + 1;
+    if (nth <= 1) {
+        for (int u = 0; u < n_units; u++) fn(ctx, u, 0);
+        return;
+    }
+    /* the previous job is closed with no worker inside: its fields are free to rewrite */
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n_units = n_units;
+    p->nth = nth;
+    atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+    const uint64_t gen = job_gen(atomic_load(&p->job)) + 1;
+    atomic_store(&p->job, gen << JOB_GEN_SHIFT); /* publish (seq_cst: before reading sleepers) */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+    }
+    run_units(p, 0);
+    /* every unit is taken: close the job and wait for the workers that joined it */
+    atomic_fetch_or(&p->job, JOB_CLOSED);
+    for (int spins = 0; atomic_load_explicit(&p->job, memory_order_acquire) & JOB_ACTIVE;)
+        if (++spins > 2000) sched_yield(); /* a joined worker was preempted: let it run */
+}
+
 void sa_set_threads(int n) {
-    g_threads = n > 0 ? n : 1;
+    g_threads = n > 0 ? SA_MIN(n, POOL_MAX) : 1;
     omp_set_num_threads(g_threads);
 #ifdef SALIGN_BLAS
     openblas_set_num_threads(g_threads);
@@ -39,12 +170,12 @@ void sa_set_threads(int n) {
 
 int sa_get_threads(void) { return g_threads; }
 
-/* The quantized activations, then their per-block sums (int16), each 64-byte aligned. */
+/* Scratch: the quantized activations, then per block its scale as a float and 8 * its quant
+ * sum (SaQ8Act), each part 64-byte aligned. */
 static size_t xq_bytes(int T, int cols) { return ((size_t)T * (size_t)(cols / QK8_0 + 1) * sizeof(BlockQ8_0) + 63) & ~(size_t)63; }
+static size_t xf_bytes(int T, int cols) { return ((size_t)T * (size_t)(cols / QK8_0 + 1) * sizeof(float) + 63) & ~(size_t)63; }
 
-size_t sa_matmul_scratch_bytes(int T, int cols) {
-    return xq_bytes(T, cols) + (size_t)T * (size_t)(cols / QK8_0 + 1) * sizeof(int16_t) + 64;
-}
+size_t sa_matmul_scratch_bytes(int T, int cols) { return xq_bytes(T, cols) + 2 * xf_bytes(T, cols) + 64; }
 
 /* ---- repacking ---- */
 
@@ -76,24 +207,31 @@ static void pack_group(SaDtype dt, uint8_t *p, size_t row_bytes, int nb, uint8_t
     }
 }
 
+typedef struct {
+    SaMat *W;
+    uint8_t *tmp; /* one 8-row copy per thread */
+} PackJob;
+
+#define PACK_GROUPS_PER_UNIT 16
+
+static void pack_unit(void *ctx, int u, int thread) {
+    const PackJob *j = ctx;
+    const SaMat *W = j->W;
+    const int groups = W->rows / 8, g0 = u * PACK_GROUPS_PER_UNIT, g1 = SA_MIN(groups, g0 + PACK_GROUPS_PER_UNIT);
+    uint8_t *base = (uint8_t *)(uintptr_t)W->data; /* the loader's own writable copy */
+    for (int g = g0; g < g1; g++)
+        pack_group(W->dtype, base + (size_t)g * 8 * W->row_bytes, W->row_bytes, W->cols / QK8_0,
+                   j->tmp + (size_t)thread * 8 * W->row_bytes);
+}
+
 int sa_mat_pack(SaMat *W) {
     if (!packable(W)) return 0;
-    const int groups = W->rows / 8, nb = W->cols / QK8_0;
-    uint8_t *base = (uint8_t *)(uintptr_t)W->data; /* the loader's own writable copy */
-    int fail = 0;
-#pragma omp parallel if (groups >= 64)
-    {
-        uint8_t *tmp = malloc(8 * W->row_bytes);
-        if (!tmp) {
-#pragma omp atomic write
-            fail = 1;
-        }
-#pragma omp for schedule(dynamic, 16)
-        for (int g = 0; g < groups; g++)
-            if (tmp) pack_group(W->dtype, base + (size_t)g * 8 * W->row_bytes, W->row_bytes, nb, tmp);
-        free(tmp);
-    }
-    if (fail) return sa_err("out of memory repacking a %d x %d matrix", W->rows, W->cols);
+    const int nth = sa_get_threads();
+    PackJob j = {W, malloc((size_t)nth * 8 * W->row_bytes)};
+    if (!j.tmp) return sa_err("out of memory repacking a %d x %d matrix", W->rows, W->cols);
+    const int units = (W->rows / 8 + PACK_GROUPS_PER_UNIT - 1) / PACK_GROUPS_PER_UNIT;
+    sa_parallel(W->rows >= 1024 ? nth : 1, units, pack_unit, &j);
+    free(j.tmp);
     W->packed = 1;
     return 0;
 }
@@ -139,17 +277,11 @@ void sa_mat_row(const SaMat *W, int r, float *out) {
 
 /* ---- products ---- */
 
-/* Rows per thread are rounded to a multiple of 16 so no two threads share a cache line of Y. */
-static void row_range(int rows, int ith, int nth, int *r0, int *r1) {
-    int per = (rows + nth - 1) / nth;
-    per = (per + 15) & ~15;
-    *r0 = SA_MIN(rows, ith * per);
-    *r1 = SA_MIN(rows, *r0 + per);
-}
-
-/* Below this many multiply-adds one thread is faster than waking the others (a parallel
- * region costs a few microseconds; 2^17 int8 MACs take about that long on one core). */
+/* Below this many multiply-adds one thread is faster than waking the others (handing out a
+ * job costs about a microsecond; 2^17 int8 MACs take a few on one core). */
 #define PAR_MIN_WORK (1 << 17)
+
+#define BLAS_MIN_WORK (1u << 22)
 
 static int threads_for(size_t work) { return work >= PAR_MIN_WORK ? g_threads : 1; }
 
@@ -174,53 +306,103 @@ static void dot_rows(const SaMat *W, const float *X, const BlockQ8_0 *xq, int r0
     }
 }
 
-/* Tokens per chunk for the packed kernels: the chunk's quantized activations (and sums) should
- * stay in L2 (~256 KiB budget) while the thread's weight range streams past them. A multiple
- * of 4 (the kernels' token tile). */
+/* Tokens per chunk for the packed kernels: the chunk's quantized activations (and extras)
+ * should stay in L2 (~256 KiB budget) while the weights stream past them. A multiple of 4
+ * (the kernels' token tiles). */
 static int token_chunk(int nb, int T) {
-    const size_t per_token = (size_t)nb * (sizeof(BlockQ8_0) + sizeof(int16_t));
+    const size_t per_token = (size_t)nb * (sizeof(BlockQ8_0) + 2 * sizeof(float));
     int tb = (int)((256u << 10) / per_token) & ~3;
     if (tb < 4) tb = 4;
     return SA_MIN(tb, T);
 }
 
-/* Work is handed out in units of (token chunk, run of groups) from a shared counter
- * (schedule(dynamic)): on these small shared VMs a core is often busy with something else for a
- * while, and a static split would make every matmul wait for the slow half. A unit is at least
- * ~64 KiB of weights (long sequential streams for the prefetcher, few counter updates) and a
- * whole number of 64-byte lines of Y (an even number of groups). */
-static void matmul_packed(const SaMat *W, const BlockQ8_0 *xq, const int16_t *xs, int T, float *Y, int ldy) {
+/* One job of sa_parallel: the matmul's arguments and how its work is cut into units. */
+typedef struct {
+    const SaMat *W;
+    const float *X;
+    const SaQ8Act *act;
+    float *Y;
+    int T, ldy;
+    int tb, n_gu, gper, groups; /* packed: token chunk, group runs */
+    int rows_per_unit;           /* plain */
+    int tail_unit;               /* packed: index of the unit for the rows after the last group (-1: none) */
+} MatJob;
+
+/* Units are (token chunk, run of groups), token chunk major, handed out one at a time: a unit
+ * is at least ~64 KiB of weights (long sequential streams for the prefetcher) and a whole
+ * number of 64-byte lines of Y (an even number of groups). */
+static void packed_unit(void *ctx, int u, int thread) {
+    (void)thread;
+    const MatJob *j = ctx;
+    const SaMat *W = j->W;
+    if (u == j->tail_unit) {
+        dot_rows(W, NULL, j->act->q, j->groups * 8, W->rows, j->T, j->Y, j->ldy);
+        return;
+    }
     const SaKernels *k = sa_k;
+    const int nb = W->cols / QK8_0;
+    const int t0 = (u / j->n_gu) * j->tb, n = SA_MIN(j->tb, j->T - t0);
+    const int g0 = (u % j->n_gu) * j->gper, g1 = SA_MIN(j->groups, g0 + j->gper);
+    const size_t o = (size_t)t0 * nb;
+    const SaQ8Act a = {j->act->q + o, j->act->d + o, j->act->s8 + o};
+    float *y = j->Y + (size_t)t0 * j->ldy + 8 * g0;
+    const void *wg = (const uint8_t *)W->data + (size_t)g0 * 8 * W->row_bytes;
+    if (W->dtype == SA_Q4_0) k->gemm_q4_0x8(nb, g1 - g0, wg, &a, n, y, (size_t)j->ldy);
+    else k->gemm_q8_0x8(nb, g1 - g0, wg, &a, n, y, (size_t)j->ldy);
+}
+
+static void matmul_packed(const SaMat *W, const SaQ8Act *act, int T, float *Y, int ldy) {
     const int nb = W->cols / QK8_0, groups = W->rows / 8;
     const size_t group_bytes = 8 * W->row_bytes;
-    const uint8_t *base = W->data;
     const int nth = threads_for((size_t)W->rows * W->cols * T);
-    const int tb = token_chunk(nb, T), n_tu = (T + tb - 1) / tb;
+    MatJob j = {.W = W, .act = act, .Y = Y, .T = T, .ldy = ldy, .groups = groups};
+    j.tb = token_chunk(nb, T);
+    const int n_tu = (T + j.tb - 1) / j.tb;
     int gper = (int)SA_MAX(2, (64u << 10) / group_bytes);
     gper = SA_MIN(gper, SA_MAX(2, groups / (4 * nth))); /* at least ~4 units per thread */
-    gper = (gper + 1) & ~1;
-    const int n_gu = (groups + gper - 1) / gper;
+    j.gper = (gper + 1) & ~1;
+    j.n_gu = (groups + j.gper - 1) / j.gper;
     const int tail = groups * 8 < W->rows; /* rows after the last full group: one extra unit */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (nth > 1)
-    for (int u = 0; u < n_tu * n_gu + tail; u++) {
-        if (u == n_tu * n_gu) {
-            dot_rows(W, NULL, xq, groups * 8, W->rows, T, Y, ldy);
-            continue;
-        }
-        const int t0 = (u / n_gu) * tb, n = SA_MIN(tb, T - t0);
-        const int g0 = (u % n_gu) * gper, g1 = SA_MIN(groups, g0 + gper);
-        const BlockQ8_0 *a = xq + (size_t)t0 * nb;
-        const int16_t *as = xs + (size_t)t0 * nb;
-        float *y = Y + (size_t)t0 * ldy;
-        for (int g = g0; g < g1; g++) {
-            const void *wg = base + (size_t)g * group_bytes;
-            if (W->dtype == SA_Q4_0) k->gemm_q4_0x8(nb, wg, a, as, n, y + 8 * g, (size_t)ldy);
-            else k->gemm_q8_0x8(nb, wg, a, n, y + 8 * g, (size_t)ldy);
-        }
-    }
+    j.tail_unit = tail ? n_tu * j.n_gu : -1;
+    sa_parallel(nth, n_tu * j.n_gu + tail, packed_unit, &j);
+}
+
+static void plain_unit(void *ctx, int u, int thread) {
+    (void)thread;
+    const MatJob *j = ctx;
+    const int r0 = u * j->rows_per_unit, r1 = SA_MIN(j->W->rows, r0 + j->rows_per_unit);
+    dot_rows(j->W, j->X, j->act ? j->act->q : NULL, r0, r1, j->T, j->Y, j->ldy);
+}
+
+typedef struct {
+    const SaMat *W;
+    const float *X;
+    BlockQ8_0 *xq;
+    float *xd;
+    int32_t *xs;
+    float *wf;
+    int r0, T;
+} PrepJob;
+
+/* Quantize one activation row (and its extras for the packed kernels). */
+static void quant_unit(void *ctx, int t, int thread) {
+    (void)thread;
+    const PrepJob *j = ctx;
+    const int cols = j->W->cols, nb = cols / QK8_0;
+    BlockQ8_0 *q = j->xq + (size_t)t * nb;
+    sa_k->quantize_q8_0(j->X + (size_t)t * cols, q, cols);
+    if (j->W->packed) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
 }
 
 #ifdef SALIGN_BLAS
+static void widen_unit(void *ctx, int r, int thread) {
+    (void)thread;
+    const PrepJob *j = ctx;
+    const SaMat *W = j->W;
+    sa_dequantize_row(W->dtype, (const uint8_t *)W->data + (size_t)(j->r0 + r) * W->row_bytes, j->wf + (size_t)r * W->cols,
+                      W->cols);
+}
+
 /* F16/BF16 weights for a batch: widen a slab of rows to f32 (parallel), then sgemm on it. The
  * widening is O(rows * cols), the product O(rows * cols * T), so for T >= 8 the sgemm wins. */
 static int matmul_widen_sgemm(const SaMat *W, const float *X, int T, float *Y, int ldy) {
@@ -228,11 +410,10 @@ static int matmul_widen_sgemm(const SaMat *W, const float *X, int T, float *Y, i
     const int slab = SA_MAX(64, (int)((2u << 20) / ((size_t)cols * sizeof(float)))) & ~15;
     float *wf = malloc((size_t)slab * cols * sizeof(float));
     if (!wf) return -1;
-    const uint8_t *base = W->data;
     for (int r0 = 0; r0 < W->rows; r0 += slab) {
         const int n = SA_MIN(slab, W->rows - r0);
-#pragma omp parallel for schedule(static) if (n * (size_t)cols >= PAR_MIN_WORK)
-        for (int r = 0; r < n; r++) sa_dequantize_row(W->dtype, base + (size_t)(r0 + r) * W->row_bytes, wf + (size_t)r * cols, cols);
+        PrepJob j = {.W = W, .wf = wf, .r0 = r0};
+        sa_parallel(threads_for((size_t)n * cols), n, widen_unit, &j);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, cols, 1.0f, X, cols, wf, cols, 0.0f, Y + r0, ldy);
     }
     free(wf);
@@ -242,41 +423,36 @@ static int matmul_widen_sgemm(const SaMat *W, const float *X, int T, float *Y, i
 
 void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *scratch) {
     const int cols = W->cols, rows = W->rows;
-    const SaKernels *k = sa_k;
 #ifdef SALIGN_BLAS
+    /* sgemm for a batch of float weights; a tiny product on one thread (OpenBLAS's threading
+     * costs more than it saves there: stories260K prefill ran 2x slower with 2 threads) */
     if (W->dtype == SA_F32 && T >= 8) {
+        const int small = (size_t)rows * cols * T < BLAS_MIN_WORK && g_threads > 1;
+        if (small) openblas_set_num_threads(1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, cols, 1.0f, X, cols, W->data, cols, 0.0f, Y, ldy);
+        if (small) openblas_set_num_threads(g_threads);
         return;
     }
-    if ((W->dtype == SA_F16 || W->dtype == SA_BF16) && T >= 8 && matmul_widen_sgemm(W, X, T, Y, ldy) == 0) return;
+    if ((W->dtype == SA_F16 || W->dtype == SA_BF16) && T >= 8 && (size_t)rows * cols * T >= BLAS_MIN_WORK &&
+        matmul_widen_sgemm(W, X, T, Y, ldy) == 0)
+        return;
 #endif
     BlockQ8_0 *xq = scratch;
-    int16_t *xs = (int16_t *)((uint8_t *)scratch + xq_bytes(T, cols));
-    const int nb = cols / QK8_0;
+    float *xd = (float *)((uint8_t *)scratch + xq_bytes(T, cols));
+    int32_t *xs = (int32_t *)((uint8_t *)xd + xf_bytes(T, cols));
+    const SaQ8Act act = {xq, xd, xs};
     if (W->dtype == SA_Q8_0 || W->dtype == SA_Q4_0) {
-        /* quantize each activation row once, in parallel over rows of X */
-#pragma omp parallel for schedule(static) if (T >= 16)
-        for (int t = 0; t < T; t++) {
-            BlockQ8_0 *q = xq + (size_t)t * nb;
-            k->quantize_q8_0(X + (size_t)t * cols, q, cols);
-            if (W->packed && W->dtype == SA_Q4_0) {
-                for (int b = 0; b < nb; b++) {
-                    int s = 0;
-                    for (int j = 0; j < QK8_0; j++) s += q[b].qs[j];
-                    xs[(size_t)t * nb + b] = (int16_t)s; /* |s| <= 32 * 127 */
-                }
-            }
-        }
+        /* quantize each activation row once (in parallel for a batch) */
+        PrepJob pj = {.W = W, .X = X, .xq = xq, .xd = xd, .xs = xs};
+        sa_parallel(threads_for((size_t)T * cols * 64), T, quant_unit, &pj);
     }
     if (W->packed) {
-        matmul_packed(W, xq, xs, T, Y, ldy);
+        matmul_packed(W, &act, T, Y, ldy);
         return;
     }
     const int nth = threads_for((size_t)rows * cols * T);
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        int r0, r1;
-        row_range(rows, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        dot_rows(W, X, xq, r0, r1, T, Y, ldy);
-    }
+    /* whole 64-byte lines of Y per unit, about 4 units per thread */
+    const int rpu = SA_MAX(16, ((rows + 4 * nth - 1) / (4 * nth) + 15) & ~15);
+    MatJob j = {.W = W, .X = X, .act = &act, .Y = Y, .T = T, .ldy = ldy, .rows_per_unit = rpu};
+    sa_parallel(nth, (rows + rpu - 1) / rpu, plain_unit, &j);
 }

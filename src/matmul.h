@@ -22,6 +22,14 @@ int sa_model_pack(SaModel *m);
 /* Row r of W as f32, whatever its dtype and layout (embedding lookup). */
 void sa_mat_row(const SaMat *W, int r, float *out);
 
+/* Run fn(ctx, unit, thread) for every unit in [0, n_units) on up to nth threads (at most
+ * sa_get_threads(); the caller is thread 0, the others come from a pool that spins, yields,
+ * then sleeps between jobs). Units are handed out one at a time from a shared counter, so a
+ * thread that is preempted delays the job by one unit. Returns when every unit has run. Not
+ * reentrant: call it from one thread at a time, never from inside fn. */
+typedef void (*SaTaskFn)(void *ctx, int unit, int thread);
+void sa_parallel(int nth, int n_units, SaTaskFn fn, void *ctx);
+
 /* Number of threads used by kernels (OpenMP); set once from -t. */
 void sa_set_threads(int n);
 int sa_get_threads(void);

@@ -205,25 +205,42 @@ static int parse(Salm *s) {
     return 0;
 }
 
+/* On failure everything is released (the caller has nothing to close) and the message names
+ * the file. */
+static int open_fail(Salm *s) {
+    salm_close(s);
+    return -1;
+}
+
 int salm_open(Salm *s, const char *path, int use_mmap) {
     memset(s, 0, sizeof *s);
     s->path = sa_strdup(path);
+    if (!s->path) return -1;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return sa_err("%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) {
+        sa_err("%s: cannot open: %s", path, strerror(errno));
+        return open_fail(s);
+    }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return sa_err("%s: not a regular file", path);
+        sa_err("%s: not a regular file", path);
+        return open_fail(s);
     }
     s->size = (size_t)st.st_size;
     if (s->size == 0) {
         close(fd);
-        return sa_err("%s: empty file", path);
+        sa_err("%s: empty file", path);
+        return open_fail(s);
     }
     if (use_mmap) {
         void *m = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        int e = errno;
         close(fd);
-        if (m == MAP_FAILED) return sa_err("%s: mmap failed: %s", path, strerror(errno));
+        if (m == MAP_FAILED) {
+            sa_err("%s: mmap of %.1f MiB failed: %s", path, s->size / 1048576.0, strerror(e));
+            return open_fail(s);
+        }
         s->base = m;
         s->mmapped = 1;
     } else {
@@ -232,7 +249,8 @@ int salm_open(Salm *s, const char *path, int use_mmap) {
         s->base = sa_aligned_alloc(s->size);
         if (!s->base) {
             close(fd);
-            return sa_err_prefix("%s: loading the model needs %.1f MiB: ", path, s->size / 1048576.0);
+            sa_err_prefix("%s: loading the model needs %.1f MiB: ", path, s->size / 1048576.0);
+            return open_fail(s);
         }
         size_t got = 0;
         while (got < s->size) {
@@ -240,7 +258,8 @@ int salm_open(Salm *s, const char *path, int use_mmap) {
             if (r < 0 && errno == EINTR) continue;
             if (r <= 0) {
                 close(fd);
-                return sa_err("%s: read error after %zu bytes", path, got);
+                sa_err("%s: read error after %zu bytes", path, got);
+                return open_fail(s);
             }
             got += (size_t)r;
         }
@@ -248,7 +267,7 @@ int salm_open(Salm *s, const char *path, int use_mmap) {
     }
     if (parse(s) != 0) {
         sa_err_prefix("%s: ", path);
-        return -1;
+        return open_fail(s);
     }
     return 0;
 }

@@ -10,10 +10,13 @@
 #   HOSTILE_FILTER  only cases whose name contains this string
 cd "$(dirname "$0")/.." || exit 1
 root=$(pwd)
-corpus=build/hostile
+# Per run, so that two `make test` in one checkout do not pull the corpus from under each other;
+# HOSTILE_KEEP=1 keeps it for a look (or: python3 tests/hostile/gen.py build/hostile).
 tmp=$root/build/hostile-tmp.$$
+corpus=$tmp/corpus
 mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT INT TERM
+if [ "${HOSTILE_KEEP:-0}" = 1 ]; then echo "run-hostile: corpus kept in $corpus"
+else trap 'rm -rf "$tmp"' EXIT INT TERM; fi
 
 pass=0 fail=0 skip=0
 ok() { pass=$((pass + 1)); }
@@ -24,7 +27,6 @@ if ! command -v python3 >/dev/null 2>&1; then
     echo "0 passed, 1 failed"
     exit 1
 fi
-rm -rf "$corpus"
 python3 tests/hostile/gen.py "$corpus" || { echo "run-hostile: corpus generation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 # Sanitizer errors get their own exit codes so that they cannot pass for our "exit 1"; the
@@ -48,16 +50,19 @@ fi
 hf_supported=""
 # run_case BIN NAME KIND PATH EXTRA: runs one command, leaves its status in $rc, stderr in $tmp/err
 run_case() {
-    b=$root/$1 kind=$3 path=$4 extra=$5
-    [ "$extra" = "-" ] && extra=""
-    rm -f "$tmp"/out.salm* "$tmp/err" "$tmp/out"
-    case $kind in
-    q | hf) (cd "$corpus" && timeout 120 "$b/salign-quantize" "$path" "$tmp/out.salm" --type f32 -q $extra) \
+    # (its own variable names: sh has no locals, and the caller loops over kind/path/extra)
+    r_b=$root/$1 r_kind=$3 r_path=$4 r_extra=$5
+    [ "$r_extra" = "-" ] && r_extra=""
+    rm -f "$tmp"/out.salm* "$tmp"/out.jsonl* "$tmp/err" "$tmp/out"
+    case $r_kind in
+    q | hf) (cd "$corpus" && timeout 120 "$r_b/salign-quantize" "$r_path" "$tmp/out.salm" --type f32 -q $r_extra) \
         >"$tmp/out" 2>"$tmp/err" ;;
-    info) (cd "$corpus" && timeout 120 "$b/salign" info "$path" $extra) >"$tmp/out" 2>"$tmp/err" ;;
-    gen) (cd "$corpus" && timeout 120 "$b/salign" generate -m "$path" -p "the cat" -n 8 --temp 0 -t 2 $extra) \
+    info) (cd "$corpus" && timeout 120 "$r_b/salign" info "$r_path" $r_extra) >"$tmp/out" 2>"$tmp/err" ;;
+    gen) (cd "$corpus" && timeout 120 "$r_b/salign" generate -m "$r_path" -p "the cat" -n 8 --temp 0 -t 2 $r_extra) \
         >"$tmp/out" 2>"$tmp/err" ;;
-    tok) (cd "$corpus" && printf 'the cat sat on the mat' | timeout 120 "$b/salign" tokenize --tokenizer "$path" $extra) \
+    eval) (cd "$corpus" && timeout 120 "$r_b/salign" eval --upstream "$root/weights/stories260K.salm" --in "$r_path" \
+        --out "$tmp/out.jsonl" --max-tokens 4 --temp 0 -t 2 $r_extra) >"$tmp/out" 2>"$tmp/err" ;;
+    tok) (cd "$corpus" && printf 'the cat sat on the mat' | timeout 120 "$r_b/salign" tokenize --tokenizer "$r_path" $r_extra) \
         >"$tmp/out" 2>"$tmp/err" ;;
     esac
     rc=$?
@@ -73,8 +78,17 @@ check_case() {
     elif [ "${2#*-ok-}" != "$2" ]; then # a valid baseline: must succeed
         [ $rc = 0 ] || why="valid file refused (status $rc)"
     else
+        # generate and eval log progress before they can fail, and eval reports each bad line it
+        # skips: there the error is the last line, and every line must be salign's
+        if [ "$3" = gen ] || [ "$3" = eval ]; then
+            grep -v '^salign: ' "$tmp/err" >"$tmp/foreign"
+            [ -s "$tmp/foreign" ] && why="stray output on stderr: $(head -c 200 "$tmp/foreign")"
+            tail -n 1 "$tmp/err" >"$tmp/last" && mv "$tmp/last" "$tmp/err"
+        fi
         lines=$(wc -l <"$tmp/err")
-        if [ $rc != 1 ]; then
+        if [ -n "$why" ]; then
+            :
+        elif [ $rc != 1 ]; then
             why="exit status $rc, expected 1"
         elif [ "$lines" != 1 ]; then
             why="$lines lines on stderr, expected one"
@@ -88,7 +102,7 @@ check_case() {
             IFS=$old_ifs
             [ -n "$found" ] || why="message does not name the problem ($4)"
         fi
-        if [ -z "$why" ] && { [ -e "$tmp/out.salm" ] || ls "$tmp"/out.salm.tmp.* >/dev/null 2>&1; }; then
+        if [ -z "$why" ] && { [ -e "$tmp/out.salm" ] || ls "$tmp"/out.salm.tmp.* >/dev/null 2>&1 || [ -s "$tmp/out.jsonl" ]; }; then
             why="an output file was left behind"
         fi
     fi
@@ -134,7 +148,7 @@ for b in $builds; do
     st=$?
     if [ $st = 1 ] && echo "$out" | grep -q "context" && ! echo "$out" | grep -qE 'Sanitizer|runtime error'; then ok
     else bad "[$b] generate with a prompt longer than the context: status $st: $out"; fi
-    out=$("$b/salign" align --upstream $model -p "$long" --mode none -n 4 -c 64 --temp 0 2>&1 >/dev/null)
+    out=$("$b/salign" align --upstream $model -p "$long" --mode none --max-tokens 4 -c 64 --temp 0 2>&1 >/dev/null)
     st=$?
     if [ $st = 1 ] && echo "$out" | grep -q "context" && ! echo "$out" | grep -qE 'Sanitizer|runtime error'; then ok
     else bad "[$b] align with a prompt longer than the context: status $st: $out"; fi
@@ -142,6 +156,15 @@ for b in $builds; do
     st=$?
     if [ $st = 1 ] && echo "$out" | grep -q "context" && ! echo "$out" | grep -qE 'Sanitizer|runtime error'; then ok
     else bad "[$b] generate --chat with a prompt longer than the context: status $st: $out"; fi
+    # eval: a record whose prompt does not fit is recorded as an error; the other records still run
+    python3 -c "import json,sys; open(sys.argv[1], 'w').write(json.dumps({'id': 1, 'prompt': sys.argv[2]}) + '\n' + json.dumps({'id': 2, 'prompt': 'The cat'}) + '\n')" \
+        "$tmp/long.jsonl" "$long"
+    rm -f "$tmp/long-out.jsonl"
+    out=$("$b/salign" eval --upstream $model --in "$tmp/long.jsonl" --out "$tmp/long-out.jsonl" --max-tokens 4 -c 64 --temp 0 2>&1 >/dev/null)
+    st=$?
+    if [ $st = 0 ] && grep -q '"id":1,.*"error":"[^"]*context' "$tmp/long-out.jsonl" && grep -q '"id":2,.*"answer"' "$tmp/long-out.jsonl" &&
+        ! echo "$out" | grep -qE 'Sanitizer|runtime error'; then ok
+    else bad "[$b] eval with a prompt longer than the context: status $st: $out"; fi
     # invalid UTF-8 in a prompt: encoded byte by byte (README, Robustness), generation runs
     bad_utf8=$(printf 'Once \377\376 upon \300\257 a \355\240\200 time \342\202')
     out=$("$b/salign" generate -m $model -p "$bad_utf8" -n 8 --temp 0 2>&1 >/dev/null)
@@ -162,7 +185,7 @@ python3 -c "
 import sys
 with open(sys.argv[1], 'wb') as f:
     f.write(b'SALM'); f.truncate(3 << 30)" "$big"
-out=$( (ulimit -v 1500000 && bin/salign generate -m "$big" -p hi -n 1 2>&1 >/dev/null) )
+out=$( (ulimit -v 1500000 && bin/salign generate -m "$big" -p hi -n 1 -t 1 2>&1 >/dev/null) )
 st=$?
 if [ $st = 1 ] && echo "$out" | grep -qE '[0-9.]+ (MiB|GiB)'; then ok
 else bad "out of memory on load: status $st: $out"; fi
@@ -170,6 +193,12 @@ out=$( (ulimit -v 1500000 && bin/salign info "$big" 2>&1 >/dev/null) )
 st=$?
 if [ $st = 1 ] && [ "$(echo "$out" | wc -l)" = 1 ]; then ok
 else bad "out of address space on mmap: status $st: $out"; fi
+
+# ... and so must a KV cache too large for the limit (the whole cache's size named)
+out=$( (ulimit -v 1500000 && bin/salign generate -m $model -p hi -n 1 -t 1 -c 4194304 2>&1 >/dev/null) )
+st=$?
+if [ $st = 1 ] && echo "$out" | tail -n 1 | grep -qE 'KV cache .*needs [0-9.]+ MiB'; then ok
+else bad "KV cache out of memory: status $st: $out"; fi
 
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail = 0 ]

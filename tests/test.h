@@ -44,8 +44,16 @@ void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     } while (0)
 
 /* ---- helpers for tests ---- */
-/* Run a shell command; capture stdout (and the exit status). Returns malloc'd output. */
+/* Run a shell command; capture stdout (and the exit status). Returns malloc'd output.
+ * With $SALIGN_BIN_DIR set (tests/run-sanitize.sh sets bin-san), every word of the command that
+ * starts with "bin/" starts with that folder instead, so the whole suite can drive another build
+ * of the binaries; tests keep writing "bin/salign ...". */
 char *test_run(const char *cmd, int *status);
+/* $SALIGN_BIN_DIR, or "bin". */
+const char *test_bin_dir(void);
+/* Path of a binary under test: test_bin("salign") is "bin/salign" or "$SALIGN_BIN_DIR/salign"
+ * (static buffer rotated among 8). For commands not run through test_run (fork/exec). */
+const char *test_bin(const char *name);
 /* Per-run scratch folder (created on first use): build/test-tmp/<pid>. */
 const char *test_tmpdir(void);
 /* Path of a file in the scratch folder (static buffer rotated among 8). */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../simd/kernels.h"
+#include "../src/common.h"
 #include "test.h"
 
 /* ---- deterministic random numbers (splitmix64): failures reproduce ---- */
@@ -135,7 +136,8 @@ TEST(kernels_tables) {
     for (int i = 0; i < n; i++) {
         const SaKernels *k = all[i];
         CHECKF(k->name && k->quantize_q8_0 && k->dot_q8_0 && k->dot_q4_0 && k->dot_f16 &&
-                   k->dot_bf16 && k->dot_f32 && k->axpy_f32 && k->axpy_f16 && k->f32_to_f16,
+                   k->dot_bf16 && k->dot_f32 && k->axpy_f32 && k->axpy_f16 && k->f32_to_f16 && k->gemm_q4_0x8 &&
+                   k->gemm_q8_0x8 && k->attn_scores_f16 && k->attn_values_f16 && k->exp_sub_sum && k->silu_mul,
                "table %s has a NULL member", k->name ? k->name : "?");
     }
     /* selection by name, then back to what was selected before */
@@ -549,4 +551,229 @@ TEST(kernels_f32_to_f16) {
     free(v);
     free(hr);
     free(ht);
+}
+
+/* ---- 8-row interleaved GEMM (gemm_q4_0x8, gemm_q8_0x8) ---- */
+
+/* The test's own packer, written from the layout description in kernels.h (not shared with
+ * src/matmul.c, so a wrong packer there cannot hide a wrong kernel here). */
+static void test_pack_q4(const BlockQ4_0 *rows, int nb, BlockQ4_0x8 *out) {
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < 8; i++) {
+            out[b].d[i] = rows[(size_t)i * nb + b].d;
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 4; j++) out[b].qs[k * 32 + i * 4 + j] = rows[(size_t)i * nb + b].qs[4 * k + j];
+        }
+}
+static void test_pack_q8(const BlockQ8_0 *rows, int nb, BlockQ8_0x8 *out) {
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < 8; i++) {
+            out[b].d[i] = rows[(size_t)i * nb + b].d;
+            for (int k = 0; k < 8; k++)
+                for (int j = 0; j < 4; j++) out[b].qs[k * 32 + i * 4 + j] = rows[(size_t)i * nb + b].qs[4 * k + j];
+        }
+}
+
+
+/* Every table gives the scalar reference's floats bit for bit (kernels.h), for every token
+ * count 1..13 (all tile remainders) and block counts 1..160, on real quantized data and on
+ * extreme quants (nibbles 0/15, weight -128, activations +-127); and the reference equals the
+ * one-row scalar dots exactly (same formula). Y is written only at y[t*ldy + i], i < 8. */
+TEST(kernels_gemm_x8) {
+    rng_seed(9);
+    const SaKernels *all[8];
+    const int nall = sa_kernels_available(all, 8);
+    enum { MAXNB = 160, MAXT = 13, MAXG = 3, LDY = 8 * MAXG + 3 };
+    float *x = malloc(MAXNB * 32 * sizeof *x);
+    BlockQ4_0 *w4 = malloc(8 * MAXG * MAXNB * sizeof *w4);
+    BlockQ8_0 *w8 = malloc(8 * MAXG * MAXNB * sizeof *w8), *a = malloc(MAXT * MAXNB * sizeof *a);
+    BlockQ4_0x8 *p4 = malloc(MAXG * MAXNB * sizeof *p4);
+    BlockQ8_0x8 *p8 = malloc(MAXG * MAXNB * sizeof *p8);
+    int32_t *as = malloc(MAXT * MAXNB * sizeof *as);
+    float *ad = malloc(MAXT * MAXNB * sizeof *ad);
+    const SaQ8Act act = {a, ad, as};
+    float yr4[MAXT * LDY], yr8[MAXT * LDY], yt[MAXT * LDY];
+    for (int trial = 0; trial < 150; trial++) {
+        /* every token count 1..13 (all tile remainders) with 1, 2 and 3 groups (the pair tiles
+         * and an odd group after them) */
+        const int nb = trial < 39 ? trial % 8 + 1 : rng_int(1, MAXNB), T = trial % MAXT + 1, ng = trial / 13 % 3 + 1;
+        const int rows = 8 * ng, extreme = trial % 5 == 4;
+        for (int i = 0; i < rows; i++) {
+            const float ws = (float)pow(10.0, rng_unif() * 4.0 - 3.0);
+            for (int e = 0; e < nb * 32; e++) x[e] = rng_normal() * ws;
+            sa_quantize_row_q4_0(x, w4 + (size_t)i * nb, nb * 32);
+            sa_quantize_row_q8_0(x, w8 + (size_t)i * nb, nb * 32);
+            if (extreme) {
+                for (int b = 0; b < nb; b++) {
+                    memset(w4[(size_t)i * nb + b].qs, (i & 1) ? 0xFF : 0x00, 16);
+                    memset(w8[(size_t)i * nb + b].qs, (i & 1) ? 127 : -128, 32);
+                }
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            for (int e = 0; e < nb * 32; e++) x[e] = rng_normal() * 3.0f;
+            sa_quantize_row_q8_0(x, a + (size_t)t * nb, nb * 32);
+            if (extreme)
+                for (int b = 0; b < nb; b++) memset(a[(size_t)t * nb + b].qs, (t & 1) ? 127 : -127, 32);
+        }
+        /* the extras by hand: the scale as a float, 8 * the quant sum */
+        for (int b = 0; b < T * nb; b++) {
+            int v = 0;
+            for (int j = 0; j < 32; j++) v += a[b].qs[j];
+            as[b] = 8 * v;
+            ad[b] = sa_fp16_to_fp32(a[b].d);
+        }
+        for (int g = 0; g < ng; g++) {
+            test_pack_q4(w4 + (size_t)g * 8 * nb, nb, p4 + (size_t)g * nb);
+            test_pack_q8(w8 + (size_t)g * 8 * nb, nb, p8 + (size_t)g * nb);
+        }
+        for (int e = 0; e < MAXT * LDY; e++) yr4[e] = yr8[e] = -777.0f;
+        ref->gemm_q4_0x8(nb, ng, p4, &act, T, yr4, LDY);
+        ref->gemm_q8_0x8(nb, ng, p8, &act, T, yr8, LDY);
+        /* the reference against the one-row scalar dots: same arithmetic, same floats */
+        int same = 1;
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < rows; i++) {
+                const float d4 = ref->dot_q4_0(nb * 32, w4 + (size_t)i * nb, a + (size_t)t * nb);
+                const float d8 = ref->dot_q8_0(nb * 32, w8 + (size_t)i * nb, a + (size_t)t * nb);
+                same &= memcmp(&d4, &yr4[t * LDY + i], 4) == 0 && memcmp(&d8, &yr8[t * LDY + i], 4) == 0;
+            }
+        CHECKF(same, "scalar gemm_x8 differs from the scalar dots: nb=%d T=%d ng=%d", nb, T, ng);
+        for (int ti = 0; ti < nall; ti++) {
+            const SaKernels *k = all[ti];
+            for (int q = 0; q < 2; q++) {
+                for (int e = 0; e < MAXT * LDY; e++) yt[e] = -777.0f;
+                if (q == 0) k->gemm_q4_0x8(nb, ng, p4, &act, T, yt, LDY);
+                else k->gemm_q8_0x8(nb, ng, p8, &act, T, yt, LDY);
+                const float *yr = q == 0 ? yr4 : yr8;
+                int bad = -1;
+                for (int e = 0; e < MAXT * LDY && bad < 0; e++) {
+                    const int inside = e / LDY < T && e % LDY < rows;
+                    if (inside ? memcmp(&yt[e], &yr[e], 4) != 0 : yt[e] != -777.0f) bad = e;
+                }
+                CHECKF(bad < 0, "%s gemm_%s_x8 nb=%d T=%d ng=%d%s: y[%d] = %.9g, scalar %.9g", k->name, q ? "q8_0" : "q4_0",
+                       nb, T, ng, extreme ? " (extreme quants)" : "", bad, bad >= 0 ? yt[bad] : 0.0,
+                       bad >= 0 ? yr[bad] : 0.0);
+            }
+        }
+    }
+    /* sa_q8_act_extras computes the same extras */
+    {
+        BlockQ8_0 q[5];
+        float d[5];
+        int32_t s8[5];
+        for (int e = 0; e < 160; e++) x[e] = rng_normal();
+        sa_quantize_row_q8_0(x, q, 160);
+        sa_q8_act_extras(q, 5, d, s8);
+        for (int b = 0; b < 5; b++) {
+            int v = 0;
+            for (int j = 0; j < 32; j++) v += q[b].qs[j];
+            CHECK(s8[b] == 8 * v && d[b] == sa_fp16_to_fp32(q[b].d));
+        }
+    }
+    free(x);
+    free(w4);
+    free(w8);
+    free(a);
+    free(p4);
+    free(p8);
+    free(as);
+    free(ad);
+}
+
+/* ---- attention and elementwise kernels ---- */
+
+TEST(kernels_attention_f16) {
+    GET_TABLES(tabs, nt);
+    rng_seed(10);
+    static const int hds[] = {1, 3, 7, 8, 9, 16, 31, 32, 33, 63, 64, 80, 96, 128, 256};
+    static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 100, 333};
+    enum { MAXHD = 256, MAXNP = 333, PAD = 5 };
+    uint16_t *kv = malloc((size_t)MAXNP * (3 * MAXHD + PAD) * sizeof *kv);
+    float *q = malloc(MAXHD * sizeof *q), *p = malloc(MAXNP * sizeof *p);
+    float *sr = malloc(MAXNP * sizeof *sr), *st = malloc(MAXNP * sizeof *st);
+    float *o0 = malloc((MAXHD + GUARD) * sizeof *o0), *or_ = malloc((MAXHD + GUARD) * sizeof *or_),
+          *ot = malloc((MAXHD + GUARD) * sizeof *ot);
+    for (size_t hi = 0; hi < SA_ARRAY_LEN(hds); hi++) {
+        for (size_t ni = 0; ni < SA_ARRAY_LEN(ns); ni++) {
+            const int hd = hds[hi], n = ns[ni];
+            const size_t stride = (size_t)3 * hd + PAD; /* rows of a wider cache, odd offsets */
+            for (size_t e = 0; e < (size_t)n * stride; e++) kv[e] = sa_fp32_to_fp16(rng_normal());
+            for (int i = 0; i < hd; i++) q[i] = rng_normal();
+            for (int j = 0; j < n; j++) p[j] = (float)rng_unif();
+            for (int i = 0; i < hd + GUARD; i++) o0[i] = i < hd ? rng_normal() : -4321.0f;
+            const uint16_t *base = kv + hd + 1;
+            ref->attn_scores_f16(hd, n, base, stride, q, sr);
+            memcpy(or_, o0, (hd + GUARD) * sizeof *o0);
+            ref->attn_values_f16(hd, n, base, stride, p, or_);
+            for (int t = 0; t < nt; t++) {
+                for (int j = 0; j < n; j++) st[j] = -1.0f;
+                tabs[t]->attn_scores_f16(hd, n, base, stride, q, st);
+                const double es = test_nmse(st, sr, n);
+                CHECKF(es < 1e-7, "%s attn_scores_f16 hd=%d n=%d: nmse %g", tabs[t]->name, hd, n, es);
+                memcpy(ot, o0, (hd + GUARD) * sizeof *o0);
+                tabs[t]->attn_values_f16(hd, n, base, stride, p, ot);
+                const double ev = test_nmse(ot, or_, hd);
+                CHECKF(ev < 1e-7, "%s attn_values_f16 hd=%d n=%d: nmse %g", tabs[t]->name, hd, n, ev);
+                int guard_ok = 1;
+                for (int i = hd; i < hd + GUARD; i++) guard_ok &= ot[i] == -4321.0f;
+                CHECKF(guard_ok, "%s attn_values_f16 hd=%d writes past the head", tabs[t]->name, hd);
+            }
+        }
+    }
+    free(kv);
+    free(q);
+    free(p);
+    free(sr);
+    free(st);
+    free(o0);
+    free(or_);
+    free(ot);
+}
+
+/* Relative error of the SIMD exp against expf, per element: a few ulp. */
+static int close_rel(float a, float b, float rel) {
+    if (a == b) return 1;
+    if (fabsf(b) < 1e-30f) return fabsf(a - b) < 1e-30f; /* flushed underflow */
+    return fabsf(a - b) <= rel * fabsf(b);
+}
+
+TEST(kernels_exp_silu) {
+    GET_TABLES(tabs, nt);
+    rng_seed(11);
+    enum { N = 4099 };
+    float *x = malloc(N * sizeof *x), *xr = malloc(N * sizeof *xr), *xt = malloc(N * sizeof *xt);
+    float *u = malloc(N * sizeof *u);
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)(rng_unif() * 120.0 - 100.0); /* -100 .. 20; minus m = 20 below: -120 .. 0 */
+        u[i] = rng_normal();
+    }
+    x[5] = 20.0f; /* the maximum: exp(0) = 1 exactly */
+    for (int t = 0; t < nt; t++) {
+        for (int n = 0; n <= N; n += n < 40 ? 1 : 409) {
+            memcpy(xr, x, (size_t)n * sizeof *x);
+            memcpy(xt, x, (size_t)n * sizeof *x);
+            const float sr = ref->exp_sub_sum(n, xr, 20.0f), st = tabs[t]->exp_sub_sum(n, xt, 20.0f);
+            int bad = -1;
+            for (int i = 0; i < n && bad < 0; i++)
+                if (!close_rel(xt[i], xr[i], 5e-7f)) bad = i;
+            CHECKF(bad < 0, "%s exp_sub_sum n=%d: exp(%g) = %.9g, expf %.9g", tabs[t]->name, n, bad >= 0 ? x[bad] - 20.0 : 0.0,
+                   bad >= 0 ? xt[bad] : 0.0, bad >= 0 ? xr[bad] : 0.0);
+            CHECKF(close_rel(st, sr, 1e-5f), "%s exp_sub_sum n=%d: sum %.9g, reference %.9g", tabs[t]->name, n, st, sr);
+            if (n > 5) CHECK(xt[5] == 1.0f);
+        }
+        /* silu(g) * u over -90 .. 90 */
+        for (int i = 0; i < N; i++) xr[i] = xt[i] = (float)(rng_unif() * 180.0 - 90.0);
+        ref->silu_mul(N, xr, u);
+        tabs[t]->silu_mul(N, xt, u);
+        int bad = -1;
+        for (int i = 0; i < N && bad < 0; i++)
+            if (!close_rel(xt[i], xr[i], 1e-6f)) bad = i;
+        CHECKF(bad < 0, "%s silu_mul: element %d = %.9g, reference %.9g", tabs[t]->name, bad, bad >= 0 ? xt[bad] : 0.0,
+               bad >= 0 ? xr[bad] : 0.0);
+    }
+    free(x);
+    free(xr);
+    free(xt);
+    free(u);
 }

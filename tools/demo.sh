@@ -1,16 +1,51 @@
 #!/bin/sh
-# demo.sh - what `make demo` runs. Until the trained demo aligner lands (issue: demo aligner),
-# this converts the bundled stories260K model and generates a story, streamed token by token.
+# demo.sh - what `make demo` runs: Stream Aligner live on the two bundled models.
+#   upstream: weights/stories260K.salm   Karpathy's TinyStories model (260K parameters, MIT)
+#   aligner:  weights/demo-aligner.salm  trained here to make stories kind and drop repeated sentences
+#             (tools/train/README.md; its accuracy and the paper's table in weights/DEMO.md)
+# The upstream writes one sentence; the aligner rewrites it given the opening and the corrected story
+# so far; the rewrite replaces the sentence and the upstream continues from it. --show-original shows
+# each upstream sentence (on a terminal: dimmed, on its own line) before its correction.
 set -e
 cd "$(dirname "$0")/.."
-model=weights/stories260K.salm
-if [ ! -f "$model" ]; then
-    echo "salign demo: $model is missing" >&2
-    exit 1
+up=weights/stories260K.salm
+al=weights/demo-aligner.salm
+for f in "$up" "$al"; do
+    if [ ! -f "$f" ]; then
+        echo "salign demo: $f is missing" >&2
+        exit 1
+    fi
+done
+# A held-out opening (never trained on) and a seed whose story has unkind sentences and a repeat.
+opening="${DEMO_OPENING:-Once upon a time, there was a little girl named Lily.}"
+seed="${DEMO_SEED:-3}"
+# upstream sampled as in the training data; aligner greedy
+flags="--upstream-temp 0.8 --upstream-top-k 40 --upstream-top-p 0.95 --upstream-frequency-penalty 0
+       --aligner-temp 0 --aligner-frequency-penalty 0 --max-tokens 200 --seed $seed"
+
+echo "== salign align: stories260K writes, the demo aligner corrects each sentence live" >&2
+echo "   opening: $opening" >&2
+# shellcheck disable=SC2086
+bin/salign align --upstream "$up" --aligner "$al" -p "$opening" --show-original $flags
+echo
+
+echo "== the same run's --json trace: per sentence, the original and its correction; then the timings" >&2
+# shellcheck disable=SC2086
+json=$(bin/salign align --upstream "$up" --aligner "$al" -p "$opening" $flags --json 2>/dev/null)
+if command -v python3 >/dev/null 2>&1; then
+    printf '%s\n' "$json" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)
+for i, s in enumerate(t["sentences"]):
+    o, c = s["original"], s["correction"]
+    mark = "kept   " if o == c else ("DELETED" if not c else "REWROTE")
+    print("%2d %s %s" % (i + 1, mark, json.dumps(o)))
+    if o != c and c:
+        print("           -> %s" % json.dumps(c))
+print("first visible token after %.1f ms, total %.1f ms, %d sentences, stop: %s" % (
+    t["first_visible_ms"], t["total_ms"], len(t["sentences"]), t["stop"]))
+print("token evaluations: %d (the reference schedule would spend %d)" % (
+    t["token_evaluations"], t["reference_token_evaluations"]))'
+else
+    printf '%s\n' "$json"
 fi
-echo "== salign generate: stories260K (Karpathy's TinyStories model, MIT), greedy, 200 tokens" >&2
-bin/salign generate -m "$model" -p "Once upon a time" -n 200 --temp 0
-echo
-echo "== the same, sampled (temperature 0.8, top-k 40, top-p 0.95, seed 42)" >&2
-bin/salign generate -m "$model" -p "Once upon a time" -n 200 --seed 42
-echo

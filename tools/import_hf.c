@@ -674,6 +674,18 @@ cfg_done:
                src->tok.n_vocab);
         goto fail;
     }
+    /* Padding makes one placeholder token per embedding row beyond the tokenizer's: check that
+     * the rows exist first, or a config.json claiming 16M tokens costs gigabytes and half a minute
+     * (placeholders, then a tokenizer over them) before the shape check refuses the folder. */
+    const SaConvTensor *emb = sa_conv_find(src, "token_embd.weight");
+    if (!emb || emb->ne[1] != src->hp.n_vocab) {
+        if (emb)
+            sa_err("%s/config.json: vocab_size = %d but the embedding (token_embd.weight) has %lld rows", dir,
+                   src->hp.n_vocab, (long long)emb->ne[1]);
+        else
+            sa_err("%s: tensor token_embd.weight (the token embedding) is missing", dir);
+        goto fail;
+    }
     if (sa_tok_spec_pad(&src->tok, src->hp.n_vocab)) goto fail;
     if (has_chat_template(dir) && !(src->chat_template = sa_hf_chat_template(dir))) goto fail;
     return 0;

@@ -12,6 +12,7 @@ OUTDIR/manifest.tsv has one line per case:
     name <TAB> kind <TAB> path <TAB> extra <TAB> expect
 kind: q (salign-quantize INPUT OUT --type f32 [extra]), info (salign info FILE [extra]),
       gen (salign generate -m FILE ...), tok (salign tokenize --tokenizer FILE),
+      eval (salign eval --upstream stories260K --in FILE: a dataset),
       hf (salign-quantize DIR OUT --type f32; only once HF directories are supported).
 expect: a case-insensitive substring the one-line error must contain ("|" separates
 alternatives), i.e. what the message has to name. Cases named ok-* are the valid baselines and
@@ -25,7 +26,7 @@ import struct
 import sys
 import zlib
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "build/hostile"
+OUT = sys.argv[-1] if len(sys.argv) > 1 else "build/hostile"
 MANIFEST = []
 
 # ---- the tiny model -------------------------------------------------------------------------
@@ -187,9 +188,9 @@ def gen_gguf():
     cuts = [0, 3, 4, 7, 12, 23, 24, 40, 60, 200, 1000, 3000, hdr_end - 9, hdr_end + 5, hdr_end + 300,
             len(base) - len(base) // 2, len(base) - 100, len(base) - 1]
     for c in sorted(set(cuts)):
-        g("trunc-%06d" % c, base[:c], "truncated|too small|empty|past the end")
-    g("magic-GGUX", b"GGUX" + base[4:], "bad magic")
-    g("magic-zero", b"\0\0\0\0" + base[4:], "bad magic")
+        g("trunc-%06d" % c, base[:c], "truncated|too small|empty|past the end|impossible|does not fit|unrecognised input")
+    g("magic-GGUX", b"GGUX" + base[4:], "bad magic|unrecognised input")
+    g("magic-zero", b"\0\0\0\0" + base[4:], "bad magic|unrecognised input")
     g("version-1", gguf_build(version=1), "version 1")
     g("version-4", gguf_build(version=4), "version 4")
     g("version-max", gguf_build(version=0xFFFFFFFF), "version 4294967295")
@@ -497,7 +498,7 @@ def gen_salm():
     s("meta-bytes-short", salm_build(meta_bytes=100), "metadata size|truncated|exceeds")
     s("nkv-huge", salm_build(n_kv=0xFFFFFFFF), "metadata count")
     s("ntensors-huge", salm_build(n_tensors=0xFFFFFFFF), "tensor count")
-    s("ntensors-plus-one", salm_build(n_tensors=len(TENSORS) + 1), "truncated")
+    s("ntensors-plus-one", salm_build(n_tensors=len(TENSORS) + 1), "truncated|empty name")
     s("header-crc-bad", salm_build(head_crc=0x12345678), "crc32")
     # metadata entries
     s("key-long", salm_build(kvs=salm_kvs() + [["k" * 300, S_I32, 1]]), "exceeds limit")
@@ -563,7 +564,6 @@ def gen_salm():
     s("hp-norm_eps-nan", salm_build(kvs=skv_set("hp.norm_eps", S_F32, float("nan"))), "norm_eps")
     s("hp-rope_theta-zero", salm_build(kvs=skv_set("hp.rope_theta", S_F32, 0.0)), "rope_theta")
     s("hp-act-7", salm_build(kvs=skv_set("hp.act", S_I32, 7)), "hp.act")
-    s("hp-ctx-zero", salm_build(kvs=skv_set("hp.n_ctx_train", S_I32, 0)), "n_ctx_train")
     s("tok-model-unknown", salm_build(kvs=skv_set("tok.model", S_STR, "wordpiece")), "wordpiece")
     s("tok-tokens-missing", salm_build(kvs=skv_del("tok.tokens")), "tok.tokens")
     s("tok-scores-short", salm_build(kvs=skv_set("tok.scores", S_ARR_F32, SCORES[:-2])), "tok.scores")
@@ -841,12 +841,10 @@ def gen_tokjson():
     t("vocab-id-duplicate", mod(tokjson_spm, lambda j: j["model"]["vocab"].update({"zz": 5})), "given to both")
     t("vocab-bad-utf8", spm.replace(b'"\xe2\x96\x81the"', b'"\xe2\x96the"'), "UTF-8")
     t("vocab-lone-surrogate", spm.replace(b'"\xe2\x96\x81cat"', b'"\\ud800cat"'), "UTF-8|surrogate")
-    t("vocab-nul-escape", spm.replace(b'"\xe2\x96\x81cat"', b'"\\u0000cat"'), "NUL|empty|token|given to both")
     t("merges-missing", mod(tokjson_spm, lambda j: j["model"].pop("merges")), "model.merges")
     t("merges-object", mod(tokjson_spm, lambda j: j["model"].update(merges={})), "model.merges")
     t("merge-three-pieces", mod(tokjson_spm, lambda j: j["model"]["merges"].append("a b c")), "model.merges")
     t("merge-number", mod(tokjson_spm, lambda j: j["model"]["merges"].append(7)), "model.merges")
-    t("merge-unknown-piece", mod(tokjson_spm, lambda j: j["model"]["merges"].append("qq rr")), "merge")
     t("added-not-array", mod(tokjson_spm, lambda j: j.update(added_tokens={"a": 1})), "added_tokens")
     t("added-empty-content", mod(tokjson_spm, lambda j: j["added_tokens"][0].update(content="")), "empty")
     t("added-content-number", mod(tokjson_spm, lambda j: j["added_tokens"][0].update(content=5)), "content")
@@ -864,6 +862,31 @@ def gen_tokjson():
     t("config-bos-unknown", spm, "bos_token", config={"bos_token": "<BOS>"})
     t("config-bos-number", spm, "bos_token", config={"bos_token": 1})
     t("config-add-bos-string", spm, "add_bos_token", config={"add_bos_token": "true"})
+
+
+def gen_jsonl():
+    """Evaluation datasets (salign eval): damaged files end the run with a message; bad lines are
+    reported and skipped (README, Evaluation), so a file of nothing but bad lines is an error too."""
+    d = os.path.join(OUT, "jsonl")
+
+    def j(name, data, expect):
+        p = os.path.join(d, name)
+        write(p, data)
+        case("jsonl-" + name, "eval", p, None, expect)
+    good = b'{"id": 1, "prompt": "Once upon a time"}\n{"id": 2, "question": "The cat"}\n'
+    gz = gzip_bytes(good)
+    j("ok-plain.jsonl", good, "")
+    j("ok-gzip.jsonl.gz", gz, "")
+    j("gz-truncated.jsonl.gz", gz[:len(gz) // 2], "ends early|truncated")
+    bad_crc = bytearray(gz)
+    bad_crc[-8] ^= 0xFF
+    j("gz-bad-crc.jsonl.gz", bytes(bad_crc), "damaged")
+    j("gz-garbage-after-header.jsonl.gz", gz[:10] + bytes(range(256)) * 4, "damaged|ends early")
+    j("empty.jsonl", b"", "no records")
+    j("binary.jsonl", bytes(range(256)) * 16, "no records")
+    j("deep-nesting.jsonl", b'{"prompt": ' + b"[" * 100000 + b"]" * 100000 + b"}\n", "no records")
+    j("all-bad-lines.jsonl", b'[1, 2]\n"str"\n{"id": 1}\n{"prompt": 5}\n{"prompt": ""}\n{"id": 1, "prompt": "\xff"}\n'
+      b'{"id": {"a": 1}, "prompt": "x"}\n', "no records")
 
 
 def gen_hf():
@@ -896,13 +919,16 @@ def gen_hf():
               "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": V, "max_position_embeddings": CTX,
               "tie_word_embeddings": False, "torch_dtype": "float32", "hidden_act": "silu"}
 
-    def h(name, st=None, cfg=None, tok=None, expect=""):
+    def h(name, st=None, cfg=None, tok=None, expect="", extra=None, files=None):
         p = os.path.join(d, name)
-        write(os.path.join(p, "model.safetensors"), st if st is not None else st_build())
+        if files is None:
+            write(os.path.join(p, "model.safetensors"), st if st is not None else st_build())
+        for fn, data in (files or {}).items():
+            write(os.path.join(p, fn), data)
         c = cfg if cfg is not None else config
         write(os.path.join(p, "config.json"), c if isinstance(c, bytes) else jdump(c))
         write(os.path.join(p, "tokenizer.json"), tok if tok is not None else jdump(tokjson_spm()))
-        case("hf-" + name, "hf", p, None, expect)
+        case("hf-" + name, "hf", p, extra, expect)
 
     def cfg(**kw):
         c = dict(config)
@@ -926,7 +952,7 @@ def gen_hf():
     h("st-hlen-huge", st=st_build(hlen=(1 << 64) - 1), expect="header")
     h("st-hlen-zero", st=st_build(hlen=0), expect="header|JSON")
     h("st-header-not-json", st=st_build(header_override=lambda hd: b"{not json"), expect="JSON")
-    h("st-header-array", st=st_build(header_override=lambda hd: b"[]"), expect="object")
+    h("st-header-array", st=st_build(header_override=lambda hd: b"[]"), expect="object|not a safetensors")
     h("st-dtype-unknown", st=st_build(header_override=hdr_mod(
         lambda hd: hd["model.norm.weight"].update(dtype="F31"))), expect="dtype")
     h("st-dtype-int", st=st_build(header_override=hdr_mod(
@@ -953,7 +979,7 @@ def gen_hf():
     h("st-nan-weights-q8_0", st=st_build(tensors=[(hf_name(n), list(reversed(ne)),
                                                      f32([float("nan")] * len(v)) if n == "blk.0.attn_q.weight"
                                                      else f32(v)) for n, ne, v in TENSORS]),
-      expect="nan")
+      expect="NaN", extra="--type q8_0")
     h("config-not-json", cfg=b'{"hidden_size": 32,', expect="config.json")
     h("config-missing-hidden", cfg=cfg(hidden_size=None), expect="hidden_size")
     h("config-hidden-string", cfg=cfg(hidden_size="32"), expect="hidden_size")
@@ -961,15 +987,158 @@ def gen_hf():
     h("config-heads-not-dividing", cfg=cfg(num_key_value_heads=3), expect="num_key_value_heads|n_head_kv")
     h("config-layers-huge", cfg=cfg(num_hidden_layers=1 << 40), expect="num_hidden_layers")
     h("config-vocab-mismatch", cfg=cfg(vocab_size=V + 7), expect="vocab")
+    # 2^24 tokens claimed by a 150 KB folder: refused before padding the vocabulary to that size
+    h("config-vocab-huge", cfg=cfg(vocab_size=1 << 24), expect="vocab_size")
     h("config-arch-unknown", cfg=cfg(architectures=["MambaForCausalLM"], model_type="mamba"), expect="mamba")
     h("tokenizer-bad-json", tok=b'{"model": ', expect="tokenizer.json")
+    # sharded weights: model.safetensors.index.json tnames the shard of every tensor
+    tnames = [hf_name(n) for n, _, _ in TENSORS]
+    half = len(tnames) // 2
+    shard_a = st_build(tensors=[(hf_name(n), list(reversed(ne)), f32(v)) for n, ne, v in TENSORS[:half]])
+    shard_b = st_build(tensors=[(hf_name(n), list(reversed(ne)), f32(v)) for n, ne, v in TENSORS[half:]])
+
+    def index(wm):
+        return jdump({"metadata": {"total_size": 0}, "weight_map": wm})
+    wm = {n: ("a.safetensors" if i < half else "b.safetensors") for i, n in enumerate(tnames)}
+    shards = {"a.safetensors": shard_a, "b.safetensors": shard_b}
+    h("ok-sharded", files=dict(shards, **{"model.safetensors.index.json": index(wm)}))
+    h("index-not-json", files=dict(shards, **{"model.safetensors.index.json": b'{"weight_map": {'}),
+      expect="index.json")
+    h("index-empty-map", files=dict(shards, **{"model.safetensors.index.json": index({})}), expect="weight_map")
+    h("index-path-traversal", files=dict(shards, **{"model.safetensors.index.json": index(
+        dict(wm, **{tnames[0]: "../../../../../../etc/passwd"}))}), expect="same directory")
+    h("index-absolute-path", files=dict(shards, **{"model.safetensors.index.json": index(
+        dict(wm, **{tnames[0]: "/etc/passwd"}))}), expect="same directory")
+    h("index-missing-shard", files=dict(shards, **{"model.safetensors.index.json": index(
+        dict(wm, **{tnames[0]: "c.safetensors"}))}), expect="c.safetensors")
+    h("index-wrong-shard", files=dict(shards, **{"model.safetensors.index.json": index(
+        dict(wm, **{tnames[0]: "b.safetensors"}))}), expect=tnames[0])
+    h("shard-duplicate-tensor", files={"a.safetensors": shard_a, "b.safetensors": st_build(
+        tensors=[(hf_name(n), list(reversed(ne)), f32(v)) for n, ne, v in TENSORS[half - 1:]]),
+        "model.safetensors.index.json": index(wm)}, expect=tnames[half - 1])
 
 
+# ---- libFuzzer seed corpora (gen.py --seeds DIR) -------------------------------------------------
+# The same formats, from an even smaller model (a few KiB per file: libFuzzer mutates small inputs
+# much faster), in the input layouts of tests/fuzz/fuzz_*.c.
+CFG_SEP = b"\0\0CFG\0\0"  # fuzz_tokjson / fuzz_safetensors: separates the files of one input
+
+
+def use_small_model():
+    global V_PIECES, TOKENS, V, E, L, H, HKV, F, CTX, HD, SCORES, TYPES, TENSORS
+    V_PIECES = ["\u2581", "\u2581a", "a", "b", "\u2581b", "ab", "\u2581ab"]
+    TOKENS = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in (0x0A, 0x20, 0x41, 0xC3, 0xE2, 0xFF)] + V_PIECES
+    V = len(TOKENS)
+    E, L, H, HKV, F, CTX = 8, 1, 2, 1, 16, 16
+    HD = E // H
+    SCORES = [0.0] * (V - len(V_PIECES)) + [-float(i) for i in range(len(V_PIECES))]
+    TYPES = [2, 3, 3] + [6] * (V - 3 - len(V_PIECES)) + [1] * len(V_PIECES)
+    TENSORS = llama_tensors()
+
+
+def gen_seeds(d):
+    use_small_model()
+
+    def w(target, name, data):
+        write(os.path.join(d, target, name), data)
+    w("gguf", "valid.gguf", gguf_build())
+    w("gguf", "tied.gguf", gguf_build(tensors=[t for t in gguf_tensors() if t[0] != "output.weight"]))
+    w("gguf", "q8_0-norm.gguf", gguf_build(tensors=[t if t[0] != "output_norm.weight" else
+                                                   [t[0], [32], 8, b"\0" * 34, None] for t in gguf_tensors()]))
+    w("gguf", "aligned-64.gguf", gguf_build(kvs=gguf_kvs() + [["general.alignment", G_U32, 64]], align=64))
+    w("gguf", "vocab-only.gguf", gguf_build(kvs=gguf_kvs(), tensors=[]))
+    w("salm", "valid.salm", salm_build())
+    w("salm", "tied.salm", salm_build(kvs=[kv if kv[0] != "hp.tied_output" else [kv[0], S_I32, 1] for kv in salm_kvs()],
+                                      tensors=salm_tensors(tied=True)))
+    tok = l2c_tokenizer()
+    for v in (0, 1, 2):
+        ck = l2c_header(v) + l2c_weights(v, 1)
+        w("llama2c", "v%d.input" % v, struct.pack("<I", len(ck)) + ck + tok)
+    ck = l2c_header(0, shared=0) + l2c_weights(0, 0)
+    w("llama2c", "v0-unshared.input", struct.pack("<I", len(ck)) + ck + tok)
+    w("llama2c", "tokenizer-only.input", struct.pack("<I", 0) + tok)
+    spm, bpe = jdump(tokjson_spm()), jdump(tokjson_bpe())
+    w("tokjson", "spm.json", spm)
+    w("tokjson", "bpe.json", bpe)
+    w("tokjson", "spm-config.json", spm + CFG_SEP + jdump({"bos_token": {"content": "<s>"}, "eos_token": "</s>",
+                                                           "add_bos_token": True, "chat_template": "{{ x }}"}))
+    w("tokjson", "bpe-config.json", bpe + CFG_SEP + jdump({"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>",
+                                                           "chat_template": [{"name": "default", "template": "t"}]}))
+    # safetensors: a bare file, or config.json SEP model.safetensors (an HF folder with a fixed tokenizer)
+    hdr, data = {"__metadata__": {"format": "pt"}}, b""
+    for n, shape, dt, b in [("a", [2, 3], "F32", f32(randf(6))), ("b", [4], "F16", b"\0" * 8),
+                            ("c", [], "BF16", b"\0\0"), ("d", [0, 5], "F32", b"")]:
+        hdr[n] = {"dtype": dt, "shape": shape, "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    hb = json.dumps(hdr).encode()
+    w("safetensors", "plain.safetensors", struct.pack("<Q", len(hb)) + hb + data)
+    hf = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+          "lm_head.weight": "output.weight"}
+    per = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+           "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
+           "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    inv = {v: k for k, v in hf.items()}
+    hdr, data = {}, b""
+    for n, ne, v in TENSORS:
+        if n in inv:
+            hn = inv[n]
+        else:
+            _, l, kind, _w = n.split(".")
+            hn = "model.layers.%s.%s.weight" % (l, [k for k, x in per.items() if x == kind][0])
+        b = f32(v)
+        hdr[hn] = {"dtype": "F32", "shape": list(reversed(ne)), "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    hb = json.dumps(hdr).encode()
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": E, "intermediate_size": F,
+              "num_attention_heads": H, "num_hidden_layers": L, "num_key_value_heads": HKV, "rms_norm_eps": 1e-5,
+              "rope_theta": 10000.0, "vocab_size": V, "max_position_embeddings": CTX, "tie_word_embeddings": False}
+    w("safetensors", "hf-folder.input", jdump(config) + CFG_SEP + struct.pack("<Q", len(hb)) + hb + data)
+    # not an input: the fixed tokenizer.json of fuzz_safetensors.c's HF folders
+    write(os.path.join(d, "..", "data", "hf-tokenizer.json"), spm)
+    # tokenizer: byte 0 picks the vocabulary and the flags, the rest is the text
+    texts = [b"Hello world", b"Once upon a time, there was a cat.", b"<|eot_id|><end_of_turn></s><s>[INST]",
+             b"\xff\xfe\xc3( \xe2\x82 \xed\xa0\x80 ok", "\u2581\u2581 caf\u00e9 \u65e5\u672c\u8a9e".encode(),
+             b"  \n\n\t 12345 1.5e-3 don't I'LL", "Ａ\U0001F600 e\u0301".encode()]
+    for i, t in enumerate(texts):
+        for sel in (0, 1, 2, 3, 4, 5, 6, 7):
+            w("tokenizer", "t%d-%d.txt" % (i, sel), bytes([sel * 32 + i]) + t)
+    # sentence: byte 0 is the mode and flags, the rest the text
+    stexts = [b"Hello there. How are you? Fine!", b"Dr. Smith went to Washington, D.C. in 2019. He said \"hi.\" Then left",
+              b"```\ncode. here.\n```\nDone. Next", b"e.g. this i.e. that... and \xe2\x80\x9dquoted.\xe2\x80\x9d Ok",
+              b"No terminator at all", b"\n\nPara one\n\nPara two.", b"J. K. Rowling wrote it. Mr. X agreed?!"]
+    for i, t in enumerate(stexts):
+        for sel in (0, 1, 2, 3):
+            w("sentence", "s%d-%d.txt" % (i, sel), bytes([sel]) + t)
+    # jsonl: dataset lines (and one gzip'ed file)
+    lines = [b'{"id": 1, "prompt": "Hi there"}', b'{"id": "a-2", "question": "What?", "extra": [1, 2]}',
+             b'{"instruction": "Do it", "input": "now"}', b'{"problem": "1+1", "answer": 2}',
+             b'{"id": 3, "mode": "none", "answer": "x", "stop": "eos"}', b'not json', b'{"id": {"x": 1}}',
+             b'{"prompt": ""}', b'[1, 2]', b'{"id": 1e400, "prompt": "\\ud800"}']
+    w("jsonl", "data.jsonl", b"\n".join(lines) + b"\n")
+    w("jsonl", "crlf.jsonl", b"\r\n".join(lines[:4]) + b"\r\n")
+    w("jsonl", "torn.jsonl", b"\n".join(lines[:3]) + b'\n{"id": 9, "pro')
+    w("jsonl", "data.jsonl.gz", gzip_bytes(b"\n".join(lines)))
+
+
+def gzip_bytes(data):
+    import gzip
+    import io
+    bio = io.BytesIO()
+    with gzip.GzipFile(fileobj=bio, mode="wb", mtime=0) as g:
+        g.write(data)
+    return bio.getvalue()
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--seeds":
+    gen_seeds(sys.argv[2])
+    print("seed corpora in %s" % sys.argv[2])
+    sys.exit(0)
 gen_gguf()
 gen_salm()
 gen_l2c()
 gen_tokjson()
 gen_hf()
+gen_jsonl()
 with open(os.path.join(OUT, "manifest.tsv"), "w", encoding="utf-8") as f:
     for row in MANIFEST:
         f.write("\t".join(row) + "\n")

@@ -83,7 +83,7 @@ out, models = sys.argv[1], sys.argv[2:]
 bw = {}
 for line in open(os.path.join(out, "membw.txt")):
     m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
-    if m: bw[int(m.group(1))] = float(m.group(2))
+    if m: bw[int(m.group(1))] = max(bw.get(int(m.group(1)), 0.0), float(m.group(2)))  # best page size
 print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roofline | llama.cpp % of roofline |")
 print("|---|---|---|---|---|---|---|---|")
 for q in models:

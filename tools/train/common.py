@@ -110,24 +110,23 @@ def split_sentences(text):
 # ---- the teacher ----------------------------------------------------------------------------------
 
 # Unkind or frightening words and phrases and their kind replacements (whole words, case kept for an
-# initial capital). Chosen from what stories260K actually writes (word counts over 300 sampled stories
-# are in tools/train/README.md). Phrases are applied before words.
+# initial capital). Chosen from what stories260K actually writes (tools/train/README.md has the table with
+# each entry's count in the training stories). Phrases are applied before words.
 PHRASES = [
     ("was not happy", "was happy"),
-    ("wasn't happy", "was happy"),
     ("not happy", "happy"),
 ]
 WORDS = [
-    ("sad", "happy"), ("sadly", "happily"), ("sadness", "joy"),
-    ("cried", "smiled"), ("cry", "smile"), ("crying", "smiling"), ("cries", "smiles"),
+    ("sad", "happy"),
+    ("cried", "smiled"), ("cry", "smile"), ("crying", "smiling"),
     ("angry", "calm"), ("mad", "calm"), ("upset", "glad"), ("grumpy", "cheerful"),
     ("scared", "brave"), ("afraid", "brave"), ("frightened", "brave"), ("scary", "friendly"),
     ("mean", "kind"), ("rude", "polite"), ("naughty", "good"), ("bad", "good"),
     ("hit", "hugged"), ("pushed", "hugged"), ("push", "hug"), ("kicked", "hugged"),
     ("hurt", "helped"),
-    ("shouted", "said"), ("yelled", "said"), ("screamed", "laughed"), ("scream", "laugh"),
+    ("shouted", "said"), ("screamed", "laughed"), ("scream", "laugh"),
     ("monster", "puppy"), ("dangerous", "safe"), ("lonely", "cheerful"), ("worried", "calm"),
-    ("frown", "smile"), ("frowned", "smiled"),
+    ("frowned", "smiled"),
 ]
 UNKIND = [w for w, _ in WORDS] + [p for p, _ in PHRASES]
 

@@ -40,11 +40,11 @@ def prepare(records, salign=None):
     ids_f = tokenize(fulls, salign=salign)
     bad = 0
     seqs = []
-    for p, f in zip(ids_p, ids_f):
+    for p, f, r in zip(ids_p, ids_f, records):
         if f[:len(p)] != p:  # the prompt's encoding must be a prefix of prompt + correction's
             bad += 1
             f = p + f[len(p):]
-        seqs.append((f + [EOS], len(p)))
+        seqs.append((f + [EOS], len(p), r["correction"] != r["last"]))
     stories = {}
     for r, s in zip(records, seqs):
         stories.setdefault(r["story"], []).append(s)
@@ -53,12 +53,12 @@ def prepare(records, salign=None):
         recs = stories[key]
         T = recs[-1][0]
         segs = []
-        for seq, n_p in recs:
+        for seq, n_p, changed in recs:
             lcp = 0
             while lcp < min(len(seq), len(T)) and seq[lcp] == T[lcp]:
                 lcp += 1
             lcp = min(lcp, n_p - 1)  # the segment starts at or before the last prompt token
-            segs.append((seq[lcp:], lcp, n_p - 1 - lcp))
+            segs.append((seq[lcp:], lcp, n_p - 1 - lcp, changed))
         trunk = T[:max(s[1] for s in segs)]
         out.append({"trunk": trunk, "segs": segs})
     return out, bad
@@ -81,7 +81,7 @@ def make_batch(stories, chunk=24):
         tgt = torch.full((N, Ls), -100, dtype=torch.long)
         story = torch.zeros(N, dtype=torch.long)
         lcp = torch.zeros(N, dtype=torch.long)
-        for j, (i, (ids, l, first)) in enumerate(part):
+        for j, (i, (ids, l, first, _)) in enumerate(part):
             seg[j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             # position k predicts ids[k + 1]; scored from the last prompt token on
             tgt[j, first:len(ids) - 1] = torch.tensor(ids[first + 1:], dtype=torch.long)
@@ -98,11 +98,21 @@ def packed_logits_targets(model, stories):
     return outs, tgts
 
 
-def batches(data, per_batch, rng):
+def subsample(story, keep, rng):
+    """The story with each record the teacher copies kept with probability `keep` (changed ones always)."""
+    if keep >= 1.0:
+        return story
+    segs = [g for g in story["segs"] if g[3] or rng.random() < keep]
+    if not segs:
+        segs = [story["segs"][rng.randrange(len(story["segs"]))]]
+    return {"trunk": story["trunk"][:max(g[1] for g in segs)], "segs": segs}
+
+
+def batches(data, per_batch, rng, keep=1.0):
     order = list(range(len(data)))
     rng.shuffle(order)
     for k in range(0, len(order) - per_batch + 1, per_batch):
-        yield [data[i] for i in order[k:k + per_batch]]
+        yield [subsample(data[i], keep, rng) for i in order[k:k + per_batch]]
 
 
 @torch.no_grad()
@@ -145,6 +155,8 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=384)
     ap.add_argument("--seq-len", type=int, default=1024)
+    ap.add_argument("--copy-keep", type=float, default=1.0,
+                    help="train on each record the teacher copies with this probability (changed ones always)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=400)
@@ -180,7 +192,7 @@ def main():
     step, epoch, t_train = 0, 0, time.time()
     run_loss = None
     while step < a.steps:
-        for b in batches(train, a.stories_per_batch, rng):
+        for b in batches(train, a.stories_per_batch, rng, a.copy_keep):
             if step >= a.steps:
                 break
             for g in opt.param_groups:
