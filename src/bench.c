@@ -177,7 +177,7 @@ int sa_cmd_bench(int argc, char **argv) {
             if (parse_list(a, v, 1, 64, &r) || r.n != 1) return sa_err("%s: expected one count in [1, 64]", a), usage_error();
             reps = r.v[0];
             i++;
-        } else if (!strcmp(a, "--json") || !strcmp(a, "-o") ) {
+        } else if (!strcmp(a, "--json") || !strcmp(a, "-o")) {
             if (!strcmp(a, "-o")) {
                 if (!v || strcmp(v, "json")) return sa_err("-o: only 'json' is supported"), usage_error();
                 i++;
@@ -192,7 +192,7 @@ int sa_cmd_bench(int argc, char **argv) {
     }
     if (!n_models) return sa_err("-m: a model file is required"), usage_error();
 
-    Result *res = calloc((size_t)n_models * MAX_LIST * MAX_LIST * 2 * MAX_LIST, sizeof *res);
+    Result *res = calloc((size_t)n_models * th.n * nb.n * (pp.n + tg.n), sizeof *res);
     int n_res = 0, rc = 0;
     if (!res) return usage_error();
     if (!json) print_header();
