@@ -104,3 +104,11 @@ for q in models:
             ro = rl = "-"
         print(f"| {q.upper()} | {o['threads']} | {test} | {o['avg_ts']:.2f} ± {o['stddev_ts']:.2f} | {lt:.2f} ± {ls:.2f} | {o['avg_ts'] / lt:.2f}x | {ro} | {rl} |")
 EOF
+
+# Copy-speculative aligner decoding (Speculative issue): the 1B model as the aligner, its own greedy
+# output as the draft (copy case) and that output with every fifth token replaced (edit case).
+echo
+echo "## copy-speculative aligner decoding (bin/salign bench-spec, 1 thread)"
+for q in $MODELS; do
+    bin/salign bench-spec -m "$out/llama1b-$q.salm" -n 48 -r 3 -t 1 2>/dev/null || echo "bench-spec failed for $q"
+done
