@@ -39,6 +39,11 @@ static inline bool sa_add_ok(uint64_t a, uint64_t b, uint64_t *out) {
 /* Read a whole file into memory (NUL-terminated for convenience). Returns NULL + sa_err. */
 char *sa_read_file(const char *path, size_t *len);
 
+/* dir + "/" + name, malloc'd (NULL + sa_err on OOM). */
+char *sa_path_join(const char *dir, const char *name);
+/* Is path an existing regular file? */
+int sa_is_file(const char *path);
+
 /* Wall clock in milliseconds (monotonic). */
 double sa_time_ms(void);
 

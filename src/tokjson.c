@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
 #include "tokenizer.h"
 
 /* The two split patterns, exactly as the files spell them (JSON-decoded). */
@@ -59,35 +60,6 @@ static int resolve(const char *path, char **json, char **dir) {
         return -1;
     }
     return 0;
-}
-
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sa_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static cJSON *read_json(const char *path) {
-    size_t n;
-    char *data = sa_read_file(path, &n);
-    if (!data) return NULL;
-    cJSON *j = cJSON_ParseWithLength(data, n);
-    if (!j) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at && at >= data && at <= data + n ? (long)(at - data) : -1;
-        sa_err("%s: not valid JSON (near byte %ld)", path, off);
-    }
-    free(data);
-    return j;
 }
 
 /* ---- typed field access; every failure names the file and the field ---- */
@@ -456,7 +428,7 @@ static void template_specials(const cJSON *root, const char **first, const char 
 }
 
 static int load(const char *file, const char *cfg_file, SaTokSpec *spec) {
-    cJSON *root = read_json(file), *cfg = NULL;
+    cJSON *root = sa_json_read_object(file), *cfg = NULL;
     const cJSON **pre = NULL;
     int npre = 0;
     if (!root) return -1;
@@ -519,7 +491,7 @@ static int load(const char *file, const char *cfg_file, SaTokSpec *spec) {
     const char *bos = NULL, *eos = NULL, *pad = NULL, *unk = NULL, *first, *last;
     int add_bos = -1, add_eos = -1;
     if (cfg_file) {
-        if (!(cfg = read_json(cfg_file))) goto fail;
+        if (!(cfg = sa_json_read_object(cfg_file))) goto fail;
         if (!cJSON_IsObject(cfg)) {
             sa_err("%s: expected a JSON object", cfg_file);
             goto fail;
@@ -594,8 +566,8 @@ int sa_tok_spec_from_hf(const char *path, SaTokSpec *spec) {
     if (!path) return sa_err("tokenizer.json: bad arguments");
     char *json, *dir;
     if (resolve(path, &json, &dir)) return -1;
-    char *cfg = join(dir, "tokenizer_config.json");
-    int rc = cfg ? load(json, file_exists(cfg) ? cfg : NULL, spec) : -1;
+    char *cfg = sa_path_join(dir, "tokenizer_config.json");
+    int rc = cfg ? load(json, sa_is_file(cfg) ? cfg : NULL, spec) : -1;
     if (rc) {
         sa_tok_spec_free(spec);
         spec->bos_id = spec->eos_id = spec->unk_id = spec->pad_id = spec->eot_id = -1;
@@ -613,10 +585,10 @@ char *sa_hf_chat_template(const char *path) {
     }
     char *json, *dir, *out = NULL;
     if (resolve(path, &json, &dir)) return NULL;
-    char *cfg_file = join(dir, "tokenizer_config.json"), *jinja = join(dir, "chat_template.jinja");
+    char *cfg_file = sa_path_join(dir, "tokenizer_config.json"), *jinja = sa_path_join(dir, "chat_template.jinja");
     if (!cfg_file || !jinja) goto done;
-    if (file_exists(cfg_file)) {
-        cJSON *cfg = read_json(cfg_file);
+    if (sa_is_file(cfg_file)) {
+        cJSON *cfg = sa_json_read_object(cfg_file);
         if (!cfg) goto done;
         const cJSON *ct = get(cfg, "chat_template");
         if (cJSON_IsString(ct)) {
@@ -641,7 +613,7 @@ char *sa_hf_chat_template(const char *path) {
         cJSON_Delete(cfg);
         if (out) goto done;
     }
-    if (file_exists(jinja)) out = sa_read_file(jinja, NULL);
+    if (sa_is_file(jinja)) out = sa_read_file(jinja, NULL);
     else sa_err("%s: no chat_template (nor %s)", cfg_file, jinja);
 done:
     free(cfg_file);

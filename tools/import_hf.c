@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../src/json.h"
 #include "../src/common.h"
 #include "convert.h"
 #include "safetensors.h"
@@ -41,40 +42,6 @@ static void hf_files_free(void *p) {
     for (int i = 0; i < f->n_shards; i++) st_close(&f->shards[i]);
     free(f->shards);
     free(f);
-}
-
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sa_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-static int is_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static cJSON *read_json(const char *path) {
-    size_t n;
-    char *data = sa_read_file(path, &n);
-    if (!data) return NULL;
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(data, n, &end, 0);
-    if (!j) {
-        const char *at = cJSON_GetErrorPtr();
-        long off = at && at >= data && at <= data + n ? (long)(at - data) : -1;
-        sa_err("%s: not valid JSON (near byte %ld)", path, off);
-    } else if (!cJSON_IsObject(j)) {
-        sa_err("%s: expected a JSON object", path);
-        cJSON_Delete(j);
-        j = NULL;
-    }
-    free(data);
-    return j;
 }
 
 /* ---- typed access to config.json; every failure names the file and the field ---- */
@@ -353,14 +320,14 @@ static int plain_name(const char *s) {
 }
 
 static int open_weights(const char *dir, HfFiles *files, char **index_path) {
-    char *single = join(dir, "model.safetensors");
-    *index_path = join(dir, "model.safetensors.index.json");
+    char *single = sa_path_join(dir, "model.safetensors");
+    *index_path = sa_path_join(dir, "model.safetensors.index.json");
     if (!single || !*index_path) {
         free(single);
         return -1;
     }
     /* transformers looks for the single file first */
-    if (is_file(single)) {
+    if (sa_is_file(single)) {
         free(*index_path);
         *index_path = NULL;
         files->shards = sa_calloc(1, sizeof *files->shards);
@@ -375,9 +342,9 @@ static int open_weights(const char *dir, HfFiles *files, char **index_path) {
         return 0;
     }
     free(single);
-    if (!is_file(*index_path))
+    if (!sa_is_file(*index_path))
         return sa_err("%s: no model.safetensors or model.safetensors.index.json (only safetensors weights are read)", dir);
-    cJSON *idx = read_json(*index_path);
+    cJSON *idx = sa_json_read_object(*index_path);
     if (!idx) return -1;
     int rc = -1;
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
@@ -402,7 +369,7 @@ static int open_weights(const char *dir, HfFiles *files, char **index_path) {
             known = strcmp(p ? p + 1 : files->shards[i].path, e->valuestring) == 0;
         }
         if (known) continue;
-        char *path = join(dir, e->valuestring);
+        char *path = sa_path_join(dir, e->valuestring);
         if (!path) goto done;
         int r = st_open(&files->shards[files->n_shards], path);
         free(path);
@@ -572,10 +539,10 @@ int sa_tok_spec_pad(SaTokSpec *t, int n) {
 
 /* Does the directory have a chat template at all (so that failing to read one is an error)? */
 static int has_chat_template(const char *dir) {
-    char *jinja = join(dir, "chat_template.jinja"), *cfgp = join(dir, "tokenizer_config.json");
-    int has = jinja && is_file(jinja);
-    if (!has && cfgp && is_file(cfgp)) {
-        cJSON *cfg = read_json(cfgp);
+    char *jinja = sa_path_join(dir, "chat_template.jinja"), *cfgp = sa_path_join(dir, "tokenizer_config.json");
+    int has = jinja && sa_is_file(jinja);
+    if (!has && cfgp && sa_is_file(cfgp)) {
+        cJSON *cfg = sa_json_read_object(cfgp);
         has = cfg && field(cfg, "chat_template") != NULL;
         cJSON_Delete(cfg);
         if (!cfg) has = 1; /* unreadable: let the reader report it */
@@ -594,14 +561,14 @@ int sa_import_hf(const char *dir, SaConvSource *src) {
     src->owner = files;
     src->owner_free = hf_files_free;
 
-    char *cfg_path = join(dir, "config.json"), *index_path = NULL;
+    char *cfg_path = sa_path_join(dir, "config.json"), *index_path = NULL;
     if (!cfg_path) goto fail;
-    if (!is_file(cfg_path)) {
+    if (!sa_is_file(cfg_path)) {
         sa_err("%s: missing (an HF model directory needs config.json)", cfg_path);
         free(cfg_path);
         goto fail;
     }
-    cJSON *root = read_json(cfg_path);
+    cJSON *root = sa_json_read_object(cfg_path);
     if (!root) {
         free(cfg_path);
         goto fail;
@@ -659,9 +626,9 @@ cfg_done:
     free(cfg_path);
 
     /* tokenizer and chat template */
-    char *tj = join(dir, "tokenizer.json");
+    char *tj = sa_path_join(dir, "tokenizer.json");
     if (!tj) goto fail;
-    if (!is_file(tj)) {
+    if (!sa_is_file(tj)) {
         sa_err("%s: missing (the vocabulary is read from tokenizer.json)", tj);
         free(tj);
         goto fail;

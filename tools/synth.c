@@ -244,21 +244,6 @@ void sa_synth_free(SaSynth *s) {
     free(s);
 }
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = sa_malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
 SaSynth *sa_synth_new(const SaSynthSpec *sp) {
     if ((unsigned)sp->arch >= SYN_ARCH_COUNT) {
         sa_err("--arch: unknown architecture");
@@ -313,9 +298,9 @@ SaSynth *sa_synth_new(const SaSynthSpec *sp) {
         goto fail;
     }
     if (sp->vocab && sa_tok_spec_pad(&s->tok, sp->vocab)) goto fail;
-    char *cfg = join(s->tok_dir, "tokenizer_config.json"), *jinja = join(s->tok_dir, "chat_template.jinja");
+    char *cfg = sa_path_join(s->tok_dir, "tokenizer_config.json"), *jinja = sa_path_join(s->tok_dir, "chat_template.jinja");
     int want_ct = 0;
-    if (cfg && file_exists(cfg)) {
+    if (cfg && sa_is_file(cfg)) {
         size_t n;
         char *txt = sa_read_file(cfg, &n);
         cJSON *j = txt ? cJSON_ParseWithLength(txt, n) : NULL;
@@ -324,7 +309,7 @@ SaSynth *sa_synth_new(const SaSynthSpec *sp) {
         cJSON_Delete(j);
         free(txt);
     }
-    want_ct |= jinja && file_exists(jinja);
+    want_ct |= jinja && sa_is_file(jinja);
     free(cfg);
     free(jinja);
     if (want_ct && !(s->chat_template = sa_hf_chat_template(s->tok_dir))) goto fail;
@@ -497,16 +482,16 @@ int sa_synth_write_hf(const SaSynth *s, const char *dir) {
     char *p = NULL, *from = NULL;
     char *cfg = config_json(s);
     if (!cfg) return -1;
-    if (!(p = join(dir, "config.json")) || write_text(p, cfg)) goto done;
+    if (!(p = sa_path_join(dir, "config.json")) || write_text(p, cfg)) goto done;
     /* the tokenizer files, unchanged */
     static const char *tok_files[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"};
     for (size_t i = 0; i < SA_ARRAY_LEN(tok_files); i++) {
         free(p);
         free(from);
-        p = join(dir, tok_files[i]);
-        from = join(s->tok_dir, tok_files[i]);
+        p = sa_path_join(dir, tok_files[i]);
+        from = sa_path_join(s->tok_dir, tok_files[i]);
         if (!p || !from) goto done;
-        if (file_exists(from) && copy_file(from, p)) goto done;
+        if (sa_is_file(from) && copy_file(from, p)) goto done;
     }
     /* The tensors in HF order, split into shards of about equal size. */
     int *idx = sa_malloc(((size_t)s->n_t + 1) * sizeof *idx);
@@ -541,14 +526,14 @@ int sa_synth_write_hf(const SaSynth *s, const char *dir) {
         else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, ns);
         for (int i = 0; i < n && wm; i++) cJSON_AddStringToObject(wm, s->t[idx[i]].hf, name);
         free(p);
-        if (!(p = join(dir, name)) || write_safetensors(s, p, idx, n)) bad = 1;
+        if (!(p = sa_path_join(dir, name)) || write_safetensors(s, p, idx, n)) bad = 1;
     }
     free(idx);
     free(shard_of);
     if (!bad && index) {
         char *txt = cJSON_Print(index);
         free(p);
-        p = join(dir, "model.safetensors.index.json");
+        p = sa_path_join(dir, "model.safetensors.index.json");
         if (!txt || !p || write_text(p, txt)) bad = 1;
         free(txt);
     }
@@ -556,7 +541,7 @@ int sa_synth_write_hf(const SaSynth *s, const char *dir) {
     if (!bad) {
         /* a stale single-file checkpoint would be read instead of the new shards */
         free(p);
-        if ((p = join(dir, ns > 1 ? "model.safetensors" : "model.safetensors.index.json"))) unlink(p);
+        if ((p = sa_path_join(dir, ns > 1 ? "model.safetensors" : "model.safetensors.index.json"))) unlink(p);
         rc = 0;
     }
 done:
