@@ -54,14 +54,15 @@ run_case() {
     r_b=$root/$1 r_kind=$3 r_path=$4 r_extra=$5
     [ "$r_extra" = "-" ] && r_extra=""
     rm -f "$tmp"/out.salm* "$tmp"/out.jsonl* "$tmp/err" "$tmp/out"
+    # stdin: /dev/null (tok: its text), never the manifest the caller is reading
     case $r_kind in
     q | hf) (cd "$corpus" && timeout 120 "$r_b/salign-quantize" "$r_path" "$tmp/out.salm" --type f32 -q $r_extra) \
-        >"$tmp/out" 2>"$tmp/err" ;;
-    info) (cd "$corpus" && timeout 120 "$r_b/salign" info "$r_path" $r_extra) >"$tmp/out" 2>"$tmp/err" ;;
+        </dev/null >"$tmp/out" 2>"$tmp/err" ;;
+    info) (cd "$corpus" && timeout 120 "$r_b/salign" info "$r_path" $r_extra) </dev/null >"$tmp/out" 2>"$tmp/err" ;;
     gen) (cd "$corpus" && timeout 120 "$r_b/salign" generate -m "$r_path" -p "the cat" -n 8 --temp 0 -t 2 $r_extra) \
-        >"$tmp/out" 2>"$tmp/err" ;;
+        </dev/null >"$tmp/out" 2>"$tmp/err" ;;
     eval) (cd "$corpus" && timeout 120 "$r_b/salign" eval --upstream "$root/weights/stories260K.salm" --in "$r_path" \
-        --out "$tmp/out.jsonl" --max-tokens 4 --temp 0 -t 2 $r_extra) >"$tmp/out" 2>"$tmp/err" ;;
+        --out "$tmp/out.jsonl" --max-tokens 4 --temp 0 -t 2 $r_extra) </dev/null >"$tmp/out" 2>"$tmp/err" ;;
     tok) (cd "$corpus" && printf 'the cat sat on the mat' | timeout 120 "$r_b/salign" tokenize --tokenizer "$r_path" $r_extra) \
         >"$tmp/out" 2>"$tmp/err" ;;
     esac
