@@ -67,7 +67,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     m->tok = sa_tok_new(&spec);
     sa_tok_spec_free(&spec);
     if (!m->tok) {
-        sa_err_prefix("%s: tokenizer: ", path);
+        sa_err_prefix("%s: ", path); /* sa_tok_new says "tokenizer: ..." itself */
         goto fail;
     }
     const char *ct = salm_get_str(&m->file, "chat_template");
