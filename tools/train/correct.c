@@ -12,6 +12,7 @@
 
 #include "aligner.h"
 #include "chat.h"
+#include "../../simd/kernels.h"
 #include "common.h"
 #include "context.h"
 #include "matmul.h"
@@ -26,6 +27,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: correct ALIGNER.salm < records.jsonl\n");
         return 2;
     }
+    sa_kernels_init();
     sa_set_threads(1);
     SaModel m;
     SaLoadOpts lo = {0};

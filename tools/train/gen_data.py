@@ -9,11 +9,14 @@
    checked by check_splitter.py) and each sentence becomes a Stream Aligner record {question, prefix, last,
    correction}: prefix = the already-corrected sentences joined with " ", correction = the teacher's.
    -> OUT/records-{train,test}.jsonl, plus OUT/records-test-repeats.jsonl (see 3).
-3. Repeats: stories260K at temperature 0.8 repeats a sentence verbatim in only ~0.3% of sentences, too few to learn
-   the delete rule from. Half of the training stories (seeded) therefore get one or two sentences copied from
-   earlier in the same story inserted later (an upstream loop, as greedy decoding makes); the records are built
-   from that sentence list the same way. records-test-repeats.jsonl does the same to the test stories, to measure
-   deletions on held-out openings; records-test.jsonl is the natural held-out data.
+3. Augmentation of the training stories (the upstream's side; the records are then built from the changed
+   sentence list exactly as in 2): (a) unkind words: stories260K writes a table word in ~8% of its sentences, and
+   most entries are rare; a sentence holding a word the teacher produces (happy, said, smiled, ...) has it replaced,
+   with probability 0.5, by one of the unkind words the teacher maps back to it (with_unkind); (b) repeats:
+   stories260K at temperature 0.8 repeats a sentence verbatim in only ~0.3% of sentences, too few to learn the
+   delete rule from, so every training story gets one (60%) or two copies of a recent sentence inserted later (an
+   upstream loop, as greedy decoding makes; with_repeats). records-test.jsonl is the natural held-out data (the main
+   metric); records-test-repeats.jsonl gets (b) only, to measure deletions on held-out openings.
 
 Deterministic: the openings, the seeds and the augmentation RNG are fixed, salign's sampler is seeded and runs on
 one thread.
@@ -23,12 +26,13 @@ import concurrent.futures as cf
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, SALIGN, UPSTREAM, split_sentences, teacher  # noqa: E402
+from common import ROOT, SALIGN, UPSTREAM, WORDS, split_sentences, teacher  # noqa: E402
 from openings import openings  # noqa: E402
 
 N_TOKENS = 200
@@ -56,10 +60,35 @@ def records_from_sentences(question, sentences):
     return out
 
 
+# kind word -> the unkind words the teacher maps to it (the table read backwards)
+REVERSE = {}
+for _unkind, _kind in WORDS:
+    REVERSE.setdefault(_kind, []).append(_unkind)
+_REVERSE_RE = re.compile(r"\b(" + "|".join(sorted(REVERSE, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+UNKIND_P = 0.5
+
+
+def with_unkind(sentences, rng):
+    """Each sentence with a word the teacher produces (happy, smiled, brave, calm, said, ...) gets, with probability
+    UNKIND_P, one such word replaced by one of the unkind words the teacher maps to it (sad, cried, scared, angry,
+    shouted, ...), chosen uniformly - so rare table entries are seen often."""
+    out = []
+    for s in sentences:
+        ms = list(_REVERSE_RE.finditer(s))
+        if ms and rng.random() < UNKIND_P:
+            m = ms[rng.randrange(len(ms))]
+            w = rng.choice(REVERSE[m.group(0).lower()])
+            if m.group(0)[0].isupper():
+                w = w[0].upper() + w[1:]
+            s = s[:m.start()] + w + s[m.end():]
+        out.append(s)
+    return out
+
+
 def with_repeats(sentences, rng):
     """The sentence list with one or two earlier sentences repeated later (an upstream loop)."""
     s = list(sentences)
-    for _ in range(1 if rng.random() < 0.7 else 2):
+    for _ in range(1 if rng.random() < 0.6 else 2):
         if len(s) < 2:
             break
         j = rng.randrange(1, len(s) + 1)          # insert before position j (j == len: at the end)
@@ -68,11 +97,17 @@ def with_repeats(sentences, rng):
     return s
 
 
-def stories(split, n_seeds, jobs, limit=None, salign=SALIGN):
+def stories(split, n_seeds, jobs, limit=None, salign=SALIGN, cached=None):
+    """Generate the split's stories (or take them from `cached`, a stories file of the same openings and seeds)."""
     ops = openings(split)
     if limit:
         ops = ops[:limit]
     work = [(o, story_seed(split, i, k)) for i, o in enumerate(ops) for k in range(n_seeds)]
+    if cached and os.path.exists(cached):
+        with open(cached) as f:
+            old = [json.loads(line) for line in f]
+        if [(r["question"], r["seed"]) for r in old] == work:
+            return old
     with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
         answers = list(ex.map(lambda w: generate(w[0], w[1], salign), work))
     return [{"question": o, "answer": a, "seed": s} for (o, s), a in zip(work, answers)]
@@ -85,17 +120,20 @@ def write_jsonl(path, rows):
     os.replace(path + ".tmp", path)
 
 
-def build(out, split, n_seeds, jobs, limit=None, salign=SALIGN):
-    st = stories(split, n_seeds, jobs, limit, salign)
-    write_jsonl(os.path.join(out, "stories-%s.jsonl" % split), st)
+def build(out, split, n_seeds, jobs, limit=None, salign=SALIGN, regenerate=False):
+    path = os.path.join(out, "stories-%s.jsonl" % split)
+    st = stories(split, n_seeds, jobs, limit, salign, cached=None if regenerate else path)
+    write_jsonl(path, st)
     rng = random.Random(20250110 if split == "train" else 20250111)
     natural, augmented = [], []
     for s in st:
         sents = split_sentences(s["answer"])
-        nat = records_from_sentences(s["question"], sents)
-        aug = records_from_sentences(s["question"], with_repeats(sents, rng)) if rng.random() < 0.5 else nat
-        natural.append(nat)
-        augmented.append(aug)
+        natural.append(records_from_sentences(s["question"], sents))
+        if split == "train":
+            sents = with_repeats(with_unkind(sents, rng), rng)
+        else:
+            sents = with_repeats(sents, rng)
+        augmented.append(records_from_sentences(s["question"], sents))
     if split == "train":
         write_jsonl(os.path.join(out, "records-train.jsonl"), [{"story": i, **r} for i, rs in enumerate(augmented) for r in rs])
     else:
@@ -125,12 +163,14 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="only the first N openings of each split (smoke test)")
     ap.add_argument("--splits", default="train,test", help="train,test (default) or one of them")
+    ap.add_argument("--regenerate", action="store_true",
+                    help="generate the stories again even when OUT already holds those of the same openings and seeds")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     splits = a.splits.split(",")
     for split, n in (("train", a.train_seeds), ("test", a.test_seeds)):
         if split in splits:
-            build(a.out, split, n, a.jobs, a.limit)
+            build(a.out, split, n, a.jobs, a.limit, regenerate=a.regenerate)
     names = (["records-train.jsonl"] if "train" in splits else []) + (
         ["records-test.jsonl", "records-test-repeats.jsonl"] if "test" in splits else [])
     for name in names:

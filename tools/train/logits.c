@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../../simd/kernels.h"
 #include "common.h"
 #include "context.h"
 #include "matmul.h"
@@ -17,6 +18,7 @@ int main(int argc, char **argv) {
     int32_t ids[4096];
     int n = 0;
     while (n < 4096 && scanf("%d", &ids[n]) == 1) n++;
+    sa_kernels_init();
     sa_set_threads(1);
     SaModel m;
     SaLoadOpts lo = {0};

@@ -189,7 +189,7 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.95))
     rng = random.Random(a.seed)
-    step, epoch, t_train = 0, 0, time.time()
+    step, epoch, t_train, c_train = 0, 0, time.time(), time.process_time()
     run_loss = None
     while step < a.steps:
         for b in batches(train, a.stories_per_batch, rng, a.copy_keep):
@@ -207,18 +207,20 @@ def main():
             step += 1
             run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
             if step % 50 == 0:
-                print("step %d epoch %d loss %.4f lr %.2e %.0f s" % (step, epoch, run_loss, opt.param_groups[0]["lr"],
-                                                                     time.time() - t_train), flush=True)
+                print("step %d epoch %d loss %.4f lr %.2e %.0f s (cpu %.0f s)" % (
+                    step, epoch, run_loss, opt.param_groups[0]["lr"], time.time() - t_train,
+                    time.process_time() - c_train), flush=True)
             if step % a.eval_every == 0 or step == a.steps:
                 vl, ex = evaluate(model, test)
                 print("eval step %d: loss %.4f, exact %.1f%% (%.0f s)" % (step, vl, 100 * ex, time.time() - t_train),
                       flush=True)
         epoch += 1
-    secs = time.time() - t_train
+    secs, cpu = time.time() - t_train, time.process_time() - c_train
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     torch.save({"config": c.as_dict(), "model": model.state_dict(), "args": vars(a), "train_seconds": secs,
-                "steps": step, "epochs": epoch}, a.out)
-    print("trained %d steps (%d epochs started) in %.0f s; saved %s" % (step, epoch, secs, a.out), flush=True)
+                "train_cpu_seconds": cpu, "steps": step, "epochs": epoch}, a.out)
+    print("trained %d steps (%d epochs started) in %.0f s wall, %.0f s cpu; saved %s" % (step, epoch, secs, cpu, a.out),
+          flush=True)
 
 
 if __name__ == "__main__":
