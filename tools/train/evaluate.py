@@ -120,7 +120,7 @@ def table(aligner, n_open, tmp):
     rows = {}
     for r in load_jsonl(out):
         m = rows.setdefault(r["mode"], {"n": 0, "sent": 0, "unkind": 0, "rep": 0, "first": 0.0, "total": 0.0,
-                                        "errors": 0})
+                                        "errors": 0, "visible": 0})
         if "error" in r:
             m["errors"] += 1
             continue
@@ -129,7 +129,9 @@ def table(aligner, n_open, tmp):
         m["sent"] += n
         m["unkind"] += u
         m["rep"] += rp
-        m["first"] += r["first_visible_ms"]
+        if r["first_visible_ms"] >= 0:  # -1: the answer is empty, nothing ever became visible
+            m["visible"] += 1
+            m["first"] += r["first_visible_ms"]
         m["total"] += r["total_ms"]
     return rows, cmd, secs, inp, out
 
@@ -192,9 +194,11 @@ def main():
         if not m or not m["n"]:
             L.append("| %s | 0 | | | | | |" % mode)
             continue
-        L.append("| %s | %d%s | %d | %s | %s | %.1f | %.1f |" % (
+        L.append("| %s | %d%s | %d | %s | %s | %s | %.1f |" % (
             mode, m["n"], " (%d errors)" % m["errors"] if m["errors"] else "", m["sent"], pct(m["unkind"], m["sent"]),
-            pct(m["rep"], m["sent"]), m["first"] / m["n"], m["total"] / m["n"]))
+            pct(m["rep"], m["sent"]), ("%.1f" % (m["first"] / m["visible"]) if m["visible"] else "n/a") + (
+                " (%d empty answers)" % (m["n"] - m["visible"]) if m["visible"] < m["n"] else ""),
+            m["total"] / m["n"]))
     nm, sm = rows.get("none"), rows.get("stream")
     if nm and sm and nm["unkind"] and sm["sent"]:
         kept = (sm["unkind"] / sm["sent"]) / (nm["unkind"] / nm["sent"])
