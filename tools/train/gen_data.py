@@ -85,10 +85,14 @@ def with_unkind(sentences, rng):
     return out
 
 
-def with_repeats(sentences, rng):
-    """The sentence list with one or two earlier sentences repeated later (an upstream loop)."""
+TEST_REPEATS = (1, 2)  # records-test-repeats: one (60%) or two (40%) repeated sentences per story
+
+
+def with_repeats(sentences, rng, counts=TEST_REPEATS):
+    """The sentence list with counts[0] (60%) or counts[1] (40%) earlier sentences repeated later (an upstream
+    loop)."""
     s = list(sentences)
-    for _ in range(1 if rng.random() < 0.6 else 2):
+    for _ in range(counts[0] if rng.random() < 0.6 else counts[1]):
         if len(s) < 2:
             break
         j = rng.randrange(1, len(s) + 1)          # insert before position j (j == len: at the end)
@@ -120,7 +124,7 @@ def write_jsonl(path, rows):
     os.replace(path + ".tmp", path)
 
 
-def build(out, split, n_seeds, jobs, limit=None, salign=SALIGN, regenerate=False):
+def build(out, split, n_seeds, jobs, limit=None, salign=SALIGN, regenerate=False, repeats=TEST_REPEATS):
     path = os.path.join(out, "stories-%s.jsonl" % split)
     st = stories(split, n_seeds, jobs, limit, salign, cached=None if regenerate else path)
     write_jsonl(path, st)
@@ -130,7 +134,7 @@ def build(out, split, n_seeds, jobs, limit=None, salign=SALIGN, regenerate=False
         sents = split_sentences(s["answer"])
         natural.append(records_from_sentences(s["question"], sents))
         if split == "train":
-            sents = with_repeats(with_unkind(sents, rng), rng)
+            sents = with_repeats(with_unkind(sents, rng), rng, repeats)
         else:
             sents = with_repeats(sents, rng)
         augmented.append(records_from_sentences(s["question"], sents))
@@ -161,6 +165,8 @@ def main():
     ap.add_argument("--train-seeds", type=int, default=2)
     ap.add_argument("--test-seeds", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--repeats", default="%d,%d" % TEST_REPEATS,
+                    help="repeated sentences injected per training story: A,B = A (60%%) or B (40%%)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N openings of each split (smoke test)")
     ap.add_argument("--splits", default="train,test", help="train,test (default) or one of them")
     ap.add_argument("--regenerate", action="store_true",
@@ -170,7 +176,8 @@ def main():
     splits = a.splits.split(",")
     for split, n in (("train", a.train_seeds), ("test", a.test_seeds)):
         if split in splits:
-            build(a.out, split, n, a.jobs, a.limit, regenerate=a.regenerate)
+            build(a.out, split, n, a.jobs, a.limit, regenerate=a.regenerate,
+                  repeats=tuple(int(x) for x in a.repeats.split(",")))
     names = (["records-train.jsonl"] if "train" in splits else []) + (
         ["records-test.jsonl", "records-test-repeats.jsonl"] if "test" in splits else [])
     for name in names:
