@@ -50,7 +50,18 @@ static inline float penalized(const SaSampler *s, const float *logits, int i) {
     return logits[i] - s->p.freq_penalty * (float)s->counts[i];
 }
 
+/* A NaN or +Inf logit means the forward pass broke (bad weights, overflow): sampling around it would
+ * be a silent wrong answer, so it is an error even when other logits are finite. -Inf is allowed
+ * (a token masked out). Returns 0, or -1 with the error set. */
+static int check_logits(const SaSampler *s, const float *logits) {
+    int bad = 0;
+    for (int i = 0; i < s->n_vocab; i++) bad += isnan(logits[i]) || logits[i] == INFINITY;
+    if (bad) return sa_err("the model produced %d NaN/Inf logit(s) of %d: refusing to sample", bad, s->n_vocab);
+    return 0;
+}
+
 static int argmax(const SaSampler *s, const float *logits) {
+    if (check_logits(s, logits)) return -1;
     int best = -1;
     float bv = -INFINITY;
     for (int i = 0; i < s->n_vocab; i++) {
@@ -60,7 +71,7 @@ static int argmax(const SaSampler *s, const float *logits) {
             bv = v;
         }
     }
-    if (best < 0) sa_err("the model produced no finite logits (NaN/Inf): refusing to sample");
+    if (best < 0) sa_err("the model produced no finite logits: refusing to sample");
     return best;
 }
 
@@ -107,6 +118,7 @@ static int select_top_k(int32_t *idx, int n, int k, const float *p) {
  * probabilities (indexed by token id). Returns n, or -1. */
 static int candidates(SaSampler *s, const float *logits) {
     const int V = s->n_vocab;
+    if (check_logits(s, logits)) return -1;
     int n = 0;
     float mx = -INFINITY;
     for (int i = 0; i < V; i++) {
@@ -115,7 +127,7 @@ static int candidates(SaSampler *s, const float *logits) {
         s->idx[n++] = i;
         if (v > mx) mx = v;
     }
-    if (n == 0) return sa_err("the model produced no finite logits (NaN/Inf): refusing to sample");
+    if (n == 0) return sa_err("the model produced no finite logits: refusing to sample");
     double sum = 0;
     for (int j = 0; j < n; j++) {
         const int i = s->idx[j];

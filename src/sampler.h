@@ -29,8 +29,8 @@ void sa_sampler_free(SaSampler *s);
 void sa_sampler_reset(SaSampler *s);
 /* Record that token id was generated (for the frequency penalty). */
 void sa_sampler_accept(SaSampler *s, int id);
-/* Sample a token. Non-finite logits are never chosen; returns -1 + sa_err if every logit is
- * non-finite (the model produced NaN/Inf). */
+/* Sample a token. Returns -1 + sa_err if any logit is NaN or +Inf (a broken forward pass) or
+ * every logit is -Inf; -Inf logits (masked tokens) are never chosen. */
 int sa_sample(SaSampler *s, const float *logits);
 /* The final distribution sa_sample would draw from (penalty, temperature, top-k, top-p applied),
  * written densely into probs[n_vocab]; greedy gives a one-hot vector. Used by speculative

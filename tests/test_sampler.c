@@ -20,18 +20,27 @@ TEST(sampler_greedy_and_penalty) {
     sa_sampler_free(&s);
 }
 
-TEST(sampler_nan_never_sampled) {
-    float logits[4] = {NAN, 1.0f, INFINITY, 0.5f};
-    SaSampler s;
-    SaSamplerParams p = {.temp = 0.7f, .top_k = 40, .top_p = 0.95f, .seed = 3};
-    sa_sampler_init(&s, &p, 4);
-    for (int i = 0; i < 200; i++) {
-        int t = sa_sample(&s, logits);
-        CHECK(t == 1 || t == 3);
+/* One NaN or +Inf logit is a broken forward pass: an error, never a token sampled around it
+ * (greedy and sampled); -Inf masks a token and is never sampled. */
+TEST(sampler_nan_is_an_error) {
+    for (int greedy = 0; greedy < 2; greedy++) {
+        SaSampler s;
+        SaSamplerParams p = {.temp = greedy ? 0.0f : 0.7f, .top_k = 40, .top_p = 0.95f, .seed = 3};
+        sa_sampler_init(&s, &p, 4);
+        float one_nan[4] = {NAN, 1.0f, 0.2f, 0.5f};
+        CHECK(sa_sample(&s, one_nan) == -1);
+        CHECK(strstr(sa_errmsg(), "NaN") != NULL);
+        float one_inf[4] = {0.1f, 1.0f, INFINITY, 0.5f};
+        CHECK(sa_sample(&s, one_inf) == -1);
+        float masked[4] = {-INFINITY, 1.0f, -INFINITY, 0.5f};
+        for (int i = 0; i < 200; i++) {
+            int t = sa_sample(&s, masked);
+            CHECK(t == 1 || t == 3);
+        }
+        float all_masked[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        CHECK(sa_sample(&s, all_masked) == -1);
+        sa_sampler_free(&s);
     }
-    float all_bad[4] = {NAN, NAN, INFINITY, -INFINITY};
-    CHECK(sa_sample(&s, all_bad) == -1);
-    sa_sampler_free(&s);
 }
 
 /* Empirical frequencies match the analytic distribution after temperature, top-k and top-p. */
