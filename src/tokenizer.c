@@ -744,17 +744,58 @@ typedef struct {
     uint32_t off, n;
 } Node;
 
+/* ---- the merge queue both BPE loops use -------------------------------------------------------
+ * A queued merge: a key (higher first) and the position of its left symbol (leftmost first on equal
+ * keys: SentencePiece, llama.cpp and HF all break ties this way), plus two ints the merge loop uses
+ * to recognise stale entries. SentencePiece loop: key = the merged piece's score (or -rank), a = the
+ * right symbol, b = the merged byte length. Byte-level loop: key = -rank, a and b = the pair's ids
+ * when it was queued. -rank is exact in a float: ranks are below 2^24 (see build_merges). */
 typedef struct {
-    float score;
-    int left, right;
-    uint32_t size; /* byte length of the merged piece; detects stale entries */
-} Bigram;
+    float key;
+    int32_t pos, a, b;
+} MergeCand;
 
-/* Max-heap order: higher score first; equal scores: leftmost pair first (llama.cpp and
- * SentencePiece both break ties this way). */
-static int bigram_before(const Bigram *a, const Bigram *b) {
-    if (a->score != b->score) return a->score > b->score;
-    return a->left < b->left;
+typedef struct {
+    MergeCand *v;
+    int n, cap;
+} MergeHeap;
+
+static int cand_before(const MergeCand *x, const MergeCand *y) {
+    return x->key != y->key ? x->key > y->key : x->pos < y->pos;
+}
+
+static int mheap_push(MergeHeap *h, MergeCand c) {
+    if (h->n == h->cap) {
+        int nc = h->cap ? h->cap * 2 : 64;
+        MergeCand *p = sa_realloc(h->v, (size_t)nc * sizeof *p);
+        if (!p) return -1;
+        h->v = p;
+        h->cap = nc;
+    }
+    int i = h->n++;
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!cand_before(&c, &h->v[parent])) break;
+        h->v[i] = h->v[parent];
+        i = parent;
+    }
+    h->v[i] = c;
+    return 0;
+}
+
+static MergeCand mheap_pop(MergeHeap *h) {
+    MergeCand top = h->v[0], last = h->v[--h->n];
+    int n = h->n, i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && cand_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!cand_before(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (n > 0) h->v[i] = last;
+    return top;
 }
 
 typedef struct {
@@ -763,44 +804,8 @@ typedef struct {
     Sym *sym;
     Node *node;
     int n_node;
-    Bigram *heap;
-    int n_heap, cap_heap;
+    MergeHeap heap;
 } SpmState;
-
-static int heap_push(SpmState *st, Bigram b) {
-    if (st->n_heap == st->cap_heap) {
-        int nc = st->cap_heap ? st->cap_heap * 2 : 64;
-        Bigram *p = sa_realloc(st->heap, (size_t)nc * sizeof *p);
-        if (!p) return -1;
-        st->heap = p;
-        st->cap_heap = nc;
-    }
-    int i = st->n_heap++;
-    while (i > 0) {
-        int parent = (i - 1) / 2;
-        if (!bigram_before(&b, &st->heap[parent])) break;
-        st->heap[i] = st->heap[parent];
-        i = parent;
-    }
-    st->heap[i] = b;
-    return 0;
-}
-
-static Bigram heap_pop(SpmState *st) {
-    Bigram top = st->heap[0];
-    Bigram last = st->heap[--st->n_heap];
-    int n = st->n_heap, i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && bigram_before(&st->heap[c + 1], &st->heap[c])) c++;
-        if (!bigram_before(&st->heap[c], &last)) break;
-        st->heap[i] = st->heap[c];
-        i = c;
-    }
-    if (n > 0) st->heap[i] = last;
-    return top;
-}
 
 /* Queue the pair (left, right) if their concatenation is a piece the merge loop may produce. */
 static int try_add_bigram(SpmState *st, int left, int right) {
@@ -825,7 +830,7 @@ static int try_add_bigram(SpmState *st, int left, int right) {
         score = t->spec.scores ? t->spec.scores[id] : 0.0f;
     }
     if (!mergeable(t->type[id])) return 0;
-    return heap_push(st, (Bigram){score, left, right, size});
+    return mheap_push(&st->heap, (MergeCand){score, left, right, (int32_t)size});
 }
 
 /* Bytes that formed no token: byte tokens, or UNK. */
@@ -873,24 +878,25 @@ static int spm_merge_segment(SpmState *st, uint32_t off0, uint32_t len, IdOut *o
         off += cl;
     }
     st->n_node = nsym;
-    st->n_heap = 0;
+    st->heap.n = 0;
     for (int i = 1; i < nsym; i++)
         if (try_add_bigram(st, i - 1, i) != 0) return -1;
 
     /* Repeatedly merge the best pair. Entries whose symbols changed since they were queued are
      * stale: a symbol only ever grows, so a size mismatch (or a consumed symbol) reveals them. */
-    while (st->n_heap > 0) {
-        Bigram b = heap_pop(st);
-        Sym *l = &st->sym[b.left], *r = &st->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) continue;
-        st->node[st->n_node] = (Node){l->node, r->node, l->off, b.size};
+    while (st->heap.n > 0) {
+        const MergeCand b = mheap_pop(&st->heap);
+        const uint32_t size = (uint32_t)b.b;
+        Sym *l = &st->sym[b.pos], *r = &st->sym[b.a];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != size) continue;
+        st->node[st->n_node] = (Node){l->node, r->node, l->off, size};
         l->node = st->n_node++;
-        l->n = b.size;
+        l->n = size;
         r->n = 0;
         l->next = r->next;
-        if (r->next >= 0) st->sym[r->next].prev = b.left;
-        if (try_add_bigram(st, l->prev, b.left) != 0) return -1;
-        if (try_add_bigram(st, b.left, l->next) != 0) return -1;
+        if (r->next >= 0) st->sym[r->next].prev = b.pos;
+        if (try_add_bigram(st, l->prev, b.pos) != 0) return -1;
+        if (try_add_bigram(st, b.pos, l->next) != 0) return -1;
     }
     for (int i = 0; i != -1; i = st->sym[i].next)
         if (emit_node(st, st->sym[i].node, out) != 0) return -1;
@@ -959,7 +965,7 @@ done:
     free(buf);
     free(st.sym);
     free(st.node);
-    free(st.heap);
+    free(st.heap.v);
     return rc;
 }
 
@@ -1124,67 +1130,20 @@ static int nfc_text(const char *s, uint32_t len, char **out, size_t *out_len) {
     return 0;
 }
 
-/* A queued merge: the pair starting at symbol pos, and the two ids it had then. */
-typedef struct {
-    int32_t rank;
-    uint32_t pos;
-    int32_t l, r;
-} BpeCand;
-
 typedef struct {
     int32_t *id, *prev, *next; /* symbols of the current pre-token; id -1 once merged away */
     uint32_t cap;
-    BpeCand *heap;
-    int n_heap, cap_heap;
+    MergeHeap heap;
     char *word; /* the pre-token spelled in byte stand-ins (for ignore_merges) */
     size_t cap_word;
 } BpeState;
-
-/* Lowest rank first; equal ranks (the same pair twice): leftmost first, as HF. */
-static int cand_before(const BpeCand *a, const BpeCand *b) {
-    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
-}
-
-static int bpe_push(BpeState *st, BpeCand c) {
-    if (st->n_heap == st->cap_heap) {
-        int nc = st->cap_heap ? st->cap_heap * 2 : 64;
-        BpeCand *p = sa_realloc(st->heap, (size_t)nc * sizeof *p);
-        if (!p) return -1;
-        st->heap = p;
-        st->cap_heap = nc;
-    }
-    int i = st->n_heap++;
-    while (i > 0) {
-        int parent = (i - 1) / 2;
-        if (!cand_before(&c, &st->heap[parent])) break;
-        st->heap[i] = st->heap[parent];
-        i = parent;
-    }
-    st->heap[i] = c;
-    return 0;
-}
-
-static BpeCand bpe_pop(BpeState *st) {
-    BpeCand top = st->heap[0], last = st->heap[--st->n_heap];
-    int n = st->n_heap, i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && cand_before(&st->heap[c + 1], &st->heap[c])) c++;
-        if (!cand_before(&st->heap[c], &last)) break;
-        st->heap[i] = st->heap[c];
-        i = c;
-    }
-    if (n > 0) st->heap[i] = last;
-    return top;
-}
 
 static int bpe_try_pair(const SaTokenizer *t, BpeState *st, int p) {
     if (p < 0 || st->next[p] < 0) return 0;
     int q = st->next[p];
     const MergeSlot *m = merge_find(t, st->id[p], st->id[q]);
     if (!m || !mergeable(t->type[m->res])) return 0;
-    return bpe_push(st, (BpeCand){m->rank, (uint32_t)p, st->id[p], st->id[q]});
+    return mheap_push(&st->heap, (MergeCand){-(float)m->rank, p, st->id[p], st->id[q]});
 }
 
 /* Encode one pre-token (bytes s[0..n)). */
@@ -1231,16 +1190,16 @@ static int bpe_piece(const SaTokenizer *t, BpeState *st, const char *s, uint32_t
         st->prev[i] = (int32_t)i - 1;
         st->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
-    st->n_heap = 0;
+    st->heap.n = 0;
     for (uint32_t i = 0; i + 1 < n; i++)
         if (bpe_try_pair(t, st, (int)i) != 0) return -1;
-    while (st->n_heap > 0) {
-        BpeCand c = bpe_pop(st);
-        int p = (int)c.pos, q = st->next[p];
+    while (st->heap.n > 0) {
+        const MergeCand c = mheap_pop(&st->heap);
+        int p = c.pos, q = st->next[p];
         /* Stale if either symbol changed since: a symbol's id changes exactly when it merges
          * (a merged piece is longer, so never the same id), and a symbol merged away has id -1. */
-        if (st->id[p] != c.l || q < 0 || st->id[q] != c.r) continue;
-        st->id[p] = merge_find(t, c.l, c.r)->res;
+        if (st->id[p] != c.a || q < 0 || st->id[q] != c.b) continue;
+        st->id[p] = merge_find(t, c.a, c.b)->res;
         st->id[q] = -1;
         st->next[p] = st->next[q];
         if (st->next[q] >= 0) st->prev[st->next[q]] = p;
@@ -1292,7 +1251,7 @@ done:
     free(st.id);
     free(st.prev);
     free(st.next);
-    free(st.heap);
+    free(st.heap.v);
     free(st.word);
     free(norm);
     return rc;
