@@ -1,7 +1,7 @@
 /* bench.c - `salign bench`: prompt-processing and generation speed, in llama-bench's terms.
  *
- *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap]
- *                [--json]
+ *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap|--hugepages]
+ *                [--kv-type f16|f32|q8_0] [--json]
  *
  * -p, -n, -t and -b take comma-separated lists; every combination is run. As in llama-bench:
  * "ppN" evaluates N random tokens from an empty cache as batches of -b tokens (t/s = N / time);
@@ -17,6 +17,7 @@
 #include "../simd/kernels.h"
 #include "common.h"
 #include "context.h"
+#include "engine_opts.h"
 #include "matmul.h"
 #include "model.h"
 
@@ -131,13 +132,17 @@ static void print_row(const Result *r) {
     fflush(stdout);
 }
 
+static SaDtype g_kv_type = SA_F16; /* --kv-type: the KV cache of every test */
+
 static void print_json(const Result *rs, int n) {
     printf("[\n");
     for (int i = 0; i < n; i++) {
         const Result *r = &rs[i];
         printf("  {\"model\": \"%s\", \"size\": %.0f, \"params\": %.0f, \"backend\": \"CPU\", \"isa\": \"%s\", "
-               "\"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, \"samples_ts\": [",
-               r->model, r->size, r->params, sa_k->name, r->threads, r->n_prompt, r->n_gen, r->mean, r->sd);
+               "\"type_kv\": \"%s\", \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"avg_ts\": %.4f, \"stddev_ts\": %.4f, "
+               "\"samples_ts\": [",
+               r->model, r->size, r->params, sa_k->name, sa_dtype_name(g_kv_type), r->threads, r->n_prompt, r->n_gen,
+               r->mean, r->sd);
         for (int s = 0; s < r->n_samples; s++) printf("%s%.4f", s ? ", " : "", r->samples[s]);
         printf("]}%s\n", i + 1 < n ? "," : "");
     }
@@ -151,8 +156,9 @@ static int usage_error(void) {
 
 int sa_cmd_bench(int argc, char **argv) {
     const char *models[MAX_MODELS];
-    int n_models = 0, reps = 3, json = 0, use_mmap = 0;
+    int n_models = 0, reps = 3, json = 0, load_mode = 0;
     IntList pp = {{512}, 1}, tg = {{128}, 1}, th = {{1, 2}, 2}, nb = {{512}, 1};
+    g_kv_type = SA_F16;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -184,9 +190,14 @@ int sa_cmd_bench(int argc, char **argv) {
             }
             json = 1;
         } else if (!strcmp(a, "--mmap")) {
-            use_mmap = 1;
+            load_mode = SA_LOAD_MMAP;
+        } else if (!strcmp(a, "--hugepages")) {
+            load_mode = SA_LOAD_HUGE;
+        } else if (!strcmp(a, "--kv-type")) {
+            int t0 = 0, c0 = 0, m0 = 0;
+            if (sa_runtime_flag(&t0, &c0, &m0, &g_kv_type, argc, argv, &i) < 0) return usage_error();
         } else {
-            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --mmap --json)", a);
+            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --hugepages --json)", a);
             return usage_error();
         }
     }
@@ -199,12 +210,13 @@ int sa_cmd_bench(int argc, char **argv) {
     for (int mi = 0; mi < n_models && !rc; mi++) {
         SaModel m;
         const double t0 = sa_time_ms();
-        SaLoadOpts lo = {.use_mmap = use_mmap};
+        SaLoadOpts lo = {.load_mode = load_mode};
         if (sa_model_load(&m, models[mi], &lo)) {
             rc = usage_error();
             break;
         }
-        fprintf(stderr, "salign bench: loaded %s in %.0f ms, kernels %s\n", models[mi], sa_time_ms() - t0, sa_k->name);
+        fprintf(stderr, "salign bench: loaded %s in %.0f ms, kernels %s, KV cache %s\n", models[mi], sa_time_ms() - t0,
+                sa_k->name, sa_dtype_name(g_kv_type));
         char name[64];
         double params, bytes;
         describe(&m, name, sizeof name, &params, &bytes);
@@ -222,6 +234,7 @@ int sa_cmd_bench(int argc, char **argv) {
                         cp.n_ctx = SA_MAX(n_prompt + n_gen, 16);
                         cp.n_batch = SA_MAX(1, SA_MIN(nb.v[bi], SA_MAX(n_prompt, 1)));
                         cp.n_logits = 1;
+                        cp.kv_type = g_kv_type;
                         SaCtx *c = sa_ctx_new(&m, &cp);
                         if (!c) {
                             rc = usage_error();

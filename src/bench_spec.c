@@ -38,11 +38,11 @@ static int timed(SaCtx *c, SaSampler *s, const SaModel *m, const int32_t *prompt
 
 int sa_cmd_bench_spec(int argc, char **argv) {
     const char *model = NULL, *prompt = "Please rewrite the following sentence so that it is kind and helpful:";
-    int n = 64, reps = 3, threads = 0, n_ctx = 0, use_mmap = 0, json = 0;
+    int n = 64, reps = 3, threads = 0, n_ctx = 0, load_mode = 0, json = 0;
     SaDtype kv = SA_F16;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
-        int r = sa_runtime_flag(&threads, &n_ctx, &use_mmap, &kv, argc, argv, &i);
+        int r = sa_runtime_flag(&threads, &n_ctx, &load_mode, &kv, argc, argv, &i);
         if (r < 0) return sa_die();
         if (r) continue;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -66,7 +66,7 @@ int sa_cmd_bench_spec(int argc, char **argv) {
     }
     if (threads > 0) sa_set_threads(threads);
     SaModel m;
-    if (sa_load_model_logged(model, use_mmap, &m)) return sa_die();
+    if (sa_load_model_logged(model, load_mode, &m)) return sa_die();
     int rc = 1;
     SaCtxParams cp;
     sa_ctx_default_params(&m, &cp);

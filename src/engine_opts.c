@@ -83,19 +83,22 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
     return 1;
 }
 
-int sa_runtime_flag(int *threads, int *n_ctx, int *use_mmap, SaDtype *kv_type, int argc, char **argv, int *i) {
+int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i) {
     const char *a = argv[*i], *v;
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (!(v = sa_flag_value(argc, argv, i)) || sa_flag_int(a, v, 1, 1024, threads)) return -1;
     } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
         if (!(v = sa_flag_value(argc, argv, i)) || sa_flag_int(a, v, 1, 1 << 22, n_ctx)) return -1;
     } else if (!strcmp(a, "--mmap")) {
-        *use_mmap = 1;
+        *load_mode = SA_LOAD_MMAP;
+    } else if (!strcmp(a, "--hugepages")) {
+        *load_mode = SA_LOAD_HUGE;
     } else if (!strcmp(a, "--kv-type")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         if (!strcmp(v, "f16")) *kv_type = SA_F16;
         else if (!strcmp(v, "f32")) *kv_type = SA_F32;
-        else return sa_err("--kv-type: expected f16 or f32, got '%s'", v);
+        else if (!strcmp(v, "q8_0")) *kv_type = SA_Q8_0;
+        else return sa_err("--kv-type: expected f16, f32 or q8_0, got '%s'", v);
     } else {
         return 0;
     }
@@ -107,7 +110,7 @@ int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i) {
     SaAlignParams *ap = &o->ap;
     int r = sampling_flag(&ap->up_sp, &ap->al_sp, argc, argv, i);
     if (r) return r;
-    if ((r = sa_runtime_flag(&o->threads, &o->n_ctx, &o->use_mmap, &o->kv_type, argc, argv, i))) return r;
+    if ((r = sa_runtime_flag(&o->threads, &o->n_ctx, &o->load_mode, &o->kv_type, argc, argv, i))) return r;
     if (!strcmp(a, "--upstream")) {
         if (!(o->upstream = sa_flag_value(argc, argv, i))) return -1;
     } else if (!strcmp(a, "--aligner")) {
@@ -147,9 +150,9 @@ int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i) {
     return 1;
 }
 
-int sa_load_model_logged(const char *path, int use_mmap, SaModel *m) {
+int sa_load_model_logged(const char *path, int load_mode, SaModel *m) {
     double t0 = sa_time_ms();
-    SaLoadOpts lo = {.use_mmap = use_mmap};
+    SaLoadOpts lo = {.load_mode = load_mode};
     if (sa_model_load(m, path, &lo)) return -1;
     fprintf(stderr, "salign: loaded %s (%s, %d layers, %.1f MiB) in %.0f ms, %d threads, kernels %s\n", path,
             sa_arch_name(m->hp.arch), m->hp.n_layer, sa_model_weight_bytes(m) / 1048576.0, sa_time_ms() - t0,
@@ -162,14 +165,14 @@ int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
     if (!o->upstream) return sa_err("--upstream: an upstream model is required");
     if (need_aligner && !o->aligner) return sa_err("--aligner: an aligner model is required for the aligner and stream modes");
     sa_set_threads(o->threads);
-    if (sa_load_model_logged(o->upstream, o->use_mmap, &s->up)) return -1;
+    if (sa_load_model_logged(o->upstream, o->load_mode, &s->up)) return -1;
     s->have_up = 1;
     if (need_aligner) {
         /* models are read-only after loading: one copy can serve as both */
         if (!strcmp(o->aligner, o->upstream)) {
             s->shared = 1;
         } else {
-            if (sa_load_model_logged(o->aligner, o->use_mmap, &s->al)) goto fail;
+            if (sa_load_model_logged(o->aligner, o->load_mode, &s->al)) goto fail;
             s->have_al = 1;
         }
     }

@@ -52,7 +52,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     memset(m, 0, sizeof *m);
     SaLoadOpts def = {0};
     if (!opts) opts = &def;
-    if (salm_open(&m->file, path, opts->use_mmap)) return -1;
+    if (salm_open(&m->file, path, opts->load_mode)) return -1;
     if (opts->verify && salm_verify(&m->file)) goto fail;
     if (sa_hparams_read(&m->file, &m->hp)) goto fail;
     SaHparams *h = &m->hp;
@@ -119,7 +119,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
 #undef NAME
     }
     /* interleave quantized rows for the matmul kernels; only our own copy can be rewritten */
-    if (!m->file.mmapped && sa_model_pack(m)) goto fail;
+    if (m->file.mmapped != 1 && sa_model_pack(m)) goto fail;
     return 0;
 fail:
     sa_model_free(m);

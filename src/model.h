@@ -37,7 +37,7 @@ typedef struct {
 } SaModel;
 
 typedef struct {
-    int use_mmap;
+    int load_mode; /* SaLoadMode (salm.h) */
     int verify; /* check every crc32 at load */
 } SaLoadOpts;
 

@@ -55,9 +55,9 @@ TEST(salm_round_trip) {
     const char *path = write_sample("rt.salm");
     CHECK(path != NULL);
     if (!path) return;
-    for (int use_mmap = 0; use_mmap < 2; use_mmap++) {
+    for (int load_mode = 0; load_mode < 3; load_mode++) {
         Salm s;
-        CHECKF(salm_open(&s, path, use_mmap) == 0, "open: %s", sa_errmsg());
+        CHECKF(salm_open(&s, path, load_mode) == 0, "open: %s", sa_errmsg());
         CHECK(salm_verify(&s) == 0);
         uint32_t u = 0;
         int32_t i = 0;

@@ -9,9 +9,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_memfile(0, data, size);
-    for (int use_mmap = 0; use_mmap < 2; use_mmap++) {
+    for (int load_mode = 0; load_mode < 2; load_mode++) {
         Salm s;
-        if (salm_open(&s, path, use_mmap) != 0) {
+        if (salm_open(&s, path, load_mode) != 0) {
             FUZZ_ASSERT(sa_errmsg()[0] != 0);
             salm_close(&s); /* must be harmless after a failed open */
             continue;
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the whole load as salign does it (binding tensors to the architecture, repacking rows) */
     SaModel m;
     SaLoadOpts lo = {0};
-    lo.use_mmap = size & 1;
+    lo.load_mode = size & 1;
     if (sa_model_load(&m, path, &lo) == 0) sa_model_free(&m);
     sa_err_clear();
     return 0;
