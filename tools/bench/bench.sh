@@ -8,7 +8,8 @@
 #   2. membw: read bandwidth with 1 and 2 threads;
 #   3. per model: `salign bench` and `llama-bench -mmp 0`, back to back, -p 512 -n 128 -t 1,2;
 #   4. a table: ours, llama.cpp, the ratio, and decode as % of the bandwidth roofline
-#      (t/s x bytes of weights read per token / measured bandwidth).
+#      (t/s x bytes of weights read per token / measured bandwidth); decode also with --hugepages;
+#   5. load time from a warm page cache and peak RSS, per model and load mode.
 # Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
 # Environment: REPS (default 3), THREADS (default 1,2), PP (512), TG (128), MODELS ("q4_0 q8_0"),
 # LLAMA_BIN (folder with llama-bench/llama-quantize; default: ../shared/peer/llamacpp-tools.sh).
@@ -75,6 +76,10 @@ for q in $MODELS; do
     echo "== $q: llama-bench -m $g -p $PP -n $TG -t $THREADS -r $REPS -mmp 0 -o json" >&2
     "$LLAMA_BIN/llama-bench" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -mmp 0 -o json \
         >"$out/llama-$q.json" 2>"$out/llama-$q.log"
+    # decode again with the weights on transparent huge pages (opt-in --hugepages: faster decode,
+    # slower load); llama.cpp has no such option (its -mmp 0 buffer gets 4 KiB pages in THP madvise mode)
+    echo "== $q: salign bench -m $s -p 0 -n $TG -t $THREADS -r $REPS --hugepages --json" >&2
+    bin/salign bench -m "$s" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" --hugepages --json >"$out/ours-hp-$q.json"
 done
 
 python3 - "$out" $MODELS <<'EOF'
@@ -88,10 +93,15 @@ print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cp
 print("|---|---|---|---|---|---|---|---|")
 for q in models:
     ours = json.load(open(os.path.join(out, f"ours-{q}.json")))
+    for o in json.load(open(os.path.join(out, f"ours-hp-{q}.json"))):
+        o["hugepages"] = True
+        ours.append(o)
     theirs = json.load(open(os.path.join(out, f"llama-{q}.json")))
     size = os.path.getsize(os.path.join(out, f"llama1b-{q}.gguf"))
     for o in ours:
         test = f"pp{o['n_prompt']}" if o["n_prompt"] else f"tg{o['n_gen']}"
+        if o.get("hugepages"):
+            test += " (salign --hugepages)"
         l = [x for x in theirs if x["n_threads"] == o["threads"] and x["n_prompt"] == o["n_prompt"] and x["n_gen"] == o["n_gen"]]
         lt = l[0]["avg_ts"] if l else float("nan")
         ls = l[0]["stddev_ts"] if l else float("nan")
@@ -104,6 +114,31 @@ for q in models:
             ro = rl = "-"
         print(f"| {q.upper()} | {o['threads']} | {test} | {o['avg_ts']:.2f} ± {o['stddev_ts']:.2f} | {lt:.2f} ± {ls:.2f} | {o['avg_ts'] / lt:.2f}x | {ro} | {rl} |")
 EOF
+
+# Load time (warm page cache: the file was just read) and peak RSS: `generate -n 1`, best of 3.
+# The target is <= 1 s for the 1B model, and RSS <= weights + KV cache + 10%.
+echo
+echo "## load time (warm page cache, best of 3) and peak RSS (generate -n 1 -c 256)"
+echo
+echo "| model | file MiB | load mode | load ms | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+for q in $MODELS; do
+    s="$out/llama1b-$q.salm"
+    cat "$s" >/dev/null
+    for mode in read --hugepages --mmap; do
+        flag=$mode; [ "$mode" = read ] && flag=""
+        best=""; rss=""
+        for r in 1 2 3; do
+            /usr/bin/time -f "RSS %M" bin/salign generate -m "$s" -p x -n 1 -c 256 -t 1 $flag \
+                >/dev/null 2>"$out/load.log" || { echo "load failed: $s $flag" >&2; cat "$out/load.log" >&2; break; }
+            ms=$(sed -n 's/.* in \([0-9]*\) ms,.*/\1/p' "$out/load.log" | head -n 1)
+            kb=$(sed -n 's/^RSS \([0-9]*\)$/\1/p' "$out/load.log")
+            if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+            rss=$kb
+        done
+        echo "| ${q} | $(( $(stat -c %s "$s") / 1048576 )) | $mode | $best | $(( ${rss:-0} / 1024 )) |"
+    done
+done
 
 # Copy-speculative aligner decoding (Speculative issue): the 1B model as the aligner, its own greedy
 # output as the draft (copy case) and that output with every fifth token replaced (edit case).
