@@ -3,7 +3,7 @@
     /usr/bin/python3 tools/train/evaluate.py [--data build/train] [--aligner weights/demo-aligner.salm]
                                              [--openings 200] [--out weights/DEMO.md]
 
-1. Teacher agreement. Every record of the held-out stories (records-test.jsonl: natural stories260K output) is
+1. Teacher agreement. Every record of the held-out stories (records-test.jsonl: stories written as stream runs write them, gen_data.py) is
    corrected by the aligner as salign's engine does it in a stream round (tools/train/correct.c: the model's stored
    template, sa_prompt_tokenize, sa_generate, greedy) and compared with the teacher's correction, byte for byte.
    Deletions are measured on records-test-repeats.jsonl (the held-out stories with injected repeats): its records
@@ -27,7 +27,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, SALIGN, UPSTREAM, has_unkind, render, split_sentences, tokenize  # noqa: E402
+from common import ROOT, SALIGN, UPSTREAM, has_unkind, render, split_sentences, teacher, tokenize  # noqa: E402
 from openings import openings  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -118,7 +118,21 @@ def table(aligner, n_open, tmp):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     secs = time.time() - t0
     rows = {}
+    live = {"n": 0, "ok": 0, "changed": 0, "changed_ok": 0}
     for r in load_jsonl(out):
+        if r["mode"] == "stream" and "error" not in r:
+            # live agreement: each round's correction against the teacher's for the same upstream sentence and
+            # the prefix the run really had (the aligner's own earlier corrections)
+            prev = []
+            for s in r["sentences"]:
+                t = teacher(prev, s["original"])
+                live["n"] += 1
+                live["ok"] += s["correction"] == t
+                if t != s["original"]:
+                    live["changed"] += 1
+                    live["changed_ok"] += s["correction"] == t
+                if s["correction"]:
+                    prev.append(s["correction"])
         m = rows.setdefault(r["mode"], {"n": 0, "sent": 0, "unkind": 0, "rep": 0, "first": 0.0, "total": 0.0,
                                         "errors": 0, "visible": 0})
         if "error" in r:
@@ -133,6 +147,7 @@ def table(aligner, n_open, tmp):
             m["visible"] += 1
             m["first"] += r["first_visible_ms"]
         m["total"] += r["total_ms"]
+    rows["live"] = live
     return rows, cmd, secs, inp, out
 
 
@@ -204,6 +219,10 @@ def main():
         kept = (sm["unkind"] / sm["sent"]) / (nm["unkind"] / nm["sent"])
         L.append("\nStream mode removes %.0f%% of the unkind-sentence share of mode none (%s -> %s)." % (
             100 * (1 - kept), pct(nm["unkind"], nm["sent"]), pct(sm["unkind"], sm["sent"])))
+    lv = rows["live"]
+    L.append("\nLive agreement with the teacher in these stream runs (each round's correction against the teacher's "
+             "for the same upstream sentence and the run's own prefix): %s of %d sentences, %s of the %d the teacher "
+             "changes." % (pct(lv["ok"], lv["n"]), lv["n"], pct(lv["changed_ok"], lv["changed"]), lv["changed"]))
     L.append("\nAligner mode feeds the whole answer to the sentence aligner as one \"last sentence\" with an empty "
              "prefix (`tools/train/aligner-mode.tmpl`); the model was trained on single sentences only. Times: this "
              "machine, one thread per model, while other jobs shared the CPU.\n")

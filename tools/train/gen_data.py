@@ -1,13 +1,16 @@
 """gen_data.py - the demo aligner's data: stories from stories260K, split into sentences, corrected by the teacher.
 
     /usr/bin/python3 tools/train/gen_data.py [--out build/train] [--train-seeds 2] [--test-seeds 1] [--jobs 2]
+                                             [--repeats 1,2] [--limit N] [--splits train,test] [--regenerate]
 
-1. Stories: for every opening (openings.py) and seed, `salign generate -m weights/stories260K.salm -p OPENING
-   --temp 0.8 --seed S -n 200 -t 1` (top-k 40, top-p 0.95: generate's defaults). The opening is the question, the
-   continuation the answer. -> OUT/stories-{train,test}.jsonl {question, answer, seed}
-2. Records: the answer is split with the engine's reference splitter (common.split_sentences = src/sentence.c,
-   checked by check_splitter.py) and each sentence becomes a Stream Aligner record {question, prefix, last,
-   correction}: prefix = the already-corrected sentences joined with " ", correction = the teacher's.
+1. Stories, written as a stream run writes them (stream_stories): for every opening (openings.py) and seed, the
+   upstream (weights/stories260K.salm, temperature 0.8, top-k 40, top-p 0.95) continues OPENING + " " + the
+   teacher-corrected story so far, and the first sentence the engine's reference splitter (common.split_sentences =
+   src/sentence.c, checked by check_splitter.py) finds in its text is the next sentence; until EOS or about 200
+   upstream tokens. All stories advance one round per `salign eval --modes none` call.
+   -> OUT/stories-{train,test}.jsonl {question, seed, sentences, answer}
+2. Records: each sentence becomes a Stream Aligner record {question, prefix, last, correction}: prefix = the
+   already-corrected sentences joined with " ", correction = the teacher's.
    -> OUT/records-{train,test}.jsonl, plus OUT/records-test-repeats.jsonl (see 3).
 3. Augmentation of the training stories (the upstream's side; the records are then built from the changed
    sentence list exactly as in 2): (a) unkind words: stories260K writes a table word in ~8% of its sentences, and
@@ -41,12 +44,6 @@ TEMP = "0.8"
 
 def story_seed(split, index, k):
     return (100000 if split == "test" else 0) + 10 * index + k
-
-
-def generate(opening, seed, salign=SALIGN):
-    r = subprocess.run([salign, "generate", "-m", UPSTREAM, "-p", opening, "--temp", TEMP, "--seed", str(seed),
-                        "-n", str(N_TOKENS), "-t", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
-    return r.stdout.decode("utf-8", "surrogateescape")
 
 
 def records_from_sentences(question, sentences):
@@ -101,8 +98,75 @@ def with_repeats(sentences, rng, counts=TEST_REPEATS):
     return s
 
 
+ROUND_TOKENS = 48    # upstream tokens drawn per round; the first sentence of them is kept
+CHARS_PER_TOKEN = 2.1  # stories260K's text per tok512 token (415 chars per 200-token story)
+MAX_ROUNDS = 40
+
+
+def _eval_round(prompts, ids, salign, tmp, jobs=1):
+    """One upstream step for many stories at once: `salign eval --modes none` continues every prompt for
+    ROUND_TOKENS tokens (sampled as in a stream run; each record's seed comes from its id), in `jobs` processes."""
+    if jobs > 1 and len(ids) > 1:
+        n = (len(ids) + jobs - 1) // jobs
+        parts = [(prompts[k:k + n], ids[k:k + n], os.path.join(tmp, str(j))) for j, k in enumerate(range(0, len(ids), n))]
+        for _, _, d in parts:
+            os.makedirs(d, exist_ok=True)
+        with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
+            return [r for rs in ex.map(lambda a: _eval_round(a[0], a[1], salign, a[2]), parts) for r in rs]
+    inp, out = os.path.join(tmp, "round-in.jsonl"), os.path.join(tmp, "round-out.jsonl")
+    with open(inp, "w") as f:
+        for i, p in zip(ids, prompts):
+            f.write(json.dumps({"id": i, "prompt": p}) + "\n")
+    subprocess.run([salign, "eval", "--upstream", UPSTREAM, "--in", inp, "--out", out, "--modes", "none",
+                    "--no-resume", "--no-progress", "--upstream-temp", TEMP, "--upstream-top-k", "40",
+                    "--upstream-top-p", "0.95", "--upstream-frequency-penalty", "0", "--max-tokens",
+                    str(ROUND_TOKENS), "--seed", "1", "-t", "1"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    res = {}
+    with open(out) as f:
+        for line in f:
+            r = json.loads(line)
+            res[r["id"]] = r
+    return [res[i] for i in ids]
+
+
+def stream_stories(work, salign, tmp, jobs=1):
+    """Stories written the way a stream run writes them: the upstream continues from the opening and the
+    teacher-corrected prefix (plain template: OPENING + " " + PREFIX), one sentence per round; the sentence is
+    the first one the engine's splitter finds in the round's text (or the whole text when the round ends without
+    one, as the engine's max-sentence cap does). A story ends at the upstream's EOS or after about N_TOKENS
+    upstream tokens. So the aligner trains on the sentences it will see live - e.g. a closing quote the upstream
+    adds at the start of the next round, after the prefix was re-joined with spaces - not on one-shot text."""
+    st = [{"question": o, "seed": sd, "sentences": [], "corrected": [], "chars": 0, "done": False} for o, sd in work]
+    for rnd in range(MAX_ROUNDS):
+        act = [k for k, x in enumerate(st) if not x["done"]]
+        if not act:
+            break
+        prompts = [st[k]["question"] + (" " + " ".join(st[k]["corrected"]) if st[k]["corrected"] else "") for k in act]
+        ids = ["%d-%d" % (st[k]["seed"], rnd) for k in act]
+        for k, r in zip(act, _eval_round(prompts, ids, salign, tmp, jobs)):
+            x = st[k]
+            if "error" in r:
+                raise RuntimeError("salign eval: %s" % r["error"])
+            text = r["answer"]
+            sents = split_sentences(text)
+            if not sents:
+                x["done"] = True
+                continue
+            last = sents[0]
+            x["sentences"].append(last)
+            c = teacher(x["corrected"], last)
+            if c:
+                x["corrected"].append(c)
+            x["chars"] += len(last) + 1
+            if (r["stop"] != "max tokens" and len(sents) == 1) or x["chars"] >= N_TOKENS * CHARS_PER_TOKEN:
+                x["done"] = True
+    return [{"question": x["question"], "seed": x["seed"], "sentences": x["sentences"],
+             "answer": " ".join(x["sentences"])} for x in st]
+
+
 def stories(split, n_seeds, jobs, limit=None, salign=SALIGN, cached=None):
-    """Generate the split's stories (or take them from `cached`, a stories file of the same openings and seeds)."""
+    """The split's stories (or those of `cached`, a stories file of the same openings and seeds)."""
     ops = openings(split)
     if limit:
         ops = ops[:limit]
@@ -110,11 +174,11 @@ def stories(split, n_seeds, jobs, limit=None, salign=SALIGN, cached=None):
     if cached and os.path.exists(cached):
         with open(cached) as f:
             old = [json.loads(line) for line in f]
-        if [(r["question"], r["seed"]) for r in old] == work:
+        if [(r["question"], r["seed"]) for r in old] == work and all("sentences" in r for r in old):
             return old
-    with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
-        answers = list(ex.map(lambda w: generate(w[0], w[1], salign), work))
-    return [{"question": o, "answer": a, "seed": s} for (o, s), a in zip(work, answers)]
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        return stream_stories(work, salign, tmp, jobs)
 
 
 def write_jsonl(path, rows):
@@ -131,7 +195,7 @@ def build(out, split, n_seeds, jobs, limit=None, salign=SALIGN, regenerate=False
     rng = random.Random(20250110 if split == "train" else 20250111)
     natural, augmented = [], []
     for s in st:
-        sents = split_sentences(s["answer"])
+        sents = s["sentences"]
         natural.append(records_from_sentences(s["question"], sents))
         if split == "train":
             sents = with_repeats(with_unkind(sents, rng), rng, repeats)
