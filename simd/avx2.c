@@ -492,6 +492,101 @@ void sa_avx2_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, co
     }
 }
 
+/* ---- attention over a Q8_0 cache (layout in kernels.h) ----
+ * Keys and values are dequantized on the fly: 8 int8 -> 8 floats, times q (scores) or times
+ * p[j] * d (values), with the block scale applied once per block. */
+
+static inline __m256 load_i8_ps(const int8_t *p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+/* One key row, any hd/off: the head's values split into runs inside one block each. */
+static float attn_score_q8_0_row(int hd, const BlockQ8_0 *r, int off, const float *q) {
+    float sum = 0.0f;
+    for (int i = 0; i < hd;) {
+        const int e = off + i, w = e % QK8_0, len = QK8_0 - w < hd - i ? QK8_0 - w : hd - i;
+        const BlockQ8_0 *b = &r[e / QK8_0];
+        __m256 t = _mm256_setzero_ps();
+        int c = 0;
+        for (; c + 8 <= len; c += 8) t = _mm256_fmadd_ps(load_i8_ps(b->qs + w + c), _mm256_loadu_ps(q + i + c), t);
+        float seg = hsum_ps(t);
+        for (; c < len; c++) seg += (float)b->qs[w + c] * q[i + c];
+        sum += _cvtsh_ss(b->d) * seg;
+        i += len;
+    }
+    return sum;
+}
+
+void sa_avx2_attn_scores_q8_0(int hd, int n, const BlockQ8_0 *k, size_t stride, int off, const float *q, float *s) {
+    int j = 0;
+    if (off == 0 && hd % QK8_0 == 0) {
+        /* block-aligned heads: four keys at a time, reduced together as in attn_scores_f16 */
+        const int nb = hd / QK8_0;
+        for (; j + 4 <= n; j += 4) {
+            const BlockQ8_0 *r[4] = {k + (size_t)j * stride, k + (size_t)(j + 1) * stride, k + (size_t)(j + 2) * stride,
+                                     k + (size_t)(j + 3) * stride};
+            __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int b = 0; b < nb; b++) {
+                const float *qb = q + b * QK8_0;
+                const __m256 q0 = _mm256_loadu_ps(qb), q1 = _mm256_loadu_ps(qb + 8);
+                const __m256 q2 = _mm256_loadu_ps(qb + 16), q3 = _mm256_loadu_ps(qb + 24);
+#pragma GCC unroll 4
+                for (int x = 0; x < 4; x++) {
+                    const int8_t *qs = r[x][b].qs;
+                    __m256 t = _mm256_mul_ps(load_i8_ps(qs), q0);
+                    t = _mm256_fmadd_ps(load_i8_ps(qs + 8), q1, t);
+                    t = _mm256_fmadd_ps(load_i8_ps(qs + 16), q2, t);
+                    t = _mm256_fmadd_ps(load_i8_ps(qs + 24), q3, t);
+                    a[x] = _mm256_fmadd_ps(t, _mm256_set1_ps(_cvtsh_ss(r[x][b].d)), a[x]);
+                }
+            }
+            const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+            _mm_storeu_ps(s + j, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+        }
+    }
+    for (; j < n; j++) s[j] = attn_score_q8_0_row(hd, k + (size_t)j * stride, off, q);
+}
+
+void sa_avx2_attn_values_q8_0(int hd, int n, const BlockQ8_0 *v, size_t stride, int off, const float *p, float *out) {
+    if (off == 0 && hd % QK8_0 == 0) {
+        /* block-aligned heads: one block's 32 output floats stay in registers while the rows
+         * stream past */
+        for (int b = 0; b < hd / QK8_0; b++) {
+            float *o = out + b * QK8_0;
+            __m256 a0 = _mm256_loadu_ps(o), a1 = _mm256_loadu_ps(o + 8);
+            __m256 a2 = _mm256_loadu_ps(o + 16), a3 = _mm256_loadu_ps(o + 24);
+            const BlockQ8_0 *vb = v + b;
+            for (int j = 0; j < n; j++, vb += stride) {
+                const __m256 c = _mm256_set1_ps(p[j] * _cvtsh_ss(vb->d));
+                a0 = _mm256_fmadd_ps(c, load_i8_ps(vb->qs), a0);
+                a1 = _mm256_fmadd_ps(c, load_i8_ps(vb->qs + 8), a1);
+                a2 = _mm256_fmadd_ps(c, load_i8_ps(vb->qs + 16), a2);
+                a3 = _mm256_fmadd_ps(c, load_i8_ps(vb->qs + 24), a3);
+            }
+            _mm256_storeu_ps(o, a0);
+            _mm256_storeu_ps(o + 8, a1);
+            _mm256_storeu_ps(o + 16, a2);
+            _mm256_storeu_ps(o + 24, a3);
+        }
+        return;
+    }
+    /* any hd/off: row by row, in runs inside one block each */
+    for (int j = 0; j < n; j++) {
+        const BlockQ8_0 *r = v + (size_t)j * stride;
+        for (int i = 0; i < hd;) {
+            const int e = off + i, w = e % QK8_0, len = QK8_0 - w < hd - i ? QK8_0 - w : hd - i;
+            const BlockQ8_0 *b = &r[e / QK8_0];
+            const float cf = p[j] * _cvtsh_ss(b->d);
+            const __m256 c = _mm256_set1_ps(cf);
+            int x = 0;
+            for (; x + 8 <= len; x += 8)
+                _mm256_storeu_ps(out + i + x, _mm256_fmadd_ps(c, load_i8_ps(b->qs + w + x), _mm256_loadu_ps(out + i + x)));
+            for (; x < len; x++) out[i + x] += cf * (float)b->qs[w + x];
+            i += len;
+        }
+    }
+}
+
 /* exp on 8 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for an exact reduction),
  * exp(r) by its degree-6 Taylor/minimax polynomial (relative error ~2e-7 over that range), times
  * 2^n built in the exponent bits. Below -87.3 the result is flushed to 0, above 88.7 clamped. */
@@ -533,10 +628,15 @@ float sa_avx2_exp_sub_sum(int n, float *x, float m) {
 
 void sa_avx2_silu_mul(int n, float *g, const float *u) {
     const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    const __m256 big = _mm256_set1_ps(88.3762626647949f), inf = _mm256_set1_ps(INFINITY);
     int i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(g + i);
-        const __m256 d = _mm256_add_ps(one, exp8(_mm256_xor_ps(x, sign)));
+        const __m256 nx = _mm256_xor_ps(x, sign);
+        /* exp8 clamps above 88.38; there exp(-x) is (about to be) infinite and silu(x) is -0 (or a
+         * magnitude below 4e-37), as expf gives: without this, x = -3e38 would give x / 2.4e38 = -1.25 */
+        const __m256 ex = _mm256_blendv_ps(exp8(nx), inf, _mm256_cmp_ps(nx, big, _CMP_GT_OQ));
+        const __m256 d = _mm256_add_ps(one, ex);
         _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_loadu_ps(u + i)));
     }
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
@@ -557,6 +657,8 @@ const SaKernels sa_kernels_avx2 = {
     .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
     .attn_scores_f16 = sa_avx2_attn_scores_f16,
     .attn_values_f16 = sa_avx2_attn_values_f16,
+    .attn_scores_q8_0 = sa_avx2_attn_scores_q8_0,
+    .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
 };

@@ -67,6 +67,13 @@ int sa_kernels_available(const SaKernels **out, int max) {
     return n;
 }
 
+#if defined(__x86_64__)
+/* The AVX-512 table emulated with SIMDe (simd/avx512.c built with -DSALIGN_SIMDE): linked only into
+ * the test binaries (Makefile), never picked by itself; SALIGN_ISA=avx512_emu forces it there (on a
+ * CPU with AVX2, which the emulation runs on). Elsewhere this weak reference is NULL. */
+extern const SaKernels sa_kernels_avx512_emu __attribute__((weak));
+#endif
+
 int sa_kernels_select(const char *name) {
     const SaKernels *t[8];
     int n = sa_kernels_available(t, 8);
@@ -76,6 +83,12 @@ int sa_kernels_select(const char *name) {
             return 0;
         }
     }
+#if defined(__x86_64__)
+    if (&sa_kernels_avx512_emu && cpu_has_avx2() && strcmp(name, sa_kernels_avx512_emu.name) == 0) {
+        sa_k = &sa_kernels_avx512_emu;
+        return 0;
+    }
+#endif
     return -1;
 }
 

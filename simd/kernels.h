@@ -3,7 +3,8 @@
  * scalar.c is the reference every other table is tested against (tests/test_kernels.c).
  * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64);
  * the environment variable SALIGN_ISA=scalar|avx2|avx512|neon|neon_dotprod forces one (for tests
- * and benchmarks). On aarch64 "neon" is plain ARMv8.0 NEON and "neon_dotprod" adds SDOT for the
+ * and benchmarks; the test binaries also know "avx512_emu", simd/avx512.c emulated with SIMDe for
+ * CPUs without AVX-512). On aarch64 "neon" is plain ARMv8.0 NEON and "neon_dotprod" adds SDOT for the
  * int8 dots (listed only when the CPU reports dotprod).
  *
  * All "dot" kernels take n = number of elements (a multiple of 32 for the quantized types).
@@ -40,7 +41,7 @@ _Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 b
 typedef struct {
     const BlockQ8_0 *q;
     const float *d;
-    const int32_t *s8; /* used by the x86 Q4_0 kernels (see gemm_q4_0x8) */
+    const int32_t *s8; /* used by the x86 Q4_0 kernels and AVX-512's Q8_0 (see gemm_q4_0x8) */
 } SaQ8Act;
 void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8);
 
@@ -88,6 +89,16 @@ typedef struct {
      * registers instead of one function call and one horizontal sum per position. */
     void (*attn_scores_f16)(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s);
     void (*attn_values_f16)(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out);
+    /* The same over a Q8_0 KV cache (--kv-type q8_0): each cache row is a run of Q8_0 blocks,
+     * rows j = 0..n-1 start at k + j*stride (blocks), and the head's hd values start at value
+     * `off` (0..31) of the row's first block k[j*stride]; they may span blocks (hd % 32 == 0 and
+     * off == 0 is the fast path; heads smaller than a block share its scale with their neighbours).
+     * q and out stay in float: the keys and values are dequantized on the fly (d * q is exact in
+     * float), so the only error against the f16 cache is the cache's own rounding:
+     *     scores:  s[j] = dot(q, dequant(k_j))         (to float rounding; NMSE-tested)
+     *     values:  out[i] += sum_j p[j] * dequant(v_j)[i] */
+    void (*attn_scores_q8_0)(int hd, int n, const BlockQ8_0 *k, size_t stride, int off, const float *q, float *s);
+    void (*attn_values_q8_0)(int hd, int n, const BlockQ8_0 *v, size_t stride, int off, const float *p, float *out);
     /* x[i] = exp(x[i] - m) for i < n, returning their sum (softmax numerators); the SIMD
      * versions are within a few ulp of expf. Arguments below about -87.3 give 0. */
     float (*exp_sub_sum)(int n, float *x, float m);
@@ -112,12 +123,16 @@ void sa_ref_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, 
 void sa_ref_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
 void sa_ref_attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s);
 void sa_ref_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out);
+void sa_ref_attn_scores_q8_0(int hd, int n, const BlockQ8_0 *k, size_t stride, int off, const float *q, float *s);
+void sa_ref_attn_values_q8_0(int hd, int n, const BlockQ8_0 *v, size_t stride, int off, const float *p, float *out);
 float sa_ref_exp_sub_sum(int n, float *x, float m);
 void sa_ref_silu_mul(int n, float *g, const float *u);
-/* The AVX2 versions; the AVX-512 table uses them too (every AVX-512 CPU has AVX2). */
+/* The AVX2 versions; the AVX-512 table uses the Q8_0 attention ones (every AVX-512 CPU has AVX2). */
 #if defined(__x86_64__) || defined(_M_X64)
 void sa_avx2_attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s);
 void sa_avx2_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out);
+void sa_avx2_attn_scores_q8_0(int hd, int n, const BlockQ8_0 *k, size_t stride, int off, const float *q, float *s);
+void sa_avx2_attn_values_q8_0(int hd, int n, const BlockQ8_0 *v, size_t stride, int off, const float *p, float *out);
 float sa_avx2_exp_sub_sum(int n, float *x, float m);
 void sa_avx2_silu_mul(int n, float *g, const float *u);
 void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);

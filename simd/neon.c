@@ -10,6 +10,7 @@
  * attribute, so the compiler cannot slip an ARMv8.2 instruction into code the plain table runs.
  * Semantics are those of scalar.c (see kernels.h). */
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -127,18 +128,27 @@ static float dot_q4_0_sdot(int n, const BlockQ4_0 *w, const BlockQ8_0 *a) { DOT_
 
 /* ---- 8-row interleaved GEMM (layouts in kernels.h) ----
  * A 16-byte load of a 4-byte chunk holds rows 0..3 (the next 16 bytes rows 4..7), one int32
- * lane per row, so a 4-byte dot per lane against the broadcast activation bytes gives four
- * rows' partial sums at once: SDOT does exactly that; base NEON widens (vmull), adds pairs
- * (vpaddq, |pair| <= 2 * 128 * 127 fits int16) and accumulates pairwise into int32. Q4_0
- * nibbles are re-centered to -8..7 (signed x signed, no correction term). The float part is
- * the reference's exactly: mul then add, blocks in order. */
+ * lane per row. The float part is the reference's exactly (gemm_acc: multiply, multiply, add,
+ * blocks in order), the integer part is exact, so every table gives the reference's floats.
+ *
+ * Each tile function handles one group and NT = 1..4 tokens; it is always inlined with a
+ * constant NT (GEMM_DRIVE's switch), so the per-token accumulators live in registers and the
+ * token loops are unrolled. A group's weights stream from memory once per tile (prefill: once
+ * per 4 tokens); within a block they are re-read from L1 for each token (RELOAD keeps the
+ * compiler from hoisting those loads out of the token loop, which would keep 16 registers of
+ * weights live and spill the accumulators), and Q4_0 nibbles are unpacked once per half block.
+ *
+ * Base NEON has no 4-byte dot: the 4-byte activation chunk is broadcast to all lanes, SMULL/
+ * SMLAL form int16 products of two chunks in one register (|w a| <= 128 * 127, two fit in
+ * int16; Q4_0 products are at most 8 * 127, so all 8 of a row half fit), then pairwise adds
+ * widen to one int32 lane per row. With SDOT the activation row sits in two registers and the
+ * by-element form (SDOT Vd.4S, Vn.16B, Vm.4B[lane]) picks the chunk, so nothing is broadcast.
+ * With one or two tokens the dots are split over several accumulators so the multiply-
+ * accumulate latency does not bound decode. */
 
-static inline int32x4_t dot4x4(int32x4_t acc, int8x16_t w, int8x16_t a) {
-    return vpadalq_s16(acc, vpaddq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(a)), vmull_high_s8(w, a)));
-}
-
-__attribute__((target("arch=armv8.2-a+dotprod")))
-static inline int32x4_t dot4x4_sdot(int32x4_t acc, int8x16_t w, int8x16_t a) { return vdotq_s32(acc, w, a); }
+#define UNROLL _Pragma("GCC unroll 8")
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#define RELOAD() __asm__ volatile("" ::: "memory")
 
 static inline int8x16_t bcast4(const int8_t *p) {
     int32_t v;
@@ -151,99 +161,183 @@ static inline float32x4_t load_d4(const uint16_t *d) {
     return vcvt_f32_f16(vreinterpret_f16_u16(h)); /* exact */
 }
 
-/* one group, NT (1..4) tokens from aq/ad; y rows at y + t*ldy */
-#define GEMM_Q4X8_BODY(DOT4)                                                                    \
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);                     \
-    for (int b = 0; b < nb; b++) {                                                              \
-        int8x16_t lo[4][2], hi[4][2];                                                           \
-        for (int k = 0; k < 4; k++)                                                             \
-            for (int h = 0; h < 2; h++) {                                                       \
-                const uint8x16_t v = vld1q_u8(w[b].qs + 32 * k + 16 * h);                       \
-                lo[k][h] = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))), vdupq_n_s8(8)); \
-                hi[k][h] = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));     \
-            }                                                                                   \
-        const float32x4_t d0 = load_d4(w[b].d), d1 = load_d4(w[b].d + 4);                       \
-        for (int t = 0; t < NT; t++) {                                                          \
-            const int8_t *q = aq[(size_t)t * nb + b].qs;                                        \
-            int32x4_t p0 = vdupq_n_s32(0), p1 = vdupq_n_s32(0);                                 \
-            for (int k = 0; k < 4; k++) {                                                       \
-                const int8x16_t al = bcast4(q + 4 * k), ah = bcast4(q + 16 + 4 * k);            \
-                p0 = DOT4(DOT4(p0, lo[k][0], al), hi[k][0], ah);                                \
-                p1 = DOT4(DOT4(p1, lo[k][1], al), hi[k][1], ah);                                \
-            }                                                                                   \
-            const float da = ad[(size_t)t * nb + b];                                            \
-            acc[t][0] = vaddq_f32(acc[t][0], vmulq_f32(vcvtq_f32_s32(p0), vmulq_n_f32(d0, da))); \
-            acc[t][1] = vaddq_f32(acc[t][1], vmulq_f32(vcvtq_f32_s32(p1), vmulq_n_f32(d1, da))); \
-        }                                                                                       \
-    }                                                                                           \
-    for (int t = 0; t < NT; t++) {                                                              \
+/* acc + (float)p * (d_w * d_a), in that order, no FMA: the reference's arithmetic */
+static inline float32x4_t gemm_acc(float32x4_t acc, int32x4_t p, float32x4_t dw, float da) {
+    return vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(p), vmulq_n_f32(dw, da)));
+}
+
+/* Q4_0 nibbles of 16 bytes -> signed -8..7, low and high nibbles */
+static inline void unpack_nib(const uint8_t *p, int8x16_t *lo, int8x16_t *hi) {
+    const uint8x16_t v = vld1q_u8(p);
+    *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))), vdupq_n_s8(8));
+    *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vdupq_n_s8(8));
+}
+
+#define GEMM_INIT()                                                                             \
+    float32x4_t acc[4][2];                                                                      \
+    UNROLL for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f)
+#define GEMM_STORE()                                                                            \
+    UNROLL for (int t = 0; t < NT; t++) {                                                       \
         vst1q_f32(y + (size_t)t * ldy, acc[t][0]);                                              \
         vst1q_f32(y + (size_t)t * ldy + 4, acc[t][1]);                                          \
     }
 
-#define GEMM_Q8X8_BODY(DOT4)                                                                    \
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);                     \
-    for (int b = 0; b < nb; b++) {                                                              \
-        const float32x4_t d0 = load_d4(w[b].d), d1 = load_d4(w[b].d + 4);                       \
-        for (int t = 0; t < NT; t++) {                                                          \
-            const int8_t *q = aq[(size_t)t * nb + b].qs;                                        \
-            int32x4_t p0 = vdupq_n_s32(0), p1 = vdupq_n_s32(0);                                 \
-            for (int k = 0; k < 8; k++) {                                                       \
-                const int8x16_t a4 = bcast4(q + 4 * k);                                         \
-                p0 = DOT4(p0, vld1q_s8(w[b].qs + 32 * k), a4);                                  \
-                p1 = DOT4(p1, vld1q_s8(w[b].qs + 32 * k + 16), a4);                             \
-            }                                                                                   \
-            const float da = ad[(size_t)t * nb + b];                                            \
-            acc[t][0] = vaddq_f32(acc[t][0], vmulq_f32(vcvtq_f32_s32(p0), vmulq_n_f32(d0, da))); \
-            acc[t][1] = vaddq_f32(acc[t][1], vmulq_f32(vcvtq_f32_s32(p1), vmulq_n_f32(d1, da))); \
-        }                                                                                       \
-    }                                                                                           \
-    for (int t = 0; t < NT; t++) {                                                              \
-        vst1q_f32(y + (size_t)t * ldy, acc[t][0]);                                              \
-        vst1q_f32(y + (size_t)t * ldy + 4, acc[t][1]);                                          \
+static ALWAYS_INLINE void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int NT,
+                                    float *y, size_t ldy) {
+    GEMM_INIT();
+    for (int b = 0; b < nb; b++) {
+        const int8_t *wq = w[b].qs;
+        const float32x4_t d0 = load_d4(w[b].d), d1 = load_d4(w[b].d + 4);
+        UNROLL for (int t = 0; t < NT; t++) {
+            RELOAD();
+            const int8_t *q = aq[(size_t)t * nb + b].qs;
+            /* s[h][0]: rows 4h, 4h+1 as lanes (r r r' r'); s[h][1]: rows 4h+2, 4h+3 */
+            int32x4_t s[2][2] = {{vdupq_n_s32(0), vdupq_n_s32(0)}, {vdupq_n_s32(0), vdupq_n_s32(0)}};
+            UNROLL for (int k = 0; k < 8; k += 2) {
+                const int8x16_t a0 = bcast4(q + 4 * k), a1 = bcast4(q + 4 * k + 4);
+                UNROLL for (int h = 0; h < 2; h++) {
+                    const int8x16_t w0 = vld1q_s8(wq + 32 * k + 16 * h), w1 = vld1q_s8(wq + 32 * k + 32 + 16 * h);
+                    const int16x8_t ml = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(a0)), vget_low_s8(w1),
+                                                  vget_low_s8(a1));
+                    const int16x8_t mh = vmlal_high_s8(vmull_high_s8(w0, a0), w1, a1);
+                    s[h][0] = vpadalq_s16(s[h][0], ml);
+                    s[h][1] = vpadalq_s16(s[h][1], mh);
+                }
+            }
+            const float da = ad[(size_t)t * nb + b];
+            acc[t][0] = gemm_acc(acc[t][0], vpaddq_s32(s[0][0], s[0][1]), d0, da);
+            acc[t][1] = gemm_acc(acc[t][1], vpaddq_s32(s[1][0], s[1][1]), d1, da);
+        }
     }
+    GEMM_STORE();
+}
 
-#define GEMM_TILES(TILE, WT)                                                                    \
+static ALWAYS_INLINE void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int NT,
+                                    float *y, size_t ldy) {
+    GEMM_INIT();
+    for (int b = 0; b < nb; b++) {
+        UNROLL for (int h = 0; h < 2; h++) {
+            int8x16_t lo[4], hi[4];
+            UNROLL for (int k = 0; k < 4; k++) unpack_nib(w[b].qs + 32 * k + 16 * h, &lo[k], &hi[k]);
+            const float32x4_t d = load_d4(w[b].d + 4 * h);
+            UNROLL for (int t = 0; t < NT; t++) {
+                RELOAD();
+                const int8_t *q = aq[(size_t)t * nb + b].qs;
+                /* int16 products of the low 8 bytes (rows 4h, 4h+1) and the high 8 (4h+2, 4h+3),
+                 * low and high nibbles in separate chains; all 8 terms of a lane fit in int16 */
+                int16x8_t l0 = vdupq_n_s16(0), l1 = l0, h0 = l0, h1 = l0;
+                UNROLL for (int k = 0; k < 4; k++) {
+                    const int8x16_t al = bcast4(q + 4 * k), ah = bcast4(q + 16 + 4 * k);
+                    l0 = vmlal_s8(l0, vget_low_s8(lo[k]), vget_low_s8(al));
+                    l1 = vmlal_s8(l1, vget_low_s8(hi[k]), vget_low_s8(ah));
+                    h0 = vmlal_high_s8(h0, lo[k], al);
+                    h1 = vmlal_high_s8(h1, hi[k], ah);
+                }
+                /* pairs of lanes: |sum| <= 2 * 8 * 8 * 127 still fits int16; then widen */
+                const int32x4_t p = vpaddlq_s16(vpaddq_s16(vaddq_s16(l0, l1), vaddq_s16(h0, h1)));
+                acc[t][h] = gemm_acc(acc[t][h], p, d, ad[(size_t)t * nb + b]);
+            }
+        }
+    }
+    GEMM_STORE();
+}
+
+/* SDOT versions. C independent accumulators per row half and token: 4 with one token, 2 with
+ * two, 1 with three or four (then the tokens themselves are independent chains). */
+#define SDOT_CHAINS (NT == 1 ? 4 : NT == 2 ? 2 : 1)
+
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static ALWAYS_INLINE void q8x8_tile_sdot(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad,
+                                         const int NT, float *y, size_t ldy) {
+    GEMM_INIT();
+    const int C = SDOT_CHAINS;
+    for (int b = 0; b < nb; b++) {
+        const int8_t *wq = w[b].qs;
+        const float32x4_t d0 = load_d4(w[b].d), d1 = load_d4(w[b].d + 4);
+        UNROLL for (int t = 0; t < NT; t++) {
+            RELOAD();
+            const int8x16_t a0 = vld1q_s8(aq[(size_t)t * nb + b].qs), a1 = vld1q_s8(aq[(size_t)t * nb + b].qs + 16);
+            int32x4_t p[2][4];
+            UNROLL for (int c = 0; c < C; c++) p[0][c] = p[1][c] = vdupq_n_s32(0);
+#define Q8_SDOT_STEP(k, A)                                                                      \
+    p[0][(k) % C] = vdotq_laneq_s32(p[0][(k) % C], vld1q_s8(wq + 32 * (k)), A, (k) % 4);        \
+    p[1][(k) % C] = vdotq_laneq_s32(p[1][(k) % C], vld1q_s8(wq + 32 * (k) + 16), A, (k) % 4);
+            Q8_SDOT_STEP(0, a0) Q8_SDOT_STEP(1, a0) Q8_SDOT_STEP(2, a0) Q8_SDOT_STEP(3, a0)
+            Q8_SDOT_STEP(4, a1) Q8_SDOT_STEP(5, a1) Q8_SDOT_STEP(6, a1) Q8_SDOT_STEP(7, a1)
+#undef Q8_SDOT_STEP
+            UNROLL for (int c = 1; c < C; c++) {
+                p[0][0] = vaddq_s32(p[0][0], p[0][c]);
+                p[1][0] = vaddq_s32(p[1][0], p[1][c]);
+            }
+            const float da = ad[(size_t)t * nb + b];
+            acc[t][0] = gemm_acc(acc[t][0], p[0][0], d0, da);
+            acc[t][1] = gemm_acc(acc[t][1], p[1][0], d1, da);
+        }
+    }
+    GEMM_STORE();
+}
+
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static ALWAYS_INLINE void q4x8_tile_sdot(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad,
+                                         const int NT, float *y, size_t ldy) {
+    GEMM_INIT();
+    const int C = SDOT_CHAINS;
+    for (int b = 0; b < nb; b++) {
+        UNROLL for (int h = 0; h < 2; h++) {
+            int8x16_t lo[4], hi[4];
+            UNROLL for (int k = 0; k < 4; k++) unpack_nib(w[b].qs + 32 * k + 16 * h, &lo[k], &hi[k]);
+            const float32x4_t d = load_d4(w[b].d + 4 * h);
+            UNROLL for (int t = 0; t < NT; t++) {
+                RELOAD();
+                /* elements 0..15 (low nibbles) and 16..31 (high nibbles) of the activation block */
+                const int8x16_t al = vld1q_s8(aq[(size_t)t * nb + b].qs), ah = vld1q_s8(aq[(size_t)t * nb + b].qs + 16);
+                int32x4_t p[4];
+                UNROLL for (int c = 0; c < C; c++) p[c] = vdupq_n_s32(0);
+                /* chain (2k + nibble) % C */
+                p[0] = vdotq_laneq_s32(p[0], lo[0], al, 0);
+                p[1 % C] = vdotq_laneq_s32(p[1 % C], hi[0], ah, 0);
+                p[2 % C] = vdotq_laneq_s32(p[2 % C], lo[1], al, 1);
+                p[3 % C] = vdotq_laneq_s32(p[3 % C], hi[1], ah, 1);
+                p[0] = vdotq_laneq_s32(p[0], lo[2], al, 2);
+                p[1 % C] = vdotq_laneq_s32(p[1 % C], hi[2], ah, 2);
+                p[2 % C] = vdotq_laneq_s32(p[2 % C], lo[3], al, 3);
+                p[3 % C] = vdotq_laneq_s32(p[3 % C], hi[3], ah, 3);
+                UNROLL for (int c = 1; c < C; c++) p[0] = vaddq_s32(p[0], p[c]);
+                acc[t][h] = gemm_acc(acc[t][h], p[0], d, ad[(size_t)t * nb + b]);
+            }
+        }
+    }
+    GEMM_STORE();
+}
+
+/* ng groups, each over all T tokens in tiles of 4 (and one tile of the remaining 1..3) */
+#define GEMM_DRIVE(TILE, WT)                                                                    \
     for (int g = 0; g < ng; g++) {                                                              \
         const WT *wg = w + (size_t)g * nb;                                                      \
-        for (int t = 0; t < T; t += 4) {                                                        \
-            const int n = T - t < 4 ? T - t : 4;                                                \
-            TILE(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, n, y + (size_t)t * ldy + 8 * g, ldy); \
+        float *yg = y + 8 * g;                                                                  \
+        int t = 0;                                                                              \
+        for (; t + 4 <= T; t += 4) TILE(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, 4, yg + t * ldy, ldy); \
+        switch (T - t) {                                                                        \
+        case 3: TILE(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, 3, yg + t * ldy, ldy); break; \
+        case 2: TILE(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, 2, yg + t * ldy, ldy); break; \
+        case 1: TILE(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, 1, yg + t * ldy, ldy); break; \
+        default: break;                                                                         \
         }                                                                                       \
     }
 
-static void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y, size_t ldy) {
-    float32x4_t acc[4][2];
-    GEMM_Q4X8_BODY(dot4x4)
-}
-static void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y, size_t ldy) {
-    float32x4_t acc[4][2];
-    GEMM_Q8X8_BODY(dot4x4)
-}
-__attribute__((target("arch=armv8.2-a+dotprod")))
-static void q4x8_tile_sdot(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y,
-                           size_t ldy) {
-    float32x4_t acc[4][2];
-    GEMM_Q4X8_BODY(dot4x4_sdot)
-}
-__attribute__((target("arch=armv8.2-a+dotprod")))
-static void q8x8_tile_sdot(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, int NT, float *y,
-                           size_t ldy) {
-    float32x4_t acc[4][2];
-    GEMM_Q8X8_BODY(dot4x4_sdot)
-}
-
 static void gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
-    GEMM_TILES(q4x8_tile, BlockQ4_0x8)
+    GEMM_DRIVE(q4x8_tile, BlockQ4_0x8)
 }
 static void gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
-    GEMM_TILES(q8x8_tile, BlockQ8_0x8)
+    GEMM_DRIVE(q8x8_tile, BlockQ8_0x8)
 }
+__attribute__((target("arch=armv8.2-a+dotprod")))
 static void gemm_q4_0x8_sdot(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
-    GEMM_TILES(q4x8_tile_sdot, BlockQ4_0x8)
+    GEMM_DRIVE(q4x8_tile_sdot, BlockQ4_0x8)
 }
+__attribute__((target("arch=armv8.2-a+dotprod")))
 static void gemm_q8_0x8_sdot(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
-    GEMM_TILES(q8x8_tile_sdot, BlockQ8_0x8)
+    GEMM_DRIVE(q8x8_tile_sdot, BlockQ8_0x8)
 }
 
 /* ---- float dots: 16 elements per iteration in 4 accumulators, then 4 at a time, then a
@@ -365,8 +459,226 @@ static void f32_to_f16(int n, const float *x, uint16_t *y) {
     for (; i < n; i++) y[i] = sa_fp32_to_fp16(x[i]);
 }
 
+/* ---- attention over the f16 KV cache ---- */
+
+/* Four keys at a time, 8 elements per step with two accumulators per key (8 independent FMA
+ * chains); the four sums come out of two rounds of pairwise adds as one vector [s0 s1 s2 s3].
+ * hd % 8 >= 4 takes one more 4-wide step, hd % 4 is scalar. Leftover keys use dot_f16. */
+static void attn_scores_f16(int hd, int n, const uint16_t *k, size_t stride, const float *q, float *s) {
+    const int h8 = hd & ~7, h4 = hd & ~3;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const uint16_t *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        float32x4_t a00 = vdupq_n_f32(0.0f), a01 = a00, a10 = a00, a11 = a00;
+        float32x4_t a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        float32x4_t lo, hi;
+        for (int i = 0; i < h8; i += 8) {
+            const float32x4_t q0 = vld1q_f32(q + i), q1 = vld1q_f32(q + i + 4);
+            load_f16x8(k0 + i, &lo, &hi);
+            a00 = vfmaq_f32(a00, lo, q0);
+            a01 = vfmaq_f32(a01, hi, q1);
+            load_f16x8(k1 + i, &lo, &hi);
+            a10 = vfmaq_f32(a10, lo, q0);
+            a11 = vfmaq_f32(a11, hi, q1);
+            load_f16x8(k2 + i, &lo, &hi);
+            a20 = vfmaq_f32(a20, lo, q0);
+            a21 = vfmaq_f32(a21, hi, q1);
+            load_f16x8(k3 + i, &lo, &hi);
+            a30 = vfmaq_f32(a30, lo, q0);
+            a31 = vfmaq_f32(a31, hi, q1);
+        }
+        if (h8 < h4) {
+            const float32x4_t q0 = vld1q_f32(q + h8);
+            a00 = vfmaq_f32(a00, load_f16x4(k0 + h8), q0);
+            a10 = vfmaq_f32(a10, load_f16x4(k1 + h8), q0);
+            a20 = vfmaq_f32(a20, load_f16x4(k2 + h8), q0);
+            a30 = vfmaq_f32(a30, load_f16x4(k3 + h8), q0);
+        }
+        const float32x4_t s01 = vpaddq_f32(vaddq_f32(a00, a01), vaddq_f32(a10, a11));
+        const float32x4_t s23 = vpaddq_f32(vaddq_f32(a20, a21), vaddq_f32(a30, a31));
+        float32x4_t r = vpaddq_f32(s01, s23); /* [s0 s1 s2 s3] */
+        if (h4 < hd) {
+            float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (int i = h4; i < hd; i++) {
+                t[0] += h2f(k0[i]) * q[i];
+                t[1] += h2f(k1[i]) * q[i];
+                t[2] += h2f(k2[i]) * q[i];
+                t[3] += h2f(k3[i]) * q[i];
+            }
+            r = vaddq_f32(r, vld1q_f32(t));
+        }
+        vst1q_f32(s + j, r);
+    }
+    for (; j < n; j++) s[j] = dot_f16(hd, k + (size_t)j * stride, q);
+}
+
+/* out += sum_j p[j] v_j: a 32-float slice of out stays in 8 registers while all n rows stream
+ * past (FMLA by element with p[j]); then 8- and 4-wide slices, where even and odd rows go to
+ * separate accumulators so consecutive FMAs do not wait on each other; hd % 4 is scalar. */
+static void attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, const float *p, float *out) {
+    float32x4_t x0, x1, x2, x3, x4, x5, x6, x7;
+    int i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        float32x4_t a0 = vld1q_f32(out + i), a1 = vld1q_f32(out + i + 4);
+        float32x4_t a2 = vld1q_f32(out + i + 8), a3 = vld1q_f32(out + i + 12);
+        float32x4_t a4 = vld1q_f32(out + i + 16), a5 = vld1q_f32(out + i + 20);
+        float32x4_t a6 = vld1q_f32(out + i + 24), a7 = vld1q_f32(out + i + 28);
+        const uint16_t *vr = v + i;
+        for (int j = 0; j < n; j++, vr += stride) {
+            const float pj = p[j];
+            load_f16x8(vr, &x0, &x1);
+            load_f16x8(vr + 8, &x2, &x3);
+            load_f16x8(vr + 16, &x4, &x5);
+            load_f16x8(vr + 24, &x6, &x7);
+            a0 = vfmaq_n_f32(a0, x0, pj);
+            a1 = vfmaq_n_f32(a1, x1, pj);
+            a2 = vfmaq_n_f32(a2, x2, pj);
+            a3 = vfmaq_n_f32(a3, x3, pj);
+            a4 = vfmaq_n_f32(a4, x4, pj);
+            a5 = vfmaq_n_f32(a5, x5, pj);
+            a6 = vfmaq_n_f32(a6, x6, pj);
+            a7 = vfmaq_n_f32(a7, x7, pj);
+        }
+        vst1q_f32(out + i, a0);
+        vst1q_f32(out + i + 4, a1);
+        vst1q_f32(out + i + 8, a2);
+        vst1q_f32(out + i + 12, a3);
+        vst1q_f32(out + i + 16, a4);
+        vst1q_f32(out + i + 20, a5);
+        vst1q_f32(out + i + 24, a6);
+        vst1q_f32(out + i + 28, a7);
+    }
+    for (; i + 8 <= hd; i += 8) {
+        float32x4_t a0 = vld1q_f32(out + i), a1 = vld1q_f32(out + i + 4);
+        float32x4_t b0 = vdupq_n_f32(0.0f), b1 = b0;
+        const uint16_t *vr = v + i;
+        int j = 0;
+        for (; j + 2 <= n; j += 2, vr += 2 * stride) {
+            load_f16x8(vr, &x0, &x1);
+            load_f16x8(vr + stride, &x2, &x3);
+            a0 = vfmaq_n_f32(a0, x0, p[j]);
+            a1 = vfmaq_n_f32(a1, x1, p[j]);
+            b0 = vfmaq_n_f32(b0, x2, p[j + 1]);
+            b1 = vfmaq_n_f32(b1, x3, p[j + 1]);
+        }
+        if (j < n) {
+            load_f16x8(vr, &x0, &x1);
+            a0 = vfmaq_n_f32(a0, x0, p[j]);
+            a1 = vfmaq_n_f32(a1, x1, p[j]);
+        }
+        vst1q_f32(out + i, vaddq_f32(a0, b0));
+        vst1q_f32(out + i + 4, vaddq_f32(a1, b1));
+    }
+    if (i + 4 <= hd) {
+        float32x4_t a0 = vld1q_f32(out + i), b0 = vdupq_n_f32(0.0f);
+        const uint16_t *vr = v + i;
+        int j = 0;
+        for (; j + 2 <= n; j += 2, vr += 2 * stride) {
+            a0 = vfmaq_n_f32(a0, load_f16x4(vr), p[j]);
+            b0 = vfmaq_n_f32(b0, load_f16x4(vr + stride), p[j + 1]);
+        }
+        if (j < n) a0 = vfmaq_n_f32(a0, load_f16x4(vr), p[j]);
+        vst1q_f32(out + i, vaddq_f32(a0, b0));
+        i += 4;
+    }
+    for (; i < hd; i++) {
+        float a = out[i];
+        for (int j = 0; j < n; j++) a += p[j] * h2f(v[(size_t)j * stride + i]);
+        out[i] = a;
+    }
+}
+
+/* ---- exp, softmax numerators, SiLU ---- */
+
+/* expf on 4 lanes. Range reduction x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2, with ln2
+ * split into a short head (0.693359375: n * head is exact for |n| < 2^15) and a tail, both
+ * subtracted with FMA. exp(r) ~ 1 + r + r^2 p(r), p of degree 5 (the Cephes expf coefficients,
+ * relative error about 1 ulp on that interval). The scale 2^n is built in the exponent field
+ * as two factors 2^(n>>1) * 2^(n - (n>>1)), each a normal float for every n in [-126, 128], so
+ * the top of the range (x up to ln FLT_MAX = 88.72, n = 128) stays finite and larger x overflow
+ * to inf as expf does. Below -87.3365 (ln FLT_MIN, where expf turns subnormal) the result is
+ * 0, as kernels.h says; NaN stays NaN. */
+static inline float32x4_t exp4(float32x4_t x) {
+    const float32x4_t lo = vdupq_n_f32(-87.3365478515625f), hi = vdupq_n_f32(88.8f);
+    const uint32x4_t under = vcltq_f32(x, lo);
+    x = vminq_f32(vmaxq_f32(x, lo), hi); /* FMAX/FMIN keep a NaN */
+    const float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t y = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), vdupq_n_f32(1.9875691500e-4f), r);
+    y = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), y, r);
+    y = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), y, r);
+    y = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), y, r);
+    y = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), y, r);
+    y = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), y, vmulq_f32(r, r));
+    const int32x4_t ni = vcvtq_s32_f32(n); /* exact: n is an integer in [-126, 128] (NaN: 0) */
+    const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+    const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, vdupq_n_s32(127)), 23));
+    const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, vdupq_n_s32(127)), 23));
+    y = vmulq_f32(vmulq_f32(y, s1), s2);
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), under));
+}
+
+/* Eight lanes per step in two sums; the last n % 4 elements go through exp4 from a padded copy
+ * (padding -inf gives 0 and adds nothing). */
+static float exp_sub_sum(int n, float *x, float m) {
+    const float32x4_t vm = vdupq_n_f32(m);
+    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0;
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(x + i), vm));
+        const float32x4_t e1 = exp4(vsubq_f32(vld1q_f32(x + i + 4), vm));
+        vst1q_f32(x + i, e0);
+        vst1q_f32(x + i + 4, e1);
+        acc0 = vaddq_f32(acc0, e0);
+        acc1 = vaddq_f32(acc1, e1);
+    }
+    if (i + 4 <= n) {
+        const float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(x + i), vm));
+        vst1q_f32(x + i, e0);
+        acc0 = vaddq_f32(acc0, e0);
+        i += 4;
+    }
+    if (i < n) {
+        float t[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        memcpy(t, x + i, (size_t)(n - i) * sizeof *t);
+        const float32x4_t e = exp4(vsubq_f32(vld1q_f32(t), vm));
+        vst1q_f32(t, e);
+        memcpy(x + i, t, (size_t)(n - i) * sizeof *t);
+        acc1 = vaddq_f32(acc1, e);
+    }
+    return vaddvq_f32(vaddq_f32(acc0, acc1));
+}
+
+/* g / (1 + exp(-g)) * u with a true division (FDIV, correctly rounded like the reference);
+ * exp(-g) = inf for g < -88.7 gives g / inf = -0, as expf does. */
+static inline float32x4_t silu_mul4(float32x4_t g, float32x4_t u) {
+    const float32x4_t d = vaddq_f32(vdupq_n_f32(1.0f), exp4(vnegq_f32(g)));
+    return vmulq_f32(vdivq_f32(g, d), u);
+}
+
+static void silu_mul(int n, float *g, const float *u) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        vst1q_f32(g + i, silu_mul4(vld1q_f32(g + i), vld1q_f32(u + i)));
+        vst1q_f32(g + i + 4, silu_mul4(vld1q_f32(g + i + 4), vld1q_f32(u + i + 4)));
+    }
+    if (i + 4 <= n) {
+        vst1q_f32(g + i, silu_mul4(vld1q_f32(g + i), vld1q_f32(u + i)));
+        i += 4;
+    }
+    if (i < n) {
+        float tg[4] = {0.0f, 0.0f, 0.0f, 0.0f}, tu[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        memcpy(tg, g + i, (size_t)(n - i) * sizeof *tg);
+        memcpy(tu, u + i, (size_t)(n - i) * sizeof *tu);
+        vst1q_f32(tg, silu_mul4(vld1q_f32(tg), vld1q_f32(tu)));
+        memcpy(g + i, tg, (size_t)(n - i) * sizeof *tg);
+    }
+}
+
 const SaKernels sa_kernels_neon = {
     .name = "neon",
+    .attn_scores_q8_0 = sa_ref_attn_scores_q8_0, .attn_values_q8_0 = sa_ref_attn_values_q8_0, /* Q8_0 KV cache */
     .quantize_q8_0 = quantize_q8_0,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
@@ -378,14 +690,15 @@ const SaKernels sa_kernels_neon = {
     .f32_to_f16 = f32_to_f16,
     .gemm_q4_0x8 = gemm_q4_0x8,
     .gemm_q8_0x8 = gemm_q8_0x8,
-    .attn_scores_f16 = sa_ref_attn_scores_f16,
-    .attn_values_f16 = sa_ref_attn_values_f16,
-    .exp_sub_sum = sa_ref_exp_sub_sum,
-    .silu_mul = sa_ref_silu_mul,
+    .attn_scores_f16 = attn_scores_f16,
+    .attn_values_f16 = attn_values_f16,
+    .exp_sub_sum = exp_sub_sum,
+    .silu_mul = silu_mul,
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
     .name = "neon_dotprod",
+    .attn_scores_q8_0 = sa_ref_attn_scores_q8_0, .attn_values_q8_0 = sa_ref_attn_values_q8_0, /* Q8_0 KV cache */
     .quantize_q8_0 = quantize_q8_0,
     .dot_q8_0 = dot_q8_0_sdot,
     .dot_q4_0 = dot_q4_0_sdot,
@@ -397,8 +710,8 @@ const SaKernels sa_kernels_neon_dotprod = {
     .f32_to_f16 = f32_to_f16,
     .gemm_q4_0x8 = gemm_q4_0x8_sdot,
     .gemm_q8_0x8 = gemm_q8_0x8_sdot,
-    .attn_scores_f16 = sa_ref_attn_scores_f16,
-    .attn_values_f16 = sa_ref_attn_values_f16,
-    .exp_sub_sum = sa_ref_exp_sub_sum,
-    .silu_mul = sa_ref_silu_mul,
+    .attn_scores_f16 = attn_scores_f16,
+    .attn_values_f16 = attn_values_f16,
+    .exp_sub_sum = exp_sub_sum,
+    .silu_mul = silu_mul,
 };

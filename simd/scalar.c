@@ -127,6 +127,31 @@ void sa_ref_attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, con
     for (int j = 0; j < n; j++) axpy_f16(hd, p[j], v + (size_t)j * stride, out);
 }
 
+/* Q8_0 cache rows: value i of the head is value (off + i) % 32 of block (off + i) / 32. The
+ * dequantized value d * q is exact in float (11 + 8 significant bits), so the score is the double
+ * dot of q with the dequantized key, rounded once, as dot_f16 does for the f16 cache. */
+void sa_ref_attn_scores_q8_0(int hd, int n, const BlockQ8_0 *k, size_t stride, int off, const float *q, float *s) {
+    for (int j = 0; j < n; j++) {
+        const BlockQ8_0 *r = k + (size_t)j * stride;
+        double sum = 0.0;
+        for (int i = 0; i < hd; i++) {
+            const BlockQ8_0 *b = &r[(off + i) / QK8_0];
+            sum += (double)q[i] * (sa_fp16_lut(b->d) * (float)b->qs[(off + i) % QK8_0]);
+        }
+        s[j] = (float)sum;
+    }
+}
+
+void sa_ref_attn_values_q8_0(int hd, int n, const BlockQ8_0 *v, size_t stride, int off, const float *p, float *out) {
+    for (int j = 0; j < n; j++) {
+        const BlockQ8_0 *r = v + (size_t)j * stride;
+        for (int i = 0; i < hd; i++) {
+            const BlockQ8_0 *b = &r[(off + i) / QK8_0];
+            out[i] += p[j] * (sa_fp16_lut(b->d) * (float)b->qs[(off + i) % QK8_0]);
+        }
+    }
+}
+
 float sa_ref_exp_sub_sum(int n, float *x, float m) {
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
@@ -155,6 +180,8 @@ const SaKernels sa_kernels_scalar = {
     .gemm_q8_0x8 = sa_ref_gemm_q8_0x8,
     .attn_scores_f16 = sa_ref_attn_scores_f16,
     .attn_values_f16 = sa_ref_attn_values_f16,
+    .attn_scores_q8_0 = sa_ref_attn_scores_q8_0,
+    .attn_values_q8_0 = sa_ref_attn_values_q8_0,
     .exp_sub_sum = sa_ref_exp_sub_sum,
     .silu_mul = sa_ref_silu_mul,
 };

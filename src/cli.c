@@ -36,7 +36,7 @@ typedef struct {
     const char *model;
     int threads;
     int n_ctx;
-    int use_mmap;
+    int load_mode;
     SaDtype kv_type;
 } CommonOpts;
 
@@ -48,7 +48,7 @@ static int common_flag(CommonOpts *o, int argc, char **argv, int *i) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         o->model = v;
     } else {
-        return sa_runtime_flag(&o->threads, &o->n_ctx, &o->use_mmap, &o->kv_type, argc, argv, i);
+        return sa_runtime_flag(&o->threads, &o->n_ctx, &o->load_mode, &o->kv_type, argc, argv, i);
     }
     return 1;
 }
@@ -61,7 +61,7 @@ static void common_init(CommonOpts *o) {
 
 static int load_model(const CommonOpts *o, SaModel *m) {
     if (!o->model) return sa_err("-m: a model file is required");
-    return sa_load_model_logged(o->model, o->use_mmap, m);
+    return sa_load_model_logged(o->model, o->load_mode, m);
 }
 
 int sa_cmd_bench_spec(int argc, char **argv); /* bench_spec.c */
@@ -80,7 +80,7 @@ static int cmd_generate(int argc, char **argv) {
     CommonOpts co;
     common_init(&co);
     const char *prompt = "", *chat_tmpl = NULL, *system = NULL;
-    int n_predict = 256, print_ids = 0, chat = 0;
+    int n_predict = 256, print_ids = 0, chat = 0, llamacpp_compat = 0;
     SaSamplerParams sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .freq_penalty = 0.0f};
     sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     for (int i = 0; i < argc; i++) {
@@ -105,6 +105,8 @@ static int cmd_generate(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_u64(a, v, &sp.seed)) return sa_die();
         } else if (!strcmp(a, "--ids")) {
             print_ids = 1;
+        } else if (!strcmp(a, "--llamacpp-compat")) {
+            llamacpp_compat = 1;
         } else if (!strcmp(a, "--chat")) {
             chat = 1;
         } else if (!strcmp(a, "--chat-template")) {
@@ -117,8 +119,9 @@ static int cmd_generate(int argc, char **argv) {
         }
     }
     if (chat) {
-        if (print_ids) {
-            sa_err("--ids: not available with --chat");
+        if (print_ids || llamacpp_compat) {
+            sa_err("%s: not available with --chat%s", print_ids ? "--ids" : "--llamacpp-compat",
+                   print_ids ? "" : " (the environment variable SALIGN_LLAMACPP_COMPAT=1 is)");
             return sa_die();
         }
         return generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system);
@@ -142,6 +145,7 @@ static int cmd_generate(int argc, char **argv) {
     sa_ctx_default_params(&m, &cp);
     if (co.n_ctx) cp.n_ctx = co.n_ctx;
     cp.kv_type = co.kv_type;
+    if (llamacpp_compat) cp.llamacpp_compat = 1;
     if (!(ctx = sa_ctx_new(&m, &cp))) goto out;
     if (sa_sampler_init(&smp, &sp, m.hp.n_vocab)) goto out;
     /* like llama2.c: the sequence always starts with BOS; the prompt is user text */
@@ -393,7 +397,7 @@ static int cmd_info(int argc, char **argv) {
         return sa_die();
     }
     SaModel m;
-    SaLoadOpts lo = {.use_mmap = 1};
+    SaLoadOpts lo = {.load_mode = SA_LOAD_MMAP};
     if (sa_model_load(&m, path, &lo)) return sa_die();
     const SaHparams *h = &m.hp;
     const SaTokSpec *ts = sa_tok_spec(m.tok);
@@ -493,7 +497,7 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
     sa_engine_opts_init(&o);
     o.threads = co->threads;
     o.n_ctx = co->n_ctx;
-    o.use_mmap = co->use_mmap;
+    o.load_mode = co->load_mode;
     o.kv_type = co->kv_type;
     o.upstream = co->model;
     o.chat_tmpl = tmpl;
@@ -560,7 +564,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: salign COMMAND [flags]\n"
             "  generate -m MODEL [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-            "           [--frequency-penalty F] [--seed S] [-t THREADS] [-c CTX] [--kv-type f16|f32] [--mmap] [--ids]\n"
+            "           [--frequency-penalty F] [--seed S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--hugepages] [--ids]\n"
+            "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
             "  info MODEL [--verify]\n"
@@ -569,12 +574,13 @@ static void usage(FILE *f) {
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
             "        [--no-speculate]\n"
             "        [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S] (both models, or\n"
-            "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX]\n"
+            "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
             "  report RESULTS.jsonl [-o FILE] [--format html|md]\n"
-            "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--json]   copy-speculation speed-up\n"
+            "  bench -m MODEL [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--kv-type f16|f32|q8_0] [--json]   speed\n"
+            "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "Each command also takes --help.\n");
 }
 

@@ -12,6 +12,7 @@
 
 #include "../simd/kernels.h"
 #include "common.h"
+#include "llamacpp_compat.h"
 #include "matmul.h"
 
 struct SaCtx {
@@ -35,6 +36,8 @@ void sa_ctx_default_params(const SaModel *m, SaCtxParams *p) {
     p->n_batch = 512;
     p->n_logits = 64;
     p->kv_type = SA_F16;
+    const char *compat = getenv("SALIGN_LLAMACPP_COMPAT");
+    p->llamacpp_compat = compat && *compat && strcmp(compat, "0") != 0;
 }
 
 static size_t scratch_floats(const SaHparams *h, int B, int n_logits) {
@@ -84,6 +87,7 @@ SaCtx *sa_ctx_new(const SaModel *m, const SaCtxParams *pin) {
         if (pin->n_batch > 0) p.n_batch = pin->n_batch;
         if (pin->n_logits > 0) p.n_logits = pin->n_logits;
         p.kv_type = pin->kv_type;
+        p.llamacpp_compat = pin->llamacpp_compat;
     }
     if (p.n_ctx < 1 || p.n_ctx > (1 << 22)) {
         sa_err("context size %d is out of range", p.n_ctx);
@@ -92,6 +96,13 @@ SaCtx *sa_ctx_new(const SaModel *m, const SaCtxParams *pin) {
     p.n_batch = SA_MIN(p.n_batch, p.n_ctx);
     p.n_logits = SA_MIN(p.n_logits, p.n_batch);
     const SaHparams *h = &m->hp;
+    if (p.kv_type == SA_Q8_0 && (h->n_head_kv * h->head_dim) % QK8_0) {
+        sa_err("--kv-type q8_0: this model's KV rows hold %d x %d = %d values, not a multiple of the Q8_0 block (%d); "
+               "use --kv-type f16",
+               h->n_head_kv, h->head_dim, h->n_head_kv * h->head_dim, QK8_0);
+        return NULL;
+    }
+    if (p.llamacpp_compat && sa_llamacpp_compat_check(m, p.kv_type)) return NULL;
     SaCtx *c = sa_calloc(1, sizeof *c);
     if (!c) return NULL;
     c->m = m;
@@ -186,8 +197,10 @@ typedef struct {
 } AttnJob;
 
 /* One (token, head) of layer l: scores over the cached positions, softmax, weighted values.
- * With the f16 cache one kernel call scores all positions and one accumulates the values
- * (simd/): no function call and horizontal sum per position. `thread` picks the scores row. */
+ * With the f16 and q8_0 caches one kernel call scores all positions and one accumulates the
+ * values (simd/): no function call and horizontal sum per position. `thread` picks the scores
+ * row. In the q8_0 cache, KV head g starts at value g*hd of the row: block (g*hd)/32, value
+ * (g*hd)%32 of it (0 unless hd is not a multiple of 32). */
 static void attn_unit(void *ctx, int th, int thread) {
     const AttnJob *j = ctx;
     SaCtx *c = j->c;
@@ -199,9 +212,13 @@ static void attn_unit(void *ctx, int th, int thread) {
     const int start = j->window ? SA_MAX(0, npos - j->window) : 0, n = npos - start;
     float *s = c->scores + (size_t)thread * c->p.n_ctx + start;
     const float *qh = c->q + (size_t)t * q_dim + hh * hd;
-    const int f16 = c->kv.dtype == SA_F16;
-    if (f16) {
+    const SaDtype kvt = c->kv.dtype;
+    const size_t qb = (size_t)g * hd / QK8_0, qstride = (size_t)kv_dim / QK8_0;
+    const int qoff = g * hd % QK8_0;
+    if (kvt == SA_F16) {
         k->attn_scores_f16(hd, n, (const uint16_t *)sa_kv_k(&c->kv, j->l, start) + (size_t)g * hd, (size_t)kv_dim, qh, s);
+    } else if (kvt == SA_Q8_0) {
+        k->attn_scores_q8_0(hd, n, (const BlockQ8_0 *)sa_kv_k(&c->kv, j->l, start) + qb, qstride, qoff, qh, s);
     } else {
         for (int i = 0; i < n; i++) s[i] = k->dot_f32(hd, (const float *)sa_kv_k(&c->kv, j->l, start + i) + (size_t)g * hd, qh);
     }
@@ -216,8 +233,10 @@ static void attn_unit(void *ctx, int th, int thread) {
     for (int i = 0; i < n; i++) s[i] *= inv;
     float *out = c->att + (size_t)t * q_dim + hh * hd;
     memset(out, 0, (size_t)hd * sizeof(float));
-    if (f16) {
+    if (kvt == SA_F16) {
         k->attn_values_f16(hd, n, (const uint16_t *)sa_kv_v(&c->kv, j->l, start) + (size_t)g * hd, (size_t)kv_dim, s, out);
+    } else if (kvt == SA_Q8_0) {
+        k->attn_values_q8_0(hd, n, (const BlockQ8_0 *)sa_kv_v(&c->kv, j->l, start) + qb, qstride, qoff, s, out);
     } else {
         for (int i = 0; i < n; i++) k->axpy_f32(hd, s[i], (const float *)sa_kv_v(&c->kv, j->l, start + i) + (size_t)g * hd, out);
     }
@@ -238,6 +257,12 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
 
     for (int t = 0; t < T; t++) {
         if (tokens[t] < 0 || tokens[t] >= h->n_vocab) return sa_err("token id %d is outside the vocabulary (%d)", tokens[t], h->n_vocab);
+    }
+    if (c->p.llamacpp_compat) { /* verification mode: llama.cpp's arithmetic (src/llamacpp_compat.h) */
+        if (sa_llamacpp_forward(m, &c->kv, tokens, T, out_rows, c->logits)) return -1;
+        c->n_logits_out = out_rows;
+        c->logits_pos0 = c->kv.n - out_rows;
+        return 0;
     }
     /* embeddings */
     for (int t = 0; t < T; t++) {
@@ -275,6 +300,9 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
             if (c->kv.dtype == SA_F16) {
                 k->f32_to_f16(kv_dim, kt, sa_kv_k(&c->kv, l, p0 + t));
                 k->f32_to_f16(kv_dim, vt, sa_kv_v(&c->kv, l, p0 + t));
+            } else if (c->kv.dtype == SA_Q8_0) {
+                k->quantize_q8_0(kt, sa_kv_k(&c->kv, l, p0 + t), kv_dim);
+                k->quantize_q8_0(vt, sa_kv_v(&c->kv, l, p0 + t), kv_dim);
             } else {
                 memcpy(sa_kv_k(&c->kv, l, p0 + t), kt, (size_t)kv_dim * 4);
                 memcpy(sa_kv_v(&c->kv, l, p0 + t), vt, (size_t)kv_dim * 4);

@@ -11,7 +11,9 @@ typedef struct {
     int n_ctx;      /* positions (default: min(model n_ctx_train, 4096)) */
     int n_batch;    /* max tokens per forward pass (default 512) */
     int n_logits;   /* max rows of logits one eval can return with all_logits (default 64) */
-    SaDtype kv_type; /* SA_F16 (default) or SA_F32 */
+    SaDtype kv_type; /* SA_F16 (default), SA_F32 or SA_Q8_0 (n_head_kv * head_dim a multiple of 32) */
+    int llamacpp_compat; /* verification mode, llama.cpp's arithmetic bit for bit (src/llamacpp_compat.h);
+                            default: on when the environment sets SALIGN_LLAMACPP_COMPAT=1 */
 } SaCtxParams;
 
 typedef struct SaCtx SaCtx;

@@ -6,15 +6,27 @@
 
 #include "common.h"
 
+size_t sa_kv_row_bytes(int kv_dim, SaDtype dtype) {
+    switch (dtype) {
+    case SA_F32: return (size_t)kv_dim * 4;
+    case SA_F16: return (size_t)kv_dim * 2;
+    case SA_Q8_0: return ((size_t)kv_dim + QK8_0 - 1) / QK8_0 * sizeof(BlockQ8_0);
+    default: return 0;
+    }
+}
+
 size_t sa_kv_bytes(int n_layer, int n_ctx, int kv_dim, SaDtype dtype) {
-    return 2 * (size_t)n_layer * (size_t)n_ctx * (size_t)kv_dim * (dtype == SA_F32 ? 4 : 2);
+    return 2 * (size_t)n_layer * (size_t)n_ctx * sa_kv_row_bytes(kv_dim, dtype);
 }
 
 int sa_kv_init(SaKv *kv, int n_layer, int n_ctx, int kv_dim, SaDtype dtype) {
     memset(kv, 0, sizeof *kv);
-    if (dtype != SA_F16 && dtype != SA_F32) return sa_err("KV cache type must be f16 or f32");
+    if (dtype != SA_F16 && dtype != SA_F32 && dtype != SA_Q8_0) return sa_err("KV cache type must be f16, f32 or q8_0");
+    if (dtype == SA_Q8_0 && kv_dim % QK8_0)
+        return sa_err("--kv-type q8_0: a KV row of %d values is not a multiple of the Q8_0 block (%d); use --kv-type f16",
+                      kv_dim, QK8_0);
     kv->dtype = dtype;
-    kv->elt = dtype == SA_F32 ? 4 : 2;
+    kv->row_bytes = sa_kv_row_bytes(kv_dim, dtype);
     kv->n_layer = n_layer;
     kv->n_ctx = n_ctx;
     kv->kv_dim = kv_dim;

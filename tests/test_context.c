@@ -125,3 +125,236 @@ TEST(ctx_threads_agree) {
     free(ref);
     sa_model_free(&m);
 }
+
+/* ---- the Q8_0 KV cache (--kv-type q8_0) ---- */
+
+static int argmax(const float *x, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* Teacher-forced on the f16 cache's own greedy continuation from BOS: at every step the logits
+ * with the q8_0 cache are those of the f16 cache up to the cache's quantization error. stories260K
+ * has head_dim 8 and 4 KV heads: four heads share each Q8_0 block (the general kernel path).
+ * Measured (scalar and AVX2): worst step NMSE 8.5e-3, mean 4.3e-4, top-1 equal at 64/64 steps
+ * (f16 against an f32 cache: worst 4e-6). That is 8-bit rounding on a 260K-parameter model, not
+ * the kernels: an f32 cache whose rows are rounded through Q8_0 on the way in gives the same
+ * numbers, and rounding each 8-value head separately still gives a worst step of 3e-3. */
+TEST(ctx_kv_q8_0_close_to_f16) {
+    SaModel m;
+    if (sa_model_load(&m, "weights/stories260K.salm", NULL)) {
+        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
+        return;
+    }
+    const int V = m.hp.n_vocab, N = 64;
+    SaCtxParams p;
+    sa_ctx_default_params(&m, &p);
+    p.n_ctx = 128;
+    p.kv_type = SA_F16;
+    SaCtx *f = sa_ctx_new(&m, &p);
+    p.kv_type = SA_Q8_0;
+    SaCtx *q = sa_ctx_new(&m, &p);
+    CHECK(f && q);
+    if (!f || !q) goto out;
+    int32_t seq[64];
+    seq[0] = 1;
+    for (int i = 1; i < N; i++) {
+        CHECK(sa_ctx_eval(f, &seq[i - 1], 1, 0) == 0);
+        seq[i] = argmax(sa_ctx_logits(f, -1), V);
+    }
+    sa_ctx_truncate(f, 0);
+    CHECK(sa_ctx_eval(f, seq, N, 1) == 0);
+    CHECK(sa_ctx_eval(q, seq, N, 1) == 0);
+    double worst = 0, sum = 0;
+    int same = 0;
+    for (int i = 0; i < N; i++) {
+        const double e = test_nmse(sa_ctx_logits(q, i), sa_ctx_logits(f, i), V);
+        worst = e > worst ? e : worst;
+        sum += e;
+        same += argmax(sa_ctx_logits(q, i), V) == argmax(sa_ctx_logits(f, i), V);
+    }
+    printf("    q8_0 vs f16 cache, %d teacher-forced steps: worst NMSE %.3g, mean %.3g, top-1 equal %d/%d\n", N, worst,
+           sum / N, same, N);
+    CHECKF(worst < 2e-2 && sum / N < 1e-3, "q8_0 vs f16 cache logits: worst NMSE %g, mean %g", worst, sum / N);
+    CHECKF(same >= N - 2, "top-1 equal at only %d of %d steps", same, N);
+out:
+    sa_ctx_free(f);
+    sa_ctx_free(q);
+    sa_model_free(&m);
+}
+
+/* Bytes of the cache rows [0, n) of every layer equal in both contexts. */
+static int kv_rows_equal(const SaKv *a, const SaKv *b, int n) {
+    if (a->row_bytes != b->row_bytes || a->n_layer != b->n_layer) return 0;
+    for (int l = 0; l < a->n_layer; l++) {
+        if (memcmp(sa_kv_k(a, l, 0), sa_kv_k(b, l, 0), (size_t)n * a->row_bytes)) return 0;
+        if (memcmp(sa_kv_v(a, l, 0), sa_kv_v(b, l, 0), (size_t)n * a->row_bytes)) return 0;
+    }
+    return 1;
+}
+
+/* Rollback with the q8_0 cache, as the aligner loop does it (sa_ctx_prompt keeping a common
+ * prefix, speculative verification truncating inside an all-logits batch): the cache bytes and
+ * logits after truncate + re-evaluation are exactly those of a fresh evaluation of the same
+ * tokens, whatever the batch split (a row depends only on its token and the rows before it).
+ * Q8_0 weights: their GEMM is batch-independent bit for bit (simd/kernels.h), so the logits can be
+ * compared with memcmp too (with F32 weights the BLAS output matmul rounds per batch shape). */
+TEST(ctx_kv_q8_0_rollback_exact) {
+    SaModel m;
+    if (load_stories(&m, "q8_0")) return;
+    const int V = m.hp.n_vocab;
+    SaCtxParams p;
+    sa_ctx_default_params(&m, &p);
+    p.n_ctx = 128;
+    p.kv_type = SA_Q8_0;
+    SaCtx *a = sa_ctx_new(&m, &p), *f = sa_ctx_new(&m, &p);
+    CHECK(a && f);
+    if (!a || !f) goto out;
+    CHECK(sa_ctx_kv(a)->dtype == SA_Q8_0 && sa_ctx_kv(a)->row_bytes == (size_t)m.hp.n_head_kv * m.hp.head_dim / 32 * 34);
+    int32_t toks[40], alt[10], full[35];
+    for (int i = 0; i < 40; i++) toks[i] = i == 0 ? 1 : 3 + (i * 37) % 500;
+    for (int i = 0; i < 10; i++) alt[i] = 100 + i * 7;
+    memcpy(full, toks, 25 * sizeof(int32_t));
+    memcpy(full + 25, alt, 10 * sizeof(int32_t));
+    /* a: 40 tokens, back to 25, 10 different ones; f: the 35 tokens in one batch */
+    CHECK(sa_ctx_eval(a, toks, 40, 1) == 0);
+    sa_ctx_truncate(a, 25);
+    CHECK(sa_ctx_eval(a, alt, 10, 1) == 0);
+    CHECK(sa_ctx_eval(f, full, 35, 1) == 0);
+    CHECK_EQ_INT(sa_ctx_pos(a), 35);
+    CHECK(kv_rows_equal(sa_ctx_kv(a), sa_ctx_kv(f), 35));
+    for (int i = 0; i < 10; i++)
+        CHECKF(!memcmp(sa_ctx_logits(a, i), sa_ctx_logits(f, 25 + i), (size_t)V * sizeof(float)), "row %d differs", i);
+    /* speculative verification: a draft of 8 evaluated with all logits, rolled back after the
+     * third; the logits of the last kept token become the current ones */
+    int32_t draft[8];
+    for (int i = 0; i < 8; i++) draft[i] = 50 + 13 * i;
+    CHECK(sa_ctx_eval(a, draft, 8, 1) == 0);
+    sa_ctx_truncate(a, 38);
+    sa_ctx_truncate(f, 0);
+    int32_t kept[38];
+    memcpy(kept, full, 35 * sizeof(int32_t));
+    memcpy(kept + 35, draft, 3 * sizeof(int32_t));
+    CHECK(sa_ctx_eval(f, kept, 38, 0) == 0);
+    CHECK(kv_rows_equal(sa_ctx_kv(a), sa_ctx_kv(f), 38));
+    CHECK(!memcmp(sa_ctx_logits(a, -1), sa_ctx_logits(f, -1), (size_t)V * sizeof(float)));
+    /* sa_ctx_prompt: keeps the common prefix (30 tokens), evaluates the rest token by token */
+    int32_t np[45];
+    memcpy(np, full, 30 * sizeof(int32_t));
+    for (int i = 30; i < 45; i++) np[i] = 200 + i;
+    const uint64_t reused = sa_ctx_kv(a)->n_reused;
+    CHECK(sa_ctx_prompt(a, np, 45) == 0);
+    CHECK_EQ_INT(sa_ctx_kv(a)->n_reused - reused, 30);
+    sa_ctx_truncate(f, 0);
+    for (int i = 0; i < 45; i++) CHECK(sa_ctx_eval(f, &np[i], 1, 0) == 0);
+    CHECK(kv_rows_equal(sa_ctx_kv(a), sa_ctx_kv(f), 45));
+    CHECK(!memcmp(sa_ctx_logits(a, -1), sa_ctx_logits(f, -1), (size_t)V * sizeof(float)));
+out:
+    sa_ctx_free(a);
+    sa_ctx_free(f);
+    sa_model_free(&m);
+}
+
+TEST(ctx_batch_equals_sequential_kv_q8_0) { batch_equals_sequential("q8_0", SA_Q8_0); }
+
+/* Other head layouts, on small random-weight Llama models from bin/salign-synth: head_dim 64
+ * (each head its own two blocks: the AVX2 fast path), head_dim 48 (the second KV head starts in
+ * the middle of a block), and a KV row of 2 x 20 values, which the q8_0 cache refuses with a
+ * one-line error naming --kv-type. Logits teacher-forced on 48 tokens against the f16 cache;
+ * measured: worst step NMSE 1.5e-4 (hd 64) and 2.4e-4 (hd 48), top-1 equal 48/48 and 47/48. */
+TEST(ctx_kv_q8_0_head_layouts) {
+    const char *models = test_models_dir();
+    if (!models) {
+        test_skip("../shared/models not present");
+        return;
+    }
+    static const struct { int hidden, heads, kv_heads, head_dim, ok; } cfg[] = {
+        {128, 2, 2, 64, 1}, {96, 2, 2, 48, 1}, {40, 2, 2, 20, 0}};
+    for (size_t ci = 0; ci < SA_ARRAY_LEN(cfg); ci++) {
+        char dir[300], salm[400], cmd[2048];
+        snprintf(dir, sizeof dir, "%s", test_tmp("kvq8-synth"));
+        snprintf(salm, sizeof salm, "%s/m%zu.salm", dir, ci);
+        snprintf(cmd, sizeof cmd,
+                 "rm -rf %s/hf && bin/salign-synth --arch llama --hidden %d --layers 2 --heads %d --kv-heads %d --head-dim %d "
+                 "--ff 64 --seed %zu --vocab-from %s/tokenizers/mistral --hf %s/hf 2>&1 && "
+                 "bin/salign-quantize %s/hf %s --type f32 -q 2>&1",
+                 dir, cfg[ci].hidden, cfg[ci].heads, cfg[ci].kv_heads, cfg[ci].head_dim, ci + 1, models, dir, dir, salm);
+        int st;
+        char *out = test_run(cmd, &st);
+        CHECKF(st == 0, "`%s` failed: %s", cmd, out);
+        free(out);
+        SaModel m;
+        if (st != 0 || sa_model_load(&m, salm, NULL)) {
+            test_fail(__FILE__, __LINE__, "cannot load %s: %s", salm, sa_errmsg());
+            continue;
+        }
+        SaCtxParams p;
+        sa_ctx_default_params(&m, &p);
+        p.n_ctx = 64;
+        p.kv_type = SA_Q8_0;
+        SaCtx *q = sa_ctx_new(&m, &p);
+        if (!cfg[ci].ok) {
+            CHECK(q == NULL);
+            CHECKF(strstr(sa_errmsg(), "--kv-type q8_0") && strstr(sa_errmsg(), "40") && !strchr(sa_errmsg(), '\n'),
+                   "error: %s", sa_errmsg());
+            sa_ctx_free(q);
+            sa_model_free(&m);
+            continue;
+        }
+        p.kv_type = SA_F16;
+        SaCtx *f = sa_ctx_new(&m, &p);
+        CHECK(q && f);
+        if (q && f) {
+            const int V = m.hp.n_vocab, N = 48;
+            int32_t seq[48];
+            for (int i = 0; i < N; i++) seq[i] = i == 0 ? 1 : 3 + (i * 7919) % 5000;
+            CHECK(sa_ctx_eval(f, seq, N, 1) == 0 && sa_ctx_eval(q, seq, N, 1) == 0);
+            double worst = 0, sum = 0;
+            int same = 0;
+            for (int i = 0; i < N; i++) {
+                const double e = test_nmse(sa_ctx_logits(q, i), sa_ctx_logits(f, i), V);
+                worst = e > worst ? e : worst;
+                sum += e;
+                same += argmax(sa_ctx_logits(q, i), V) == argmax(sa_ctx_logits(f, i), V);
+            }
+            printf("    head_dim %d: q8_0 vs f16 cache worst NMSE %.3g, mean %.3g, top-1 equal %d/%d\n", cfg[ci].head_dim,
+                   worst, sum / N, same, N);
+            CHECKF(worst < 2e-3 && sum / N < 3e-4 && same >= N - 3, "head_dim %d: worst NMSE %g, mean %g, top-1 %d/%d",
+                   cfg[ci].head_dim, worst, sum / N, same, N);
+        }
+        sa_ctx_free(q);
+        sa_ctx_free(f);
+        sa_model_free(&m);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", test_tmp("kvq8-synth"));
+    free(test_run(cmd, NULL));
+}
+
+/* KV memory by type, for the -c positions: Q8_0 is 34 bytes per 32 values, 34/64 of F16. */
+TEST(ctx_kv_bytes_by_type) {
+    CHECK(sa_kv_bytes(5, 100, 32, SA_F32) == (size_t)2 * 5 * 100 * 32 * 4);
+    CHECK(sa_kv_bytes(5, 100, 32, SA_F16) == (size_t)2 * 5 * 100 * 32 * 2);
+    CHECK(sa_kv_bytes(5, 100, 32, SA_Q8_0) == (size_t)2 * 5 * 100 * 34);
+    CHECK(sa_kv_bytes(16, 4096, 512, SA_Q8_0) * 64 == sa_kv_bytes(16, 4096, 512, SA_F16) * 34);
+    SaModel m;
+    if (sa_model_load(&m, "weights/stories260K.salm", NULL)) {
+        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
+        return;
+    }
+    SaCtxParams p;
+    sa_ctx_default_params(&m, &p);
+    p.n_ctx = 300;
+    p.kv_type = SA_F16;
+    const size_t f16 = sa_ctx_bytes(&m, &p);
+    p.kv_type = SA_Q8_0;
+    const size_t q8 = sa_ctx_bytes(&m, &p);
+    const size_t rows = (size_t)2 * m.hp.n_layer * 300;
+    CHECK(f16 - q8 == rows * (m.hp.n_head_kv * m.hp.head_dim * 2 - m.hp.n_head_kv * m.hp.head_dim / 32 * 34));
+    SaCtx *c = sa_ctx_new(&m, &p);
+    CHECK(c && sa_ctx_n_ctx(c) == 300 && sa_ctx_kv(c)->row_bytes == 34 && sa_ctx_kv(c)->dtype == SA_Q8_0);
+    sa_ctx_free(c);
+    sa_model_free(&m);
+}

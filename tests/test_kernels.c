@@ -40,12 +40,29 @@ static float rng_normal(void) {
 
 /* ---- the tables under test ---- */
 
-/* Every table this CPU can run except the reference itself. */
+/* The AVX-512 table emulated with SIMDe (simd/avx512.c built with -DSALIGN_SIMDE; the Makefile
+ * links it into the test binaries when libsimde-dev is installed): tested below like the native
+ * tables, on any CPU with AVX2 (what SIMDe runs it on). NULL when not linked or without AVX2. */
+#if defined(__x86_64__) || defined(_M_X64)
+extern const SaKernels sa_kernels_avx512_emu __attribute__((weak));
+#endif
+static const SaKernels *emu_table(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    const SaKernels *all[8];
+    const int n = sa_kernels_available(all, 8);
+    for (int i = 0; i < n; i++)
+        if (all[i] == &sa_kernels_avx2 && &sa_kernels_avx512_emu) return &sa_kernels_avx512_emu;
+#endif
+    return NULL;
+}
+
+/* Every table this CPU can run except the reference itself, and the emulated AVX-512 one. */
 static int simd_tables(const SaKernels **t) {
     const SaKernels *all[8];
     int n = sa_kernels_available(all, 8), m = 0;
     for (int i = 0; i < n; i++)
         if (all[i] != &sa_kernels_scalar) t[m++] = all[i];
+    if (emu_table() && m < 8) t[m++] = emu_table();
     return m;
 }
 
@@ -132,12 +149,20 @@ TEST(kernels_tables) {
         printf("    kernel table %-13s %s\n", compiled[c]->name,
                avail ? "tested against scalar" : "not supported by this CPU: not tested");
     }
+#if defined(__x86_64__) || defined(_M_X64)
+    printf("    kernel table %-13s %s\n", "avx512_emu",
+           emu_table()               ? "(simd/avx512.c on SIMDe) tested against scalar"
+           : &sa_kernels_avx512_emu ? "needs AVX2: not tested"
+                                    : "not built (libsimde-dev not installed): not tested");
+#endif
     /* every member is filled in */
-    for (int i = 0; i < n; i++) {
-        const SaKernels *k = all[i];
+    for (int i = 0; i <= n; i++) {
+        const SaKernels *k = i < n ? all[i] : emu_table();
+        if (!k) continue;
         CHECKF(k->name && k->quantize_q8_0 && k->dot_q8_0 && k->dot_q4_0 && k->dot_f16 &&
                    k->dot_bf16 && k->dot_f32 && k->axpy_f32 && k->axpy_f16 && k->f32_to_f16 && k->gemm_q4_0x8 &&
-                   k->gemm_q8_0x8 && k->attn_scores_f16 && k->attn_values_f16 && k->exp_sub_sum && k->silu_mul,
+                   k->gemm_q8_0x8 && k->attn_scores_f16 && k->attn_values_f16 && k->attn_scores_q8_0 &&
+                   k->attn_values_q8_0 && k->exp_sub_sum && k->silu_mul,
                "table %s has a NULL member", k->name ? k->name : "?");
     }
     /* selection by name, then back to what was selected before */
@@ -582,7 +607,8 @@ static void test_pack_q8(const BlockQ8_0 *rows, int nb, BlockQ8_0x8 *out) {
 TEST(kernels_gemm_x8) {
     rng_seed(9);
     const SaKernels *all[8];
-    const int nall = sa_kernels_available(all, 8);
+    int nall = sa_kernels_available(all, 8);
+    if (emu_table() && nall < 8) all[nall++] = emu_table();
     enum { MAXNB = 160, MAXT = 13, MAXG = 3, LDY = 8 * MAXG + 3 };
     float *x = malloc(MAXNB * 32 * sizeof *x);
     BlockQ4_0 *w4 = malloc(8 * MAXG * MAXNB * sizeof *w4);
@@ -731,6 +757,107 @@ TEST(kernels_attention_f16) {
     free(ot);
 }
 
+/* Attention over a Q8_0 cache: rows of `stride` blocks, the head's hd values starting at value
+ * `off` of the first block (heads inside a block, straddling blocks, block-aligned). Real data
+ * (random scales, quants from quantize_q8_0 of normal values): NMSE < 1e-7 against the reference.
+ * Integer data (scales 1.0, small integer q and p): every partial sum is an integer below 2^24,
+ * so every summation order is exact and the tables must agree bit for bit. */
+TEST(kernels_attention_q8_0) {
+    GET_TABLES(tabs, nt);
+    rng_seed(11);
+    static const struct { int hd, off; } shapes[] = {
+        {1, 0},   {3, 5},   {7, 25},  {8, 0},  {8, 8},  {8, 24},  {16, 16}, {20, 12}, {31, 1},  {32, 0},
+        {32, 16}, {33, 0},  {48, 16}, {64, 0}, {64, 8}, {80, 16}, {96, 0},  {128, 0}, {256, 0}, {100, 31},
+    };
+    static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 100, 333};
+    enum { MAXHD = 256, MAXNP = 333, MAXSTRIDE = MAXHD / QK8_0 + 4 };
+    BlockQ8_0 *kv = malloc((size_t)MAXNP * MAXSTRIDE * sizeof *kv);
+    float *row = malloc((size_t)MAXSTRIDE * QK8_0 * sizeof *row);
+    float *q = malloc(MAXHD * sizeof *q), *p = malloc(MAXNP * sizeof *p);
+    float *sr = malloc(MAXNP * sizeof *sr), *st = malloc(MAXNP * sizeof *st);
+    float *o0 = malloc((MAXHD + GUARD) * sizeof *o0), *or_ = malloc((MAXHD + GUARD) * sizeof *or_),
+          *ot = malloc((MAXHD + GUARD) * sizeof *ot);
+    for (int exact = 0; exact < 2; exact++) {
+        for (size_t si = 0; si < SA_ARRAY_LEN(shapes); si++) {
+            for (size_t ni = 0; ni < SA_ARRAY_LEN(ns); ni++) {
+                const int hd = shapes[si].hd, off = shapes[si].off, n = ns[ni];
+                /* the head's blocks plus one more on each side: rows of a wider cache */
+                const int used = (off + hd + QK8_0 - 1) / QK8_0;
+                const size_t stride = (size_t)used + 2;
+                for (int j = 0; j < n; j++) {
+                    BlockQ8_0 *r = kv + (size_t)j * stride;
+                    if (exact) {
+                        for (size_t b = 0; b < stride; b++) {
+                            r[b].d = 0x3C00; /* 1.0 */
+                            for (int i = 0; i < QK8_0; i++) r[b].qs[i] = (int8_t)rng_int(-127, 127);
+                        }
+                    } else {
+                        for (size_t i = 0; i < stride * QK8_0; i++) row[i] = rng_normal() * (float)(1 + (i / QK8_0) % 3);
+                        ref->quantize_q8_0(row, r, (int)(stride * QK8_0));
+                    }
+                }
+                for (int i = 0; i < hd; i++) q[i] = exact ? (float)rng_int(-8, 8) : rng_normal();
+                for (int j = 0; j < n; j++) p[j] = exact ? (float)rng_int(0, 3) : (float)rng_unif();
+                for (int i = 0; i < hd + GUARD; i++) o0[i] = i < hd ? (exact ? (float)rng_int(-50, 50) : rng_normal()) : -4321.0f;
+                const BlockQ8_0 *base = kv + 1;
+                ref->attn_scores_q8_0(hd, n, base, stride, off, q, sr);
+                memcpy(or_, o0, (hd + GUARD) * sizeof *o0);
+                ref->attn_values_q8_0(hd, n, base, stride, off, p, or_);
+                for (int t = 0; t < nt; t++) {
+                    for (int j = 0; j < n; j++) st[j] = -1.0f;
+                    tabs[t]->attn_scores_q8_0(hd, n, base, stride, off, q, st);
+                    memcpy(ot, o0, (hd + GUARD) * sizeof *o0);
+                    tabs[t]->attn_values_q8_0(hd, n, base, stride, off, p, ot);
+                    if (exact) {
+                        CHECKF(!memcmp(st, sr, (size_t)n * sizeof *st), "%s attn_scores_q8_0 hd=%d off=%d n=%d: not exact",
+                               tabs[t]->name, hd, off, n);
+                        CHECKF(!memcmp(ot, or_, (size_t)hd * sizeof *ot), "%s attn_values_q8_0 hd=%d off=%d n=%d: not exact",
+                               tabs[t]->name, hd, off, n);
+                    } else {
+                        const double es = test_nmse(st, sr, n), ev = test_nmse(ot, or_, hd);
+                        CHECKF(es < 1e-7, "%s attn_scores_q8_0 hd=%d off=%d n=%d: nmse %g", tabs[t]->name, hd, off, n, es);
+                        CHECKF(ev < 1e-7, "%s attn_values_q8_0 hd=%d off=%d n=%d: nmse %g", tabs[t]->name, hd, off, n, ev);
+                    }
+                    int guard_ok = 1;
+                    for (int i = hd; i < hd + GUARD; i++) guard_ok &= ot[i] == -4321.0f;
+                    CHECKF(guard_ok, "%s attn_values_q8_0 hd=%d off=%d writes past the head", tabs[t]->name, hd, off);
+                }
+            }
+        }
+    }
+    /* the reference itself against a plain dequantize-then-dot (exact integer data above makes
+     * this a check of the block/offset addressing) */
+    {
+        const int hd = 20, off = 20, n = 3;
+        const size_t stride = 3;
+        for (size_t b = 0; b < n * stride; b++) {
+            kv[b].d = sa_fp32_to_fp16(0.5f);
+            for (int i = 0; i < QK8_0; i++) kv[b].qs[i] = (int8_t)rng_int(-127, 127);
+        }
+        for (int i = 0; i < hd; i++) q[i] = (float)rng_int(-4, 4);
+        ref->attn_scores_q8_0(hd, n, kv, stride, off, q, sr);
+        int ok = 1;
+        for (int j = 0; j < n; j++) {
+            double want = 0;
+            for (int i = 0; i < hd; i++) {
+                const int e = off + i;
+                want += 0.5 * kv[j * stride + e / 32].qs[e % 32] * q[i];
+            }
+            ok &= sr[j] == (float)want;
+        }
+        CHECKF(ok, "scalar attn_scores_q8_0 addresses the wrong values");
+    }
+    free(kv);
+    free(row);
+    free(q);
+    free(p);
+    free(sr);
+    free(st);
+    free(o0);
+    free(or_);
+    free(ot);
+}
+
 /* Relative error of the SIMD exp against expf, per element: a few ulp. */
 static int close_rel(float a, float b, float rel) {
     if (a == b) return 1;
@@ -771,6 +898,91 @@ TEST(kernels_exp_silu) {
             if (!close_rel(xt[i], xr[i], 1e-6f)) bad = i;
         CHECKF(bad < 0, "%s silu_mul: element %d = %.9g, reference %.9g", tabs[t]->name, bad, bad >= 0 ? xt[bad] : 0.0,
                bad >= 0 ? xr[bad] : 0.0);
+    }
+    free(x);
+    free(xr);
+    free(xt);
+    free(u);
+}
+
+/* exp_sub_sum and silu_mul at the edges: every tail length with guards after the row, a dense
+ * sweep of the whole softmax range (-87.3 .. 0) against expf, the special arguments (below
+ * ln FLT_MIN = -87.34 must give 0 or expf's tiny value, never garbage; -inf gives 0; a large m),
+ * and silu over huge, tiny and signed-zero inputs. */
+TEST(kernels_exp_silu_edges) {
+    GET_TABLES(tabs, nt);
+    rng_seed(12);
+    enum { N = 1 << 16 };
+    float *x = malloc((N + GUARD) * sizeof *x), *xr = malloc((N + GUARD) * sizeof *xr),
+          *xt = malloc((N + GUARD) * sizeof *xt), *u = malloc(N * sizeof *u);
+    static const float special[] = {0.0f,      -0.0f,     -1e-30f,  -1e-8f,    -0.5f,     -0.6931472f, -1.0f,
+                                    -10.0f,    -43.6f,    -80.0f,   -87.0f,    -87.3f,    -87.33f,     -87.3365f,
+                                    -87.3366f, -87.34f,   -87.5f,   -88.0f,    -95.0f,    -103.2789f,  -103.98f,
+                                    -104.0f,   -110.0f,   -150.0f,  -1000.0f,  -1e30f,    -INFINITY,   -3.4e38f};
+    for (int t = 0; t < nt; t++) {
+        /* special arguments, as x - m with m = 0 and with a large m */
+        for (int mi = 0; mi < 2; mi++) {
+            const float m = mi ? 1000.0f : 0.0f;
+            const int ns = (int)SA_ARRAY_LEN(special);
+            for (int i = 0; i < ns; i++) xt[i] = special[i] + m;
+            tabs[t]->exp_sub_sum(ns, xt, m);
+            for (int i = 0; i < ns; i++) {
+                const float arg = (special[i] + m) - m; /* what the kernel sees after rounding */
+                const float want = expf(arg);
+                const int ok = isfinite(xt[i]) && xt[i] >= 0.0f && close_rel(xt[i], want, 5e-7f) &&
+                               (arg >= -87.34f || xt[i] <= 1.17549435e-38f);
+                CHECKF(ok, "%s exp_sub_sum: exp(%g) (m = %g) = %.9g, expf %.9g", tabs[t]->name, arg, m, xt[i], want);
+            }
+        }
+        /* every tail length 0..40 (and a few longer), guards after the row untouched */
+        for (int n = 0; n <= 70; n++) {
+            for (int i = 0; i < n + GUARD; i++) {
+                x[i] = i < n ? (float)(rng_unif() * 100.0 - 95.0) : 777.0f;
+                u[i < n ? i : 0] = rng_normal();
+            }
+            memcpy(xr, x, (size_t)(n + GUARD) * sizeof *x);
+            memcpy(xt, x, (size_t)(n + GUARD) * sizeof *x);
+            const float sr = ref->exp_sub_sum(n, xr, 5.0f), st = tabs[t]->exp_sub_sum(n, xt, 5.0f);
+            int bad = -1, guard = 1;
+            for (int i = 0; i < n && bad < 0; i++)
+                if (!close_rel(xt[i], xr[i], 5e-7f)) bad = i;
+            for (int i = n; i < n + GUARD; i++) guard &= xt[i] == 777.0f;
+            CHECKF(bad < 0 && guard && close_rel(st, sr, 1e-5f),
+                   "%s exp_sub_sum n=%d: %s (sum %.9g, reference %.9g)", tabs[t]->name, n,
+                   bad >= 0 ? "an element differs" : guard ? "the sum differs" : "writes past x[n]", st, sr);
+            /* silu on the same lengths */
+            for (int i = 0; i < n + GUARD; i++) xr[i] = xt[i] = i < n ? (float)(rng_unif() * 40.0 - 20.0) : 777.0f;
+            ref->silu_mul(n, xr, u);
+            tabs[t]->silu_mul(n, xt, u);
+            bad = -1, guard = 1;
+            for (int i = 0; i < n && bad < 0; i++)
+                if (!close_rel(xt[i], xr[i], 1e-6f)) bad = i;
+            for (int i = n; i < n + GUARD; i++) guard &= xt[i] == 777.0f;
+            CHECKF(bad < 0 && guard, "%s silu_mul n=%d: %s", tabs[t]->name, n,
+                   bad >= 0 ? "an element differs" : "writes past g[n]");
+        }
+        /* dense sweep of the softmax range: N evenly spaced arguments in [-87.3, 0] */
+        for (int i = 0; i < N; i++) x[i] = xt[i] = (float)(-87.3 * i / (N - 1));
+        tabs[t]->exp_sub_sum(N, xt, 0.0f);
+        int bad = -1;
+        for (int i = 0; i < N && bad < 0; i++)
+            if (!close_rel(xt[i], expf(x[i]), 5e-7f)) bad = i;
+        CHECKF(bad < 0, "%s exp_sub_sum sweep: exp(%.9g) = %.9g, expf %.9g", tabs[t]->name, bad >= 0 ? x[bad] : 0.0,
+               bad >= 0 ? xt[bad] : 0.0, bad >= 0 ? expf(x[bad]) : 0.0);
+        /* silu: signed zeros, tiny, large and huge gates */
+        static const float gs[] = {0.0f,   -0.0f,  1e-30f, -1e-30f, 1e-6f,  -1e-6f,  0.5f,   -0.5f,
+                                   20.0f,  -20.0f, 87.0f,  -87.0f,  88.5f,  -88.5f,  89.0f,  -89.0f,
+                                   100.0f, -100.0f, 1e10f, -1e10f,  3e38f,  -3e38f};
+        const int ng = (int)SA_ARRAY_LEN(gs);
+        for (int i = 0; i < ng; i++) {
+            xr[i] = xt[i] = gs[i];
+            u[i] = i & 1 ? -1.5f : 1.0f;
+        }
+        ref->silu_mul(ng, xr, u);
+        tabs[t]->silu_mul(ng, xt, u);
+        for (int i = 0; i < ng; i++)
+            CHECKF(close_rel(xt[i], xr[i], 1e-6f), "%s silu_mul(%g) * %g = %.9g, reference %.9g", tabs[t]->name, gs[i],
+                   u[i], xt[i], xr[i]);
     }
     free(x);
     free(xr);

@@ -16,6 +16,8 @@ build)
     ;;
 test)
     command -v python3 >/dev/null 2>&1 || need="$need python3"
+    # SIMDe: the AVX-512 kernels are also built against it and tested on CPUs without AVX-512
+    have_hdr simde/x86/avx512.h libsimde-dev
     ;;
 esac
 [ -z "$need" ] && exit 0
