@@ -347,10 +347,11 @@ TEST(eval_resume_after_sigkill) {
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 2);
+        /* test_bin: the binary under test (bin/ or SALIGN_BIN_DIR, e.g. the sanitizer build) */
         execl("/bin/sh", "sh", "-c",
-              "exec bin/salign eval --upstream " MODEL " --aligner " MODEL " --aligner-template plain --temp 0 "
+              "exec \"$2\" eval --upstream " MODEL " --aligner " MODEL " --aligner-template plain --temp 0 "
               "--max-sentences 3 --max-tokens 60 -t 1 --no-progress --in \"$0\" --out \"$1\"",
-              in, out, (char *)NULL);
+              in, out, test_bin("salign"), (char *)NULL);
         _exit(127);
     }
     /* kill -9 as soon as some lines are in: mid-run, wherever the writer is */

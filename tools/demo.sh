@@ -30,8 +30,13 @@ flags="--upstream-temp 0.8 --upstream-top-k 40 --upstream-top-p 0.95 --upstream-
 
 echo "== salign align: stories260K writes, the demo aligner corrects each sentence live" >&2
 echo "   opening: $opening" >&2
+# On a terminal each upstream sentence is shown dimmed above its correction; through a pipe (a log) the
+# originals would interleave with the answer on two streams, so only the answer is streamed there (the
+# trace below lists every original and its correction either way).
+show=""
+[ -t 1 ] && show=--show-original
 # shellcheck disable=SC2086
-bin/salign align --upstream "$up" --aligner "$al" -p "$opening" --show-original $flags
+bin/salign align --upstream "$up" --aligner "$al" -p "$opening" $show $flags
 echo
 
 echo "== the same run's --json trace: per sentence, the original and its correction; then the timings" >&2
