@@ -21,9 +21,9 @@ if [ ! -f "$al" ]; then
     echo
     exit 0
 fi
-# A held-out opening (never trained on) and a seed whose story has unkind sentences and a repeat.
-opening="${DEMO_OPENING:-Once upon a time, there was a little girl named Lily.}"
-seed="${DEMO_SEED:-3}"
+# A held-out opening (never trained on) and a seed whose story has unkind sentences to rewrite.
+opening="${DEMO_OPENING:-Jill loved to draw pictures.}"
+seed="${DEMO_SEED:-1}"
 # upstream sampled as in the training data; aligner greedy
 flags="--upstream-temp 0.8 --upstream-top-k 40 --upstream-top-p 0.95 --upstream-frequency-penalty 0
        --aligner-temp 0 --aligner-frequency-penalty 0 --max-tokens 200 --seed $seed"

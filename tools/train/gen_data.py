@@ -103,7 +103,7 @@ CHARS_PER_TOKEN = 2.1  # stories260K's text per tok512 token (415 chars per 200-
 MAX_ROUNDS = 40
 
 
-def _eval_round(prompts, ids, salign, tmp, jobs=1):
+def _eval_round(prompts, ids, salign, tmp, jobs=1, n_tokens=ROUND_TOKENS):
     """One upstream step for many stories at once: `salign eval --modes none` continues every prompt for
     ROUND_TOKENS tokens (sampled as in a stream run; each record's seed comes from its id), in `jobs` processes."""
     if jobs > 1 and len(ids) > 1:
@@ -112,7 +112,7 @@ def _eval_round(prompts, ids, salign, tmp, jobs=1):
         for _, _, d in parts:
             os.makedirs(d, exist_ok=True)
         with cf.ThreadPoolExecutor(max_workers=jobs) as ex:
-            return [r for rs in ex.map(lambda a: _eval_round(a[0], a[1], salign, a[2]), parts) for r in rs]
+            return [r for rs in ex.map(lambda a: _eval_round(a[0], a[1], salign, a[2], 1, n_tokens), parts) for r in rs]
     inp, out = os.path.join(tmp, "round-in.jsonl"), os.path.join(tmp, "round-out.jsonl")
     with open(inp, "w") as f:
         for i, p in zip(ids, prompts):
@@ -120,7 +120,7 @@ def _eval_round(prompts, ids, salign, tmp, jobs=1):
     subprocess.run([salign, "eval", "--upstream", UPSTREAM, "--in", inp, "--out", out, "--modes", "none",
                     "--no-resume", "--no-progress", "--upstream-temp", TEMP, "--upstream-top-k", "40",
                     "--upstream-top-p", "0.95", "--upstream-frequency-penalty", "0", "--max-tokens",
-                    str(ROUND_TOKENS), "--seed", "1", "-t", "1"], check=True, stdout=subprocess.DEVNULL,
+                    str(n_tokens), "--seed", "1", "-t", "1"], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE)
     res = {}
     with open(out) as f:
@@ -134,33 +134,43 @@ def stream_stories(work, salign, tmp, jobs=1):
     """Stories written the way a stream run writes them: the upstream continues from the opening and the
     teacher-corrected prefix (plain template: OPENING + " " + PREFIX), one sentence per round; the sentence is
     the first one the engine's splitter finds in the round's text (or the whole text when the round ends without
-    one, as the engine's max-sentence cap does). A story ends at the upstream's EOS or after about N_TOKENS
-    upstream tokens. So the aligner trains on the sentences it will see live - e.g. a closing quote the upstream
-    adds at the start of the next round, after the prefix was re-joined with spaces - not on one-shot text."""
-    st = [{"question": o, "seed": sd, "sentences": [], "corrected": [], "chars": 0, "done": False} for o, sd in work]
+    one, as the engine's max-sentence cap does). A story ends at the upstream's EOS or when its N_TOKENS upstream
+    tokens are spent (counted as the engine counts them, estimated from the text: a sentence and the one token
+    read past it); the last round draws only what is left, and an unfinished sentence there is the story's last
+    sentence, cut mid-word as a stream run that reaches --max-tokens cuts it. So the aligner trains on the
+    sentences it will see live - e.g. a closing quote the upstream adds at the start of the next round, after the
+    prefix was re-joined with spaces - not on one-shot text."""
+    st = [{"question": o, "seed": sd, "sentences": [], "corrected": [], "tokens": 0, "done": False} for o, sd in work]
     for rnd in range(MAX_ROUNDS):
         act = [k for k, x in enumerate(st) if not x["done"]]
         if not act:
             break
-        prompts = [st[k]["question"] + (" " + " ".join(st[k]["corrected"]) if st[k]["corrected"] else "") for k in act]
-        ids = ["%d-%d" % (st[k]["seed"], rnd) for k in act]
-        for k, r in zip(act, _eval_round(prompts, ids, salign, tmp, jobs)):
-            x = st[k]
-            if "error" in r:
-                raise RuntimeError("salign eval: %s" % r["error"])
-            text = r["answer"]
-            sents = split_sentences(text)
-            if not sents:
-                x["done"] = True
-                continue
-            last = sents[0]
-            x["sentences"].append(last)
-            c = teacher(x["corrected"], last)
-            if c:
-                x["corrected"].append(c)
-            x["chars"] += len(last) + 1
-            if (r["stop"] != "max tokens" and len(sents) == 1) or x["chars"] >= N_TOKENS * CHARS_PER_TOKEN:
-                x["done"] = True
+        groups = {}  # tokens to draw this round -> stories (one eval call per distinct budget)
+        for k in act:
+            groups.setdefault(min(ROUND_TOKENS, N_TOKENS - st[k]["tokens"]), []).append(k)
+        for ask in sorted(groups):
+            ks = groups[ask]
+            prompts = [st[k]["question"] + (" " + " ".join(st[k]["corrected"]) if st[k]["corrected"] else "")
+                       for k in ks]
+            ids = ["%d-%d" % (st[k]["seed"], rnd) for k in ks]
+            for k, r in zip(ks, _eval_round(prompts, ids, salign, tmp, jobs, ask)):
+                x = st[k]
+                if "error" in r:
+                    raise RuntimeError("salign eval: %s" % r["error"])
+                sents = split_sentences(r["answer"])
+                if not sents:
+                    x["done"] = True
+                    continue
+                last = sents[0]
+                x["sentences"].append(last)
+                c = teacher(x["corrected"], last)
+                if c:
+                    x["corrected"].append(c)
+                x["tokens"] += int(len(last) / CHARS_PER_TOKEN) + 1
+                eos = r["stop"] != "max tokens"
+                unfinished = len(sents) == 1 and not eos  # the round's text ended inside its first sentence
+                if (eos and len(sents) == 1) or (unfinished and ask < ROUND_TOKENS) or x["tokens"] >= N_TOKENS:
+                    x["done"] = True
     return [{"question": x["question"], "seed": x["seed"], "sentences": x["sentences"],
              "answer": " ".join(x["sentences"])} for x in st]
 
