@@ -1,6 +1,6 @@
 /* bench.c - `salign bench`: prompt-processing and generation speed, in llama-bench's terms.
  *
- *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap|--hugepages]
+ *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap|--no-hugepages]
  *                [--kv-type f16|f32|q8_0] [--json]
  *
  * -p, -n, -t and -b take comma-separated lists; every combination is run. As in llama-bench:
@@ -191,13 +191,13 @@ int sa_cmd_bench(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(a, "--mmap")) {
             load_mode = SA_LOAD_MMAP;
-        } else if (!strcmp(a, "--hugepages")) {
-            load_mode = SA_LOAD_HUGE;
+        } else if (!strcmp(a, "--no-hugepages")) {
+            load_mode = SA_LOAD_READ_4K;
         } else if (!strcmp(a, "--kv-type")) {
             int t0 = 0, c0 = 0, m0 = 0;
             if (sa_runtime_flag(&t0, &c0, &m0, &g_kv_type, argc, argv, &i) < 0) return usage_error();
         } else {
-            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --hugepages --json)", a);
+            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --no-hugepages --json)", a);
             return usage_error();
         }
     }

@@ -564,7 +564,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: salign COMMAND [flags]\n"
             "  generate -m MODEL [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-            "           [--frequency-penalty F] [--seed S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--hugepages] [--ids]\n"
+            "           [--frequency-penalty F] [--seed S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--ids]\n"
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"

@@ -91,8 +91,8 @@ int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, 
         if (!(v = sa_flag_value(argc, argv, i)) || sa_flag_int(a, v, 1, 1 << 22, n_ctx)) return -1;
     } else if (!strcmp(a, "--mmap")) {
         *load_mode = SA_LOAD_MMAP;
-    } else if (!strcmp(a, "--hugepages")) {
-        *load_mode = SA_LOAD_HUGE;
+    } else if (!strcmp(a, "--no-hugepages")) {
+        *load_mode = SA_LOAD_READ_4K;
     } else if (!strcmp(a, "--kv-type")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         if (!strcmp(v, "f16")) *kv_type = SA_F16;

@@ -8,7 +8,7 @@
 
 /* ---- engine options, shared by the commands that run both models ---------------------------- */
 
-/* Flags of every model-running command: -t, -c, --mmap, --hugepages, --kv-type. Returns 1 if argv[*i] was
+/* Flags of every model-running command: -t, -c, --mmap, --no-hugepages, --kv-type. Returns 1 if argv[*i] was
  * one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
 int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i);
 /* Load a model and log one line about it (file, architecture, size, load time, kernels) on stderr. */
@@ -24,7 +24,7 @@ typedef struct {
 
 void sa_engine_opts_init(SaEngineOpts *o);
 void sa_engine_opts_free(SaEngineOpts *o);
-/* One flag of align/eval's engine and sampling flags (-t, -c, --mmap, --hugepages, --kv-type, --upstream,
+/* One flag of align/eval's engine and sampling flags (-t, -c, --mmap, --no-hugepages, --kv-type, --upstream,
  * --aligner, --temp/--top-k/--top-p/--frequency-penalty/--seed and their --upstream-/--aligner-
  * forms, --system, --chat-template, --aligner-template, --aligner-mode-template, --splitter,
  * --max-sentences, --max-tokens, --max-sentence-tokens, --max-correction-tokens, --no-speculate).

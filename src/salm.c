@@ -315,7 +315,7 @@ int salm_open(Salm *s, const char *path, SaLoadMode mode) {
     } else {
         /* Anonymous memory: one big read. On the VMs we measured, decoding from page-cache-backed
          * mappings was up to 2x slower than from private anonymous pages. */
-        if (mode == SA_LOAD_HUGE) {
+        if (mode == SA_LOAD_READ) {
             s->base = huge_alloc(s->size, &s->map_len);
             if (s->base) s->mmapped = 2;
             else sa_err("out of memory");

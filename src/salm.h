@@ -70,12 +70,13 @@ typedef struct {
 
 /* How salm_open brings the file into memory. */
 typedef enum {
-    SA_LOAD_READ = 0, /* read into anonymous memory (the default: on the VMs we measured, decoding
-                         from page-cache mappings was up to 2x slower) */
+    SA_LOAD_READ = 0, /* the default: read into anonymous memory (on the VMs we measured, decoding
+                         from page-cache mappings was up to 2x slower), 2 MiB-aligned and advised
+                         for transparent huge pages: fewer TLB misses while weights stream, +6-14%
+                         decode and a faster load on the 1B model (tools/bench/RESULTS.md); the
+                         kernel may have to compact memory for them on a fragmented machine */
     SA_LOAD_MMAP = 1, /* map the file (--mmap): shares the page cache, starts fastest */
-    SA_LOAD_HUGE = 2, /* read into anonymous memory on transparent huge pages (--hugepages): fewer
-                         TLB misses, +20-30% decode where memory-bound, but the kernel may compact
-                         memory while loading, so loads can take seconds */
+    SA_LOAD_READ_4K = 2, /* read into ordinary 4 KiB pages (--no-hugepages) */
 } SaLoadMode;
 
 /* Open a .salm in the given load mode. Validates the header, metadata and tensor table (not

@@ -8,7 +8,7 @@
 #   2. membw: read bandwidth with 1 and 2 threads;
 #   3. per model: `salign bench` and `llama-bench -mmp 0`, back to back, -p 512 -n 128 -t 1,2;
 #   4. a table: ours, llama.cpp, the ratio, and decode as % of the bandwidth roofline
-#      (t/s x bytes of weights read per token / measured bandwidth); decode also with --hugepages;
+#      (t/s x bytes of weights read per token / measured bandwidth); decode also with --no-hugepages;
 #   5. load time from a warm page cache and peak RSS, per model and load mode.
 # Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
 # Environment: REPS (default 3), THREADS (default 1,2), PP (512), TG (128), MODELS ("q4_0 q8_0"),
@@ -76,10 +76,10 @@ for q in $MODELS; do
     echo "== $q: llama-bench -m $g -p $PP -n $TG -t $THREADS -r $REPS -mmp 0 -o json" >&2
     "$LLAMA_BIN/llama-bench" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -mmp 0 -o json \
         >"$out/llama-$q.json" 2>"$out/llama-$q.log"
-    # decode again with the weights on transparent huge pages (opt-in --hugepages: faster decode,
-    # slower load); llama.cpp has no such option (its -mmp 0 buffer gets 4 KiB pages in THP madvise mode)
-    echo "== $q: salign bench -m $s -p 0 -n $TG -t $THREADS -r $REPS --hugepages --json" >&2
-    bin/salign bench -m "$s" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" --hugepages --json >"$out/ours-hp-$q.json"
+    # decode again with the weights on ordinary 4 KiB pages (--no-hugepages), as llama.cpp's -mmp 0
+    # buffer is where THP is in "madvise" mode: how much of the decode ratio the huge pages make
+    echo "== $q: salign bench -m $s -p 0 -n $TG -t $THREADS -r $REPS --no-hugepages --json" >&2
+    bin/salign bench -m "$s" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" --no-hugepages --json >"$out/ours-hp-$q.json"
 done
 
 python3 - "$out" $MODELS <<'EOF'
@@ -101,7 +101,7 @@ for q in models:
     for o in ours:
         test = f"pp{o['n_prompt']}" if o["n_prompt"] else f"tg{o['n_gen']}"
         if o.get("hugepages"):
-            test += " (salign --hugepages)"
+            test += " (salign --no-hugepages)"
         l = [x for x in theirs if x["n_threads"] == o["threads"] and x["n_prompt"] == o["n_prompt"] and x["n_gen"] == o["n_gen"]]
         lt = l[0]["avg_ts"] if l else float("nan")
         ls = l[0]["stddev_ts"] if l else float("nan")
@@ -118,14 +118,14 @@ EOF
 # Load time (warm page cache: the file was just read) and peak RSS: `generate -n 1`, best of 3.
 # The target is <= 1 s for the 1B model, and RSS <= weights + KV cache + 10%.
 echo
-echo "## load time (warm page cache, best of 3) and peak RSS (generate -n 1 -c 256)"
+echo "## load time (warm page cache, best of 3) and peak RSS (generate -n 1 -c 256; read = the default, huge pages advised)"
 echo
 echo "| model | file MiB | load mode | load ms | peak RSS MiB |"
 echo "|---|---|---|---|---|"
 for q in $MODELS; do
     s="$out/llama1b-$q.salm"
     cat "$s" >/dev/null
-    for mode in read --hugepages --mmap; do
+    for mode in read --no-hugepages --mmap; do
         flag=$mode; [ "$mode" = read ] && flag=""
         best=""; rss=""
         for r in 1 2 3; do
