@@ -588,6 +588,83 @@ static void attn_values_f16(int hd, int n, const uint16_t *v, size_t stride, con
     }
 }
 
+/* ---- attention over the Q8_0 KV cache ---- */
+
+/* 16 int8 -> four float32x4 (exact) */
+static inline void i8x16_to_f32(int8x16_t v, float32x4_t *f) {
+    const int16x8_t lo = vmovl_s8(vget_low_s8(v)), hi = vmovl_high_s8(v);
+    f[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
+    f[1] = vcvtq_f32_s32(vmovl_high_s16(lo));
+    f[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
+    f[3] = vcvtq_f32_s32(vmovl_high_s16(hi));
+}
+
+/* dot of one block's 32 int8 with 32 floats of q (unscaled) */
+static inline float32x4_t dot_blk_q8(const int8_t *qs, const float *q) {
+    float32x4_t k[8];
+    i8x16_to_f32(vld1q_s8(qs), k);
+    i8x16_to_f32(vld1q_s8(qs + 16), k + 4);
+    float32x4_t t0 = vmulq_f32(k[0], vld1q_f32(q)), t1 = vmulq_f32(k[1], vld1q_f32(q + 4));
+    t0 = vfmaq_f32(t0, k[2], vld1q_f32(q + 8));
+    t1 = vfmaq_f32(t1, k[3], vld1q_f32(q + 12));
+    t0 = vfmaq_f32(t0, k[4], vld1q_f32(q + 16));
+    t1 = vfmaq_f32(t1, k[5], vld1q_f32(q + 20));
+    t0 = vfmaq_f32(t0, k[6], vld1q_f32(q + 24));
+    t1 = vfmaq_f32(t1, k[7], vld1q_f32(q + 28));
+    return vaddq_f32(t0, t1);
+}
+
+/* Block-aligned heads (off == 0, hd % 32 == 0): two keys at a time, each block's partial dot
+ * scaled by its d; other heads (sharing or straddling blocks) use the scalar reference. */
+static void attn_scores_q8_0(int hd, int n, const BlockQ8_0 *k, size_t stride, int off, const float *q, float *s) {
+    if (off != 0 || hd % QK8_0 != 0) {
+        sa_ref_attn_scores_q8_0(hd, n, k, stride, off, q, s);
+        return;
+    }
+    const int nb = hd / QK8_0;
+    int j = 0;
+    for (; j + 2 <= n; j += 2) {
+        const BlockQ8_0 *r0 = k + (size_t)j * stride, *r1 = r0 + stride;
+        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0;
+        for (int b = 0; b < nb; b++) {
+            const float *qb = q + b * QK8_0;
+            a0 = vfmaq_n_f32(a0, dot_blk_q8(r0[b].qs, qb), h2f(r0[b].d));
+            a1 = vfmaq_n_f32(a1, dot_blk_q8(r1[b].qs, qb), h2f(r1[b].d));
+        }
+        s[j] = vaddvq_f32(a0);
+        s[j + 1] = vaddvq_f32(a1);
+    }
+    if (j < n) {
+        const BlockQ8_0 *r0 = k + (size_t)j * stride;
+        float32x4_t a0 = vdupq_n_f32(0.0f);
+        for (int b = 0; b < nb; b++) a0 = vfmaq_n_f32(a0, dot_blk_q8(r0[b].qs, q + b * QK8_0), h2f(r0[b].d));
+        s[j] = vaddvq_f32(a0);
+    }
+}
+
+/* Block-aligned heads: one block's 32 output floats stay in registers while the rows stream
+ * past (out[i] += (p[j] * d) * q, as the AVX2 version); other heads use the scalar reference. */
+static void attn_values_q8_0(int hd, int n, const BlockQ8_0 *v, size_t stride, int off, const float *p, float *out) {
+    if (off != 0 || hd % QK8_0 != 0) {
+        sa_ref_attn_values_q8_0(hd, n, v, stride, off, p, out);
+        return;
+    }
+    for (int b = 0; b < hd / QK8_0; b++) {
+        float *o = out + b * QK8_0;
+        float32x4_t a[8];
+        for (int x = 0; x < 8; x++) a[x] = vld1q_f32(o + 4 * x);
+        const BlockQ8_0 *vb = v + b;
+        for (int j = 0; j < n; j++, vb += stride) {
+            const float c = p[j] * h2f(vb->d);
+            float32x4_t f[8];
+            i8x16_to_f32(vld1q_s8(vb->qs), f);
+            i8x16_to_f32(vld1q_s8(vb->qs + 16), f + 4);
+            for (int x = 0; x < 8; x++) a[x] = vfmaq_n_f32(a[x], f[x], c);
+        }
+        for (int x = 0; x < 8; x++) vst1q_f32(o + 4 * x, a[x]);
+    }
+}
+
 /* ---- exp, softmax numerators, SiLU ---- */
 
 /* expf on 4 lanes. Range reduction x = n ln2 + r, n = round(x log2 e), |r| <= ln2/2, with ln2
@@ -678,7 +755,7 @@ static void silu_mul(int n, float *g, const float *u) {
 
 const SaKernels sa_kernels_neon = {
     .name = "neon",
-    .attn_scores_q8_0 = sa_ref_attn_scores_q8_0, .attn_values_q8_0 = sa_ref_attn_values_q8_0, /* Q8_0 KV cache */
+    .attn_scores_q8_0 = attn_scores_q8_0, .attn_values_q8_0 = attn_values_q8_0, /* Q8_0 KV cache */
     .quantize_q8_0 = quantize_q8_0,
     .dot_q8_0 = dot_q8_0,
     .dot_q4_0 = dot_q4_0,
@@ -698,7 +775,7 @@ const SaKernels sa_kernels_neon = {
 
 const SaKernels sa_kernels_neon_dotprod = {
     .name = "neon_dotprod",
-    .attn_scores_q8_0 = sa_ref_attn_scores_q8_0, .attn_values_q8_0 = sa_ref_attn_values_q8_0, /* Q8_0 KV cache */
+    .attn_scores_q8_0 = attn_scores_q8_0, .attn_values_q8_0 = attn_values_q8_0, /* Q8_0 KV cache */
     .quantize_q8_0 = quantize_q8_0,
     .dot_q8_0 = dot_q8_0_sdot,
     .dot_q4_0 = dot_q4_0_sdot,
