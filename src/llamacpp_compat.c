@@ -21,28 +21,6 @@
 static inline float h2f(uint16_t h) { return sa_fp16_to_fp32(h); }
 static inline uint16_t f2h(float f) { return sa_fp32_to_fp16(f); } /* round to nearest even, as F16C */
 
-/* ---- weights: block b of row r, whether or not the matrix was repacked (src/matmul.c) ---- */
-
-static BlockQ4_0 q4_block(const SaMat *W, int r, int b) {
-    const uint8_t *base = W->data;
-    if (!W->packed || r >= W->rows / 8 * 8) return ((const BlockQ4_0 *)(base + (size_t)r * W->row_bytes))[b];
-    const BlockQ4_0x8 *G = (const BlockQ4_0x8 *)(base + (size_t)(r / 8) * 8 * W->row_bytes) + b;
-    const int i = r % 8;
-    BlockQ4_0 blk = {.d = G->d[i]};
-    for (int k = 0; k < 4; k++) memcpy(blk.qs + 4 * k, G->qs + 32 * k + 4 * i, 4);
-    return blk;
-}
-
-static BlockQ8_0 q8_block(const SaMat *W, int r, int b) {
-    const uint8_t *base = W->data;
-    if (!W->packed || r >= W->rows / 8 * 8) return ((const BlockQ8_0 *)(base + (size_t)r * W->row_bytes))[b];
-    const BlockQ8_0x8 *G = (const BlockQ8_0x8 *)(base + (size_t)(r / 8) * 8 * W->row_bytes) + b;
-    const int i = r % 8;
-    BlockQ8_0 blk = {.d = G->d[i]};
-    for (int k = 0; k < 8; k++) memcpy(blk.qs + 4 * k, G->qs + 32 * k + 4 * i, 4);
-    return blk;
-}
-
 /* element e of a Q4_0 block: low nibbles are 0..15, high nibbles 16..31 */
 static inline int q4_val(const BlockQ4_0 *b, int e) { return e < 16 ? (b->qs[e] & 15) - 8 : (b->qs[e - 16] >> 4) - 8; }
 
@@ -90,7 +68,7 @@ static float hsum8(const float *a) {
 static float dot_q4_0_gemv(const SaMat *W, int r, const BlockQ8_0 *a) {
     float acc = 0.0f;
     for (int b = 0; b < W->cols / QK4_0; b++) {
-        const BlockQ4_0 w = q4_block(W, r, b);
+        const BlockQ4_0 w = sa_mat_block_q4_0(W, r, b);
         int32_t s = 0;
         for (int e = 0; e < QK4_0; e++) s += q4_val(&w, e) * a[b].qs[e];
         acc = fmaf((float)s, h2f(w.d) * h2f(a[b].d), acc);
@@ -105,11 +83,11 @@ static float dot_q_vec(const SaMat *W, int r, const BlockQ8_0 *a) {
         int32_t lane[8] = {0};
         float d;
         if (W->dtype == SA_Q4_0) {
-            const BlockQ4_0 w = q4_block(W, r, b);
+            const BlockQ4_0 w = sa_mat_block_q4_0(W, r, b);
             for (int e = 0; e < QK4_0; e++) lane[e / 4] += q4_val(&w, e) * a[b].qs[e];
             d = h2f(w.d) * h2f(a[b].d);
         } else {
-            const BlockQ8_0 w = q8_block(W, r, b);
+            const BlockQ8_0 w = sa_mat_block_q8_0(W, r, b);
             for (int e = 0; e < QK8_0; e++) lane[e / 4] += w.qs[e] * a[b].qs[e];
             d = h2f(w.d) * h2f(a[b].d);
         }

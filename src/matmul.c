@@ -252,24 +252,40 @@ int sa_model_pack(SaModel *m) {
     return 0;
 }
 
-void sa_mat_row(const SaMat *W, int r, float *out) {
+/* Rows after the last full group of 8, and matrices never repacked, keep ggml's row layout. */
+static int row_is_plain(const SaMat *W, int r) { return !W->packed || r >= W->rows / 8 * 8; }
+
+BlockQ4_0 sa_mat_block_q4_0(const SaMat *W, int r, int b) {
     const uint8_t *base = W->data;
-    if (!W->packed || r >= W->rows / 8 * 8) {
-        sa_dequantize_row(W->dtype, base + (size_t)r * W->row_bytes, out, W->cols);
+    if (row_is_plain(W, r)) return ((const BlockQ4_0 *)(base + (size_t)r * W->row_bytes))[b];
+    const BlockQ4_0x8 *G = (const BlockQ4_0x8 *)(base + (size_t)(r / 8) * 8 * W->row_bytes) + b;
+    const int i = r % 8;
+    BlockQ4_0 blk = {.d = G->d[i]};
+    for (int k = 0; k < 4; k++) memcpy(blk.qs + 4 * k, G->qs + 32 * k + 4 * i, 4);
+    return blk;
+}
+
+BlockQ8_0 sa_mat_block_q8_0(const SaMat *W, int r, int b) {
+    const uint8_t *base = W->data;
+    if (row_is_plain(W, r)) return ((const BlockQ8_0 *)(base + (size_t)r * W->row_bytes))[b];
+    const BlockQ8_0x8 *G = (const BlockQ8_0x8 *)(base + (size_t)(r / 8) * 8 * W->row_bytes) + b;
+    const int i = r % 8;
+    BlockQ8_0 blk = {.d = G->d[i]};
+    for (int k = 0; k < 8; k++) memcpy(blk.qs + 4 * k, G->qs + 32 * k + 4 * i, 4);
+    return blk;
+}
+
+void sa_mat_row(const SaMat *W, int r, float *out) {
+    if (row_is_plain(W, r)) {
+        sa_dequantize_row(W->dtype, (const uint8_t *)W->data + (size_t)r * W->row_bytes, out, W->cols);
         return;
     }
-    const int nb = W->cols / QK8_0, i = r % 8;
-    const uint8_t *g = base + (size_t)(r / 8) * 8 * W->row_bytes;
-    for (int b = 0; b < nb; b++) {
+    for (int b = 0; b < W->cols / QK8_0; b++) {
         if (W->dtype == SA_Q4_0) {
-            const BlockQ4_0x8 *G = (const BlockQ4_0x8 *)g + b;
-            BlockQ4_0 blk = {.d = G->d[i]};
-            for (int k = 0; k < 4; k++) memcpy(blk.qs + 4 * k, G->qs + 32 * k + 4 * i, 4);
+            const BlockQ4_0 blk = sa_mat_block_q4_0(W, r, b);
             sa_dequantize_row(SA_Q4_0, &blk, out + b * QK4_0, QK4_0);
         } else {
-            const BlockQ8_0x8 *G = (const BlockQ8_0x8 *)g + b;
-            BlockQ8_0 blk = {.d = G->d[i]};
-            for (int k = 0; k < 8; k++) memcpy(blk.qs + 4 * k, G->qs + 32 * k + 4 * i, 4);
+            const BlockQ8_0 blk = sa_mat_block_q8_0(W, r, b);
             sa_dequantize_row(SA_Q8_0, &blk, out + b * QK8_0, QK8_0);
         }
     }

@@ -21,6 +21,9 @@ int sa_mat_pack(SaMat *W);
 int sa_model_pack(SaModel *m);
 /* Row r of W as f32, whatever its dtype and layout (embedding lookup). */
 void sa_mat_row(const SaMat *W, int r, float *out);
+/* Block b of row r of a Q4_0 / Q8_0 matrix in ggml's layout, whether or not W was repacked. */
+BlockQ4_0 sa_mat_block_q4_0(const SaMat *W, int r, int b);
+BlockQ8_0 sa_mat_block_q8_0(const SaMat *W, int r, int b);
 
 /* Run fn(ctx, unit, thread) for every unit in [0, n_units) on up to nth threads (at most
  * sa_get_threads(); the caller is thread 0, the others come from a pool that spins, yields,
