@@ -135,6 +135,23 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
+/* Logits rows 0..N-1 of two contexts that evaluated the same tokens: the worst and mean NMSE of
+ * q against f, and at how many rows their top-1 token is the same. */
+typedef struct {
+    double worst, mean;
+    int same;
+} LogitAgreement;
+static LogitAgreement compare_logit_rows(SaCtx *q, SaCtx *f, int N, int V) {
+    LogitAgreement a = {0, 0, 0};
+    for (int i = 0; i < N; i++) {
+        const double e = test_nmse(sa_ctx_logits(q, i), sa_ctx_logits(f, i), V);
+        a.worst = e > a.worst ? e : a.worst;
+        a.mean += e / N;
+        a.same += argmax(sa_ctx_logits(q, i), V) == argmax(sa_ctx_logits(f, i), V);
+    }
+    return a;
+}
+
 /* Teacher-forced on the f16 cache's own greedy continuation from BOS: at every step the logits
  * with the q8_0 cache are those of the f16 cache up to the cache's quantization error. stories260K
  * has head_dim 8 and 4 KV heads: four heads share each Q8_0 block (the general kernel path).
@@ -167,18 +184,11 @@ TEST(ctx_kv_q8_0_close_to_f16) {
     sa_ctx_truncate(f, 0);
     CHECK(sa_ctx_eval(f, seq, N, 1) == 0);
     CHECK(sa_ctx_eval(q, seq, N, 1) == 0);
-    double worst = 0, sum = 0;
-    int same = 0;
-    for (int i = 0; i < N; i++) {
-        const double e = test_nmse(sa_ctx_logits(q, i), sa_ctx_logits(f, i), V);
-        worst = e > worst ? e : worst;
-        sum += e;
-        same += argmax(sa_ctx_logits(q, i), V) == argmax(sa_ctx_logits(f, i), V);
-    }
-    printf("    q8_0 vs f16 cache, %d teacher-forced steps: worst NMSE %.3g, mean %.3g, top-1 equal %d/%d\n", N, worst,
-           sum / N, same, N);
-    CHECKF(worst < 2e-2 && sum / N < 1e-3, "q8_0 vs f16 cache logits: worst NMSE %g, mean %g", worst, sum / N);
-    CHECKF(same >= N - 2, "top-1 equal at only %d of %d steps", same, N);
+    const LogitAgreement a = compare_logit_rows(q, f, N, V);
+    printf("    q8_0 vs f16 cache, %d teacher-forced steps: worst NMSE %.3g, mean %.3g, top-1 equal %d/%d\n", N, a.worst,
+           a.mean, a.same, N);
+    CHECKF(a.worst < 2e-2 && a.mean < 1e-3, "q8_0 vs f16 cache logits: worst NMSE %g, mean %g", a.worst, a.mean);
+    CHECKF(a.same >= N - 2, "top-1 equal at only %d of %d steps", a.same, N);
 out:
     sa_ctx_free(f);
     sa_ctx_free(q);
@@ -311,18 +321,11 @@ TEST(ctx_kv_q8_0_head_layouts) {
             int32_t seq[48];
             for (int i = 0; i < N; i++) seq[i] = i == 0 ? 1 : 3 + (i * 7919) % 5000;
             CHECK(sa_ctx_eval(f, seq, N, 1) == 0 && sa_ctx_eval(q, seq, N, 1) == 0);
-            double worst = 0, sum = 0;
-            int same = 0;
-            for (int i = 0; i < N; i++) {
-                const double e = test_nmse(sa_ctx_logits(q, i), sa_ctx_logits(f, i), V);
-                worst = e > worst ? e : worst;
-                sum += e;
-                same += argmax(sa_ctx_logits(q, i), V) == argmax(sa_ctx_logits(f, i), V);
-            }
+            const LogitAgreement a = compare_logit_rows(q, f, N, V);
             printf("    head_dim %d: q8_0 vs f16 cache worst NMSE %.3g, mean %.3g, top-1 equal %d/%d\n", cfg[ci].head_dim,
-                   worst, sum / N, same, N);
-            CHECKF(worst < 2e-3 && sum / N < 3e-4 && same >= N - 3, "head_dim %d: worst NMSE %g, mean %g, top-1 %d/%d",
-                   cfg[ci].head_dim, worst, sum / N, same, N);
+                   a.worst, a.mean, a.same, N);
+            CHECKF(a.worst < 2e-3 && a.mean < 3e-4 && a.same >= N - 3, "head_dim %d: worst NMSE %g, mean %g, top-1 %d/%d",
+                   cfg[ci].head_dim, a.worst, a.mean, a.same, N);
         }
         sa_ctx_free(q);
         sa_ctx_free(f);
