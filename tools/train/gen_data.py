@@ -32,6 +32,7 @@ import random
 import re
 import subprocess
 import sys
+import tempfile
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -186,7 +187,6 @@ def stories(split, n_seeds, jobs, limit=None, salign=SALIGN, cached=None):
             old = [json.loads(line) for line in f]
         if [(r["question"], r["seed"]) for r in old] == work and all("sentences" in r for r in old):
             return old
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         return stream_stories(work, salign, tmp, jobs)
 
