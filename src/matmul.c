@@ -323,12 +323,12 @@ static void dot_rows(const SaMat *W, const float *X, const BlockQ8_0 *xq, int r0
 }
 
 /* Tokens per chunk for the packed kernels: the chunk's quantized activations (and extras)
- * should stay in L2 (~256 KiB budget) while the weights stream past them. A multiple of 4
- * (the kernels' token tiles). */
+ * should stay in L2 (~256 KiB budget) while the weights stream past them. A multiple of 12,
+ * so the kernels' token tiles (2, 4 or 6 tokens per pass) divide it. */
 static int token_chunk(int nb, int T) {
     const size_t per_token = (size_t)nb * (sizeof(BlockQ8_0) + 2 * sizeof(float));
-    int tb = (int)((256u << 10) / per_token) & ~3;
-    if (tb < 4) tb = 4;
+    int tb = (int)((256u << 10) / per_token) / 12 * 12;
+    if (tb < 12) tb = 12;
     return SA_MIN(tb, T);
 }
 
