@@ -247,18 +247,6 @@ static void f32_to_f16(int n, const float *x, uint16_t *y) {
  * weights are reused NT times, so prefill does the nibble unpacking once per 4 tokens.
  * The float part is the reference's exactly: mul then add, blocks in order (kernels.h). */
 
-/* Decode reads each weight once, straight from memory. The hardware prefetcher alone keeps too
- * few lines in flight for these compute-heavy loops: issuing prefetches PF_AHEAD bytes ahead
- * of the read position (never past the end of the caller's run of groups, which another
- * thread may be reading) took the 1-thread GEMV from ~73% to ~90% of the machine's plain read
- * bandwidth (Zen 3; 16-64 KiB ahead all did, 1-2 KiB did not help). */
-#define PF_AHEAD 32768
-static inline void prefetch_ahead(const void *cur, size_t bytes, const char *end) {
-    const char *p = (const char *)cur + PF_AHEAD;
-    for (size_t o = 0; o < bytes; o += 64)
-        if (p + o < end) _mm_prefetch(p + o, _MM_HINT_T0);
-}
-
 static inline __m256i bcast4(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -355,13 +343,14 @@ static inline __attribute__((always_inline)) void q4x16_tile(int nb, const Block
     }
 }
 
-/* Decode (one token): the same arithmetic as q4x8_tile with NT = 1, plus the prefetches. */
+/* Decode (one token): the same arithmetic as q4x8_tile with NT = 1, plus the prefetches
+ * (sa_prefetch_ahead, kernels.h). */
 static void q4x8_tile1(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int32_t *as, float *y,
                        const char *pf_end) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        prefetch_ahead(w + b, sizeof *w, pf_end);
+        sa_prefetch_ahead(w + b, sizeof *w, pf_end);
         const int8_t *q = aq[b].qs;
         __m256i s[4];
 #pragma GCC unroll 4
@@ -384,18 +373,16 @@ void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a,
             q4x8_tile1(nb, w + (size_t)g * nb, a->q, a->d, a->s8, y + 8 * g, (const char *)(w + (size_t)ng * nb));
         return;
     }
-    int g = 0;
-    if (T > 1) { /* prefill: pairs of groups x pairs of tokens */
-        for (; g + 2 <= ng; g += 2) {
-            const BlockQ4_0x8 *wa = w + (size_t)g * nb, *wb = wa + nb;
-            int t = 0;
-            for (; t + 2 <= T; t += 2)
-                q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 2,
-                           y + t * ldy + 8 * g, ldy);
-            if (t < T)
-                q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 1,
-                           y + t * ldy + 8 * g, ldy);
-        }
+    int g = 0; /* prefill: pairs of groups x pairs of tokens, then an odd last group */
+    for (; g + 2 <= ng; g += 2) {
+        const BlockQ4_0x8 *wa = w + (size_t)g * nb, *wb = wa + nb;
+        int t = 0;
+        for (; t + 2 <= T; t += 2)
+            q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 2,
+                       y + t * ldy + 8 * g, ldy);
+        if (t < T)
+            q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 1,
+                       y + t * ldy + 8 * g, ldy);
     }
     for (; g < ng; g++) {
         const BlockQ4_0x8 *wg = w + (size_t)g * nb;
@@ -421,7 +408,7 @@ static inline void q8x8_tile1(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq,
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-        prefetch_ahead(w + b, sizeof *w, pf_end);
+        sa_prefetch_ahead(w + b, sizeof *w, pf_end);
         __m256i p[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) {
@@ -473,13 +460,14 @@ static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ
 }
 
 void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
+    if (T == 1) {
+        for (int g = 0; g < ng; g++)
+            q8x8_tile1(nb, w + (size_t)g * nb, a->q, a->d, y + 8 * g, (const char *)(w + (size_t)ng * nb));
+        return;
+    }
     for (int g = 0; g < ng; g++) {
         const BlockQ8_0x8 *wg = w + (size_t)g * nb;
         float *yg = y + 8 * g;
-        if (T == 1) {
-            q8x8_tile1(nb, wg, a->q, a->d, yg, (const char *)(w + (size_t)ng * nb));
-            continue;
-        }
         int t = 0;
 #define Q8_TILE(n) q8x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, n, yg + t * ldy, ldy)
         for (; t + 6 <= T; t += 6) Q8_TILE(6);

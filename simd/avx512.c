@@ -403,18 +403,6 @@ static A512 void f32_to_f16(int n, const float *x, uint16_t *y) {
  * (|value| < 2^21 all along: no wraparound). The float part is the reference's: scale = d_w *
  * d_a, then sum = sum + (float)idot * scale, mul then add, blocks in order (kernels.h). */
 
-/* Decode streams every weight from memory once: prefetch PF_AHEAD bytes ahead of both groups'
- * read positions, never past the end of the caller's run of groups (simd/avx2.c measured why:
- * the hardware prefetcher alone left the AVX2 GEMV at ~75% of the read bandwidth, ~97% with
- * this). pf_end == NULL: no prefetching (prefill, where the weights are reused from cache).
- * Not timed on an AVX-512 machine yet. */
-#define PF_AHEAD 32768
-INLINE void prefetch_ahead(const void *cur, size_t bytes, const char *end) {
-    const char *p = (const char *)cur + PF_AHEAD;
-    for (size_t o = 0; o < bytes; o += 64)
-        if (p + o < end) _mm_prefetch(p + o, _MM_HINT_T0);
-}
-
 INLINE __m512i bcast4(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -435,8 +423,8 @@ INLINE void q4x16_tile(int nb, const BlockQ4_0x8 *wa, const BlockQ4_0x8 *wb, con
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         if (pf_end) {
-            prefetch_ahead(wa + b, sizeof *wa, pf_end);
-            if (wb != wa) prefetch_ahead(wb + b, sizeof *wb, pf_end);
+            sa_prefetch_ahead(wa + b, sizeof *wa, pf_end);
+            if (wb != wa) sa_prefetch_ahead(wb + b, sizeof *wb, pf_end);
         }
         __m512i lo[4], hi[4];
 #pragma GCC unroll 4
@@ -476,8 +464,8 @@ INLINE void q8x16_tile(int nb, const BlockQ8_0x8 *wa, const BlockQ8_0x8 *wb, con
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b++) {
         if (pf_end) {
-            prefetch_ahead(wa + b, sizeof *wa, pf_end);
-            if (wb != wa) prefetch_ahead(wb + b, sizeof *wb, pf_end);
+            sa_prefetch_ahead(wa + b, sizeof *wa, pf_end);
+            if (wb != wa) sa_prefetch_ahead(wb + b, sizeof *wb, pf_end);
         }
         __m512i u[8];
 #pragma GCC unroll 8
@@ -501,7 +489,9 @@ INLINE void q8x16_tile(int nb, const BlockQ8_0x8 *wa, const BlockQ8_0x8 *wb, con
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, store, acc[t]);
 }
 
-/* Group pairs (g, g + 1) x token tiles of 4, then the remaining 1..3 tokens. */
+/* Group pairs (g, g + 1) x token tiles of 4, then the remaining 1..3 tokens. Decode (T = 1)
+ * prefetches ahead of both groups (sa_prefetch_ahead, kernels.h; not yet timed on an AVX-512
+ * machine); pf_end == NULL in the tiles means no prefetching (prefill reuses weights from cache). */
 #define GEMM_X16(TILE, W_T)                                                                                          \
     const char *pf_end = T == 1 ? (const char *)(w + (size_t)ng * nb) : NULL;                                        \
     for (int g = 0; g < ng; g += 2) {                                                                                \
