@@ -206,7 +206,6 @@ int sa_cmd_bench(int argc, char **argv) {
     Result *res = calloc((size_t)n_models * th.n * nb.n * (pp.n + tg.n), sizeof *res);
     int n_res = 0, rc = 0;
     if (!res) return usage_error();
-    if (!json) print_header();
     for (int mi = 0; mi < n_models && !rc; mi++) {
         SaModel m;
         const double t0 = sa_time_ms();
@@ -217,6 +216,7 @@ int sa_cmd_bench(int argc, char **argv) {
         }
         fprintf(stderr, "salign bench: loaded %s in %.0f ms, kernels %s, KV cache %s\n", models[mi], sa_time_ms() - t0,
                 sa_k->name, sa_dtype_name(g_kv_type));
+        if (!json && mi == 0) print_header(); /* not before: a bad first file prints no table */
         char name[64];
         double params, bytes;
         describe(&m, name, sizeof name, &params, &bytes);

@@ -257,6 +257,13 @@ TEST(e2e_user_errors_are_one_line) {
     check_user_error("tokenize", "exactly one");
     check_user_error("tokenize --tokenizer /nonexistent", "/nonexistent");
     check_user_error("generate -m weights/stories260K.salm --kv-type q4_0", "--kv-type: expected f16, f32 or q8_0");
+    check_user_error("bench -m /nonexistent.salm -p 8 -n 8", "/nonexistent.salm");
+    { /* and no table header on stdout before that error */
+        int st;
+        char *out = test_run("bin/salign bench -m /nonexistent.salm -p 8 -n 8 2>/dev/null", &st);
+        CHECKF(st == 1 && out[0] == 0, "bench with a missing model: exit %d, stdout: %s", st, out);
+        free(out);
+    }
     if (test_models_dir()) {
         const char *m = convert(models_file("stories260K.gguf"), "f32", NULL, "s260k-f32.salm");
         if (m) {
