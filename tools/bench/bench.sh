@@ -6,17 +6,21 @@
 #      quantized to Q4_0 and Q8_0 by llama.cpp's llama-quantize --pure (every matrix in the one
 #      type, token embedding included), converted to .salm with salign-quantize --type keep;
 #   2. membw: read bandwidth with 1 and 2 threads;
-#   3. per model: `salign bench` and `llama-bench -mmp 0`, back to back, -p 512 -n 128 -t 1,2;
-#   4. a table: ours, llama.cpp, the ratio, and decode as % of the bandwidth roofline
-#      (t/s x bytes of weights read per token / measured bandwidth); decode also with --no-hugepages;
+#   3. per model, ROUNDS times in turn: `salign bench` and `llama-bench -mmp 0` (-p 512 -n 128 -t 1,2),
+#      then salign's decode with --no-hugepages. The machine's speed drifts by 10-20% over minutes,
+#      as much as the margins we measure, so each round pairs the two programs a minute apart and
+#      the ratio is taken per round: the table gives its median and range over the rounds;
+#   4. a table: ours, llama.cpp (medians over the rounds), the ratio, and decode as % of the
+#      bandwidth roofline (t/s x bytes of weights read per token / measured bandwidth);
 #   5. load time from a warm page cache and peak RSS, per model and load mode.
 # Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
-# Environment: REPS (default 3), THREADS (default 1,2), PP (512), TG (128), MODELS ("q4_0 q8_0"),
+# Environment: ROUNDS (default 3), REPS per round (default 1), THREADS (default 1,2), PP (512), TG (128), MODELS ("q4_0 q8_0"),
 # LLAMA_BIN (folder with llama-bench/llama-quantize; default: ../shared/peer/llamacpp-tools.sh).
 # These machines are noisy: compare the ratios of the same run, and run it more than once.
 set -e
 cd "$(dirname "$0")/../.."
-REPS=${REPS:-3}
+ROUNDS=${ROUNDS:-3}
+REPS=${REPS:-1}
 THREADS=${THREADS:-1,2}
 PP=${PP:-512}
 TG=${TG:-128}
@@ -71,48 +75,59 @@ echo "== memory bandwidth" >&2
 for q in $MODELS; do
     g="$out/llama1b-$q.gguf"
     s="$out/llama1b-$q.salm"
-    echo "== $q: salign bench -m $s -p $PP -n $TG -t $THREADS -r $REPS --json" >&2
-    bin/salign bench -m "$s" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json >"$out/ours-$q.json"
-    echo "== $q: llama-bench -m $g -p $PP -n $TG -t $THREADS -r $REPS -mmp 0 -o json" >&2
-    "$LLAMA_BIN/llama-bench" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -mmp 0 -o json \
-        >"$out/llama-$q.json" 2>"$out/llama-$q.log"
-    # decode again with the weights on ordinary 4 KiB pages (--no-hugepages), as llama.cpp's -mmp 0
-    # buffer is where THP is in "madvise" mode: how much of the decode ratio the huge pages make
-    echo "== $q: salign bench -m $s -p 0 -n $TG -t $THREADS -r $REPS --no-hugepages --json" >&2
-    bin/salign bench -m "$s" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" --no-hugepages --json >"$out/ours-hp-$q.json"
+    r=1
+    while [ "$r" -le "$ROUNDS" ]; do
+        echo "== $q round $r/$ROUNDS: salign bench -m $s -p $PP -n $TG -t $THREADS -r $REPS --json" >&2
+        bin/salign bench -m "$s" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json >"$out/ours-$q-$r.json"
+        echo "== $q round $r/$ROUNDS: llama-bench -m $g -p $PP -n $TG -t $THREADS -r $REPS -mmp 0 -o json" >&2
+        "$LLAMA_BIN/llama-bench" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -mmp 0 -o json \
+            >"$out/llama-$q-$r.json" 2>"$out/llama-$q.log" || { tail -5 "$out/llama-$q.log" >&2; exit 1; }
+        # decode again with the weights on ordinary 4 KiB pages (--no-hugepages), as llama.cpp's -mmp 0
+        # buffer is where THP is in "madvise" mode: how much of the decode ratio the huge pages make
+        echo "== $q round $r/$ROUNDS: salign bench -m $s -p 0 -n $TG -t $THREADS -r $REPS --no-hugepages --json" >&2
+        bin/salign bench -m "$s" -p 0 -n "$TG" -t "$THREADS" -r "$REPS" --no-hugepages --json >"$out/ours-hp-$q-$r.json"
+        r=$((r + 1))
+    done
 done
+echo "== memory bandwidth, again (the roofline uses the best of both passes)" >&2
+"$out/membw" 1024 1 2 | tee -a "$out/membw.txt"
 
-python3 - "$out" $MODELS <<'EOF'
-import json, os, re, sys
-out, models = sys.argv[1], sys.argv[2:]
+python3 - "$out" "$ROUNDS" $MODELS <<'EOF'
+import json, os, re, statistics, sys
+out, rounds, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 bw = {}
 for line in open(os.path.join(out, "membw.txt")):
     m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
-    if m: bw[int(m.group(1))] = max(bw.get(int(m.group(1)), 0.0), float(m.group(2)))  # best page size
+    if m: bw[int(m.group(1))] = max(bw.get(int(m.group(1)), 0.0), float(m.group(2)))  # best page size and pass
+print(f"t/s: medians over {rounds} rounds; ratio: taken per round (the two programs about a minute apart), median [min-max]")
+print()
 print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roofline | llama.cpp % of roofline |")
 print("|---|---|---|---|---|---|---|---|")
 for q in models:
-    ours = json.load(open(os.path.join(out, f"ours-{q}.json")))
-    for o in json.load(open(os.path.join(out, f"ours-hp-{q}.json"))):
-        o["hugepages"] = True
-        ours.append(o)
-    theirs = json.load(open(os.path.join(out, f"llama-{q}.json")))
     size = os.path.getsize(os.path.join(out, f"llama1b-{q}.gguf"))
-    for o in ours:
-        test = f"pp{o['n_prompt']}" if o["n_prompt"] else f"tg{o['n_gen']}"
-        if o.get("hugepages"):
-            test += " (salign --no-hugepages)"
-        l = [x for x in theirs if x["n_threads"] == o["threads"] and x["n_prompt"] == o["n_prompt"] and x["n_gen"] == o["n_gen"]]
-        lt = l[0]["avg_ts"] if l else float("nan")
-        ls = l[0]["stddev_ts"] if l else float("nan")
-        roof = bw.get(o["threads"])
-        if o["n_gen"] and roof:
+    rows = {}  # (no-hugepages, threads, n_prompt, n_gen) -> [(ours, llama.cpp) per round]
+    for r in range(1, rounds + 1):
+        theirs = {(x["n_threads"], x["n_prompt"], x["n_gen"]): x["avg_ts"]
+                  for x in json.load(open(os.path.join(out, f"llama-{q}-{r}.json")))}
+        for hp, f in ((0, f"ours-{q}-{r}.json"), (1, f"ours-hp-{q}-{r}.json")):
+            for o in json.load(open(os.path.join(out, f))):
+                k = (o["threads"], o["n_prompt"], o["n_gen"])
+                rows.setdefault((hp,) + k, []).append((o["avg_ts"], theirs.get(k, float("nan"))))
+    # prompt tests first, then decode, then decode on 4 KiB pages; threads ascending within each
+    for (hp, threads, n_prompt, n_gen), pairs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][3] > 0, kv[0][1])):
+        test = (f"pp{n_prompt}" if n_prompt else f"tg{n_gen}") + (" (salign --no-hugepages)" if hp else "")
+        ot = statistics.median(p[0] for p in pairs)
+        lt = statistics.median(p[1] for p in pairs)
+        ratios = [p[0] / p[1] for p in pairs]
+        rng = f" [{min(ratios):.2f}-{max(ratios):.2f}]" if len(ratios) > 1 else ""
+        roof = bw.get(threads)
+        if n_gen and roof:
             # decode reads every weight byte once per token (the KV cache of <= 128 positions is small)
-            ro = f"{100 * o['avg_ts'] * size / (roof * 1e9):.0f}%"
+            ro = f"{100 * ot * size / (roof * 1e9):.0f}%"
             rl = f"{100 * lt * size / (roof * 1e9):.0f}%"
         else:
             ro = rl = "-"
-        print(f"| {q.upper()} | {o['threads']} | {test} | {o['avg_ts']:.2f} ± {o['stddev_ts']:.2f} | {lt:.2f} ± {ls:.2f} | {o['avg_ts'] / lt:.2f}x | {ro} | {rl} |")
+        print(f"| {q.upper()} | {threads} | {test} | {ot:.2f} | {lt:.2f} | {statistics.median(ratios):.2f}x{rng} | {ro} | {rl} |")
 EOF
 
 # Load time (warm page cache: the file was just read) and peak RSS: `generate -n 1`, best of 3.
