@@ -259,12 +259,13 @@ static inline __m256i bcast4(const int8_t *p) {
  * pair is at most 2 * 15 * 127 = 3810, all 8 at most 30480 < 32767. */
 static inline __attribute__((always_inline)) void q4x8_tile(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq,
                                                             const float *ad, const int32_t *as, const int NT, float *y,
-                                                            size_t ldy) {
+                                                            size_t ldy, const char *pf_end) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        if (pf_end) sa_prefetch_ahead(w + b, sizeof *w, pf_end);
         __m256i lo[4], hi[4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
@@ -297,12 +298,14 @@ static inline __attribute__((always_inline)) void q4x8_tile(int nb, const BlockQ
  * arithmetic per (row, token) as q4x8_tile, so the same floats. */
 static inline __attribute__((always_inline)) void q4x16_tile(int nb, const BlockQ4_0x8 *wa, const BlockQ4_0x8 *wb,
                                                              const BlockQ8_0 *aq, const float *ad, const int32_t *as,
-                                                             const int NT, float *y, size_t ldy) {
+                                                             const int NT, float *y, size_t ldy, const char *pf_end) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256 acc[2][2];
 #pragma GCC unroll 2
     for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        /* wb = wa + nb: the pair is one stream, consumed two blocks per step */
+        if (pf_end) sa_prefetch_ahead(wa + 2 * b, 2 * sizeof *wa, pf_end);
         __m256i sa[2], sb[2];
 #pragma GCC unroll 2
         for (int t = 0; t < NT; t++) sa[t] = sb[t] = _mm256_setzero_si256();
@@ -373,22 +376,25 @@ void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a,
             q4x8_tile1(nb, w + (size_t)g * nb, a->q, a->d, a->s8, y + 8 * g, (const char *)(w + (size_t)ng * nb));
         return;
     }
-    int g = 0; /* prefill: pairs of groups x pairs of tokens, then an odd last group */
+    /* prefill: pairs of groups x pairs of tokens, then an odd last group; small batches
+     * prefetch on their first pass over each group (SA_PF_MAX_T) */
+    const char *pf_end = T <= SA_PF_MAX_T ? (const char *)(w + (size_t)ng * nb) : NULL;
+    int g = 0;
     for (; g + 2 <= ng; g += 2) {
         const BlockQ4_0x8 *wa = w + (size_t)g * nb, *wb = wa + nb;
         int t = 0;
         for (; t + 2 <= T; t += 2)
             q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 2,
-                       y + t * ldy + 8 * g, ldy);
+                       y + t * ldy + 8 * g, ldy, t == 0 ? pf_end : NULL);
         if (t < T)
             q4x16_tile(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 1,
-                       y + t * ldy + 8 * g, ldy);
+                       y + t * ldy + 8 * g, ldy, t == 0 ? pf_end : NULL);
     }
     for (; g < ng; g++) {
         const BlockQ4_0x8 *wg = w + (size_t)g * nb;
         float *yg = y + 8 * g;
         int t = 0;
-#define Q4_TILE(n) q4x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, n, yg + t * ldy, ldy)
+#define Q4_TILE(n) q4x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, n, yg + t * ldy, ldy, t == 0 ? pf_end : NULL)
         for (; t + 4 <= T; t += 4) Q4_TILE(4);
         switch (T - t) {
         case 3: Q4_TILE(3); break;
@@ -429,12 +435,14 @@ static inline void q8x8_tile1(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq,
  * ports that run vpsignb/vpmaddubsw/vpmaddwd, so every extra instruction there costs. 6 tokens
  * measured ~9% faster than 4 (the weight load and |w| shared by more tokens). */
 static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq,
-                                                            const float *ad, const int NT, float *y, size_t ldy) {
+                                                            const float *ad, const int NT, float *y, size_t ldy,
+                                                            const char *pf_end) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[6];
 #pragma GCC unroll 6
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
+        if (pf_end) sa_prefetch_ahead(w + b, sizeof *w, pf_end);
         __m256i p[6];
 #pragma GCC unroll 6
         for (int t = 0; t < NT; t++) p[t] = _mm256_setzero_si256();
@@ -465,11 +473,12 @@ void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a,
             q8x8_tile1(nb, w + (size_t)g * nb, a->q, a->d, y + 8 * g, (const char *)(w + (size_t)ng * nb));
         return;
     }
+    const char *pf_end = T <= SA_PF_MAX_T ? (const char *)(w + (size_t)ng * nb) : NULL; /* as for Q4_0 */
     for (int g = 0; g < ng; g++) {
         const BlockQ8_0x8 *wg = w + (size_t)g * nb;
         float *yg = y + 8 * g;
         int t = 0;
-#define Q8_TILE(n) q8x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, n, yg + t * ldy, ldy)
+#define Q8_TILE(n) q8x8_tile(nb, wg, a->q + (size_t)t * nb, a->d + (size_t)t * nb, n, yg + t * ldy, ldy, t == 0 ? pf_end : NULL)
         for (; t + 6 <= T; t += 6) Q8_TILE(6);
         switch (T - t) {
         case 5: Q8_TILE(5); break;

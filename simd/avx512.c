@@ -489,11 +489,12 @@ INLINE void q8x16_tile(int nb, const BlockQ8_0x8 *wa, const BlockQ8_0x8 *wb, con
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, store, acc[t]);
 }
 
-/* Group pairs (g, g + 1) x token tiles of 4, then the remaining 1..3 tokens. Decode (T = 1)
- * prefetches ahead of both groups (sa_prefetch_ahead, kernels.h; not yet timed on an AVX-512
- * machine); pf_end == NULL in the tiles means no prefetching (prefill reuses weights from cache). */
+/* Group pairs (g, g + 1) x token tiles of 4, then the remaining 1..3 tokens. Decode and small
+ * batches (T <= SA_PF_MAX_T) prefetch ahead of both groups on their first pass over the pair
+ * (sa_prefetch_ahead, kernels.h; not yet timed on an AVX-512 machine); pf_end == NULL in the
+ * tiles means no prefetching (larger batches are compute-bound and reuse weights from cache). */
 #define GEMM_X16(TILE, W_T)                                                                                          \
-    const char *pf_end = T == 1 ? (const char *)(w + (size_t)ng * nb) : NULL;                                        \
+    const char *pf_end = T <= SA_PF_MAX_T ? (const char *)(w + (size_t)ng * nb) : NULL;                              \
     for (int g = 0; g < ng; g += 2) {                                                                                \
         const W_T *wa = w + (size_t)g * nb;                                                                          \
         const int pair = g + 1 < ng;                                                                                 \
@@ -503,11 +504,11 @@ INLINE void q8x16_tile(int nb, const BlockQ8_0x8 *wa, const BlockQ8_0x8 *wb, con
         int t = 0;                                                                                                   \
         for (; t + 4 <= T; t += 4)                                                                                   \
             TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 4, yg + t * ldy, ldy, \
-                 store, NULL);                                                                                       \
+                 store, t == 0 ? pf_end : NULL);                                                                     \
         switch (T - t) {                                                                                             \
-        case 3: TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 3, yg + t * ldy, ldy, store, NULL); break; \
-        case 2: TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 2, yg + t * ldy, ldy, store, NULL); break; \
-        case 1: TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 1, yg + t * ldy, ldy, store, pf_end); break; \
+        case 3: TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 3, yg + t * ldy, ldy, store, t == 0 ? pf_end : NULL); break; \
+        case 2: TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 2, yg + t * ldy, ldy, store, t == 0 ? pf_end : NULL); break; \
+        case 1: TILE(nb, wa, wb, a->q + (size_t)t * nb, a->d + (size_t)t * nb, a->s8 + (size_t)t * nb, 1, yg + t * ldy, ldy, store, t == 0 ? pf_end : NULL); break; \
         default: break;                                                                                              \
         }                                                                                                            \
     }

@@ -43,6 +43,10 @@ _Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 b
  * per block they read: it prefetches the `bytes` at SA_PF_AHEAD past `cur`, never at or past
  * `end`, the end of the caller's run of groups (another thread may be reading what follows). */
 #define SA_PF_AHEAD 32768
+/* Batches of up to this many tokens (speculative verification, short corrections) are still
+ * bound by reading the weights rather than by arithmetic: the GEMMs prefetch for them too, on
+ * their first pass over each group, and matmul.c gives each thread long runs as for decode. */
+#define SA_PF_MAX_T 8
 static inline void sa_prefetch_ahead(const void *cur, size_t bytes, const char *end) {
     const char *p = (const char *)cur + SA_PF_AHEAD;
     for (size_t o = 0; o < bytes; o += 64)

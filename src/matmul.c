@@ -8,8 +8,9 @@
  *
  * Threads come from the pool below (sa_parallel). Work units are runs of groups (>= 64 KiB of
  * weights: long sequential streams; whole 64-byte lines of Y: no false sharing) times a chunk
- * of tokens. Decode (T = 1) streams every weight once. Prefill (T > 1): the kernels take 2-4
- * tokens per weight pass, and tokens are processed in chunks whose quantized activations stay
+ * of tokens. Decode (T = 1) and small batches (T <= SA_PF_MAX_T: speculative verification)
+ * stream every weight once, prefetching, in one or two long runs per thread. Prefill: the
+ * kernels take 2-6 tokens per weight pass, and tokens are processed in chunks whose quantized activations stay
  * in L2 while the weights stream past. F32 weights use OpenBLAS sgemm, and F16/BF16 weights are
  * widened to f32 a slab of rows at a time for it.
  *
@@ -375,11 +376,11 @@ static void matmul_packed(const SaMat *W, const SaQ8Act *act, int T, float *Y, i
     j.tb = token_chunk(nb, T);
     const int n_tu = (T + j.tb - 1) / j.tb;
     int gper;
-    if (T == 1) {
-        /* decode: every weight byte is read once from memory, and the kernels prefetch far
-         * ahead within their run of groups, so runs must be long: two per thread (a
-         * preempted thread's second run is taken by another), one on one thread. Runs of 64 KiB
-         * ran the 1B model 15-20% slower: each run starts with a cold stream. */
+    if (T <= SA_PF_MAX_T) {
+        /* decode and small batches: every weight byte is read once from memory, and the
+         * kernels prefetch far ahead within their run of groups, so runs must be long: two per
+         * thread (a preempted thread's second run is taken by another), one on one thread. Runs
+         * of 64 KiB ran the 1B model 15-20% slower: each run starts with a cold stream. */
         gper = nth == 1 ? groups : (groups + 2 * nth - 1) / (2 * nth);
     } else {
         gper = (int)SA_MAX(2, (64u << 10) / group_bytes);
