@@ -180,7 +180,9 @@ static int render_tokens(SaEngine *e, const SaTokenizer *tok, SaPrompt *pr) {
  * renormalised - the standard speculative-sampling rule for a deterministic draft, so the output
  * distribution equals plain sampling. The frequency penalty is part of p and counts the tokens
  * accepted so far, exactly as in plain decoding. After a rejection the cache is rolled back to the
- * accepted prefix and the draft re-synchronised by finding the last generated tokens in it. */
+ * accepted prefix, the draft re-synchronised by finding the last generated tokens in it, and the
+ * replacement token evaluated in the same batch as the next proposals (a small batch costs about
+ * one token's forward pass: reading the weights dominates). */
 typedef struct {
     SaCtx *c;
     SaSampler *smp;
@@ -273,6 +275,52 @@ static int gen_resync(const Gen *g, int hint, int subst) {
     return subst >= 0 && subst < g->n_draft ? subst : -1;
 }
 
+/* Verify up to g->k draft tokens from dp on after the emitted but not yet evaluated token `last`:
+ * one batched evaluation of [last, proposals], then each proposal against the logits before it.
+ * Returns 1 when every proposal was accepted (the cache then ends with them and the last logits
+ * are current), 0 when one was rejected (the cache is rolled back to the accepted prefix, the
+ * sampled replacement emitted and left in *last, still to evaluate), 2 at the end (EOG, cap, full
+ * context), -1 on error. */
+static int gen_verify(Gen *g, int32_t *last, int *dp) {
+    int k = SA_MIN(g->k, SA_MIN(g->n_draft - *dp, g->cap - g->n));
+    k = SA_MIN(k, 63);
+    int32_t batch[64];
+    batch[0] = *last;
+    memcpy(batch + 1, g->draft + *dp, (size_t)k * sizeof(int32_t));
+    const int pos0 = sa_ctx_pos(g->c);
+    if (gen_eval(g, batch, k + 1, 1)) return -1;
+    if (g->full) return 2;
+    int j = 0, rc = 1;
+    for (; j < k; j++) {
+        int acc;
+        const int tj = gen_choose(g, sa_ctx_logits(g->c, j), batch[j + 1], &acc);
+        if (tj < 0) return -1;
+        g->drafted++;
+        g->accepted += acc;
+        if (acc) {
+            if (gen_emit(g, tj)) return -1;
+            ++*dp;
+            if (g->n == g->cap) { rc = 2; j++; break; }
+            continue;
+        }
+        /* rejected: tj is the token at this position */
+        rc = 0;
+        if (sa_tok_is_eog(g->tok, tj)) rc = 2;
+        else if (gen_emit(g, tj)) return -1;
+        else {
+            *last = tj;
+            *dp = gen_resync(g, *dp + 1, *dp + 1);
+            if (g->n == g->cap) rc = 2;
+        }
+        break;
+    }
+    /* keep [last, the accepted proposals] */
+    if (sa_ctx_pos(g->c) > pos0 + 1 + j) sa_ctx_truncate(g->c, pos0 + 1 + j);
+    /* adapt: grow after a fully accepted batch, shrink to what was accepted otherwise */
+    g->k = j == k ? SA_MIN(2 * g->k, SPEC_K_MAX) : SA_MAX(SPEC_K_MIN, j + 1);
+    return rc;
+}
+
 static int gen_run(Gen *g) {
     const SaKv *kv = sa_ctx_kv(g->c);
     g->prev = kv->n > 0 ? kv->tokens[kv->n - 1] : -1;
@@ -283,59 +331,32 @@ static int gen_run(Gen *g) {
     int dp = g->draft && g->n_draft > 0 ? 0 : -1; /* next draft position */
     sa_sampler_reset(g->smp);
     while (g->n < g->cap && !g->full) {
+        /* the next token from the current logits, checked against the draft's when there is one */
         const int d0 = dp >= 0 ? g->draft[dp] : -1;
         int ok;
-        const int t0 = gen_choose(g, sa_ctx_logits(g->c, -1), d0, &ok);
-        if (t0 < 0) return -1;
+        int32_t last = gen_choose(g, sa_ctx_logits(g->c, -1), d0, &ok);
+        if (last < 0) return -1;
         if (d0 >= 0) {
             g->drafted++;
             g->accepted += ok;
         }
-        if (sa_tok_is_eog(g->tok, t0)) break;
-        if (gen_emit(g, t0)) return -1;
+        if (sa_tok_is_eog(g->tok, last)) break;
+        if (gen_emit(g, last)) return -1;
         if (g->n == g->cap) break;
-        if (!ok) { /* plain step, or the first draft token was rejected */
-            if (g->draft) dp = gen_resync(g, dp + 1, d0 >= 0 ? dp + 1 : -1);
-            if (gen_eval(g, &g->gen[g->n - 1], 1, 0)) return -1;
-            continue;
-        }
-        dp++;
-        /* d0 accepted: evaluate it together with the next proposals, then verify those */
-        int k = SA_MIN(g->k, SA_MIN(g->n_draft - dp, g->cap - g->n));
-        k = SA_MIN(k, 63);
-        int32_t batch[64];
-        batch[0] = t0;
-        memcpy(batch + 1, g->draft + dp, (size_t)k * sizeof(int32_t));
-        const int pos0 = sa_ctx_pos(g->c);
-        if (gen_eval(g, batch, k + 1, 1)) return -1;
-        if (g->full) break;
-        int j = 0, stop = 0;
-        for (; j < k; j++) {
-            int acc;
-            const int tj = gen_choose(g, sa_ctx_logits(g->c, j), batch[j + 1], &acc);
-            if (tj < 0) return -1;
-            g->drafted++;
-            g->accepted += acc;
-            if (acc) {
-                if (gen_emit(g, tj)) return -1;
-                dp++;
-                if (g->n == g->cap) { stop = 1; j++; break; }
-                continue;
-            }
-            /* rejected: keep the accepted prefix; tj is the token at this position */
-            sa_ctx_truncate(g->c, pos0 + 1 + j);
-            if (sa_tok_is_eog(g->tok, tj)) { stop = 1; break; }
-            if (gen_emit(g, tj)) return -1;
-            dp = gen_resync(g, dp + 1, dp + 1);
-            if (g->n < g->cap && gen_eval(g, &g->gen[g->n - 1], 1, 0)) return -1;
-            if (g->n == g->cap) stop = 1;
-            break;
-        }
-        if (stop && j <= k && sa_ctx_pos(g->c) > pos0 + 1 + j) sa_ctx_truncate(g->c, pos0 + 1 + j);
-        /* adapt: grow after a fully accepted batch, shrink to what was accepted otherwise */
-        g->k = j == k ? SA_MIN(2 * g->k, SPEC_K_MAX) : SA_MAX(SPEC_K_MIN, j + 1);
-        if (stop) break;
+        if (g->draft) dp = ok ? dp + 1 : gen_resync(g, dp + 1, d0 >= 0 ? dp + 1 : -1);
         if (dp >= g->n_draft) dp = -1;
+        /* `last` is emitted, not evaluated: evaluate it together with the next proposals while
+         * the draft has any (a rejected proposal's replacement starts the next batch rather than
+         * taking a forward pass of its own), alone otherwise */
+        int pending = 1;
+        while (pending && dp >= 0) {
+            const int rc = gen_verify(g, &last, &dp);
+            if (rc < 0) return -1;
+            if (rc == 2) return 0;
+            pending = rc == 0;
+            if (dp >= g->n_draft) dp = -1;
+        }
+        if (pending && gen_eval(g, &last, 1, 0)) return -1;
     }
     return 0;
 }
