@@ -193,7 +193,7 @@ typedef struct {
     const int32_t *draft; /* NULL: plain decoding */
     int n_draft;
     /* results */
-    int n, full, evals, drafted, accepted;
+    int n, full, evals, drafted, accepted, passes;
     /* state */
     SaBuf piece;
     int prev;
@@ -225,6 +225,7 @@ static int gen_eval(Gen *g, const int32_t *ids, int n, int all) {
     }
     if (sa_ctx_eval(g->c, ids, n, all)) return -1;
     g->evals += n;
+    g->passes++;
     return 0;
 }
 
@@ -372,7 +373,7 @@ int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const i
     Gen g = {.c = c, .smp = s, .tok = tok, .cap = cap, .text = text, .draft = draft, .n_draft = draft ? n_draft : 0};
     int rc = gen_run(&g);
     if (rc == 0 && ids) memcpy(ids, g.gen, (size_t)g.n * sizeof(int32_t));
-    if (st) *st = (SaGenStats){g.n, g.evals, g.drafted, g.accepted, g.full};
+    if (st) *st = (SaGenStats){g.n, g.evals, g.drafted, g.accepted, g.full, g.passes};
     gen_free(&g);
     return rc;
 }

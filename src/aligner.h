@@ -97,6 +97,7 @@ typedef struct {
     int drafted;  /* draft tokens verified */
     int accepted; /* draft tokens accepted */
     int full;     /* stopped because the context is full */
+    int passes;   /* forward passes (a batch of a few tokens costs about one token's) */
 } SaGenStats;
 int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const int32_t *draft, int n_draft, int32_t *ids,
                 SaBuf *text, SaGenStats *st);

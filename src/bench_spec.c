@@ -93,16 +93,18 @@ int sa_cmd_bench_spec(int argc, char **argv) {
     if (json) {
         printf("{\"model\":\"%s\",\"tokens\":%d,\"reps\":%d,\"threads\":%d,\"plain_ms\":%.2f,\"copy_ms\":%.2f,\"edit_ms\":%.2f,"
                "\"copy_speedup\":%.3f,\"edit_speedup\":%.3f,\"copy_accepted\":%d,\"copy_drafted\":%d,"
-               "\"edit_accepted\":%d,\"edit_drafted\":%d}\n",
+               "\"edit_accepted\":%d,\"edit_drafted\":%d,\"plain_passes\":%d,\"copy_passes\":%d,\"edit_passes\":%d}\n",
                model, nr, reps, sa_get_threads(), plain.ms_min, copy.ms_min, edited.ms_min, plain.ms_min / copy.ms_min,
-               plain.ms_min / edited.ms_min, copy.st.accepted, copy.st.drafted, edited.st.accepted, edited.st.drafted);
+               plain.ms_min / edited.ms_min, copy.st.accepted, copy.st.drafted, edited.st.accepted, edited.st.drafted,
+               plain.st.passes, copy.st.passes, edited.st.passes);
     } else {
-        printf("| case | draft | accepted/drafted | evaluated | best ms | vs plain |\n|---|---|---|---|---|---|\n");
-        printf("| plain decoding | none | - | %d | %.1f | 1.00x |\n", plain.st.evals, plain.ms_min);
-        printf("| copy | the output itself | %d/%d | %d | %.1f | %.2fx |\n", copy.st.accepted, copy.st.drafted, copy.st.evals,
-               copy.ms_min, plain.ms_min / copy.ms_min);
-        printf("| edit | 20%% of tokens replaced | %d/%d | %d | %.1f | %.2fx |\n", edited.st.accepted, edited.st.drafted,
-               edited.st.evals, edited.ms_min, plain.ms_min / edited.ms_min);
+        printf("| case | draft | accepted/drafted | tokens evaluated | forward passes | best ms | vs plain |\n"
+               "|---|---|---|---|---|---|---|\n");
+        printf("| plain decoding | none | - | %d | %d | %.1f | 1.00x |\n", plain.st.evals, plain.st.passes, plain.ms_min);
+        printf("| copy | the output itself | %d/%d | %d | %d | %.1f | %.2fx |\n", copy.st.accepted, copy.st.drafted,
+               copy.st.evals, copy.st.passes, copy.ms_min, plain.ms_min / copy.ms_min);
+        printf("| edit | 20%% of tokens replaced | %d/%d | %d | %d | %.1f | %.2fx |\n", edited.st.accepted, edited.st.drafted,
+               edited.st.evals, edited.st.passes, edited.ms_min, plain.ms_min / edited.ms_min);
         printf("%s, %d tokens, best of %d, %d threads; the output is identical in all cases\n", model, nr, reps, sa_get_threads());
     }
     rc = 0;
