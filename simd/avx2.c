@@ -346,39 +346,14 @@ static inline __attribute__((always_inline)) void q4x16_tile(int nb, const Block
     }
 }
 
-/* Decode (one token): the same arithmetic as q4x8_tile with NT = 1, plus the prefetches
- * (sa_prefetch_ahead, kernels.h). */
-static void q4x8_tile1(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int32_t *as, float *y,
-                       const char *pf_end) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        const int8_t *q = aq[b].qs;
-        __m256i s[4];
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
-            s[k] = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v, m4), bcast4(q + 4 * k)),
-                                    _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), bcast4(q + 16 + 4 * k)));
-        }
-        const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(s[0], s[1]), _mm256_add_epi16(s[2], s[3]));
-        const __m256i p = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(as[b]));
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, _mm256_set1_ps(ad[b]))));
-    }
-    _mm256_storeu_ps(y, acc);
-}
-
 void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
-    if (T == 1) {
-        for (int g = 0; g < ng; g++)
-            q4x8_tile1(nb, w + (size_t)g * nb, a->q, a->d, a->s8, y + 8 * g, (const char *)(w + (size_t)ng * nb));
+    /* decode and small batches prefetch on their first pass over each group (SA_PF_MAX_T) */
+    const char *pf_end = T <= SA_PF_MAX_T ? (const char *)(w + (size_t)ng * nb) : NULL;
+    if (T == 1) { /* decode: one group per pass (a pair per pass measured slower) */
+        for (int g = 0; g < ng; g++) q4x8_tile(nb, w + (size_t)g * nb, a->q, a->d, a->s8, 1, y + 8 * g, 0, pf_end);
         return;
     }
-    /* prefill: pairs of groups x pairs of tokens, then an odd last group; small batches
-     * prefetch on their first pass over each group (SA_PF_MAX_T) */
-    const char *pf_end = T <= SA_PF_MAX_T ? (const char *)(w + (size_t)ng * nb) : NULL;
+    /* prefill: pairs of groups x pairs of tokens, then an odd last group */
     int g = 0;
     for (; g + 2 <= ng; g += 2) {
         const BlockQ4_0x8 *wa = w + (size_t)g * nb, *wb = wa + nb;
@@ -408,32 +383,12 @@ void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a,
 
 /* Q8_0: signed weights, so the usual sign transfer (see dot32_i8): |w| unsigned, a * sign(w)
  * signed; pairs reach 2 * 128 * 127 = 32512, so each maddubs is widened to int32 at once.
- * Decode (one token): the 8 chunks of a block unrolled, two int32 chains for shorter
- * dependencies; it streams weights at memory speed. */
-static inline void q8x8_tile1(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, float *y, const char *pf_end) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        __m256i p[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
-            const __m256i sa = _mm256_sign_epi8(bcast4(aq[b].qs + 4 * k), v);
-            p[k & 1] = _mm256_add_epi32(p[k & 1], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), sa), ones));
-        }
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
-        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad[b]));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p[0], p[1])), scale));
-    }
-    _mm256_storeu_ps(y, acc);
-}
-
-/* Prefill: NT <= 6 tokens per pass over the weights, one int32 chain per token (the tokens are
- * the independent chains). The chunk loop is deliberately not unrolled: unrolled, GCC hoists
- * the 8 weight loads and spills the partial sums, and this loop is bound by the two vector
- * ports that run vpsignb/vpmaddubsw/vpmaddwd, so every extra instruction there costs. 6 tokens
- * measured ~9% faster than 4 (the weight load and |w| shared by more tokens). */
+ * NT <= 6 tokens per pass over the weights, one int32 chain per token (the tokens are the
+ * independent chains). The chunk loop is deliberately not unrolled: unrolled, GCC hoists the 8
+ * weight loads and spills the partial sums, and this loop is bound by the two vector ports that
+ * run vpsignb/vpmaddubsw/vpmaddwd, so every extra instruction there costs. 6 tokens measured ~9%
+ * faster than 4 (the weight load and |w| shared by more tokens). Decode (NT = 1) reads as fast
+ * through this tile as through an unrolled two-chain one (A/B on the 1B model). */
 static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq,
                                                             const float *ad, const int NT, float *y, size_t ldy,
                                                             const char *pf_end) {
@@ -468,11 +423,6 @@ static inline __attribute__((always_inline)) void q8x8_tile(int nb, const BlockQ
 }
 
 void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
-    if (T == 1) {
-        for (int g = 0; g < ng; g++)
-            q8x8_tile1(nb, w + (size_t)g * nb, a->q, a->d, y + 8 * g, (const char *)(w + (size_t)ng * nb));
-        return;
-    }
     const char *pf_end = T <= SA_PF_MAX_T ? (const char *)(w + (size_t)ng * nb) : NULL; /* as for Q4_0 */
     for (int g = 0; g < ng; g++) {
         const BlockQ8_0x8 *wg = w + (size_t)g * nb;

@@ -10,8 +10,8 @@
  * weights: long sequential streams; whole 64-byte lines of Y: no false sharing) times a chunk
  * of tokens. Decode (T = 1) and small batches (T <= SA_PF_MAX_T: speculative verification)
  * stream every weight once, prefetching, in one or two long runs per thread. Prefill: the
- * kernels take 2-6 tokens per weight pass, and tokens are processed in chunks whose quantized activations stay
- * in L2 while the weights stream past. F32 weights use OpenBLAS sgemm, and F16/BF16 weights are
+ * kernels take 2-6 tokens per weight pass, and tokens are processed in chunks whose quantized
+ * activations stay in L2 while the weights stream past. F32 weights use OpenBLAS sgemm, and F16/BF16 weights are
  * widened to f32 a slab of rows at a time for it.
  *
  * Rows beyond the last full group of 8 (and matrices that are not repacked: mmapped files)
