@@ -93,18 +93,21 @@ $(BUILD)/libsalign-convert.a: $(CONV_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign.a
+# The runtime opens GGUFs through the converter (src/model.c -> tools/convert/open_gguf.h), which in
+# turn uses the runtime's format code: a group, so each archive resolves the other. Only the
+# objects it runs are linked (open_gguf, convert, import_gguf; not the HF/llama2.c importers).
+$(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(BUILD)/src/cli.o -Wl,--start-group $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--end-group $(LDLIBS)
 
 $(BIN)/salign-quantize: $(BUILD)/tools/convert/quantize_main.o $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< -Wl,--start-group $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--end-group $(LDLIBS)
 
 # random-weight models of any architecture and shape, as HF directories and GGUFs (tests, benchmarks)
 $(BIN)/salign-synth: $(BUILD)/tools/synth/synth_main.o $(SYNTH_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(SYNTH_OBJ) -Wl,--start-group $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--end-group $(LDLIBS)
 
 # --whole-archive: tests register themselves from constructors, and library objects are all needed.
 $(BIN)/salign-tests: $(TEST_OBJ) $(EMU_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a

@@ -6,8 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tools/convert/open_gguf.h"
 #include "common.h"
 #include "matmul.h"
+
+/* 1 if the file at path starts with GGUF's magic (unreadable files: 0, salm_open reports them). */
+static int is_gguf(const char *path) {
+    unsigned char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    return got == 4 && !memcmp(magic, "GGUF", 4);
+}
 
 static int bind_mat(SaModel *m, SaMat *out, const char *name, int cols, int rows, int optional) {
     const SalmTensor *t = salm_tensor(&m->file, name);
@@ -52,7 +63,11 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     memset(m, 0, sizeof *m);
     SaLoadOpts def = {0};
     if (!opts) opts = &def;
-    if (salm_open(&m->file, path, opts->load_mode)) return -1;
+    /* A GGUF goes through the converter (a layer below this one, see open_gguf.h) into a .salm
+     * image: from here on nothing differs from a .salm read from disk. */
+    if (is_gguf(path) ? sa_open_gguf_as_salm(path, opts->load_mode, &m->file)
+                      : salm_open(&m->file, path, opts->load_mode))
+        return -1;
     if (opts->verify && salm_verify(&m->file)) goto fail;
     if (sa_hparams_read(&m->file, &m->hp)) goto fail;
     SaHparams *h = &m->hp;

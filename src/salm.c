@@ -606,6 +606,97 @@ static int write_all(int fd, const void *p, size_t n, const char *path) {
     return 0;
 }
 
+/* Offsets of every tensor and of the data section (the metadata and table sizes do not depend
+ * on the crcs, so the zero-crc serialization gives the final size). */
+static uint64_t layout(SalmWriter *w, SaBuf *meta, SaBuf *table, uint64_t *data_bytes) {
+    serialize_header(w, meta, table);
+    uint64_t data_offset = (SALM_HEADER_BYTES + meta->len + table->len + SALM_ALIGN - 1) / SALM_ALIGN * SALM_ALIGN;
+    uint64_t off = 0, end = 0;
+    for (int i = 0; i < w->n_t; i++) {
+        w->t[i].offset = off;
+        end = off + w->t[i].nbytes;
+        off = (end + SALM_ALIGN - 1) / SALM_ALIGN * SALM_ALIGN;
+    }
+    *data_bytes = end;
+    return data_offset;
+}
+
+/* The header, metadata and tensor table (with the crcs now known), zero-padded to data_offset. */
+static void build_head(const SalmWriter *w, SaBuf *meta, SaBuf *table, uint64_t data_offset, SaBuf *head) {
+    static const uint8_t zeros[SALM_ALIGN];
+    serialize_header(w, meta, table);
+    sa_buf_append(head, SALM_MAGIC, 4);
+    put_u32(head, SALM_VERSION);
+    put_u32(head, (uint32_t)w->n_kv);
+    put_u32(head, (uint32_t)w->n_t);
+    put_u64(head, meta->len);
+    put_u64(head, data_offset);
+    uLong hcrc = crc32(0L, Z_NULL, 0);
+    hcrc = crc32(hcrc, (const Bytef *)meta->data, (uInt)meta->len);
+    hcrc = crc32(hcrc, (const Bytef *)table->data, (uInt)table->len);
+    put_u32(head, (uint32_t)hcrc);
+    put_u32(head, 0);
+    sa_buf_append(head, meta->data, meta->len);
+    sa_buf_append(head, table->data, table->len);
+    while (head->len < data_offset) sa_buf_append(head, zeros, SA_MIN((size_t)(data_offset - head->len), sizeof zeros));
+}
+
+static uint32_t crc_of(const uint8_t *p, uint64_t n) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t k = 0; k < n; k += 1u << 30) crc = crc32(crc, p + k, (uInt)SA_MIN(n - k, (uint64_t)1 << 30));
+    return (uint32_t)crc;
+}
+
+int salm_writer_to_memory(SalmWriter *w, Salm *s, const char *path, SaLoadMode mode, SalmFillFn fill, void *ctx,
+                          void (*progress)(void *ctx, int done, int total)) {
+    memset(s, 0, sizeof *s);
+    SaBuf meta = {0}, table = {0}, head = {0};
+    uint64_t data_bytes;
+    const uint64_t data_offset = layout(w, &meta, &table, &data_bytes);
+    int rc = -1;
+    if (!(s->path = sa_strdup(path))) goto done;
+    uint64_t total;
+    if (!sa_add_ok(data_offset, data_bytes, &total) || total > SIZE_MAX) {
+        sa_err("%s: the model is too large for memory", path);
+        goto done;
+    }
+    s->size = (size_t)total;
+    if (mode == SA_LOAD_READ && (s->base = huge_alloc(s->size, &s->map_len))) {
+        s->mmapped = 2; /* anonymous mappings start zeroed */
+    } else if ((s->base = sa_aligned_alloc(s->size))) {
+        memset(s->base, 0, s->size);
+    } else {
+        sa_err_prefix("%s: the converted model needs %.1f MiB: ", path, s->size / 1048576.0);
+        goto done;
+    }
+    /* each tensor is produced in place: no second copy of the weights */
+    for (int i = 0; i < w->n_t; i++) {
+        SalmTensor *t = &w->t[i];
+        uint8_t *dst = s->base + data_offset + t->offset;
+        if (fill(ctx, i, dst, t->nbytes) != 0) {
+            sa_err_prefix("%s: tensor '%s': ", path, t->name);
+            goto done;
+        }
+        t->crc32 = crc_of(dst, t->nbytes);
+        if (progress) progress(ctx, i + 1, w->n_t);
+    }
+    build_head(w, &meta, &table, data_offset, &head);
+    memcpy(s->base, head.data, head.len);
+    /* the image is read back exactly as a file would be: the runtime sees one kind of model */
+    if (parse(s) != 0) {
+        sa_err_prefix("%s: ", path);
+        goto done;
+    }
+    s->converted = 1;
+    rc = 0;
+done:
+    if (rc) salm_close(s);
+    sa_buf_free(&meta);
+    sa_buf_free(&table);
+    sa_buf_free(&head);
+    return rc;
+}
+
 int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ctx,
                       void (*progress)(void *ctx, int done, int total)) {
     SaBuf meta = {0}, table = {0};
@@ -613,15 +704,9 @@ int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ct
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = -1, rc = -1;
     uint8_t *buf = NULL;
-    uint64_t buf_cap = 0;
+    uint64_t buf_cap = 0, data_bytes;
 
-    serialize_header(w, &meta, &table);
-    uint64_t data_offset = (SALM_HEADER_BYTES + meta.len + table.len + SALM_ALIGN - 1) / SALM_ALIGN * SALM_ALIGN;
-    uint64_t off = 0;
-    for (int i = 0; i < w->n_t; i++) {
-        w->t[i].offset = off;
-        off = (off + w->t[i].nbytes + SALM_ALIGN - 1) / SALM_ALIGN * SALM_ALIGN;
-    }
+    const uint64_t data_offset = layout(w, &meta, &table, &data_bytes);
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
@@ -652,30 +737,13 @@ int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ct
             sa_err_prefix("tensor '%s': ", t->name);
             goto done;
         }
-        uLong crc = crc32(0L, Z_NULL, 0);
-        for (uint64_t k = 0; k < t->nbytes; k += 1u << 30)
-            crc = crc32(crc, buf + k, (uInt)SA_MIN(t->nbytes - k, (uint64_t)1 << 30));
-        t->crc32 = (uint32_t)crc;
+        t->crc32 = crc_of(buf, t->nbytes);
         if (write_all(fd, buf, t->nbytes, tmp)) goto done;
         pos += t->nbytes;
         if (progress) progress(ctx, i + 1, w->n_t);
     }
-    serialize_header(w, &meta, &table);
     SaBuf head = {0};
-    sa_buf_append(&head, SALM_MAGIC, 4);
-    put_u32(&head, SALM_VERSION);
-    put_u32(&head, (uint32_t)w->n_kv);
-    put_u32(&head, (uint32_t)w->n_t);
-    put_u64(&head, meta.len);
-    put_u64(&head, data_offset);
-    uLong hcrc = crc32(0L, Z_NULL, 0);
-    hcrc = crc32(hcrc, (const Bytef *)meta.data, (uInt)meta.len);
-    hcrc = crc32(hcrc, (const Bytef *)table.data, (uInt)table.len);
-    put_u32(&head, (uint32_t)hcrc);
-    put_u32(&head, 0);
-    sa_buf_append(&head, meta.data, meta.len);
-    sa_buf_append(&head, table.data, table.len);
-    while (head.len < data_offset) sa_buf_append(&head, zeros, SA_MIN((size_t)(data_offset - head.len), sizeof zeros));
+    build_head(w, &meta, &table, data_offset, &head);
     if (lseek(fd, 0, SEEK_SET) < 0 || write_all(fd, head.data, head.len, tmp)) {
         sa_buf_free(&head);
         goto done;

@@ -66,6 +66,7 @@ typedef struct {
     uint64_t data_offset;
     uint64_t header_end; /* end of the tensor table (what header_crc32 covers ends here) */
     char *path;
+    int converted;   /* 1: built in memory by salm_writer_to_memory from another format at path */
 } Salm;
 
 /* How salm_open brings the file into memory. */
@@ -117,5 +118,10 @@ int salm_writer_tensor(SalmWriter *w, const char *name, SaDtype dtype, int n_dim
 /* Write the file. progress(ctx, i, n) is called after each tensor if not NULL. */
 int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ctx,
                       void (*progress)(void *ctx, int done, int total));
+/* The same image built in memory instead and opened as salm_open would open that file (mode:
+ * SA_LOAD_READ or SA_LOAD_READ_4K; mapping is impossible), with no file on disk at all. PATH names
+ * the source in messages and in s->path. 0, or -1 + sa_err("PATH: ...") with s left closed. */
+int salm_writer_to_memory(SalmWriter *w, Salm *s, const char *path, SaLoadMode mode, SalmFillFn fill, void *ctx,
+                          void (*progress)(void *ctx, int done, int total));
 
 #endif

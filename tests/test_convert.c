@@ -12,6 +12,7 @@
 #include "../src/hparams.h"
 #include "../src/salm.h"
 #include "../tools/convert/convert.h"
+#include "../tools/convert/open_gguf.h"
 #include "test.h"
 
 /* The binary under test; $SALIGN_QUANTIZE overrides it (e.g. bin-san/salign-quantize). */
@@ -144,6 +145,54 @@ TEST(convert_keep_copies_quantized_blocks) {
         CHECKF(convert(in, NULL, SA_CONV_KEEP, out) == 0, "%s: %s", names[i], sa_errmsg());
         CHECK_EQ_INT(compare_with_gguf(out, in, 1), 48);
     }
+}
+
+/* The in-memory conversion (what the runtime does with a GGUF) is the file salign-quantize
+ * writes, byte for byte, for every type; and sa_open_gguf_as_salm gives that image under --type keep. */
+TEST(convert_to_memory_equals_file) {
+    const char *names[] = {"stories260K-q8_0.gguf", "stories260K-q4_0.gguf", "stories260K.gguf"};
+    if (!test_models_dir()) { test_skip("no ../shared/models"); return; }
+    for (int i = 0; i < 3; i++) {
+        const char *in = model_path(names[i]);
+        for (int type = 0; type < SA_CONV_TYPE_COUNT; type++) {
+            const char *out = test_tmp("mem.salm");
+            CHECKF(convert(in, NULL, (SaConvType)type, out) == 0, "%s: %s", names[i], sa_errmsg());
+            size_t len = 0;
+            char *file = sa_read_file(out, &len);
+            SaConvSource src;
+            Salm img;
+            CHECKF(sa_import_gguf(in, &src) == 0, "%s: %s", names[i], sa_errmsg());
+            SaConvOptions o = {(SaConvType)type, 1};
+            const int mode = type % 2 ? SA_LOAD_READ : SA_LOAD_READ_4K; /* both allocations */
+            int rc = sa_conv_to_memory(&src, &o, mode, &img);
+            sa_conv_free(&src);
+            CHECKF(rc == 0, "%s %s: %s", names[i], sa_conv_type_name((SaConvType)type), sa_errmsg());
+            if (rc == 0 && file) {
+                CHECKF(img.size == len && memcmp(img.base, file, len) == 0 && img.converted == 1 &&
+                           !strcmp(img.path, in),
+                       "%s --type %s: the image (%zu bytes) differs from the file (%zu bytes)", names[i],
+                       sa_conv_type_name((SaConvType)type), img.size, len);
+                CHECK(salm_verify(&img) == 0);
+                salm_close(&img);
+            }
+            if (type == SA_CONV_KEEP && file) {
+                CHECKF(sa_open_gguf_as_salm(in, SA_LOAD_MMAP, &img) == 0, "%s: %s", names[i], sa_errmsg());
+                CHECK(img.size == len && memcmp(img.base, file, len) == 0 && img.mmapped == 2);
+                salm_close(&img);
+            }
+            free(file);
+        }
+    }
+    /* failures name the file and leave nothing open */
+    Salm img;
+    const char *bad = test_tmp("short.gguf");
+    size_t len = 0;
+    char *bytes = sa_read_file(model_path("stories260K.gguf"), &len);
+    CHECK(bytes && write_file(bad, bytes, len - 1000) == 0);
+    free(bytes);
+    CHECK(sa_open_gguf_as_salm(bad, SA_LOAD_READ, &img) == -1);
+    CHECKF(strstr(sa_errmsg(), bad) != NULL, "got: %s", sa_errmsg());
+    CHECK(img.base == NULL && img.tensors == NULL);
 }
 
 TEST(convert_f16_and_f32) {

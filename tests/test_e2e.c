@@ -348,3 +348,147 @@ TEST(e2e_kv_q8_0_generate) {
     CHECKF(st == 0 && strstr(out, "\"copy_speedup\""), "bench-spec: exit %d: %s", st, out);
     free(out);
 }
+
+/* Remove every `"..._ms":NUMBER` field (timings) from JSON text, in place. */
+static void strip_ms_fields(char *s) {
+    char *w = s;
+    for (char *r = s; *r;) {
+        char *m = strncmp(r, "_ms\":", 5) == 0 ? r : NULL;
+        if (m) {
+            /* back up over the key to its opening quote */
+            char *q = w;
+            while (q > s && q[-1] != '"') q--;
+            if (q > s) q--;
+            w = q;
+            r += 5;
+            while (*r && *r != ',' && *r != '}') r++;
+            if (*r == ',') r++;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = 0;
+}
+
+/* stdout of a command (stderr to FILE when not NULL); CHECKs exit 0. */
+static char *run_ok(const char *cmd, const char *err_file) {
+    char full[2048];
+    snprintf(full, sizeof full, "%s 2>%s", cmd, err_file ? err_file : "/dev/null");
+    int st;
+    char *out = test_run(full, &st);
+    CHECKF(st == 0, "'%s': exit %d", cmd, st);
+    return out;
+}
+
+/* How often `salign: F: GGUF converted in memory` appears in the file at path. */
+static int converted_lines(const char *path) {
+    char *e = sa_read_file(path, NULL);
+    int n = 0;
+    for (const char *p = e; p && (p = strstr(p, "GGUF converted in memory")); p++) n++;
+    free(e);
+    return n;
+}
+
+/* `-m model.gguf` everywhere a model is taken: every command gives the same output from the
+ * GGUF as from the .salm that `salign-quantize --type keep` makes of it, with one stderr line
+ * per GGUF saying it was converted (and none for a .salm). */
+TEST(e2e_gguf_direct_equals_converted_salm) {
+    if (!test_models_dir()) { test_skip("../shared/models not present"); return; }
+    const char *ggufs[] = {"stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"};
+    const char *salms[] = {"s260k-keep-f32.salm", "s260k-q8.salm", "s260k-q4.salm"};
+    char data[512]; /* test_tmp's buffers rotate */
+    snprintf(data, sizeof data, "%s", test_tmp("gguf-direct.jsonl"));
+    FILE *f = fopen(data, "w");
+    fputs("{\"question\": \"Once upon a time\"}\n{\"question\": \"Lily saw a big dog\"}\n", f);
+    fclose(f);
+    char errf[512];
+    snprintf(errf, sizeof errf, "%s", test_tmp("gguf-direct.err"));
+    for (int i = 0; i < 3; i++) {
+        char *gguf = models_file(ggufs[i]);
+        const char *salm = convert(gguf, "keep", NULL, salms[i]);
+        if (!salm) return;
+        const char *model[2] = {salm, gguf};
+        char *out[2][7] = {{0}};
+        for (int k = 0; k < 2; k++) {
+            const char *m = model[k];
+            const int want = k; /* converted lines per model load */
+            char cmd[4096];
+            snprintf(cmd, sizeof cmd, "bin/salign generate -m %s -n 200 --temp 0 --ids -t 2", m);
+            out[k][0] = run_ok(cmd, errf);
+            CHECKF(converted_lines(errf) == want, "generate -m %s: %d conversion lines", m, converted_lines(errf));
+            snprintf(cmd, sizeof cmd, "bin/salign generate -m %s -p 'Once upon a time' -n 60 --temp 0 -t 1", m);
+            out[k][1] = run_ok(cmd, NULL);
+            snprintf(cmd, sizeof cmd,
+                     "bin/salign align --upstream %s --aligner %s -p 'Once upon a time' --max-sentences 4 --temp 0 -t 1", m,
+                     m);
+            out[k][2] = run_ok(cmd, errf);
+            /* the same file in both roles is loaded once */
+            CHECKF(converted_lines(errf) == want, "align with %s: %d conversion lines", m, converted_lines(errf));
+            snprintf(cmd, sizeof cmd,
+                     "bin/salign align --upstream %s --aligner weights/demo-aligner.salm -p 'Lily saw a big dog' "
+                     "--max-sentences 3 --temp 0 -t 1 --json", m);
+            out[k][3] = run_ok(cmd, NULL);
+            strip_ms_fields(out[k][3]);
+            snprintf(cmd, sizeof cmd,
+                     "bin/salign align --upstream weights/stories260K.salm --aligner %s -p 'Lily saw a big dog' "
+                     "--max-sentences 3 --temp 0 -t 1", m);
+            out[k][4] = run_ok(cmd, NULL);
+            char res[512];
+            snprintf(res, sizeof res, "%s", test_tmp(k ? "gguf-direct-b.jsonl" : "gguf-direct-a.jsonl"));
+            snprintf(cmd, sizeof cmd,
+                     "rm -f %s && bin/salign eval --upstream %s --aligner %s --in %s --out %s --modes none,stream "
+                     "--max-sentences 2 --max-tokens 64 --temp 0 --seed 5 -t 1 -c 512",
+                     res, m, m, data, res);
+            free(run_ok(cmd, NULL));
+            out[k][5] = sa_read_file(res, NULL);
+            if (out[k][5]) strip_ms_fields(out[k][5]);
+            snprintf(cmd, sizeof cmd, "printf 'Once upon a time, Lily' | bin/salign tokenize -m %s", m);
+            out[k][6] = run_ok(cmd, NULL);
+            /* speed runs: only that they run on it and report the model */
+            snprintf(cmd, sizeof cmd, "bin/salign bench -m %s -p 16 -n 8 -t 1 -r 1 --json", m);
+            char *b = run_ok(cmd, NULL);
+            CHECKF(strstr(b, "\"n_gen\": 8") != NULL, "bench -m %s: %s", m, b);
+            free(b);
+            snprintf(cmd, sizeof cmd, "bin/salign bench-spec -m %s -n 16 -r 1 -t 1 --json", m);
+            b = run_ok(cmd, NULL);
+            CHECKF(strstr(b, "\"copy_speedup\"") != NULL, "bench-spec -m %s: %s", m, b);
+            free(b);
+        }
+        const char *what[] = {"generate --ids", "generate text", "align (same model twice)", "align --upstream",
+                              "align --aligner", "eval", "tokenize"};
+        for (int j = 0; j < 7; j++) {
+            CHECKF(out[0][j] && out[1][j] && out[0][j][0] && !strcmp(out[0][j], out[1][j]),
+                   "%s: %s differs between the .salm and the GGUF:\n%s\n---\n%s", ggufs[i], what[j],
+                   out[0][j] ? out[0][j] : "(none)", out[1][j] ? out[1][j] : "(none)");
+            free(out[0][j]);
+            free(out[1][j]);
+        }
+        /* info: the same model and tensor table (crcs included), only the file line differs */
+        char cmd[1024];
+        char *inf[2];
+        for (int k = 0; k < 2; k++) {
+            snprintf(cmd, sizeof cmd, "bin/salign info %s --verify", model[k]);
+            inf[k] = run_ok(cmd, NULL);
+        }
+        const char *a = strchr(inf[0], '\n'), *b = strchr(inf[1], '\n');
+        CHECKF(a && b && !strcmp(a, b) && strstr(inf[1], "GGUF, converted in memory") && strstr(b, "checksums match"),
+               "%s: info differs:\n%s\n---\n%s", ggufs[i], inf[0], inf[1]);
+        free(inf[0]);
+        free(inf[1]);
+    }
+    /* a GGUF the runtime cannot take: one line naming the file, exit 1 */
+    size_t len = 0;
+    char *bytes = sa_read_file(models_file("stories260K-q8_0.gguf"), &len);
+    const char *bad = test_tmp("cut.gguf");
+    FILE *g = fopen(bad, "wb");
+    fwrite(bytes, 1, len / 2, g);
+    fclose(g);
+    free(bytes);
+    char args[700];
+    snprintf(args, sizeof args, "generate -m %s -n 4", bad);
+    check_user_error(args, bad);
+    snprintf(args, sizeof args, "align --upstream weights/stories260K.salm --aligner %s -p hi", bad);
+    check_user_error(args, bad);
+    snprintf(args, sizeof args, "info %s", bad);
+    check_user_error(args, bad);
+}

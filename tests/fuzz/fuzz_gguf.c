@@ -1,10 +1,12 @@
 /* fuzz_gguf.c - the GGUF reader (src/gguf.c) and the GGUF importer (tools/convert/import_gguf.c) on
  * arbitrary bytes: open, read typed metadata, build the tokenizer, import and check the tensor set
- * against the hyperparameters. Nothing may crash, leak or read outside the file; a failure must
+ * against the hyperparameters, then what the runtime does with a GGUF: convert it in memory
+ * (--type keep) and open the image as a .salm. Nothing may crash, leak or read outside the file; a failure must
  * leave an error message. Seeds: tests/fuzz/corpus/gguf (tests/hostile/gen.py --seeds). */
 #include "../../src/common.h"
 #include "../../src/gguf.h"
 #include "../../tools/convert/convert.h"
+#include "../../tools/convert/open_gguf.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -60,6 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)sa_conv_check(&src);
         for (int t = 0; t < src.n_tensors; t++) (void)sa_conv_out_dtype(&src, &src.tensors[t], SA_CONV_Q4_0);
         sa_conv_free(&src);
+    }
+    Salm img;
+    if (sa_open_gguf_as_salm(path, SA_LOAD_READ_4K, &img) == 0) {
+        FUZZ_ASSERT(salm_verify(&img) == 0); /* the image's crcs are its own */
+        salm_close(&img);
+    } else {
+        FUZZ_ASSERT(sa_errmsg()[0] != 0 && img.base == NULL);
     }
     sa_err_clear();
     return 0;

@@ -373,28 +373,38 @@ static void progress(void *vctx, int done, int total) {
     fflush(stderr);
 }
 
-int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOptions *opt) {
-    if (sa_conv_check(src)) return -1;
-    int rc = -1;
-    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+/* The writer with metadata and tensor declarations, and the per-tensor choices in c. */
+static SalmWriter *prepare(const SaConvSource *src, const SaConvOptions *opt, FillCtx *c, const char *out_name) {
+    if (sa_conv_check(src)) return NULL;
     SalmWriter *w = salm_writer_new();
-    c.out = sa_calloc((size_t)src->n_tensors + 1, sizeof(SaDtype));
-    c.err = sa_calloc((size_t)src->n_tensors + 1, sizeof(double));
-    if (!w || !c.out || !c.err) goto done;
+    c->out = sa_calloc((size_t)src->n_tensors + 1, sizeof(SaDtype));
+    c->err = sa_calloc((size_t)src->n_tensors + 1, sizeof(double));
+    if (!w || !c->out || !c->err) goto fail;
     if (sa_hparams_write(w, &src->hp) || sa_tok_spec_write(w, &src->tok)) {
         sa_err_prefix("%s: ", src->path);
-        goto done;
+        goto fail;
     }
-    if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto done;
-    if (src->aligner_template && salm_writer_str(w, "aligner_template", src->aligner_template)) goto done;
+    if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto fail;
+    if (src->aligner_template && salm_writer_str(w, "aligner_template", src->aligner_template)) goto fail;
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
-        c.out[i] = sa_conv_out_dtype(src, t, opt->type);
-        if (salm_writer_tensor(w, t->name, c.out[i], t->n_dims, t->ne) < 0) {
-            sa_err_prefix("%s: ", out_path);
-            goto done;
+        c->out[i] = sa_conv_out_dtype(src, t, opt->type);
+        if (salm_writer_tensor(w, t->name, c->out[i], t->n_dims, t->ne) < 0) {
+            sa_err_prefix("%s: ", out_name);
+            goto fail;
         }
     }
+    return w;
+fail:
+    salm_writer_free(w);
+    return NULL;
+}
+
+int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOptions *opt) {
+    int rc = -1;
+    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+    SalmWriter *w = prepare(src, opt, &c, out_path);
+    if (!w) goto done;
     if (!opt->quiet)
         fprintf(stderr, "converting %s (%s, %d tensors) to %s, type %s\n", src->path, src->kind ? src->kind : "?",
                 src->n_tensors, out_path, sa_conv_type_name(opt->type));
@@ -413,6 +423,18 @@ int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOpt
     rc = 0;
 done:
     if (rc && c.tty && !opt->quiet) fputc('\n', stderr); /* leave the bar's line */
+    salm_writer_free(w);
+    free(c.out);
+    free(c.err);
+    return rc;
+}
+
+int sa_conv_to_memory(const SaConvSource *src, const SaConvOptions *opt, SaLoadMode mode, Salm *out) {
+    memset(out, 0, sizeof *out);
+    int rc = -1;
+    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+    SalmWriter *w = prepare(src, opt, &c, src->path);
+    if (w && salm_writer_to_memory(w, out, src->path, mode, fill, &c, opt->quiet ? NULL : progress) == 0) rc = 0;
     salm_writer_free(w);
     free(c.out);
     free(c.err);

@@ -11,6 +11,7 @@
 
 #include "../../src/dtype.h"
 #include "../../src/hparams.h"
+#include "../../src/salm.h"
 #include "../../src/tokenizer.h"
 
 /* .salm metadata key of the model's own chat template (read by src/model.c). */
@@ -95,5 +96,9 @@ SaDtype sa_conv_out_dtype(const SaConvSource *src, const SaConvTensor *t, SaConv
 /* Convert and write OUT (temp file + fsync + rename). Progress and per-tensor quantization
  * error go to stderr unless quiet. 0 or -1 + sa_err. */
 int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOptions *opt);
+/* The same conversion into memory: OUT is opened as salm_open would open the written file
+ * (mode SA_LOAD_READ or SA_LOAD_READ_4K), and nothing touches the disk. Progress lines unless
+ * quiet. 0 or -1 + sa_err("SOURCE: ...") with OUT left closed. */
+int sa_conv_to_memory(const SaConvSource *src, const SaConvOptions *opt, SaLoadMode mode, Salm *out);
 
 #endif
