@@ -17,7 +17,7 @@ endif
 BUILD   ?= build
 BIN     ?= bin
 CSTD    := -std=c11 -D_GNU_SOURCE
-WARN    := -Wall -Wextra -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
 LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc
@@ -28,7 +28,8 @@ ifeq ($(SAN),1)
   LDLIBS += -fsanitize=address,undefined
 endif
 ifneq ($(NOBLAS),1)
-  CFLAGS += -DSALIGN_BLAS
+  # BLAS_CFLAGS (OpenBLAS's own cblas.h folder) comes from $(DEPS_OK), written by tools/deps.sh
+  CFLAGS += -DSALIGN_BLAS $(BLAS_CFLAGS)
   BLAS_LIB := -lopenblas
   LDLIBS += $(BLAS_LIB)
 endif
@@ -47,7 +48,10 @@ TEST_SRC  := $(wildcard tests/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
-DEPS_OK   := $(BUILD)/.deps-ok
+# tools/deps.sh build checks (compile + link) every library the build uses, installs what is missing,
+# and writes the flags it found here; make reads it before building anything (and re-reads itself
+# once it has been written). Cross builds (make arm-kernel-tests) pass DEPS_OK= and need none of it.
+DEPS_OK   := $(BUILD)/deps.mk
 
 all: $(BIN)/salign $(BIN)/salign-quantize $(BIN)/salign-synth $(BIN)/salign-tests
 
@@ -60,8 +64,13 @@ $(BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
 
 $(DEPS_OK): tools/deps.sh
 	@mkdir -p $(@D)
-	@sh tools/deps.sh build
-	@touch $@
+	@sh tools/deps.sh build > $@.tmp && mv $@.tmp $@
+ifneq ($(DEPS_OK),)
+ifeq ($(filter-out clean test-fresh,$(or $(MAKECMDGOALS),all)),)
+else
+include $(DEPS_OK)
+endif
+endif
 
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -157,7 +166,7 @@ FUZZ_RUNS    ?= 1000000
 FUZZ_MAX_TIME ?= 3600
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fopenmp -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined -DSALIGN_BLAS
+                -fno-sanitize-recover=undefined -DSALIGN_BLAS $(BLAS_CFLAGS)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(TOOL_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/simd/avx2.o:   EXTRA := -mavx2 -mfma -mf16c
