@@ -2,6 +2,7 @@
 #   make            bin/salign, bin/salign-quantize, bin/salign-synth (installs missing Debian packages when root)
 #   make test       everything in tests/ (what .ci/run and the README run)
 #   make demo       the bundled demo
+#   make test-fresh make demo + the fast tests in a fresh Debian root (debootstrap; root; cached base)
 #   make bench      speed against llama.cpp, same machine, same invocation
 #   make fuzz       every libFuzzer target to 1,000,000 executions, counts in tests/fuzz/RESULTS.md
 # Variables: CC, ARCH (x86_64 | aarch64, from $(CC) -dumpmachine), SAN=1 (ASan+UBSan build in build-san/)
@@ -121,13 +122,18 @@ test:
 demo: all
 	@sh tools/demo.sh
 
+# make demo and the fast tests in a fresh Debian bookworm root (debootstrap, cached in
+# ~/.cache/salign-fresh; needs root): tests/fresh-machine.sh
+test-fresh:
+	@sh tests/fresh-machine.sh
+
 bench: all
 	@sh tools/bench/bench.sh
 
 clean:
 	rm -rf build build-san bin bin-san build-arm bin-arm build-fuzz
 
-.PHONY: all test demo bench clean
+.PHONY: all test test-fresh demo bench clean
 
 # ---- kernel tests alone, and on aarch64 under qemu ----
 # salign-kernel-tests links only the kernel tables, the dtype code and the kernel tests: no zlib,
