@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/common.h"
-#include "../src/gguf.h"
+#include "../../src/common.h"
+#include "../../src/gguf.h"
 
 #define ALIGN 32
 
