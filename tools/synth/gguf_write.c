@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/common.h"
-#include "../src/dtype.h"
-#include "../src/gguf.h"
+#include "../../src/common.h"
+#include "../../src/dtype.h"
+#include "../../src/gguf.h"
 
 #define ALIGN 32
 

@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../src/common.h"
-#include "../src/gguf.h"
-#include "../src/tokenizer.h"
-#include "convert.h"
+#include "../../src/common.h"
+#include "../../src/gguf.h"
+#include "../../src/tokenizer.h"
+#include "../convert/convert.h"
 #include "gguf_write.h"
 
 /* ---- architectures ---- */
