@@ -2,6 +2,7 @@
 #   make            bin/salign, bin/salign-quantize, bin/salign-synth (installs missing Debian packages when root)
 #   make test       everything in tests/ (what .ci/run and the README run)
 #   make demo       the bundled demo
+#   make test-fresh make demo + the fast tests in a fresh Debian root (debootstrap; root; cached base)
 #   make bench      speed against llama.cpp, same machine, same invocation
 #   make fuzz       every libFuzzer target to 1,000,000 executions, counts in tests/fuzz/RESULTS.md
 # Variables: CC, ARCH (x86_64 | aarch64, from $(CC) -dumpmachine), SAN=1 (ASan+UBSan build in build-san/)
@@ -17,7 +18,7 @@ endif
 BUILD   ?= build
 BIN     ?= bin
 CSTD    := -std=c11 -D_GNU_SOURCE
-WARN    := -Wall -Wextra -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
 LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc
@@ -28,7 +29,8 @@ ifeq ($(SAN),1)
   LDLIBS += -fsanitize=address,undefined
 endif
 ifneq ($(NOBLAS),1)
-  CFLAGS += -DSALIGN_BLAS
+  # BLAS_CFLAGS (OpenBLAS's own cblas.h folder) comes from $(DEPS_OK), written by tools/deps.sh
+  CFLAGS += -DSALIGN_BLAS $(BLAS_CFLAGS)
   BLAS_LIB := -lopenblas
   LDLIBS += $(BLAS_LIB)
 endif
@@ -41,13 +43,21 @@ ifeq ($(ARCH),aarch64)
   SIMD_SRC += simd/neon.c
 endif
 
+# Three layers of objects: the runtime (src/, simd/: libsalign.a), the converter (tools/convert/:
+# libsalign-convert.a, the importers and the .salm writer's driver behind salign-quantize) and the
+# test-model synthesis of salign-synth (tools/synth/), which only salign-synth links.
 LIB_SRC   := $(filter-out src/cli.c,$(wildcard src/*.c)) $(SIMD_SRC)
-TOOL_SRC  := $(filter-out tools/quantize_main.c tools/synth_main.c,$(wildcard tools/*.c))
+CONV_SRC  := $(filter-out tools/convert/quantize_main.c,$(wildcard tools/convert/*.c))
+SYNTH_SRC := tools/synth/synth.c tools/synth/gguf_write.c
 TEST_SRC  := $(wildcard tests/*.c)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+CONV_OBJ  := $(CONV_SRC:%.c=$(BUILD)/%.o)
+SYNTH_OBJ := $(SYNTH_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
-DEPS_OK   := $(BUILD)/.deps-ok
+# tools/deps.sh build checks (compile + link) every library the build uses, installs what is missing,
+# and writes the flags it found here; make reads it before building anything (and re-reads itself
+# once it has been written). Cross builds (make arm-kernel-tests) pass DEPS_OK= and need none of it.
+DEPS_OK   := $(BUILD)/deps.mk
 
 all: $(BIN)/salign $(BIN)/salign-quantize $(BIN)/salign-synth $(BIN)/salign-tests
 
@@ -60,8 +70,13 @@ $(BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
 
 $(DEPS_OK): tools/deps.sh
 	@mkdir -p $(@D)
-	@sh tools/deps.sh build
-	@touch $@
+	@sh tools/deps.sh build > $@.tmp && mv $@.tmp $@
+ifneq ($(DEPS_OK),)
+ifeq ($(filter-out clean test-fresh,$(or $(MAKECMDGOALS),all)),)
+else
+include $(DEPS_OK)
+endif
+endif
 
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -80,7 +95,11 @@ $(BUILD)/simd/avx512_emu.o: simd/avx512.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -Wno-psabi -DSALIGN_SIMDE -MMD -MP -c $< -o $@
 
-$(BUILD)/libsalign.a: $(LIB_OBJ) $(TOOL_OBJ)
+$(BUILD)/libsalign.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libsalign-convert.a: $(CONV_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
@@ -88,20 +107,20 @@ $(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/salign-quantize: $(BUILD)/tools/quantize_main.o $(BUILD)/libsalign.a
+$(BIN)/salign-quantize: $(BUILD)/tools/convert/quantize_main.o $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # random-weight models of any architecture and shape, as HF directories and GGUFs (tests, benchmarks)
-$(BIN)/salign-synth: $(BUILD)/tools/synth_main.o $(BUILD)/libsalign.a
+$(BIN)/salign-synth: $(BUILD)/tools/synth/synth_main.o $(SYNTH_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # --whole-archive: tests register themselves from constructors, and library objects are all needed.
-$(BIN)/salign-tests: $(TEST_OBJ) $(EMU_OBJ) $(BUILD)/libsalign.a
+$(BIN)/salign-tests: $(TEST_OBJ) $(EMU_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	@[ "$(ARCH)" != x86_64 ] || [ -n "$(EMU_OBJ)" ] || echo "note: libsimde-dev is not installed: $@ is built without the emulated AVX-512 kernels (their tests will be skipped); make test installs it"
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(EMU_OBJ) -Wl,--whole-archive $(BUILD)/libsalign.a -Wl,--no-whole-archive $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(EMU_OBJ) -Wl,--whole-archive $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--no-whole-archive $(LDLIBS)
 
 # deps first: the test binary links the emulated AVX-512 kernels when libsimde-dev is there
 test:
@@ -112,13 +131,18 @@ test:
 demo: all
 	@sh tools/demo.sh
 
+# make demo and the fast tests in a fresh Debian bookworm root (debootstrap, cached in
+# ~/.cache/salign-fresh; needs root): tests/fresh-machine.sh
+test-fresh:
+	@sh tests/fresh-machine.sh
+
 bench: all
 	@sh tools/bench/bench.sh
 
 clean:
 	rm -rf build build-san bin bin-san build-arm bin-arm build-fuzz
 
-.PHONY: all test demo bench clean
+.PHONY: all test test-fresh demo bench clean
 
 # ---- kernel tests alone, and on aarch64 under qemu ----
 # salign-kernel-tests links only the kernel tables, the dtype code and the kernel tests: no zlib,
@@ -142,7 +166,7 @@ test-arm: arm-kernel-tests
 	$(ARM_QEMU) -cpu cortex-a72 bin-arm/salign-kernel-tests kernels
 
 .PHONY: arm-kernel-tests test-arm
--include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EMU_OBJ:.o=.d) $(BUILD)/src/cli.d $(BUILD)/tools/quantize_main.d $(BUILD)/tools/synth_main.d
+-include $(LIB_OBJ:.o=.d) $(CONV_OBJ:.o=.d) $(SYNTH_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(EMU_OBJ:.o=.d) $(BUILD)/src/cli.d $(BUILD)/tools/convert/quantize_main.d $(BUILD)/tools/synth/synth_main.d
 
 # ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (tests/fuzz/README.md) ----
 # make fuzz        build, then run every target for FUZZ_RUNS executions (default 1,000,000; at
@@ -157,8 +181,8 @@ FUZZ_RUNS    ?= 1000000
 FUZZ_MAX_TIME ?= 3600
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fopenmp -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined -DSALIGN_BLAS
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(TOOL_SRC:%.c=$(FUZZ_BUILD)/%.o)
+                -fno-sanitize-recover=undefined -DSALIGN_BLAS $(BLAS_CFLAGS)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(CONV_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/simd/avx2.o:   EXTRA := -mavx2 -mfma -mf16c
 $(FUZZ_BUILD)/simd/avx512.o: EXTRA := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni

@@ -25,7 +25,7 @@
 
 #include "../src/common.h"
 #include "../src/context.h"
-#include "../tools/safetensors.h"
+#include "../tools/convert/safetensors.h"
 #include "test.h"
 
 #define STEPS 64

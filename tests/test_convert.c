@@ -11,7 +11,7 @@
 #include "../src/gguf.h"
 #include "../src/hparams.h"
 #include "../src/salm.h"
-#include "../tools/convert.h"
+#include "../tools/convert/convert.h"
 #include "test.h"
 
 /* The binary under test; $SALIGN_QUANTIZE overrides it (e.g. bin-san/salign-quantize). */

@@ -1,10 +1,10 @@
-/* fuzz_gguf.c - the GGUF reader (src/gguf.c) and the GGUF importer (tools/import_gguf.c) on
+/* fuzz_gguf.c - the GGUF reader (src/gguf.c) and the GGUF importer (tools/convert/import_gguf.c) on
  * arbitrary bytes: open, read typed metadata, build the tokenizer, import and check the tensor set
  * against the hyperparameters. Nothing may crash, leak or read outside the file; a failure must
  * leave an error message. Seeds: tests/fuzz/corpus/gguf (tests/hostile/gen.py --seeds). */
 #include "../../src/common.h"
 #include "../../src/gguf.h"
-#include "../../tools/convert.h"
+#include "../../tools/convert/convert.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,11 +1,11 @@
-/* fuzz_llama2c.c - llama2.c checkpoints (tools/import_llama2c.c, all three header versions) and
+/* fuzz_llama2c.c - llama2.c checkpoints (tools/convert/import_llama2c.c, all three header versions) and
  * tokenizer.bin (src/tokenizer.c) on arbitrary bytes.
  * Input: u32 n (little-endian), n bytes of checkpoint, the rest is the tokenizer.bin. The
  * checkpoint must match its header to the byte, so the seeds (tests/fuzz/corpus/llama2c) are valid
  * v0/v1/v2 files whose headers the fuzzer mutates. */
 #include "../../src/common.h"
 #include "../../src/tokenizer.h"
-#include "../../tools/convert.h"
+#include "../../tools/convert/convert.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,11 +1,11 @@
-/* fuzz_safetensors.c - the safetensors reader (tools/safetensors.c) and the Hugging Face folder
- * importer (tools/import_hf.c: config.json + model.safetensors) on arbitrary bytes.
+/* fuzz_safetensors.c - the safetensors reader (tools/convert/safetensors.c) and the Hugging Face folder
+ * importer (tools/convert/import_hf.c: config.json + model.safetensors) on arbitrary bytes.
  * Input starting with '{': config.json FUZZ_SEP model.safetensors, imported as an HF folder
  * whose tokenizer.json is the fixed tests/fuzz/data/hf-tokenizer.json. Anything else: a
  * safetensors file, parsed in memory. Seeds: tests/fuzz/corpus/safetensors. */
 #include "../../src/common.h"
-#include "../../tools/convert.h"
-#include "../../tools/safetensors.h"
+#include "../../tools/convert/convert.h"
+#include "../../tools/convert/safetensors.h"
 #include "fuzz.h"
 
 static void check_parsed(const SafeTensors *st, const uint8_t *data, size_t size) {

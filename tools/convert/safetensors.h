@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../src/dtype.h"
+#include "../../src/dtype.h"
 
 #define ST_MAX_DIMS 4
 

@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-#include "../src/dtype.h"
-#include "../src/hparams.h"
+#include "../../src/dtype.h"
+#include "../../src/hparams.h"
 
 typedef enum { SYN_LLAMA, SYN_MISTRAL, SYN_QWEN2, SYN_GEMMA, SYN_GEMMA2, SYN_ARCH_COUNT } SynArch;
 

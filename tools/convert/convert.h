@@ -9,9 +9,9 @@
 
 #include <stdint.h>
 
-#include "../src/dtype.h"
-#include "../src/hparams.h"
-#include "../src/tokenizer.h"
+#include "../../src/dtype.h"
+#include "../../src/hparams.h"
+#include "../../src/tokenizer.h"
 
 /* .salm metadata key of the model's own chat template (read by src/model.c). */
 #define SA_CONV_KEY_CHAT_TEMPLATE "chat_template"
@@ -72,7 +72,7 @@ typedef struct {
 int sa_import_gguf(const char *path, SaConvSource *src);
 int sa_import_llama2c(const char *path, const char *tokenizer_path, SaConvSource *src);
 /* A Hugging Face model directory: config.json, model.safetensors (or shards with
- * model.safetensors.index.json), tokenizer.json + tokenizer_config.json (tools/import_hf.c). */
+ * model.safetensors.index.json), tokenizer.json + tokenizer_config.json (tools/convert/import_hf.c). */
 int sa_import_hf(const char *dir, SaConvSource *src);
 /* Grow a vocabulary to n tokens with placeholders "[PAD<id>]" of type unused, as llama.cpp's
  * converter does when config.json's vocab_size exceeds the tokenizer (Qwen2). */

@@ -24,8 +24,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../src/json.h"
-#include "../src/common.h"
+#include "../../src/json.h"
+#include "../../src/common.h"
 #include "convert.h"
 #include "safetensors.h"
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../src/common.h"
+#include "../../src/common.h"
 
 /* The reference implementation refuses headers over 100 MB; so do we (a real header of a
  * 400-billion-parameter checkpoint is a few hundred kilobytes). */

@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../src/common.h"
+#include "../../src/common.h"
 #include "convert.h"
 
 #define AK42_MAGIC 0x616b3432u

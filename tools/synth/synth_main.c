@@ -1,10 +1,10 @@
-/* synth_main.c - salign-synth: write a random-weight model (tools/synth.h) as an HF directory
+/* synth_main.c - salign-synth: write a random-weight model (tools/synth/synth.h) as an HF directory
  * and/or a GGUF. Every failure is one line "salign-synth: <flag or file>: <problem>", exit 1. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/common.h"
+#include "../../src/common.h"
 #include "synth.h"
 
 static const char usage[] =

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../src/common.h"
-#include "../src/dtype.h"
+#include "../../src/common.h"
+#include "../../src/dtype.h"
 #include "convert.h"
-#include "../src/chat.h"
+#include "../../src/chat.h"
 
 static const char usage[] =
     "usage: salign-quantize INPUT OUTPUT.salm --type f32|f16|q8_0|q4_0|keep [--tokenizer tokenizer.bin] [-q]\n"
