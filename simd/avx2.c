@@ -665,6 +665,8 @@ void sa_avx2_silu_mul(int n, float *g, const float *u) {
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+
 const SaKernels sa_kernels_avx2 = {
     .name = "avx2",
     .quantize_q8_0 = quantize_q8_0,
@@ -684,4 +686,5 @@ const SaKernels sa_kernels_avx2 = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
+    .type = {SA_BASE_TYPE_ROWS(avx2)},
 };

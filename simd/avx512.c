@@ -717,6 +717,8 @@ static A512 void silu_mul(int n, float *g, const float *u) {
     }
 }
 
+SA_BASE_TYPE_DEFS(avx512, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+
 const SaKernels AVX512_TABLE = {
     .name = AVX512_NAME,
     .quantize_q8_0 = quantize_q8_0,
@@ -736,4 +738,5 @@ const SaKernels AVX512_TABLE = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
+    .type = {SA_BASE_TYPE_ROWS(avx512)},
 };

@@ -81,6 +81,63 @@ typedef struct {
 } SaQ8Act;
 void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8);
 
+/* ---- per-dtype kernels (ggml's type_traits_cpu): SaKernels.type[t] for SaDtype t ----
+ * from_float: convert one f32 activation row of n values to t; set for every type that is some
+ *             weight type's activation type (sa_dtype_traits[w].vec_dot_type: f32, q8_0, ...),
+ *             and for the KV cache types (f16, q8_0, f32).
+ * dot:        one weight row of type t . one activation row already converted to t's activation
+ *             type; n = elements (a multiple of t's block).
+ * gemm:       rows x tokens on ggml's row layout (matrices that are not repacked, and the rows
+ *             after the last 8-row group of those that are):
+ *                 y[tk*ldy + r] = dot(row r, activation row tk)        r < rows, tk < T
+ *             with weight row r at w + r*wstride bytes, activation row tk at a + tk*astride bytes.
+ *             Decode is T = 1. The value of each (row, token) must equal what `dot` of the same
+ *             table gives, so a row never depends on the batch size.
+ * Every weight type has dot and gemm in every table. A table with no faster version of its own
+ * names the scalar reference (sa_ref_*), which says so where the table is defined. */
+typedef float (*SaVecDotFn)(int n, const void *w, const void *a);
+typedef void (*SaRowGemmFn)(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
+                            size_t ldy);
+typedef void (*SaActFromFloatFn)(const float *x, void *y, int n);
+typedef struct {
+    SaActFromFloatFn from_float;
+    SaVecDotFn dot;
+    SaRowGemmFn gemm;
+} SaTypeKernels;
+
+/* The generic gemm over a table's own `dot` (what a table uses until it has a tiled one):
+ * `static SA_GEMM_FROM_DOT(name, dot)` defines the function `name`. */
+#define SA_GEMM_FROM_DOT(name, dotfn)                                                                             \
+    void name(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,      \
+              size_t ldy) {                                                                                        \
+        for (int r = 0; r < rows; r++)                                                                             \
+            for (int tk = 0; tk < T; tk++)                                                                         \
+                y[(size_t)tk * ldy + r] =                                                                          \
+                    dotfn(n, (const uint8_t *)w + (size_t)r * wstride, (const uint8_t *)a + (size_t)tk * astride); \
+    }
+/* The per-dtype entries of the five original types, built from a table's typed kernels (which
+ * stay: the tests and the attention call them directly). SA_BASE_TYPE_DEFS defines the adapters
+ * (names prefixed with P), SA_BASE_TYPE_ROWS(P) lists them in the table's .type initializer. */
+#define SA_BASE_TYPE_DEFS(P, QUANT_Q8_0, DOT_Q8_0, DOT_Q4_0, DOT_F16, DOT_BF16, DOT_F32, F32_TO_F16)                \
+    static void P##_act_q8_0(const float *x, void *y, int n) { QUANT_Q8_0(x, (BlockQ8_0 *)y, n); }                \
+    static void P##_act_f16(const float *x, void *y, int n) { F32_TO_F16(n, x, (uint16_t *)y); }                  \
+    static float P##_dot_q8_0(int n, const void *w, const void *a) { return DOT_Q8_0(n, w, a); }                  \
+    static float P##_dot_q4_0(int n, const void *w, const void *a) { return DOT_Q4_0(n, w, a); }                  \
+    static float P##_dot_f16(int n, const void *w, const void *a) { return DOT_F16(n, w, a); }                    \
+    static float P##_dot_bf16(int n, const void *w, const void *a) { return DOT_BF16(n, w, a); }                  \
+    static float P##_dot_f32(int n, const void *w, const void *a) { return DOT_F32(n, w, a); }                    \
+    static SA_GEMM_FROM_DOT(P##_gemm_q8_0, P##_dot_q8_0) static SA_GEMM_FROM_DOT(P##_gemm_q4_0, P##_dot_q4_0)      \
+    static SA_GEMM_FROM_DOT(P##_gemm_f16, P##_dot_f16) static SA_GEMM_FROM_DOT(P##_gemm_bf16, P##_dot_bf16)        \
+    static SA_GEMM_FROM_DOT(P##_gemm_f32, P##_dot_f32)
+#define SA_BASE_TYPE_ROWS(P)                                                   \
+    [SA_F32] = {sa_act_f32, P##_dot_f32, P##_gemm_f32},                        \
+    [SA_F16] = {P##_act_f16, P##_dot_f16, P##_gemm_f16},                       \
+    [SA_BF16] = {NULL, P##_dot_bf16, P##_gemm_bf16},                           \
+    [SA_Q8_0] = {P##_act_q8_0, P##_dot_q8_0, P##_gemm_q8_0},                   \
+    [SA_Q4_0] = {NULL, P##_dot_q4_0, P##_gemm_q4_0}
+/* f32 activations for f32 "conversion" (the f32 KV cache): a copy */
+void sa_act_f32(const float *x, void *y, int n);
+
 typedef struct {
     const char *name; /* "scalar", "avx2", "avx512", "neon", "neon_dotprod" */
 
@@ -140,6 +197,9 @@ typedef struct {
     float (*exp_sub_sum)(int n, float *x, float m);
     /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]   (SwiGLU) */
     void (*silu_mul)(int n, float *g, const float *u);
+
+    /* per-dtype entries, indexed by SaDtype (SaTypeKernels above) */
+    SaTypeKernels type[SA_DTYPE_COUNT];
 } SaKernels;
 
 /* Available tables; NULL entries are not compiled in or not supported by this CPU. */

@@ -164,6 +164,17 @@ TEST(kernels_tables) {
                    k->gemm_q8_0x8 && k->attn_scores_f16 && k->attn_values_f16 && k->attn_scores_q8_0 &&
                    k->attn_values_q8_0 && k->exp_sub_sum && k->silu_mul,
                "table %s has a NULL member", k->name ? k->name : "?");
+        /* the per-dtype entries: every weight type has a dot and a gemm, and every type some
+         * weight type dots with (and the KV cache types) can be converted to */
+        for (int t = 0; t < SA_DTYPE_COUNT; t++) {
+            const SaDtypeTraits *tr = sa_dtype_tr((SaDtype)t);
+            if (tr->flags & SA_DT_WEIGHT) {
+                CHECKF(k->type[t].dot && k->type[t].gemm, "table %s: no dot/gemm for %s", k->name, tr->name);
+                CHECKF(k->type[tr->vec_dot_type].from_float, "table %s: no from_float for %s (activations of %s)",
+                       k->name, sa_dtype_name((SaDtype)tr->vec_dot_type), tr->name);
+            }
+        }
+        CHECK(k->type[SA_F16].from_float && k->type[SA_Q8_0].from_float && k->type[SA_F32].from_float);
     }
     /* selection by name, then back to what was selected before */
     const SaKernels *saved = sa_k;
