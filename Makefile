@@ -2,6 +2,7 @@
 #   make            bin/salign, bin/salign-quantize, bin/salign-synth (installs missing Debian packages when root)
 #   make test       everything in tests/ (what .ci/run and the README run)
 #   make demo       the bundled demo
+#   make test-fresh make demo + the fast tests in a fresh Debian root (debootstrap; root; cached base)
 #   make bench      speed against llama.cpp, same machine, same invocation
 #   make fuzz       every libFuzzer target to 1,000,000 executions, counts in tests/fuzz/RESULTS.md
 # Variables: CC, ARCH (x86_64 | aarch64, from $(CC) -dumpmachine), SAN=1 (ASan+UBSan build in build-san/)
@@ -17,7 +18,7 @@ endif
 BUILD   ?= build
 BIN     ?= bin
 CSTD    := -std=c11 -D_GNU_SOURCE
-WARN    := -Wall -Wextra -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
 LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc
@@ -28,7 +29,8 @@ ifeq ($(SAN),1)
   LDLIBS += -fsanitize=address,undefined
 endif
 ifneq ($(NOBLAS),1)
-  CFLAGS += -DSALIGN_BLAS
+  # BLAS_CFLAGS (OpenBLAS's own cblas.h folder) comes from $(DEPS_OK), written by tools/deps.sh
+  CFLAGS += -DSALIGN_BLAS $(BLAS_CFLAGS)
   BLAS_LIB := -lopenblas
   LDLIBS += $(BLAS_LIB)
 endif
@@ -52,7 +54,10 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CONV_OBJ  := $(CONV_SRC:%.c=$(BUILD)/%.o)
 SYNTH_OBJ := $(SYNTH_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
-DEPS_OK   := $(BUILD)/.deps-ok
+# tools/deps.sh build checks (compile + link) every library the build uses, installs what is missing,
+# and writes the flags it found here; make reads it before building anything (and re-reads itself
+# once it has been written). Cross builds (make arm-kernel-tests) pass DEPS_OK= and need none of it.
+DEPS_OK   := $(BUILD)/deps.mk
 
 all: $(BIN)/salign $(BIN)/salign-quantize $(BIN)/salign-synth $(BIN)/salign-tests
 
@@ -65,8 +70,13 @@ $(BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
 
 $(DEPS_OK): tools/deps.sh
 	@mkdir -p $(@D)
-	@sh tools/deps.sh build
-	@touch $@
+	@sh tools/deps.sh build > $@.tmp && mv $@.tmp $@
+ifneq ($(DEPS_OK),)
+ifeq ($(filter-out clean test-fresh,$(or $(MAKECMDGOALS),all)),)
+else
+include $(DEPS_OK)
+endif
+endif
 
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(@D)
@@ -124,13 +134,18 @@ test:
 demo: all
 	@sh tools/demo.sh
 
+# make demo and the fast tests in a fresh Debian bookworm root (debootstrap, cached in
+# ~/.cache/salign-fresh; needs root): tests/fresh-machine.sh
+test-fresh:
+	@sh tests/fresh-machine.sh
+
 bench: all
 	@sh tools/bench/bench.sh
 
 clean:
 	rm -rf build build-san bin bin-san build-arm bin-arm build-fuzz
 
-.PHONY: all test demo bench clean
+.PHONY: all test test-fresh demo bench clean
 
 # ---- kernel tests alone, and on aarch64 under qemu ----
 # salign-kernel-tests links only the kernel tables, the dtype code and the kernel tests: no zlib,
@@ -169,7 +184,7 @@ FUZZ_RUNS    ?= 1000000
 FUZZ_MAX_TIME ?= 3600
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fopenmp -fsanitize=address,undefined \
-                -fno-sanitize-recover=undefined -DSALIGN_BLAS
+                -fno-sanitize-recover=undefined -DSALIGN_BLAS $(BLAS_CFLAGS)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(CONV_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/simd/avx2.o:   EXTRA := -mavx2 -mfma -mf16c

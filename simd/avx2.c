@@ -303,9 +303,15 @@ static inline __attribute__((always_inline)) void q4x16_tile(int nb, const Block
     __m256 acc[2][2];
 #pragma GCC unroll 2
     for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    /* each group prefetches its own position a whole number of pair spans ahead (sa_pf_dist): one
+     * pointer walking the pair at two blocks per step fell behind the second group's reads when a
+     * group is longer than SA_PF_AHEAD (Q4_0 at K = 8192) */
+    const size_t pf = sa_pf_dist(2, (size_t)nb * sizeof *wa);
     for (int b = 0; b < nb; b++) {
-        /* wb = wa + nb: the pair is one stream, consumed two blocks per step */
-        if (pf_end) sa_prefetch_ahead(wa + 2 * b, 2 * sizeof *wa, pf_end);
+        if (pf_end) {
+            sa_prefetch_at(wa + b, pf, sizeof *wa, pf_end);
+            sa_prefetch_at(wb + b, pf, sizeof *wb, pf_end);
+        }
         __m256i sa[2], sb[2];
 #pragma GCC unroll 2
         for (int t = 0; t < NT; t++) sa[t] = sb[t] = _mm256_setzero_si256();
@@ -659,6 +665,8 @@ void sa_avx2_silu_mul(int n, float *g, const float *u) {
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+
 const SaKernels sa_kernels_avx2 = {
     .name = "avx2",
     .quantize_q8_0 = quantize_q8_0,
@@ -678,4 +686,5 @@ const SaKernels sa_kernels_avx2 = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
+    .type = {SA_BASE_TYPE_ROWS(avx2)},
 };

@@ -47,10 +47,28 @@ _Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 b
  * bound by reading the weights rather than by arithmetic: the GEMMs prefetch for them too, on
  * their first pass over each group, and matmul.c gives each thread long runs as for decode. */
 #define SA_PF_MAX_T 8
-static inline void sa_prefetch_ahead(const void *cur, size_t bytes, const char *end) {
-    const char *p = (const char *)cur + SA_PF_AHEAD;
+static inline void sa_prefetch_at(const void *cur, size_t dist, size_t bytes, const char *end) {
+    const char *p = (const char *)cur + dist;
     for (size_t o = 0; o < bytes; o += 64)
         if (p + o < end) __builtin_prefetch(p + o, 0, 3);
+}
+static inline void sa_prefetch_ahead(const void *cur, size_t bytes, const char *end) {
+    sa_prefetch_at(cur, SA_PF_AHEAD, bytes, end);
+}
+/* The prefetch distance of a tile that reads n consecutive groups side by side (n streams,
+ * `stride` = one group's bytes apart, each advancing one block per step), each stream
+ * prefetching ahead of its own position. A plain SA_PF_AHEAD is wrong for n > 1: when the
+ * stride exceeds it (Q4_0 at K = 8192: 36 KiB), stream 0's target lands behind where stream 1
+ * already reads, and the next tile's later streams are never prefetched in time (issue #23: a
+ * 2048 x 8192 Q4_0 GEMV read at 16.6 GB/s with the plain distance, 29-31.5 GB/s with this). So the
+ * distance is rounded up to a whole number of tile spans: each stream prefetches its own
+ * position in a later tile pass, never between or behind the other streams.
+ * tests/test_kernels.c (kernels_prefetch_streams) checks it for every matrix shape of the
+ * synthetic presets. */
+static inline size_t sa_pf_dist(int n, size_t stride) {
+    if (n <= 1) return SA_PF_AHEAD;
+    const size_t span = (size_t)n * stride;
+    return (SA_PF_AHEAD + span - 1) / span * span;
 }
 
 /* Activations for the interleaved GEMMs: T rows of nb Q8_0 blocks, and per block its scale as
@@ -62,6 +80,63 @@ typedef struct {
     const int32_t *s8; /* used by the x86 Q4_0 kernels and AVX-512's Q8_0 (see gemm_q4_0x8) */
 } SaQ8Act;
 void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8);
+
+/* ---- per-dtype kernels (ggml's type_traits_cpu): SaKernels.type[t] for SaDtype t ----
+ * from_float: convert one f32 activation row of n values to t; set for every type that is some
+ *             weight type's activation type (sa_dtype_traits[w].vec_dot_type: f32, q8_0, ...),
+ *             and for the KV cache types (f16, q8_0, f32).
+ * dot:        one weight row of type t . one activation row already converted to t's activation
+ *             type; n = elements (a multiple of t's block).
+ * gemm:       rows x tokens on ggml's row layout (matrices that are not repacked, and the rows
+ *             after the last 8-row group of those that are):
+ *                 y[tk*ldy + r] = dot(row r, activation row tk)        r < rows, tk < T
+ *             with weight row r at w + r*wstride bytes, activation row tk at a + tk*astride bytes.
+ *             Decode is T = 1. The value of each (row, token) must equal what `dot` of the same
+ *             table gives, so a row never depends on the batch size.
+ * Every weight type has dot and gemm in every table. A table with no faster version of its own
+ * names the scalar reference (sa_ref_*), which says so where the table is defined. */
+typedef float (*SaVecDotFn)(int n, const void *w, const void *a);
+typedef void (*SaRowGemmFn)(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
+                            size_t ldy);
+typedef void (*SaActFromFloatFn)(const float *x, void *y, int n);
+typedef struct {
+    SaActFromFloatFn from_float;
+    SaVecDotFn dot;
+    SaRowGemmFn gemm;
+} SaTypeKernels;
+
+/* The generic gemm over a table's own `dot` (what a table uses until it has a tiled one):
+ * `static SA_GEMM_FROM_DOT(name, dot)` defines the function `name`. */
+#define SA_GEMM_FROM_DOT(name, dotfn)                                                                             \
+    void name(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,      \
+              size_t ldy) {                                                                                        \
+        for (int r = 0; r < rows; r++)                                                                             \
+            for (int tk = 0; tk < T; tk++)                                                                         \
+                y[(size_t)tk * ldy + r] =                                                                          \
+                    dotfn(n, (const uint8_t *)w + (size_t)r * wstride, (const uint8_t *)a + (size_t)tk * astride); \
+    }
+/* The per-dtype entries of the five original types, built from a table's typed kernels (which
+ * stay: the tests and the attention call them directly). SA_BASE_TYPE_DEFS defines the adapters
+ * (names prefixed with P), SA_BASE_TYPE_ROWS(P) lists them in the table's .type initializer. */
+#define SA_BASE_TYPE_DEFS(P, QUANT_Q8_0, DOT_Q8_0, DOT_Q4_0, DOT_F16, DOT_BF16, DOT_F32, F32_TO_F16)                \
+    static void P##_act_q8_0(const float *x, void *y, int n) { QUANT_Q8_0(x, (BlockQ8_0 *)y, n); }                \
+    static void P##_act_f16(const float *x, void *y, int n) { F32_TO_F16(n, x, (uint16_t *)y); }                  \
+    static float P##_dot_q8_0(int n, const void *w, const void *a) { return DOT_Q8_0(n, w, a); }                  \
+    static float P##_dot_q4_0(int n, const void *w, const void *a) { return DOT_Q4_0(n, w, a); }                  \
+    static float P##_dot_f16(int n, const void *w, const void *a) { return DOT_F16(n, w, a); }                    \
+    static float P##_dot_bf16(int n, const void *w, const void *a) { return DOT_BF16(n, w, a); }                  \
+    static float P##_dot_f32(int n, const void *w, const void *a) { return DOT_F32(n, w, a); }                    \
+    static SA_GEMM_FROM_DOT(P##_gemm_q8_0, P##_dot_q8_0) static SA_GEMM_FROM_DOT(P##_gemm_q4_0, P##_dot_q4_0)      \
+    static SA_GEMM_FROM_DOT(P##_gemm_f16, P##_dot_f16) static SA_GEMM_FROM_DOT(P##_gemm_bf16, P##_dot_bf16)        \
+    static SA_GEMM_FROM_DOT(P##_gemm_f32, P##_dot_f32)
+#define SA_BASE_TYPE_ROWS(P)                                                   \
+    [SA_F32] = {sa_act_f32, P##_dot_f32, P##_gemm_f32},                        \
+    [SA_F16] = {P##_act_f16, P##_dot_f16, P##_gemm_f16},                       \
+    [SA_BF16] = {NULL, P##_dot_bf16, P##_gemm_bf16},                           \
+    [SA_Q8_0] = {P##_act_q8_0, P##_dot_q8_0, P##_gemm_q8_0},                   \
+    [SA_Q4_0] = {NULL, P##_dot_q4_0, P##_gemm_q4_0}
+/* f32 activations for f32 "conversion" (the f32 KV cache): a copy */
+void sa_act_f32(const float *x, void *y, int n);
 
 typedef struct {
     const char *name; /* "scalar", "avx2", "avx512", "neon", "neon_dotprod" */
@@ -122,6 +197,9 @@ typedef struct {
     float (*exp_sub_sum)(int n, float *x, float m);
     /* g[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i]   (SwiGLU) */
     void (*silu_mul)(int n, float *g, const float *u);
+
+    /* per-dtype entries, indexed by SaDtype (SaTypeKernels above) */
+    SaTypeKernels type[SA_DTYPE_COUNT];
 } SaKernels;
 
 /* Available tables; NULL entries are not compiled in or not supported by this CPU. */

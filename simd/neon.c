@@ -753,6 +753,9 @@ static void silu_mul(int n, float *g, const float *u) {
     }
 }
 
+SA_BASE_TYPE_DEFS(neon, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+SA_BASE_TYPE_DEFS(sdot, quantize_q8_0, dot_q8_0_sdot, dot_q4_0_sdot, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+
 const SaKernels sa_kernels_neon = {
     .name = "neon",
     .attn_scores_q8_0 = attn_scores_q8_0, .attn_values_q8_0 = attn_values_q8_0, /* Q8_0 KV cache */
@@ -771,6 +774,7 @@ const SaKernels sa_kernels_neon = {
     .attn_values_f16 = attn_values_f16,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
+    .type = {SA_BASE_TYPE_ROWS(neon)},
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
@@ -791,4 +795,5 @@ const SaKernels sa_kernels_neon_dotprod = {
     .attn_values_f16 = attn_values_f16,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
+    .type = {SA_BASE_TYPE_ROWS(sdot)},
 };

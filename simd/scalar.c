@@ -1,6 +1,7 @@
 /* scalar.c - the reference kernels: plain C, no intrinsics, the definition of what every
  * SIMD table must compute (exactly for integer dots, to float rounding for float kernels). */
 #include <math.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -165,6 +166,10 @@ void sa_ref_silu_mul(int n, float *g, const float *u) {
     for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+void sa_act_f32(const float *x, void *y, int n) { memcpy(y, x, (size_t)n * sizeof(float)); }
+
+SA_BASE_TYPE_DEFS(ref, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+
 const SaKernels sa_kernels_scalar = {
     .name = "scalar",
     .quantize_q8_0 = quantize_q8_0,
@@ -184,4 +189,5 @@ const SaKernels sa_kernels_scalar = {
     .attn_values_q8_0 = sa_ref_attn_values_q8_0,
     .exp_sub_sum = sa_ref_exp_sub_sum,
     .silu_mul = sa_ref_silu_mul,
+    .type = {SA_BASE_TYPE_ROWS(ref)},
 };

@@ -296,17 +296,9 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
             const float *cs = c->rope_cos + (size_t)t * half, *sn = c->rope_sin + (size_t)t * half;
             for (int hh = 0; hh < h->n_head; hh++) rope_rotate(qt + hh * hd, hd, cs, sn, h->rope_pairing);
             for (int hh = 0; hh < h->n_head_kv; hh++) rope_rotate(kt + hh * hd, hd, cs, sn, h->rope_pairing);
-            /* append to the cache */
-            if (c->kv.dtype == SA_F16) {
-                k->f32_to_f16(kv_dim, kt, sa_kv_k(&c->kv, l, p0 + t));
-                k->f32_to_f16(kv_dim, vt, sa_kv_v(&c->kv, l, p0 + t));
-            } else if (c->kv.dtype == SA_Q8_0) {
-                k->quantize_q8_0(kt, sa_kv_k(&c->kv, l, p0 + t), kv_dim);
-                k->quantize_q8_0(vt, sa_kv_v(&c->kv, l, p0 + t), kv_dim);
-            } else {
-                memcpy(sa_kv_k(&c->kv, l, p0 + t), kt, (size_t)kv_dim * 4);
-                memcpy(sa_kv_v(&c->kv, l, p0 + t), vt, (size_t)kv_dim * 4);
-            }
+            /* append to the cache, converted to its type (f16, q8_0 or f32) */
+            k->type[c->kv.dtype].from_float(kt, sa_kv_k(&c->kv, l, p0 + t), kv_dim);
+            k->type[c->kv.dtype].from_float(vt, sa_kv_v(&c->kv, l, p0 + t), kv_dim);
         }
         /* attention: each (token, head) is independent (attn_unit) */
         AttnJob aj = {.c = c, .l = l, .p0 = p0, .att_scale = att_scale,

@@ -5,31 +5,7 @@
 
 #include "common.h"
 
-const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT] = {
-    [SA_F32] = {"f32", 1, 4},
-    [SA_F16] = {"f16", 1, 2},
-    [SA_BF16] = {"bf16", 1, 2},
-    [SA_Q8_0] = {"q8_0", QK8_0, sizeof(BlockQ8_0)},
-    [SA_Q4_0] = {"q4_0", QK4_0, sizeof(BlockQ4_0)},
-};
-
 float sa_fp16_table[65536];
-
-const char *sa_dtype_name(SaDtype t) {
-    return (unsigned)t < SA_DTYPE_COUNT ? sa_dtype_traits[t].name : "?";
-}
-
-int sa_dtype_from_name(const char *name) {
-    for (int i = 0; i < SA_DTYPE_COUNT; i++)
-        if (strcmp(sa_dtype_traits[i].name, name) == 0) return i;
-    return -1;
-}
-
-size_t sa_row_bytes(SaDtype t, int64_t n) {
-    const SaDtypeTraits *tr = &sa_dtype_traits[t];
-    if (n < 0 || n % tr->block) return 0;
-    return (size_t)(n / tr->block) * tr->block_bytes;
-}
 
 /* IEEE half -> float, handling subnormals, inf and nan exactly. */
 float sa_fp16_to_fp32(uint16_t h) {
@@ -123,51 +99,84 @@ void sa_quantize_row_q4_0(const float *x, BlockQ4_0 *y, int64_t n) {
     }
 }
 
-void sa_dequantize_row(SaDtype t, const void *src, float *dst, int64_t n) {
-    switch (t) {
-    case SA_F32: memcpy(dst, src, (size_t)n * 4); break;
-    case SA_F16: {
-        const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = sa_fp16_to_fp32(s[i]);
-    } break;
-    case SA_BF16: {
-        const uint16_t *s = src;
-        for (int64_t i = 0; i < n; i++) dst[i] = sa_bf16_to_fp32(s[i]);
-    } break;
-    case SA_Q8_0: {
-        const BlockQ8_0 *b = src;
-        for (int64_t i = 0; i < n / QK8_0; i++) {
-            float d = sa_fp16_to_fp32(b[i].d);
-            for (int j = 0; j < QK8_0; j++) dst[i * QK8_0 + j] = d * b[i].qs[j];
-        }
-    } break;
-    case SA_Q4_0: {
-        const BlockQ4_0 *b = src;
-        for (int64_t i = 0; i < n / QK4_0; i++) {
-            float d = sa_fp16_to_fp32(b[i].d);
-            for (int j = 0; j < QK4_0 / 2; j++) {
-                dst[i * QK4_0 + j] = d * ((b[i].qs[j] & 0x0F) - 8);
-                dst[i * QK4_0 + j + QK4_0 / 2] = d * ((b[i].qs[j] >> 4) - 8);
-            }
-        }
-    } break;
-    default: break;
-    }
+/* ---- to_float / from_float of the plain types ---- */
+
+static void f32_to_float(const void *src, float *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+static void f32_from_float(const float *src, void *dst, int64_t n) { memcpy(dst, src, (size_t)n * 4); }
+
+static void f16_to_float(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = sa_fp16_to_fp32(s[i]);
+}
+static void f16_from_float(const float *src, void *dst, int64_t n) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = sa_fp32_to_fp16(src[i]);
 }
 
-void sa_quantize_row(SaDtype t, const float *src, void *dst, int64_t n) {
-    switch (t) {
-    case SA_F32: memcpy(dst, src, (size_t)n * 4); break;
-    case SA_F16: {
-        uint16_t *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = sa_fp32_to_fp16(src[i]);
-    } break;
-    case SA_BF16: {
-        uint16_t *d = dst;
-        for (int64_t i = 0; i < n; i++) d[i] = sa_fp32_to_bf16(src[i]);
-    } break;
-    case SA_Q8_0: sa_quantize_row_q8_0(src, dst, n); break;
-    case SA_Q4_0: sa_quantize_row_q4_0(src, dst, n); break;
-    default: break;
+static void bf16_to_float(const void *src, float *dst, int64_t n) {
+    const uint16_t *s = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = sa_bf16_to_fp32(s[i]);
+}
+static void bf16_from_float(const float *src, void *dst, int64_t n) {
+    uint16_t *d = dst;
+    for (int64_t i = 0; i < n; i++) d[i] = sa_fp32_to_bf16(src[i]);
+}
+
+/* ---- the block types ---- */
+
+static void q8_0_to_float(const void *src, float *dst, int64_t n) {
+    const BlockQ8_0 *b = src;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        const float d = sa_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < QK8_0; j++) dst[i * QK8_0 + j] = d * b[i].qs[j];
     }
 }
+static void q8_0_from_float(const float *src, void *dst, int64_t n) { sa_quantize_row_q8_0(src, dst, n); }
+
+static void q4_0_to_float(const void *src, float *dst, int64_t n) {
+    const BlockQ4_0 *b = src;
+    for (int64_t i = 0; i < n / QK4_0; i++) {
+        const float d = sa_fp16_to_fp32(b[i].d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            dst[i * QK4_0 + j] = d * ((b[i].qs[j] & 0x0F) - 8);
+            dst[i * QK4_0 + j + QK4_0 / 2] = d * ((b[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+static void q4_0_from_float(const float *src, void *dst, int64_t n) { sa_quantize_row_q4_0(src, dst, n); }
+
+/* ---- the table ---- */
+
+const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT] = {
+    [SA_F32] = {"f32", 1, 4, 0, SA_DT_WEIGHT, SA_F32, f32_to_float, f32_from_float},
+    [SA_F16] = {"f16", 1, 2, 1, SA_DT_WEIGHT, SA_F32, f16_to_float, f16_from_float},
+    [SA_BF16] = {"bf16", 1, 2, 30, SA_DT_WEIGHT, SA_F32, bf16_to_float, bf16_from_float},
+    [SA_Q8_0] = {"q8_0", QK8_0, sizeof(BlockQ8_0), 8, SA_DT_WEIGHT, SA_Q8_0, q8_0_to_float, q8_0_from_float},
+    [SA_Q4_0] = {"q4_0", QK4_0, sizeof(BlockQ4_0), 2, SA_DT_WEIGHT, SA_Q8_0, q4_0_to_float, q4_0_from_float},
+};
+
+const char *sa_dtype_name(SaDtype t) {
+    return (unsigned)t < SA_DTYPE_COUNT ? sa_dtype_traits[t].name : "?";
+}
+
+int sa_dtype_from_name(const char *name) {
+    for (int i = 0; i < SA_DTYPE_COUNT; i++)
+        if (strcmp(sa_dtype_traits[i].name, name) == 0) return i;
+    return -1;
+}
+
+int sa_dtype_from_ggml(uint32_t ggml_type) {
+    for (int i = 0; i < SA_DTYPE_COUNT; i++)
+        if ((uint32_t)sa_dtype_traits[i].ggml_type == ggml_type) return i;
+    return -1;
+}
+
+size_t sa_row_bytes(SaDtype t, int64_t n) {
+    const SaDtypeTraits *tr = &sa_dtype_traits[t];
+    if (n < 0 || n % tr->block) return 0;
+    return (size_t)(n / tr->block) * tr->block_bytes;
+}
+
+void sa_dequantize_row(SaDtype t, const void *src, float *dst, int64_t n) { sa_dtype_traits[t].to_float(src, dst, n); }
+
+void sa_quantize_row(SaDtype t, const float *src, void *dst, int64_t n) { sa_dtype_traits[t].from_float(src, dst, n); }

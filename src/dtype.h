@@ -38,18 +38,38 @@ typedef struct {
 _Static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block must be 34 bytes (ggml layout)");
 _Static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block must be 18 bytes (ggml layout)");
 
+/* One row per dtype, indexed by SaDtype: everything the loader, converter and matmul need to
+ * know about a type (the kernels per instruction set are in simd/kernels.h, SaKernels.type[]).
+ * Adding a type = adding its block struct, a row here, and its kernels there. */
+typedef void (*SaToFloatFn)(const void *src, float *dst, int64_t n);
+typedef void (*SaFromFloatFn)(const float *src, void *dst, int64_t n);
+
+enum {
+    SA_DT_WEIGHT = 1, /* may be stored in .salm and multiplied (activation-only types are not) */
+};
+
 typedef struct {
-    const char *name;   /* "f32", "q4_0", ... */
+    const char *name;   /* ggml's spelling: "f32", "q4_0", "q4_K", ... */
     int block;          /* elements per block (1 for plain types) */
     size_t block_bytes; /* bytes per block */
+    int ggml_type;      /* the type's id in GGUF files (ggml's enum ggml_type) */
+    unsigned flags;     /* SA_DT_* */
+    /* activations are converted to this type (SaKernels.type[].from_float) for a dot with a
+     * weight row of this type: f32 for the float types, Q8_0 for Q8_0/Q4_0 */
+    int vec_dot_type;
+    SaToFloatFn to_float;     /* dequantize n elements (a whole number of blocks) */
+    SaFromFloatFn from_float; /* reference quantizer (ggml's quantize_row_*_ref); NULL: none */
 } SaDtypeTraits;
 
 extern const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT];
 
 static inline int sa_dtype_valid(uint32_t t) { return t < SA_DTYPE_COUNT; }
+static inline const SaDtypeTraits *sa_dtype_tr(SaDtype t) { return &sa_dtype_traits[t]; }
 const char *sa_dtype_name(SaDtype t);
-/* Parse "f32", "f16", "bf16", "q8_0", "q4_0"; returns -1 if unknown. */
+/* Parse a name of the table ("f32", "q8_0", ...); returns -1 if unknown. */
 int sa_dtype_from_name(const char *name);
+/* The SaDtype of a GGUF tensor type id, or -1 if salign has no row for it. */
+int sa_dtype_from_ggml(uint32_t ggml_type);
 /* Bytes for one row of n elements; 0 if n is not a multiple of the block size. */
 size_t sa_row_bytes(SaDtype t, int64_t n);
 
@@ -72,7 +92,8 @@ void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n);
 void sa_quantize_row_q4_0(const float *x, BlockQ4_0 *y, int64_t n);
 /* Dequantize one row of n elements of any dtype to f32. */
 void sa_dequantize_row(SaDtype t, const void *src, float *dst, int64_t n);
-/* Quantize/convert n f32 values to dtype t (n must be a block multiple for q types). */
+/* Quantize/convert n f32 values to dtype t (n must be a block multiple for q types); t must
+ * have a quantizer (sa_dtype_traits[t].from_float != NULL). */
 void sa_quantize_row(SaDtype t, const float *src, void *dst, int64_t n);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "dtype.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -25,33 +26,50 @@
 #define GGUF_MAX_KEY_LEN 65535
 #define GGUF_MAX_NAME_LEN 256
 
-/* ---- ggml tensor type sizes ----
- * Known for every ggml type, supported or not, so a file with e.g. Q4_K tensors gets an error
- * naming the type instead of "unknown type 12". Only the types in gguf.h are accepted. */
+/* ---- ggml tensor types ----
+ * Names and sizes of every ggml type, run by salign or not, so a file with a type we do not
+ * run gets an error naming it instead of "unknown type 27". Which ones load is the dtype table's
+ * business (src/dtype.h: a row with SA_DT_WEIGHT); this table only knows the file format. */
 typedef struct {
     const char *name;
     int block;        /* elements per block */
     int block_bytes;  /* bytes per block */
-    int supported;
 } GgmlType;
 
 static const GgmlType ggml_types[] = {
-    [0] = {"f32", 1, 4, 1},       [1] = {"f16", 1, 2, 1},       [2] = {"q4_0", 32, 18, 1},
-    [3] = {"q4_1", 32, 20, 0},    [6] = {"q5_0", 32, 22, 0},    [7] = {"q5_1", 32, 24, 0},
-    [8] = {"q8_0", 32, 34, 1},    [9] = {"q8_1", 32, 36, 0},    [10] = {"q2_K", 256, 84, 0},
-    [11] = {"q3_K", 256, 110, 0}, [12] = {"q4_K", 256, 144, 0}, [13] = {"q5_K", 256, 176, 0},
-    [14] = {"q6_K", 256, 210, 0}, [15] = {"q8_K", 256, 292, 0}, [16] = {"iq2_xxs", 256, 66, 0},
-    [17] = {"iq2_xs", 256, 74, 0}, [18] = {"iq3_xxs", 256, 98, 0}, [19] = {"iq1_s", 256, 50, 0},
-    [20] = {"iq4_nl", 32, 18, 0}, [21] = {"iq3_s", 256, 110, 0}, [22] = {"iq2_s", 256, 82, 0},
-    [23] = {"iq4_xs", 256, 136, 0}, [24] = {"i8", 1, 1, 0},     [25] = {"i16", 1, 2, 0},
-    [26] = {"i32", 1, 4, 0},      [27] = {"i64", 1, 8, 0},      [28] = {"f64", 1, 8, 0},
-    [29] = {"iq1_m", 256, 56, 0}, [30] = {"bf16", 1, 2, 1},     [34] = {"tq1_0", 256, 54, 0},
-    [35] = {"tq2_0", 256, 66, 0}, [39] = {"mxfp4", 32, 17, 0},
+    [0] = {"f32", 1, 4},        [1] = {"f16", 1, 2},         [2] = {"q4_0", 32, 18},     [3] = {"q4_1", 32, 20},
+    [6] = {"q5_0", 32, 22},     [7] = {"q5_1", 32, 24},      [8] = {"q8_0", 32, 34},     [9] = {"q8_1", 32, 36},
+    [10] = {"q2_K", 256, 84},   [11] = {"q3_K", 256, 110},   [12] = {"q4_K", 256, 144},  [13] = {"q5_K", 256, 176},
+    [14] = {"q6_K", 256, 210},  [15] = {"q8_K", 256, 292},   [16] = {"iq2_xxs", 256, 66}, [17] = {"iq2_xs", 256, 74},
+    [18] = {"iq3_xxs", 256, 98}, [19] = {"iq1_s", 256, 50},  [20] = {"iq4_nl", 32, 18},  [21] = {"iq3_s", 256, 110},
+    [22] = {"iq2_s", 256, 82},  [23] = {"iq4_xs", 256, 136}, [24] = {"i8", 1, 1},        [25] = {"i16", 1, 2},
+    [26] = {"i32", 1, 4},       [27] = {"i64", 1, 8},        [28] = {"f64", 1, 8},       [29] = {"iq1_m", 256, 56},
+    [30] = {"bf16", 1, 2},      [34] = {"tq1_0", 256, 54},   [35] = {"tq2_0", 256, 66},  [39] = {"mxfp4", 32, 17},
+    [40] = {"nvfp4", 64, 36},   [41] = {"q1_0", 128, 18},    [42] = {"q2_0", 128, 34},
 };
+
+/* Ids ggml once used for repacked Q4_0 / IQ4_NL layouts (Q4_0_4_4 ... IQ4_NL_8_8) and removed
+ * from GGUF files: llama.cpp itself no longer reads such files. */
+static const char *removed_type(uint32_t t) {
+    static const char *names[] = {[31] = "q4_0_4_4", [32] = "q4_0_4_8", [33] = "q4_0_8_8",
+                                  [36] = "iq4_nl_4_4", [37] = "iq4_nl_4_8", [38] = "iq4_nl_8_8"};
+    return t < SA_ARRAY_LEN(names) ? names[t] : NULL;
+}
 
 static const GgmlType *ggml_type(uint32_t t) {
     if (t >= SA_ARRAY_LEN(ggml_types) || !ggml_types[t].name) return NULL;
     return &ggml_types[t];
+}
+
+/* "f32, f16, ..." of the weight types salign runs, for messages. */
+static const char *supported_list(void) {
+    static char buf[256];
+    if (buf[0]) return buf;
+    size_t n = 0;
+    for (int d = 0; d < SA_DTYPE_COUNT; d++)
+        if (sa_dtype_tr((SaDtype)d)->flags & SA_DT_WEIGHT)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", sa_dtype_name((SaDtype)d));
+    return buf;
 }
 
 /* Byte size of one element of a scalar metadata type; 0 for string/array/unknown. */
@@ -239,11 +257,18 @@ static int read_tensor_info(Cur *c, GgufTensor *t) {
         t->ne[d] = (int64_t)v;
     }
     if (rd_u32(c, &t->type, name) || rd_u64(c, &t->offset, name)) return -1;
+    const char *gone = removed_type(t->type);
+    if (gone)
+        return sa_err("%s: tensor %s: type %u (%s) was removed from GGUF by ggml; re-download the model in a current "
+                      "file type (e.g. Q4_0 or Q4_K_M)",
+                      c->path, name, t->type, gone);
     const GgmlType *gt = ggml_type(t->type);
     if (!gt) return sa_err("%s: tensor %s: unknown ggml type %u", c->path, name, t->type);
-    if (!gt->supported)
-        return sa_err("%s: tensor %s: type %s is not supported (supported: f32, f16, bf16, q8_0, q4_0)",
-                      c->path, name, gt->name);
+    const int dt = sa_dtype_from_ggml(t->type);
+    if (dt < 0 || !(sa_dtype_tr((SaDtype)dt)->flags & SA_DT_WEIGHT))
+        return sa_err("%s: tensor %s: type %s is not supported by salign (it runs %s); use a file of another type, "
+                      "e.g. Q4_K_M or Q8_0",
+                      c->path, name, gt->name, supported_list());
     if (t->ne[0] % gt->block)
         return sa_err("%s: tensor %s: row length %lld is not a multiple of the %s block size %d", c->path, name,
                       (long long)t->ne[0], gt->name, gt->block);

@@ -128,27 +128,25 @@ static float dot_float(int n, const float *w, const float *x, int f32) {
     return (float)s;
 }
 
+/* The weight types this mode reproduces (llama.cpp's AVX2 kernels for them are redone above). */
+static const unsigned char reproduced[SA_DTYPE_COUNT] = {[SA_F32] = 1, [SA_F16] = 1, [SA_Q8_0] = 1, [SA_Q4_0] = 1};
+
 /* y[rows] = W x, with the kernel llama.cpp picks for W on AVX2. wrow: scratch of W->cols floats,
  * xr: scratch of W->cols floats, xq: scratch of W->cols / 32 blocks. */
 static void matvec(const SaMat *W, const float *x, float *y, float *wrow, float *xr, BlockQ8_0 *xq) {
     const int cols = W->cols;
-    switch (W->dtype) {
-    case SA_Q4_0:
+    if (sa_dtype_tr(W->dtype)->vec_dot_type == SA_Q8_0) {
         quantize_q8_0(x, xq, cols);
         /* Q4_0 weights with rows % 8 == 0 are repacked by llama.cpp (CPU_REPACK buffer) */
-        for (int r = 0; r < W->rows; r++) y[r] = W->rows % 8 == 0 ? dot_q4_0_gemv(W, r, xq) : dot_q_vec(W, r, xq);
-        break;
-    case SA_Q8_0:
-        quantize_q8_0(x, xq, cols);
-        for (int r = 0; r < W->rows; r++) y[r] = dot_q_vec(W, r, xq);
-        break;
-    default: /* F16, BF16 -> as f32 widening; F16 sees an f16-rounded activation */
-        for (int i = 0; i < cols; i++) xr[i] = W->dtype == SA_F16 ? h2f(f2h(x[i])) : x[i];
-        for (int r = 0; r < W->rows; r++) {
-            sa_dequantize_row(W->dtype, (const uint8_t *)W->data + (size_t)r * W->row_bytes, wrow, cols);
-            y[r] = dot_float(cols, wrow, xr, W->dtype == SA_F32);
-        }
-        break;
+        const int gemv = W->dtype == SA_Q4_0 && W->rows % 8 == 0;
+        for (int r = 0; r < W->rows; r++) y[r] = gemv ? dot_q4_0_gemv(W, r, xq) : dot_q_vec(W, r, xq);
+        return;
+    }
+    /* F16, F32 -> as f32 widening; F16 sees an f16-rounded activation */
+    for (int i = 0; i < cols; i++) xr[i] = W->dtype == SA_F16 ? h2f(f2h(x[i])) : x[i];
+    for (int r = 0; r < W->rows; r++) {
+        sa_dequantize_row(W->dtype, (const uint8_t *)W->data + (size_t)r * W->row_bytes, wrow, cols);
+        y[r] = dot_float(cols, wrow, xr, W->dtype == SA_F32);
     }
 }
 
@@ -244,13 +242,13 @@ int sa_llamacpp_compat_check(const SaModel *m, SaDtype kv_type) {
     if (h->rope_scaling != SA_ROPE_SCALING_NONE) return sa_err("--llamacpp-compat: RoPE scaling is not reproduced");
     const SaMat *all[] = {&m->tok_embd, &m->output};
     for (size_t i = 0; i < SA_ARRAY_LEN(all); i++)
-        if (all[i]->dtype != SA_F32 && all[i]->dtype != SA_F16 && all[i]->dtype != SA_Q8_0 && all[i]->dtype != SA_Q4_0)
+        if (!reproduced[all[i]->dtype])
             return sa_err("--llamacpp-compat: weights of type %s are not reproduced", sa_dtype_name(all[i]->dtype));
     for (int l = 0; l < h->n_layer; l++) {
         const SaLayer *L = &m->layers[l];
         const SaMat *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < SA_ARRAY_LEN(w); i++)
-            if (w[i]->dtype != SA_F32 && w[i]->dtype != SA_F16 && w[i]->dtype != SA_Q8_0 && w[i]->dtype != SA_Q4_0)
+            if (!reproduced[w[i]->dtype])
                 return sa_err("--llamacpp-compat: weights of type %s are not reproduced", sa_dtype_name(w[i]->dtype));
     }
     return 0;

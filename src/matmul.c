@@ -171,9 +171,18 @@ void sa_set_threads(int n) {
 
 int sa_get_threads(void) { return g_threads; }
 
-/* Scratch: the quantized activations, then per block its scale as a float and 8 * its quant
- * sum (SaQ8Act), each part 64-byte aligned. */
-static size_t xq_bytes(int T, int cols) { return ((size_t)T * (size_t)(cols / QK8_0 + 1) * sizeof(BlockQ8_0) + 63) & ~(size_t)63; }
+/* Scratch: the activations converted to the weight's activation type (sized for the widest
+ * block type, whichever the matrix needs), then per Q8_0 block its scale as a float and 8 * its
+ * quant sum (SaQ8Act, for the repacked kernels), each part 64-byte aligned. */
+static size_t act_row_cap(int cols) {
+    size_t m = 0;
+    for (int t = 0; t < SA_DTYPE_COUNT; t++) {
+        const SaDtypeTraits *tr = sa_dtype_tr((SaDtype)t);
+        if (tr->block > 1) m = SA_MAX(m, (size_t)(cols / tr->block + 1) * tr->block_bytes);
+    }
+    return m;
+}
+static size_t xq_bytes(int T, int cols) { return ((size_t)T * act_row_cap(cols) + 63) & ~(size_t)63; }
 static size_t xf_bytes(int T, int cols) { return ((size_t)T * (size_t)(cols / QK8_0 + 1) * sizeof(float) + 63) & ~(size_t)63; }
 
 size_t sa_matmul_scratch_bytes(int T, int cols) { return xq_bytes(T, cols) + 2 * xf_bytes(T, cols) + 64; }
@@ -302,25 +311,12 @@ void sa_mat_row(const SaMat *W, int r, float *out) {
 
 static int threads_for(size_t work) { return work >= PAR_MIN_WORK ? g_threads : 1; }
 
-/* Rows r0..r1 (plain layout) times all T tokens with the one-row dot kernels. */
-static void dot_rows(const SaMat *W, const float *X, const BlockQ8_0 *xq, int r0, int r1, int T, float *Y, int ldy) {
-    const SaKernels *k = sa_k;
-    const int cols = W->cols, nb = cols / QK8_0;
-    const uint8_t *base = W->data;
-    for (int r = r0; r < r1; r++) {
-        const void *w = base + (size_t)r * W->row_bytes;
-        for (int t = 0; t < T; t++) {
-            float v;
-            switch (W->dtype) {
-            case SA_Q8_0: v = k->dot_q8_0(cols, w, xq + (size_t)t * nb); break;
-            case SA_Q4_0: v = k->dot_q4_0(cols, w, xq + (size_t)t * nb); break;
-            case SA_F16: v = k->dot_f16(cols, w, X + (size_t)t * cols); break;
-            case SA_BF16: v = k->dot_bf16(cols, w, X + (size_t)t * cols); break;
-            default: v = k->dot_f32(cols, w, X + (size_t)t * cols); break;
-            }
-            Y[(size_t)t * ldy + r] = v;
-        }
-    }
+/* Rows r0..r1 (plain layout) times all T tokens: the weight type's gemm entry. `a`: activation
+ * row 0 in the type's activation type, rows `astride` bytes apart. */
+static void dot_rows(const SaMat *W, const void *a, size_t astride, int r0, int r1, int T, float *Y, int ldy) {
+    if (r1 <= r0) return;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
+    sa_k->type[W->dtype].gemm(W->cols, r1 - r0, w, W->row_bytes, a, astride, T, Y + r0, (size_t)ldy);
 }
 
 /* Tokens per chunk for the packed kernels: the chunk's quantized activations (and extras)
@@ -336,7 +332,8 @@ static int token_chunk(int nb, int T) {
 /* One job of sa_parallel: the matmul's arguments and how its work is cut into units. */
 typedef struct {
     const SaMat *W;
-    const float *X;
+    const void *a;     /* activation row 0 in the weight's activation type */
+    size_t astride;    /* bytes between activation rows */
     const SaQ8Act *act;
     float *Y;
     int T, ldy;
@@ -353,7 +350,7 @@ static void packed_unit(void *ctx, int u, int thread) {
     const MatJob *j = ctx;
     const SaMat *W = j->W;
     if (u == j->tail_unit) {
-        dot_rows(W, NULL, j->act->q, j->groups * 8, W->rows, j->T, j->Y, j->ldy);
+        dot_rows(W, j->a, j->astride, j->groups * 8, W->rows, j->T, j->Y, j->ldy);
         return;
     }
     const SaKernels *k = sa_k;
@@ -372,7 +369,8 @@ static void matmul_packed(const SaMat *W, const SaQ8Act *act, int T, float *Y, i
     const int nb = W->cols / QK8_0, groups = W->rows / 8;
     const size_t group_bytes = 8 * W->row_bytes;
     const int nth = threads_for((size_t)W->rows * W->cols * T);
-    MatJob j = {.W = W, .act = act, .Y = Y, .T = T, .ldy = ldy, .groups = groups};
+    MatJob j = {.W = W, .a = act->q, .astride = (size_t)nb * sizeof(BlockQ8_0), .act = act, .Y = Y, .T = T, .ldy = ldy,
+                .groups = groups};
     j.tb = token_chunk(nb, T);
     const int n_tu = (T + j.tb - 1) / j.tb;
     int gper;
@@ -397,26 +395,28 @@ static void plain_unit(void *ctx, int u, int thread) {
     (void)thread;
     const MatJob *j = ctx;
     const int r0 = u * j->rows_per_unit, r1 = SA_MIN(j->W->rows, r0 + j->rows_per_unit);
-    dot_rows(j->W, j->X, j->act ? j->act->q : NULL, r0, r1, j->T, j->Y, j->ldy);
+    dot_rows(j->W, j->a, j->astride, r0, r1, j->T, j->Y, j->ldy);
 }
 
 typedef struct {
     const SaMat *W;
     const float *X;
-    BlockQ8_0 *xq;
+    void *xq;          /* converted activations, rows `arow` bytes apart */
+    size_t arow;
     float *xd;
     int32_t *xs;
     float *wf;
     int r0, T;
 } PrepJob;
 
-/* Quantize one activation row (and its extras for the packed kernels). */
+/* Convert one activation row to the weight's activation type (and the extras for the packed
+ * Q8_0-activation kernels). */
 static void quant_unit(void *ctx, int t, int thread) {
     (void)thread;
     const PrepJob *j = ctx;
     const int cols = j->W->cols, nb = cols / QK8_0;
-    BlockQ8_0 *q = j->xq + (size_t)t * nb;
-    sa_k->quantize_q8_0(j->X + (size_t)t * cols, q, cols);
+    void *q = (uint8_t *)j->xq + (size_t)t * j->arow;
+    sa_k->type[sa_dtype_tr(j->W->dtype)->vec_dot_type].from_float(j->X + (size_t)t * cols, q, cols);
     if (j->W->packed) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
 }
 
@@ -463,13 +463,16 @@ void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *s
         matmul_widen_sgemm(W, X, T, Y, ldy) == 0)
         return;
 #endif
-    BlockQ8_0 *xq = scratch;
+    /* activations: used as they are for the float types; else converted once per row into
+     * scratch (in parallel for a batch) */
+    const SaDtype vt = (SaDtype)sa_dtype_tr(W->dtype)->vec_dot_type;
+    const size_t arow = vt == SA_F32 ? (size_t)cols * sizeof(float) : sa_row_bytes(vt, cols);
+    void *xq = scratch;
     float *xd = (float *)((uint8_t *)scratch + xq_bytes(T, cols));
     int32_t *xs = (int32_t *)((uint8_t *)xd + xf_bytes(T, cols));
     const SaQ8Act act = {xq, xd, xs};
-    if (W->dtype == SA_Q8_0 || W->dtype == SA_Q4_0) {
-        /* quantize each activation row once (in parallel for a batch) */
-        PrepJob pj = {.W = W, .X = X, .xq = xq, .xd = xd, .xs = xs};
+    if (vt != SA_F32) {
+        PrepJob pj = {.W = W, .X = X, .xq = xq, .arow = arow, .xd = xd, .xs = xs};
         sa_parallel(threads_for((size_t)T * cols * 64), T, quant_unit, &pj);
     }
     if (W->packed) {
@@ -479,6 +482,7 @@ void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *s
     const int nth = threads_for((size_t)rows * cols * T);
     /* whole 64-byte lines of Y per unit, about 4 units per thread */
     const int rpu = SA_MAX(16, ((rows + 4 * nth - 1) / (4 * nth) + 15) & ~15);
-    MatJob j = {.W = W, .X = X, .act = &act, .Y = Y, .T = T, .ldy = ldy, .rows_per_unit = rpu};
+    MatJob j = {.W = W, .a = vt == SA_F32 ? (const void *)X : xq, .astride = arow, .Y = Y, .T = T, .ldy = ldy,
+                .rows_per_unit = rpu};
     sa_parallel(nth, (rows + rpu - 1) / rpu, plain_unit, &j);
 }

@@ -4,11 +4,12 @@
 
 #include "model.h"
 
-/* Bytes of scratch sa_matmul needs for T rows of `cols` activations (quantized copy of X). */
+/* Bytes of scratch sa_matmul needs for T rows of `cols` activations (converted copy of X). */
 size_t sa_matmul_scratch_bytes(int T, int cols);
 
 /* Y[t*ldy + r] = sum_c X[t*cols + c] * W[r][c] for t < T, r < W->rows.
- * Quantized weights: X is quantized to Q8_0 once (into scratch) and every row uses integer dots. */
+ * Quantized weights: X is converted once (into scratch) to the weight's activation type
+ * (sa_dtype_traits[].vec_dot_type: Q8_0 for Q8_0/Q4_0) and every row uses integer dots. */
 void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *scratch);
 
 /* Repack a Q4_0/Q8_0 matrix's rows, in place, into 8-row interleaved groups (simd/kernels.h)

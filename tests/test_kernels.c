@@ -164,6 +164,17 @@ TEST(kernels_tables) {
                    k->gemm_q8_0x8 && k->attn_scores_f16 && k->attn_values_f16 && k->attn_scores_q8_0 &&
                    k->attn_values_q8_0 && k->exp_sub_sum && k->silu_mul,
                "table %s has a NULL member", k->name ? k->name : "?");
+        /* the per-dtype entries: every weight type has a dot and a gemm, and every type some
+         * weight type dots with (and the KV cache types) can be converted to */
+        for (int t = 0; t < SA_DTYPE_COUNT; t++) {
+            const SaDtypeTraits *tr = sa_dtype_tr((SaDtype)t);
+            if (tr->flags & SA_DT_WEIGHT) {
+                CHECKF(k->type[t].dot && k->type[t].gemm, "table %s: no dot/gemm for %s", k->name, tr->name);
+                CHECKF(k->type[tr->vec_dot_type].from_float, "table %s: no from_float for %s (activations of %s)",
+                       k->name, sa_dtype_name((SaDtype)tr->vec_dot_type), tr->name);
+            }
+        }
+        CHECK(k->type[SA_F16].from_float && k->type[SA_Q8_0].from_float && k->type[SA_F32].from_float);
     }
     /* selection by name, then back to what was selected before */
     const SaKernels *saved = sa_k;
@@ -705,6 +716,113 @@ TEST(kernels_gemm_x8) {
     free(p8);
     free(as);
     free(ad);
+}
+
+/* ---- decode prefetch addresses (kernels.h: sa_prefetch_at, sa_pf_dist) ----
+ * The decode and small-batch GEMMs read a run of consecutive groups (matmul.c gives each thread
+ * one or two runs) in passes of n groups side by side: n = 1 for every table's decode GEMV and
+ * AVX2's Q8_0 tiles, n = 2 for the pair tiles (AVX-512's batches, AVX2's Q4_0 batches; an odd
+ * last group alone). Per block column b each stream of a pass prefetches, as the kernels do,
+ *     sa_prefetch_at(stream + b, sa_pf_dist(n, group bytes), block bytes, end of run)
+ * This replays those addresses for every matrix of the synthetic presets (tools/synth: the five
+ * architectures) in Q4_0 and Q8_0, split into runs as for 1 and 2 threads, and checks that
+ *   - no prefetch target falls behind a read position of any stream of the same pass (issue
+ *     #23: a fixed 32 KiB per stream put group g's targets behind group g+1's reads when a
+ *     group is longer than that, Q4_0 at K = 8192, and g+1 was never prefetched in time);
+ *   - nothing at or past the run's end is prefetched (another thread reads what follows);
+ *   - every line at least one prefetch distance past the run's start is prefetched before the
+ *     pass that reads it. */
+typedef struct {
+    const char *name;
+    int hidden, heads, kv_heads, head_dim, ff, vocab;
+} PfPreset;
+
+/* Replays one run of ng groups; returns 0 or fills msg. */
+static int pf_replay_run(int nb, size_t bs, int ng, int n, uint32_t *first, char *msg, size_t cap) {
+    const size_t gbytes = (size_t)nb * bs, end = (size_t)ng * gbytes, lines = (end + 63) / 64;
+    for (size_t l = 0; l < lines; l++) first[l] = UINT32_MAX;
+    uint32_t step = 0;
+    for (int g = 0; g < ng; g += n) {
+        const int ns = g + n <= ng ? n : ng - g; /* streams in this pass */
+        const size_t dist = sa_pf_dist(ns, gbytes);
+        for (int b = 0; b < nb; b++, step++) {
+            size_t maxread = 0;
+            for (int s = 0; s < ns; s++) {
+                const size_t r = (size_t)(g + s) * gbytes + (size_t)b * bs;
+                if (r > maxread) maxread = r;
+                /* the reads of this step: their lines must have been prefetched earlier */
+                for (size_t l = r / 64; l <= (r + bs - 1) / 64; l++)
+                    if (l * 64 >= dist + 64 && first[l] >= step) {
+                        snprintf(msg, cap, "n=%d, group %d block %d (byte %zu of %zu): not prefetched before it is read", n,
+                                 g + s, b, l * 64, end);
+                        return -1;
+                    }
+            }
+            for (int s = 0; s < ns; s++) {
+                const size_t r = (size_t)(g + s) * gbytes + (size_t)b * bs;
+                for (size_t o = 0; o < bs; o += 64) { /* sa_prefetch_at's loop, its clamp included */
+                    const size_t t = r + dist + o;
+                    if (t >= end) continue;
+                    if (t < maxread) {
+                        snprintf(msg, cap, "n=%d, group %d block %d: prefetch at byte %zu is behind another stream's read at %zu",
+                                 n, g + s, b, t, maxread);
+                        return -1;
+                    }
+                    if (first[t / 64] == UINT32_MAX) first[t / 64] = step;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+TEST(kernels_prefetch_streams) {
+    static const PfPreset presets[] = {
+        /* tools/synth/synth_main.c's presets; vocabularies of the published models */
+        {"llama-3.2-1b", 2048, 32, 8, 64, 8192, 128256},  {"llama-2-7b", 4096, 32, 32, 128, 11008, 32000},
+        {"mistral-7b", 4096, 32, 8, 128, 14336, 32000},    {"qwen2.5-0.5b", 896, 14, 2, 64, 4864, 151936},
+        {"gemma-2b", 2048, 8, 1, 256, 16384, 256000},      {"gemma-2-2b", 2304, 8, 4, 256, 9216, 256000},
+    };
+    /* runs longer than this replay their first groups only (same parity): the addresses are
+     * translation-invariant and periodic per pass, and every distance is at most one pass or
+     * 32 KiB, so longer runs repeat what these show */
+    enum { MAXG = 64 };
+    uint32_t *first = malloc(((size_t)(MAXG + 1) * 512 * sizeof(BlockQ8_0x8) / 64 + 2) * sizeof *first);
+    int checked = 0, failed = 0;
+    char msg[256];
+    for (size_t pi = 0; pi < SA_ARRAY_LEN(presets); pi++) {
+        const PfPreset *P = &presets[pi];
+        const int q = P->heads * P->head_dim, kv = P->kv_heads * P->head_dim;
+        const struct {
+            const char *name;
+            int rows, cols;
+        } mats[] = {{"wq", q, P->hidden}, {"wk/wv", kv, P->hidden}, {"wo", P->hidden, q}, {"gate/up", P->ff, P->hidden},
+                    {"down", P->hidden, P->ff}, {"output", P->vocab, P->hidden}};
+        for (size_t mi = 0; mi < SA_ARRAY_LEN(mats); mi++) {
+            const int groups = mats[mi].rows / 8, nb = mats[mi].cols / 32;
+            for (int type = 0; type < 2; type++) {
+                const size_t bs = type == 0 ? sizeof(BlockQ4_0x8) : sizeof(BlockQ8_0x8);
+                for (int nth = 1; nth <= 2; nth++) {
+                    /* matmul.c's decode runs: one per thread, or two per thread, an even number of groups */
+                    int gper = nth == 1 ? groups : (groups + 2 * nth - 1) / (2 * nth);
+                    gper = (gper + 1) & ~1;
+                    for (int g0 = 0; g0 < groups; g0 += gper) {
+                        int len = SA_MIN(gper, groups - g0);
+                        if (len > MAXG) len = MAXG + (len & 1);
+                        for (int n = 1; n <= 2; n++) {
+                            checked++;
+                            if (pf_replay_run(nb, bs, len, n, first, msg, sizeof msg) && ++failed <= 8)
+                                CHECKF(0, "%s %s (%d x %d) %s, %d thread(s), run of %d groups: %s", P->name, mats[mi].name,
+                                       mats[mi].rows, mats[mi].cols, type ? "Q8_0" : "Q4_0", nth, len, msg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    CHECKF(failed == 0, "%d of %d runs replayed had a misplaced prefetch (the first 8 shown)", failed, checked);
+    CHECK(checked > 100);
+    free(first);
 }
 
 /* ---- attention and elementwise kernels ---- */

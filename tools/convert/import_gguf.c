@@ -191,15 +191,8 @@ static int read_hparams(const Gguf *g, const GgufArch *a, SaHparams *h) {
     return a->extra ? a->extra(g, p, h) : 0;
 }
 
-static SaDtype dtype_of(uint32_t ggml) {
-    switch (ggml) {
-    case GGML_F16: return SA_F16;
-    case GGML_BF16: return SA_BF16;
-    case GGML_Q8_0: return SA_Q8_0;
-    case GGML_Q4_0: return SA_Q4_0;
-    default: return SA_F32; /* gguf_open accepts only these five */
-    }
-}
+/* gguf_open accepts only tensor types salign has a weight row for (src/dtype.h) */
+static SaDtype dtype_of(uint32_t ggml) { return (SaDtype)sa_dtype_from_ggml(ggml); }
 
 static void owner_free(void *p) {
     gguf_close(p);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../../src/common.h"
+#include "../../src/dtype.h"
 #include "../../src/gguf.h"
 
 #define ALIGN 32
@@ -74,14 +75,8 @@ int gguf_w_arr_i32(GgufWriter *w, const char *k, const int32_t *v, uint64_t n) {
 }
 
 static uint64_t type_bytes(uint32_t type, int64_t ne0, uint64_t rows) {
-    switch (type) {
-    case GGML_F32: return (uint64_t)ne0 * rows * 4;
-    case GGML_F16:
-    case GGML_BF16: return (uint64_t)ne0 * rows * 2;
-    case GGML_Q8_0: return ne0 % 32 ? 0 : (uint64_t)ne0 / 32 * 34 * rows;
-    case GGML_Q4_0: return ne0 % 32 ? 0 : (uint64_t)ne0 / 32 * 18 * rows;
-    default: return 0;
-    }
+    const int dt = sa_dtype_from_ggml(type);
+    return dt < 0 ? 0 : (uint64_t)sa_row_bytes((SaDtype)dt, ne0) * rows;
 }
 
 int gguf_w_tensor(GgufWriter *w, const char *name, uint32_t type, int n_dims, const int64_t *ne) {

@@ -553,15 +553,7 @@ done:
 
 /* ---- the GGUF ---- */
 
-static uint32_t ggml_of(SaDtype d) {
-    switch (d) {
-    case SA_F16: return GGML_F16;
-    case SA_BF16: return GGML_BF16;
-    case SA_Q8_0: return GGML_Q8_0;
-    case SA_Q4_0: return GGML_Q4_0;
-    default: return GGML_F32;
-    }
-}
+static uint32_t ggml_of(SaDtype d) { return (uint32_t)sa_dtype_tr(d)->ggml_type; }
 
 typedef struct {
     const SaSynth *s;
