@@ -43,9 +43,10 @@ ifeq ($(ARCH),aarch64)
   SIMD_SRC += simd/neon.c
 endif
 
-# Three layers of objects: the runtime (src/, simd/: libsalign.a), the converter (tools/convert/:
-# libsalign-convert.a, the importers and the .salm writer's driver behind salign-quantize) and the
-# test-model synthesis of salign-synth (tools/synth/), which only salign-synth links.
+# Three layers of objects, each calling only the one below: the runtime (src/, simd/: libsalign.a,
+# which also opens GGUFs: the GGUF importer and the in-memory conversion are in src/), the
+# converter's other importers (tools/convert/: libsalign-convert.a, llama2.c and Hugging Face,
+# behind salign-quantize) and the test-model synthesis of salign-synth (tools/synth/).
 LIB_SRC   := $(filter-out src/cli.c,$(wildcard src/*.c)) $(SIMD_SRC)
 CONV_SRC  := $(filter-out tools/convert/quantize_main.c,$(wildcard tools/convert/*.c))
 SYNTH_SRC := tools/synth/synth.c tools/synth/gguf_write.c
@@ -103,21 +104,24 @@ $(BUILD)/libsalign-convert.a: $(CONV_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-# The runtime opens GGUFs through the converter (src/model.c -> tools/convert/open_gguf.h), which in
-# turn uses the runtime's format code: a group, so each archive resolves the other. Only the
-# objects it runs are linked (open_gguf, convert, import_gguf; not the HF/llama2.c importers).
-$(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
+$(BIN)/salign: $(BUILD)/src/cli.o $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(BUILD)/src/cli.o -Wl,--start-group $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--end-group $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/salign-quantize: $(BUILD)/tools/convert/quantize_main.o $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< -Wl,--start-group $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--end-group $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a $(LDLIBS)
 
 # random-weight models of any architecture and shape, as HF directories and GGUFs (tests, benchmarks)
 $(BIN)/salign-synth: $(BUILD)/tools/synth/synth_main.o $(SYNTH_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $< $(SYNTH_OBJ) -Wl,--start-group $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a -Wl,--end-group $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(SYNTH_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a $(LDLIBS)
+
+# tools/train's C helpers (correct.c, logits.c): linked exactly as bin/salign is, so they see the
+# same BLAS and libraries; the Python scripts build them with `make build/train-bin/NAME`.
+$(BUILD)/train-bin/%: $(BUILD)/tools/train/%.o $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # --whole-archive: tests register themselves from constructors, and library objects are all needed.
 $(BIN)/salign-tests: $(TEST_OBJ) $(EMU_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../tools/convert/open_gguf.h"
+#include "open_gguf.h"
 #include "common.h"
 #include "matmul.h"
 

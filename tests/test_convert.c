@@ -11,8 +11,8 @@
 #include "../src/gguf.h"
 #include "../src/hparams.h"
 #include "../src/salm.h"
-#include "../tools/convert/convert.h"
-#include "../tools/convert/open_gguf.h"
+#include "../tools/convert/import.h"
+#include "../src/open_gguf.h"
 #include "test.h"
 
 /* The binary under test; $SALIGN_QUANTIZE overrides it (e.g. bin-san/salign-quantize). */

@@ -8,7 +8,7 @@
 
 #include "../src/common.h"
 #include "../src/gguf.h"
-#include "../tools/convert/convert.h"
+#include "../tools/convert/import.h"
 #include "test.h"
 
 /* The binary under test; $SALIGN_QUANTIZE overrides it (e.g. bin-san/salign-quantize). */

@@ -5,8 +5,8 @@
  * leave an error message. Seeds: tests/fuzz/corpus/gguf (tests/hostile/gen.py --seeds). */
 #include "../../src/common.h"
 #include "../../src/gguf.h"
-#include "../../tools/convert/convert.h"
-#include "../../tools/convert/open_gguf.h"
+#include "../../tools/convert/import.h"
+#include "../../src/open_gguf.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -5,7 +5,7 @@
  * v0/v1/v2 files whose headers the fuzzer mutates. */
 #include "../../src/common.h"
 #include "../../src/tokenizer.h"
-#include "../../tools/convert/convert.h"
+#include "../../tools/convert/import.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -4,7 +4,7 @@
  * whose tokenizer.json is the fixed tests/fuzz/data/hf-tokenizer.json. Anything else: a
  * safetensors file, parsed in memory. Seeds: tests/fuzz/corpus/safetensors. */
 #include "../../src/common.h"
-#include "../../tools/convert/convert.h"
+#include "../../tools/convert/import.h"
 #include "../../tools/convert/safetensors.h"
 #include "fuzz.h"
 

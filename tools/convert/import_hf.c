@@ -26,7 +26,7 @@
 
 #include "../../src/json.h"
 #include "../../src/common.h"
-#include "convert.h"
+#include "import.h"
 #include "safetensors.h"
 
 /* ---- the tensors' owner: every mapped shard ---- */

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "../../src/common.h"
-#include "convert.h"
+#include "import.h"
 
 #define AK42_MAGIC 0x616b3432u
 #define VERSIONED_HEADER 256

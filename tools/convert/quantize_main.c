@@ -9,7 +9,7 @@
 
 #include "../../src/common.h"
 #include "../../src/dtype.h"
-#include "convert.h"
+#include "import.h"
 #include "../../src/chat.h"
 
 static const char usage[] =

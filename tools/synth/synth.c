@@ -15,7 +15,7 @@
 #include "../../src/common.h"
 #include "../../src/gguf.h"
 #include "../../src/tokenizer.h"
-#include "../convert/convert.h"
+#include "../convert/import.h"
 #include "gguf_write.h"
 
 /* ---- architectures ---- */

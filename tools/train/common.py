@@ -198,3 +198,12 @@ def tokenize(texts, bos=True, salign=None):
     if len(lines) != len(texts):
         raise RuntimeError("salign tokenize: %d texts in, %d lines out" % (len(texts), len(lines)))
     return [json.loads(x) for x in lines]
+
+
+def build_tool(name):
+    """bin path of tools/train/NAME.c, built by the Makefile (same flags and libraries as bin/salign)."""
+    r = subprocess.run(["make", "-s", "-C", ROOT, "build/train-bin/" + name],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode:
+        raise RuntimeError("building tools/train/%s.c failed:\n%s" % (name, r.stdout.decode()))
+    return os.path.join(ROOT, "build", "train-bin", name)

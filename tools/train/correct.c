@@ -10,15 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aligner.h"
-#include "chat.h"
+#include "../../src/aligner.h"
+#include "../../src/chat.h"
 #include "../../simd/kernels.h"
-#include "common.h"
-#include "context.h"
-#include "matmul.h"
-#include "model.h"
-#include "sampler.h"
-#include "tokenizer.h"
+#include "../../src/common.h"
+#include "../../src/context.h"
+#include "../../src/matmul.h"
+#include "../../src/model.h"
+#include "../../src/sampler.h"
+#include "../../src/tokenizer.h"
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 

@@ -27,7 +27,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, SALIGN, UPSTREAM, has_unkind, render, split_sentences, teacher, tokenize  # noqa: E402
+from common import ROOT, SALIGN, build_tool, UPSTREAM, has_unkind, render, split_sentences, teacher, tokenize  # noqa: E402
 from openings import openings  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,21 +39,6 @@ EVAL_FLAGS = ["--upstream-temp", "0.8", "--upstream-top-k", "40", "--upstream-to
 def load_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f]
-
-
-def build_correct(d):
-    exe = os.path.join(d, "correct")
-    lib = os.path.join(ROOT, "build", "libsalign.a")
-    if not os.path.exists(lib):
-        subprocess.run(["make", "-C", ROOT, "build/libsalign.a"], check=True, stdout=subprocess.DEVNULL)
-    base = ["cc", "-std=c11", "-D_GNU_SOURCE", "-O2", "-fopenmp", "-I" + os.path.join(ROOT, "src"),
-            os.path.join(HERE, "correct.c"), lib, "-o", exe, "-fopenmp", "-lz", "-lm", "-lcjson", "-lutf8proc"]
-    r = subprocess.run(base + ["-lopenblas"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if r.returncode:
-        r = subprocess.run(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if r.returncode:
-        raise RuntimeError("building correct.c failed:\n" + r.stderr.decode())
-    return exe
 
 
 def correct(exe, aligner, recs):
@@ -163,7 +148,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "weights", "DEMO.md"))
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        exe = build_correct(tmp)
+        exe = build_tool("correct")
         ag = agreement(exe, a.aligner, a.data)
         rows, cmd, eval_secs, inp, res = table(a.aligner, a.openings, tmp)
     ok = ag["exact"] / ag["records"] >= 0.9 and ag["changed_exact"] / max(ag["changed"], 1) >= 0.8

@@ -19,7 +19,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
-from common import ROOT, TOK512, render, tokenize  # noqa: E402
+from common import ROOT, TOK512, build_tool, render, tokenize  # noqa: E402
 from model import Aligner, Config, export_llama2c  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,21 +33,6 @@ def load(ckpt):
     return m, d
 
 
-def build_logits_tool(d):
-    exe = os.path.join(d, "logits")
-    libs = ["-fopenmp", "-lz", "-lm", "-lcjson", "-lutf8proc"]
-    lib = os.path.join(ROOT, "build", "libsalign.a")
-    if not os.path.exists(lib):
-        subprocess.run(["make", "-C", ROOT, "build/libsalign.a"], check=True, stdout=subprocess.DEVNULL)
-    for extra in (["-lopenblas"], []):
-        r = subprocess.run(["cc", "-std=c11", "-D_GNU_SOURCE", "-O1", "-fopenmp", "-I" + os.path.join(ROOT, "src"),
-                            os.path.join(HERE, "logits.c"), lib, "-o", exe] + libs + extra,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if r.returncode == 0:
-            return exe
-    raise RuntimeError("building logits.c failed:\n" + r.stderr.decode())
-
-
 def salign_logits(exe, salm, ids, vocab):
     r = subprocess.run([exe, salm], input=" ".join(map(str, ids)).encode(), stdout=subprocess.PIPE, check=True)
     return torch.frombuffer(bytearray(r.stdout), dtype=torch.float32).view(len(ids), vocab)
@@ -55,7 +40,7 @@ def salign_logits(exe, salm, ids, vocab):
 
 def check(model, salm, samples, tmp):
     """Worst NMSE and argmax agreement over the samples (lists of ids)."""
-    exe = build_logits_tool(tmp)
+    exe = build_tool("logits")
     worst, agree, total = 0.0, 0, 0
     for ids in samples:
         with torch.no_grad():

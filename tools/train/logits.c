@@ -5,10 +5,10 @@
 #include <stdlib.h>
 
 #include "../../simd/kernels.h"
-#include "common.h"
-#include "context.h"
-#include "matmul.h"
-#include "model.h"
+#include "../../src/common.h"
+#include "../../src/context.h"
+#include "../../src/matmul.h"
+#include "../../src/model.h"
 
 int main(int argc, char **argv) {
     if (argc != 2) {

@@ -20,7 +20,7 @@ import time
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import ROOT, kind_rewrite, records, teacher  # noqa: E402
+from common import ROOT, build_tool, kind_rewrite, records, teacher  # noqa: E402
 
 passed = failed = 0
 
@@ -115,9 +115,9 @@ def main():
         # 7. the shipped model through the engine's correction path
         shipped = os.path.join(ROOT, "weights", "demo-aligner.salm")
         if os.path.exists(shipped):
-            from evaluate import build_correct, correct
+            from evaluate import correct
             test = load_jsonl(os.path.join(tmp, "records-test.jsonl"))
-            exe = build_correct(tmp)
+            exe = build_tool("correct")
             t0 = time.time()
             got = correct(exe, shipped, test)
             same = sum(g["correction"] == x["correction"] for g, x in zip(got, test))

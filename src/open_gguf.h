@@ -7,7 +7,7 @@
 #ifndef SALIGN_OPEN_GGUF_H
 #define SALIGN_OPEN_GGUF_H
 
-#include "../../src/salm.h"
+#include "salm.h"
 
 /* Import PATH, convert it with --type keep into memory and open the image (mode: SA_LOAD_MMAP
  * is read as SA_LOAD_READ, since a conversion cannot be mapped). Writes one line to stderr saying

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/common.h"
-#include "../../src/salm.h"
+#include "common.h"
+#include "salm.h"
 
 static const char *conv_type_names[SA_CONV_TYPE_COUNT] = {"f32", "f16", "q8_0", "q4_0", "keep"};
 

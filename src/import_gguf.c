@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/common.h"
-#include "../../src/gguf.h"
+#include "common.h"
+#include "gguf.h"
 #include "convert.h"
 
 typedef struct {

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/common.h"
+#include "common.h"
 #include "convert.h"
 
 int sa_open_gguf_as_salm(const char *path, SaLoadMode mode, Salm *out) {

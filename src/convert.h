@@ -1,5 +1,5 @@
 /* convert.h - model conversion to .salm: a "model source" that every importer fills in
- * (GGUF, llama2.c .bin, later Hugging Face directories), and the converter that chooses an
+ * (GGUF here; llama2.c .bin and Hugging Face directories in tools/convert/), and the converter that chooses an
  * output dtype per tensor, converts row by row and streams the result through the .salm writer.
  *
  * Tensor names are llama.cpp's GGUF names (token_embd.weight, blk.N.attn_q.weight, ...);
@@ -9,10 +9,10 @@
 
 #include <stdint.h>
 
-#include "../../src/dtype.h"
-#include "../../src/hparams.h"
-#include "../../src/salm.h"
-#include "../../src/tokenizer.h"
+#include "dtype.h"
+#include "hparams.h"
+#include "salm.h"
+#include "tokenizer.h"
 
 /* .salm metadata key of the model's own chat template (read by src/model.c). */
 #define SA_CONV_KEY_CHAT_TEMPLATE "chat_template"
@@ -69,15 +69,9 @@ typedef struct {
     int quiet;          /* no progress output */
 } SaConvOptions;
 
-/* Importers. On error: -1 + sa_err("PATH: problem"), and the source is left empty. */
+/* Importers (the GGUF one here, since the runtime opens GGUFs; llama2.c and HF in
+ * tools/convert/import.h). On error: -1 + sa_err("PATH: problem"), and the source is left empty. */
 int sa_import_gguf(const char *path, SaConvSource *src);
-int sa_import_llama2c(const char *path, const char *tokenizer_path, SaConvSource *src);
-/* A Hugging Face model directory: config.json, model.safetensors (or shards with
- * model.safetensors.index.json), tokenizer.json + tokenizer_config.json (tools/convert/import_hf.c). */
-int sa_import_hf(const char *dir, SaConvSource *src);
-/* Grow a vocabulary to n tokens with placeholders "[PAD<id>]" of type unused, as llama.cpp's
- * converter does when config.json's vocab_size exceeds the tokenizer (Qwen2). */
-int sa_tok_spec_pad(SaTokSpec *spec, int n);
 
 /* Append a tensor (name copied; data borrowed). Checks nbytes against the shape for plain
  * tensors. Returns the new tensor, or NULL + sa_err. */
