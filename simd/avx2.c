@@ -686,5 +686,6 @@ const SaKernels sa_kernels_avx2 = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(avx2)},
+    /* the other block types: no version of this table's own yet, the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_ALL},
 };

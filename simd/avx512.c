@@ -738,5 +738,6 @@ const SaKernels AVX512_TABLE = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(avx512)},
+    /* the other block types: no version of this table's own yet, the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_ALL},
 };

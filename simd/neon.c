@@ -774,7 +774,8 @@ const SaKernels sa_kernels_neon = {
     .attn_values_f16 = attn_values_f16,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(neon)},
+    /* the other block types: no version of this table's own yet, the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(neon), SA_REF_TYPE_ROWS_ALL},
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
@@ -795,5 +796,6 @@ const SaKernels sa_kernels_neon_dotprod = {
     .attn_values_f16 = attn_values_f16,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(sdot)},
+    /* the other block types: no version of this table's own yet, the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(sdot), SA_REF_TYPE_ROWS_ALL},
 };

@@ -168,6 +168,150 @@ void sa_ref_silu_mul(int n, float *g, const float *u) {
 
 void sa_act_f32(const float *x, void *y, int n) { memcpy(y, x, (size_t)n * sizeof(float)); }
 
+/* ---- the other block types (kernels.h: "block types beyond Q8_0 / Q4_0") ----
+ * Every dot is exact integer sums per block (per super-block for the K-quants, the sub-block
+ * scales applied as integers) combined in float in the order written, so the SIMD tables can
+ * give the same float bit for bit. */
+
+void sa_ref_act_q8_1(const float *x, void *y, int n) { sa_quantize_row_q8_1(x, (BlockQ8_1 *)y, n); }
+void sa_ref_act_q8_K(const float *x, void *y, int n) { sa_quantize_row_q8_K(x, (BlockQ8_K *)y, n); }
+
+float sa_ref_dot_q4_1(int n, const void *wv, const void *av) {
+    const BlockQ4_1 *w = wv;
+    const BlockQ8_1 *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / 32; b++) {
+        int32_t si = 0;
+        for (int j = 0; j < 16; j++) si += (w[b].qs[j] & 15) * a[b].qs[j] + (w[b].qs[j] >> 4) * a[b].qs[j + 16];
+        sum = sum + ((float)si * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d)) + sa_fp16_lut(w[b].m) * sa_fp16_lut(a[b].s));
+    }
+    return sum;
+}
+
+static inline uint32_t qh32(const uint8_t *qh) {
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+}
+
+float sa_ref_dot_q5_0(int n, const void *wv, const void *av) {
+    const BlockQ5_0 *w = wv;
+    const BlockQ8_0 *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / 32; b++) {
+        const uint32_t h = qh32(w[b].qh);
+        int32_t si = 0;
+        for (int j = 0; j < 16; j++) {
+            const int v0 = (int)((w[b].qs[j] & 15) | (h >> j & 1) << 4) - 16;
+            const int v1 = (int)((w[b].qs[j] >> 4) | (h >> (j + 16) & 1) << 4) - 16;
+            si += v0 * a[b].qs[j] + v1 * a[b].qs[j + 16];
+        }
+        sum = sum + (float)si * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
+    }
+    return sum;
+}
+
+float sa_ref_dot_q5_1(int n, const void *wv, const void *av) {
+    const BlockQ5_1 *w = wv;
+    const BlockQ8_1 *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / 32; b++) {
+        const uint32_t h = qh32(w[b].qh);
+        int32_t si = 0;
+        for (int j = 0; j < 16; j++) {
+            const int v0 = (int)((w[b].qs[j] & 15) | (h >> j & 1) << 4);
+            const int v1 = (int)((w[b].qs[j] >> 4) | (h >> (j + 16) & 1) << 4);
+            si += v0 * a[b].qs[j] + v1 * a[b].qs[j + 16];
+        }
+        sum = sum + ((float)si * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d)) + sa_fp16_lut(w[b].m) * sa_fp16_lut(a[b].s));
+    }
+    return sum;
+}
+
+/* Q4_K / Q5_K: per super-block isum = sum_j sc_j * (levels . activations of sub-block j) and
+ * imin = sum_j mn_j * (activation sum of sub-block j); x = d*sc*q - dmin*mn gives
+ *     sum = sum + (a.d*d * isum - a.d*dmin * imin) */
+static inline float kq_combine(float sum, const BlockQ8_K *a, uint16_t d, uint16_t dmin, int32_t isum, int32_t imin) {
+    const float dd = a->d * sa_fp16_lut(d), dm = a->d * sa_fp16_lut(dmin);
+    return sum + (dd * (float)isum - dm * (float)imin);
+}
+
+float sa_ref_dot_q4_K(int n, const void *wv, const void *av) {
+    const BlockQ4_K *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0, imin = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            sa_kq_scale_min(j, w[b].scales, &sc, &mn);
+            const uint8_t *q = w[b].qs + 32 * (j / 2);
+            const int8_t *x = a[b].qs + 32 * j;
+            int32_t s = 0;
+            for (int l = 0; l < 32; l++) s += (j & 1 ? q[l] >> 4 : q[l] & 15) * x[l];
+            isum += sc * s;
+            imin += mn * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        }
+        sum = kq_combine(sum, &a[b], w[b].d, w[b].dmin, isum, imin);
+    }
+    return sum;
+}
+
+float sa_ref_dot_q5_K(int n, const void *wv, const void *av) {
+    const BlockQ5_K *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0, imin = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, mn;
+            sa_kq_scale_min(j, w[b].scales, &sc, &mn);
+            const uint8_t *q = w[b].qs + 32 * (j / 2);
+            const int8_t *x = a[b].qs + 32 * j;
+            int32_t s = 0;
+            for (int l = 0; l < 32; l++) s += ((j & 1 ? q[l] >> 4 : q[l] & 15) | (w[b].qh[l] >> j & 1) << 4) * x[l];
+            isum += sc * s;
+            imin += mn * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        }
+        sum = kq_combine(sum, &a[b], w[b].d, w[b].dmin, isum, imin);
+    }
+    return sum;
+}
+
+/* Q6_K: isum = sum over the 16 sub-blocks of scale * ((level - 32) . activations);
+ *     sum = sum + a.d*d * isum */
+float sa_ref_dot_q6_K(int n, const void *wv, const void *av) {
+    const BlockQ6_K *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
+            const int8_t *x = a[b].qs + 128 * h;
+            int32_t s[8] = {0}; /* sub-blocks 8h .. 8h+7 */
+            for (int l = 0; l < 32; l++) {
+                const int q0 = ((ql[l] & 15) | (qh[l] & 3) << 4) - 32;
+                const int q1 = ((ql[l + 32] & 15) | (qh[l] >> 2 & 3) << 4) - 32;
+                const int q2 = ((ql[l] >> 4) | (qh[l] >> 4 & 3) << 4) - 32;
+                const int q3 = ((ql[l + 32] >> 4) | (qh[l] >> 6) << 4) - 32;
+                s[l / 16] += q0 * x[l];
+                s[2 + l / 16] += q1 * x[l + 32];
+                s[4 + l / 16] += q2 * x[l + 64];
+                s[6 + l / 16] += q3 * x[l + 96];
+            }
+            for (int j = 0; j < 8; j++) isum += w[b].scales[8 * h + j] * s[j];
+        }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)isum;
+    }
+    return sum;
+}
+
+SA_GEMM_FROM_DOT(sa_ref_gemm_q4_1, sa_ref_dot_q4_1)
+SA_GEMM_FROM_DOT(sa_ref_gemm_q5_0, sa_ref_dot_q5_0)
+SA_GEMM_FROM_DOT(sa_ref_gemm_q5_1, sa_ref_dot_q5_1)
+SA_GEMM_FROM_DOT(sa_ref_gemm_q4_K, sa_ref_dot_q4_K)
+SA_GEMM_FROM_DOT(sa_ref_gemm_q5_K, sa_ref_dot_q5_K)
+SA_GEMM_FROM_DOT(sa_ref_gemm_q6_K, sa_ref_dot_q6_K)
+
 SA_BASE_TYPE_DEFS(ref, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels sa_kernels_scalar = {
@@ -189,5 +333,5 @@ const SaKernels sa_kernels_scalar = {
     .attn_values_q8_0 = sa_ref_attn_values_q8_0,
     .exp_sub_sum = sa_ref_exp_sub_sum,
     .silu_mul = sa_ref_silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(ref)},
+    .type = {SA_BASE_TYPE_ROWS(ref), SA_REF_TYPE_ROWS_ALL},
 };

@@ -146,6 +146,17 @@ static void q4_0_to_float(const void *src, float *dst, int64_t n) {
 static void q4_0_from_float(const float *src, void *dst, int64_t n) { sa_quantize_row_q4_0(src, dst, n); }
 
 /* ---- the table ---- */
+#define QF(t) t##_from_float
+#define FROM_FLOAT(t, B) \
+    static void t##_from_float(const float *src, void *dst, int64_t n) { sa_quantize_row_##t(src, (B *)dst, n); }
+FROM_FLOAT(q4_1, BlockQ4_1)
+FROM_FLOAT(q5_0, BlockQ5_0)
+FROM_FLOAT(q5_1, BlockQ5_1)
+FROM_FLOAT(q8_1, BlockQ8_1)
+FROM_FLOAT(q4_K, BlockQ4_K)
+FROM_FLOAT(q5_K, BlockQ5_K)
+FROM_FLOAT(q6_K, BlockQ6_K)
+FROM_FLOAT(q8_K, BlockQ8_K)
 
 const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT] = {
     [SA_F32] = {"f32", 1, 4, 0, SA_DT_WEIGHT, SA_F32, f32_to_float, f32_from_float},
@@ -153,6 +164,14 @@ const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT] = {
     [SA_BF16] = {"bf16", 1, 2, 30, SA_DT_WEIGHT, SA_F32, bf16_to_float, bf16_from_float},
     [SA_Q8_0] = {"q8_0", QK8_0, sizeof(BlockQ8_0), 8, SA_DT_WEIGHT, SA_Q8_0, q8_0_to_float, q8_0_from_float},
     [SA_Q4_0] = {"q4_0", QK4_0, sizeof(BlockQ4_0), 2, SA_DT_WEIGHT, SA_Q8_0, q4_0_to_float, q4_0_from_float},
+    [SA_Q4_1] = {"q4_1", 32, sizeof(BlockQ4_1), 3, SA_DT_WEIGHT, SA_Q8_1, sa_dequantize_q4_1, QF(q4_1)},
+    [SA_Q5_0] = {"q5_0", 32, sizeof(BlockQ5_0), 6, SA_DT_WEIGHT, SA_Q8_0, sa_dequantize_q5_0, QF(q5_0)},
+    [SA_Q5_1] = {"q5_1", 32, sizeof(BlockQ5_1), 7, SA_DT_WEIGHT, SA_Q8_1, sa_dequantize_q5_1, QF(q5_1)},
+    [SA_Q4_K] = {"q4_K", QK_K, sizeof(BlockQ4_K), 12, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_q4_K, QF(q4_K)},
+    [SA_Q5_K] = {"q5_K", QK_K, sizeof(BlockQ5_K), 13, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_q5_K, QF(q5_K)},
+    [SA_Q6_K] = {"q6_K", QK_K, sizeof(BlockQ6_K), 14, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_q6_K, QF(q6_K)},
+    [SA_Q8_K] = {"q8_K", QK_K, sizeof(BlockQ8_K), 15, 0, SA_Q8_K, sa_dequantize_q8_K, QF(q8_K)},
+    [SA_Q8_1] = {"q8_1", 32, sizeof(BlockQ8_1), 9, 0, SA_Q8_1, sa_dequantize_q8_1, QF(q8_1)},
 };
 
 const char *sa_dtype_name(SaDtype t) {

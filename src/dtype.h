@@ -16,11 +16,20 @@ typedef enum {
     SA_BF16 = 2,
     SA_Q8_0 = 3,
     SA_Q4_0 = 4,
+    SA_Q4_1 = 5,
+    SA_Q5_0 = 6,
+    SA_Q5_1 = 7,
+    SA_Q4_K = 8,
+    SA_Q5_K = 9,
+    SA_Q6_K = 10,
+    SA_Q8_K = 11, /* activations of the K-quants only: never stored */
+    SA_Q8_1 = 12, /* activations of Q4_1 / Q5_1 only: never stored */
     SA_DTYPE_COUNT
 } SaDtype;
 
 #define QK8_0 32
 #define QK4_0 32
+#define QK_K 256 /* elements of a K-quant super-block */
 
 /* Q8_0: a half-precision scale then 32 signed bytes: x = d * q. */
 typedef struct {
@@ -35,8 +44,83 @@ typedef struct {
     uint8_t qs[QK4_0 / 2];
 } BlockQ4_0;
 
+/* Q4_1: scale and minimum, then 32 nibbles laid out as Q4_0's: x = d * q + m. */
+typedef struct {
+    uint16_t d, m;
+    uint8_t qs[16];
+} BlockQ4_1;
+
+/* Q5_0: x = d * (q - 16) with q = low nibble (as Q4_0) | bit j of the little-endian qh << 4. */
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} BlockQ5_0;
+
+/* Q5_1: Q5_0's quants with a minimum: x = d * q + m. */
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} BlockQ5_1;
+
+/* Q8_1 (activations for Q4_1 / Q5_1): Q8_0 plus s = fp16(d * sum of the quants). */
+typedef struct {
+    uint16_t d, s;
+    int8_t qs[32];
+} BlockQ8_1;
+
+/* Q4_K: 256 weights in 8 sub-blocks of 32, each with a 6-bit scale sc and min mn packed in
+ * scales[12] (sub-block j < 4: sc = scales[j] & 63, mn = scales[j+4] & 63; j >= 4: the low 4
+ * bits in scales[j+4] (sc low nibble, mn high nibble), the top 2 in bits 6-7 of scales[j-4] (sc)
+ * and scales[j] (mn)): x = d * sc * q - dmin * mn. qs: 64 weights per 32 bytes, the first 32 in
+ * the low nibbles, the next 32 in the high ones. */
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[QK_K / 2];
+} BlockQ4_K;
+
+/* Q5_K: Q4_K plus a fifth bit: weight 64*p + l (l < 32) takes bit 2p of qh[l], weight
+ * 64*p + 32 + l bit 2p+1. */
+typedef struct {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} BlockQ5_K;
+
+/* Q6_K: 16 sub-blocks of 16 with signed 8-bit scales: x = d * scales[j] * (q - 32). Per half
+ * of 128 weights h, l < 32: weights l, l+32, l+64, l+96 take the low nibbles of ql[64h+l],
+ * ql[64h+32+l], the high nibbles of the same two, and bit pairs 0-1, 2-3, 4-5, 6-7 of qh[32h+l]. */
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+} BlockQ6_K;
+
+/* Q8_K (activations for the K-quants): a float scale, 256 quants and the sum of each 16. */
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} BlockQ8_K;
+
 _Static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block must be 34 bytes (ggml layout)");
 _Static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block must be 18 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block must be 20 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 block must be 22 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 block must be 24 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ8_1) == 36, "Q8_1 block must be 36 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block must be 144 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block must be 176 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block must be 210 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block must be 292 bytes (ggml layout)");
+_Static_assert(offsetof(BlockQ6_K, d) == 208 && offsetof(BlockQ5_K, qs) == 48 && offsetof(BlockQ4_K, qs) == 16,
+               "K-quant field offsets (ggml layout)");
+_Static_assert(offsetof(BlockQ5_0, qs) == 6 && offsetof(BlockQ5_1, qs) == 8 && offsetof(BlockQ8_K, bsums) == 260,
+               "block field offsets (ggml layout)");
 
 /* One row per dtype, indexed by SaDtype: everything the loader, converter and matmul need to
  * know about a type (the kernels per instruction set are in simd/kernels.h, SaKernels.type[]).
@@ -90,6 +174,33 @@ static inline float sa_fp16_lut(uint16_t h) { return sa_fp16_table[h]; }
 /* ---- reference quantizers: exactly ggml's quantize_row_*_ref ---- */
 void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n);
 void sa_quantize_row_q4_0(const float *x, BlockQ4_0 *y, int64_t n);
+/* src/quants.c: the other block types (ggml's quantize_row_*_ref, dequantize_row_*) */
+void sa_quantize_row_q4_1(const float *x, BlockQ4_1 *y, int64_t n);
+void sa_quantize_row_q5_0(const float *x, BlockQ5_0 *y, int64_t n);
+void sa_quantize_row_q5_1(const float *x, BlockQ5_1 *y, int64_t n);
+void sa_quantize_row_q8_1(const float *x, BlockQ8_1 *y, int64_t n);
+void sa_quantize_row_q4_K(const float *x, BlockQ4_K *y, int64_t n);
+void sa_quantize_row_q5_K(const float *x, BlockQ5_K *y, int64_t n);
+void sa_quantize_row_q6_K(const float *x, BlockQ6_K *y, int64_t n);
+void sa_quantize_row_q8_K(const float *x, BlockQ8_K *y, int64_t n);
+void sa_dequantize_q4_1(const void *src, float *dst, int64_t n);
+void sa_dequantize_q5_0(const void *src, float *dst, int64_t n);
+void sa_dequantize_q5_1(const void *src, float *dst, int64_t n);
+void sa_dequantize_q8_1(const void *src, float *dst, int64_t n);
+void sa_dequantize_q4_K(const void *src, float *dst, int64_t n);
+void sa_dequantize_q5_K(const void *src, float *dst, int64_t n);
+void sa_dequantize_q6_K(const void *src, float *dst, int64_t n);
+void sa_dequantize_q8_K(const void *src, float *dst, int64_t n);
+/* The 6-bit scale and min of sub-block j (< 8) of a Q4_K / Q5_K block's scales[12]. */
+static inline void sa_kq_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | (s[j - 4] >> 6) << 4;
+        *mn = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+    }
+}
 /* Dequantize one row of n elements of any dtype to f32. */
 void sa_dequantize_row(SaDtype t, const void *src, float *dst, int64_t n);
 /* Quantize/convert n f32 values to dtype t (n must be a block multiple for q types); t must

@@ -106,6 +106,9 @@ static int read_tensor(Cursor *c, SalmTensor *t) {
     if (!t->name[0]) return sa_err("tensor table: a tensor has an empty name (table shorter than its count?)");
     if (rd_u32(c, &dtype) || rd_u32(c, &n_dims)) return -1;
     if (!sa_dtype_valid(dtype)) return sa_err("tensor '%s': unknown dtype %u", t->name, dtype);
+    if (!(sa_dtype_tr((SaDtype)dtype)->flags & SA_DT_WEIGHT))
+        return sa_err("tensor '%s': dtype %u (%s) is an activation type, never stored", t->name, dtype,
+                      sa_dtype_name((SaDtype)dtype));
     if (n_dims < 1 || n_dims > SALM_MAX_DIMS) return sa_err("tensor '%s': %u dimensions (1..4 allowed)", t->name, n_dims);
     t->dtype = (SaDtype)dtype;
     t->n_dims = (int)n_dims;
