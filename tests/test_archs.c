@@ -376,12 +376,14 @@ static void gguf_type_summary(const char *path, char *out, size_t cap) {
     gguf_close(&g);
 }
 
+/* llama.cpp on a quantized file, the prompt fed one token at a time (llamacpp-logits.mjs says why) */
 static int oracle_run(const char *node, const char *gguf, const char *dir, Run *out) {
     char bin[300], ids[256], cmd[2048];
     snprintf(bin, sizeof bin, "%s/llamacpp.bin", dir);
     size_t n = 0;
     for (int i = 0; i < N_PROMPT; i++) n += (size_t)snprintf(ids + n, sizeof ids - n, "%s%d", i ? "," : "", prompt_ids[i]);
-    snprintf(cmd, sizeof cmd, "NODE_PATH='%s' node tests/oracles/llamacpp-logits.mjs %s %s %d %s 2>&1", node, gguf, bin,
+    snprintf(cmd, sizeof cmd, "ORACLE_PROMPT_ONE_BY_ONE=1 NODE_PATH='%s' node tests/oracles/llamacpp-logits.mjs %s %s %d %s 2>&1",
+             node, gguf, bin,
              STEPS, ids);
     if (sh(cmd)) return -1;
     if (read_oracle(bin, out)) {

@@ -1,9 +1,11 @@
 /* fuzz_gguf.c - the GGUF reader (src/gguf.c) and the GGUF importer (tools/convert/import_gguf.c) on
  * arbitrary bytes: open, read typed metadata, build the tokenizer, import and check the tensor set
  * against the hyperparameters, then what the runtime does with a GGUF: convert it in memory
- * (--type keep) and open the image as a .salm. Nothing may crash, leak or read outside the file; a failure must
+ * (--type keep) and open the image as a .salm. Every tensor of a block type salign runs (Q4_0 ... Q6_K)
+ * has its first row decoded. Nothing may crash, leak or read outside the file; a failure must
  * leave an error message. Seeds: tests/fuzz/corpus/gguf (tests/hostile/gen.py --seeds). */
 #include "../../src/common.h"
+#include "../../src/dtype.h"
 #include "../../src/gguf.h"
 #include "../../tools/convert/import.h"
 #include "../../src/open_gguf.h"
@@ -36,6 +38,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 volatile uint8_t x = ((const uint8_t *)gt->data)[0];
                 x ^= ((const uint8_t *)gt->data)[gt->nbytes - 1];
                 (void)x;
+            }
+            /* every block type salign runs decodes any bytes (first row, bounded): no UB on odd
+             * scales (NaN, inf, subnormal), no read past the row */
+            const int dt = sa_dtype_from_ggml(gt->type);
+            if (dt >= 0 && gt->ne[0] > 0 && gt->ne[0] <= 4096) {
+                const size_t rb = sa_row_bytes((SaDtype)dt, gt->ne[0]);
+                if (rb && rb <= gt->nbytes) {
+                    float *row = malloc((size_t)gt->ne[0] * sizeof *row);
+                    if (row) {
+                        sa_dequantize_row((SaDtype)dt, gt->data, row, gt->ne[0]);
+                        free(row);
+                    }
+                }
             }
         }
         SaTokSpec spec;

@@ -254,8 +254,34 @@ def gen_gguf():
 
     g("tensor-type-99", gguf_build(tensors=tmod(lambda ts: ttype(ts, "blk.0.attn_k.weight", 99))),
       "unknown ggml type 99")
-    g("tensor-type-q4_K", gguf_build(tensors=tmod(lambda ts: ttype(ts, "blk.0.attn_k.weight", 12))),
-      "q4_K is not supported")
+    # block types salign runs, on a 32-wide matrix: the super-block types do not fit
+    for typ, name in [(12, "q4_K"), (13, "q5_K"), (14, "q6_K")]:
+        g("tensor-type-" + name, gguf_build(tensors=tmod(lambda ts, t=typ: ttype(ts, "blk.0.attn_k.weight", t))),
+          "not a multiple of the %s block size 256" % name)
+    # types salign does not run (activation-only, IQ1/IQ2/IQ3, ternary, FP4): refused by name
+    for typ, name in [(15, "q8_K"), (9, "q8_1"), (16, "iq2_xxs"), (19, "iq1_s"), (21, "iq3_s"), (34, "tq1_0"),
+                      (39, "mxfp4")]:
+        g("tensor-type-" + name, gguf_build(tensors=tmod(lambda ts, t=typ: ttype(ts, "blk.0.attn_k.weight", t))),
+          "blk.0.attn_k.weight: type %s is not supported by salign" % name)
+    # ids ggml removed from GGUF (the old repacked Q4_0 / IQ4_NL layouts)
+    for typ, name in [(31, "q4_0_4_4"), (32, "q4_0_4_8"), (33, "q4_0_8_8"), (36, "iq4_nl_4_4"), (37, "iq4_nl_4_8"),
+                      (38, "iq4_nl_8_8")]:
+        g("tensor-type-removed-%d" % typ,
+          gguf_build(tensors=tmod(lambda ts, t=typ: ttype(ts, "blk.0.attn_k.weight", t))),
+          "blk.0.attn_k.weight: type %d (%s) was removed from GGUF" % (typ, name))
+
+    # the last tensor in each block type, one byte short of its size
+    def short_last(typ, block, block_bytes):
+        def fn(ts):
+            t = ts[-1]
+            t[1] = [256, 4]
+            t[2] = typ
+            t[3] = bytes(4 * 256 // block * block_bytes - 1)
+        return fn
+    for typ, name, block, bb in [(2, "q4_0", 32, 18), (3, "q4_1", 32, 20), (6, "q5_0", 32, 22), (7, "q5_1", 32, 24),
+                                 (8, "q8_0", 32, 34), (12, "q4_K", 256, 144), (13, "q5_K", 256, 176),
+                                 (14, "q6_K", 256, 210)]:
+        g("tensor-short-" + name, gguf_build(tensors=tmod(short_last(typ, block, bb))), "past the end")
     g("tensor-type-max", gguf_build(tensors=tmod(lambda ts: ttype(ts, "blk.0.attn_k.weight", 0xFFFFFFFF))),
       "unknown ggml type")
 
@@ -530,7 +556,10 @@ def gen_salm():
             find_t(ts, name)[i] = v
         return f
 
-    s("tensor-dtype-7", salm_build(tensors=tm(field("output_norm.weight", 1, 7))), "unknown dtype 7")
+    s("tensor-dtype-99", salm_build(tensors=tm(field("output_norm.weight", 1, 99))), "unknown dtype 99")
+    # the activation-only types (Q8_K 11, Q8_1 12) are never stored
+    s("tensor-dtype-q8_K", salm_build(tensors=tm(field("output_norm.weight", 1, 11))), "activation type")
+    s("tensor-dtype-q8_1", salm_build(tensors=tm(field("output_norm.weight", 1, 12))), "activation type")
     s("tensor-ndims-0", salm_build(tensors=tm(field("output_norm.weight", 2, []))), "dimensions")
     s("tensor-ndims-5", salm_build(tensors=tm(field("output_norm.weight", 2, [E, 1, 1, 1, 1]))), "dimensions")
     s("tensor-dim-0", salm_build(tensors=tm(field("blk.0.attn_q.weight", 2, [E, 0]))), "dimension 1 is 0")

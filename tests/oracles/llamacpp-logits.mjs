@@ -45,7 +45,15 @@ const want = { generateNext: { token: true, probabilities: true, options: { temp
 
 const out = fs.openSync(outPath, "w");
 let nVocab = 0;
-let input = prompt.map((t, i) => (i === prompt.length - 1 ? [t, want] : t));
+// ORACLE_PROMPT_ONE_BY_ONE=1: the prompt as single-token steps too. llama.cpp's batched product
+// for some block types (its repacked Q4_K GEMM) is not the same arithmetic as its one-token product,
+// while salign's batch and decode give the same values; the file-type tests compare on the one path
+// where llama.cpp is self-consistent.
+if (process.env.ORACLE_PROMPT_ONE_BY_ONE === "1")
+  for (const t of prompt.slice(0, -1)) await seq.controlledEvaluate([t]);
+let input = process.env.ORACLE_PROMPT_ONE_BY_ONE === "1"
+  ? [[prompt[prompt.length - 1], want]]
+  : prompt.map((t, i) => (i === prompt.length - 1 ? [t, want] : t));
 for (let s = 0; s < steps; s++) {
   const res = await seq.controlledEvaluate(input);
   const next = res[input.length - 1]?.next;
