@@ -661,25 +661,8 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
 
 /* ---- JSON trace --------------------------------------------------------------------------- */
 
-/* JSON strings must be valid UTF-8: invalid bytes become U+FFFD. */
-static char *utf8_clean(const char *s) {
-    SaBuf b = {0};
-    size_t n = strlen(s), i = 0;
-    while (i < n) {
-        size_t ok = sa_utf8_valid_prefix(s + i, n - i);
-        sa_buf_append(&b, s + i, ok);
-        i += ok;
-        if (i < n) {
-            sa_buf_append(&b, "\xEF\xBF\xBD", 3);
-            i++;
-        }
-    }
-    if (!b.data) return sa_strdup("");
-    return b.data;
-}
-
 static void add_str(cJSON *o, const char *k, const char *v) {
-    char *c = utf8_clean(v ? v : "");
+    char *c = sa_utf8_clean(v ? v : "");
     cJSON_AddStringToObject(o, k, c);
     free(c);
 }

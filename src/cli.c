@@ -26,6 +26,7 @@
 #include "flags.h"
 #include "eval.h"
 #include "gguf.h"
+#include "judge.h"
 #include "mathcheck.h"
 #include "matmul.h"
 #include "model.h"
@@ -580,8 +581,10 @@ static void usage(FILE *f) {
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
-            "  report RESULTS.jsonl [-o FILE] [--format html|md]\n"
+            "  report RESULTS.jsonl [--judged JUDGED.jsonl] [-o FILE] [--format html|md]\n"
             "  math-check < PAIRS.jsonl   ({\"answer\", \"solution\"} per line -> {\"correct\", ...} per line)\n"
+            "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
+            "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
             "  bench -m MODEL [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--kv-type f16|f32|q8_0] [--json]   speed\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
@@ -607,6 +610,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc - 2, argv + 2);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }

@@ -193,3 +193,19 @@ size_t sa_utf8_valid_prefix(const char *str, size_t n) {
     }
     return n;
 }
+
+char *sa_utf8_clean(const char *s) {
+    SaBuf b = {0};
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t ok = sa_utf8_valid_prefix(s + i, n - i);
+        sa_buf_append(&b, s + i, ok);
+        i += ok;
+        if (i < n) {
+            sa_buf_append(&b, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+    if (!b.data) return sa_strdup("");
+    return b.data;
+}

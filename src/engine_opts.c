@@ -83,6 +83,12 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
     return 1;
 }
 
+int sa_sampling_flag(SaSamplerParams *sp, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (!strncmp(a, "--upstream-", 11) || !strncmp(a, "--aligner-", 10)) return 0;
+    return sampling_flag(sp, sp, argc, argv, i);
+}
+
 int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i) {
     const char *a = argv[*i], *v;
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
