@@ -20,6 +20,7 @@ const SaJudgeTask *sa_judge_task(const char *name) {
 int sa_pyformat(const char *tmpl, const char *const *names, const char *const *values, int n, SaBuf *out) {
     const char *s = tmpl;
     if (sa_buf_reserve(out, 1)) return -1;
+    out->data[out->len] = 0; /* an empty result is still a string */
     while (*s) {
         size_t run = strcspn(s, "{}");
         if (sa_buf_append(out, s, run)) return -1;
