@@ -656,6 +656,11 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
         tr->ref_evals += r->up_prompt + (p->mode == SA_MODE_STREAM ? REF_MAX_TOKENS : r->up_decoded) + r->al_prompt + r->al_decoded;
     }
     if (!tr->answer) tr->answer = sa_strdup("");
+    /* the upstream's text, not the answer: a correction may well complete the cut sentence */
+    if (rc == 0 && tr->n_rounds > 0 && !strcmp(tr->stop, "max tokens")) {
+        const char *last = tr->rounds[tr->n_rounds - 1].original;
+        tr->unfinished = last && sa_sentence_unfinished(last, strlen(last), p->split);
+    }
     return rc;
 }
 
@@ -716,6 +721,7 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
     cJSON_AddNumberToObject(o, "first_visible_ms", t->first_visible_ms);
     cJSON_AddNumberToObject(o, "total_ms", t->total_ms);
     add_str(o, "stop", t->stop);
+    cJSON_AddBoolToObject(o, "unfinished", t->unfinished);
     cJSON_AddNumberToObject(o, "token_evaluations", (double)t->our_evals);
     cJSON_AddNumberToObject(o, "reference_token_evaluations", (double)t->ref_evals);
     char *js = cJSON_PrintUnformatted(o);

@@ -70,6 +70,7 @@ typedef struct {
     double first_visible_ms; /* time to the first byte of the answer */
     double total_ms;
     const char *stop;        /* why it stopped */
+    int unfinished;          /* stopped at max tokens with the upstream's last sentence cut short */
     long long ref_evals;     /* token evaluations the reference schedule would have spent */
     long long our_evals;     /* token evaluations we spent (both models, prompts + generation) */
 } SaAlignTrace;

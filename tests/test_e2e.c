@@ -492,3 +492,56 @@ TEST(e2e_gguf_direct_equals_converted_salm) {
     snprintf(args, sizeof args, "info %s", bad);
     check_user_error(args, bad);
 }
+
+/* Every "salign:" line of a combined stdout+stderr log starts a line of its own. */
+static int stderr_lines_own_lines(const char *log) {
+    for (const char *p = strstr(log, "salign:"); p; p = strstr(p + 1, "salign:"))
+        if (p != log && p[-1] != '\n') return 0;
+    return 1;
+}
+
+/* The streamed answer and stderr's lines: ended with a newline when both go to one place (2>&1),
+ * left byte-exact when stdout is its own file; a cap that cuts a sentence is said on stderr. */
+TEST(e2e_stream_output_lines_and_cut_sentence) {
+    const char *R = "weights/stories260K.salm", *A = "weights/demo-aligner.salm";
+    const char *both = test_tmp("both.txt"), *out = test_tmp("out.txt"), *err = test_tmp("err.txt");
+    char cmd[2048];
+    int st;
+    for (int gen = 0; gen < 2; gen++) {
+        char run[512];
+        if (gen) snprintf(run, sizeof run, "bin/salign generate -m %s -p 'Once upon a time' -n 20 --temp 0", R);
+        else snprintf(run, sizeof run, "bin/salign align --upstream %s --aligner %s -p 'Jill loved to draw pictures.' "
+                                       "--max-tokens 30 --upstream-temp 0", R, A);
+        const char *cut = gen ? "salign: stopped at -n 20 in the middle of a sentence\n"
+                              : "salign: stopped at --max-tokens 30 in the middle of a sentence\n";
+        snprintf(cmd, sizeof cmd, "%s > %s 2>&1", run, both);
+        free(test_run(cmd, &st));
+        CHECK_EQ_INT(st, 0);
+        size_t n;
+        char *log = sa_read_file(both, &n);
+        CHECK(log != NULL);
+        if (!log) return;
+        CHECKF(stderr_lines_own_lines(log), "a stderr line is glued to the answer:\n%s", log);
+        CHECKF(strstr(log, cut) != NULL, "no cut-sentence message in:\n%s", log);
+        free(log);
+        snprintf(cmd, sizeof cmd, "%s > %s 2> %s", run, out, err);
+        free(test_run(cmd, &st));
+        CHECK_EQ_INT(st, 0);
+        char *o = sa_read_file(out, &n), *e = sa_read_file(err, NULL);
+        CHECK(o && e);
+        if (o && e) {
+            CHECKF(n > 0 && o[n - 1] != '\n', "stdout of its own got a newline added: \"%s\"", o);
+            CHECKF(strstr(e, cut) != NULL, "no cut-sentence message in:\n%s", e);
+        }
+        free(o);
+        free(e);
+    }
+    /* an answer that ends by itself says nothing of the kind */
+    snprintf(cmd, sizeof cmd, "bin/salign align --upstream %s --aligner %s -p 'Jill loved to draw pictures.' "
+                              "--upstream-temp 0 --max-tokens 400 --max-sentences 3 2>&1", R, A);
+    char *log = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECKF(!strstr(log, "middle of a sentence"), "a complete answer was reported cut:\n%s", log);
+    CHECKF(!strstr(log, "stop: max tokens"), "the run was meant to end before the cap:\n%s", log);
+    free(log);
+}
