@@ -12,6 +12,7 @@
 
 #include "eval.h"
 #include "flags.h"
+#include "outfile.h"
 
 /* ---- text helpers ------------------------------------------------------------------------- */
 
@@ -671,27 +672,17 @@ static int write_html(SaBuf *b, const Results *r, Stats st[N_MODES], long max_re
 
 /* ---- the command ----------------------------------------------------------------------------- */
 
-/* Write a whole file next to its final name, fsync, rename: never a partial report. */
-static int write_file_atomic(const char *path, const char *data, size_t n) {
-    SaBuf tmp = {0};
-    sa_buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp.data, "wb");
-    if (!f) {
-        sa_err("%s: cannot create: %s", path, strerror(errno));
-        sa_buf_free(&tmp);
+/* The whole report or nothing (outfile.h: a temp file renamed over a regular file, devices and
+ * FIFOs written directly); never over the results it was made from. */
+static int write_file_atomic(const char *path, const char *data, size_t n, const char *input) {
+    const char *inputs[] = {input, NULL};
+    SaOutFile f;
+    if (sa_outfile_open(&f, path, inputs)) return -1;
+    if (sa_write_all(f.fd, data, n, path)) {
+        sa_outfile_abort(&f);
         return -1;
     }
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp.data, path)) {
-        if (ok) e = errno;
-        unlink(tmp.data);
-        sa_buf_free(&tmp);
-        return sa_err("%s: write failed: %s", path, strerror(e));
-    }
-    sa_buf_free(&tmp);
-    return 0;
+    return sa_outfile_commit(&f);
 }
 
 int sa_cmd_report(int argc, char **argv) {
@@ -764,7 +755,7 @@ int sa_cmd_report(int argc, char **argv) {
         goto out;
     }
     if (out) {
-        if (write_file_atomic(out, b.data, b.len)) goto out;
+        if (write_file_atomic(out, b.data, b.len, in)) goto out;
         fprintf(stderr, "salign: report of %zu record(s) written to %s\n", r.n, out);
     } else if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout)) {
         sa_err("stdout: write failed");

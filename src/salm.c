@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "common.h"
+#include "outfile.h"
 
 #define SALM_HEADER_BYTES 40
 #define SALM_MAX_KEY 256
@@ -594,18 +595,6 @@ static int serialize_header(const SalmWriter *w, SaBuf *meta, SaBuf *table) {
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n, const char *path) {
-    const uint8_t *q = p;
-    while (n) {
-        ssize_t r = write(fd, q, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return sa_err("%s: write failed: %s", path, strerror(errno));
-        q += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Offsets of every tensor and of the data section (the metadata and table sizes do not depend
  * on the crcs, so the zero-crc serialization gives the final size). */
 static uint64_t layout(SalmWriter *w, SaBuf *meta, SaBuf *table, uint64_t *data_bytes) {
@@ -700,22 +689,18 @@ done:
 int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ctx,
                       void (*progress)(void *ctx, int done, int total)) {
     SaBuf meta = {0}, table = {0};
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    SaOutFile of;
     int fd = -1, rc = -1;
     uint8_t *buf = NULL;
     uint64_t buf_cap = 0, data_bytes;
 
     const uint64_t data_offset = layout(w, &meta, &table, &data_bytes);
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        sa_err("%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
+    if (sa_outfile_open(&of, path, NULL)) goto out;
+    fd = of.fd;
     /* data first (at its final position), header last once the crcs are known */
     if (lseek(fd, (off_t)data_offset, SEEK_SET) < 0) {
-        sa_err("%s: seek failed", tmp);
+        sa_err("%s: cannot seek (a .salm is written data first, header last: write to a file, not a pipe)", path);
         goto done;
     }
     uint64_t pos = 0;
@@ -723,7 +708,7 @@ int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ct
     for (int i = 0; i < w->n_t; i++) {
         SalmTensor *t = &w->t[i];
         if (pos < t->offset) {
-            if (write_all(fd, zeros, (size_t)(t->offset - pos), tmp)) goto done;
+            if (sa_write_all(fd, zeros, (size_t)(t->offset - pos), path)) goto done;
             pos = t->offset;
         }
         if (t->nbytes > buf_cap) {
@@ -738,47 +723,23 @@ int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ct
             goto done;
         }
         t->crc32 = crc_of(buf, t->nbytes);
-        if (write_all(fd, buf, t->nbytes, tmp)) goto done;
+        if (sa_write_all(fd, buf, t->nbytes, path)) goto done;
         pos += t->nbytes;
         if (progress) progress(ctx, i + 1, w->n_t);
     }
     SaBuf head = {0};
     build_head(w, &meta, &table, data_offset, &head);
-    if (lseek(fd, 0, SEEK_SET) < 0 || write_all(fd, head.data, head.len, tmp)) {
+    if (lseek(fd, 0, SEEK_SET) < 0 || sa_write_all(fd, head.data, head.len, path)) {
         sa_buf_free(&head);
         goto done;
     }
     sa_buf_free(&head);
-    if (fsync(fd) != 0) {
-        sa_err("%s: fsync failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        sa_err("%s: close failed: %s", tmp, strerror(errno));
-        goto done;
-    }
     fd = -1;
-    if (rename(tmp, path) != 0) {
-        sa_err("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        goto done;
-    }
-    { /* make the rename itself durable */
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-        else snprintf(dir, sizeof dir, ".");
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
+    if (sa_outfile_commit(&of)) goto out;
     rc = 0;
 done:
-    if (fd >= 0) close(fd);
-    if (rc != 0) unlink(tmp);
+    if (fd >= 0) sa_outfile_abort(&of);
+out:
     free(buf);
     sa_buf_free(&meta);
     sa_buf_free(&table);

@@ -727,3 +727,70 @@ TEST(report_statistics) {
     CHECKF(strstr(md, "| stream | 2 | 1 | 200 ms | 200 ms | 290 ms | 20 ms | 20 ms | 66.7% (2/3) | 1.00 | 500.0 |"), "%s", md);
     free(md);
 }
+
+/* Writers write into what is not a regular file and never replace it, refuse a directory and
+ * refuse an output that is their own input (#20 items 1 and 4). A symlink to /dev/null stands for a
+ * device node (no root needed: renaming over it would leave a regular file where the link was). */
+TEST(writers_keep_devices_fifos_and_inputs) {
+    const char *res = reference("tests/data/eval-small.jsonl", "small.jsonl");
+    char gguf[512];
+    snprintf(gguf, sizeof gguf, "%s/stories260K.gguf", test_models_dir());
+    const char *dev = tp("devnull-link"), *fifo = tp("report.fifo"), *got = tp("fifo-got.html"), *dir = tp("outdir");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s && ln -s /dev/null %s && mkfifo %s && mkdir %s", dev, fifo, dir, dev, fifo, dir);
+    free(test_run(cmd, &st));
+    CHECK_EQ_INT(st, 0);
+    const char *writers[] = {
+        "bin/salign-quantize %3$s %1$s --type f32 -q 2>&1",
+        "bin/salign report %2$s -o %1$s 2>&1",
+        "bin/salign eval-merge %1$s %2$s 2>&1",
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, writers[i], dev, res, gguf);
+        char *log = test_run(cmd, &st);
+        CHECKF(st == 0, "%s: %s", cmd, log);
+        free(log);
+        struct stat ls, ds;
+        CHECKF(lstat(dev, &ls) == 0 && S_ISLNK(ls.st_mode), "%s replaced the symlink to /dev/null", cmd);
+        CHECK(stat("/dev/null", &ds) == 0 && S_ISCHR(ds.st_mode));
+        /* a directory: one line naming it */
+        snprintf(cmd, sizeof cmd, writers[i], dir, res, gguf);
+        log = test_run(cmd, &st);
+        char want[600];
+        snprintf(want, sizeof want, ": %s: is a directory\n", dir);
+        CHECKF(st == 1 && strstr(log, want), "%s: want a line saying it is a directory, got (%d) %s", cmd, st, log);
+        free(log);
+    }
+    /* a FIFO is written into, read on the other side */
+    snprintf(cmd, sizeof cmd, "cat %s > %s & bin/salign report %s -o %s 2>&1; wait", fifo, got, res, fifo);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "report into a FIFO: %s", log);
+    free(log);
+    struct stat fs;
+    CHECK(lstat(fifo, &fs) == 0 && S_ISFIFO(fs.st_mode));
+    size_t n = 0;
+    char *html = sa_read_file(got, &n);
+    CHECKF(html && n > 100 && strstr(html, "</html>"), "the FIFO's reader got %zu bytes", n);
+    free(html);
+    /* the report onto its own results, under another name too: refused, results intact */
+    size_t n0 = 0, n1 = 0;
+    char *before = sa_read_file(res, &n0);
+    const char *alias = tp("alias.jsonl");
+    snprintf(cmd, sizeof cmd, "rm -f %s && ln %s %s", alias, res, alias);
+    free(test_run(cmd, &st));
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "bin/salign report %s -o %s 2>&1", res, k ? alias : res);
+        log = test_run(cmd, &st);
+        CHECKF(st != 0 && strstr(log, "input"), "report onto its input: (%d) %s", st, log);
+        free(log);
+    }
+    snprintf(cmd, sizeof cmd, "bin/salign eval-merge %s %s 2>&1", alias, res);
+    log = test_run(cmd, &st);
+    CHECKF(st != 0 && strstr(log, "also an input"), "eval-merge onto its shard: (%d) %s", st, log);
+    free(log);
+    char *after = sa_read_file(res, &n1);
+    CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0);
+    free(before);
+    free(after);
+}
