@@ -615,6 +615,8 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
     if (init_samplers(e, p)) return -1;
     Run run = {.p = p, .t0 = sa_time_ms(), .tr = tr};
     tr->first_visible_ms = -1;
+    tr->up_seed = p->up_sp.seed;
+    tr->al_seed = p->al_sp.seed;
     tr->question = sa_strdup(question);
     const SaKv *ku = sa_ctx_kv(e->up), *ka = e->al ? sa_ctx_kv(e->al) : NULL;
     const uint64_t eu0 = ku->n_evaluated, ea0 = ka ? ka->n_evaluated : 0;
@@ -722,6 +724,14 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
     cJSON_AddNumberToObject(o, "total_ms", t->total_ms);
     add_str(o, "stop", t->stop);
     cJSON_AddBoolToObject(o, "unfinished", t->unfinished);
+    /* as strings: a JSON number loses integers above 2^53 */
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->up_seed);
+    add_str(o, "upstream_seed", seed);
+    if (mode != SA_MODE_NONE) {
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->al_seed);
+        add_str(o, "aligner_seed", seed);
+    }
     cJSON_AddNumberToObject(o, "token_evaluations", (double)t->our_evals);
     cJSON_AddNumberToObject(o, "reference_token_evaluations", (double)t->ref_evals);
     char *js = cJSON_PrintUnformatted(o);

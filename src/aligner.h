@@ -71,6 +71,7 @@ typedef struct {
     double total_ms;
     const char *stop;        /* why it stopped */
     int unfinished;          /* stopped at max tokens with the upstream's last sentence cut short */
+    uint64_t up_seed, al_seed; /* the samplers' seeds, so a sampled run can be repeated */
     long long ref_evals;     /* token evaluations the reference schedule would have spent */
     long long our_evals;     /* token evaluations we spent (both models, prompts + generation) */
 } SaAlignTrace;

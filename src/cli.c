@@ -188,6 +188,7 @@ static int cmd_generate(int argc, char **argv) {
         goto out;
     }
     sa_buf_append(&text, prompt, strlen(prompt));
+    if (sp.temp > 0) fprintf(stderr, "salign: seed %llu\n", (unsigned long long)sp.seed); /* to repeat the run */
     double t0 = sa_time_ms();
     if (sa_ctx_prompt(ctx, ids, n_ids)) goto out;
     double t1 = sa_time_ms();
@@ -501,6 +502,13 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
     if (sa_engine_set_open(o, o->ap.mode != SA_MODE_NONE, &set)) {
         sa_engine_opts_free(o);
         return sa_die();
+    }
+    /* a sampled run can only be repeated with its seeds: say them (also in --json) */
+    const int al_samples = o->ap.mode != SA_MODE_NONE && o->ap.al_sp.temp > 0;
+    if (o->ap.up_sp.temp > 0 || al_samples) {
+        fprintf(stderr, "salign: seed: upstream %llu", (unsigned long long)o->ap.up_sp.seed);
+        if (o->ap.mode != SA_MODE_NONE) fprintf(stderr, ", aligner %llu", (unsigned long long)o->ap.al_sp.seed);
+        fprintf(stderr, "\n");
     }
     OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
     o->ap.out = align_out;

@@ -545,3 +545,41 @@ TEST(e2e_stream_output_lines_and_cut_sentence) {
     CHECKF(!strstr(log, "stop: max tokens"), "the run was meant to end before the cap:\n%s", log);
     free(log);
 }
+
+/* A sampled run without --seed says its seed, and that seed repeats it (#20 item 9). */
+TEST(e2e_drawn_seed_is_printed_and_repeats_the_run) {
+    const char *err = test_tmp("seed-err.txt");
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "bin/salign generate -m weights/stories260K.salm -p 'Once upon a time' -n 40 --temp 1 2>%s", err);
+    char *a = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    char *e = sa_read_file(err, NULL);
+    unsigned long long seed = 0;
+    const char *p = e ? strstr(e, "salign: seed ") : NULL;
+    CHECKF(p && sscanf(p, "salign: seed %llu", &seed) == 1, "no seed line in: %s", e ? e : "");
+    snprintf(cmd, sizeof cmd, "bin/salign generate -m weights/stories260K.salm -p 'Once upon a time' -n 40 --temp 1 --seed %llu 2>/dev/null", seed);
+    char *b = test_run(cmd, &st);
+    CHECKF(!strcmp(a, b), "the printed seed %llu did not repeat the run:\n%s\n%s", seed, a, b);
+    free(a);
+    free(b);
+    free(e);
+    /* align: both seeds in --json */
+    const char *al = "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                     "-p 'Jill loved to draw pictures.' --max-tokens 60 --temp 1 --json";
+    snprintf(cmd, sizeof cmd, "%s 2>/dev/null", al);
+    char *j = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    unsigned long long us = 0, as = 0;
+    const char *u = strstr(j, "\"upstream_seed\":\""), *w = strstr(j, "\"aligner_seed\":\"");
+    CHECKF(u && w && sscanf(u, "\"upstream_seed\":\"%llu", &us) == 1 && sscanf(w, "\"aligner_seed\":\"%llu", &as) == 1,
+           "no seeds in the trace: %s", j);
+    snprintf(cmd, sizeof cmd, "%s --upstream-seed %llu --aligner-seed %llu 2>/dev/null", al, us, as);
+    char *k = test_run(cmd, &st);
+    const char *aa = strstr(j, "\"answer\":"), *ab = strstr(k, "\"answer\":");
+    const char *ea = aa ? strstr(aa, "\",\"") : NULL, *eb = ab ? strstr(ab, "\",\"") : NULL;
+    CHECKF(aa && ab && ea && eb && ea - aa == eb - ab && !memcmp(aa, ab, (size_t)(ea - aa)),
+           "the printed seeds did not repeat the aligned answer:\n%s\n%s", j, k);
+    free(j);
+    free(k);
+}
