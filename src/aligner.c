@@ -406,6 +406,7 @@ static int align_generate(SaEngine *e, const SaAlignParams *p, const char *text,
     }
     int rc = gen_run(&g);
     *full = g.full;
+    rt->al_truncated = rc == 0 && !g.full && g.n >= g.cap;
     rt->al_gen_evaluated += g.evals;
     rt->al_drafted += g.drafted;
     rt->al_accepted += g.accepted;
@@ -716,6 +717,7 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
         cJSON_AddNumberToObject(s, "drafted", r->al_drafted);
         cJSON_AddNumberToObject(s, "accepted", r->al_accepted);
         cJSON_AddNumberToObject(s, "rejected", r->al_drafted - r->al_accepted);
+        cJSON_AddBoolToObject(s, "correction_truncated", r->al_truncated);
         cJSON_AddNumberToObject(s, "upstream_ms", r->up_ms);
         cJSON_AddNumberToObject(s, "aligner_ms", r->al_ms);
         cJSON_AddItemToArray(arr, s);

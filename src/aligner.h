@@ -59,6 +59,7 @@ typedef struct {
     int al_decoded;       /* aligner tokens generated */
     int up_gen_evaluated, al_gen_evaluated; /* generated tokens fed back through the model */
     int al_drafted, al_accepted; /* speculation: draft tokens verified, and accepted */
+    int al_truncated;     /* the correction reached its token cap before the aligner ended it */
     double up_ms, al_ms;
 } SaRoundTrace;
 

@@ -521,6 +521,11 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
     }
     end_out_line();
     if (!strcmp(tr.stop, "context full")) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
+    int cut = 0;
+    for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
+    if (cut)
+        fprintf(stderr, "salign: %d correction(s) cut at the token cap (--max-correction-tokens %d%s)\n", cut,
+                o->ap.max_correction_tokens, o->ap.max_correction_tokens > 0 ? "" : ": twice the sentence + 32");
     if (tr.unfinished)
         fprintf(stderr, "salign: stopped at %s %d in the middle of a sentence\n", cap_flag,
                 o->ap.mode == SA_MODE_STREAM ? o->ap.max_tokens : o->ap.max_answer_tokens);

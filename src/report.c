@@ -199,6 +199,7 @@ static const char *rmode_names[N_MODES] = {"none", "aligner", "stream"};
 
 typedef struct {
     char *orig, *corr;
+    int truncated; /* the correction hit its token cap */
 } Sent;
 
 typedef struct {
@@ -294,6 +295,7 @@ static int result_line(void *ctx, long line_no, const char *line, size_t len, cJ
         cJSON_ArrayForEach(it, ss) {
             run->s[run->ns].orig = jstr(it, "original");
             run->s[run->ns].corr = jstr(it, "correction");
+            run->s[run->ns].truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "correction_truncated"));
             run->ns++;
         }
     }
@@ -602,13 +604,17 @@ static int write_run(SaBuf *b, int k, const Run *run) {
         sa_buf_printf(b, "</p></details>\n");
         return 0;
     }
-    int edited = 0;
-    for (int j = 0; j < run->ns && k != M_NONE; j++) edited += sa_word_edit_distance(run->s[j].orig, run->s[j].corr) != 0;
+    int edited = 0, cut = 0;
+    for (int j = 0; j < run->ns && k != M_NONE; j++) {
+        edited += sa_word_edit_distance(run->s[j].orig, run->s[j].corr) != 0;
+        cut += run->s[j].truncated;
+    }
     char ms[32], tt[32];
     fmt_ms(ms, sizeof ms, run->total_ms);
     fmt_ms(tt, sizeof tt, run->ttft_ms >= 0 ? run->ttft_ms : NAN);
     if (k == M_STREAM) sa_buf_printf(b, "%d sentence(s), %d edited · ", run->ns, edited);
     else if (k == M_ALIGNER) sa_buf_printf(b, "%s · ", edited ? "answer rewritten" : "answer unchanged");
+    if (cut) sa_buf_printf(b, "%d correction(s) cut at the token cap · ", cut);
     sa_buf_printf(b, "%s · first token %s · %lld tokens · stop: ", ms, tt, run->tokens);
     esc(b, run->stop ? run->stop : "?");
     sa_buf_printf(b, "</summary>\n");
@@ -619,8 +625,9 @@ static int write_run(SaBuf *b, int k, const Run *run) {
             SaBuf l = {0}, rr = {0};
             if (sa_word_diff_html(run->s[j].orig, run->s[j].corr, &l, &rr)) return -1;
             const int same = sa_word_edit_distance(run->s[j].orig, run->s[j].corr) == 0;
-            sa_buf_printf(b, "<tr%s><td class=\"k\">%d</td><td>%s</td><td>%s</td></tr>\n", same ? " class=\"same\"" : "", j + 1,
-                          l.data ? l.data : "", rr.data ? rr.data : "");
+            sa_buf_printf(b, "<tr%s><td class=\"k\">%d</td><td>%s</td><td>%s%s</td></tr>\n", same ? " class=\"same\"" : "", j + 1,
+                          l.data ? l.data : "", rr.data ? rr.data : "",
+                          run->s[j].truncated ? " <span class=\"meta\">(cut at the token cap)</span>" : "");
             sa_buf_free(&l);
             sa_buf_free(&rr);
         }

@@ -794,3 +794,46 @@ TEST(writers_keep_devices_fifos_and_inputs) {
     free(before);
     free(after);
 }
+
+/* A correction cut by --max-correction-tokens is flagged per sentence in the trace and shown in the
+ * report; uncut ones are not (#20 item 8). */
+TEST(correction_truncation_flagged) {
+    const char *res = tp("cut.jsonl"), *html = tp("cut.html");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -f %s; " EVAL " --modes stream --in tests/data/eval-small.jsonl --out %s --max-correction-tokens 2 2>&1", res, res);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    Lines l = load(res);
+    int cut = 0, sentences = 0;
+    for (int i = 0; i < l.n; i++) {
+        const cJSON *ss = cJSON_GetObjectItemCaseSensitive(l.v[i], "sentences"), *it;
+        cJSON_ArrayForEach(it, ss) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "correction_truncated");
+            CHECK(cJSON_IsBool(t));
+            sentences++;
+            cut += cJSON_IsTrue(t);
+        }
+    }
+    CHECKF(sentences > 0 && cut == sentences, "%d of %d two-token corrections flagged", cut, sentences);
+    lines_free(&l);
+    snprintf(cmd, sizeof cmd, "bin/salign report %s -o %s 2>&1", res, html);
+    free(test_run(cmd, &st));
+    char *h = sa_read_file(html, NULL);
+    CHECK(h && strstr(h, "cut at the token cap"));
+    free(h);
+    /* the demo aligner ends its corrections itself: none flagged */
+    log = test_run("bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                   "-p 'Jill loved to draw pictures.' --max-tokens 100 --temp 0 --json 2>/dev/null", &st);
+    cJSON *j = cJSON_Parse(log);
+    const cJSON *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "sentences")) {
+        CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(it, "correction_truncated")));
+        n++;
+    }
+    CHECKF(n > 0, "no sentences in: %s", log);
+    cJSON_Delete(j);
+    free(log);
+}
