@@ -837,3 +837,38 @@ TEST(correction_truncation_flagged) {
     cJSON_Delete(j);
     free(log);
 }
+
+/* A run the context cuts off before it produced anything is an error in every mode alike: eval
+ * records "error" lines, align exits 1 with one line (#20 item 3). */
+TEST(context_too_small_is_an_error_in_every_mode) {
+    const char *res = tp("c60.jsonl");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -f %s; bin/salign eval --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                              "--in tests/data/eval-small.jsonl --out %s --temp 0 --max-tokens 40 -c 60 --no-progress 2>&1", res, res);
+    free(test_run(cmd, &st));
+    Lines l = load(res);
+    int stream = 0, errors = 0;
+    for (int i = 0; i < l.n; i++) {
+        const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l.v[i], "mode"));
+        if (!mode || strcmp(mode, "none") == 0) continue; /* the upstream alone fits in 60 */
+        stream += !strcmp(mode, "stream");
+        const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l.v[i], "error"));
+        errors += err && strstr(err, "context full");
+    }
+    CHECKF(stream == 6 && errors == 12, "%d stream lines, %d of 12 aligner/stream lines are context-full errors", stream, errors);
+    lines_free(&l);
+    const char *modes[] = {"stream", "aligner", "none"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                                  "-p 'Jill loved to draw pictures.' --mode %s -c %d 2>&1 >/dev/null | grep -v '^salign: loaded\\|^salign: seed'",
+                 modes[k], k == 2 ? 8 : 40);
+        char *log = test_run(cmd, &st);
+        CHECKF(strstr(log, "context full") && strchr(log, '\n') == log + strlen(log) - 1, "align --mode %s: %s", modes[k], log);
+        free(log);
+        snprintf(cmd, sizeof cmd, "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                                  "-p 'Jill loved to draw pictures.' --mode %s -c %d >/dev/null 2>&1", modes[k], k == 2 ? 8 : 40);
+        free(test_run(cmd, &st));
+        CHECKF(st == 1, "align --mode %s with a context too small: exit %d", modes[k], st);
+    }
+}
