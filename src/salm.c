@@ -342,22 +342,33 @@ int salm_open(Salm *s, const char *path, SaLoadMode mode) {
     return 0;
 }
 
+static uint32_t crc_of(const uint8_t *p, uint64_t n) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t k = 0; k < n; k += 1u << 30) crc = crc32(crc, p + k, (uInt)SA_MIN(n - k, (uint64_t)1 << 30));
+    return (uint32_t)crc;
+}
+
 int salm_verify(const Salm *s) {
+    /* tensors in parallel (zlib's crc32 runs at ~3.6 GB/s on one Zen 5 core); the first bad one in
+     * file order is reported */
+    int bad = s->n_tensors;
+    uint32_t got = 0;
+#pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < s->n_tensors; i++) {
         const SalmTensor *t = &s->tensors[i];
-        uLong crc = crc32(0L, Z_NULL, 0);
-        const uint8_t *p = t->data;
-        uint64_t left = t->nbytes;
-        while (left) { /* zlib's crc32 takes a uInt length */
-            uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-            crc = crc32(crc, p, chunk);
-            p += chunk;
-            left -= chunk;
+        const uint32_t crc = crc_of(t->data, t->nbytes);
+        if (crc != t->crc32) {
+#pragma omp critical(salm_verify)
+            if (i < bad) {
+                bad = i;
+                got = crc;
+            }
         }
-        if ((uint32_t)crc != t->crc32)
-            return sa_err("%s: tensor '%s': crc32 mismatch (file says %08x, data gives %08x)", s->path, t->name,
-                          t->crc32, (uint32_t)crc);
     }
+    if (bad < s->n_tensors)
+        return sa_err("%s: tensor '%s': crc32 mismatch (file says %08x, data gives %08x): the file is damaged; "
+                      "convert or download it again (--no-verify skips the check)",
+                      s->path, s->tensors[bad].name, s->tensors[bad].crc32, got);
     return 0;
 }
 
@@ -630,11 +641,6 @@ static void build_head(const SalmWriter *w, SaBuf *meta, SaBuf *table, uint64_t 
     while (head->len < data_offset) sa_buf_append(head, zeros, SA_MIN((size_t)(data_offset - head->len), sizeof zeros));
 }
 
-static uint32_t crc_of(const uint8_t *p, uint64_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (uint64_t k = 0; k < n; k += 1u << 30) crc = crc32(crc, p + k, (uInt)SA_MIN(n - k, (uint64_t)1 << 30));
-    return (uint32_t)crc;
-}
 
 int salm_writer_to_memory(SalmWriter *w, Salm *s, const char *path, SaLoadMode mode, SalmFillFn fill, void *ctx,
                           void (*progress)(void *ctx, int done, int total)) {

@@ -583,3 +583,41 @@ TEST(e2e_drawn_seed_is_printed_and_repeats_the_run) {
     free(j);
     free(k);
 }
+
+/* A flipped bit in a used weight is caught on load (once per file identity, remembered in the
+ * cache folder), --no-verify skips the check (#20 item 7). */
+TEST(e2e_corrupt_weights_refused_on_load) {
+    const char *m = test_tmp("flip.salm"), *cache = test_tmp("xdg-cache");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp weights/stories260K.salm %s", cache, m);
+    free(test_run(cmd, &st));
+    const char *gen = "XDG_CACHE_HOME=%s bin/salign generate -m %s -n 8 --temp 0 %s 2>&1";
+    snprintf(cmd, sizeof cmd, gen, cache, m, "");
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "intact copy: %s", log);
+    free(log);
+    char list[1024];
+    snprintf(list, sizeof list, "%s/salign/verified", cache);
+    char *l = sa_read_file(list, NULL);
+    CHECKF(l && strchr(l, '\n') && !strchr(l, '\n')[1], "one remembered identity expected: %s", l ? l : "(no list)");
+    free(l);
+    /* flip one bit 5000 bytes before the end (inside the last layer's weights): a new identity */
+    FILE *f = fopen(m, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, -5000, SEEK_END);
+    int c = fgetc(f);
+    fseek(f, -5000, SEEK_END);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, gen, cache, m, "");
+    log = test_run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "crc32 mismatch") && strstr(log, "tensor '") && strchr(log, '\n') == log + strlen(log) - 1,
+           "flipped bit: (%d) %s", st, log);
+    free(log);
+    snprintf(cmd, sizeof cmd, gen, cache, m, "--no-verify");
+    log = test_run(cmd, &st);
+    CHECKF(st == 0, "--no-verify: %s", log);
+    free(log);
+}
