@@ -639,6 +639,7 @@ static void usage(FILE *f) {
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 
 int main(int argc, char **argv) {
+    sa_blas_process_init(argv);
     sa_kernels_init();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

@@ -621,3 +621,28 @@ TEST(e2e_corrupt_weights_refused_on_load) {
     CHECKF(st == 0, "--no-verify: %s", log);
     free(log);
 }
+
+/* Under an address-space limit (ulimit -v) OpenBLAS's threads used to retry their buffer forever:
+ * align and generate must finish, with the same output as without the limit (#20 item 2). The
+ * 37-token prompt takes the sgemm path of the F32 model. */
+TEST(e2e_address_space_limit_neither_hangs_nor_changes_output) {
+    const char *runs[] = {
+        "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm --temp 0 --max-tokens 80 "
+        "-p 'Jill loved to draw pictures. She drew a cat and a dog and a house.'",
+        "bin/salign generate -m weights/stories260K.salm -n 40 --temp 0 "
+        "-p 'Jill loved to draw pictures. She drew a cat and a dog and a house.'",
+    };
+    for (int i = 0; i < 2; i++)
+        for (int kb = 100000; kb <= 300000; kb += 200000) {
+            char cmd[1024];
+            int st, st0;
+            snprintf(cmd, sizeof cmd, "%s 2>/dev/null", runs[i]);
+            char *free_run = test_run(cmd, &st0);
+            snprintf(cmd, sizeof cmd, "ulimit -v %d; timeout 60 %s 2>/dev/null", kb, runs[i]);
+            char *limited = test_run(cmd, &st);
+            CHECKF(st0 == 0 && st == 0, "ulimit -v %d: exit %d (124: it hung)", kb, st);
+            CHECKF(!strcmp(free_run, limited), "ulimit -v %d changed the output:\n%s\n---\n%s", kb, free_run, limited);
+            free(free_run);
+            free(limited);
+        }
+}
