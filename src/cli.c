@@ -99,63 +99,13 @@ static void end_out_line(void) {
     out_mid_line = 0;
 }
 
-static int cmd_generate(int argc, char **argv) {
-    CommonOpts co;
-    common_init(&co);
-    const char *prompt = "", *chat_tmpl = NULL, *system = NULL;
-    int n_predict = 256, print_ids = 0, chat = 0, llamacpp_compat = 0;
-    SaSamplerParams sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .freq_penalty = 0.0f};
-    sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int r = common_flag(&co, argc, argv, &i);
-        if (r < 0) return sa_die();
-        if (r) continue;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-            if (!(v = sa_flag_value(argc, argv, &i))) return sa_die();
-            prompt = v;
-        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 0, INT_MAX, &n_predict)) return sa_die();
-        } else if (!strcmp(a, "--temp")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 100, &sp.temp)) return sa_die();
-        } else if (!strcmp(a, "--top-k")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 0, INT_MAX, &sp.top_k)) return sa_die();
-        } else if (!strcmp(a, "--top-p")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 1, &sp.top_p)) return sa_die();
-        } else if (!strcmp(a, "--frequency-penalty")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, -10, 10, &sp.freq_penalty)) return sa_die();
-        } else if (!strcmp(a, "--seed")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_u64(a, v, &sp.seed)) return sa_die();
-        } else if (!strcmp(a, "--ids")) {
-            print_ids = 1;
-        } else if (!strcmp(a, "--llamacpp-compat")) {
-            llamacpp_compat = 1;
-        } else if (!strcmp(a, "--chat")) {
-            chat = 1;
-        } else if (!strcmp(a, "--chat-template")) {
-            if (!(chat_tmpl = sa_flag_value(argc, argv, &i))) return sa_die();
-        } else if (!strcmp(a, "--system")) {
-            if (!(system = sa_flag_value(argc, argv, &i))) return sa_die();
-        } else {
-            sa_err("%s: unknown flag for 'generate' (see salign --help)", a);
-            return sa_die();
-        }
-    }
-    if (chat) {
-        if (print_ids || llamacpp_compat) {
-            sa_err("%s: not available with --chat%s", print_ids ? "--ids" : "--llamacpp-compat",
-                   print_ids ? "" : " (the environment variable SALIGN_LLAMACPP_COMPAT=1 is)");
-            return sa_die();
-        }
-        return generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system);
-    }
-    if (chat_tmpl || system) {
-        sa_err("%s: only with --chat", chat_tmpl ? "--chat-template" : "--system");
-        return sa_die();
-    }
-    sa_set_threads(co.threads);
+/* generate without --chat: BOS + the prompt as plain text, continued token by token. */
+static int generate_plain(const CommonOpts *co, const char *prompt, int n_predict, int print_ids, int llamacpp_compat,
+                          const SaSamplerParams *sp_in) {
+    const SaSamplerParams sp = *sp_in;
+    sa_set_threads(co->threads);
     SaModel m;
-    if (load_model(&co, &m)) return sa_die();
+    if (load_model(co, &m)) return sa_die();
     int rc = 1;
     SaCtx *ctx = NULL;
     SaSampler smp = {0};
@@ -166,8 +116,8 @@ static int cmd_generate(int argc, char **argv) {
 
     SaCtxParams cp;
     sa_ctx_default_params(&m, &cp);
-    if (co.n_ctx) cp.n_ctx = co.n_ctx;
-    cp.kv_type = co.kv_type;
+    if (co->n_ctx) cp.n_ctx = co->n_ctx;
+    cp.kv_type = co->kv_type;
     if (llamacpp_compat) cp.llamacpp_compat = 1;
     if (!(ctx = sa_ctx_new(&m, &cp))) goto out;
     if (sa_sampler_init(&smp, &sp, m.hp.n_vocab)) goto out;
@@ -236,6 +186,69 @@ out:
     sa_sampler_free(&smp);
     sa_ctx_free(ctx);
     sa_model_free(&m);
+    return rc;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    CommonOpts co;
+    common_init(&co);
+    const char *prompt_flag = NULL, *prompt_val = NULL, *chat_tmpl = NULL, *system = NULL;
+    int n_predict = 256, print_ids = 0, chat = 0, llamacpp_compat = 0;
+    SaSamplerParams sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .freq_penalty = 0.0f};
+    sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r = common_flag(&co, argc, argv, &i);
+        if (r < 0) return sa_die();
+        if (r) continue;
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt") || !strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(v = sa_flag_value(argc, argv, &i))) return sa_die();
+            prompt_flag = a; /* read once the flags are all valid */
+            prompt_val = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, -1, INT_MAX, &n_predict)) return sa_die();
+            if (n_predict < 0) n_predict = INT_MAX; /* -1: until end of turn or a full context, as llama.cpp */
+        } else if (!strcmp(a, "--temp")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 100, &sp.temp)) return sa_die();
+        } else if (!strcmp(a, "--top-k")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 0, INT_MAX, &sp.top_k)) return sa_die();
+        } else if (!strcmp(a, "--top-p")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 1, &sp.top_p)) return sa_die();
+        } else if (!strcmp(a, "--frequency-penalty")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, -10, 10, &sp.freq_penalty)) return sa_die();
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_u64(a, v, &sp.seed)) return sa_die();
+        } else if (!strcmp(a, "--ids")) {
+            print_ids = 1;
+        } else if (!strcmp(a, "--llamacpp-compat")) {
+            llamacpp_compat = 1;
+        } else if (!strcmp(a, "--chat")) {
+            chat = 1;
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!(chat_tmpl = sa_flag_value(argc, argv, &i))) return sa_die();
+        } else if (!strcmp(a, "--system")) {
+            if (!(system = sa_flag_value(argc, argv, &i))) return sa_die();
+        } else {
+            sa_err("%s: unknown flag for 'generate' (see salign --help)", a);
+            return sa_die();
+        }
+    }
+    if (chat) {
+        if (print_ids || llamacpp_compat) {
+            sa_err("%s: not available with --chat%s", print_ids ? "--ids" : "--llamacpp-compat",
+                   print_ids ? "" : " (the environment variable SALIGN_LLAMACPP_COMPAT=1 is)");
+            return sa_die();
+        }
+    } else if (chat_tmpl || system) {
+        sa_err("%s: only with --chat", chat_tmpl ? "--chat-template" : "--system");
+        return sa_die();
+    }
+    char *prompt = prompt_flag ? sa_flag_text(prompt_flag, prompt_val, prompt_flag[1] == 'f' || !strcmp(prompt_flag, "--file"))
+                               : sa_strdup("");
+    if (!prompt) return sa_die();
+    const int rc = chat ? generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system)
+                        : generate_plain(&co, prompt, n_predict, print_ids, llamacpp_compat, &sp);
+    free(prompt);
     return rc;
 }
 
@@ -571,15 +584,16 @@ static int cmd_align(int argc, char **argv) {
     sa_engine_opts_init(&o);
     /* unseeded runs are seeded from the clock; --seed / --upstream-seed / --aligner-seed fix them */
     o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    const char *question = NULL;
+    const char *question = NULL, *question_flag = NULL;
     int json = 0, show_original = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = sa_engine_opts_flag(&o, argc, argv, &i);
         if (r < 0) goto bad;
         if (r) continue;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt") || !strcmp(a, "-f") || !strcmp(a, "--file")) {
             if (!(question = sa_flag_value(argc, argv, &i))) goto bad;
+            question_flag = a; /* read once the flags are all valid */
         } else if (!strcmp(a, "--mode")) {
             if (!(v = sa_flag_value(argc, argv, &i))) goto bad;
             if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
@@ -599,10 +613,19 @@ static int cmd_align(int argc, char **argv) {
         }
     }
     if (!question) {
-        sa_err("-p: a question is required");
+        sa_err("-p: a question is required (-p TEXT, -p - for standard input, or -f FILE)");
         goto bad;
     }
-    return run_align(&o, question, json, show_original, "--max-tokens");
+    char *text = sa_flag_text(question_flag, question, question_flag[1] == 'f' || !strcmp(question_flag, "--file"));
+    if (!text) goto bad;
+    if (!text[strspn(text, " \t\r\n")]) { /* as eval refuses an empty question */
+        sa_err("%s: the question is empty", question_flag);
+        free(text);
+        goto bad;
+    }
+    const int rc = run_align(&o, text, json, show_original, "--max-tokens");
+    free(text);
+    return rc;
 bad:
     sa_engine_opts_free(&o);
     return sa_die();

@@ -53,7 +53,9 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
     const char *a = argv[*i], *name, *v;
     SaSamplerParams *targets[2] = {up, al};
     int n_t = 2;
-    if (!strncmp(a, "--upstream-", 11)) {
+    if (!strcmp(a, "-s")) { /* llama.cpp's short form of --seed */
+        name = "seed";
+    } else if (!strncmp(a, "--upstream-", 11)) {
         name = a + 11;
         n_t = 1;
     } else if (!strncmp(a, "--aligner-", 10)) {

@@ -646,3 +646,53 @@ TEST(e2e_address_space_limit_neither_hangs_nor_changes_output) {
             free(limited);
         }
 }
+
+/* Prompts from a file or standard input (no 128 KiB argument limit), -s, -n -1, and the errors a
+ * careless user meets: a directory, a NUL byte, an empty align question (#20 CLI). */
+TEST(e2e_prompt_sources_and_short_flags) {
+    const char *pf = test_tmp("prompt.txt"), *big = test_tmp("big-prompt.txt"), *nul = test_tmp("nul.txt");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "printf 'Once upon a time' > %s && head -c 200000 /dev/zero | tr '\\0' 'a' > %s && printf 'a\\000b' > %s",
+             pf, big, nul);
+    free(test_run(cmd, &st));
+    const char *g = "bin/salign generate -m weights/stories260K.salm -n 30 --temp 0";
+    snprintf(cmd, sizeof cmd, "%s -p 'Once upon a time' 2>/dev/null", g);
+    char *want = test_run(cmd, &st);
+    const char *forms[] = {"%s -f %s 2>/dev/null", "%s -p - < %s 2>/dev/null", "%s --file %s -s 7 2>/dev/null"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, forms[k], g, pf);
+        char *got = test_run(cmd, &st);
+        CHECKF(st == 0 && !strcmp(got, want), "%s: \"%s\" vs \"%s\"", forms[k], got, want);
+        free(got);
+    }
+    free(want);
+    /* a prompt longer than any argument may be: read, tokenized, refused only for the context */
+    snprintf(cmd, sizeof cmd, "%s -f %s -c 256 2>&1", g, big);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "200001 tokens, the context only 256"), "(%d) %s", st, log);
+    free(log);
+    /* -n -1: until end of text or the context */
+    snprintf(cmd, sizeof cmd, "bin/salign generate -m weights/stories260K.salm -p 'Once' -n -1 --temp 0 -c 64 2>&1");
+    log = test_run(cmd, &st);
+    CHECKF(st == 0 && (strstr(log, "context full") || strstr(log, "generated")), "-n -1: (%d) %s", st, log);
+    free(log);
+    struct {
+        const char *args, *want;
+    } bad[] = {
+        {"generate -m weights/stories260K.salm -f /tmp", "-f: /tmp: is a directory"},
+        {"generate -m weights/stories260K.salm -f NUL", "holds a NUL byte"},
+        {"align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm -p ' \t'", "-p: the question is empty"},
+        {"align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm -f /nonexistent/q", "-f: /nonexistent/q: cannot open"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char args[512];
+        snprintf(args, sizeof args, "%s", bad[k].args);
+        char *p = strstr(args, "NUL");
+        if (p) snprintf(p, sizeof args - (size_t)(p - args), "%s", nul);
+        snprintf(cmd, sizeof cmd, "bin/salign %s 2>&1", args);
+        log = test_run(cmd, &st);
+        CHECKF(st == 1 && strstr(log, bad[k].want) && strchr(log, '\n') == log + strlen(log) - 1, "%s: (%d) %s", args, st, log);
+        free(log);
+    }
+}
