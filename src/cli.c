@@ -106,6 +106,7 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
     sa_set_threads(co->threads);
     SaModel m;
     if (load_model(co, &m)) return sa_die();
+    sa_warn_ctx_beyond_training(&m, co->model, co->n_ctx);
     int rc = 1;
     SaCtx *ctx = NULL;
     SaSampler smp = {0};

@@ -696,3 +696,14 @@ TEST(e2e_prompt_sources_and_short_flags) {
         free(log);
     }
 }
+
+/* -t above the cores and -c above the training context are said once on stderr (#20 CLI). */
+TEST(e2e_threads_and_context_warnings) {
+    int st;
+    char *log = test_run("bin/salign generate -m weights/stories260K.salm -n 3 --temp 0 -t 1024 -c 4096 2>&1 >/dev/null", &st);
+    CHECKF(st == 0 && strstr(log, "-t 1024: this process may use ") && strstr(log, "was trained on 2048 positions"), "(%d) %s", st, log);
+    free(log);
+    log = test_run("bin/salign generate -m weights/stories260K.salm -n 3 --temp 0 -t 1 -c 256 2>&1 >/dev/null", &st);
+    CHECKF(st == 0 && !strstr(log, "may use") && !strstr(log, "trained on"), "(%d) %s", st, log);
+    free(log);
+}
