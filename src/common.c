@@ -82,6 +82,12 @@ char *sa_read_file(const char *path, size_t *len) {
         sa_err("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        sa_err("%s: is a directory", path);
+        return NULL;
+    }
     SaBuf b = {0};
     char tmp[1 << 16];
     size_t n;

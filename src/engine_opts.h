@@ -16,6 +16,8 @@ int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, 
 int sa_sampling_flag(SaSamplerParams *sp, int argc, char **argv, int *i);
 /* Load a model and log one line about it (file, architecture, size, load time, kernels) on stderr. */
 int sa_load_model_logged(const char *path, int load_mode, SaModel *m);
+/* One stderr line when -c asks for more positions than the model was trained on. */
+void sa_warn_ctx_beyond_training(const SaModel *m, const char *path, int n_ctx);
 
 typedef struct {
     int threads, n_ctx, load_mode;

@@ -23,6 +23,7 @@
 #include "matmul.h"
 #include "progress.h"
 #include "results_file.h"
+#include "outfile.h"
 
 /* ---- ids, modes, seeds ------------------------------------------------------------------- */
 
@@ -729,8 +730,7 @@ int sa_cmd_eval_merge(int argc, char **argv) {
     long limit = 0;
     Merge m = {0};
     Expect x = {0};
-    SaBuf tmp = {0};
-    FILE *f = NULL;
+    SaBuf tmp = {0}; /* the merged file */
     if (!(shards = sa_calloc((size_t)argc + 1, sizeof *shards))) return sa_die();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -761,11 +761,12 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         sa_err("eval-merge: usage: salign eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]");
         goto out;
     }
-    for (int i = 0; i < n_shards; i++)
-        if (!strcmp(shards[i], out)) {
+    for (int i = 0; i < n_shards; i++) /* the same file under any name: it would be replaced */
+        if (!strcmp(shards[i], out) || sa_same_file(shards[i], out)) {
             sa_err("%s: the output is also an input shard", out);
             goto out;
         }
+    shards[n_shards] = in; /* NULL-terminated inputs for sa_outfile_open */
     if ((field || limit) && !in) {
         sa_err("%s: only with --in", field ? "--field" : "--limit");
         goto out;
@@ -840,34 +841,23 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         }
     }
     qsort(m.v, m.n, sizeof *m.v, cmp_merge);
-    /* write next to OUT, fsync, rename: OUT is either the old file or the whole new one */
-    sa_buf_printf(&tmp, "%s.tmp.%d", out, (int)getpid());
-    if (!(f = fopen(tmp.data, "wb"))) {
-        sa_err("%s: cannot create: %s", tmp.data, strerror(errno));
+    /* OUT is either the old file or the whole new one (outfile.h; devices and FIFOs written directly) */
+    for (size_t i = 0; i < m.n; i++) {
+        sa_buf_append(&tmp, m.v[i].text, strlen(m.v[i].text));
+        sa_buf_append(&tmp, "\n", 1);
+    }
+    SaOutFile of;
+    if (sa_outfile_open(&of, out, shards)) goto out;
+    if (sa_write_all(of.fd, tmp.data ? tmp.data : "", tmp.len, out)) {
+        sa_outfile_abort(&of);
         goto out;
     }
-    for (size_t i = 0; i < m.n; i++)
-        if (fputs(m.v[i].text, f) == EOF || fputc('\n', f) == EOF) break;
-    if (fflush(f) || ferror(f) || fsync(fileno(f))) {
-        sa_err("%s: write failed: %s", tmp.data, strerror(errno));
-        goto out;
-    }
-    fclose(f);
-    f = NULL;
-    if (rename(tmp.data, out)) {
-        sa_err("%s: cannot rename %s to it: %s", out, tmp.data, strerror(errno));
-        goto out;
-    }
-    sa_fsync_dir_of(out);
+    if (sa_outfile_commit(&of)) goto out;
     fprintf(stderr, "salign: eval-merge: %zu line(s) from %d shard(s) into %s%s\n", m.n, n_shards, out,
             m.problems ? " (--force: with problems)" : "");
     rc = 0;
 out:
     if (rc) sa_die();
-    if (f) {
-        fclose(f);
-        unlink(tmp.data);
-    }
     sa_buf_free(&tmp);
     for (size_t i = 0; i < m.n; i++) {
         free(m.v[i].text);

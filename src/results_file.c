@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "outfile.h"
 
 static int blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -53,33 +54,6 @@ int sa_read_jsonl(const char *path, SaJsonlCheck check, SaJsonlFn fn, void *ctx,
     free(line);
     fclose(f);
     return rc;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-void sa_fsync_dir_of(const char *path) {
-    char *dir = sa_strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        if (slash == dir) slash[1] = 0;
-        else *slash = 0;
-    }
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 int sa_parse_shard(const char *flag, const char *v, long *i, long *n) {
@@ -170,10 +144,10 @@ int sa_results_append(SaResultsFile *f, const char *line, size_t len) {
     memcpy(buf, line, len);
     buf[len] = '\n';
     /* one write per line, then fsync: a crash leaves whole lines plus at most one torn one */
-    const int bad = write_all(f->fd, buf, len + 1) || fsync(f->fd);
+    int rc = sa_write_all(f->fd, buf, len + 1, f->path);
+    if (!rc && fsync(f->fd)) rc = sa_err("%s: write failed: %s", f->path, strerror(errno));
     free(buf);
-    if (bad) return sa_err("%s: write failed: %s", f->path, strerror(errno));
-    return 0;
+    return rc;
 }
 
 void sa_results_close(SaResultsFile *f) {

@@ -50,8 +50,6 @@ int sa_results_done(const SaResultsFile *f, const char *key);
 int sa_results_append(SaResultsFile *f, const char *line, size_t len);
 void sa_results_close(SaResultsFile *f);
 
-/* fsync the directory holding path, so a new file's directory entry is durable too. */
-void sa_fsync_dir_of(const char *path);
 /* --shard I/N: 0 <= I < N. 0 or -1 + sa_err naming flag. */
 int sa_parse_shard(const char *flag, const char *v, long *i, long *n);
 
