@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -26,6 +27,7 @@
 #include "flags.h"
 #include "eval.h"
 #include "gguf.h"
+#include "judge.h"
 #include "mathcheck.h"
 #include "matmul.h"
 #include "model.h"
@@ -71,16 +73,128 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
 
 /* ---- generate -------------------------------------------------------------------------- */
 
+/* The streamed answer goes to stdout piece by piece; out_mid_line says its last byte was not a
+ * newline. Before anything is said on stderr the line is ended (end_out_line) when the two streams
+ * land in one place - a terminal, or one file or pipe as with `2>&1` - so the stderr line starts on
+ * its own line; a stdout of its own keeps the model's bytes exactly. */
+static int out_mid_line;
+
 static int write_out(const char *p, size_t n) {
     if (n && fwrite(p, 1, n, stdout) != n) return sa_err("stdout: write failed");
+    if (n) out_mid_line = p[n - 1] != '\n';
     fflush(stdout);
     return 0;
+}
+
+static int out_shares_stderr(void) {
+    if (isatty(STDOUT_FILENO)) return 1;
+    struct stat a, b;
+    return fstat(STDOUT_FILENO, &a) == 0 && fstat(STDERR_FILENO, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static void end_out_line(void) {
+    if (out_mid_line && out_shares_stderr()) {
+        putchar('\n');
+        fflush(stdout);
+    }
+    out_mid_line = 0;
+}
+
+/* generate without --chat: BOS + the prompt as plain text, continued token by token. */
+static int generate_plain(const CommonOpts *co, const char *prompt, int n_predict, int print_ids, int llamacpp_compat,
+                          const SaSamplerParams *sp_in) {
+    const SaSamplerParams sp = *sp_in;
+    sa_set_threads(co->threads);
+    SaModel m;
+    if (load_model(co, &m)) return sa_die();
+    sa_warn_ctx_beyond_training(&m, co->model, co->n_ctx);
+    int rc = 1;
+    SaCtx *ctx = NULL;
+    SaSampler smp = {0};
+    int32_t *ids = NULL;
+    int n_ids = 0, cap = 0;
+    SaBuf piece = {0}, text = {0};
+    const SaTokSpec *ts = sa_tok_spec(m.tok);
+
+    SaCtxParams cp;
+    sa_ctx_default_params(&m, &cp);
+    if (co->n_ctx) cp.n_ctx = co->n_ctx;
+    cp.kv_type = co->kv_type;
+    if (llamacpp_compat) cp.llamacpp_compat = 1;
+    if (!(ctx = sa_ctx_new(&m, &cp))) goto out;
+    if (sa_sampler_init(&smp, &sp, m.hp.n_vocab)) goto out;
+    /* like llama2.c: the sequence always starts with BOS; the prompt is user text */
+    if (ts->bos_id >= 0) {
+        ids = sa_malloc(16 * sizeof(int32_t));
+        if (!ids) goto out;
+        cap = 16;
+        ids[n_ids++] = ts->bos_id;
+    }
+    if (*prompt && sa_tok_encode(m.tok, prompt, strlen(prompt), 0, 0, &ids, &n_ids, &cap) < 0) goto out;
+    if (n_ids == 0) {
+        sa_err("-p: the prompt is empty and the model has no BOS token to start from");
+        goto out;
+    }
+    if (n_ids >= cp.n_ctx) {
+        sa_err("-p: the prompt has %d tokens, the context only %d (use -c)", n_ids, cp.n_ctx);
+        goto out;
+    }
+    sa_buf_append(&text, prompt, strlen(prompt));
+    if (sp.temp > 0) fprintf(stderr, "salign: seed %llu\n", (unsigned long long)sp.seed); /* to repeat the run */
+    double t0 = sa_time_ms();
+    if (sa_ctx_prompt(ctx, ids, n_ids)) goto out;
+    double t1 = sa_time_ms();
+    int prev = ids[n_ids - 1], n_gen = 0;
+    for (; n_gen < n_predict; n_gen++) {
+        int tok = sa_sample(&smp, sa_ctx_logits(ctx, -1));
+        if (tok < 0) goto out;
+        if (sa_tok_is_eog(m.tok, tok)) break;
+        sa_sampler_accept(&smp, tok);
+        if (print_ids) {
+            printf(n_gen ? " %d" : "%d", tok);
+            fflush(stdout);
+        } else {
+            piece.len = 0;
+            if (sa_tok_decode(m.tok, prev, tok, 0, &piece)) goto out;
+            if (write_out(piece.data, piece.len)) goto out;
+            sa_buf_append(&text, piece.data ? piece.data : "", piece.len);
+        }
+        prev = tok;
+        if (n_gen + 1 < n_predict) {
+            if (sa_ctx_pos(ctx) >= cp.n_ctx) {
+                end_out_line();
+                fprintf(stderr, "salign: context full (%d tokens): stopping\n", cp.n_ctx);
+                n_gen++;
+                break;
+            }
+            if (sa_ctx_eval(ctx, &tok, 1, 0)) goto out;
+        }
+    }
+    double t2 = sa_time_ms();
+    if (print_ids) printf("\n");
+    else end_out_line();
+    /* the prompt too: the model continues it, so its last sentence may be the one cut short */
+    if (!print_ids && n_gen == n_predict && n_gen > 0 &&
+        sa_sentence_unfinished(text.data ? text.data : "", text.len, SA_SPLIT_REFERENCE))
+        fprintf(stderr, "salign: stopped at -n %d in the middle of a sentence\n", n_predict);
+    fprintf(stderr, "salign: prompt %d tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)\n", n_ids,
+            t1 - t0, n_ids * 1000.0 / (t1 - t0 + 1e-9), n_gen, t2 - t1, n_gen * 1000.0 / (t2 - t1 + 1e-9));
+    rc = 0;
+out:
+    if (rc) sa_die();
+    free(ids);
+    sa_buf_free(&piece);
+    sa_buf_free(&text);
+    sa_sampler_free(&smp);
+    sa_ctx_free(ctx);
+    sa_model_free(&m);
+    return rc;
 }
 
 static int cmd_generate(int argc, char **argv) {
     CommonOpts co;
     common_init(&co);
-    const char *prompt = "", *chat_tmpl = NULL, *system = NULL;
+    const char *prompt_flag = NULL, *prompt_val = NULL, *chat_tmpl = NULL, *system = NULL;
     int n_predict = 256, print_ids = 0, chat = 0, llamacpp_compat = 0;
     SaSamplerParams sp = {.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .freq_penalty = 0.0f};
     sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
@@ -89,11 +203,13 @@ static int cmd_generate(int argc, char **argv) {
         int r = common_flag(&co, argc, argv, &i);
         if (r < 0) return sa_die();
         if (r) continue;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt") || !strcmp(a, "-f") || !strcmp(a, "--file")) {
             if (!(v = sa_flag_value(argc, argv, &i))) return sa_die();
-            prompt = v;
+            prompt_flag = a; /* read once the flags are all valid */
+            prompt_val = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 0, INT_MAX, &n_predict)) return sa_die();
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, -1, INT_MAX, &n_predict)) return sa_die();
+            if (n_predict < 0) n_predict = INT_MAX; /* -1: until end of turn or a full context, as llama.cpp */
         } else if (!strcmp(a, "--temp")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 100, &sp.temp)) return sa_die();
         } else if (!strcmp(a, "--top-k")) {
@@ -102,7 +218,7 @@ static int cmd_generate(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 1, &sp.top_p)) return sa_die();
         } else if (!strcmp(a, "--frequency-penalty")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, -10, 10, &sp.freq_penalty)) return sa_die();
-        } else if (!strcmp(a, "--seed")) {
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_u64(a, v, &sp.seed)) return sa_die();
         } else if (!strcmp(a, "--ids")) {
             print_ids = 1;
@@ -125,85 +241,16 @@ static int cmd_generate(int argc, char **argv) {
                    print_ids ? "" : " (the environment variable SALIGN_LLAMACPP_COMPAT=1 is)");
             return sa_die();
         }
-        return generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system);
-    }
-    if (chat_tmpl || system) {
+    } else if (chat_tmpl || system) {
         sa_err("%s: only with --chat", chat_tmpl ? "--chat-template" : "--system");
         return sa_die();
     }
-    sa_set_threads(co.threads);
-    SaModel m;
-    if (load_model(&co, &m)) return sa_die();
-    int rc = 1;
-    SaCtx *ctx = NULL;
-    SaSampler smp = {0};
-    int32_t *ids = NULL;
-    int n_ids = 0, cap = 0;
-    SaBuf piece = {0};
-    const SaTokSpec *ts = sa_tok_spec(m.tok);
-
-    SaCtxParams cp;
-    sa_ctx_default_params(&m, &cp);
-    if (co.n_ctx) cp.n_ctx = co.n_ctx;
-    cp.kv_type = co.kv_type;
-    if (llamacpp_compat) cp.llamacpp_compat = 1;
-    if (!(ctx = sa_ctx_new(&m, &cp))) goto out;
-    if (sa_sampler_init(&smp, &sp, m.hp.n_vocab)) goto out;
-    /* like llama2.c: the sequence always starts with BOS; the prompt is user text */
-    if (ts->bos_id >= 0) {
-        ids = sa_malloc(16 * sizeof(int32_t));
-        if (!ids) goto out;
-        cap = 16;
-        ids[n_ids++] = ts->bos_id;
-    }
-    if (*prompt && sa_tok_encode(m.tok, prompt, strlen(prompt), 0, 0, &ids, &n_ids, &cap) < 0) goto out;
-    if (n_ids == 0) {
-        sa_err("-p: the prompt is empty and the model has no BOS token to start from");
-        goto out;
-    }
-    if (n_ids >= cp.n_ctx) {
-        sa_err("-p: the prompt has %d tokens, the context only %d (use -c)", n_ids, cp.n_ctx);
-        goto out;
-    }
-    double t0 = sa_time_ms();
-    if (sa_ctx_prompt(ctx, ids, n_ids)) goto out;
-    double t1 = sa_time_ms();
-    int prev = ids[n_ids - 1], n_gen = 0;
-    for (; n_gen < n_predict; n_gen++) {
-        int tok = sa_sample(&smp, sa_ctx_logits(ctx, -1));
-        if (tok < 0) goto out;
-        if (sa_tok_is_eog(m.tok, tok)) break;
-        sa_sampler_accept(&smp, tok);
-        if (print_ids) {
-            printf(n_gen ? " %d" : "%d", tok);
-            fflush(stdout);
-        } else {
-            piece.len = 0;
-            if (sa_tok_decode(m.tok, prev, tok, 0, &piece)) goto out;
-            if (write_out(piece.data, piece.len)) goto out;
-        }
-        prev = tok;
-        if (n_gen + 1 < n_predict) {
-            if (sa_ctx_pos(ctx) >= cp.n_ctx) {
-                fprintf(stderr, "\nsalign: context full (%d tokens): stopping\n", cp.n_ctx);
-                n_gen++;
-                break;
-            }
-            if (sa_ctx_eval(ctx, &tok, 1, 0)) goto out;
-        }
-    }
-    double t2 = sa_time_ms();
-    if (print_ids || isatty(STDOUT_FILENO)) printf("\n");
-    fprintf(stderr, "salign: prompt %d tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)\n", n_ids,
-            t1 - t0, n_ids * 1000.0 / (t1 - t0 + 1e-9), n_gen, t2 - t1, n_gen * 1000.0 / (t2 - t1 + 1e-9));
-    rc = 0;
-out:
-    if (rc) sa_die();
-    free(ids);
-    sa_buf_free(&piece);
-    sa_sampler_free(&smp);
-    sa_ctx_free(ctx);
-    sa_model_free(&m);
+    char *prompt = prompt_flag ? sa_flag_text(prompt_flag, prompt_val, prompt_flag[1] == 'f' || !strcmp(prompt_flag, "--file"))
+                               : sa_strdup("");
+    if (!prompt) return sa_die();
+    const int rc = chat ? generate_chat(&co, prompt, n_predict, &sp, chat_tmpl, system)
+                        : generate_plain(&co, prompt, n_predict, print_ids, llamacpp_compat, &sp);
+    free(prompt);
     return rc;
 }
 
@@ -456,18 +503,27 @@ static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
         printf("\n\x1b[2m%.*s\x1b[0m\n", (int)n, text);
         fflush(stdout);
     } else {
+        end_out_line();
         fprintf(stderr, "original: %.*s\n", (int)n, text);
     }
 }
 
-/* Run one question through the engine (align, and generate --chat as align's none mode). */
-static int run_align(SaEngineOpts *o, const char *question, int json, int show_original) {
+/* Run one question through the engine (align, and generate --chat as align's none mode). cap_flag:
+ * the flag that set the token cap, for the message when the answer was cut mid-sentence. */
+static int run_align(SaEngineOpts *o, const char *question, int json, int show_original, const char *cap_flag) {
     SaEngineSet set;
     SaAlignTrace tr = {0};
     int rc = 1;
     if (sa_engine_set_open(o, o->ap.mode != SA_MODE_NONE, &set)) {
         sa_engine_opts_free(o);
         return sa_die();
+    }
+    /* a sampled run can only be repeated with its seeds: say them (also in --json) */
+    const int al_samples = o->ap.mode != SA_MODE_NONE && o->ap.al_sp.temp > 0;
+    if (o->ap.up_sp.temp > 0 || al_samples) {
+        fprintf(stderr, "salign: seed: upstream %llu", (unsigned long long)o->ap.up_sp.seed);
+        if (o->ap.mode != SA_MODE_NONE) fprintf(stderr, ", aligner %llu", (unsigned long long)o->ap.al_sp.seed);
+        fprintf(stderr, "\n");
     }
     OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
     o->ap.out = align_out;
@@ -477,10 +533,17 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
         char *js = sa_align_trace_json(&tr, o->ap.mode);
         if (js) printf("%s\n", js);
         free(js);
-    } else if (oc.tty) {
-        printf("\n");
     }
+    end_out_line();
     if (!strcmp(tr.stop, "context full")) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
+    int cut = 0;
+    for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
+    if (cut)
+        fprintf(stderr, "salign: %d correction(s) cut at the token cap (--max-correction-tokens %d%s)\n", cut,
+                o->ap.max_correction_tokens, o->ap.max_correction_tokens > 0 ? "" : ": twice the sentence + 32");
+    if (tr.unfinished)
+        fprintf(stderr, "salign: stopped at %s %d in the middle of a sentence\n", cap_flag,
+                o->ap.mode == SA_MODE_STREAM ? o->ap.max_tokens : o->ap.max_answer_tokens);
     fprintf(stderr, "salign: %d sentence(s), first visible token after %.0f ms, total %.0f ms, stop: %s\n", tr.n_rounds,
             tr.first_visible_ms, tr.total_ms, tr.stop);
     rc = 0;
@@ -515,7 +578,7 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
         sa_err("-m: a model file is required");
         return sa_die();
     }
-    return run_align(&o, prompt, 0, 0);
+    return run_align(&o, prompt, 0, 0, "-n");
 }
 
 static int cmd_align(int argc, char **argv) {
@@ -523,15 +586,16 @@ static int cmd_align(int argc, char **argv) {
     sa_engine_opts_init(&o);
     /* unseeded runs are seeded from the clock; --seed / --upstream-seed / --aligner-seed fix them */
     o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    const char *question = NULL;
+    const char *question = NULL, *question_flag = NULL;
     int json = 0, show_original = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = sa_engine_opts_flag(&o, argc, argv, &i);
         if (r < 0) goto bad;
         if (r) continue;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt") || !strcmp(a, "-f") || !strcmp(a, "--file")) {
             if (!(question = sa_flag_value(argc, argv, &i))) goto bad;
+            question_flag = a; /* read once the flags are all valid */
         } else if (!strcmp(a, "--mode")) {
             if (!(v = sa_flag_value(argc, argv, &i))) goto bad;
             if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
@@ -551,10 +615,19 @@ static int cmd_align(int argc, char **argv) {
         }
     }
     if (!question) {
-        sa_err("-p: a question is required");
+        sa_err("-p: a question is required (-p TEXT, -p - for standard input, or -f FILE)");
         goto bad;
     }
-    return run_align(&o, question, json, show_original);
+    char *text = sa_flag_text(question_flag, question, question_flag[1] == 'f' || !strcmp(question_flag, "--file"));
+    if (!text) goto bad;
+    if (!text[strspn(text, " \t\r\n")]) { /* as eval refuses an empty question */
+        sa_err("%s: the question is empty", question_flag);
+        free(text);
+        goto bad;
+    }
+    const int rc = run_align(&o, text, json, show_original, "--max-tokens");
+    free(text);
+    return rc;
 bad:
     sa_engine_opts_free(&o);
     return sa_die();
@@ -580,8 +653,10 @@ static void usage(FILE *f) {
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
-            "  report RESULTS.jsonl [-o FILE] [--format html|md]\n"
+            "  report RESULTS.jsonl [--judged JUDGED.jsonl] [-o FILE] [--format html|md]\n"
             "  math-check < PAIRS.jsonl   ({\"answer\", \"solution\"} per line -> {\"correct\", ...} per line)\n"
+            "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
+            "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
             "  bench -m MODEL [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--kv-type f16|f32|q8_0] [--json]   speed\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
@@ -591,6 +666,7 @@ static void usage(FILE *f) {
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 
 int main(int argc, char **argv) {
+    sa_blas_process_init(argv);
     sa_kernels_init();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
@@ -607,6 +683,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc - 2, argv + 2);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }

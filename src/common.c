@@ -82,6 +82,12 @@ char *sa_read_file(const char *path, size_t *len) {
         sa_err("%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        sa_err("%s: is a directory", path);
+        return NULL;
+    }
     SaBuf b = {0};
     char tmp[1 << 16];
     size_t n;
@@ -192,4 +198,20 @@ size_t sa_utf8_valid_prefix(const char *str, size_t n) {
         i += len;
     }
     return n;
+}
+
+char *sa_utf8_clean(const char *s) {
+    SaBuf b = {0};
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t ok = sa_utf8_valid_prefix(s + i, n - i);
+        sa_buf_append(&b, s + i, ok);
+        i += ok;
+        if (i < n) {
+            sa_buf_append(&b, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+    if (!b.data) return sa_strdup("");
+    return b.data;
 }

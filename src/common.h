@@ -59,6 +59,9 @@ void sa_buf_free(SaBuf *b);
 
 /* Valid UTF-8 check; returns the length of the longest valid prefix. */
 size_t sa_utf8_valid_prefix(const char *s, size_t n);
+/* A copy with every byte that is not part of valid UTF-8 replaced by U+FFFD (JSON strings must be
+ * valid UTF-8). Malloc'd; NULL + sa_err on out of memory. */
+char *sa_utf8_clean(const char *s);
 
 #define SA_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SA_MAX(a, b) ((a) > (b) ? (a) : (b))

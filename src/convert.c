@@ -385,7 +385,7 @@ static SalmWriter *prepare(const SaConvSource *src, const SaConvOptions *opt, Fi
         goto fail;
     }
     if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto fail;
-    if (src->aligner_template && salm_writer_str(w, "aligner_template", src->aligner_template)) goto fail;
+    if (src->aligner_template && salm_writer_str(w, SA_CONV_KEY_ALIGNER_TEMPLATE, src->aligner_template)) goto fail;
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
         c->out[i] = sa_conv_out_dtype(src, t, opt->type);

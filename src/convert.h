@@ -16,6 +16,8 @@
 
 /* .salm metadata key of the model's own chat template (read by src/model.c). */
 #define SA_CONV_KEY_CHAT_TEMPLATE "chat_template"
+/* .salm metadata key of the Stream Aligner prompt template stored with an aligner model. */
+#define SA_CONV_KEY_ALIGNER_TEMPLATE "aligner_template"
 
 typedef struct SaConvTensor SaConvTensor;
 

@@ -53,7 +53,9 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
     const char *a = argv[*i], *name, *v;
     SaSamplerParams *targets[2] = {up, al};
     int n_t = 2;
-    if (!strncmp(a, "--upstream-", 11)) {
+    if (!strcmp(a, "-s")) { /* llama.cpp's short form of --seed */
+        name = "seed";
+    } else if (!strncmp(a, "--upstream-", 11)) {
         name = a + 11;
         n_t = 1;
     } else if (!strncmp(a, "--aligner-", 10)) {
@@ -83,16 +85,30 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
     return 1;
 }
 
+int sa_sampling_flag(SaSamplerParams *sp, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (!strncmp(a, "--upstream-", 11) || !strncmp(a, "--aligner-", 10)) return 0;
+    return sampling_flag(sp, sp, argc, argv, i);
+}
+
 int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i) {
     const char *a = argv[*i], *v;
     if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         if (!(v = sa_flag_value(argc, argv, i)) || sa_flag_int(a, v, 1, 1024, threads)) return -1;
+        /* more threads than cores only makes the spinning pool fight itself */
+        const int cores = omp_get_num_procs();
+        if (*threads > cores) {
+            fprintf(stderr, "salign: %s %d: this process may use %d core(s); using %d threads\n", a, *threads, cores, cores);
+            *threads = cores;
+        }
     } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
         if (!(v = sa_flag_value(argc, argv, i)) || sa_flag_int(a, v, 1, 1 << 22, n_ctx)) return -1;
     } else if (!strcmp(a, "--mmap")) {
         *load_mode = SA_LOAD_MMAP;
     } else if (!strcmp(a, "--no-hugepages")) {
         *load_mode = SA_LOAD_READ_4K;
+    } else if (!strcmp(a, "--no-verify")) { /* process-wide, like the thread count */
+        sa_model_set_verify_policy(SA_VERIFY_NEVER);
     } else if (!strcmp(a, "--kv-type")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         if (!strcmp(v, "f16")) *kv_type = SA_F16;
@@ -160,6 +176,12 @@ int sa_load_model_logged(const char *path, int load_mode, SaModel *m) {
     return 0;
 }
 
+void sa_warn_ctx_beyond_training(const SaModel *m, const char *path, int n_ctx) {
+    if (n_ctx > 0 && m->hp.n_ctx_train > 0 && n_ctx > m->hp.n_ctx_train)
+        fprintf(stderr, "salign: -c %d: %s was trained on %d positions; expect worse output beyond them\n", n_ctx, path,
+                m->hp.n_ctx_train);
+}
+
 int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
     memset(s, 0, sizeof *s);
     if (!o->upstream) return sa_err("--upstream: an upstream model is required");
@@ -167,6 +189,7 @@ int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
     sa_set_threads(o->threads);
     if (sa_load_model_logged(o->upstream, o->load_mode, &s->up)) return -1;
     s->have_up = 1;
+    sa_warn_ctx_beyond_training(&s->up, o->upstream, o->n_ctx);
     if (need_aligner) {
         /* models are read-only after loading: one copy can serve as both */
         if (!strcmp(o->aligner, o->upstream)) {
@@ -174,6 +197,7 @@ int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
         } else {
             if (sa_load_model_logged(o->aligner, o->load_mode, &s->al)) goto fail;
             s->have_al = 1;
+            sa_warn_ctx_beyond_training(&s->al, o->aligner, o->n_ctx);
         }
     }
     const SaModel *al = s->shared ? &s->up : s->have_al ? &s->al : NULL;

@@ -11,8 +11,13 @@
 /* Flags of every model-running command: -t, -c, --mmap, --no-hugepages, --kv-type. Returns 1 if argv[*i] was
  * one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
 int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i);
+/* The sampling flags of a one-model command (--temp, --top-k, --top-p, --frequency-penalty, --seed).
+ * Returns 1, 0 or -1 as sa_runtime_flag. */
+int sa_sampling_flag(SaSamplerParams *sp, int argc, char **argv, int *i);
 /* Load a model and log one line about it (file, architecture, size, load time, kernels) on stderr. */
 int sa_load_model_logged(const char *path, int load_mode, SaModel *m);
+/* One stderr line when -c asks for more positions than the model was trained on. */
+void sa_warn_ctx_beyond_training(const SaModel *m, const char *path, int n_ctx);
 
 typedef struct {
     int threads, n_ctx, load_mode;

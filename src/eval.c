@@ -21,69 +21,9 @@
 #include "engine_opts.h"
 #include "flags.h"
 #include "matmul.h"
-
-/* ---- string map -------------------------------------------------------------------------- */
-
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
-}
-
-static int strmap_grow(SaStrMap *m) {
-    size_t cap = m->cap ? m->cap * 2 : 64;
-    char **keys = sa_calloc(cap, sizeof *keys);
-    long *vals = sa_calloc(cap, sizeof *vals);
-    if (!keys || !vals) {
-        free(keys);
-        free(vals);
-        return -1;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        size_t j = fnv1a(m->keys[i]) & (cap - 1);
-        while (keys[j]) j = (j + 1) & (cap - 1);
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = cap;
-    return 0;
-}
-
-long *sa_strmap_get(const SaStrMap *m, const char *key) {
-    if (!m->cap) return NULL;
-    size_t j = fnv1a(key) & (m->cap - 1);
-    while (m->keys[j]) {
-        if (!strcmp(m->keys[j], key)) return &m->vals[j];
-        j = (j + 1) & (m->cap - 1);
-    }
-    return NULL;
-}
-
-long *sa_strmap_put(SaStrMap *m, const char *key, long val, int *added) {
-    if (added) *added = 0;
-    long *v = sa_strmap_get(m, key);
-    if (v) return v;
-    if ((m->n + 1) * 2 > m->cap && strmap_grow(m)) return NULL;
-    size_t j = fnv1a(key) & (m->cap - 1);
-    while (m->keys[j]) j = (j + 1) & (m->cap - 1);
-    if (!(m->keys[j] = sa_strdup(key))) return NULL;
-    m->vals[j] = val;
-    m->n++;
-    if (added) *added = 1;
-    return &m->vals[j];
-}
-
-void sa_strmap_free(SaStrMap *m) {
-    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof *m);
-}
+#include "progress.h"
+#include "results_file.h"
+#include "outfile.h"
 
 /* ---- ids, modes, seeds ------------------------------------------------------------------- */
 
@@ -131,7 +71,7 @@ static uint64_t splitmix64(uint64_t x) {
 /* 53 bits, so the seed written in a results line survives any JSON reader's doubles and can be
  * given back to `salign align --seed` to reproduce that one run. */
 uint64_t sa_eval_seed(uint64_t seed, const char *id_key) {
-    return splitmix64(splitmix64(seed) ^ fnv1a(id_key)) >> 11;
+    return splitmix64(splitmix64(seed) ^ sa_fnv1a(id_key)) >> 11;
 }
 
 /* ---- reading lines (plain or gzip) -------------------------------------------------------- */
@@ -291,43 +231,16 @@ int sa_eval_parse_record(const char *line, size_t len, const char *field, long l
 
 /* ---- reading results ----------------------------------------------------------------------- */
 
+static const char *check_result(const cJSON *o) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (!cJSON_IsObject(o) || !(cJSON_IsString(id) || cJSON_IsNumber(id)) ||
+        !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "mode")))
+        return "a results line (a JSON object with \"id\" and \"mode\")";
+    return NULL;
+}
+
 int sa_read_results(const char *path, SaResultFn fn, void *ctx, long long *torn_at) {
-    if (torn_at) *torn_at = -1;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sa_err("%s: cannot open: %s", path, strerror(errno));
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long long off = 0;
-    long line_no = 0;
-    int rc = 0;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        line_no++;
-        if (line[n - 1] != '\n') { /* only the last line can lack it: a write cut short by a crash */
-            if (torn_at) *torn_at = off;
-            break;
-        }
-        off += n;
-        line[--n] = 0;
-        if (blank(line, (size_t)n)) continue;
-        cJSON *o = NULL;
-        if (!memchr(line, 0, (size_t)n)) o = cJSON_ParseWithLength(line, (size_t)n);
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-        if (!cJSON_IsObject(o) || !(cJSON_IsString(id) || cJSON_IsNumber(id)) ||
-            !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "mode"))) {
-            cJSON_Delete(o);
-            rc = sa_err("%s: line %ld: not a results line (a JSON object with \"id\" and \"mode\"); the file is damaged",
-                        path, line_no);
-            break;
-        }
-        rc = fn(ctx, line_no, line, (size_t)n, o);
-        cJSON_Delete(o);
-        if (rc) break;
-    }
-    if (!rc && ferror(f)) rc = sa_err("%s: read error: %s", path, strerror(errno));
-    free(line);
-    fclose(f);
-    return rc;
+    return sa_read_jsonl(path, check_result, fn, ctx, torn_at);
 }
 
 /* ---- eval: options ------------------------------------------------------------------------ */
@@ -339,20 +252,6 @@ typedef struct {
     int n_modes, resume, progress; /* progress: -1 auto (bar on a TTY), 0 off, 1 plain lines */
     long shard_i, shard_n, limit;
 } EvalOpts;
-
-static int parse_shard(const char *flag, const char *v, long *i, long *n) {
-    char *end;
-    errno = 0;
-    long a = strtol(v, &end, 10);
-    if (end == v || *end != '/' || errno) return sa_err("%s: expected I/N (e.g. 0/4), got '%s'", flag, v);
-    const char *p = end + 1;
-    long b = strtol(p, &end, 10);
-    if (end == p || *end || errno || b < 1 || a < 0 || a >= b)
-        return sa_err("%s: expected I/N with 0 <= I < N (e.g. 0/4), got '%s'", flag, v);
-    *i = a;
-    *n = b;
-    return 0;
-}
 
 static void eval_usage(FILE *f) {
     fprintf(f,
@@ -436,148 +335,16 @@ static void scan_free(InputScan *s) {
 
 /* ---- eval: the results file ------------------------------------------------------------------ */
 
-typedef struct {
-    const char *path;
-    SaStrMap done; /* pair key -> line */
-    long n_lines, n_dup;
-} DoneScan;
-
-static int done_line(void *ctx, long line_no, const char *line, size_t len, cJSON *obj) {
-    DoneScan *d = ctx;
+static char *result_key(const cJSON *obj) {
     char *id = sa_eval_id_key(cJSON_GetObjectItemCaseSensitive(obj, "id"));
     char *key = id ? sa_eval_pair_key(id, cJSON_GetObjectItemCaseSensitive(obj, "mode")->valuestring) : NULL;
-    int added = 0;
-    long *v = key ? sa_strmap_put(&d->done, key, line_no, &added) : NULL;
     free(id);
-    free(key);
-    if (!v) return -1;
-    if (!added) d->n_dup++;
-    d->n_lines++;
-    return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Make a new file's directory entry durable too (fsync of the file does not cover it). */
-static void fsync_dir_of(const char *path) {
-    char *dir = sa_strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        if (slash == dir) slash[1] = 0;
-        else *slash = 0;
-    }
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
-/* Open RESULTS for appending, holding an exclusive lock so two runs can never interleave lines
- * in one file; on resume, cut off a torn last line and collect the pairs already done. */
-static int open_results(const EvalOpts *o, DoneScan *d, int *fd_out) {
-    struct stat st, st_in;
-    const int existed = stat(o->out, &st) == 0;
-    if (existed && S_ISDIR(st.st_mode)) return sa_err("%s: is a directory", o->out);
-    if (existed && stat(o->in, &st_in) == 0 && st.st_dev == st_in.st_dev && st.st_ino == st_in.st_ino)
-        return sa_err("%s: the results file is the input file", o->out);
-    int fd = open(o->out, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) return sa_err("%s: cannot open for writing: %s", o->out, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK) return sa_err("%s: in use by another salign eval (give each process its own --out)", o->out);
-        return sa_err("%s: cannot lock: %s", o->out, strerror(e));
-    }
-    if (!existed) fsync_dir_of(o->out);
-    if (existed && !o->resume) {
-        if (ftruncate(fd, 0)) {
-            close(fd);
-            return sa_err("%s: cannot truncate: %s", o->out, strerror(errno));
-        }
-        fprintf(stderr, "salign: %s: --no-resume: starting over\n", o->out);
-    } else if (existed) {
-        long long torn = -1;
-        d->path = o->out;
-        if (sa_read_results(o->out, done_line, d, &torn)) {
-            close(fd);
-            if (!strstr(sa_errmsg(), o->out)) sa_err_prefix("%s: ", o->out);
-            return -1;
-        }
-        if (torn >= 0) {
-            if (ftruncate(fd, (off_t)torn) || fsync(fd)) {
-                close(fd);
-                return sa_err("%s: cannot cut off the incomplete last line: %s", o->out, strerror(errno));
-            }
-            fprintf(stderr, "salign: %s: dropped an incomplete last line (%lld bytes) left by an interrupted run\n", o->out,
-                    (long long)st.st_size - torn);
-        }
-        if (d->n_dup) fprintf(stderr, "salign: %s: warning: %ld (id, mode) pairs appear more than once\n", o->out, d->n_dup);
-    }
-    *fd_out = fd;
-    return 0;
-}
-
-/* ---- eval: progress ------------------------------------------------------------------------- */
-
-typedef struct {
-    int tty, on;
-    double t0, last_draw, last_line, run_ms;
-    long done, total, errors;
-    long long tokens;
-    const char *mode, *id;
-} Progress;
-
-static void fmt_dur(char *b, size_t n, double s) {
-    if (!(s >= 0) || s > 1e8) {
-        snprintf(b, n, "--:--");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(b, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(b, n, "%ld:%02ld", t / 60, t % 60);
-}
-
-static void progress_draw(Progress *p, int final) {
-    if (!p->on) return;
-    const double now = sa_time_ms();
-    if (!final && now - (p->tty ? p->last_draw : p->last_line) < (p->tty ? 100 : 10000)) return;
-    p->last_draw = p->last_line = now;
-    const double el = (now - p->t0) / 1000;
-    char eta[32], ela[32];
-    fmt_dur(eta, sizeof eta, p->done ? el / p->done * (p->total - p->done) : -1);
-    fmt_dur(ela, sizeof ela, el);
-    const double tps = p->run_ms > 0 ? p->tokens / (p->run_ms / 1000) : 0;
-    if (p->tty) {
-        char bar[31];
-        int fill = p->total ? (int)(30 * p->done / p->total) : 30;
-        for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
-        bar[30] = 0;
-        fprintf(stderr, "\r\x1b[K[%s] %ld/%ld runs  %s  ETA %s  %.1f tok/s", bar, p->done, p->total, ela, eta, tps);
-        if (!final && p->mode) fprintf(stderr, "  %s id %.24s", p->mode, p->id);
-        if (final) fputc('\n', stderr);
-    } else {
-        fprintf(stderr, "salign: eval: %ld/%ld runs done (%.0f%%), %s elapsed, ETA %s, %.1f tok/s%s%s%s%.40s\n", p->done,
-                p->total, p->total ? 100.0 * p->done / p->total : 100.0, ela, eta, tps, final || !p->mode ? "" : ", now ",
-                final || !p->mode ? "" : p->mode, final || !p->mode ? "" : " on id ", final || !p->mode ? "" : p->id);
-    }
-    fflush(stderr);
+    return key;
 }
 
 /* The engine's output callback: keeps the progress moving during a long answer. */
 static void progress_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
-    progress_draw(ctx, 0); /* throttled: every 100 ms on a terminal, every 10 s otherwise */
+    sa_progress_draw(ctx, 0); /* throttled: every 100 ms on a terminal, every 10 s otherwise */
 }
 
 /* ---- eval: one run ---------------------------------------------------------------------- */
@@ -633,12 +400,11 @@ static char *result_line(const SaEvalRecord *r, SaAlignMode mode, uint64_t up_se
 }
 
 static int run_eval(EvalOpts *o) {
-    int rc = 1, fd = -1;
+    int rc = 1;
     InputScan in = {.o = o};
-    DoneScan done = {0};
+    SaResultsFile done = {.fd = -1};
     SaEngineSet es = {0};
     int have_es = 0;
-    SaBuf buf = {0};
     int need_al = 0;
     for (int k = 0; k < o->n_modes; k++) need_al |= o->modes[k] != SA_MODE_NONE;
     for (int k = 0; k < o->n_modes && !o->eo.aligner; k++)
@@ -653,14 +419,16 @@ static int run_eval(EvalOpts *o) {
         goto out;
     }
     /* 2. the results file */
-    if (open_results(o, &done, &fd)) goto out;
+    const SaResultsSpec spec = {.path = o->out, .input = o->in, .cmd = "eval", .unit = "(id, mode)", .resume = o->resume,
+                                .check = check_result, .key = result_key};
+    if (sa_results_open(&done, &spec)) goto out;
     long total = 0, already = 0;
     for (size_t i = 0; i < in.n; i++) {
         SaEvalRecord r;
         if (sa_eval_parse_record(in.recs[i].text, strlen(in.recs[i].text), o->field, in.recs[i].line, &r)) goto out;
         for (int k = 0; k < o->n_modes; k++) {
             char *key = sa_eval_pair_key(r.key, sa_mode_name(o->modes[k]));
-            if (key && sa_strmap_get(&done.done, key)) already++;
+            if (sa_results_done(&done, key)) already++;
             else total++;
             free(key);
         }
@@ -678,10 +446,8 @@ static int run_eval(EvalOpts *o) {
     /* 3. the models */
     if (sa_engine_set_open(&o->eo, need_al, &es)) goto out;
     have_es = 1;
-    Progress pg = {.tty = isatty(STDERR_FILENO), .total = total};
-    pg.on = o->progress != 0;
-    if (o->progress == 1) pg.tty = 0;
-    pg.t0 = pg.last_line = sa_time_ms();
+    SaProgress pg;
+    sa_progress_init(&pg, "eval", "runs", total, o->progress);
     const uint64_t up_seed0 = o->eo.ap.up_sp.seed, al_seed0 = o->eo.ap.al_sp.seed;
     for (size_t i = 0; i < in.n; i++) {
         SaEvalRecord r;
@@ -689,12 +455,12 @@ static int run_eval(EvalOpts *o) {
         for (int k = 0; k < o->n_modes; k++) {
             const SaAlignMode m = o->modes[k];
             char *key = sa_eval_pair_key(r.key, sa_mode_name(m));
-            const int skip = !key || sa_strmap_get(&done.done, key);
+            const int skip = !key || sa_results_done(&done, key);
             free(key);
             if (skip) continue;
-            pg.mode = sa_mode_name(m);
+            pg.what = sa_mode_name(m);
             pg.id = r.key;
-            progress_draw(&pg, 0);
+            sa_progress_draw(&pg, 0);
             SaAlignParams ap = o->eo.ap;
             ap.mode = m;
             ap.up_sp.seed = sa_eval_seed(up_seed0, r.key);
@@ -715,13 +481,9 @@ static int run_eval(EvalOpts *o) {
                 sa_eval_record_free(&r);
                 goto out;
             }
-            buf.len = 0;
-            sa_buf_append(&buf, line, strlen(line));
-            sa_buf_append(&buf, "\n", 1);
+            const int wrote = sa_results_append(&done, line, strlen(line));
             free(line);
-            /* one write per line, then fsync: a crash leaves whole lines plus at most one torn one */
-            if (write_all(fd, buf.data, buf.len) || fsync(fd)) {
-                sa_err("%s: write failed: %s", o->out, strerror(errno));
+            if (wrote) {
                 sa_eval_record_free(&r);
                 goto out;
             }
@@ -733,8 +495,8 @@ static int run_eval(EvalOpts *o) {
             }
             pg.done++;
             pg.tokens += tokens;
-            pg.mode = NULL;
-            progress_draw(&pg, pg.done == pg.total);
+            pg.what = NULL;
+            sa_progress_draw(&pg, pg.done == pg.total);
         }
         sa_eval_record_free(&r);
     }
@@ -744,11 +506,9 @@ static int run_eval(EvalOpts *o) {
     rc = 0;
 out:
     if (rc) sa_die();
-    if (fd >= 0) close(fd);
+    sa_results_close(&done);
     if (have_es) sa_engine_set_close(&es);
     scan_free(&in);
-    sa_strmap_free(&done.done);
-    sa_buf_free(&buf);
     sa_engine_opts_free(&o->eo);
     return rc;
 }
@@ -789,7 +549,7 @@ int sa_cmd_eval(int argc, char **argv) {
         } else if (!strcmp(a, "--no-resume")) {
             o.resume = 0;
         } else if (!strcmp(a, "--shard")) {
-            if (!(v = sa_flag_value(argc, argv, &i)) || parse_shard(a, v, &o.shard_i, &o.shard_n)) goto bad;
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_parse_shard(a, v, &o.shard_i, &o.shard_n)) goto bad;
         } else if (!strcmp(a, "--limit")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_long(a, v, 1, LONG_MAX, &o.limit)) goto bad;
         } else if (!strcmp(a, "--progress")) {
@@ -970,8 +730,7 @@ int sa_cmd_eval_merge(int argc, char **argv) {
     long limit = 0;
     Merge m = {0};
     Expect x = {0};
-    SaBuf tmp = {0};
-    FILE *f = NULL;
+    SaBuf tmp = {0}; /* the merged file */
     if (!(shards = sa_calloc((size_t)argc + 1, sizeof *shards))) return sa_die();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -1002,11 +761,12 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         sa_err("eval-merge: usage: salign eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]");
         goto out;
     }
-    for (int i = 0; i < n_shards; i++)
-        if (!strcmp(shards[i], out)) {
+    for (int i = 0; i < n_shards; i++) /* the same file under any name: it would be replaced */
+        if (!strcmp(shards[i], out) || sa_same_file(shards[i], out)) {
             sa_err("%s: the output is also an input shard", out);
             goto out;
         }
+    shards[n_shards] = in; /* NULL-terminated inputs for sa_outfile_open */
     if ((field || limit) && !in) {
         sa_err("%s: only with --in", field ? "--field" : "--limit");
         goto out;
@@ -1081,34 +841,23 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         }
     }
     qsort(m.v, m.n, sizeof *m.v, cmp_merge);
-    /* write next to OUT, fsync, rename: OUT is either the old file or the whole new one */
-    sa_buf_printf(&tmp, "%s.tmp.%d", out, (int)getpid());
-    if (!(f = fopen(tmp.data, "wb"))) {
-        sa_err("%s: cannot create: %s", tmp.data, strerror(errno));
+    /* OUT is either the old file or the whole new one (outfile.h; devices and FIFOs written directly) */
+    for (size_t i = 0; i < m.n; i++) {
+        sa_buf_append(&tmp, m.v[i].text, strlen(m.v[i].text));
+        sa_buf_append(&tmp, "\n", 1);
+    }
+    SaOutFile of;
+    if (sa_outfile_open(&of, out, shards)) goto out;
+    if (sa_write_all(of.fd, tmp.data ? tmp.data : "", tmp.len, out)) {
+        sa_outfile_abort(&of);
         goto out;
     }
-    for (size_t i = 0; i < m.n; i++)
-        if (fputs(m.v[i].text, f) == EOF || fputc('\n', f) == EOF) break;
-    if (fflush(f) || ferror(f) || fsync(fileno(f))) {
-        sa_err("%s: write failed: %s", tmp.data, strerror(errno));
-        goto out;
-    }
-    fclose(f);
-    f = NULL;
-    if (rename(tmp.data, out)) {
-        sa_err("%s: cannot rename %s to it: %s", out, tmp.data, strerror(errno));
-        goto out;
-    }
-    fsync_dir_of(out);
+    if (sa_outfile_commit(&of)) goto out;
     fprintf(stderr, "salign: eval-merge: %zu line(s) from %d shard(s) into %s%s\n", m.n, n_shards, out,
             m.problems ? " (--force: with problems)" : "");
     rc = 0;
 out:
     if (rc) sa_die();
-    if (f) {
-        fclose(f);
-        unlink(tmp.data);
-    }
     sa_buf_free(&tmp);
     for (size_t i = 0; i < m.n; i++) {
         free(m.v[i].text);

@@ -20,6 +20,7 @@
 #include "model.h"
 
 #include "engine_opts.h"
+#include "strmap.h"
 
 /* ---- dataset records -------------------------------------------------------------------------- */
 
@@ -45,17 +46,6 @@ typedef int (*SaLineFn)(void *ctx, long line_no, const char *line, size_t len);
 int sa_read_lines(const char *path, SaLineFn fn, void *ctx);
 
 /* ---- small shared helpers (eval, eval-merge, report) ---------------------------------------- */
-
-/* A string -> long map (open addressing); keys are copied. */
-typedef struct {
-    char **keys;
-    long *vals;
-    size_t cap, n;
-} SaStrMap;
-/* Returns the slot's value pointer, inserting `val` when the key is new (*added = 1). NULL on OOM. */
-long *sa_strmap_put(SaStrMap *m, const char *key, long val, int *added);
-long *sa_strmap_get(const SaStrMap *m, const char *key);
-void sa_strmap_free(SaStrMap *m);
 
 /* "id\x1fmode": the key of one (record, mode) pair. Malloc'd. */
 char *sa_eval_pair_key(const char *id_key, const char *mode);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common.h"
 
@@ -55,4 +56,21 @@ const char *sa_flag_value(int argc, char **argv, int *i) {
 int sa_die(void) {
     fprintf(stderr, "salign: %s\n", sa_errmsg());
     return 1;
+}
+
+char *sa_flag_text(const char *flag, const char *value, int from_file) {
+    const int stdin_ = !strcmp(value, "-");
+    if (!from_file && !stdin_) return sa_strdup(value);
+    size_t n = 0;
+    char *t = sa_read_file(stdin_ ? "/dev/stdin" : value, &n);
+    if (!t) {
+        sa_err_prefix("%s: ", flag);
+        return NULL;
+    }
+    if (strlen(t) != n) {
+        free(t);
+        sa_err("%s: %s holds a NUL byte (the text would be cut there)", flag, stdin_ ? "standard input" : value);
+        return NULL;
+    }
+    return t;
 }

@@ -11,6 +11,11 @@ int sa_flag_long(const char *flag, const char *v, long lo, long hi, long *out);
 int sa_flag_int(const char *flag, const char *v, long lo, long hi, int *out);
 int sa_flag_u64(const char *flag, const char *v, uint64_t *out);
 int sa_flag_float(const char *flag, const char *v, float lo, float hi, float *out);
+/* The text a prompt flag gives, as a new string: VALUE itself, or with from_file (-f FILE) the
+ * file's contents; "-" reads standard input either way. No length limit (a command-line argument
+ * is limited to 128 KiB by the kernel). NULL + sa_err("FLAG: ...") when it cannot be read or
+ * holds a NUL byte (the text would be cut there). */
+char *sa_flag_text(const char *flag, const char *value, int from_file);
 /* The value of the flag at argv[*i], advancing *i; NULL + sa_err("FLAG: missing value"). */
 const char *sa_flag_value(int argc, char **argv, int *i);
 /* Print the recorded error as "salign: <message>" on stderr and return the exit status 1. */

@@ -46,6 +46,15 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
+static int files_equal(const char *x, const char *y) {
+    size_t n1 = 0, n2 = 0;
+    char *a = sa_read_file(x, &n1), *b = sa_read_file(y, &n2);
+    const int same = a && b && n1 == n2 && memcmp(a, b, n1) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
 static int convert(const char *in, const char *tok, SaConvType type, const char *out) {
     SaConvSource src;
     int rc = tok ? sa_import_llama2c(in, tok, &src) : sa_import_gguf(in, &src);
@@ -129,11 +138,7 @@ TEST(convert_q4_0_matches_llama_quantize) {
     char *msg = test_run(cmd, &st);
     CHECKF(st == 0 && msg[0] == 0, "status %d, output: %s", st, msg);
     free(msg);
-    size_t n1 = 0, n2 = 0;
-    char *a = sa_read_file(out, &n1), *b = sa_read_file(out2, &n2);
-    CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0);
-    free(a);
-    free(b);
+    CHECK(files_equal(out, out2));
 }
 
 TEST(convert_keep_copies_quantized_blocks) {
@@ -622,4 +627,36 @@ TEST(convert_gguf_bad_contents) {
         cli(a, 1, "architecture \"llamb\" is not supported");
     }
     free(d);
+}
+
+
+/* salign-quantize re-quantizes a .salm as it does a GGUF: keep is a byte-identical copy, and
+ * GGUF -> f32 .salm -> q8_0/q4_0 is byte for byte GGUF -> q8_0/q4_0; a damaged .salm is refused. */
+TEST(convert_salm_input) {
+    const char *gguf = model_path("stories260K.gguf");
+    const char *f32 = test_tmp("re-f32.salm"), *a = test_tmp("re-a.salm"), *b = test_tmp("re-b.salm");
+    CHECKF(convert(gguf, NULL, SA_CONV_F32, f32) == 0, "%s", sa_errmsg());
+    const SaConvType types[] = {SA_CONV_Q8_0, SA_CONV_Q4_0, SA_CONV_KEEP};
+    for (int i = 0; i < 3; i++) {
+        SaConvSource src;
+        CHECKF(sa_import_salm(f32, &src) == 0, "%s", sa_errmsg());
+        SaConvOptions o = {types[i], 1};
+        CHECKF(sa_conv_write(&src, a, &o) == 0, "%s", sa_errmsg());
+        sa_conv_free(&src);
+        if (types[i] == SA_CONV_KEEP) {
+            CHECK(files_equal(a, f32));
+        } else {
+            CHECK(convert(gguf, NULL, types[i], b) == 0);
+            CHECKF(files_equal(a, b), "type %s: .salm and GGUF sources differ", sa_conv_type_name(types[i]));
+        }
+    }
+    /* through the tool, and a flipped bit refused with the tensor's name */
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "bin/salign-quantize %s %s --type q8_0 -q 2>&1 && cp %s %s && "
+                              "printf '\\377' | dd of=%s bs=1 seek=$(( $(stat -c %%s %s) - 100 )) conv=notrunc 2>/dev/null && "
+                              "bin/salign-quantize %s %s --type q8_0 -q 2>&1", f32, a, f32, b, b, b, b, a);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "crc32 mismatch") && strchr(log, '\n') == log + strlen(log) - 1, "(%d) %s", st, log);
+    free(log);
 }

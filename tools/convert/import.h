@@ -6,6 +6,8 @@
 
 #include "../../src/convert.h"
 
+/* A .salm (re-quantization): every tensor crc-checked first. */
+int sa_import_salm(const char *path, SaConvSource *src);
 int sa_import_llama2c(const char *path, const char *tokenizer_path, SaConvSource *src);
 /* A Hugging Face model directory: config.json, model.safetensors (or shards with
  * model.safetensors.index.json), tokenizer.json + tokenizer_config.json (tools/convert/import_hf.c). */

@@ -1,4 +1,4 @@
-/* quantize_main.c - salign-quantize: convert an HF directory, a GGUF or a llama2.c model to .salm.
+/* quantize_main.c - salign-quantize: convert an HF directory, a GGUF, a .salm or a llama2.c model to .salm.
  *
  * Every failure is one line "salign-quantize: <file or flag>: <problem>" on stderr and exit
  * status 1; the library functions return the message, only this file prints it. */
@@ -9,6 +9,7 @@
 
 #include "../../src/common.h"
 #include "../../src/dtype.h"
+#include "../../src/matmul.h"
 #include "import.h"
 #include "../../src/chat.h"
 
@@ -22,6 +23,7 @@ static const char usage[] =
     "    model.safetensors.index.json; BF16, F16 or F32), tokenizer.json, tokenizer_config.json;\n"
     "    LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM\n"
     "  a GGUF file (llama, qwen2, gemma, gemma2; tensors F32, F16, BF16, Q8_0 or Q4_0)\n"
+    "  a .salm (re-quantize it: e.g. f16 -> q4_0)\n"
     "  a llama2.c checkpoint (.bin, versions 0, 1 and 2); needs --tokenizer\n"
     "\n"
     "options:\n"
@@ -55,6 +57,7 @@ static int has_suffix(const char *s, const char *suf) {
 }
 
 int main(int argc, char **argv) {
+    sa_blas_process_init(argv);
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     const char *type_name = NULL, *tokenizer = NULL, *al_tmpl = NULL;
@@ -115,11 +118,14 @@ int main(int argc, char **argv) {
     } else if (got == 4 && memcmp(magic, "GGUF", 4) == 0) {
         if (tokenizer) return fail("--tokenizer: only used with llama2.c checkpoints (a GGUF has its own vocabulary)", NULL, NULL);
         rc = sa_import_gguf(in, &src);
+    } else if (got == 4 && memcmp(magic, SALM_MAGIC, 4) == 0) {
+        if (tokenizer) return fail("--tokenizer: only used with llama2.c checkpoints (a .salm has its own vocabulary)", NULL, NULL);
+        rc = sa_import_salm(in, &src);
     } else if (has_suffix(in, ".bin")) {
         if (!tokenizer) return fail("%s: a llama2.c checkpoint needs --tokenizer tokenizer.bin", in, NULL);
         rc = sa_import_llama2c(in, tokenizer, &src);
     } else {
-        return fail("%s: unrecognised input (expected an HF model directory, a GGUF file or a llama2.c .bin checkpoint)", in, NULL);
+        return fail("%s: unrecognised input (expected an HF model directory, a GGUF file, a .salm or a llama2.c .bin checkpoint)", in, NULL);
     }
     if (rc) return fail("%s", sa_errmsg(), NULL);
     if (al_tmpl) {
