@@ -5,7 +5,7 @@
 # is written as an HF directory and a GGUF (bin/salign-synth); llama.cpp runs the GGUF for 64
 # greedy steps; both of our conversions (HF directory, GGUF) must pick llama.cpp's token at every
 # step with a logits NMSE under 1e-4. Then llama.cpp's file types (Q4_K_M ... IQ4_XS): the F16 GGUF
-# of each architecture (hidden 256, and a Qwen2 of hidden 896) quantized by llama.cpp's own
+# of a llama model (hidden 256; the other architectures are not there yet) quantized by llama.cpp's own
 # quantizer, loaded with --type keep, against llama.cpp on the same file; and our quantizers
 # against llama.cpp's byte for byte (--pure files).
 #

@@ -1107,3 +1107,69 @@ TEST(kernels_exp_silu_edges) {
     free(xt);
     free(u);
 }
+
+/* The block types beyond Q8_0 / Q4_0 (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): on weights and
+ * activations quantized by the reference quantizers, the scalar dot equals the double dot of
+ * the dequantized rows up to float rounding (so its integer scale and min bookkeeping is right),
+ * and every table's dot, gemm and activation conversion give the scalar reference's values bit
+ * for bit (the sums are integer per block; the float combination is the reference's). */
+TEST(kernels_block_types) {
+    const SaKernels *tabs[8];
+    const int nt = simd_tables(tabs);
+    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K};
+    enum { N = 2048, R = 9, TT = 3 };
+    float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)TT * N * sizeof *x);
+    float *wd = malloc(N * sizeof *wd), *xd = malloc(N * sizeof *xd), *y = malloc((size_t)TT * R * sizeof *y);
+    uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)TT * N * 2), *aq2 = malloc((size_t)TT * N * 2);
+    rng_seed(16);
+    for (size_t t = 0; t < SA_ARRAY_LEN(types); t++) {
+        const SaDtype dt = types[t];
+        const SaDtypeTraits *tr = sa_dtype_tr(dt);
+        const SaDtype vt = (SaDtype)tr->vec_dot_type;
+        for (int n = tr->block; n <= N; n *= 2) {
+            const size_t wrow = sa_row_bytes(dt, n), arow = sa_row_bytes(vt, n);
+            for (int i = 0; i < R * n; i++) w[i] = rng_normal() * (i % 97 == 0 ? 8.0f : 1.0f);
+            for (int i = 0; i < TT * n; i++) x[i] = rng_normal() + (i % 5 == 0 ? 0.5f : 0.0f);
+            for (int r = 0; r < R; r++) sa_quantize_row(dt, w + (size_t)r * n, wq + r * wrow, n);
+            for (int k = 0; k < TT; k++) ref->type[vt].from_float(x + (size_t)k * n, aq + k * arow, n);
+            for (int r = 0; r < R; r++) {
+                sa_dequantize_row(dt, wq + r * wrow, wd, n);
+                sa_dequantize_row(vt, aq, xd, n);
+                double exact = 0, mag = 0;
+                for (int i = 0; i < n; i++) {
+                    exact += (double)wd[i] * xd[i];
+                    mag += fabs((double)wd[i] * xd[i]);
+                }
+                const float got = ref->type[dt].dot(n, wq + r * wrow, aq);
+                /* Q8_1 carries d * (sum of its quants) rounded to fp16 (as ggml's), and Q4_1 / Q5_1
+                 * multiply it by their minimum (both are the second fp16 of the block): allow
+                 * that rounding, |m * s| / 1024 per block */
+                double tol = 1e-5 * mag + 1e-6;
+                if (vt == SA_Q8_1)
+                    for (int b = 0; b < n / 32; b++) {
+                        uint16_t m, s;
+                        memcpy(&m, wq + r * wrow + b * tr->block_bytes + 2, 2);
+                        memcpy(&s, aq + b * sizeof(BlockQ8_1) + 2, 2);
+                        tol += fabs((double)sa_fp16_to_fp32(m) * sa_fp16_to_fp32(s)) / 1024;
+                    }
+                CHECKF(fabs(got - exact) <= tol, "scalar %s n=%d row %d: %.7g, dequantized %.7g", tr->name, n, r, got,
+                       exact);
+            }
+            for (int k = 0; k < nt; k++) {
+                for (int a = 0; a < TT; a++) tabs[k]->type[vt].from_float(x + (size_t)a * n, aq2 + a * arow, n);
+                CHECKF(memcmp(aq, aq2, TT * arow) == 0, "%s: %s activations differ from the reference", tabs[k]->name,
+                       sa_dtype_name(vt));
+                tabs[k]->type[dt].gemm(n, R, wq, wrow, aq, arow, TT, y, R);
+                for (int r = 0; r < R; r++)
+                    for (int a = 0; a < TT; a++) {
+                        const float want = ref->type[dt].dot(n, wq + r * wrow, aq + a * arow);
+                        const float d = tabs[k]->type[dt].dot(n, wq + r * wrow, aq + a * arow);
+                        CHECKF(d == want && y[a * R + r] == want, "%s %s n=%d row %d token %d: dot %.9g gemm %.9g, ref %.9g",
+                               tabs[k]->name, tr->name, n, r, a, d, y[a * R + r], want);
+                    }
+            }
+        }
+    }
+    if (nt == 0) printf("    no SIMD table on this CPU: the scalar reference alone checked\n");
+    free(w), free(x), free(wd), free(xd), free(y), free(wq), free(aq), free(aq2);
+}
