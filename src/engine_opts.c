@@ -40,6 +40,11 @@ static char *template_arg(const char *flag, const char *v) {
         sa_err("%s: '%s' is neither a built-in template (stream-gemma, plain, aligner7b) nor a readable file", flag, v);
         return NULL;
     }
+    if (!t[strspn(t, " \t\r\n")]) {
+        sa_err("%s: %s: the template is empty", flag, v);
+        free(t);
+        return NULL;
+    }
     if (sa_template_check(t)) {
         sa_err_prefix("%s: %s: ", flag, v);
         free(t);

@@ -575,8 +575,11 @@ static void print_summary(const char *path) {
     if (!sa_judged_summarize(&jd, &s)) {
         for (int i = 0; i < s.n_rows; i++) {
             const SaWinRow *r = &s.rows[i];
-            fprintf(stderr, "salign: judge: %s %s: W %ld / T %ld / L %ld, unparsed %ld, errors %ld; (W-L)/(W+T+L) %.3f, "
-                            "W/(W+L) %.3f\n", r->task, r->pair, r->w, r->t, r->l, r->unparsed, r->errors, r->score, r->winrate);
+            char sc[32], wr[32];
+            snprintf(sc, sizeof sc, isnan(r->score) ? "n/a" : "%.3f", r->score);
+            snprintf(wr, sizeof wr, isnan(r->winrate) ? "n/a" : "%.3f", r->winrate);
+            fprintf(stderr, "salign: judge: %s %s: W %ld / T %ld / L %ld, unparsed %ld, errors %ld; (W-L)/(W+T+L) %s, W/(W+L) %s\n",
+                    r->task, r->pair, r->w, r->t, r->l, r->unparsed, r->errors, sc, wr);
         }
         for (int i = 0; i < s.n_math; i++)
             fprintf(stderr, "salign: judge: math %s: %ld/%ld correct (%.1f%%), errors %ld\n", s.math[i].mode, s.math[i].correct,

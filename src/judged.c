@@ -99,6 +99,13 @@ static int read_line(void *ctx, long line_no, const char *line, size_t len, cJSO
     l->matches = cJSON_IsNumber(m) ? (int)m->valuedouble : -1;
     if (is_str(o, "judge_text")) l->text = dup_str(o, "judge_text");
     else if (cJSON_IsObject(get(o, "candidates"))) l->text = candidates_text(get(o, "candidates"));
+    else if (!strcmp(l->task, "math") && !l->error) {
+        SaBuf b = {0};
+        const cJSON *a = get(o, "answer_extracted"), *s = get(o, "solution_extracted");
+        sa_buf_printf(&b, "answer: %s\nsolution: %s", cJSON_IsString(a) ? a->valuestring : "(none found)",
+                      cJSON_IsString(s) ? s->valuestring : "(none found)");
+        l->text = b.data;
+    }
     const cJSON *oc = get(o, "outcome");
     l->outcome = l->error ? -1 : cJSON_IsString(oc) && sa_verdict_from_name(oc->valuestring) >= 0
                                      ? sa_verdict_from_name(oc->valuestring)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "open_gguf.h"
 #include "verified.h"
@@ -12,13 +13,13 @@
 #include "matmul.h"
 
 /* 1 if the file at path starts with GGUF's magic (unreadable files: 0, salm_open reports them). */
-static int is_gguf(const char *path) {
-    unsigned char magic[4] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    const size_t got = fread(magic, 1, 4, f);
-    fclose(f);
-    return got == 4 && !memcmp(magic, "GGUF", 4);
+/* A file that is neither .salm nor GGUF: say what it probably is and how to convert it. */
+static int not_a_model_file(const char *path) {
+    const size_t n = strlen(path);
+    if (n > 4 && !strcmp(path + n - 4, ".bin"))
+        return sa_err("%s: a llama2.c checkpoint? convert it first: salign-quantize %s OUT.salm --type q8_0 "
+                      "--tokenizer tokenizer.bin", path, path);
+    return sa_err("%s: not a .salm or GGUF model file", path);
 }
 
 static int bind_mat(SaModel *m, SaMat *out, const char *name, int cols, int rows, int optional) {
@@ -70,7 +71,16 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     if (!opts) opts = &def;
     /* A GGUF goes through the converter (a layer below this one, see open_gguf.h) into a .salm
      * image: from here on nothing differs from a .salm read from disk. */
-    const int gguf = is_gguf(path);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return sa_err("%s: is a directory (a Hugging Face model? convert it first: salign-quantize %s OUT.salm --type q8_0)",
+                      path, path);
+    unsigned char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    const size_t got = f ? fread(magic, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (f && got == 4 && memcmp(magic, "GGUF", 4) && memcmp(magic, SALM_MAGIC, 4)) return not_a_model_file(path);
+    const int gguf = got == 4 && !memcmp(magic, "GGUF", 4);
     if (gguf ? sa_open_gguf_as_salm(path, opts->load_mode, &m->file) : salm_open(&m->file, path, opts->load_mode))
         return -1;
     if (!gguf && (opts->verify || (verify_policy == SA_VERIFY_ONCE && !sa_verified_known(path)))) {

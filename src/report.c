@@ -12,6 +12,7 @@
 
 #include "eval.h"
 #include "flags.h"
+#include "report_judged.h"
 #include "outfile.h"
 
 /* ---- text helpers ------------------------------------------------------------------------- */
@@ -435,7 +436,7 @@ static void row_cells(const Stats *s, int k, Row *r) {
 
 /* ---- markdown ------------------------------------------------------------------------------ */
 
-static void write_md(SaBuf *b, const Results *r, Stats st[N_MODES]) {
+static void write_md(SaBuf *b, const Results *r, Stats st[N_MODES], const SaReportJudged *jd) {
     sa_buf_printf(b, "# salign evaluation: %s\n\n%zu record(s), %ld result line(s)\n\n", r->path, r->n, r->lines);
     sa_buf_printf(b, "| mode | answers | errors | latency mean | p50 | p95 | first token mean | p50 | sentences edited | "
                      "mean edit distance (words) | tokens/s |\n");
@@ -447,6 +448,7 @@ static void write_md(SaBuf *b, const Results *r, Stats st[N_MODES]) {
         sa_buf_printf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rmode_names[k], c.answers, c.errors,
                       c.mean, c.p50, c.p95, c.ttft, c.ttft50, c.edited, c.dist, c.tps);
     }
+    if (jd) sa_report_judged_md(b, jd);
 }
 
 /* ---- HTML ------------------------------------------------------------------------------------ */
@@ -642,19 +644,20 @@ static int write_run(SaBuf *b, int k, const Run *run) {
     return 0;
 }
 
-static int write_html(SaBuf *b, const Results *r, Stats st[N_MODES], long max_records) {
+static int write_html(SaBuf *b, const Results *r, Stats st[N_MODES], long max_records, const SaReportJudged *jd) {
     sa_buf_printf(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                      /* nothing may load: the report must open the same on an air-gapped machine */
                      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
                      "img-src data:\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>salign "
                      "evaluation: ");
     esc(b, r->path);
-    sa_buf_printf(b, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>salign evaluation</h1>\n<p class=\"meta\">", css);
+    sa_buf_printf(b, "</title>\n<style>%s%s</style>\n</head>\n<body>\n<h1>salign evaluation</h1>\n<p class=\"meta\">", css, jd ? sa_report_judged_css : "");
     esc(b, r->path);
     sa_buf_printf(b, " · %zu record(s) · %ld result line(s)", r->n, r->lines);
     if (r->dups) sa_buf_printf(b, " · %ld duplicated (id, mode) line(s) ignored", r->dups);
     sa_buf_printf(b, "</p>\n<h2>Summary</h2>\n");
     write_summary_html(b, r, st);
+    if (jd) sa_report_judged_summary_html(b, jd);
     sa_buf_printf(b, "<h2>Latency distribution</h2>\n");
     write_histogram(b, r, st);
     sa_buf_printf(b, "<h2>Records</h2>\n");
@@ -671,6 +674,7 @@ static int write_html(SaBuf *b, const Results *r, Stats st[N_MODES], long max_re
         sa_buf_printf(b, "</div>\n");
         for (int k = 0; k < N_MODES; k++)
             if (rec->run[k].present && write_run(b, k, &rec->run[k])) return -1;
+        if (jd) sa_report_judged_record_html(b, jd, rec->id);
         sa_buf_printf(b, "</section>\n");
     }
     sa_buf_printf(b, "</body>\n</html>\n");
@@ -693,12 +697,13 @@ static int write_file_atomic(const char *path, const char *data, size_t n, const
 }
 
 int sa_cmd_report(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *format = NULL;
+    const char *in = NULL, *out = NULL, *format = NULL, *judged = NULL;
     long max_records = 1000;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: salign report RESULTS.jsonl [-o FILE] [--format html|md] [--max-records N]\n"
+            printf("usage: salign report RESULTS.jsonl [--judged JUDGED.jsonl] [-o FILE] [--format html|md] [--max-records N]\n"
+                   "  --judged: salign judge's output: win/tie/loss tables, math accuracy, and each record's verdicts.\n"
                    "  html (default; md when FILE ends in .md): one self-contained page; md: a summary table.\n"
                    "  Without -o the report goes to stdout. --max-records: records shown in full (default 1000, 0 = all).\n");
             return 0;
@@ -712,6 +717,9 @@ int sa_cmd_report(int argc, char **argv) {
                 sa_err("--format: expected html or md, got '%s'", format);
                 return sa_die();
             }
+        } else if (!strcmp(a, "--judged")) {
+            if (i + 1 >= argc) goto missing;
+            judged = argv[++i];
         } else if (!strcmp(a, "--max-records")) {
             if (i + 1 >= argc) goto missing;
             char *end;
@@ -748,15 +756,21 @@ int sa_cmd_report(int argc, char **argv) {
     Stats st[N_MODES];
     memset(st, 0, sizeof st);
     SaBuf b = {0};
-    int rc = 1;
+    int rc = 1, have_jd = 0;
+    SaReportJudged jd;
     long long torn = -1;
     if (sa_read_results(in, result_line, &r, &torn)) goto out;
     if (torn >= 0) fprintf(stderr, "salign: %s: ignoring an incomplete last line (a run still writing, or interrupted)\n", in);
     if (r.dups) fprintf(stderr, "salign: %s: %ld duplicated (id, mode) line(s) ignored\n", in, r.dups);
     if (r.unknown_modes) fprintf(stderr, "salign: %s: %ld line(s) with an unknown mode ignored\n", in, r.unknown_modes);
     if (compute_stats(&r, st)) goto out;
-    if (!strcmp(format, "md")) write_md(&b, &r, st);
-    else if (write_html(&b, &r, st, max_records)) goto out;
+    if (judged) {
+        if (sa_report_judged_load(judged, &jd)) goto out;
+        have_jd = 1;
+        if (jd.j.torn_at >= 0) fprintf(stderr, "salign: %s: ignoring an incomplete last line (a judge still writing?)\n", judged);
+    }
+    if (!strcmp(format, "md")) write_md(&b, &r, st, have_jd ? &jd : NULL);
+    else if (write_html(&b, &r, st, max_records, have_jd ? &jd : NULL)) goto out;
     if (!b.data) {
         sa_err("out of memory");
         goto out;
@@ -774,5 +788,6 @@ out:
     sa_buf_free(&b);
     stats_free(st);
     results_free(&r);
+    if (have_jd) sa_report_judged_free(&jd);
     return rc;
 }

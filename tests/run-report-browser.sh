@@ -3,7 +3,8 @@
 # upstream and aligner), write its report, load it in headless Chromium, check the page parsed
 # whole (summary table, every record, the word diff, escaped text intact) and logged nothing on
 # the console (the page's Content-Security-Policy turns any attempt to load something into a
-# console message), and save a screenshot to build/test-output/report.png.
+# console message), and save a screenshot to build/test-output/report.png. Then the same with judged
+# results (salign judge with stories260K as the judge; report --judged): build/test-output/report-judged.png.
 # Installs Debian's chromium with apt-get when missing and running as root.
 # Ends with "N passed, N failed".
 cd "$(dirname "$0")/.." || exit 1
@@ -94,7 +95,51 @@ else
     bad "escaped text, all 6 records and the chart parsed"
 fi
 
-# 3. the screenshot
+# 3. with judged results (salign judge, stories260K as the judge: generative with --swap for the
+#    reasoning text, plus math lines): the win/tie/loss and math tables, and per record the verdicts
+#    with the judge's text in collapsible <details>
+jd=$out/report-judged.jsonl jhtml=$out/report-judged.html jdom=$out/report-judged-dom.html
+if bin/salign judge --judge weights/stories260K.salm --in "$res" --out "$jd" --tasks safety,utility,math --swap \
+    -c 2048 --max-tokens 24 -t 1 --no-progress --no-resume >"$out/report-judge.log" 2>&1 &&
+    bin/salign report "$res" --judged "$jd" -o "$jhtml" >>"$out/report-judge.log" 2>&1; then
+    ok "judge and report --judged"
+else
+    cat "$out/report-judge.log"
+    bad "judge and report --judged"
+fi
+jurl="file://$(pwd)/$jhtml"
+# shellcheck disable=SC2086
+if timeout 120 $browser $flags --enable-logging=stderr --v=0 --dump-dom "$jurl" >"$jdom" 2>"$log.judged" &&
+    grep -q '</html>' "$jdom" && ! grep -q 'CONSOLE' "$log.judged"; then
+    ok "judged page loads without console messages"
+else
+    grep 'CONSOLE' "$log.judged" | head -n 5
+    bad "judged page loads without console messages"
+fi
+# 4 rows (2 tasks x 2 pairs) in the judged table, 3 modes in the math table, a judged block in each of
+# the 6 records, 6 x 2 x 2 x 2 = 48 reasoning texts (every pairwise line: none failed here)
+rows=$(sed -n '/<table class="summary" id="judged">/,/<\/table>/p' "$jdom" | grep -c '^<tr><td>')
+mrows=$(sed -n '/<table class="summary" id="math">/,/<\/table>/p' "$jdom" | grep -c '^<tr><td>')
+if [ "$rows" = 4 ] && [ "$mrows" = 3 ] &&
+    [ "$(grep -o '<details class="judged" open="">' "$jdom" | wc -l)" = 6 ] &&
+    [ "$(grep -o '<summary>the judge.s reasoning</summary><div class="jt">' "$jdom" | wc -l)" = 48 ] &&
+    grep -q 'v-unparsed' "$jdom"; then
+    ok "judged tables (4 pairs, 3 math modes) and 48 collapsible reasoning texts in 6 records"
+else
+    echo "judged rows $rows, math rows $mrows"
+    bad "judged tables (4 pairs, 3 math modes) and 48 collapsible reasoning texts in 6 records"
+fi
+rm -f "$out/report-judged.png"
+# shellcheck disable=SC2086
+timeout 120 $browser $flags --hide-scrollbars --window-size=1280,1700 --screenshot="$(pwd)/$out/report-judged.png" \
+    "$jurl" >>"$log.judged" 2>&1
+if [ -s "$out/report-judged.png" ] && [ "$(wc -c <"$out/report-judged.png")" -gt 20000 ]; then
+    ok "screenshot $out/report-judged.png"
+else
+    bad "screenshot $out/report-judged.png"
+fi
+
+# 5. the screenshot
 rm -f "$out/report.png"
 # shellcheck disable=SC2086
 timeout 120 $browser $flags --hide-scrollbars --window-size=1280,1700 --screenshot="$(pwd)/$out/report.png" "$url" \

@@ -707,3 +707,29 @@ TEST(e2e_threads_and_context_warnings) {
     CHECKF(st == 0 && !strstr(log, "may use") && !strstr(log, "trained on"), "(%d) %s", st, log);
     free(log);
 }
+
+/* Files that are not models say what they probably are; an empty template names the flag (#20 CLI). */
+TEST(e2e_wrong_file_messages) {
+    char cmd[1024];
+    int st;
+    struct {
+        const char *args, *want;
+    } c[] = {
+        {"generate -m %s/stories260K.bin -p hi", "a llama2.c checkpoint? convert it first: salign-quantize"},
+        {"generate -m tests/data -p hi", "tests/data: is a directory (a Hugging Face model? convert it first"},
+        {"generate -m tests/data/corpus.json -p hi", "tests/data/corpus.json: not a .salm or GGUF model file"},
+        {"align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm -p hi --aligner-template /dev/null",
+         "--aligner-template: /dev/null: the template is empty"},
+    };
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        char args[512];
+        snprintf(args, sizeof args, c[k].args, test_models_dir());
+        snprintf(cmd, sizeof cmd, "bin/salign %s 2>&1 | grep -v '^salign: loaded'", args);
+        char *log = test_run(cmd, &st);
+        CHECKF(strstr(log, c[k].want) && strchr(log, '\n') == log + strlen(log) - 1, "%s: %s", args, log);
+        free(log);
+        snprintf(cmd, sizeof cmd, "bin/salign %s >/dev/null 2>&1", args);
+        free(test_run(cmd, &st));
+        CHECKF(st == 1, "%s: exit %d", args, st);
+    }
+}

@@ -373,7 +373,8 @@ static void jl(FILE *f, const char *id, const char *task, const char *pair, cons
             task, pair, order, outcome);
 }
 
-TEST(judge_aggregation_numbers) {
+/* A judged file constructed by hand (the numbers the aggregation tests expect). */
+static const char *agg_file(void) {
     const char *path = tp("agg.jsonl");
     FILE *f = fopen(path, "w");
     /* safety stream:none, one order: 6 wins, 2 ties, 1 loss, 3 unparsed, 1 error */
@@ -406,6 +407,11 @@ TEST(judge_aggregation_numbers) {
     fprintf(f, "{\"id\":\"m9\",\"task\":\"math\",\"mode\":\"stream\",\"error\":\"no solution\"}\n");
     fputs("{\"id\":\"s99\",\"task\":\"safety\",\"pa", f); /* torn */
     fclose(f);
+    return path;
+}
+
+TEST(judge_aggregation_numbers) {
+    const char *path = agg_file();
     SaJudged j;
     CHECK(sa_judged_read(path, &j) == 0);
     CHECK(j.torn_at > 0);
@@ -881,4 +887,27 @@ TEST(judge_cli_errors) {
     free(log);
     /* the judged file is locked while a judge writes it, as eval's results */
     (void)in;
+}
+
+/* salign report --judged: the markdown tables carry the aggregation's numbers. */
+TEST(judge_report_markdown) {
+    const char *agg = agg_file();
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s --format md", results_file(), agg);
+    int st;
+    char *md = run(cmd, &st);
+    CHECKF(st == 0, "%s", md);
+    CHECKF(strstr(md, "| safety | stream:none | 6 | 2 | 1 | 3 | 1 | +0.556 ["), "%s", md);
+    CHECKF(strstr(md, "| 85.7% [48.7, 97.4] | — |"), "%s", md);
+    CHECKF(strstr(md, "| utility | aligner:none | 1 | 2 | 2 | 1 | 0 | -0.200 ["), "%s", md);
+    CHECKF(strstr(md, "| 33.3% [6.1, 79.2] | 5 (2 disagree) |"), "%s", md);
+    CHECKF(strstr(md, "| none | 2 | 4 | 0 | 50.0% [15.0, 85.0] |"), "%s", md);
+    CHECKF(strstr(md, "| stream | 3 | 4 | 1 | 75.0% [30.1, 95.4] |"), "%s", md);
+    CHECKF(strstr(md, "math stream − none: +25.0 points (paired, 4 ids)"), "%s", md);
+    free(md);
+    /* a bad judged file is one error naming it */
+    snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s --format md", results_file(), results_file());
+    md = run(cmd, &st);
+    CHECKF(st == 1 && strstr(md, "not a judged line"), "%s", md);
+    free(md);
 }
