@@ -35,7 +35,15 @@ char *sa_eval_pair_key(const char *id_key, const char *mode) {
 
 char *sa_eval_id_key(const cJSON *id) {
     if (cJSON_IsString(id)) return sa_strdup(id->valuestring);
-    if (cJSON_IsNumber(id)) return cJSON_PrintUnformatted(id);
+    if (cJSON_IsNumber(id)) {
+        /* integers as integers (cJSON prints 9007199254740991 as 9.00719925474099e+15) */
+        if (id->valuedouble == floor(id->valuedouble) && fabs(id->valuedouble) < 9007199254740992.0) {
+            char b[32];
+            snprintf(b, sizeof b, "%.0f", id->valuedouble);
+            return sa_strdup(b);
+        }
+        return cJSON_PrintUnformatted(id);
+    }
     return NULL;
 }
 
@@ -152,11 +160,24 @@ void sa_eval_record_free(SaEvalRecord *r) {
     memset(r, 0, sizeof *r);
 }
 
+/* A \u0000 escape (the backslash itself not escaped): cJSON would decode it into a C string that
+ * ends there, silently cutting the question or a field. */
+static int has_nul_escape(const char *s, size_t len) {
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (s[i] != '\\' || memcmp(s + i + 1, "u0000", 5)) continue;
+        size_t k = 0;
+        while (k < i && s[i - 1 - k] == '\\') k++;
+        if (k % 2 == 0) return 1;
+    }
+    return 0;
+}
+
 int sa_eval_parse_record(const char *line, size_t len, const char *field, long line_no, SaEvalRecord *r) {
     static const char *auto_fields[] = {"prompt", "question", "problem", "instruction"};
     memset(r, 0, sizeof *r);
     r->line = line_no;
     if (memchr(line, 0, len)) return sa_err("contains a NUL byte");
+    if (has_nul_escape(line, len)) return sa_err("contains \\u0000 (a NUL character would cut the text there)");
     if (sa_utf8_valid_prefix(line, len) != len) return sa_err("not valid UTF-8 (at byte %zu)", sa_utf8_valid_prefix(line, len) + 1);
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, 0);
@@ -206,6 +227,14 @@ int sa_eval_parse_record(const char *line, size_t len, const char *field, long l
     r->question = qb.data;
     cJSON_DeleteItemFromObjectCaseSensitive(o, r->field);
     cJSON *id = cJSON_DetachItemFromObjectCaseSensitive(o, "id");
+    /* beyond 2^53 a JSON number is read as the nearest double: 12345678901234567 would become
+     * ...568, and two ids could collide; refuse rather than change it */
+    if (id && cJSON_IsNumber(id) && fabs(id->valuedouble) >= 9007199254740992.0) {
+        cJSON_Delete(id);
+        cJSON_Delete(o);
+        sa_eval_record_free(r);
+        return sa_err("\"id\" is a number beyond 2^53, which JSON readers change (write it as a string)");
+    }
     if (id) {
         if (!(r->key = sa_eval_id_key(id)) || !r->key[0]) {
             int bad_type = !r->key;
@@ -356,12 +385,20 @@ static void add_int(cJSON *o, const char *k, double v) { cJSON_AddNumberToObject
 static char *result_line(const SaEvalRecord *r, SaAlignMode mode, uint64_t up_seed, uint64_t al_seed, const char *error,
                          const SaAlignTrace *tr, long long *tokens) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(r->id, 1));
+    if (cJSON_IsNumber(r->id)) cJSON_AddRawToObject(o, "id", r->key); /* the key is the number's exact text */
+    else cJSON_AddItemToObject(o, "id", cJSON_Duplicate(r->id, 1));
     cJSON_AddStringToObject(o, "mode", sa_mode_name(mode));
     add_int(o, "line", (double)r->line);
+    /* integers as integers: cJSON would print 2890648205219120 as 2.89064820521912e+15, which
+     * --upstream-seed rightly refuses */
     cJSON *seeds = cJSON_AddObjectToObject(o, "seeds");
-    add_int(seeds, "upstream", (double)up_seed);
-    if (mode != SA_MODE_NONE) add_int(seeds, "aligner", (double)al_seed);
+    char num[24];
+    snprintf(num, sizeof num, "%llu", (unsigned long long)up_seed);
+    cJSON_AddRawToObject(seeds, "upstream", num);
+    if (mode != SA_MODE_NONE) {
+        snprintf(num, sizeof num, "%llu", (unsigned long long)al_seed);
+        cJSON_AddRawToObject(seeds, "aligner", num);
+    }
     *tokens = 0;
     if (error) {
         cJSON_AddStringToObject(o, "question", r->question);

@@ -872,3 +872,50 @@ TEST(context_too_small_is_an_error_in_every_mode) {
         CHECKF(st == 1, "align --mode %s with a context too small: exit %d", modes[k], st);
     }
 }
+
+/* Data is kept as written or refused: \u0000 would cut a C string, ids beyond 2^53 would change,
+ * seeds are written as integers (#20 item 6). */
+TEST(eval_data_never_silently_altered) {
+    SaEvalRecord r;
+    const char *nul = "{\"question\": \"Once\\u0000upon\"}";
+    CHECK(sa_eval_parse_record(nul, strlen(nul), NULL, 1, &r) == -1 && strstr(sa_errmsg(), "u0000"));
+    const char *lit = "{\"question\": \"a \\\\u0000 b\"}"; /* an escaped backslash: the text \u0000 itself */
+    CHECKF(sa_eval_parse_record(lit, strlen(lit), NULL, 1, &r) == 0, "%s", sa_errmsg());
+    CHECK_EQ_STR(r.question, "a \\u0000 b");
+    sa_eval_record_free(&r);
+    const char *big = "{\"id\": 12345678901234567, \"question\": \"Q\"}";
+    CHECK(sa_eval_parse_record(big, strlen(big), NULL, 1, &r) == -1 && strstr(sa_errmsg(), "2^53"));
+    const char *ok = "{\"id\": 9007199254740991, \"question\": \"Q\"}";
+    CHECKF(sa_eval_parse_record(ok, strlen(ok), NULL, 1, &r) == 0, "%s", sa_errmsg());
+    CHECK_EQ_STR(r.key, "9007199254740991");
+    sa_eval_record_free(&r);
+    /* seeds: pick ids whose derived seed ends in 0 (cJSON's %1.15g would print those in exponent form) */
+    const char *in = tp("seed-ids.jsonl"), *res = tp("seed-ids-out.jsonl");
+    FILE *f = fopen(in, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    int zeros = 0;
+    for (int i = 0; i < 200 && zeros < 2; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        if (sa_eval_seed(0, id) % 10 == 0) {
+            fprintf(f, "{\"id\": \"%s\", \"question\": \"Once upon a time\"}\n", id);
+            zeros++;
+        }
+    }
+    fclose(f);
+    CHECK_EQ_INT(zeros, 2);
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -f %s; bin/salign eval --upstream " MODEL " --in %s --out %s --modes none --max-tokens 4 --no-progress 2>&1",
+             res, in, res);
+    free(test_run(cmd, &st));
+    char *out = sa_read_file(res, NULL);
+    CHECK(out != NULL);
+    for (const char *p = out ? strstr(out, "\"upstream\":") : NULL; p; p = strstr(p + 1, "\"upstream\":")) {
+        const char *v = p + strlen("\"upstream\":");
+        size_t digits = strspn(v, "0123456789");
+        CHECKF(digits > 0 && (v[digits] == ',' || v[digits] == '}'), "seed not an integer: %.40s", v);
+    }
+    free(out);
+}
