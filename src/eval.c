@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +437,33 @@ static char *result_line(const SaEvalRecord *r, SaAlignMode mode, uint64_t up_se
     return s;
 }
 
+/* SIGINT/SIGTERM/SIGHUP: the run in progress is finished and written (its line is complete or
+ * absent either way: one write per line), then eval stops, says how far it got and exits 128 + the
+ * signal. A second signal stops at once; resuming then redoes only that run. */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) {
+    if (g_signal) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_signal = sig;
+    static const char msg[] = "\nsalign: eval: interrupted: finishing the run in progress (again to stop at once)\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void catch_signals(int on) {
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? on_signal : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < SA_ARRAY_LEN(sigs); i++) sigaction(sigs[i], &sa, NULL);
+    g_signal = 0;
+}
+
 static int run_eval(EvalOpts *o) {
     int rc = 1;
     InputScan in = {.o = o};
@@ -486,7 +514,8 @@ static int run_eval(EvalOpts *o) {
     SaProgress pg;
     sa_progress_init(&pg, "eval", "runs", total, o->progress);
     const uint64_t up_seed0 = o->eo.ap.up_sp.seed, al_seed0 = o->eo.ap.al_sp.seed;
-    for (size_t i = 0; i < in.n; i++) {
+    catch_signals(1);
+    for (size_t i = 0; i < in.n && !g_signal; i++) {
         SaEvalRecord r;
         if (sa_eval_parse_record(in.recs[i].text, strlen(in.recs[i].text), o->field, in.recs[i].line, &r)) goto out;
         for (int k = 0; k < o->n_modes; k++) {
@@ -534,15 +563,24 @@ static int run_eval(EvalOpts *o) {
             pg.tokens += tokens;
             pg.what = NULL;
             sa_progress_draw(&pg, pg.done == pg.total);
+            if (g_signal) break;
         }
         sa_eval_record_free(&r);
+    }
+    if (g_signal) {
+        if (pg.tty && pg.on) fprintf(stderr, "\r\x1b[K");
+        fprintf(stderr, "salign: eval: interrupted: %ld of %ld run(s) done; rerun the same command to resume\n", pg.done,
+                total);
+        rc = 128 + g_signal;
+        goto out;
     }
     fprintf(stderr, "salign: eval: %ld run(s) in %.1f s, %.1f tok/s%s; results in %s\n", pg.done,
             (sa_time_ms() - pg.t0) / 1000, pg.run_ms > 0 ? pg.tokens / (pg.run_ms / 1000) : 0.0,
             pg.errors ? " (some failed: see \"error\" in the results)" : "", o->out);
     rc = 0;
 out:
-    if (rc) sa_die();
+    catch_signals(0);
+    if (rc == 1) sa_die();
     sa_results_close(&done);
     if (have_es) sa_engine_set_close(&es);
     scan_free(&in);

@@ -164,12 +164,15 @@ void sa_parallel(int nth, int n_units, SaTaskFn fn, void *ctx) {
         if (++spins > 2000) sched_yield(); /* a joined worker was preempted: let it run */
 }
 
+#ifdef SALIGN_BLAS
 /* 1 when the process runs under a finite address-space limit (BLAS is then kept to one thread and
  * called only when its buffer fits; see sa_blas_process_init). */
 static int as_limited(void) {
     struct rlimit rl;
     return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
 }
+
+#endif
 
 void sa_blas_process_init(char **argv) {
 #ifdef SALIGN_BLAS
@@ -186,14 +189,16 @@ void sa_blas_process_init(char **argv) {
  * cannot). Unlimited: always. Limited: once a probe reservation of twice that succeeded, OpenBLAS
  * has kept its buffer since, so later calls are safe too. */
 static int blas_fits(void) {
-    static _Atomic int ok = -1;
-    if (ok == 1) return 1;
-    if (!as_limited()) return ok = 1;
-    const size_t need = (size_t)256 << 20;
-    void *p = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED) return 0;
-    munmap(p, need);
-    return ok = 1;
+    static atomic_int ok;
+    if (atomic_load(&ok)) return 1;
+    if (as_limited()) {
+        const size_t need = (size_t)256 << 20;
+        void *p = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return 0;
+        munmap(p, need);
+    }
+    atomic_store(&ok, 1);
+    return 1;
 }
 #endif
 

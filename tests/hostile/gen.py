@@ -193,8 +193,8 @@ def gen_gguf():
             len(base) - len(base) // 2, len(base) - 100, len(base) - 1]
     for c in sorted(set(cuts)):
         g("trunc-%06d" % c, base[:c], "truncated|too small|empty|past the end|impossible|does not fit|unrecognised input")
-    g("magic-GGUX", b"GGUX" + base[4:], "bad magic|unrecognised input")
-    g("magic-zero", b"\0\0\0\0" + base[4:], "bad magic|unrecognised input")
+    g("magic-GGUX", b"GGUX" + base[4:], "bad magic|unrecognised input|not a .salm or GGUF model file")
+    g("magic-zero", b"\0\0\0\0" + base[4:], "bad magic|unrecognised input|not a .salm or GGUF model file")
     g("version-1", gguf_build(version=1), "version 1")
     g("version-4", gguf_build(version=4), "version 4")
     g("version-max", gguf_build(version=0xFFFFFFFF), "version 4294967295")
@@ -516,7 +516,7 @@ def gen_salm():
     for c in sorted({0, 1, 4, 20, 39, 40, 41, 100, 1000, meta_end - 3, meta_end + 10, meta_end + 400,
                      len(base) // 2, len(base) - 64, len(base) - 1}):
         s("trunc-%07d" % c, base[:c], "too small|truncated|past the end|empty|bad data offset|exceeds")
-    s("magic-bad", b"SALX" + base[4:], "bad magic")
+    s("magic-bad", b"SALX" + base[4:], "bad magic|not a .salm or GGUF model file")
     # GGUF's magic: read as a GGUF by the runtime, whose reader refuses the .salm header behind it
     s("magic-gguf", b"GGUF" + base[4:], "GGUF version")
     s("version-0", salm_build(version=0), "version 0")
