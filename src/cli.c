@@ -635,16 +635,15 @@ bad:
 
 /* ---- main ------------------------------------------------------------------------------ */
 
-static void usage(FILE *f) {
-    fprintf(f,
+static const char usage_text[] =
             "usage: salign COMMAND [flags]\n"
-            "  generate -m MODEL [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P]\n"
-            "           [--frequency-penalty F] [--seed S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--ids]\n"
+            "  generate -m MODEL [-p PROMPT|-p -|-f FILE] [-n N|-1] [--temp T] [--top-k K] [--top-p P]\n"
+            "           [--frequency-penalty F] [--seed|-s S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--ids]\n"
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
             "  info MODEL [--verify]\n"
-            "  align --upstream U --aligner A -p QUESTION [--mode stream|aligner|none]\n"
+            "  align --upstream U --aligner A (-p QUESTION|-p -|-f FILE) [--mode stream|aligner|none]\n"
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
             "        [--no-speculate]\n"
@@ -660,10 +659,63 @@ static void usage(FILE *f) {
             "  bench -m MODEL [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--kv-type f16|f32|q8_0] [--json]   speed\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
-            "Each command also takes --help.\n");
+            "Each command also takes --help (or: salign help COMMAND); salign --version.\n";
+
+static void usage(FILE *f) { fputs(usage_text, f); }
+
+/* COMMAND's block of the usage text: its line and the continuation lines below it. */
+static int usage_of(const char *cmd) {
+    char head[64];
+    snprintf(head, sizeof head, "\n  %s ", cmd);
+    const char *p = strstr(usage_text, head);
+    if (!p) return 0;
+    p++;
+    const char *e = p;
+    do e = strchr(e, '\n') + 1;
+    while (!strncmp(e, "    ", 4) || (e[0] == ' ' && e[1] == ' ' && e[2] == ' '));
+    printf("usage: salign%.*s", (int)(e - p - 1), p + 1);
+    fputs("MODEL: a .salm or a GGUF; common flags: -t THREADS, -c CTX, --mmap, --no-hugepages, --no-verify.\n", stdout);
+    return 1;
+}
+
+static int version(void) {
+    printf("salign %s\nbuilt with compiler %s, %s; kernel tables on this CPU:", SALIGN_VERSION, __VERSION__,
+#ifdef SALIGN_BLAS
+           "OpenBLAS"
+#else
+           "no BLAS"
+#endif
+    );
+    const SaKernels *t[8];
+    const int n = sa_kernels_available(t, 8);
+    for (int i = 0; i < n; i++) printf(" %s", t[i]->name);
+    printf(" (in use: %s)\n", sa_k->name);
+    return 0;
 }
 
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
+
+/* The commands without a --help of their own answer it (and -h) with their usage block. */
+static int dispatch(const char *cmd, int argc, char **argv) {
+    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec"};
+    for (size_t k = 0; k < SA_ARRAY_LEN(plain); k++)
+        if (!strcmp(cmd, plain[k]))
+            for (int i = 0; i < argc; i++)
+                if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage_of(cmd) ? 0 : 1;
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc, argv);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc, argv);
+    if (!strcmp(cmd, "info")) return cmd_info(argc, argv);
+    if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc, argv);
+    if (!strcmp(cmd, "align")) return cmd_align(argc, argv);
+    if (!strcmp(cmd, "bench-spec")) return sa_cmd_bench_spec(argc, argv);
+    if (!strcmp(cmd, "eval")) return sa_cmd_eval(argc, argv);
+    if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc, argv);
+    if (!strcmp(cmd, "report")) return sa_cmd_report(argc, argv);
+    if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc, argv);
+    if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc, argv);
+    sa_err("%s: unknown command (see salign --help)", cmd);
+    return sa_die();
+}
 
 int main(int argc, char **argv) {
     sa_blas_process_init(argv);
@@ -672,18 +724,14 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
-    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc - 2, argv + 2);
-    if (!strcmp(cmd, "align")) return cmd_align(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench-spec")) return sa_cmd_bench_spec(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) return sa_cmd_eval(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc - 2, argv + 2);
-    if (!strcmp(cmd, "report")) return sa_cmd_report(argc - 2, argv + 2);
-    if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc - 2, argv + 2);
-    if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc - 2, argv + 2);
-    sa_err("%s: unknown command (see salign --help)", cmd);
-    return sa_die();
+    if (!strcmp(argv[1], "--version")) return version();
+    if (!strcmp(argv[1], "help")) { /* salign help COMMAND = salign COMMAND --help */
+        if (argc != 3) {
+            usage(stdout);
+            return argc == 2 ? 0 : 1;
+        }
+        char *help[] = {(char *)"--help", NULL};
+        return dispatch(argv[2], 1, help);
+    }
+    return dispatch(argv[1], argc - 2, argv + 2);
 }

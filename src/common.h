@@ -6,6 +6,9 @@
 #ifndef SALIGN_COMMON_H
 #define SALIGN_COMMON_H
 
+/* The release; results lines and `salign --version` name it. */
+#define SALIGN_VERSION "0.6.0"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>

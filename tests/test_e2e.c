@@ -733,3 +733,24 @@ TEST(e2e_wrong_file_messages) {
         CHECKF(st == 1, "%s: exit %d", args, st);
     }
 }
+
+/* Every subcommand answers --help and -h on stdout with exit 0; `salign help CMD` is the same;
+ * --version names the tables this CPU runs (#20 CLI). */
+TEST(e2e_help_everywhere_and_version) {
+    const char *cmds[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "eval", "eval-merge", "report", "judge"};
+    char cmd[256];
+    int st;
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+        snprintf(cmd, sizeof cmd, "bin/salign %s --help 2>/dev/null", cmds[k]);
+        char *a = test_run(cmd, &st);
+        CHECKF(st == 0 && strstr(a, "usage: salign ") && strstr(a, cmds[k]), "%s --help: (%d) %s", cmds[k], st, a);
+        snprintf(cmd, sizeof cmd, "bin/salign help %s 2>/dev/null", cmds[k]);
+        char *b = test_run(cmd, &st);
+        CHECKF(st == 0 && !strcmp(a, b), "help %s differs from %s --help", cmds[k], cmds[k]);
+        free(a);
+        free(b);
+    }
+    char *v = test_run("bin/salign --version", &st);
+    CHECKF(st == 0 && strstr(v, "salign " SALIGN_VERSION) && strstr(v, "scalar") && strstr(v, "in use: "), "%s", v);
+    free(v);
+}
