@@ -280,21 +280,152 @@ typedef struct {
     const char *in, *out, *field;
     SaAlignMode modes[3];
     int n_modes, resume, progress; /* progress: -1 auto (bar on a TTY), 0 off, 1 plain lines */
+    int force_resume;              /* resume even when the file's settings or questions differ */
     long shard_i, shard_n, limit;
 } EvalOpts;
 
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: salign eval --upstream U.salm [--aligner A.salm] --in DATA.jsonl[.gz] --out RESULTS.jsonl\n"
-            "         [--modes none,aligner,stream] [--field NAME] [--resume | --no-resume] [--shard I/N]\n"
+            "         [--modes none,aligner,stream] [--field NAME] [--resume | --no-resume | --force-resume] [--shard I/N]\n"
             "         [--limit N] [--progress | --no-progress] [align's engine and sampling flags]\n"
             "  Runs every record of DATA in every mode and appends one JSON line per (record, mode) to RESULTS.\n"
             "  The question is the record's prompt, question, problem or instruction (+ input) field, or --field.\n"
-            "  An existing RESULTS is resumed (--no-resume starts it over). --seed S (default 0) seeds every\n"
+            "  An existing RESULTS is resumed (--no-resume starts it over) if its lines were written with the same\n"
+            "  models, settings and questions (--force-resume goes on anyway). --seed S (default 0) seeds every\n"
             "  record from S and its id. Default modes: none,aligner,stream with --aligner, else none.\n"
             "       salign eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl [--field NAME] [--limit N]]\n"
             "         [--modes LIST] [--force]\n"
             "  Merges shard results, failing on missing or duplicated (id, mode) pairs unless --force.\n");
+}
+
+/* ---- eval: the run's settings (resume refuses a mix of runs) ------------------------------ */
+
+/* A model file's identity without loading it: size and the crc32 of its first and last MiB (a
+ * .salm's first MiB holds its tensor table with every tensor's crc32; a GGUF's its tensor infos). */
+static char *file_identity(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static unsigned char buf[1 << 20];
+    struct stat st;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    if (fstat(fileno(f), &st) == 0) {
+        size_t n = fread(buf, 1, sizeof buf, f);
+        crc = crc32(crc, buf, (uInt)n);
+        if (st.st_size > (off_t)(2 * sizeof buf) && fseeko(f, st.st_size - (off_t)sizeof buf, SEEK_SET) == 0) {
+            n = fread(buf, 1, sizeof buf, f);
+            crc = crc32(crc, buf, (uInt)n);
+        }
+    }
+    fclose(f);
+    SaBuf b = {0};
+    sa_buf_printf(&b, "%lld bytes, crc %08lx", (long long)st.st_size, (unsigned long)crc);
+    return b.data;
+}
+
+static void add_sampler(cJSON *o, const char *k, const SaSamplerParams *p) {
+    cJSON *s = cJSON_AddObjectToObject(o, k);
+    cJSON_AddNumberToObject(s, "temp", p->temp);
+    cJSON_AddNumberToObject(s, "top_k", p->top_k);
+    cJSON_AddNumberToObject(s, "top_p", p->top_p);
+    cJSON_AddNumberToObject(s, "frequency_penalty", p->freq_penalty);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    cJSON_AddStringToObject(s, "seed", seed); /* a string: any 64-bit --seed, exactly */
+}
+
+static void add_text_hash(cJSON *o, const char *k, const char *text) {
+    char h[24];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)sa_fnv1a(text ? text : ""));
+    cJSON_AddStringToObject(o, k, text ? h : "default");
+}
+
+/* Everything that decides a run's output (not the thread count: outputs do not depend on it), written
+ * into every results line; a resumed file must have been written with the same. */
+static cJSON *run_settings(const EvalOpts *o) {
+    const SaEngineOpts *e = &o->eo;
+    const SaAlignParams *ap = &e->ap;
+    cJSON *s = cJSON_CreateObject();
+    cJSON_AddStringToObject(s, "salign", SALIGN_VERSION);
+    const char *models[2] = {e->upstream, e->aligner};
+    for (int k = 0; k < 2; k++) {
+        if (!models[k]) continue;
+        char *id = file_identity(models[k]);
+        cJSON_AddStringToObject(s, k ? "aligner" : "upstream", id ? id : "unreadable");
+        free(id);
+    }
+    add_sampler(s, "upstream_sampling", &ap->up_sp);
+    if (e->aligner) add_sampler(s, "aligner_sampling", &ap->al_sp);
+    cJSON_AddNumberToObject(s, "max_tokens", ap->max_tokens);
+    cJSON_AddNumberToObject(s, "max_answer_tokens", ap->max_answer_tokens);
+    cJSON_AddNumberToObject(s, "max_sentences", ap->max_sentences);
+    cJSON_AddNumberToObject(s, "max_sentence_tokens", ap->max_sentence_tokens);
+    cJSON_AddNumberToObject(s, "max_correction_tokens", ap->max_correction_tokens);
+    cJSON_AddStringToObject(s, "splitter", ap->split == SA_SPLIT_SMART ? "smart" : "reference");
+    cJSON_AddBoolToObject(s, "speculate", ap->speculate);
+    cJSON_AddNumberToObject(s, "n_ctx", e->n_ctx);
+    cJSON_AddStringToObject(s, "kv_type", sa_dtype_name(e->kv_type));
+    cJSON_AddStringToObject(s, "chat_template", e->chat_tmpl ? e->chat_tmpl : "model's");
+    add_text_hash(s, "system", ap->system);
+    add_text_hash(s, "aligner_template", e->al_tmpl);
+    add_text_hash(s, "aligner_mode_template", e->al_mode_tmpl);
+    cJSON_AddStringToObject(s, "field", o->field ? o->field : "auto");
+    /* as a file's reader will see it (floats through their printed digits), so equal runs compare equal */
+    char *text = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    cJSON *n = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return n;
+}
+
+/* The first setting in which a and b differ, for the message; NULL when equal. */
+static const char *settings_diff(const cJSON *a, const cJSON *b) {
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a) {
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+        if (!y || !cJSON_Compare(x, y, 1)) return x->string;
+    }
+    cJSON_ArrayForEach(x, b) if (!cJSON_GetObjectItemCaseSensitive(a, x->string)) return x->string;
+    return NULL;
+}
+
+typedef struct {
+    const cJSON *settings;
+    const SaStrMap *qhash; /* id key -> the input's question hash */
+    const char *out;
+    int bad; /* set once a line is refused (the message is in sa_err) */
+} ResumeCheck;
+
+static int resume_check_line(void *ctx, long line_no, const char *line, size_t len, cJSON *obj) {
+    (void)line;
+    (void)len;
+    ResumeCheck *c = ctx;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(obj, "settings");
+    const char *diff = st ? settings_diff(st, c->settings) : "settings";
+    if (diff) {
+        const cJSON *was = st ? cJSON_GetObjectItemCaseSensitive(st, diff) : NULL;
+        const cJSON *now = cJSON_GetObjectItemCaseSensitive(c->settings, diff);
+        char *w = was ? cJSON_PrintUnformatted(was) : NULL, *n = now ? cJSON_PrintUnformatted(now) : NULL;
+        sa_err("%s: line %ld was written with other settings (%s: %s, now %s); resuming would mix two runs "
+               "(--no-resume starts over, --force-resume goes on anyway)",
+               c->out, line_no, diff, w ? w : st ? "absent" : "none recorded", n ? n : "absent");
+        free(w);
+        free(n);
+        c->bad = 1;
+        return 1;
+    }
+    char *key = sa_eval_id_key(cJSON_GetObjectItemCaseSensitive(obj, "id"));
+    const char *qh = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "question_hash"));
+    long *want = key ? sa_strmap_get(c->qhash, key) : NULL;
+    char h[24];
+    if (want) snprintf(h, sizeof h, "%016llx", (unsigned long long)(uint64_t)*want);
+    const int edited = want && (!qh || strcmp(qh, h));
+    if (edited)
+        sa_err("%s: line %ld (id %.40s): the input's question has changed since it was answered "
+               "(--no-resume starts over, --force-resume keeps the old answer)", c->out, line_no, key);
+    free(key);
+    c->bad = edited;
+    return edited;
 }
 
 /* ---- eval: the input -------------------------------------------------------------------- */
@@ -384,7 +515,7 @@ static void add_int(cJSON *o, const char *k, double v) { cJSON_AddNumberToObject
 /* The results line of one (record, mode) run: the id and mode first, then the engine's trace
  * (sa_align_trace_json) or the error, token totals, and the record's other fields. */
 static char *result_line(const SaEvalRecord *r, SaAlignMode mode, uint64_t up_seed, uint64_t al_seed, const char *error,
-                         const SaAlignTrace *tr, long long *tokens) {
+                         const SaAlignTrace *tr, const cJSON *settings, long long *tokens) {
     cJSON *o = cJSON_CreateObject();
     if (cJSON_IsNumber(r->id)) cJSON_AddRawToObject(o, "id", r->key); /* the key is the number's exact text */
     else cJSON_AddItemToObject(o, "id", cJSON_Duplicate(r->id, 1));
@@ -431,6 +562,10 @@ static char *result_line(const SaEvalRecord *r, SaAlignMode mode, uint64_t up_se
     }
     cJSON_AddStringToObject(o, "field", r->field);
     cJSON_AddItemToObject(o, "record", cJSON_Duplicate(r->rest, 1));
+    char qh[24];
+    snprintf(qh, sizeof qh, "%016llx", (unsigned long long)sa_fnv1a(r->question));
+    cJSON_AddStringToObject(o, "question_hash", qh);
+    cJSON_AddItemToObject(o, "settings", cJSON_Duplicate(settings, 1));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!s) sa_err("out of memory");
@@ -466,6 +601,7 @@ static void catch_signals(int on) {
 
 static int run_eval(EvalOpts *o) {
     int rc = 1;
+    cJSON *settings = NULL;
     InputScan in = {.o = o};
     SaResultsFile done = {.fd = -1};
     SaEngineSet es = {0};
@@ -483,7 +619,26 @@ static int run_eval(EvalOpts *o) {
         sa_err("%s: no records with a question (%ld bad line(s))", o->in, in.n_bad);
         goto out;
     }
-    /* 2. the results file */
+    /* 2. the results file: a resumed one must come from the same settings and questions */
+    if (!(settings = run_settings(o))) {
+        sa_err("out of memory");
+        goto out;
+    }
+    struct stat ost;
+    if (o->resume && !o->force_resume && stat(o->out, &ost) == 0 && ost.st_size > 0) {
+        SaStrMap qhash = {0};
+        for (size_t i = 0; i < in.n; i++) {
+            SaEvalRecord r;
+            if (sa_eval_parse_record(in.recs[i].text, strlen(in.recs[i].text), o->field, in.recs[i].line, &r)) continue;
+            sa_strmap_put(&qhash, r.key, (long)sa_fnv1a(r.question), NULL);
+            sa_eval_record_free(&r);
+        }
+        ResumeCheck rc_ = {.settings = settings, .qhash = &qhash, .out = o->out};
+        long long torn = -1;
+        const int rr = sa_read_results(o->out, resume_check_line, &rc_, &torn);
+        sa_strmap_free(&qhash);
+        if (rr || rc_.bad) goto out;
+    }
     const SaResultsSpec spec = {.path = o->out, .input = o->in, .cmd = "eval", .unit = "(id, mode)", .resume = o->resume,
                                 .check = check_result, .key = result_key};
     if (sa_results_open(&done, &spec)) goto out;
@@ -540,7 +695,7 @@ static int run_eval(EvalOpts *o) {
             sa_err_clear();
             const int failed = sa_align_run(es.e, r.question, &ap, &tr) != 0;
             long long tokens = 0;
-            char *line = result_line(&r, m, ap.up_sp.seed, ap.al_sp.seed, failed ? sa_errmsg() : NULL, &tr, &tokens);
+            char *line = result_line(&r, m, ap.up_sp.seed, ap.al_sp.seed, failed ? sa_errmsg() : NULL, &tr, settings, &tokens);
             pg.run_ms += tr.total_ms;
             sa_align_trace_free(&tr);
             if (!line) {
@@ -580,6 +735,7 @@ static int run_eval(EvalOpts *o) {
     rc = 0;
 out:
     catch_signals(0);
+    cJSON_Delete(settings);
     if (rc == 1) sa_die();
     sa_results_close(&done);
     if (have_es) sa_engine_set_close(&es);
@@ -623,6 +779,8 @@ int sa_cmd_eval(int argc, char **argv) {
             o.resume = 1;
         } else if (!strcmp(a, "--no-resume")) {
             o.resume = 0;
+        } else if (!strcmp(a, "--force-resume")) {
+            o.resume = o.force_resume = 1;
         } else if (!strcmp(a, "--shard")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_parse_shard(a, v, &o.shard_i, &o.shard_n)) goto bad;
         } else if (!strcmp(a, "--limit")) {

@@ -912,8 +912,8 @@ TEST(eval_data_never_silently_altered) {
     free(test_run(cmd, &st));
     char *out = sa_read_file(res, NULL);
     CHECK(out != NULL);
-    for (const char *p = out ? strstr(out, "\"upstream\":") : NULL; p; p = strstr(p + 1, "\"upstream\":")) {
-        const char *v = p + strlen("\"upstream\":");
+    for (const char *p = out ? strstr(out, "\"seeds\":{\"upstream\":") : NULL; p; p = strstr(p + 1, "\"seeds\":{\"upstream\":")) {
+        const char *v = p + strlen("\"seeds\":{\"upstream\":");
         size_t digits = strspn(v, "0123456789");
         CHECKF(digits > 0 && (v[digits] == ',' || v[digits] == '}'), "seed not an integer: %.40s", v);
     }
@@ -966,4 +966,48 @@ TEST(eval_signals_finish_the_line_and_resume) {
         free(got);
     }
     free(want);
+}
+
+/* Resuming into a file written with other settings, other models or an edited question is refused
+ * with what differs; --force-resume goes on anyway (#20 item 5). */
+TEST(eval_resume_refuses_a_mix_of_runs) {
+    const char *in = tp("mix-in.jsonl"), *res = tp("mix.jsonl");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "head -n 3 tests/data/eval-small.jsonl > %s; rm -f %s; " EVAL " --modes none --in %s --out %s 2>&1",
+             in, res, in, res);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    /* the same command resumes (nothing to do) */
+    snprintf(cmd, sizeof cmd, EVAL " --modes none --in %s --out %s 2>&1", in, res);
+    log = test_run(cmd, &st);
+    CHECKF(st == 0 && strstr(log, "nothing to do"), "same settings: %s", log);
+    free(log);
+    struct {
+        const char *extra, *what;
+    } diff[] = {
+        {"--temp 0.5", "upstream_sampling"},
+        {"--max-tokens 61", "max_tokens"},
+        {"--upstream weights/demo-aligner.salm", "upstream"},
+        {"--seed 9", "upstream_sampling"},
+    };
+    for (size_t k = 0; k < sizeof diff / sizeof diff[0]; k++) {
+        snprintf(cmd, sizeof cmd, EVAL " --modes none --in %s --out %s %s 2>&1", in, res, diff[k].extra);
+        log = test_run(cmd, &st);
+        char want[128];
+        snprintf(want, sizeof want, "was written with other settings (%s:", diff[k].what);
+        CHECKF(st == 1 && strstr(log, want), "%s: (%d) %s", diff[k].extra, st, log);
+        free(log);
+    }
+    /* an edited question */
+    snprintf(cmd, sizeof cmd, "sed -i '1s/\"Once upon a time\"/\"Once upon a day\"/' %s && " EVAL " --modes none --in %s --out %s 2>&1",
+             in, in, res);
+    log = test_run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "question has changed"), "edited question: (%d) %s", st, log);
+    free(log);
+    snprintf(cmd, sizeof cmd, EVAL " --modes none --in %s --out %s --force-resume --temp 0.5 2>&1", in, res);
+    log = test_run(cmd, &st);
+    CHECKF(st == 0, "--force-resume: (%d) %s", st, log);
+    free(log);
 }
