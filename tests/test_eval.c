@@ -677,7 +677,8 @@ TEST(report_html_and_markdown) {
     if (!h) { CHECK(0); return; }
     CHECK(!strncmp(h, "<!DOCTYPE html>", 15));
     CHECK(strstr(h, "<table class=\"summary\""));
-    CHECK_EQ_INT(count_in(h, "<span class=\"badge m-"), 3 + 6 * 3); /* summary rows + each run */
+    CHECK_EQ_INT(count_in(h, "<span class=\"badge m-"), 3 + 3 + 6 * 3); /* summary rows, stop-reason rows, each run */
+    CHECK(strstr(h, "id=\"stops\"") && strstr(h, "Run settings") && strstr(h, "&quot;max_tokens&quot;"));
     CHECK(strstr(h, "<svg") && strstr(h, "</svg>"));
     CHECK(strstr(h, "<del>") && strstr(h, "<ins>"));
     CHECK(strstr(h, "The little bird &lt;b&gt;sang&lt;/b&gt; &amp; &quot;flew&quot; &lt;/td&gt;"));
@@ -1010,4 +1011,34 @@ TEST(eval_resume_refuses_a_mix_of_runs) {
     log = test_run(cmd, &st);
     CHECKF(st == 0, "--force-resume: (%d) %s", st, log);
     free(log);
+}
+
+/* The report labels an empty correction "deleted", folds long questions, counts empty answers and
+ * stop reasons per mode (#20 report). */
+TEST(report_deleted_folded_and_stops) {
+    const char *res = tp("hand.jsonl"), *html = tp("hand.html");
+    FILE *f = fopen(res, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    char q[700];
+    memset(q, 'q', 600);
+    q[600] = 0;
+    fprintf(f, "{\"id\":\"a\",\"mode\":\"stream\",\"question\":\"%s\",\"answer\":\"\",\"stop\":\"max tokens\","
+               "\"sentences\":[{\"original\":\"Bad words.\",\"correction\":\"\"}]}\n", q);
+    fprintf(f, "{\"id\":\"b\",\"mode\":\"stream\",\"question\":\"short\",\"answer\":\"Ok.\",\"stop\":\"end of turn\","
+               "\"sentences\":[{\"original\":\"Ok.\",\"correction\":\"Ok.\"}]}\n");
+    fclose(f);
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "bin/salign report %s -o %s 2>&1", res, html);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    char *h = sa_read_file(html, NULL);
+    CHECK(h && strstr(h, "<em class=\"meta\">deleted</em>"));
+    CHECK(h && strstr(h, "… (600 characters)</summary>"));
+    CHECK(h && strstr(h, "max tokens 1 · end of turn 1"));
+    const char *stops = h ? strstr(h, "id=\"stops\"") : NULL;
+    CHECK(stops && strstr(stops, "<td class=\"n\">1</td>")); /* one empty answer */
+    free(h);
 }
