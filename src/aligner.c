@@ -391,6 +391,7 @@ int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const i
 static int generate_trimmed(SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, int *full, int *evals) {
     Gen g = {.c = c, .smp = smp, .tok = tok, .cap = cap, .t = t};
     int rc = gen_run(&g);
+    if (rc) sa_err_prefix("upstream: ");
     *full = g.full;
     *evals += g.evals;
     gen_free(&g);
@@ -412,6 +413,7 @@ static int align_generate(SaEngine *e, const SaAlignParams *p, const char *text,
         g.n_draft = n_draft;
     }
     int rc = gen_run(&g);
+    if (rc) sa_err_prefix("aligner: "); /* which model failed (e.g. NaN logits from broken weights) */
     *full = g.full;
     rt->al_truncated = rc == 0 && !g.full && g.n >= g.cap;
     rt->al_gen_evaluated += g.evals;
@@ -480,7 +482,10 @@ static int upstream_sentence(SaEngine *e, Run *run, SaBuf *gen, SaSentence *sent
     sa_sampler_reset(&e->up_s);
     for (;;) {
         const int id = sa_sample(&e->up_s, sa_ctx_logits(e->up, -1));
-        if (id < 0) goto fail;
+        if (id < 0) {
+            sa_err_prefix("upstream: ");
+            goto fail;
+        }
         if (sa_tok_is_eog(tok, id)) {
             final = 1;
             *ended = 1;
