@@ -218,6 +218,12 @@ static int cmd_generate(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 1, &sp.top_p)) return sa_die();
         } else if (!strcmp(a, "--frequency-penalty")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, -10, 10, &sp.freq_penalty)) return sa_die();
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 10, &sp.repeat_penalty)) return sa_die();
+        } else if (!strcmp(a, "--presence-penalty")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, -10, 10, &sp.presence_penalty)) return sa_die();
+        } else if (!strcmp(a, "--min-p")) {
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_float(a, v, 0, 1, &sp.min_p)) return sa_die();
         } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_u64(a, v, &sp.seed)) return sa_die();
         } else if (!strcmp(a, "--ids")) {
@@ -638,7 +644,7 @@ bad:
 static const char usage_text[] =
             "usage: salign COMMAND [flags]\n"
             "  generate -m MODEL [-p PROMPT|-p -|-f FILE] [-n N|-1] [--temp T] [--top-k K] [--top-p P]\n"
-            "           [--frequency-penalty F] [--seed|-s S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--ids]\n"
+            "           [--frequency-penalty F] [--repeat-penalty R] [--presence-penalty P] [--min-p M] [--seed|-s S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--ids]\n"
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
@@ -647,7 +653,8 @@ static const char usage_text[] =
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
             "        [--no-speculate]\n"
-            "        [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S] (both models, or\n"
+            "        [--temp T] [--top-k K] [--top-p P] [--min-p M] [--frequency-penalty F] [--presence-penalty P]\n"
+            "        [--repeat-penalty R] [--seed|-s S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"

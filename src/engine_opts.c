@@ -72,9 +72,10 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
     } else {
         return 0;
     }
-    static const char *names[] = {"temp", "top-p", "frequency-penalty", "top-k", "seed"};
+    static const char *names[] = {"temp", "top-p", "frequency-penalty", "top-k", "seed", "repeat-penalty", "presence-penalty",
+                                  "min-p"};
     int k = -1;
-    for (int j = 0; j < 5; j++)
+    for (int j = 0; j < (int)SA_ARRAY_LEN(names); j++)
         if (!strcmp(name, names[j])) k = j;
     if (k < 0) return 0;
     if (!(v = sa_flag_value(argc, argv, i))) return -1;
@@ -84,7 +85,10 @@ static int sampling_flag(SaSamplerParams *up, SaSamplerParams *al, int argc, cha
                  : k == 1 ? sa_flag_float(a, v, 0, 1, &sp->top_p)
                  : k == 2 ? sa_flag_float(a, v, -10, 10, &sp->freq_penalty)
                  : k == 3 ? sa_flag_int(a, v, 0, INT_MAX, &sp->top_k)
-                          : sa_flag_u64(a, v, &sp->seed);
+                 : k == 4 ? sa_flag_u64(a, v, &sp->seed)
+                 : k == 5 ? sa_flag_float(a, v, 0, 10, &sp->repeat_penalty)
+                 : k == 6 ? sa_flag_float(a, v, -10, 10, &sp->presence_penalty)
+                          : sa_flag_float(a, v, 0, 1, &sp->min_p);
         if (rc) return -1;
     }
     return 1;

@@ -329,6 +329,9 @@ static void add_sampler(cJSON *o, const char *k, const SaSamplerParams *p) {
     cJSON_AddNumberToObject(s, "top_k", p->top_k);
     cJSON_AddNumberToObject(s, "top_p", p->top_p);
     cJSON_AddNumberToObject(s, "frequency_penalty", p->freq_penalty);
+    cJSON_AddNumberToObject(s, "repeat_penalty", p->repeat_penalty);
+    cJSON_AddNumberToObject(s, "presence_penalty", p->presence_penalty);
+    cJSON_AddNumberToObject(s, "min_p", p->min_p);
     char seed[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
     cJSON_AddStringToObject(s, "seed", seed); /* a string: any 64-bit --seed, exactly */

@@ -47,7 +47,12 @@ void sa_sampler_accept(SaSampler *s, int id) {
 }
 
 static inline float penalized(const SaSampler *s, const float *logits, int i) {
-    return logits[i] - s->p.freq_penalty * (float)s->counts[i];
+    float v = logits[i];
+    const int c = s->counts[i];
+    if (!c) return v;
+    const float rp = s->p.repeat_penalty;
+    if (rp > 0.0f && rp != 1.0f) v = v > 0.0f ? v / rp : v * rp;
+    return v - s->p.freq_penalty * (float)c - s->p.presence_penalty;
 }
 
 /* A NaN or +Inf logit means the forward pass broke (bad weights, overflow): sampling around it would
@@ -128,6 +133,13 @@ static int candidates(SaSampler *s, const float *logits) {
         if (v > mx) mx = v;
     }
     if (n == 0) return sa_err("the model produced no finite logits: refusing to sample");
+    if (s->p.min_p > 0.0f) { /* p_i / p_max = exp(v_i - max) before temperature */
+        const float floor_ = logf(s->p.min_p);
+        int kept = 0;
+        for (int j = 0; j < n; j++)
+            if (penalized(s, logits, s->idx[j]) - mx >= floor_) s->idx[kept++] = s->idx[j];
+        n = kept; /* the most probable always survives (min_p <= 1) */
+    }
     double sum = 0;
     for (int j = 0; j < n; j++) {
         const int i = s->idx[j];

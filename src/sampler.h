@@ -1,6 +1,7 @@
-/* sampler.h - choose the next token from logits: greedy, or temperature + top-k + top-p,
- * with an OpenAI/vLLM-style frequency penalty (logit -= penalty * count of the token among the
- * tokens generated so far). A seeded RNG makes runs reproducible. */
+/* sampler.h - choose the next token from logits: greedy, or min-p + temperature + top-k + top-p,
+ * with OpenAI/vLLM-style frequency and presence penalties (logit -= penalty * count, - presence once)
+ * and llama.cpp's repeat penalty, all over the tokens generated so far. A seeded RNG makes runs
+ * reproducible. */
 #ifndef SALIGN_SAMPLER_H
 #define SALIGN_SAMPLER_H
 
@@ -11,6 +12,12 @@ typedef struct {
     int top_k;          /* 0 = off */
     float top_p;        /* 1 = off */
     float freq_penalty; /* 0 = off */
+    /* llama.cpp's: a generated token's logit divided (if > 0) or multiplied (if < 0) by it;
+     * 0 or 1 = off */
+    float repeat_penalty;
+    float presence_penalty; /* subtracted once from a generated token's logit; 0 = off */
+    float min_p;            /* drop tokens less probable than min_p x the most probable (before
+                               temperature, as llama.cpp); 0 = off */
     uint64_t seed;
 } SaSamplerParams;
 

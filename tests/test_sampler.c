@@ -104,3 +104,40 @@ TEST(sampler_seed_reproducible) {
     sa_sampler_free(&a);
     sa_sampler_free(&b);
 }
+
+/* llama.cpp's repeat penalty (divide a positive logit, multiply a negative one), the presence
+ * penalty (once per generated token) and min-p (relative to the most probable, before temperature),
+ * in greedy picks and in the distribution the speculative acceptance rule draws from. */
+TEST(sampler_repeat_presence_min_p) {
+    SaSampler s;
+    SaSamplerParams p = {.temp = 0, .repeat_penalty = 2.0f};
+    CHECK(sa_sampler_init(&s, &p, 3) == 0);
+    const float pos[3] = {2.0f, 1.5f, -9.0f}, neg[3] = {-1.0f, -1.5f, -9.0f};
+    CHECK_EQ_INT(sa_sample(&s, pos), 0);
+    sa_sampler_accept(&s, 0);
+    CHECK_EQ_INT(sa_sample(&s, pos), 1); /* 2 / 2 = 1 < 1.5 */
+    CHECK_EQ_INT(sa_sample(&s, neg), 1); /* -1 * 2 = -2 < -1.5 */
+    sa_sampler_free(&s);
+    p = (SaSamplerParams){.temp = 0, .presence_penalty = 0.6f};
+    CHECK(sa_sampler_init(&s, &p, 3) == 0);
+    const float two[3] = {1.0f, 0.5f, -9.0f};
+    sa_sampler_accept(&s, 0);
+    sa_sampler_accept(&s, 0); /* presence counts once, however often */
+    CHECK_EQ_INT(sa_sample(&s, two), 1); /* 1 - 0.6 = 0.4 < 0.5 */
+    p.presence_penalty = 0.4f;
+    sa_sampler_free(&s);
+    CHECK(sa_sampler_init(&s, &p, 3) == 0);
+    sa_sampler_accept(&s, 0);
+    sa_sampler_accept(&s, 0);
+    CHECK_EQ_INT(sa_sample(&s, two), 0); /* 1 - 0.4 = 0.6 > 0.5 */
+    sa_sampler_free(&s);
+    p = (SaSamplerParams){.temp = 2.0f, .top_p = 1.0f, .min_p = 0.1f, .seed = 1};
+    CHECK(sa_sampler_init(&s, &p, 3) == 0);
+    const float l[3] = {0.0f, -1.0f, -5.0f}; /* relative probabilities 1, 0.37, 0.0067 before temperature */
+    float d[3];
+    CHECK(sa_sampler_dist(&s, l, d) == 0);
+    CHECK(d[0] > 0 && d[1] > 0 && d[2] == 0.0f);
+    CHECKF(fabsf(d[0] + d[1] - 1.0f) < 1e-6f && fabsf(d[1] / d[0] - expf(-0.5f)) < 1e-5f, "%g %g", d[0], d[1]);
+    for (int i = 0; i < 200; i++) CHECK(sa_sample(&s, l) != 2);
+    sa_sampler_free(&s);
+}
