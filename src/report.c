@@ -209,7 +209,7 @@ typedef struct {
     Sent *s;
     int ns;
     double total_ms, ttft_ms;
-    long long tokens;
+    long long tokens, up_tokens, al_tokens;
 } Run;
 
 typedef struct {
@@ -288,7 +288,9 @@ static int result_line(void *ctx, long line_no, const char *line, size_t len, cJ
     run->stop = jstr(o, "stop");
     run->total_ms = jnum(o, "total_ms", 0);
     run->ttft_ms = jnum(o, "first_visible_ms", -1);
-    run->tokens = (long long)(jnum(o, "upstream_tokens", 0) + jnum(o, "aligner_tokens", 0));
+    run->up_tokens = (long long)jnum(o, "upstream_tokens", 0);
+    run->al_tokens = (long long)jnum(o, "aligner_tokens", 0);
+    run->tokens = run->up_tokens + run->al_tokens;
     const cJSON *ss = cJSON_GetObjectItemCaseSensitive(o, "sentences");
     int ns = cJSON_IsArray(ss) ? cJSON_GetArraySize(ss) : 0;
     if (ns) {
@@ -333,8 +335,8 @@ static void results_free(Results *r) {
 
 typedef struct {
     long answers, errors, sentences, edited, dist_n;
-    double dist_sum, ms;
-    long long tokens;
+    double dist_sum, ms, words;
+    long long tokens, up_tokens, al_tokens;
     double *lat, *ttft;
     long n_lat, n_ttft;
 } Stats;
@@ -380,6 +382,9 @@ static int compute_stats(const Results *r, Stats st[N_MODES]) {
             s->lat[s->n_lat++] = run->total_ms;
             if (run->ttft_ms >= 0) s->ttft[s->n_ttft++] = run->ttft_ms;
             s->tokens += run->tokens;
+            s->up_tokens += run->up_tokens;
+            s->al_tokens += run->al_tokens;
+            s->words += run->answer ? (double)sa_word_edit_distance("", run->answer) : 0; /* its word count */
             s->ms += run->total_ms;
             if (k == M_NONE) continue; /* nothing was rewritten */
             for (int j = 0; j < run->ns; j++) {
@@ -416,6 +421,7 @@ static void fmt_ms(char *b, size_t n, double ms) {
 /* One summary row's cells as text (shared by the HTML and markdown tables). */
 typedef struct {
     char answers[32], errors[32], mean[32], p50[32], p95[32], ttft[32], ttft50[32], edited[48], dist[32], tps[32];
+    char words[32], toks[64];
 } Row;
 
 static void row_cells(const Stats *s, int k, Row *r) {
@@ -436,6 +442,9 @@ static void row_cells(const Stats *s, int k, Row *r) {
     }
     if (s->ms > 0) snprintf(r->tps, sizeof r->tps, "%.1f", s->tokens / (s->ms / 1000));
     else snprintf(r->tps, sizeof r->tps, "—");
+    if (s->answers) snprintf(r->words, sizeof r->words, "%.1f", s->words / s->answers);
+    else snprintf(r->words, sizeof r->words, "—");
+    snprintf(r->toks, sizeof r->toks, "%lld / %lld", s->up_tokens, s->al_tokens);
 }
 
 /* ---- markdown ------------------------------------------------------------------------------ */
@@ -443,14 +452,14 @@ static void row_cells(const Stats *s, int k, Row *r) {
 static void write_md(SaBuf *b, const Results *r, Stats st[N_MODES], const SaReportJudged *jd) {
     sa_buf_printf(b, "# salign evaluation: %s\n\n%zu record(s), %ld result line(s)\n\n", r->path, r->n, r->lines);
     sa_buf_printf(b, "| mode | answers | errors | latency mean | p50 | p95 | first token mean | p50 | sentences edited | "
-                     "mean edit distance (words) | tokens/s |\n");
-    sa_buf_printf(b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+                     "mean edit distance (words) | tokens/s | answer words (mean) | tokens upstream / aligner |\n");
+    sa_buf_printf(b, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for (int k = 0; k < N_MODES; k++) {
         if (!r->seen[k]) continue;
         Row c;
         row_cells(&st[k], k, &c);
-        sa_buf_printf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rmode_names[k], c.answers, c.errors,
-                      c.mean, c.p50, c.p95, c.ttft, c.ttft50, c.edited, c.dist, c.tps);
+        sa_buf_printf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", rmode_names[k], c.answers,
+                      c.errors, c.mean, c.p50, c.p95, c.ttft, c.ttft50, c.edited, c.dist, c.tps, c.words, c.toks);
     }
     if (jd) sa_report_judged_md(b, jd);
 }
@@ -585,13 +594,14 @@ static void write_histogram(SaBuf *b, const Results *r, const Stats st[N_MODES])
 static void write_summary_html(SaBuf *b, const Results *r, Stats st[N_MODES]) {
     sa_buf_printf(b, "<table class=\"summary\" id=\"summary\">\n<thead><tr><th>mode</th><th>answers</th><th>errors</th>"
                      "<th>latency mean</th><th>p50</th><th>p95</th><th>first token mean</th><th>first token p50</th>"
-                     "<th>sentences edited</th><th>mean edit distance (words)</th><th>tokens/s</th></tr></thead>\n<tbody>\n");
+                     "<th>sentences edited</th><th>mean edit distance (words)</th><th>tokens/s</th><th>answer words (mean)</th>"
+                     "<th>tokens upstream / aligner</th></tr></thead>\n<tbody>\n");
     for (int k = 0; k < N_MODES; k++) {
         if (!r->seen[k]) continue;
         Row c;
         row_cells(&st[k], k, &c);
         sa_buf_printf(b, "<tr><td><span class=\"badge m-%s\">%s</span></td>", rmode_names[k], rmode_names[k]);
-        const char *cells[] = {c.answers, c.errors, c.mean, c.p50, c.p95, c.ttft, c.ttft50, c.edited, c.dist, c.tps};
+        const char *cells[] = {c.answers, c.errors, c.mean, c.p50, c.p95, c.ttft, c.ttft50, c.edited, c.dist, c.tps, c.words, c.toks};
         for (size_t i = 0; i < SA_ARRAY_LEN(cells); i++) sa_buf_printf(b, "<td class=\"n\">%s</td>", cells[i]);
         sa_buf_printf(b, "</tr>\n");
     }

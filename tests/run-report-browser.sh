@@ -77,10 +77,11 @@ else
     ok "no console messages (errors, blocked loads)"
 fi
 if grep -q '<table class="summary" id="summary">' "$dom" &&
-    [ "$(grep -o '<td><span class="badge m-[a-z]*">' "$dom" | wc -l)" = 3 ]; then
-    ok "summary table with a row per mode"
+    [ "$(sed -n '/<table class="summary" id="summary">/,/<\/table>/p' "$dom" | grep -o '<td><span class="badge m-[a-z]*">' | wc -l)" = 3 ] &&
+    [ "$(sed -n '/<table class="summary" id="stops">/,/<\/table>/p' "$dom" | grep -o '<td><span class="badge m-[a-z]*">' | wc -l)" = 3 ]; then
+    ok "summary and stop-reason tables with a row per mode"
 else
-    bad "summary table with a row per mode"
+    bad "summary and stop-reason tables with a row per mode"
 fi
 if grep -q '<del>' "$dom" && grep -q '<ins>' "$dom"; then
     ok "word diff (<del>/<ins>)"

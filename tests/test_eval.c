@@ -725,7 +725,8 @@ TEST(report_statistics) {
     CHECK_EQ_INT(st, 0);
     /* answers 2, errors 1; latency mean 200, p50 200, p95 290; ttft mean 20, p50 20; edited 2 of 3
      * sentences; distances 0, 2, 1 -> 1.00; tokens 200 in 0.4 s = 500/s */
-    CHECKF(strstr(md, "| stream | 2 | 1 | 200 ms | 200 ms | 290 ms | 20 ms | 20 ms | 66.7% (2/3) | 1.00 | 500.0 |"), "%s", md);
+    /* answers of one word each; tokens 130 upstream, 70 aligner */
+    CHECKF(strstr(md, "| stream | 2 | 1 | 200 ms | 200 ms | 290 ms | 20 ms | 20 ms | 66.7% (2/3) | 1.00 | 500.0 | 1.0 | 130 / 70 |"), "%s", md);
     free(md);
 }
 
