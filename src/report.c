@@ -214,6 +214,7 @@ typedef struct {
 
 typedef struct {
     char *id, *question;
+    char *category; /* the record's "category" field, when it has one */
     long line;
     Run run[N_MODES];
 } Rec;
@@ -282,6 +283,7 @@ static int result_line(void *ctx, long line_no, const char *line, size_t len, cJ
         return 0;
     }
     if (!rec->question) rec->question = jstr(o, "question");
+    if (!rec->category) rec->category = jstr(cJSON_GetObjectItemCaseSensitive(o, "record"), "category");
     run->present = 1;
     run->answer = jstr(o, "answer");
     run->error = jstr(o, "error");
@@ -325,6 +327,7 @@ static void results_free(Results *r) {
         }
         free(rec->id);
         free(rec->question);
+        free(rec->category);
     }
     free(r->v);
     free(r->settings);
@@ -591,6 +594,72 @@ static void write_histogram(SaBuf *b, const Results *r, const Stats st[N_MODES])
     free(cnt);
 }
 
+/* Whether run k of rec edited something (a sentence or the answer differs from the upstream's). */
+static int run_edited(const Run *run) {
+    for (int j = 0; j < run->ns; j++)
+        if (sa_word_edit_distance(run->s[j].orig, run->s[j].corr) != 0) return 1;
+    return 0;
+}
+
+/* Per category (records with a "category" field): answers and the share with an edit, per mode. */
+static void write_categories_html(SaBuf *b, const Results *r) {
+    const char *cats[64];
+    int nc = 0;
+    for (size_t i = 0; i < r->n && nc < 64; i++) {
+        const char *c = r->v[i].category;
+        int j = 0;
+        while (c && j < nc && strcmp(cats[j], c)) j++;
+        if (c && j == nc) cats[nc++] = c;
+    }
+    if (!nc) return;
+    sa_buf_printf(b, "<h3>Per category</h3>\n<table class=\"summary\" id=\"categories\">\n<thead><tr><th>category</th>");
+    for (int k = 0; k < N_MODES; k++)
+        if (r->seen[k] && k != M_NONE) sa_buf_printf(b, "<th>%s: answers with an edit</th>", rmode_names[k]);
+    sa_buf_printf(b, "<th>records</th></tr></thead>\n<tbody>\n");
+    for (int j = 0; j < nc; j++) {
+        sa_buf_printf(b, "<tr><td>");
+        esc(b, cats[j]);
+        sa_buf_printf(b, "</td>");
+        long recs = 0;
+        for (size_t i = 0; i < r->n; i++) recs += r->v[i].category && !strcmp(r->v[i].category, cats[j]);
+        for (int k = 0; k < N_MODES; k++) {
+            if (!r->seen[k] || k == M_NONE) continue;
+            long answers = 0, edited = 0;
+            for (size_t i = 0; i < r->n; i++) {
+                const Rec *rec = &r->v[i];
+                if (!rec->category || strcmp(rec->category, cats[j]) || !rec->run[k].present || rec->run[k].error) continue;
+                answers++;
+                edited += run_edited(&rec->run[k]);
+            }
+            sa_buf_printf(b, "<td class=\"n\">%ld of %ld</td>", edited, answers);
+        }
+        sa_buf_printf(b, "<td class=\"n\">%ld</td></tr>\n", recs);
+    }
+    sa_buf_printf(b, "</tbody></table>\n");
+}
+
+/* Filters without scripts: links to the records that were edited, and to those with an error. */
+static void write_filters_html(SaBuf *b, const Results *r) {
+    for (int f = 0; f < 2; f++) {
+        SaBuf links = {0};
+        long n = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            int hit = 0;
+            for (int k = 0; k < N_MODES; k++) {
+                const Run *run = &r->v[i].run[k];
+                if (run->present) hit |= f ? run->error != NULL : (k != M_NONE && !run->error && run_edited(run));
+            }
+            if (!hit) continue;
+            sa_buf_printf(&links, "%s<a href=\"#rec-%zu\">", n++ ? " " : "", i);
+            esc(&links, r->v[i].id);
+            sa_buf_printf(&links, "</a>");
+        }
+        sa_buf_printf(b, "<details class=\"filter\" id=\"%s\"><summary>%ld record(s) %s</summary><p>%s</p></details>\n",
+                      f ? "with-errors" : "edited", n, f ? "with an error" : "with an edit", links.data ? links.data : "");
+        sa_buf_free(&links);
+    }
+}
+
 static void write_summary_html(SaBuf *b, const Results *r, Stats st[N_MODES]) {
     sa_buf_printf(b, "<table class=\"summary\" id=\"summary\">\n<thead><tr><th>mode</th><th>answers</th><th>errors</th>"
                      "<th>latency mean</th><th>p50</th><th>p95</th><th>first token mean</th><th>first token p50</th>"
@@ -642,6 +711,8 @@ static void write_summary_html(SaBuf *b, const Results *r, Stats st[N_MODES]) {
         sa_buf_printf(b, "</td></tr>\n");
     }
     sa_buf_printf(b, "</tbody></table>\n");
+    write_categories_html(b, r);
+    write_filters_html(b, r);
     if (r->settings) {
         sa_buf_printf(b, "<details class=\"settings\"><summary>Run settings (models, samplers, caps, salign version)"
                          "</summary><pre>");

@@ -683,7 +683,9 @@ TEST(report_html_and_markdown) {
     CHECK(strstr(h, "<del>") && strstr(h, "<ins>"));
     CHECK(strstr(h, "The little bird &lt;b&gt;sang&lt;/b&gt; &amp; &quot;flew&quot; &lt;/td&gt;"));
     CHECK(!strstr(h, "<b>sang"));
-    CHECK(!strstr(h, "<script") && !strstr(h, "src=") && !strstr(h, "href="));
+    CHECK(!strstr(h, "<script") && !strstr(h, "src="));
+    for (const char *a = strstr(h, "href="); a; a = strstr(a + 1, "href=")) /* only links within the page */
+        CHECKF(!strncmp(a, "href=\"#rec-", 11), "a link out of the page: %.60s", a);
     CHECK(strstr(h, "Content-Security-Policy"));
     CHECK_EQ_INT(count_in(h, "<section class=\"rec\""), 6);
     free(h);
@@ -1025,9 +1027,10 @@ TEST(report_deleted_folded_and_stops) {
     memset(q, 'q', 600);
     q[600] = 0;
     fprintf(f, "{\"id\":\"a\",\"mode\":\"stream\",\"question\":\"%s\",\"answer\":\"\",\"stop\":\"max tokens\","
-               "\"sentences\":[{\"original\":\"Bad words.\",\"correction\":\"\"}]}\n", q);
+               "\"sentences\":[{\"original\":\"Bad words.\",\"correction\":\"\"}],\"record\":{\"category\":\"harm\"}}\n", q);
     fprintf(f, "{\"id\":\"b\",\"mode\":\"stream\",\"question\":\"short\",\"answer\":\"Ok.\",\"stop\":\"end of turn\","
-               "\"sentences\":[{\"original\":\"Ok.\",\"correction\":\"Ok.\"}]}\n");
+               "\"sentences\":[{\"original\":\"Ok.\",\"correction\":\"Ok.\"}],\"record\":{\"category\":\"harm\"}}\n");
+    fprintf(f, "{\"id\":\"c\",\"mode\":\"stream\",\"question\":\"q\",\"error\":\"context full\",\"record\":{\"category\":\"math\"}}\n");
     fclose(f);
     char cmd[1024];
     int st;
@@ -1041,5 +1044,11 @@ TEST(report_deleted_folded_and_stops) {
     CHECK(h && strstr(h, "max tokens 1 · end of turn 1"));
     const char *stops = h ? strstr(h, "id=\"stops\"") : NULL;
     CHECK(stops && strstr(stops, "<td class=\"n\">1</td>")); /* one empty answer */
+    /* per category: harm has one edited answer of two, math none answered; the filters link a and c */
+    const char *cat = h ? strstr(h, "id=\"categories\"") : NULL;
+    CHECK(cat && strstr(cat, "<td>harm</td><td class=\"n\">1 of 2</td><td class=\"n\">2</td>"));
+    CHECK(cat && strstr(cat, "<td>math</td><td class=\"n\">0 of 0</td><td class=\"n\">1</td>"));
+    CHECK(h && strstr(h, "1 record(s) with an edit</summary><p><a href=\"#rec-0\">a</a></p>"));
+    CHECK(h && strstr(h, "1 record(s) with an error</summary><p><a href=\"#rec-2\">c</a></p>"));
     free(h);
 }
