@@ -643,7 +643,8 @@ bad:
 
 static const char usage_text[] =
             "usage: salign COMMAND [flags]\n"
-            "  generate -m MODEL [-p PROMPT|-p -|-f FILE] [-n N|-1] [--temp T] [--top-k K] [--top-p P]\n"
+            "  generate -m|--model MODEL [-p|--prompt PROMPT|-p -|-f|--file FILE] [-n|--n-predict N|-1] [--temp T]\n"
+            "           [--top-k K] [--top-p P]\n"
             "           [--frequency-penalty F] [--repeat-penalty R] [--presence-penalty P] [--min-p M] [--seed|-s S] [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--ids]\n"
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
@@ -652,7 +653,7 @@ static const char usage_text[] =
             "  align --upstream U --aligner A (-p QUESTION|-p -|-f FILE) [--mode stream|aligner|none]\n"
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
-            "        [--no-speculate]\n"
+            "        [--max-sentence-tokens N] [--aligner-mode-template NAME|FILE] [--no-speculate]\n"
             "        [--temp T] [--top-k K] [--top-p P] [--min-p M] [--frequency-penalty F] [--presence-penalty P]\n"
             "        [--repeat-penalty R] [--seed|-s S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
@@ -663,7 +664,8 @@ static const char usage_text[] =
             "  math-check < PAIRS.jsonl   ({\"answer\", \"solution\"} per line -> {\"correct\", ...} per line)\n"
             "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
             "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
-            "  bench -m MODEL [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--kv-type f16|f32|q8_0] [--json]   speed\n"
+            "  bench -m MODEL [-p|--n-prompt 512] [-n|--n-gen 128] [-t 1,2] [-r|--repetitions 3] [-b|--batch-size 512]\n"
+            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--json|-o json]   speed\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
             "Each command also takes --help (or: salign help COMMAND); salign --version.\n";
@@ -681,7 +683,9 @@ static int usage_of(const char *cmd) {
     do e = strchr(e, '\n') + 1;
     while (!strncmp(e, "    ", 4) || (e[0] == ' ' && e[1] == ' ' && e[2] == ' '));
     printf("usage: salign%.*s", (int)(e - p - 1), p + 1);
-    fputs("MODEL: a .salm or a GGUF; common flags: -t THREADS, -c CTX, --mmap, --no-hugepages, --no-verify.\n", stdout);
+    if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec"))
+        fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify.\n",
+              stdout);
     return 1;
 }
 

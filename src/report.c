@@ -837,7 +837,7 @@ int sa_cmd_report(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: salign report RESULTS.jsonl [--judged JUDGED.jsonl] [-o FILE] [--format html|md] [--max-records N]\n"
+            printf("usage: salign report RESULTS.jsonl [--judged JUDGED.jsonl] [-o|--output FILE] [--format html|md] [--max-records N]\n"
                    "  --judged: salign judge's output: win/tie/loss tables, math accuracy, and each record's verdicts.\n"
                    "  html (default; md when FILE ends in .md): one self-contained page; md: a summary table.\n"
                    "  Without -o the report goes to stdout. --max-records: records shown in full (default 1000, 0 = all).\n");
