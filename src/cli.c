@@ -264,6 +264,21 @@ static int cmd_generate(int argc, char **argv) {
 
 /* Load a tokenizer from a .salm, a GGUF (vocab-only is fine), a llama2.c tokenizer.bin, or an HF
  * tokenizer.json (named *.json or starting with '{'; tokenizer_config.json beside it is read too). */
+/* llama2.c checkpoints start with 7 int32s: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size
+ * (negative: unshared classifier), seq_len; a tokenizer.bin with its max token length and a float. */
+static int looks_like_llama2c_checkpoint(const char *path) {
+    int32_t h[7];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    const int got = fread(h, sizeof h, 1, f) == 1;
+    fclose(f);
+    if (!got) return 0;
+    const int32_t vocab = h[5] < 0 ? -h[5] : h[5];
+    for (int i = 0; i < 7; i++)
+        if ((i == 5 ? vocab : h[i]) <= 0 || (i == 5 ? vocab : h[i]) > (1 << 20)) return 0;
+    return h[0] % h[3] == 0 && h[3] % h[4] == 0;
+}
+
 static SaTokenizer *load_tokenizer_file(const char *path) {
     unsigned char magic[4] = {0};
     FILE *f = fopen(path, "rb");
@@ -290,6 +305,9 @@ static SaTokenizer *load_tokenizer_file(const char *path) {
         salm_close(&s);
     } else {
         rc = sa_tok_spec_from_llama2c(path, &spec);
+        if (rc && looks_like_llama2c_checkpoint(path))
+            sa_err("%s: a llama2.c model checkpoint, not a tokenizer: give its tokenizer.bin, or convert the model: "
+                   "salign-quantize %s OUT.salm --type q8_0 --tokenizer tokenizer.bin", path, path);
     }
     if (rc) return NULL;
     SaTokenizer *t = sa_tok_new(&spec);

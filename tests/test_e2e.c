@@ -717,6 +717,7 @@ TEST(e2e_wrong_file_messages) {
     } c[] = {
         {"generate -m %s/stories260K.bin -p hi", "a llama2.c checkpoint? convert it first: salign-quantize"},
         {"generate -m tests/data -p hi", "tests/data: is a directory (a Hugging Face model? convert it first"},
+        {"tokenize -m %s/stories260K.bin", "a llama2.c model checkpoint, not a tokenizer: give its tokenizer.bin"},
         {"generate -m tests/data/corpus.json -p hi", "tests/data/corpus.json: not a .salm or GGUF model file"},
         {"align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm -p hi --aligner-template /dev/null",
          "--aligner-template: /dev/null: the template is empty"},
@@ -724,11 +725,11 @@ TEST(e2e_wrong_file_messages) {
     for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
         char args[512];
         snprintf(args, sizeof args, c[k].args, test_models_dir());
-        snprintf(cmd, sizeof cmd, "bin/salign %s 2>&1 | grep -v '^salign: loaded'", args);
+        snprintf(cmd, sizeof cmd, "bin/salign %s 2>&1 </dev/null | grep -v '^salign: loaded'", args);
         char *log = test_run(cmd, &st);
         CHECKF(strstr(log, c[k].want) && strchr(log, '\n') == log + strlen(log) - 1, "%s: %s", args, log);
         free(log);
-        snprintf(cmd, sizeof cmd, "bin/salign %s >/dev/null 2>&1", args);
+        snprintf(cmd, sizeof cmd, "bin/salign %s >/dev/null 2>&1 </dev/null", args);
         free(test_run(cmd, &st));
         CHECKF(st == 1, "%s: exit %d", args, st);
     }
