@@ -780,9 +780,9 @@ static int write_html(SaBuf *b, const Results *r, Stats st[N_MODES], long max_re
     sa_buf_printf(b, "</title>\n<style>%s%s</style>\n</head>\n<body>\n<h1>salign evaluation</h1>\n<p class=\"meta\">", css, jd ? sa_report_judged_css : "");
     esc(b, r->path);
     sa_buf_printf(b, " · %zu record(s) · %ld result line(s)", r->n, r->lines);
-    struct stat st; /* when the results were last written: the run's date */
+    struct stat fst; /* when the results were last written: the run's date */
     char when[40];
-    if (stat(r->path, &st) == 0 && strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&st.st_mtime)))
+    if (stat(r->path, &fst) == 0 && strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&fst.st_mtime)))
         sa_buf_printf(b, " · last written %s", when);
     if (r->dups) sa_buf_printf(b, " · %ld duplicated (id, mode) line(s) ignored", r->dups);
     sa_buf_printf(b, "</p>\n<h2>Summary</h2>\n");
