@@ -755,3 +755,26 @@ TEST(e2e_help_everywhere_and_version) {
     CHECKF(st == 0 && strstr(v, "salign " SALIGN_VERSION) && strstr(v, "scalar") && strstr(v, "in use: "), "%s", v);
     free(v);
 }
+
+/* A model that produces NaN logits (weights overwritten with NaN; --no-verify lets it load) stops the
+ * run with exit 1 and a message naming which model it was (#20 CLI). */
+TEST(e2e_nan_logits_name_the_model) {
+    const char *m = test_tmp("nan.salm");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/stories260K.gguf %s --type f32 -q && python3 -c \"\n"
+                              "import struct\nb = bytearray(open('%s', 'rb').read())\n"
+                              "for o in range(len(b) - 20000, len(b) - 4000, 4): b[o:o + 4] = struct.pack('<I', 0x7fc00000)\n"
+                              "open('%s', 'wb').write(b)\"", test_models_dir(), m, m, m);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    for (int al = 0; al < 2; al++) {
+        snprintf(cmd, sizeof cmd, "bin/salign align --upstream %s --aligner %s -p 'Jill.' --no-verify --max-tokens 20 2>&1 >/dev/null",
+                 al ? "weights/stories260K.salm" : m, al ? m : "weights/demo-aligner.salm");
+        log = test_run(cmd, &st);
+        CHECKF(st == 1 && strstr(log, al ? "salign: aligner: the model produced" : "salign: upstream: the model produced"),
+               "(%d) %s", st, log);
+        free(log);
+    }
+}
