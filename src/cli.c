@@ -584,11 +584,13 @@ static void usage(FILE *f) {
             "  math-check < PAIRS.jsonl   ({\"answer\", \"solution\"} per line -> {\"correct\", ...} per line)\n"
             "  bench -m MODEL [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--kv-type f16|f32|q8_0] [--json]   speed\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
+            "  perplexity -m MODEL -f TEXT [-c 512] [-b N] [--chunks N] [-t T] [--kl-divergence-base FILE [--kl-divergence]]\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
             "Each command also takes --help.\n");
 }
 
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
+int sa_cmd_perplexity(int argc, char **argv); /* src/perplexity.c */
 
 int main(int argc, char **argv) {
     sa_kernels_init();
@@ -607,6 +609,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc - 2, argv + 2);
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "perplexity")) return sa_cmd_perplexity(argc - 2, argv + 2);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }
