@@ -152,10 +152,17 @@ static char *trim_result(const Trim *t) {
 }
 
 /* Evaluate a prompt with prefix reuse; report what was evaluated and reused. */
+/* prompt_eval's results: 0, PROMPT_FULL (the prompt does not fit: the stream loop ends the answer
+ * there once it has one), or -1 (an error). Both nonzero results leave a message. */
+enum { PROMPT_FULL = 1 };
+
 static int prompt_eval(SaCtx *c, const int32_t *ids, int n, int *evaluated, int *reused) {
     const SaKv *kv = sa_ctx_kv(c);
     const uint64_t e0 = kv->n_evaluated, r0 = kv->n_reused;
-    if (n >= sa_ctx_n_ctx(c)) return sa_err("context full: the prompt has %d tokens, the context %d", n, sa_ctx_n_ctx(c));
+    if (n >= sa_ctx_n_ctx(c)) {
+        sa_err("context full: the prompt has %d tokens, the context %d (use -c to enlarge it)", n, sa_ctx_n_ctx(c));
+        return PROMPT_FULL;
+    }
     if (sa_ctx_prompt(c, ids, n)) return -1;
     *evaluated = (int)(kv->n_evaluated - e0);
     *reused = (int)(kv->n_reused - r0);
@@ -406,6 +413,7 @@ static int align_generate(SaEngine *e, const SaAlignParams *p, const char *text,
     }
     int rc = gen_run(&g);
     *full = g.full;
+    rt->al_truncated = rc == 0 && !g.full && g.n >= g.cap;
     rt->al_gen_evaluated += g.evals;
     rt->al_drafted += g.drafted;
     rt->al_accepted += g.accepted;
@@ -544,14 +552,13 @@ static int stream_loop(SaEngine *e, const char *question, Run *run) {
         SaPrompt pr;
         if (sa_chat_render(p->up_tmpl, p->system, question, prefix.data, &pr) || render_tokens(e, e->up_m->tok, &pr)) goto out;
         rt->up_prompt = e->n_ids;
-        if (prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused)) {
-            if (strstr(sa_errmsg(), "context full")) {
-                tr->stop = "context full";
-                tr->n_rounds--;
-                rc = 0;
-            }
-            goto out;
+        const int up_rc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused);
+        if (up_rc == PROMPT_FULL && prefix.len) { /* the answer so far is the answer */
+            tr->stop = "context full";
+            tr->n_rounds--;
+            rc = 0;
         }
+        if (up_rc) goto out; /* with nothing answered yet, a full context is an error */
         SaSentence sent;
         int found = 0, ended = 0;
         if (upstream_sentence(e, run, &gen, &sent, &found, &ended, &rt->up_decoded, &rt->up_gen_evaluated, &total_up)) goto out;
@@ -570,13 +577,12 @@ static int stream_loop(SaEngine *e, const char *question, Run *run) {
         SaTemplateVars v = {.question = question, .prefix = prefix.data, .last = rt->original};
         if (sa_template_render(p->al_tmpl, &v, &pr) || render_tokens(e, e->al_m->tok, &pr)) goto out;
         rt->al_prompt = e->n_ids;
-        if (prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused)) {
-            if (strstr(sa_errmsg(), "context full")) {
-                tr->stop = "context full";
-                rc = 0;
-            }
-            goto out;
+        const int al_rc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused);
+        if (al_rc == PROMPT_FULL && prefix.len) {
+            tr->stop = "context full";
+            rc = 0;
         }
+        if (al_rc) goto out;
         const int cap = p->max_correction_tokens; /* <= 0: from the sentence's length (align_generate) */
         Trim t = {.run = run, .sep = prefix.len ? " " : ""};
         int full = 0;
@@ -615,6 +621,8 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
     if (init_samplers(e, p)) return -1;
     Run run = {.p = p, .t0 = sa_time_ms(), .tr = tr};
     tr->first_visible_ms = -1;
+    tr->up_seed = p->up_sp.seed;
+    tr->al_seed = p->al_sp.seed;
     tr->question = sa_strdup(question);
     const SaKv *ku = sa_ctx_kv(e->up), *ka = e->al ? sa_ctx_kv(e->al) : NULL;
     const uint64_t eu0 = ku->n_evaluated, ea0 = ka ? ka->n_evaluated : 0;
@@ -656,6 +664,15 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
         tr->ref_evals += r->up_prompt + (p->mode == SA_MODE_STREAM ? REF_MAX_TOKENS : r->up_decoded) + r->al_prompt + r->al_decoded;
     }
     if (!tr->answer) tr->answer = sa_strdup("");
+    /* in every mode alike: a run the context cut off before it produced anything failed */
+    if (rc == 0 && !strcmp(tr->stop, "context full") && !tr->answer[0])
+        rc = sa_err("context full (upstream %d, aligner %d positions) before anything was answered (use -c to enlarge it)",
+                    sa_ctx_n_ctx(e->up), e->al ? sa_ctx_n_ctx(e->al) : 0);
+    /* the upstream's text, not the answer: a correction may well complete the cut sentence */
+    if (rc == 0 && tr->n_rounds > 0 && !strcmp(tr->stop, "max tokens")) {
+        const char *last = tr->rounds[tr->n_rounds - 1].original;
+        tr->unfinished = last && sa_sentence_unfinished(last, strlen(last), p->split);
+    }
     return rc;
 }
 
@@ -709,6 +726,7 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
         cJSON_AddNumberToObject(s, "drafted", r->al_drafted);
         cJSON_AddNumberToObject(s, "accepted", r->al_accepted);
         cJSON_AddNumberToObject(s, "rejected", r->al_drafted - r->al_accepted);
+        cJSON_AddBoolToObject(s, "correction_truncated", r->al_truncated);
         cJSON_AddNumberToObject(s, "upstream_ms", r->up_ms);
         cJSON_AddNumberToObject(s, "aligner_ms", r->al_ms);
         cJSON_AddItemToArray(arr, s);
@@ -716,6 +734,15 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
     cJSON_AddNumberToObject(o, "first_visible_ms", t->first_visible_ms);
     cJSON_AddNumberToObject(o, "total_ms", t->total_ms);
     add_str(o, "stop", t->stop);
+    cJSON_AddBoolToObject(o, "unfinished", t->unfinished);
+    /* as strings: a JSON number loses integers above 2^53 */
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->up_seed);
+    add_str(o, "upstream_seed", seed);
+    if (mode != SA_MODE_NONE) {
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)t->al_seed);
+        add_str(o, "aligner_seed", seed);
+    }
     cJSON_AddNumberToObject(o, "token_evaluations", (double)t->our_evals);
     cJSON_AddNumberToObject(o, "reference_token_evaluations", (double)t->ref_evals);
     char *js = cJSON_PrintUnformatted(o);

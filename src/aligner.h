@@ -59,6 +59,7 @@ typedef struct {
     int al_decoded;       /* aligner tokens generated */
     int up_gen_evaluated, al_gen_evaluated; /* generated tokens fed back through the model */
     int al_drafted, al_accepted; /* speculation: draft tokens verified, and accepted */
+    int al_truncated;     /* the correction reached its token cap before the aligner ended it */
     double up_ms, al_ms;
 } SaRoundTrace;
 
@@ -70,6 +71,8 @@ typedef struct {
     double first_visible_ms; /* time to the first byte of the answer */
     double total_ms;
     const char *stop;        /* why it stopped */
+    int unfinished;          /* stopped at max tokens with the upstream's last sentence cut short */
+    uint64_t up_seed, al_seed; /* the samplers' seeds, so a sampled run can be repeated */
     long long ref_evals;     /* token evaluations the reference schedule would have spent */
     long long our_evals;     /* token evaluations we spent (both models, prompts + generation) */
 } SaAlignTrace;

@@ -193,11 +193,13 @@ int sa_cmd_bench(int argc, char **argv) {
             load_mode = SA_LOAD_MMAP;
         } else if (!strcmp(a, "--no-hugepages")) {
             load_mode = SA_LOAD_READ_4K;
+        } else if (!strcmp(a, "--no-verify")) {
+            sa_model_set_verify_policy(SA_VERIFY_NEVER);
         } else if (!strcmp(a, "--kv-type")) {
             int t0 = 0, c0 = 0, m0 = 0;
             if (sa_runtime_flag(&t0, &c0, &m0, &g_kv_type, argc, argv, &i) < 0) return usage_error();
         } else {
-            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --no-hugepages --json)", a);
+            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --no-hugepages --no-verify --json)", a);
             return usage_error();
         }
     }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -71,10 +72,31 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
 
 /* ---- generate -------------------------------------------------------------------------- */
 
+/* The streamed answer goes to stdout piece by piece; out_mid_line says its last byte was not a
+ * newline. Before anything is said on stderr the line is ended (end_out_line) when the two streams
+ * land in one place - a terminal, or one file or pipe as with `2>&1` - so the stderr line starts on
+ * its own line; a stdout of its own keeps the model's bytes exactly. */
+static int out_mid_line;
+
 static int write_out(const char *p, size_t n) {
     if (n && fwrite(p, 1, n, stdout) != n) return sa_err("stdout: write failed");
+    if (n) out_mid_line = p[n - 1] != '\n';
     fflush(stdout);
     return 0;
+}
+
+static int out_shares_stderr(void) {
+    if (isatty(STDOUT_FILENO)) return 1;
+    struct stat a, b;
+    return fstat(STDOUT_FILENO, &a) == 0 && fstat(STDERR_FILENO, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static void end_out_line(void) {
+    if (out_mid_line && out_shares_stderr()) {
+        putchar('\n');
+        fflush(stdout);
+    }
+    out_mid_line = 0;
 }
 
 static int cmd_generate(int argc, char **argv) {
@@ -139,7 +161,7 @@ static int cmd_generate(int argc, char **argv) {
     SaSampler smp = {0};
     int32_t *ids = NULL;
     int n_ids = 0, cap = 0;
-    SaBuf piece = {0};
+    SaBuf piece = {0}, text = {0};
     const SaTokSpec *ts = sa_tok_spec(m.tok);
 
     SaCtxParams cp;
@@ -165,6 +187,8 @@ static int cmd_generate(int argc, char **argv) {
         sa_err("-p: the prompt has %d tokens, the context only %d (use -c)", n_ids, cp.n_ctx);
         goto out;
     }
+    sa_buf_append(&text, prompt, strlen(prompt));
+    if (sp.temp > 0) fprintf(stderr, "salign: seed %llu\n", (unsigned long long)sp.seed); /* to repeat the run */
     double t0 = sa_time_ms();
     if (sa_ctx_prompt(ctx, ids, n_ids)) goto out;
     double t1 = sa_time_ms();
@@ -181,11 +205,13 @@ static int cmd_generate(int argc, char **argv) {
             piece.len = 0;
             if (sa_tok_decode(m.tok, prev, tok, 0, &piece)) goto out;
             if (write_out(piece.data, piece.len)) goto out;
+            sa_buf_append(&text, piece.data ? piece.data : "", piece.len);
         }
         prev = tok;
         if (n_gen + 1 < n_predict) {
             if (sa_ctx_pos(ctx) >= cp.n_ctx) {
-                fprintf(stderr, "\nsalign: context full (%d tokens): stopping\n", cp.n_ctx);
+                end_out_line();
+                fprintf(stderr, "salign: context full (%d tokens): stopping\n", cp.n_ctx);
                 n_gen++;
                 break;
             }
@@ -193,7 +219,12 @@ static int cmd_generate(int argc, char **argv) {
         }
     }
     double t2 = sa_time_ms();
-    if (print_ids || isatty(STDOUT_FILENO)) printf("\n");
+    if (print_ids) printf("\n");
+    else end_out_line();
+    /* the prompt too: the model continues it, so its last sentence may be the one cut short */
+    if (!print_ids && n_gen == n_predict && n_gen > 0 &&
+        sa_sentence_unfinished(text.data ? text.data : "", text.len, SA_SPLIT_REFERENCE))
+        fprintf(stderr, "salign: stopped at -n %d in the middle of a sentence\n", n_predict);
     fprintf(stderr, "salign: prompt %d tokens in %.1f ms (%.1f t/s), generated %d tokens in %.1f ms (%.1f t/s)\n", n_ids,
             t1 - t0, n_ids * 1000.0 / (t1 - t0 + 1e-9), n_gen, t2 - t1, n_gen * 1000.0 / (t2 - t1 + 1e-9));
     rc = 0;
@@ -201,6 +232,7 @@ out:
     if (rc) sa_die();
     free(ids);
     sa_buf_free(&piece);
+    sa_buf_free(&text);
     sa_sampler_free(&smp);
     sa_ctx_free(ctx);
     sa_model_free(&m);
@@ -456,18 +488,27 @@ static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
         printf("\n\x1b[2m%.*s\x1b[0m\n", (int)n, text);
         fflush(stdout);
     } else {
+        end_out_line();
         fprintf(stderr, "original: %.*s\n", (int)n, text);
     }
 }
 
-/* Run one question through the engine (align, and generate --chat as align's none mode). */
-static int run_align(SaEngineOpts *o, const char *question, int json, int show_original) {
+/* Run one question through the engine (align, and generate --chat as align's none mode). cap_flag:
+ * the flag that set the token cap, for the message when the answer was cut mid-sentence. */
+static int run_align(SaEngineOpts *o, const char *question, int json, int show_original, const char *cap_flag) {
     SaEngineSet set;
     SaAlignTrace tr = {0};
     int rc = 1;
     if (sa_engine_set_open(o, o->ap.mode != SA_MODE_NONE, &set)) {
         sa_engine_opts_free(o);
         return sa_die();
+    }
+    /* a sampled run can only be repeated with its seeds: say them (also in --json) */
+    const int al_samples = o->ap.mode != SA_MODE_NONE && o->ap.al_sp.temp > 0;
+    if (o->ap.up_sp.temp > 0 || al_samples) {
+        fprintf(stderr, "salign: seed: upstream %llu", (unsigned long long)o->ap.up_sp.seed);
+        if (o->ap.mode != SA_MODE_NONE) fprintf(stderr, ", aligner %llu", (unsigned long long)o->ap.al_sp.seed);
+        fprintf(stderr, "\n");
     }
     OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
     o->ap.out = align_out;
@@ -477,10 +518,17 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
         char *js = sa_align_trace_json(&tr, o->ap.mode);
         if (js) printf("%s\n", js);
         free(js);
-    } else if (oc.tty) {
-        printf("\n");
     }
+    end_out_line();
     if (!strcmp(tr.stop, "context full")) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
+    int cut = 0;
+    for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
+    if (cut)
+        fprintf(stderr, "salign: %d correction(s) cut at the token cap (--max-correction-tokens %d%s)\n", cut,
+                o->ap.max_correction_tokens, o->ap.max_correction_tokens > 0 ? "" : ": twice the sentence + 32");
+    if (tr.unfinished)
+        fprintf(stderr, "salign: stopped at %s %d in the middle of a sentence\n", cap_flag,
+                o->ap.mode == SA_MODE_STREAM ? o->ap.max_tokens : o->ap.max_answer_tokens);
     fprintf(stderr, "salign: %d sentence(s), first visible token after %.0f ms, total %.0f ms, stop: %s\n", tr.n_rounds,
             tr.first_visible_ms, tr.total_ms, tr.stop);
     rc = 0;
@@ -515,7 +563,7 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
         sa_err("-m: a model file is required");
         return sa_die();
     }
-    return run_align(&o, prompt, 0, 0);
+    return run_align(&o, prompt, 0, 0, "-n");
 }
 
 static int cmd_align(int argc, char **argv) {
@@ -554,7 +602,7 @@ static int cmd_align(int argc, char **argv) {
         sa_err("-p: a question is required");
         goto bad;
     }
-    return run_align(&o, question, json, show_original);
+    return run_align(&o, question, json, show_original, "--max-tokens");
 bad:
     sa_engine_opts_free(&o);
     return sa_die();
@@ -593,6 +641,7 @@ int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 int sa_cmd_perplexity(int argc, char **argv); /* src/perplexity.c */
 
 int main(int argc, char **argv) {
+    sa_blas_process_init(argv);
     sa_kernels_init();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);

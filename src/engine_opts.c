@@ -93,6 +93,8 @@ int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, 
         *load_mode = SA_LOAD_MMAP;
     } else if (!strcmp(a, "--no-hugepages")) {
         *load_mode = SA_LOAD_READ_4K;
+    } else if (!strcmp(a, "--no-verify")) { /* process-wide, like the thread count */
+        sa_model_set_verify_policy(SA_VERIFY_NEVER);
     } else if (!strcmp(a, "--kv-type")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         if (!strcmp(v, "f16")) *kv_type = SA_F16;

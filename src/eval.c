@@ -21,6 +21,7 @@
 #include "engine_opts.h"
 #include "flags.h"
 #include "matmul.h"
+#include "outfile.h"
 
 /* ---- string map -------------------------------------------------------------------------- */
 
@@ -456,34 +457,6 @@ static int done_line(void *ctx, long line_no, const char *line, size_t len, cJSO
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Make a new file's directory entry durable too (fsync of the file does not cover it). */
-static void fsync_dir_of(const char *path) {
-    char *dir = sa_strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        if (slash == dir) slash[1] = 0;
-        else *slash = 0;
-    }
-    int fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 /* Open RESULTS for appending, holding an exclusive lock so two runs can never interleave lines
  * in one file; on resume, cut off a torn last line and collect the pairs already done. */
 static int open_results(const EvalOpts *o, DoneScan *d, int *fd_out) {
@@ -500,7 +473,7 @@ static int open_results(const EvalOpts *o, DoneScan *d, int *fd_out) {
         if (e == EWOULDBLOCK) return sa_err("%s: in use by another salign eval (give each process its own --out)", o->out);
         return sa_err("%s: cannot lock: %s", o->out, strerror(e));
     }
-    if (!existed) fsync_dir_of(o->out);
+    if (!existed) sa_fsync_dir_of(o->out);
     if (existed && !o->resume) {
         if (ftruncate(fd, 0)) {
             close(fd);
@@ -720,7 +693,7 @@ static int run_eval(EvalOpts *o) {
             sa_buf_append(&buf, "\n", 1);
             free(line);
             /* one write per line, then fsync: a crash leaves whole lines plus at most one torn one */
-            if (write_all(fd, buf.data, buf.len) || fsync(fd)) {
+            if (sa_write_all(fd, buf.data, buf.len, o->out) || fsync(fd)) {
                 sa_err("%s: write failed: %s", o->out, strerror(errno));
                 sa_eval_record_free(&r);
                 goto out;
@@ -970,8 +943,7 @@ int sa_cmd_eval_merge(int argc, char **argv) {
     long limit = 0;
     Merge m = {0};
     Expect x = {0};
-    SaBuf tmp = {0};
-    FILE *f = NULL;
+    SaBuf tmp = {0}; /* the merged file */
     if (!(shards = sa_calloc((size_t)argc + 1, sizeof *shards))) return sa_die();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -1002,11 +974,12 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         sa_err("eval-merge: usage: salign eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]");
         goto out;
     }
-    for (int i = 0; i < n_shards; i++)
-        if (!strcmp(shards[i], out)) {
+    for (int i = 0; i < n_shards; i++) /* the same file under any name: it would be replaced */
+        if (!strcmp(shards[i], out) || sa_same_file(shards[i], out)) {
             sa_err("%s: the output is also an input shard", out);
             goto out;
         }
+    shards[n_shards] = in; /* NULL-terminated inputs for sa_outfile_open */
     if ((field || limit) && !in) {
         sa_err("%s: only with --in", field ? "--field" : "--limit");
         goto out;
@@ -1081,34 +1054,23 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         }
     }
     qsort(m.v, m.n, sizeof *m.v, cmp_merge);
-    /* write next to OUT, fsync, rename: OUT is either the old file or the whole new one */
-    sa_buf_printf(&tmp, "%s.tmp.%d", out, (int)getpid());
-    if (!(f = fopen(tmp.data, "wb"))) {
-        sa_err("%s: cannot create: %s", tmp.data, strerror(errno));
+    /* OUT is either the old file or the whole new one (outfile.h; devices and FIFOs written directly) */
+    for (size_t i = 0; i < m.n; i++) {
+        sa_buf_append(&tmp, m.v[i].text, strlen(m.v[i].text));
+        sa_buf_append(&tmp, "\n", 1);
+    }
+    SaOutFile of;
+    if (sa_outfile_open(&of, out, shards)) goto out;
+    if (sa_write_all(of.fd, tmp.data ? tmp.data : "", tmp.len, out)) {
+        sa_outfile_abort(&of);
         goto out;
     }
-    for (size_t i = 0; i < m.n; i++)
-        if (fputs(m.v[i].text, f) == EOF || fputc('\n', f) == EOF) break;
-    if (fflush(f) || ferror(f) || fsync(fileno(f))) {
-        sa_err("%s: write failed: %s", tmp.data, strerror(errno));
-        goto out;
-    }
-    fclose(f);
-    f = NULL;
-    if (rename(tmp.data, out)) {
-        sa_err("%s: cannot rename %s to it: %s", out, tmp.data, strerror(errno));
-        goto out;
-    }
-    fsync_dir_of(out);
+    if (sa_outfile_commit(&of)) goto out;
     fprintf(stderr, "salign: eval-merge: %zu line(s) from %d shard(s) into %s%s\n", m.n, n_shards, out,
             m.problems ? " (--force: with problems)" : "");
     rc = 0;
 out:
     if (rc) sa_die();
-    if (f) {
-        fclose(f);
-        unlink(tmp.data);
-    }
     sa_buf_free(&tmp);
     for (size_t i = 0; i < m.n; i++) {
         free(m.v[i].text);

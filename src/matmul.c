@@ -25,6 +25,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "../simd/kernels.h"
 #include "common.h"
@@ -161,11 +164,45 @@ void sa_parallel(int nth, int n_units, SaTaskFn fn, void *ctx) {
         if (++spins > 2000) sched_yield(); /* a joined worker was preempted: let it run */
 }
 
+/* 1 when the process runs under a finite address-space limit (BLAS is then kept to one thread and
+ * called only when its buffer fits; see sa_blas_process_init). */
+static int as_limited(void) {
+    struct rlimit rl;
+    return getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY;
+}
+
+void sa_blas_process_init(char **argv) {
+#ifdef SALIGN_BLAS
+    if (!as_limited() || getenv("OPENBLAS_NUM_THREADS")) return;
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
+#else
+    (void)argv;
+#endif
+}
+
+#ifdef SALIGN_BLAS
+/* Whether OpenBLAS can get its working buffer (128 MiB on these CPUs; it retries forever when it
+ * cannot). Unlimited: always. Limited: once a probe reservation of twice that succeeded, OpenBLAS
+ * has kept its buffer since, so later calls are safe too. */
+static int blas_fits(void) {
+    static _Atomic int ok = -1;
+    if (ok == 1) return 1;
+    if (!as_limited()) return ok = 1;
+    const size_t need = (size_t)256 << 20;
+    void *p = mmap(NULL, need, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return 0;
+    munmap(p, need);
+    return ok = 1;
+}
+#endif
+
 void sa_set_threads(int n) {
     g_threads = n > 0 ? SA_MIN(n, POOL_MAX) : 1;
     omp_set_num_threads(g_threads);
 #ifdef SALIGN_BLAS
-    openblas_set_num_threads(g_threads);
+    /* under an address-space limit every extra OpenBLAS thread is another 128 MiB buffer */
+    openblas_set_num_threads(as_limited() ? 1 : g_threads);
 #endif
 }
 
@@ -452,15 +489,15 @@ void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *s
 #ifdef SALIGN_BLAS
     /* sgemm for a batch of float weights; a tiny product on one thread (OpenBLAS's threading
      * costs more than it saves there: stories260K prefill ran 2x slower with 2 threads) */
-    if (W->dtype == SA_F32 && T >= 8) {
-        const int small = (size_t)rows * cols * T < BLAS_MIN_WORK && g_threads > 1;
+    if (W->dtype == SA_F32 && T >= 8 && blas_fits()) {
+        const int small = (size_t)rows * cols * T < BLAS_MIN_WORK && g_threads > 1 && !as_limited();
         if (small) openblas_set_num_threads(1);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, cols, 1.0f, X, cols, W->data, cols, 0.0f, Y, ldy);
         if (small) openblas_set_num_threads(g_threads);
         return;
     }
     if ((W->dtype == SA_F16 || W->dtype == SA_BF16) && T >= 8 && (size_t)rows * cols * T >= BLAS_MIN_WORK &&
-        matmul_widen_sgemm(W, X, T, Y, ldy) == 0)
+        blas_fits() && matmul_widen_sgemm(W, X, T, Y, ldy) == 0)
         return;
 #endif
     /* activations: used as they are for the float types; else converted once per row into

@@ -36,6 +36,13 @@ void sa_parallel(int nth, int n_units, SaTaskFn fn, void *ctx);
 
 /* Number of threads used by kernels (OpenMP); set once from -t. */
 void sa_set_threads(int n);
+
+/* Call first thing in main(). Under an address-space limit (ulimit -v) OpenBLAS's threads each
+ * retry a 128 MiB buffer allocation forever - at start-up, before main(), and again at exit when
+ * they are joined - so such a process is re-executed once with OPENBLAS_NUM_THREADS=1 (no worker
+ * threads), and BLAS is then called only when its buffer fits (the own kernels serve otherwise).
+ * Returns only if no re-exec was needed (or it failed). */
+void sa_blas_process_init(char **argv);
 int sa_get_threads(void);
 
 #endif

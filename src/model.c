@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "open_gguf.h"
+#include "verified.h"
 #include "common.h"
 #include "matmul.h"
 
@@ -59,16 +60,23 @@ static int bind_vec(SaModel *m, const float **out, const char *name, int n, int 
     return 0;
 }
 
+static SaVerifyPolicy verify_policy = SA_VERIFY_ONCE;
+
+void sa_model_set_verify_policy(SaVerifyPolicy p) { verify_policy = p; }
+
 int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     memset(m, 0, sizeof *m);
     SaLoadOpts def = {0};
     if (!opts) opts = &def;
     /* A GGUF goes through the converter (a layer below this one, see open_gguf.h) into a .salm
      * image: from here on nothing differs from a .salm read from disk. */
-    if (is_gguf(path) ? sa_open_gguf_as_salm(path, opts->load_mode, &m->file)
-                      : salm_open(&m->file, path, opts->load_mode))
+    const int gguf = is_gguf(path);
+    if (gguf ? sa_open_gguf_as_salm(path, opts->load_mode, &m->file) : salm_open(&m->file, path, opts->load_mode))
         return -1;
-    if (opts->verify && salm_verify(&m->file)) goto fail;
+    if (!gguf && (opts->verify || (verify_policy == SA_VERIFY_ONCE && !sa_verified_known(path)))) {
+        if (salm_verify(&m->file)) goto fail;
+        sa_verified_remember(path);
+    }
     if (sa_hparams_read(&m->file, &m->hp)) goto fail;
     SaHparams *h = &m->hp;
 

@@ -38,8 +38,14 @@ typedef struct {
 
 typedef struct {
     int load_mode; /* SaLoadMode (salm.h) */
-    int verify; /* check every crc32 at load */
+    int verify; /* check every crc32 at load, whatever the policy says */
 } SaLoadOpts;
+
+/* When a .salm's tensor crc32s are checked on load (a flipped bit in the weights would otherwise
+ * only change the output): ONCE (the default) checks a file the first time it is loaded in its
+ * current form and remembers it (verified.h); NEVER is --no-verify. A GGUF has no checksums. */
+typedef enum { SA_VERIFY_ONCE = 0, SA_VERIFY_NEVER = 1 } SaVerifyPolicy;
+void sa_model_set_verify_policy(SaVerifyPolicy p);
 
 int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts);
 void sa_model_free(SaModel *m);

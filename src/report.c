@@ -12,6 +12,7 @@
 
 #include "eval.h"
 #include "flags.h"
+#include "outfile.h"
 
 /* ---- text helpers ------------------------------------------------------------------------- */
 
@@ -198,6 +199,7 @@ static const char *rmode_names[N_MODES] = {"none", "aligner", "stream"};
 
 typedef struct {
     char *orig, *corr;
+    int truncated; /* the correction hit its token cap */
 } Sent;
 
 typedef struct {
@@ -293,6 +295,7 @@ static int result_line(void *ctx, long line_no, const char *line, size_t len, cJ
         cJSON_ArrayForEach(it, ss) {
             run->s[run->ns].orig = jstr(it, "original");
             run->s[run->ns].corr = jstr(it, "correction");
+            run->s[run->ns].truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "correction_truncated"));
             run->ns++;
         }
     }
@@ -601,13 +604,17 @@ static int write_run(SaBuf *b, int k, const Run *run) {
         sa_buf_printf(b, "</p></details>\n");
         return 0;
     }
-    int edited = 0;
-    for (int j = 0; j < run->ns && k != M_NONE; j++) edited += sa_word_edit_distance(run->s[j].orig, run->s[j].corr) != 0;
+    int edited = 0, cut = 0;
+    for (int j = 0; j < run->ns && k != M_NONE; j++) {
+        edited += sa_word_edit_distance(run->s[j].orig, run->s[j].corr) != 0;
+        cut += run->s[j].truncated;
+    }
     char ms[32], tt[32];
     fmt_ms(ms, sizeof ms, run->total_ms);
     fmt_ms(tt, sizeof tt, run->ttft_ms >= 0 ? run->ttft_ms : NAN);
     if (k == M_STREAM) sa_buf_printf(b, "%d sentence(s), %d edited · ", run->ns, edited);
     else if (k == M_ALIGNER) sa_buf_printf(b, "%s · ", edited ? "answer rewritten" : "answer unchanged");
+    if (cut) sa_buf_printf(b, "%d correction(s) cut at the token cap · ", cut);
     sa_buf_printf(b, "%s · first token %s · %lld tokens · stop: ", ms, tt, run->tokens);
     esc(b, run->stop ? run->stop : "?");
     sa_buf_printf(b, "</summary>\n");
@@ -618,8 +625,9 @@ static int write_run(SaBuf *b, int k, const Run *run) {
             SaBuf l = {0}, rr = {0};
             if (sa_word_diff_html(run->s[j].orig, run->s[j].corr, &l, &rr)) return -1;
             const int same = sa_word_edit_distance(run->s[j].orig, run->s[j].corr) == 0;
-            sa_buf_printf(b, "<tr%s><td class=\"k\">%d</td><td>%s</td><td>%s</td></tr>\n", same ? " class=\"same\"" : "", j + 1,
-                          l.data ? l.data : "", rr.data ? rr.data : "");
+            sa_buf_printf(b, "<tr%s><td class=\"k\">%d</td><td>%s</td><td>%s%s</td></tr>\n", same ? " class=\"same\"" : "", j + 1,
+                          l.data ? l.data : "", rr.data ? rr.data : "",
+                          run->s[j].truncated ? " <span class=\"meta\">(cut at the token cap)</span>" : "");
             sa_buf_free(&l);
             sa_buf_free(&rr);
         }
@@ -671,27 +679,17 @@ static int write_html(SaBuf *b, const Results *r, Stats st[N_MODES], long max_re
 
 /* ---- the command ----------------------------------------------------------------------------- */
 
-/* Write a whole file next to its final name, fsync, rename: never a partial report. */
-static int write_file_atomic(const char *path, const char *data, size_t n) {
-    SaBuf tmp = {0};
-    sa_buf_printf(&tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp.data, "wb");
-    if (!f) {
-        sa_err("%s: cannot create: %s", path, strerror(errno));
-        sa_buf_free(&tmp);
+/* The whole report or nothing (outfile.h: a temp file renamed over a regular file, devices and
+ * FIFOs written directly); never over the results it was made from. */
+static int write_file_atomic(const char *path, const char *data, size_t n, const char *input) {
+    const char *inputs[] = {input, NULL};
+    SaOutFile f;
+    if (sa_outfile_open(&f, path, inputs)) return -1;
+    if (sa_write_all(f.fd, data, n, path)) {
+        sa_outfile_abort(&f);
         return -1;
     }
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int e = errno;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp.data, path)) {
-        if (ok) e = errno;
-        unlink(tmp.data);
-        sa_buf_free(&tmp);
-        return sa_err("%s: write failed: %s", path, strerror(e));
-    }
-    sa_buf_free(&tmp);
-    return 0;
+    return sa_outfile_commit(&f);
 }
 
 int sa_cmd_report(int argc, char **argv) {
@@ -764,7 +762,7 @@ int sa_cmd_report(int argc, char **argv) {
         goto out;
     }
     if (out) {
-        if (write_file_atomic(out, b.data, b.len)) goto out;
+        if (write_file_atomic(out, b.data, b.len, in)) goto out;
         fprintf(stderr, "salign: report of %zu record(s) written to %s\n", r.n, out);
     } else if (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout)) {
         sa_err("stdout: write failed");

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "common.h"
+#include "outfile.h"
 
 #define SALM_HEADER_BYTES 40
 #define SALM_MAX_KEY 256
@@ -341,22 +342,33 @@ int salm_open(Salm *s, const char *path, SaLoadMode mode) {
     return 0;
 }
 
+static uint32_t crc_of(const uint8_t *p, uint64_t n) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint64_t k = 0; k < n; k += 1u << 30) crc = crc32(crc, p + k, (uInt)SA_MIN(n - k, (uint64_t)1 << 30));
+    return (uint32_t)crc;
+}
+
 int salm_verify(const Salm *s) {
+    /* tensors in parallel (zlib's crc32 runs at ~3.6 GB/s on one Zen 5 core); the first bad one in
+     * file order is reported */
+    int bad = s->n_tensors;
+    uint32_t got = 0;
+#pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < s->n_tensors; i++) {
         const SalmTensor *t = &s->tensors[i];
-        uLong crc = crc32(0L, Z_NULL, 0);
-        const uint8_t *p = t->data;
-        uint64_t left = t->nbytes;
-        while (left) { /* zlib's crc32 takes a uInt length */
-            uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
-            crc = crc32(crc, p, chunk);
-            p += chunk;
-            left -= chunk;
+        const uint32_t crc = crc_of(t->data, t->nbytes);
+        if (crc != t->crc32) {
+#pragma omp critical(salm_verify)
+            if (i < bad) {
+                bad = i;
+                got = crc;
+            }
         }
-        if ((uint32_t)crc != t->crc32)
-            return sa_err("%s: tensor '%s': crc32 mismatch (file says %08x, data gives %08x)", s->path, t->name,
-                          t->crc32, (uint32_t)crc);
     }
+    if (bad < s->n_tensors)
+        return sa_err("%s: tensor '%s': crc32 mismatch (file says %08x, data gives %08x): the file is damaged; "
+                      "convert or download it again (--no-verify skips the check)",
+                      s->path, s->tensors[bad].name, s->tensors[bad].crc32, got);
     return 0;
 }
 
@@ -594,18 +606,6 @@ static int serialize_header(const SalmWriter *w, SaBuf *meta, SaBuf *table) {
     return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n, const char *path) {
-    const uint8_t *q = p;
-    while (n) {
-        ssize_t r = write(fd, q, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return sa_err("%s: write failed: %s", path, strerror(errno));
-        q += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Offsets of every tensor and of the data section (the metadata and table sizes do not depend
  * on the crcs, so the zero-crc serialization gives the final size). */
 static uint64_t layout(SalmWriter *w, SaBuf *meta, SaBuf *table, uint64_t *data_bytes) {
@@ -641,11 +641,6 @@ static void build_head(const SalmWriter *w, SaBuf *meta, SaBuf *table, uint64_t 
     while (head->len < data_offset) sa_buf_append(head, zeros, SA_MIN((size_t)(data_offset - head->len), sizeof zeros));
 }
 
-static uint32_t crc_of(const uint8_t *p, uint64_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (uint64_t k = 0; k < n; k += 1u << 30) crc = crc32(crc, p + k, (uInt)SA_MIN(n - k, (uint64_t)1 << 30));
-    return (uint32_t)crc;
-}
 
 int salm_writer_to_memory(SalmWriter *w, Salm *s, const char *path, SaLoadMode mode, SalmFillFn fill, void *ctx,
                           void (*progress)(void *ctx, int done, int total)) {
@@ -700,22 +695,18 @@ done:
 int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ctx,
                       void (*progress)(void *ctx, int done, int total)) {
     SaBuf meta = {0}, table = {0};
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    SaOutFile of;
     int fd = -1, rc = -1;
     uint8_t *buf = NULL;
     uint64_t buf_cap = 0, data_bytes;
 
     const uint64_t data_offset = layout(w, &meta, &table, &data_bytes);
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        sa_err("%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
+    if (sa_outfile_open(&of, path, NULL)) goto out;
+    fd = of.fd;
     /* data first (at its final position), header last once the crcs are known */
     if (lseek(fd, (off_t)data_offset, SEEK_SET) < 0) {
-        sa_err("%s: seek failed", tmp);
+        sa_err("%s: cannot seek (a .salm is written data first, header last: write to a file, not a pipe)", path);
         goto done;
     }
     uint64_t pos = 0;
@@ -723,7 +714,7 @@ int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ct
     for (int i = 0; i < w->n_t; i++) {
         SalmTensor *t = &w->t[i];
         if (pos < t->offset) {
-            if (write_all(fd, zeros, (size_t)(t->offset - pos), tmp)) goto done;
+            if (sa_write_all(fd, zeros, (size_t)(t->offset - pos), path)) goto done;
             pos = t->offset;
         }
         if (t->nbytes > buf_cap) {
@@ -738,47 +729,23 @@ int salm_writer_write(SalmWriter *w, const char *path, SalmFillFn fill, void *ct
             goto done;
         }
         t->crc32 = crc_of(buf, t->nbytes);
-        if (write_all(fd, buf, t->nbytes, tmp)) goto done;
+        if (sa_write_all(fd, buf, t->nbytes, path)) goto done;
         pos += t->nbytes;
         if (progress) progress(ctx, i + 1, w->n_t);
     }
     SaBuf head = {0};
     build_head(w, &meta, &table, data_offset, &head);
-    if (lseek(fd, 0, SEEK_SET) < 0 || write_all(fd, head.data, head.len, tmp)) {
+    if (lseek(fd, 0, SEEK_SET) < 0 || sa_write_all(fd, head.data, head.len, path)) {
         sa_buf_free(&head);
         goto done;
     }
     sa_buf_free(&head);
-    if (fsync(fd) != 0) {
-        sa_err("%s: fsync failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        sa_err("%s: close failed: %s", tmp, strerror(errno));
-        goto done;
-    }
     fd = -1;
-    if (rename(tmp, path) != 0) {
-        sa_err("%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        goto done;
-    }
-    { /* make the rename itself durable */
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-        else snprintf(dir, sizeof dir, ".");
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
+    if (sa_outfile_commit(&of)) goto out;
     rc = 0;
 done:
-    if (fd >= 0) close(fd);
-    if (rc != 0) unlink(tmp);
+    if (fd >= 0) sa_outfile_abort(&of);
+out:
     free(buf);
     sa_buf_free(&meta);
     sa_buf_free(&table);

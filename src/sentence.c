@@ -1,6 +1,7 @@
 /* sentence.c - the sentence splitter (see sentence.h for the rules). */
 #include "sentence.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
@@ -146,6 +147,25 @@ int sa_sentence_find(const char *t, size_t len, int final, SaSplitMode mode, SaS
     s->start = start;
     s->end = end;
     return 1;
+}
+
+int sa_sentence_unfinished(const char *text, size_t len, SaSplitMode mode) {
+    size_t off = 0;
+    SaSentence s;
+    while (off < len && sa_sentence_find(text + off, len - off, 0, mode, &s)) off += s.end;
+    const char *tail = text + off;
+    size_t n = len - off;
+    while (n && is_space((unsigned char)tail[n - 1])) n--;
+    if (!n) return 0;
+    /* the tail ends a sentence iff, once another sentence follows, the first one found ends
+     * exactly at the tail's end; "A" starts a sentence in every mode */
+    char *probe = malloc(n + 3);
+    if (!probe) return 1; /* cannot tell; say so rather than claim a complete sentence */
+    memcpy(probe, tail, n);
+    memcpy(probe + n, " A", 3);
+    const int at_end = sa_sentence_find(probe, n + 2, 0, mode, &s) && s.end == n;
+    free(probe);
+    return !at_end;
 }
 
 void sa_sentence_split(const char *text, size_t len, SaSplitMode mode, void (*fn)(void *ctx, const char *s, size_t n),

@@ -36,6 +36,11 @@ int sa_sentence_find(const char *text, size_t len, int final, SaSplitMode mode, 
 void sa_sentence_split(const char *text, size_t len, SaSplitMode mode,
                        void (*fn)(void *ctx, const char *s, size_t n), void *ctx);
 
+/* 1 when text[0..len) stops in the middle of a sentence: what is left after its complete
+ * sentences is not just whitespace and does not end at a boundary (checked by letting a new
+ * sentence start after it, since some boundaries need one character of lookahead). 0 otherwise. */
+int sa_sentence_unfinished(const char *text, size_t len, SaSplitMode mode);
+
 int sa_split_mode_from_name(const char *name); /* "reference" | "smart", -1 otherwise */
 
 #endif

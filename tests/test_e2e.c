@@ -426,7 +426,7 @@ TEST(e2e_gguf_direct_equals_converted_salm) {
             CHECKF(converted_lines(errf) == want, "align with %s: %d conversion lines", m, converted_lines(errf));
             snprintf(cmd, sizeof cmd,
                      "bin/salign align --upstream %s --aligner weights/demo-aligner.salm -p 'Lily saw a big dog' "
-                     "--max-sentences 3 --temp 0 -t 1 --json", m);
+                     "--max-sentences 3 --temp 0 --seed 1 -t 1 --json", m);
             out[k][3] = run_ok(cmd, NULL);
             strip_ms_fields(out[k][3]);
             snprintf(cmd, sizeof cmd,
@@ -491,4 +491,158 @@ TEST(e2e_gguf_direct_equals_converted_salm) {
     check_user_error(args, bad);
     snprintf(args, sizeof args, "info %s", bad);
     check_user_error(args, bad);
+}
+
+/* Every "salign:" line of a combined stdout+stderr log starts a line of its own. */
+static int stderr_lines_own_lines(const char *log) {
+    for (const char *p = strstr(log, "salign:"); p; p = strstr(p + 1, "salign:"))
+        if (p != log && p[-1] != '\n') return 0;
+    return 1;
+}
+
+/* The streamed answer and stderr's lines: ended with a newline when both go to one place (2>&1),
+ * left byte-exact when stdout is its own file; a cap that cuts a sentence is said on stderr. */
+TEST(e2e_stream_output_lines_and_cut_sentence) {
+    const char *R = "weights/stories260K.salm", *A = "weights/demo-aligner.salm";
+    const char *both = test_tmp("both.txt"), *out = test_tmp("out.txt"), *err = test_tmp("err.txt");
+    char cmd[2048];
+    int st;
+    for (int gen = 0; gen < 2; gen++) {
+        char run[512];
+        if (gen) snprintf(run, sizeof run, "bin/salign generate -m %s -p 'Once upon a time' -n 20 --temp 0", R);
+        else snprintf(run, sizeof run, "bin/salign align --upstream %s --aligner %s -p 'Jill loved to draw pictures.' "
+                                       "--max-tokens 30 --upstream-temp 0", R, A);
+        const char *cut = gen ? "salign: stopped at -n 20 in the middle of a sentence\n"
+                              : "salign: stopped at --max-tokens 30 in the middle of a sentence\n";
+        snprintf(cmd, sizeof cmd, "%s > %s 2>&1", run, both);
+        free(test_run(cmd, &st));
+        CHECK_EQ_INT(st, 0);
+        size_t n;
+        char *log = sa_read_file(both, &n);
+        CHECK(log != NULL);
+        if (!log) return;
+        CHECKF(stderr_lines_own_lines(log), "a stderr line is glued to the answer:\n%s", log);
+        CHECKF(strstr(log, cut) != NULL, "no cut-sentence message in:\n%s", log);
+        free(log);
+        snprintf(cmd, sizeof cmd, "%s > %s 2> %s", run, out, err);
+        free(test_run(cmd, &st));
+        CHECK_EQ_INT(st, 0);
+        char *o = sa_read_file(out, &n), *e = sa_read_file(err, NULL);
+        CHECK(o && e);
+        if (o && e) {
+            CHECKF(n > 0 && o[n - 1] != '\n', "stdout of its own got a newline added: \"%s\"", o);
+            CHECKF(strstr(e, cut) != NULL, "no cut-sentence message in:\n%s", e);
+        }
+        free(o);
+        free(e);
+    }
+    /* an answer that ends by itself says nothing of the kind */
+    snprintf(cmd, sizeof cmd, "bin/salign align --upstream %s --aligner %s -p 'Jill loved to draw pictures.' "
+                              "--upstream-temp 0 --max-tokens 400 --max-sentences 3 2>&1", R, A);
+    char *log = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    CHECKF(!strstr(log, "middle of a sentence"), "a complete answer was reported cut:\n%s", log);
+    CHECKF(!strstr(log, "stop: max tokens"), "the run was meant to end before the cap:\n%s", log);
+    free(log);
+}
+
+/* A sampled run without --seed says its seed, and that seed repeats it (#20 item 9). */
+TEST(e2e_drawn_seed_is_printed_and_repeats_the_run) {
+    const char *err = test_tmp("seed-err.txt");
+    char cmd[1024];
+    int st;
+    snprintf(cmd, sizeof cmd, "bin/salign generate -m weights/stories260K.salm -p 'Once upon a time' -n 40 --temp 1 2>%s", err);
+    char *a = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    char *e = sa_read_file(err, NULL);
+    unsigned long long seed = 0;
+    const char *p = e ? strstr(e, "salign: seed ") : NULL;
+    CHECKF(p && sscanf(p, "salign: seed %llu", &seed) == 1, "no seed line in: %s", e ? e : "");
+    snprintf(cmd, sizeof cmd, "bin/salign generate -m weights/stories260K.salm -p 'Once upon a time' -n 40 --temp 1 --seed %llu 2>/dev/null", seed);
+    char *b = test_run(cmd, &st);
+    CHECKF(!strcmp(a, b), "the printed seed %llu did not repeat the run:\n%s\n%s", seed, a, b);
+    free(a);
+    free(b);
+    free(e);
+    /* align: both seeds in --json */
+    const char *al = "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                     "-p 'Jill loved to draw pictures.' --max-tokens 60 --temp 1 --json";
+    snprintf(cmd, sizeof cmd, "%s 2>/dev/null", al);
+    char *j = test_run(cmd, &st);
+    CHECK_EQ_INT(st, 0);
+    unsigned long long us = 0, as = 0;
+    const char *u = strstr(j, "\"upstream_seed\":\""), *w = strstr(j, "\"aligner_seed\":\"");
+    CHECKF(u && w && sscanf(u, "\"upstream_seed\":\"%llu", &us) == 1 && sscanf(w, "\"aligner_seed\":\"%llu", &as) == 1,
+           "no seeds in the trace: %s", j);
+    snprintf(cmd, sizeof cmd, "%s --upstream-seed %llu --aligner-seed %llu 2>/dev/null", al, us, as);
+    char *k = test_run(cmd, &st);
+    const char *aa = strstr(j, "\"answer\":"), *ab = strstr(k, "\"answer\":");
+    const char *ea = aa ? strstr(aa, "\",\"") : NULL, *eb = ab ? strstr(ab, "\",\"") : NULL;
+    CHECKF(aa && ab && ea && eb && ea - aa == eb - ab && !memcmp(aa, ab, (size_t)(ea - aa)),
+           "the printed seeds did not repeat the aligned answer:\n%s\n%s", j, k);
+    free(j);
+    free(k);
+}
+
+/* A flipped bit in a used weight is caught on load (once per file identity, remembered in the
+ * cache folder), --no-verify skips the check (#20 item 7). */
+TEST(e2e_corrupt_weights_refused_on_load) {
+    const char *m = test_tmp("flip.salm"), *cache = test_tmp("xdg-cache");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp weights/stories260K.salm %s", cache, m);
+    free(test_run(cmd, &st));
+    const char *gen = "XDG_CACHE_HOME=%s bin/salign generate -m %s -n 8 --temp 0 %s 2>&1";
+    snprintf(cmd, sizeof cmd, gen, cache, m, "");
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "intact copy: %s", log);
+    free(log);
+    char list[1024];
+    snprintf(list, sizeof list, "%s/salign/verified", cache);
+    char *l = sa_read_file(list, NULL);
+    CHECKF(l && strchr(l, '\n') && !strchr(l, '\n')[1], "one remembered identity expected: %s", l ? l : "(no list)");
+    free(l);
+    /* flip one bit 5000 bytes before the end (inside the last layer's weights): a new identity */
+    FILE *f = fopen(m, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, -5000, SEEK_END);
+    int c = fgetc(f);
+    fseek(f, -5000, SEEK_END);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, gen, cache, m, "");
+    log = test_run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "crc32 mismatch") && strstr(log, "tensor '") && strchr(log, '\n') == log + strlen(log) - 1,
+           "flipped bit: (%d) %s", st, log);
+    free(log);
+    snprintf(cmd, sizeof cmd, gen, cache, m, "--no-verify");
+    log = test_run(cmd, &st);
+    CHECKF(st == 0, "--no-verify: %s", log);
+    free(log);
+}
+
+/* Under an address-space limit (ulimit -v) OpenBLAS's threads used to retry their buffer forever:
+ * align and generate must finish, with the same output as without the limit (#20 item 2). The
+ * 37-token prompt takes the sgemm path of the F32 model. */
+TEST(e2e_address_space_limit_neither_hangs_nor_changes_output) {
+    const char *runs[] = {
+        "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm --temp 0 --max-tokens 80 "
+        "-p 'Jill loved to draw pictures. She drew a cat and a dog and a house.'",
+        "bin/salign generate -m weights/stories260K.salm -n 40 --temp 0 "
+        "-p 'Jill loved to draw pictures. She drew a cat and a dog and a house.'",
+    };
+    for (int i = 0; i < 2; i++)
+        for (int kb = 100000; kb <= 300000; kb += 200000) {
+            char cmd[1024];
+            int st, st0;
+            snprintf(cmd, sizeof cmd, "%s 2>/dev/null", runs[i]);
+            char *free_run = test_run(cmd, &st0);
+            snprintf(cmd, sizeof cmd, "ulimit -v %d; timeout 60 %s 2>/dev/null", kb, runs[i]);
+            char *limited = test_run(cmd, &st);
+            CHECKF(st0 == 0 && st == 0, "ulimit -v %d: exit %d (124: it hung)", kb, st);
+            CHECKF(!strcmp(free_run, limited), "ulimit -v %d changed the output:\n%s\n---\n%s", kb, free_run, limited);
+            free(free_run);
+            free(limited);
+        }
 }

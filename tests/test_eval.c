@@ -727,3 +727,148 @@ TEST(report_statistics) {
     CHECKF(strstr(md, "| stream | 2 | 1 | 200 ms | 200 ms | 290 ms | 20 ms | 20 ms | 66.7% (2/3) | 1.00 | 500.0 |"), "%s", md);
     free(md);
 }
+
+/* Writers write into what is not a regular file and never replace it, refuse a directory and
+ * refuse an output that is their own input (#20 items 1 and 4). A symlink to /dev/null stands for a
+ * device node (no root needed: renaming over it would leave a regular file where the link was). */
+TEST(writers_keep_devices_fifos_and_inputs) {
+    const char *res = reference("tests/data/eval-small.jsonl", "small.jsonl");
+    char gguf[512];
+    snprintf(gguf, sizeof gguf, "%s/stories260K.gguf", test_models_dir());
+    const char *dev = tp("devnull-link"), *fifo = tp("report.fifo"), *got = tp("fifo-got.html"), *dir = tp("outdir");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s && ln -s /dev/null %s && mkfifo %s && mkdir %s", dev, fifo, dir, dev, fifo, dir);
+    free(test_run(cmd, &st));
+    CHECK_EQ_INT(st, 0);
+    const char *writers[] = {
+        "bin/salign-quantize %3$s %1$s --type f32 -q 2>&1",
+        "bin/salign report %2$s -o %1$s 2>&1",
+        "bin/salign eval-merge %1$s %2$s 2>&1",
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(cmd, sizeof cmd, writers[i], dev, res, gguf);
+        char *log = test_run(cmd, &st);
+        CHECKF(st == 0, "%s: %s", cmd, log);
+        free(log);
+        struct stat ls, ds;
+        CHECKF(lstat(dev, &ls) == 0 && S_ISLNK(ls.st_mode), "%s replaced the symlink to /dev/null", cmd);
+        CHECK(stat("/dev/null", &ds) == 0 && S_ISCHR(ds.st_mode));
+        /* a directory: one line naming it */
+        snprintf(cmd, sizeof cmd, writers[i], dir, res, gguf);
+        log = test_run(cmd, &st);
+        char want[600];
+        snprintf(want, sizeof want, ": %s: is a directory\n", dir);
+        CHECKF(st == 1 && strstr(log, want), "%s: want a line saying it is a directory, got (%d) %s", cmd, st, log);
+        free(log);
+    }
+    /* a FIFO is written into, read on the other side */
+    snprintf(cmd, sizeof cmd, "cat %s > %s & bin/salign report %s -o %s 2>&1; wait", fifo, got, res, fifo);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "report into a FIFO: %s", log);
+    free(log);
+    struct stat fs;
+    CHECK(lstat(fifo, &fs) == 0 && S_ISFIFO(fs.st_mode));
+    size_t n = 0;
+    char *html = sa_read_file(got, &n);
+    CHECKF(html && n > 100 && strstr(html, "</html>"), "the FIFO's reader got %zu bytes", n);
+    free(html);
+    /* the report onto its own results, under another name too: refused, results intact */
+    size_t n0 = 0, n1 = 0;
+    char *before = sa_read_file(res, &n0);
+    const char *alias = tp("alias.jsonl");
+    snprintf(cmd, sizeof cmd, "rm -f %s && ln %s %s", alias, res, alias);
+    free(test_run(cmd, &st));
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "bin/salign report %s -o %s 2>&1", res, k ? alias : res);
+        log = test_run(cmd, &st);
+        CHECKF(st != 0 && strstr(log, "input"), "report onto its input: (%d) %s", st, log);
+        free(log);
+    }
+    snprintf(cmd, sizeof cmd, "bin/salign eval-merge %s %s 2>&1", alias, res);
+    log = test_run(cmd, &st);
+    CHECKF(st != 0 && strstr(log, "also an input"), "eval-merge onto its shard: (%d) %s", st, log);
+    free(log);
+    char *after = sa_read_file(res, &n1);
+    CHECK(before && after && n0 == n1 && memcmp(before, after, n0) == 0);
+    free(before);
+    free(after);
+}
+
+/* A correction cut by --max-correction-tokens is flagged per sentence in the trace and shown in the
+ * report; uncut ones are not (#20 item 8). */
+TEST(correction_truncation_flagged) {
+    const char *res = tp("cut.jsonl"), *html = tp("cut.html");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -f %s; " EVAL " --modes stream --in tests/data/eval-small.jsonl --out %s --max-correction-tokens 2 2>&1", res, res);
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    Lines l = load(res);
+    int cut = 0, sentences = 0;
+    for (int i = 0; i < l.n; i++) {
+        const cJSON *ss = cJSON_GetObjectItemCaseSensitive(l.v[i], "sentences"), *it;
+        cJSON_ArrayForEach(it, ss) {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(it, "correction_truncated");
+            CHECK(cJSON_IsBool(t));
+            sentences++;
+            cut += cJSON_IsTrue(t);
+        }
+    }
+    CHECKF(sentences > 0 && cut == sentences, "%d of %d two-token corrections flagged", cut, sentences);
+    lines_free(&l);
+    snprintf(cmd, sizeof cmd, "bin/salign report %s -o %s 2>&1", res, html);
+    free(test_run(cmd, &st));
+    char *h = sa_read_file(html, NULL);
+    CHECK(h && strstr(h, "cut at the token cap"));
+    free(h);
+    /* the demo aligner ends its corrections itself: none flagged */
+    log = test_run("bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                   "-p 'Jill loved to draw pictures.' --max-tokens 100 --temp 0 --json 2>/dev/null", &st);
+    cJSON *j = cJSON_Parse(log);
+    const cJSON *it;
+    int n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "sentences")) {
+        CHECK(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(it, "correction_truncated")));
+        n++;
+    }
+    CHECKF(n > 0, "no sentences in: %s", log);
+    cJSON_Delete(j);
+    free(log);
+}
+
+/* A run the context cuts off before it produced anything is an error in every mode alike: eval
+ * records "error" lines, align exits 1 with one line (#20 item 3). */
+TEST(context_too_small_is_an_error_in_every_mode) {
+    const char *res = tp("c60.jsonl");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "rm -f %s; bin/salign eval --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                              "--in tests/data/eval-small.jsonl --out %s --temp 0 --max-tokens 40 -c 60 --no-progress 2>&1", res, res);
+    free(test_run(cmd, &st));
+    Lines l = load(res);
+    int stream = 0, errors = 0;
+    for (int i = 0; i < l.n; i++) {
+        const char *mode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l.v[i], "mode"));
+        if (!mode || strcmp(mode, "none") == 0) continue; /* the upstream alone fits in 60 */
+        stream += !strcmp(mode, "stream");
+        const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(l.v[i], "error"));
+        errors += err && strstr(err, "context full");
+    }
+    CHECKF(stream == 6 && errors == 12, "%d stream lines, %d of 12 aligner/stream lines are context-full errors", stream, errors);
+    lines_free(&l);
+    const char *modes[] = {"stream", "aligner", "none"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                                  "-p 'Jill loved to draw pictures.' --mode %s -c %d 2>&1 >/dev/null | grep -v '^salign: loaded\\|^salign: seed'",
+                 modes[k], k == 2 ? 8 : 40);
+        char *log = test_run(cmd, &st);
+        CHECKF(strstr(log, "context full") && strchr(log, '\n') == log + strlen(log) - 1, "align --mode %s: %s", modes[k], log);
+        free(log);
+        snprintf(cmd, sizeof cmd, "bin/salign align --upstream weights/stories260K.salm --aligner weights/demo-aligner.salm "
+                                  "-p 'Jill loved to draw pictures.' --mode %s -c %d >/dev/null 2>&1", modes[k], k == 2 ? 8 : 40);
+        free(test_run(cmd, &st));
+        CHECKF(st == 1, "align --mode %s with a context too small: exit %d", modes[k], st);
+    }
+}

@@ -96,3 +96,25 @@ TEST(sentence_streaming) {
     CHECK(!sa_sentence_find(w, 6, 0, SA_SPLIT_REFERENCE, &s));
     CHECK(sa_sentence_find(w, 7, 0, SA_SPLIT_REFERENCE, &s) && s.end == 6);
 }
+
+/* Where a capped answer stopped: after a complete sentence, or inside one. */
+static int unfinished(const char *t, SaSplitMode m) { return sa_sentence_unfinished(t, strlen(t), m); }
+
+TEST(sentence_unfinished) {
+    const SaSplitMode R = SA_SPLIT_REFERENCE, S = SA_SPLIT_SMART;
+    CHECK(!unfinished("", R));
+    CHECK(!unfinished("  \n", R));
+    CHECK(!unfinished("Tom ran.", R));           /* the boundary needs lookahead: still complete */
+    CHECK(!unfinished("Tom ran. He fell!\n", R));
+    CHECK(!unfinished("He said \"go.\"", R));    /* the closing run stays with its sentence */
+    CHECK(!unfinished("Really?!", R));
+    CHECK(unfinished("Tom ran. He fe", R));
+    CHECK(unfinished("Tom ran", R));
+    CHECK(unfinished("Say i.e.", R));            /* "i.e." never ends a sentence */
+    CHECK(unfinished("It cost 3.", R));          /* the reference's digit-dot rule, kept */
+    CHECK(unfinished("no.\xe2\x80", R));         /* half a closing quote */
+    CHECK(!unfinished("I met Dr.", R));          /* the reference rule splits after "Dr." ... */
+    CHECK(unfinished("I met Dr.", S));           /* ... smart mode waits for the name */
+    CHECK(unfinished("```\nint x = 1;", S));     /* inside a code fence */
+    CHECK(!unfinished("One line\n\n", S));        /* a blank line ends a paragraph in smart mode; trimmed here */
+}

@@ -37,7 +37,9 @@ show=""
 [ -t 1 ] && show=--show-original
 # shellcheck disable=SC2086
 bin/salign align --upstream "$up" --aligner "$al" -p "$opening" $show $flags
-echo
+# salign ends the answer's line itself on a terminal (or when stdout and stderr share a file);
+# a stdout of its own keeps the model's bytes, so end the line here before the trace follows
+[ -t 1 ] || echo
 
 echo "== the same run's --json trace: per sentence, the original and its correction; then the timings" >&2
 # shellcheck disable=SC2086

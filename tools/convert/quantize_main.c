@@ -9,6 +9,7 @@
 
 #include "../../src/common.h"
 #include "../../src/dtype.h"
+#include "../../src/matmul.h"
 #include "import.h"
 #include "../../src/chat.h"
 
@@ -55,6 +56,7 @@ static int has_suffix(const char *s, const char *suf) {
 }
 
 int main(int argc, char **argv) {
+    sa_blas_process_init(argv);
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     const char *type_name = NULL, *tokenizer = NULL, *al_tmpl = NULL;
