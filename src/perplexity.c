@@ -54,6 +54,7 @@
 #include "flags.h"
 #include "matmul.h"
 #include "model.h"
+#include "outfile.h"
 #include "tokenizer.h"
 
 int sa_cmd_perplexity(int argc, char **argv);
@@ -456,8 +457,7 @@ int sa_cmd_perplexity(int argc, char **argv) {
     int32_t *tokens = NULL;
     const int32_t *chunk_tokens = NULL;
     BaseFile base = {0};
-    FILE *out = NULL;
-    int created = 0;
+    SaOutFile out = {.fd = -1};
     Run R = {.o = &o, .m = &m};
     const SaTokSpec *ts = sa_tok_spec(m.tok);
     const char *text_name = o.text;
@@ -535,17 +535,22 @@ int sa_cmd_perplexity(int argc, char **argv) {
         R.same = sa_malloc(n_all);
         if (!R.nll_base || !R.kld || !R.dp || !R.same) goto out;
     } else if (o.base) {
-        if (!(out = fopen(o.base, "wb"))) {
-            sa_err("--kl-divergence-base: %s: cannot create: %s", o.base, strerror(errno));
+        /* written whole or not at all (temporary file, renamed at the end); never over an input */
+        const char *const inputs[] = {o.model, o.text, NULL};
+        if (sa_outfile_open(&out, o.base, inputs)) {
+            sa_err_prefix("--kl-divergence-base: ");
             goto out;
         }
-        created = 1;
+        char head[20];
         const uint32_t c = (uint32_t)R.n_ctx;
         const int32_t nvoc = R.n_vocab, nch = n_chunk;
-        if (fwrite(KLD_MAGIC, 1, 8, out) != 8 || fwrite(&c, 4, 1, out) != 1 || fwrite(&nvoc, 4, 1, out) != 1 ||
-            fwrite(&nch, 4, 1, out) != 1 ||
-            fwrite(tokens, sizeof *tokens, (size_t)n_chunk * R.n_ctx, out) != (size_t)n_chunk * R.n_ctx) {
-            sa_err("--kl-divergence-base: %s: write failed: %s", o.base, strerror(errno));
+        memcpy(head, KLD_MAGIC, 8);
+        memcpy(head + 8, &c, 4);
+        memcpy(head + 12, &nvoc, 4);
+        memcpy(head + 16, &nch, 4);
+        if (sa_write_all(out.fd, head, sizeof head, o.base) ||
+            sa_write_all(out.fd, tokens, (size_t)n_chunk * R.n_ctx * sizeof *tokens, o.base)) {
+            sa_err_prefix("--kl-divergence-base: ");
             goto out;
         }
     }
@@ -587,8 +592,8 @@ int sa_cmd_perplexity(int argc, char **argv) {
             for (size_t i = at; i < at + R.n_scored; i++) nll += R.nll[i], nll2 += R.nll[i] * R.nll[i];
             count += R.n_scored;
             const double ppl = exp(nll / (double)count);
-            if (out && fwrite(R.rows, sizeof *R.rows, (size_t)R.n_scored * R.nv, out) != (size_t)R.n_scored * R.nv) {
-                sa_err("--kl-divergence-base: %s: write failed: %s", o.base, strerror(errno));
+            if (out.fd >= 0 && sa_write_all(out.fd, R.rows, (size_t)R.n_scored * R.nv * sizeof *R.rows, o.base)) {
+                sa_err_prefix("--kl-divergence-base: ");
                 goto out_line;
             }
             if (defer) {
@@ -613,13 +618,9 @@ int sa_cmd_perplexity(int argc, char **argv) {
         const double mean = nll / (double)count, ppl = exp(mean);
         const double var = nll2 / (double)count - mean * mean;
         printf("Final estimate: PPL = %.4f +/- %.5f\n", ppl, var > 0 ? ppl * sqrt(var / (double)(count - 1)) : 0.0);
-        if (out) {
-            if (fclose(out)) {
-                out = NULL;
-                sa_err("--kl-divergence-base: %s: write failed: %s", o.base, strerror(errno));
-                goto out_line;
-            }
-            out = NULL;
+        if (out.fd >= 0 && sa_outfile_commit(&out)) {
+            sa_err_prefix("--kl-divergence-base: ");
+            goto out_line;
         }
     }
     fflush(stdout);
@@ -630,8 +631,7 @@ out_line:
     progress_end();
     sa_buf_free(&line);
 out:
-    if (out) fclose(out);
-    if (rc && created) remove(o.base); /* no half-written reference file */
+    sa_outfile_abort(&out); /* after a commit: nothing left to do */
     base_close(&base);
     free(tokens);
     free(R.win);

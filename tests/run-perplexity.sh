@@ -215,6 +215,9 @@ err_case "--kl-divergence-base: $W/missing.kld: cannot open" -m "$F32" --kl-dive
 err_case "--kl-divergence-base: $TEXT: not a reference" -m "$F32" --kl-divergence-base "$TEXT" --kl-divergence
 err_case "--kl-divergence-base: $W/truncated.kld: 3000 bytes" -m "$F32" --kl-divergence-base "$W/truncated.kld" --kl-divergence
 err_case "--kl-divergence-base: $W/no-such-dir/x.kld: cannot create" -m "$F32" -f "$TEXT" --kl-divergence-base "$W/no-such-dir/x.kld"
+cp "$TEXT" "$W/copy.txt"
+err_case "--kl-divergence-base: $W/copy.txt: is also an input" -m "$F32" -f "$W/copy.txt" --kl-divergence-base "$W/copy.txt"
+if cmp -s "$TEXT" "$W/copy.txt"; then ok "the text named as --kl-divergence-base is left as it was"; else bad "--kl-divergence-base overwrote its own input"; fi
 err_case "-c: $W/f32.kld was made with -c 512" -m "$F32" --kl-divergence-base "$W/f32.kld" --kl-divergence -c 256
 err_case "-f: $W/other.txt does not give the tokens saved in $W/f32.kld" -m "$F32" -f "$W/other.txt" --kl-divergence-base "$W/f32.kld" --kl-divergence
 finish
