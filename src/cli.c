@@ -685,6 +685,7 @@ static const char usage_text[] =
             "  bench -m MODEL [-p|--n-prompt 512] [-n|--n-gen 128] [-t 1,2] [-r|--repetitions 3] [-b|--batch-size 512]\n"
             "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--json|-o json]   speed\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
+            "  perplexity -m MODEL -f TEXT [-c 512] [-b N] [--chunks N] [-t T] [--kl-divergence-base FILE [--kl-divergence]]\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
             "Each command also takes --help (or: salign help COMMAND); salign --version.\n";
 
@@ -723,6 +724,7 @@ static int version(void) {
 }
 
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
+int sa_cmd_perplexity(int argc, char **argv); /* src/perplexity.c */
 
 /* The commands without a --help of their own answer it (and -h) with their usage block. */
 static int dispatch(const char *cmd, int argc, char **argv) {
@@ -742,6 +744,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc, argv);
     if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc, argv);
     if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc, argv);
+    if (!strcmp(cmd, "perplexity")) return sa_cmd_perplexity(argc, argv);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }

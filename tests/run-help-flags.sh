@@ -8,7 +8,7 @@ ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 all_help=$(mktemp)
 trap 'rm -f "$all_help"' EXIT
-for cmd in generate tokenize info align bench bench-spec eval eval-merge report judge; do
+for cmd in generate tokenize info align bench bench-spec eval eval-merge report judge perplexity; do
     help=$(bin/salign "$cmd" --help 2>/dev/null) || { bad "$cmd --help exits 0"; continue; }
     printf '%s\n' "$help" >> "$all_help"
     missing=""

@@ -753,7 +753,8 @@ TEST(e2e_wrong_file_messages) {
 /* Every subcommand answers --help and -h on stdout with exit 0; `salign help CMD` is the same;
  * --version names the tables this CPU runs (#20 CLI). */
 TEST(e2e_help_everywhere_and_version) {
-    const char *cmds[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "eval", "eval-merge", "report", "judge"};
+    const char *cmds[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "eval", "eval-merge", "report", "judge",
+                          "perplexity"};
     char cmd[256];
     int st;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
