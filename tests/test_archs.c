@@ -395,7 +395,7 @@ static int oracle_run(const char *node, const char *gguf, const char *dir, Run *
     return 0;
 }
 
-static void ftypes_test(int k) {
+static void ftypes_test_list(int k, const char *const *ftypes, int n_ftypes) {
     const ArchCase *c = &ftype_cases[k];
     const char *toks = tokenizers_dir();
     const char *node = getenv("SALIGN_LLAMACPP_NODE"), *lq = getenv("SALIGN_LLAMACPP_QUANTIZE");
@@ -415,7 +415,7 @@ static void ftypes_test(int k) {
     snprintf(cmd, sizeof cmd, "%s --arch %s %s --seed %d --vocab-from %s/%s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
              synth, c->arch, c->flags, 31 + k, toks, c->tokenizer, dir, dir);
     if (sh(cmd)) return;
-    for (size_t f = 0; f < SA_ARRAY_LEN(ftypes); f++) {
+    for (int f = 0; f < n_ftypes; f++) {
         char gguf[300], salm[300], what[600], types[256];
         snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, ftypes[f]);
         snprintf(salm, sizeof salm, "%s/%s.salm", dir, ftypes[f]);
@@ -442,6 +442,7 @@ static void ftypes_test(int k) {
     }
 }
 
+static void ftypes_test(int k) { ftypes_test_list(k, ftypes, (int)SA_ARRAY_LEN(ftypes)); }
 
 /* Our reference quantizers against llama.cpp's, byte for byte: the same F16 GGUF quantized
  * --pure by llama.cpp to each block type, and each of its quantized tensors requantized here
@@ -529,6 +530,16 @@ TEST(archs_model_ftypes_quantizers) {
     quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
 }
 TEST(archs_model_ftypes_llama) { ftypes_test(0); }
+
+/* The file types of 2-4 bits: Q3_K_S/M/L (Q3_K with Q4_K/Q5_K/Q6_K), Q2_K (Q2_K with Q3_K/Q4_K/Q6_K),
+ * IQ4_NL and IQ4_XS (with Q5_K/Q6_K); llama.cpp quantizes IQ4_* with its scale search even
+ * without an importance matrix, Q2_K/Q3_K with their reference quantizers. */
+static const char *const ftypes_lowbit[] = {"Q3_K_S", "Q3_K_M", "Q3_K_L", "Q2_K", "IQ4_NL", "IQ4_XS"};
+TEST(archs_model_ftypes_lowbit_quantizers) {
+    static const char *const pure[] = {"Q2_K", "Q3_K_S", "IQ4_NL", "IQ4_XS"};
+    quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
+}
+TEST(archs_model_ftypes_lowbit_llama) { ftypes_test_list(0, ftypes_lowbit, (int)SA_ARRAY_LEN(ftypes_lowbit)); }
 
 /* ---- the safetensors reader ---- */
 
