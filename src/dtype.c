@@ -62,11 +62,16 @@ void sa_dtype_init(void) {
     done = 1;
 }
 
-/* ggml quantize_row_q8_0_ref: d = amax/127, q = round(x/d). */
+/* ggml quantize_row_q8_0_ref: d = amax/127, q = round(x/d). The running maximum keeps the new
+ * value unless the old one is greater, as ggml's MAX does (not fmaxf): a NaN then replaces it,
+ * and a block holding one gets llama-quantize's bytes too. */
 void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK8_0; b++) {
         float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[b * QK8_0 + j]));
+        for (int j = 0; j < QK8_0; j++) {
+            const float a = fabsf(x[b * QK8_0 + j]);
+            amax = amax > a ? amax : a;
+        }
         const float d = amax / 127.0f;
         const float id = d ? 1.0f / d : 0.0f;
         y[b].d = sa_fp32_to_fp16(d);
