@@ -686,6 +686,146 @@ const SaKernels sa_kernels_avx2 = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
-    /* the other block types: no version of this table's own yet, the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_ALL},
+    /* the other block types: Q2_K/Q3_K/IQ4_NL/IQ4_XS of its own, the rest the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_NOT_LOWBIT, SA_AVX2_TYPE_ROWS_LOWBIT},
 };
+
+/* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS (kernels.h: SA_AVX2_TYPE_ROWS_LOWBIT; the AVX-512 table names
+ * them too) ----
+ * Each computes the scalar reference's integer sums exactly (int8 products summed in pairs by
+ * maddubs, at most 2 * 127 * 127 in magnitude, then int32) and combines them in float in the
+ * reference's order with the same operations, so every value equals sa_ref_dot_* bit for bit
+ * (kernels_block_types checks it). Placed apart from the other kernels of this file. */
+
+static inline int32_t lb_hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* int16 pair sums of w * a for signed bytes (w in [-127, 127], a in [-127, 127]): w's sign moved
+ * onto a so that maddubs sees |w| unsigned */
+static inline __m256i lb_mul_i8(__m256i w, __m256i a) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+/* 16 bytes of IQ4 nibbles -> the 32 table values in element order (low nibbles 0..15, high 16..31):
+ * the 16-entry table fits one pshufb */
+static inline __m256i lb_iq4_values(const uint8_t *qs) {
+    const __m128i tbl = _mm_loadu_si128((const __m128i *)sa_iq4nl_values), m = _mm_set1_epi8(15);
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_set_m128i(_mm_shuffle_epi8(tbl, _mm_and_si128(_mm_srli_epi16(q, 4), m)),
+                            _mm_shuffle_epi8(tbl, _mm_and_si128(q, m)));
+}
+
+/* the four int32 totals of v0..v3 (8 lanes each), in order */
+static inline __m128i lb_hsum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+float sa_avx2_dot_iq4_nl(int n, const void *wv, const void *av) {
+    const BlockIQ4_NL *w = wv;
+    const BlockQ8_0 *a = av;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const int nb = n / QK4_NL;
+    float sum = 0.0f;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        __m256i v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_madd_epi16(
+                lb_mul_i8(lb_iq4_values(w[b + k].qs), _mm256_loadu_si256((const __m256i *)a[b + k].qs)), ones);
+        int32_t si[4];
+        _mm_storeu_si128((__m128i *)si, lb_hsum4_i32(v[0], v[1], v[2], v[3]));
+        for (int k = 0; k < 4; k++)
+            sum = sum + (float)si[k] * (sa_fp16_lut(w[b + k].d) * sa_fp16_lut(a[b + k].d));
+    }
+    for (; b < nb; b++) {
+        const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs));
+        sum = sum + (float)lb_hsum_i32(_mm256_madd_epi16(p, ones)) * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
+    }
+    return sum;
+}
+
+float sa_avx2_dot_iq4_xs(int n, const void *wv, const void *av) {
+    const BlockIQ4_XS *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs + 16 * j), _mm256_loadu_si256((const __m256i *)(a[b].qs + 32 * j)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16((int16_t)(sa_iq4xs_scale(j, &w[b]) - 32))));
+        }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)lb_hsum_i32(acc);
+    }
+    return sum;
+}
+
+/* Q3_K: per half h and bit pair p, 32 weights (two 16-weight sub-blocks, one per 128-bit lane):
+ * q = the two bits of qs[32h + l] - 4 where bit 4h + p of hmask[l] is clear */
+float sa_avx2_dot_q3_K(int n, const void *wv, const void *av) {
+    const BlockQ3_K *w = wv;
+    const BlockQ8_K *a = av;
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int16_t sc[16];
+        for (int j = 0; j < 16; j++) sc[j] = (int16_t)(sa_q3k_scale(j, w[b].scales) - 32);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
+        __m256i acc = zero;
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
+            for (int p = 0; p < 4; p++) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << (4 * h + p)))), zero);
+                const __m256i qv = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
+                const __m256i pr = lb_mul_i8(qv, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
+                const int j = 8 * h + 2 * p;
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
+            }
+        }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)lb_hsum_i32(acc);
+    }
+    return sum;
+}
+
+/* Q2_K: levels 0..3 are unsigned, so maddubs takes them as they are; the mins meet the
+ * activation sums of each 16 (Q8_K's bsums) in one madd */
+float sa_avx2_dot_q2_K(int n, const void *wv, const void *av) {
+    const BlockQ2_K *w = wv;
+    const BlockQ8_K *a = av;
+    const __m256i three = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(sc8);
+        int16_t sc[16];
+        _mm256_storeu_si256((__m256i *)sc, _mm256_and_si256(sc16, _mm256_set1_epi16(15)));
+        const __m256i mins = _mm256_srli_epi16(sc16, 4);
+        const int32_t imin = lb_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)a[b].bsums)));
+        __m256i acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
+            for (int p = 0; p < 4; p++) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+                const __m256i pr = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
+                const int j = 8 * h + 2 * p;
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
+            }
+        }
+        const int32_t isum = lb_hsum_i32(acc);
+        const float dd = a[b].d * sa_fp16_lut(w[b].d), dm = a[b].d * sa_fp16_lut(w[b].dmin);
+        sum = sum + (dd * (float)isum - dm * (float)imin);
+    }
+    return sum;
+}
+
+SA_GEMM_FROM_DOT(sa_avx2_gemm_q2_K, sa_avx2_dot_q2_K)
+SA_GEMM_FROM_DOT(sa_avx2_gemm_q3_K, sa_avx2_dot_q3_K)
+SA_GEMM_FROM_DOT(sa_avx2_gemm_iq4_nl, sa_avx2_dot_iq4_nl)
+SA_GEMM_FROM_DOT(sa_avx2_gemm_iq4_xs, sa_avx2_dot_iq4_xs)

@@ -153,10 +153,11 @@ void sa_ref_act_q8_K(const float *x, void *y, int n);
 #define SA_REF_KERNELS(t) {NULL, sa_ref_dot_##t, sa_ref_gemm_##t}
 #define SA_REF_ACT_ROW_Q8_K [SA_Q8_K] = {sa_ref_act_q8_K, NULL, NULL}
 #define SA_REF_ACT_ROW_Q8_1 [SA_Q8_1] = {sa_ref_act_q8_1, NULL, NULL}
-#define SA_REF_TYPE_ROWS_ALL                                                                                    \
+#define SA_REF_TYPE_ROWS_ALL SA_REF_TYPE_ROWS_NOT_LOWBIT, SA_REF_TYPE_ROWS_LOWBIT
+#define SA_REF_TYPE_ROWS_NOT_LOWBIT                                                                             \
     [SA_Q4_1] = SA_REF_KERNELS(q4_1), [SA_Q5_0] = SA_REF_KERNELS(q5_0), [SA_Q5_1] = SA_REF_KERNELS(q5_1),       \
     [SA_Q4_K] = SA_REF_KERNELS(q4_K), [SA_Q5_K] = SA_REF_KERNELS(q5_K), [SA_Q6_K] = SA_REF_KERNELS(q6_K),       \
-    SA_REF_ACT_ROW_Q8_K, SA_REF_ACT_ROW_Q8_1, SA_REF_TYPE_ROWS_LOWBIT
+    SA_REF_ACT_ROW_Q8_K, SA_REF_ACT_ROW_Q8_1
 /* Q2_K, Q3_K, IQ4_XS (activations Q8_K) and IQ4_NL (Q8_0) */
 #define SA_REF_TYPE_ROWS_LOWBIT                                                                                 \
     [SA_Q2_K] = SA_REF_KERNELS(q2_K), [SA_Q3_K] = SA_REF_KERNELS(q3_K), [SA_IQ4_NL] = SA_REF_KERNELS(iq4_nl),   \
@@ -257,6 +258,16 @@ float sa_avx2_exp_sub_sum(int n, float *x, float m);
 void sa_avx2_silu_mul(int n, float *g, const float *u);
 void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
 void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
+/* Q2_K, Q3_K, IQ4_NL, IQ4_XS in AVX2 (appended to simd/avx2.c), named by the AVX2 and AVX-512 tables */
+#define SA_AVX2_LOWBIT_DECL(t)                                    \
+    float sa_avx2_dot_##t(int n, const void *w, const void *a); \
+    void sa_avx2_gemm_##t(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y, \
+                          size_t ldy);
+SA_AVX2_LOWBIT_DECL(q2_K) SA_AVX2_LOWBIT_DECL(q3_K) SA_AVX2_LOWBIT_DECL(iq4_nl) SA_AVX2_LOWBIT_DECL(iq4_xs)
+#define SA_AVX2_KERNELS(t) {NULL, sa_avx2_dot_##t, sa_avx2_gemm_##t}
+#define SA_AVX2_TYPE_ROWS_LOWBIT                                                                                      \
+    [SA_Q2_K] = SA_AVX2_KERNELS(q2_K), [SA_Q3_K] = SA_AVX2_KERNELS(q3_K), [SA_IQ4_NL] = SA_AVX2_KERNELS(iq4_nl),   \
+    [SA_IQ4_XS] = SA_AVX2_KERNELS(iq4_xs)
 #endif
 
 /* The selected table (never NULL after sa_kernels_init). */
