@@ -687,7 +687,7 @@ const SaKernels sa_kernels_avx2 = {
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
     /* the other block types: Q2_K/Q3_K/IQ4_NL/IQ4_XS of its own, the rest the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_NOT_LOWBIT, SA_AVX2_TYPE_ROWS_LOWBIT},
+    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_ALL, SA_AVX2_TYPE_ROWS_LOWBIT},
 };
 
 /* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS (kernels.h: SA_AVX2_TYPE_ROWS_LOWBIT; the AVX-512 table names

@@ -739,5 +739,5 @@ const SaKernels AVX512_TABLE = {
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
     /* the other block types: Q2_K/Q3_K/IQ4_NL/IQ4_XS in AVX2, the rest the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_NOT_LOWBIT, SA_AVX2_TYPE_ROWS_LOWBIT},
+    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_ALL, SA_AVX2_TYPE_ROWS_LOWBIT},
 };

@@ -333,7 +333,7 @@ const SaKernels sa_kernels_scalar = {
     .attn_values_q8_0 = sa_ref_attn_values_q8_0,
     .exp_sub_sum = sa_ref_exp_sub_sum,
     .silu_mul = sa_ref_silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(ref), SA_REF_TYPE_ROWS_ALL},
+    .type = {SA_BASE_TYPE_ROWS(ref), SA_REF_TYPE_ROWS_ALL, SA_REF_TYPE_ROWS_LOWBIT},
 };
 
 /* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS (the same rule: integer sums per block, one float step each) ---- */
