@@ -9,22 +9,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "salm.h"
 
-static const char *conv_type_names[SA_CONV_TYPE_COUNT] = {"f32", "f16", "q8_0", "q4_0", "keep"};
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char *conv_type_names[SA_CONV_TYPE_COUNT] = {
+    "f32",    "f16",    "q8_0",   "q4_0",   "keep",   "q4_1",   "q5_0",   "q5_1",   "q2_k",   "q3_k_s",
+    "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",   "iq4_nl", "iq4_xs"};
 
 int sa_conv_type_from_name(const char *name) {
     for (int i = 0; i < SA_CONV_TYPE_COUNT; i++)
-        if (strcmp(conv_type_names[i], name) == 0) return i;
+        if (strcasecmp(conv_type_names[i], name) == 0) return i;
     return -1;
 }
 
 const char *sa_conv_type_name(SaConvType t) {
     return (unsigned)t < SA_CONV_TYPE_COUNT ? conv_type_names[t] : "?";
+}
+
+/* The llama.cpp file type behind a quantized SaConvType, or -1 (f32, f16, keep). */
+static int file_type_of(SaConvType t) {
+    return t == SA_CONV_F32 || t == SA_CONV_F16 || t == SA_CONV_KEEP ? -1 : sa_file_type_find(sa_conv_type_name(t));
+}
+
+/* The SaDtype of a ggml type if this build can write it, else -1. */
+static int writable(int ggml_type) {
+    const int d = sa_dtype_from_ggml((uint32_t)ggml_type);
+    return d >= 0 && (sa_dtype_traits[d].flags & SA_DT_WEIGHT) && sa_dtype_traits[d].from_float ? d : -1;
+}
+
+int sa_conv_type_available(SaConvType t) {
+    const int ft = file_type_of(t);
+    if (ft < 0) return (unsigned)t < SA_CONV_TYPE_COUNT;
+    /* every type a rule or fallback of this file type can lead to */
+    static const int ladder[][4] = {
+        {SA_GG_Q2_K, SA_GG_Q3_K, SA_GG_Q4_K, SA_GG_Q4_0}, {SA_GG_Q3_K, SA_GG_Q4_K, SA_GG_Q5_K, SA_GG_Q4_0},
+        {SA_GG_Q4_K, SA_GG_Q5_K, SA_GG_Q6_K, SA_GG_Q5_0}, {SA_GG_Q5_K, SA_GG_Q6_K, SA_GG_Q5_1, SA_GG_Q8_0},
+        {SA_GG_Q6_K, SA_GG_Q8_0, SA_GG_Q8_0, SA_GG_Q8_0}, {SA_GG_IQ4_XS, SA_GG_IQ4_NL, SA_GG_Q5_K, SA_GG_Q6_K},
+        {SA_GG_IQ4_NL, SA_GG_Q5_K, SA_GG_Q6_K, SA_GG_Q8_0},
+    };
+    const int def = sa_file_type(ft)->default_type;
+    if (writable(def) < 0 || writable(SA_GG_Q6_K) < 0 || writable(SA_GG_Q8_0) < 0) return 0;
+    for (size_t r = 0; r < SA_ARRAY_LEN(ladder); r++)
+        if (ladder[r][0] == def)
+            for (int k = 0; k < 4; k++)
+                if (writable(ladder[r][k]) < 0) return 0;
+    return 1;
 }
 
 /* ---- the model source ---- */
@@ -226,13 +263,10 @@ int sa_conv_check(const SaConvSource *src) {
 }
 
 /* ---- output dtype choice ----
- * Mirrors llama-quantize so our q8_0/q4_0 files match its blocks bit for bit:
- *  - vectors (norms, biases) stay F32 (converted losslessly from F16/BF16);
- *  - a matrix whose row length is not a multiple of 32 cannot be block-quantized and becomes
- *    F16 (llama.cpp's fallback; stories260K's ffn_down has 172 columns);
- *  - for Q4_0 the output classifier (or the token embedding when it doubles as the
- *    classifier) gets more bits: llama.cpp picks Q6_K, or Q8_0 when the row length is not a
- *    multiple of 256; we have no Q6_K, so always Q8_0, the next better type we support. */
+ * Vectors (norms, biases) are F32 under every type (converted losslessly from F16/BF16). f32 and
+ * f16 convert every matrix; keep copies the input's types. The llama.cpp file types take
+ * llama-quantize's per-tensor choices (src/quant_rules.c), so that a file made here holds the
+ * type llama-quantize would give each tensor, and byte for byte the same blocks. */
 static int effective_dims(const SaConvTensor *t) {
     int n = 1;
     for (int d = 1; d < 4; d++)
@@ -240,22 +274,58 @@ static int effective_dims(const SaConvTensor *t) {
     return n;
 }
 
-static int is_classifier(const SaConvSource *src, const SaConvTensor *t) {
-    return strcmp(t->name, "output.weight") == 0 || (src->hp.tied_output && strcmp(t->name, "token_embd.weight") == 0);
+int sa_conv_plan(const SaConvSource *src, const SaConvOptions *opt, SaDtype *out) {
+    const int ft = file_type_of(opt->type);
+    if ((unsigned)opt->type >= SA_CONV_TYPE_COUNT) return sa_err("--type: unknown type %d", (int)opt->type);
+    if (ft < 0) {
+        if (opt->pure || opt->n_overrides)
+            return sa_err("%s: only with a quantized --type (q4_k_m, q8_0, ...), not %s",
+                          opt->pure ? "--pure" : "--tensor-type", sa_conv_type_name(opt->type));
+        for (int i = 0; i < src->n_tensors; i++) {
+            const SaConvTensor *t = &src->tensors[i];
+            out[i] = effective_dims(t) < 2 ? SA_F32
+                     : opt->type == SA_CONV_F32 ? SA_F32
+                     : opt->type == SA_CONV_F16 ? SA_F16
+                     : t->dtype;
+        }
+        return 0;
+    }
+    SaRuleTensor *rt = sa_malloc((size_t)(src->n_tensors ? src->n_tensors : 1) * sizeof *rt);
+    int *gg = sa_malloc((size_t)(src->n_tensors ? src->n_tensors : 1) * sizeof *gg);
+    int rc = -1;
+    if (!rt || !gg) goto done;
+    for (int i = 0; i < src->n_tensors; i++)
+        rt[i] = (SaRuleTensor){src->tensors[i].name, src->tensors[i].ne[0], effective_dims(&src->tensors[i])};
+    const SaRuleOptions ro = {ft, opt->pure, 0, opt->overrides, opt->n_overrides};
+    if (sa_quant_rules(&src->hp, rt, src->n_tensors, &ro, gg)) goto done;
+    for (int i = 0; i < src->n_tensors; i++) {
+        const SaConvTensor *t = &src->tensors[i];
+        if (gg[i] < 0) { /* not quantized: vectors F32, a matrix keeps a float type */
+            out[i] = effective_dims(t) < 2 || (t->dtype != SA_F16 && t->dtype != SA_BF16) ? SA_F32 : t->dtype;
+            continue;
+        }
+        const int d = writable(gg[i]);
+        if (d < 0) {
+            sa_err("--type %s: tensor %s takes type %s, which this build cannot write yet", sa_conv_type_name(opt->type),
+                   t->name, sa_gg_type_name(gg[i]));
+            goto done;
+        }
+        out[i] = (SaDtype)d;
+    }
+    rc = 0;
+done:
+    free(rt);
+    free(gg);
+    return rc;
 }
 
 SaDtype sa_conv_out_dtype(const SaConvSource *src, const SaConvTensor *t, SaConvType type) {
-    if (effective_dims(t) < 2) return SA_F32;
-    SaDtype want;
-    switch (type) {
-    case SA_CONV_F32: want = SA_F32; break;
-    case SA_CONV_F16: want = SA_F16; break;
-    case SA_CONV_Q8_0: want = SA_Q8_0; break;
-    case SA_CONV_Q4_0: want = is_classifier(src, t) ? SA_Q8_0 : SA_Q4_0; break;
-    default: want = t->dtype; break;
-    }
-    if (sa_dtype_traits[want].block > 1 && t->ne[0] % sa_dtype_traits[want].block) want = SA_F16;
-    return want;
+    SaDtype *all = sa_calloc((size_t)src->n_tensors + 1, sizeof *all);
+    const SaConvOptions opt = {.type = type, .quiet = 1};
+    SaDtype d = SA_F32;
+    if (all && sa_conv_plan(src, &opt, all) == 0) d = all[t - src->tensors];
+    free(all);
+    return d;
 }
 
 /* ---- conversion ---- */
@@ -302,7 +372,12 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
     double num = 0, den = 0;
     int failed = 0;         /* 1: out of memory */
     int64_t bad_row = -1;   /* first row with a NaN/inf (cannot be block-quantized) */
-#pragma omp parallel reduction(+ : num, den)
+    int nthreads = c->opt->threads;
+#ifdef _OPENMP
+    if (nthreads < 1) nthreads = omp_get_max_threads();
+#endif
+    if (nthreads < 1) nthreads = 1;
+#pragma omp parallel num_threads(nthreads) reduction(+ : num, den)
     {
         float *x = malloc((size_t)ne0 * sizeof(float));
         float *y = malloc((size_t)ne0 * sizeof(float));
@@ -386,9 +461,9 @@ static SalmWriter *prepare(const SaConvSource *src, const SaConvOptions *opt, Fi
     }
     if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto fail;
     if (src->aligner_template && salm_writer_str(w, SA_CONV_KEY_ALIGNER_TEMPLATE, src->aligner_template)) goto fail;
+    if (sa_conv_plan(src, opt, c->out)) goto fail;
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
-        c->out[i] = sa_conv_out_dtype(src, t, opt->type);
         if (salm_writer_tensor(w, t->name, c->out[i], t->n_dims, t->ne) < 0) {
             sa_err_prefix("%s: ", out_name);
             goto fail;

@@ -91,7 +91,7 @@ if [ ! -x $LQ/llamacpp-quantize ] || [ tests/oracles/llamacpp-quantize.c -nt $LQ
         git -C $LQ/src show "HEAD:$h" > "$LQ/inc/$(basename $h)" || fail "no $h in the llama.cpp source bundle"
     done
     ${CC:-cc} -std=c11 -O2 -Wall -Wextra -I$LQ/inc -o $LQ/llamacpp-quantize tests/oracles/llamacpp-quantize.c \
-        "$LIBLLAMA" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
+        "$LIBLLAMA" "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
 fi
 
 out=build/test-archs-output.txt

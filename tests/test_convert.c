@@ -59,7 +59,7 @@ static int convert(const char *in, const char *tok, SaConvType type, const char 
     SaConvSource src;
     int rc = tok ? sa_import_llama2c(in, tok, &src) : sa_import_gguf(in, &src);
     if (rc) return -1;
-    SaConvOptions o = {type, 1};
+    SaConvOptions o = {.type = type, .quiet = 1};
     rc = sa_conv_write(&src, out, &o);
     sa_conv_free(&src);
     return rc;
@@ -160,6 +160,7 @@ TEST(convert_to_memory_equals_file) {
     for (int i = 0; i < 3; i++) {
         const char *in = model_path(names[i]);
         for (int type = 0; type < SA_CONV_TYPE_COUNT; type++) {
+            if (!sa_conv_type_available((SaConvType)type)) continue; /* a file type whose quantizers are not here yet */
             const char *out = test_tmp("mem.salm");
             CHECKF(convert(in, NULL, (SaConvType)type, out) == 0, "%s: %s", names[i], sa_errmsg());
             size_t len = 0;
@@ -167,7 +168,7 @@ TEST(convert_to_memory_equals_file) {
             SaConvSource src;
             Salm img;
             CHECKF(sa_import_gguf(in, &src) == 0, "%s: %s", names[i], sa_errmsg());
-            SaConvOptions o = {(SaConvType)type, 1};
+            SaConvOptions o = {.type = (SaConvType)type, .quiet = 1};
             const int mode = type % 2 ? SA_LOAD_READ : SA_LOAD_READ_4K; /* both allocations */
             int rc = sa_conv_to_memory(&src, &o, mode, &img);
             sa_conv_free(&src);
@@ -339,7 +340,8 @@ TEST(convert_llama2c_v0_equals_gguf) {
         CHECK(e && o && e->nbytes == o->nbytes && memcmp(e->data, o->data, e->nbytes) == 0);
         gguf_close(&g);
     }
-    /* tied output + q4_0: the embedding is the classifier, so it gets Q8_0 (llama-quantize's rule) */
+    /* tied output + q4_0: the embedding is the classifier, so it gets Q6_K, and Q8_0 since its rows (64)
+     * are not a multiple of 256 (llama-quantize's rule) */
     SaConvSource src;
     if (sa_import_llama2c(bin, model_path("tok512.bin"), &src) == 0) {
         CHECK_EQ_INT(sa_conv_out_dtype(&src, sa_conv_find(&src, "token_embd.weight"), SA_CONV_Q4_0), SA_Q8_0);
@@ -640,7 +642,7 @@ TEST(convert_salm_input) {
     for (int i = 0; i < 3; i++) {
         SaConvSource src;
         CHECKF(sa_import_salm(f32, &src) == 0, "%s", sa_errmsg());
-        SaConvOptions o = {types[i], 1};
+        SaConvOptions o = {.type = types[i], .quiet = 1};
         CHECKF(sa_conv_write(&src, a, &o) == 0, "%s", sa_errmsg());
         sa_conv_free(&src);
         if (types[i] == SA_CONV_KEEP) {

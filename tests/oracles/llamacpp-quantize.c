@@ -5,12 +5,17 @@
  * package and release the logits oracle runs), with llama.h and the ggml headers taken from the
  * llama.cpp source bundle that package ships: nothing is compiled from llama.cpp itself.
  *
- * Usage: llamacpp-quantize IN.gguf OUT.gguf FTYPE [pure]   (FTYPE: Q4_K_M, Q6_K, Q4_0, ... as below;
- *        "pure": every matrix in FTYPE's base type, as llama-quantize --pure)
+ * Usage: llamacpp-quantize IN.gguf OUT.gguf FTYPE [pure] [tt=PATTERN=TYPE]...
+ *        FTYPE: Q4_K_M, Q6_K, Q4_0, ... as below; "pure": every matrix in FTYPE's base type, as
+ *        llama-quantize --pure; tt=: a tensor type override, as llama-quantize --tensor-type
+ *        PATTERN=TYPE (TYPE in ggml's spelling, e.g. q8_0)
+ *        llamacpp-quantize --types FILE.gguf: print "NAME GGML_TYPE_ID" for every tensor of FILE
+ *        (ggml's own GGUF reader: it knows every type)
  * Exit status 0 on success. */
 #include <stdio.h>
 #include <string.h>
 
+#include "gguf.h"
 #include "llama.h"
 
 static const struct {
@@ -30,11 +35,44 @@ static void quiet(enum ggml_log_level level, const char *text, void *user) {
     if (level >= GGML_LOG_LEVEL_WARN) fputs(text, stderr);
 }
 
+static int print_types(const char *path) {
+    struct gguf_init_params ip = {true, NULL};
+    struct gguf_context *g = gguf_init_from_file(path, ip);
+    if (!g) {
+        fprintf(stderr, "llamacpp-quantize: cannot read %s\n", path);
+        return 1;
+    }
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); i++)
+        printf("%s %d\n", gguf_get_tensor_name(g, i), (int)gguf_get_tensor_type(g, i));
+    gguf_free(g);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4 && !(argc == 5 && !strcmp(argv[4], "pure"))) {
-        fprintf(stderr, "usage: llamacpp-quantize IN.gguf OUT.gguf FTYPE [pure]\n");
+    if (argc == 3 && !strcmp(argv[1], "--types")) return print_types(argv[2]);
+    struct llama_model_tensor_override tt[17];
+    char patterns[16][128];
+    int n_tt = 0, pure = 0, bad = argc < 4;
+    for (int i = 4; i < argc && !bad; i++) {
+        const char *eq = !strncmp(argv[i], "tt=", 3) ? strchr(argv[i] + 3, '=') : NULL;
+        if (!strcmp(argv[i], "pure")) pure = 1;
+        else if (eq && n_tt < 16 && (size_t)(eq - argv[i] - 3) < sizeof patterns[0]) {
+            memcpy(patterns[n_tt], argv[i] + 3, (size_t)(eq - argv[i] - 3));
+            patterns[n_tt][eq - argv[i] - 3] = 0;
+            int t = -1;
+            for (int k = 0; k < GGML_TYPE_COUNT; k++)
+                if (ggml_type_name((enum ggml_type)k) && !strcmp(ggml_type_name((enum ggml_type)k), eq + 1)) t = k;
+            if (t < 0) bad = 1;
+            tt[n_tt].pattern = patterns[n_tt];
+            tt[n_tt++].type = (enum ggml_type)t;
+        } else bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "usage: llamacpp-quantize IN.gguf OUT.gguf FTYPE [pure] [tt=PATTERN=TYPE]...\n");
         return 2;
     }
+    tt[n_tt].pattern = NULL;
+    tt[n_tt].type = GGML_TYPE_COUNT;
     int found = -1;
     for (size_t i = 0; i < sizeof ftypes / sizeof ftypes[0]; i++)
         if (!strcmp(ftypes[i].name, argv[3])) found = (int)i;
@@ -47,7 +85,8 @@ int main(int argc, char **argv) {
     struct llama_model_quantize_params p = llama_model_quantize_default_params();
     p.ftype = ftypes[found].ftype;
     p.nthread = 1;
-    p.pure = argc == 5;
+    p.pure = pure;
+    if (n_tt) p.tt_overrides = tt;
     const uint32_t rc = llama_model_quantize(argv[1], argv[2], &p);
     llama_backend_free();
     if (rc) fprintf(stderr, "llamacpp-quantize: %s -> %s (%s) failed (%u)\n", argv[1], argv[2], argv[3], rc);

@@ -1,0 +1,291 @@
+/* test_quantize.c - salign-quantize's file types against llama.cpp's own quantizer, tensor for
+ * tensor: the same F16 GGUF quantized by llama.cpp (tests/oracles/llamacpp-quantize.c, built by
+ * tests/run-archs.sh against node-llama-cpp's libllama: $SALIGN_LLAMACPP_QUANTIZE) and by
+ * bin/salign-quantize from that GGUF and from the HF directory of the same synthetic model must
+ * give every tensor the same type and the same bytes.
+ *
+ * The shapes: an 8-layer llama with grouped-query attention 4 and a tied embedding (every
+ * layer-dependent rule: use_more_bits, the first 2 / 4 / eighth / sixteenth of the layers, the
+ * GQA >= 4 choices, the tied classifier); a Qwen2 with Qwen2.5-0.5B's hidden size 896 (not a multiple
+ * of 256: the shape fallbacks, the classifier's Q8_0); mistral, qwen2, gemma and gemma2 at hidden
+ * 256 (their tensor sets: biases, post-norms, an untied output, GQA 1). File types whose
+ * quantizers this build does not have yet are checked for their types only (the rules).
+ * Vocabularies come from the 32000-token Mistral tokenizer for every architecture, to keep the
+ * embedding (the largest tensor) small. Named archs_model_* so that make test runs them once, in
+ * run-archs.sh, with the oracle. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/common.h"
+#include "../src/convert.h"
+#include "../src/gguf.h"
+#include "../src/salm.h"
+#include "test.h"
+
+static int sh(const char *cmd) {
+    int st;
+    char *out = test_run(cmd, &st);
+    if (st != 0) test_fail(__FILE__, __LINE__, "`%s` failed (%d): %s", cmd, st, out);
+    free(out);
+    return st;
+}
+
+static const char *tokenizer_dir(void) {
+    static char buf[512];
+    const char *env = getenv("SALIGN_TOKENIZERS_DIR");
+    snprintf(buf, sizeof buf, "%s/mistral/tokenizer.json", env && *env ? env : "../shared/models/tokenizers");
+    FILE *f = fopen(buf, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    snprintf(buf, sizeof buf, "%s/mistral", env && *env ? env : "../shared/models/tokenizers");
+    return buf;
+}
+
+/* GGUF (llama arch) row r of attn_q / attn_k comes from HF row permuted(r): llama.cpp's converter
+ * interleaves the two halves of each head (what salign-synth writes; our HF import keeps HF's order). */
+static int64_t hf_row(int64_t r, int64_t head_dim) {
+    const int64_t h = r / head_dim, rr = r % head_dim;
+    return h * head_dim + (rr % 2) * (head_dim / 2) + rr / 2;
+}
+
+/* Every tensor of the oracle's GGUF against ours: type, shape and bytes (rows mapped for HF q/k).
+ * Returns the number of tensors compared, -1 on a failure (reported). */
+static int compare_files(const char *what, const char *gguf, const char *salm, int hf_perm, int head_dim) {
+    Gguf g;
+    Salm s;
+    if (gguf_open(&g, gguf)) {
+        test_fail(__FILE__, __LINE__, "%s: %s", what, sa_errmsg());
+        return -1;
+    }
+    if (salm_open(&s, salm, SA_LOAD_READ_4K)) {
+        test_fail(__FILE__, __LINE__, "%s: %s", what, sa_errmsg());
+        gguf_close(&g);
+        return -1;
+    }
+    int n = 0, bad = 0;
+    if ((int)g.n_tensors != s.n_tensors) {
+        test_fail(__FILE__, __LINE__, "%s: llama.cpp wrote %d tensors, we %d", what, (int)g.n_tensors, s.n_tensors);
+        bad++;
+    }
+    for (uint64_t i = 0; i < g.n_tensors && bad < 4; i++) {
+        const GgufTensor *t = &g.tensors[i];
+        const SalmTensor *m = salm_tensor(&s, t->name);
+        const int dt = sa_dtype_from_ggml(t->type);
+        if (!m) {
+            test_fail(__FILE__, __LINE__, "%s: %s missing in ours", what, t->name);
+            bad++;
+            continue;
+        }
+        if (dt < 0 || m->dtype != (SaDtype)dt) {
+            test_fail(__FILE__, __LINE__, "%s: %s is %s in llama.cpp's file (ggml type %u), %s in ours", what, t->name,
+                      dt < 0 ? "?" : sa_dtype_name((SaDtype)dt), t->type, sa_dtype_name(m->dtype));
+            bad++;
+            continue;
+        }
+        if (m->nbytes != t->nbytes || m->ne[0] != t->ne[0]) {
+            test_fail(__FILE__, __LINE__, "%s: %s: %llu bytes in llama.cpp's file, %llu in ours", what, t->name,
+                      (unsigned long long)t->nbytes, (unsigned long long)m->nbytes);
+            bad++;
+            continue;
+        }
+        const size_t rb = sa_row_bytes(m->dtype, m->ne[0]);
+        const int64_t rows = (int64_t)(m->nbytes / rb);
+        const int perm = hf_perm && (strstr(t->name, "attn_q.weight") || strstr(t->name, "attn_k.weight"));
+        int64_t differ = -1;
+        for (int64_t r = 0; r < rows && differ < 0; r++) {
+            const int64_t mr = perm ? hf_row(r, head_dim) : r;
+            if (memcmp((const uint8_t *)t->data + r * rb, (const uint8_t *)m->data + mr * rb, rb)) differ = r;
+        }
+        if (differ >= 0) {
+            test_fail(__FILE__, __LINE__, "%s: %s (%s): row %lld differs from llama.cpp's", what, t->name,
+                      sa_dtype_name(m->dtype), (long long)differ);
+            bad++;
+        }
+        n++;
+    }
+    salm_close(&s);
+    gguf_close(&g);
+    return bad ? -1 : n;
+}
+
+/* Types only (file types this build cannot write yet): the rules on the source against the
+ * types in llama.cpp's file, as the oracle lists them (salign's GGUF reader refuses types it lacks). */
+static int compare_rules(const char *what, const char *lq, const char *gguf, const char *src_path, const char *type) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --types %s", lq, gguf);
+    int st;
+    char *listing = test_run(cmd, &st);
+    SaConvSource src;
+    if (st || sa_import_gguf(src_path, &src)) {
+        test_fail(__FILE__, __LINE__, "%s: %s", what, st ? listing : sa_errmsg());
+        free(listing);
+        return -1;
+    }
+    SaRuleTensor *rt = calloc((size_t)src.n_tensors, sizeof *rt);
+    int *out = calloc((size_t)src.n_tensors, sizeof *out);
+    int n = 0, bad = 0;
+    for (int i = 0; i < src.n_tensors; i++) {
+        const SaConvTensor *t = &src.tensors[i];
+        rt[i] = (SaRuleTensor){t->name, t->ne[0], t->ne[1] > 1 ? 2 : 1};
+    }
+    const SaRuleOptions ro = {.file_type = sa_file_type_find(type)};
+    if (sa_quant_rules(&src.hp, rt, src.n_tensors, &ro, out)) {
+        test_fail(__FILE__, __LINE__, "%s: %s", what, sa_errmsg());
+        bad++;
+    }
+    for (char *save = NULL, *line = strtok_r(listing, "\n", &save); line && !bad; line = strtok_r(NULL, "\n", &save)) {
+        char name[128];
+        int gt;
+        if (sscanf(line, "%127s %d", name, &gt) != 2) continue;
+        int i = 0;
+        while (i < src.n_tensors && strcmp(rt[i].name, name)) i++;
+        if (i == src.n_tensors) {
+            test_fail(__FILE__, __LINE__, "%s: llama.cpp wrote %s, which the source lacks", what, name);
+            bad++;
+            break;
+        }
+        /* not quantized: llama.cpp keeps the source's type (F32 vectors in these files) */
+        const int want = out[i] < 0 ? (int)sa_dtype_traits[src.tensors[i].dtype].ggml_type : out[i];
+        if (want != gt) {
+            test_fail(__FILE__, __LINE__, "%s: %s: llama.cpp chose %s, our rules %s", what, name, sa_gg_type_name(gt),
+                      sa_gg_type_name(want));
+            bad++;
+        }
+        n++;
+    }
+    if (!bad && n != src.n_tensors) {
+        test_fail(__FILE__, __LINE__, "%s: llama.cpp listed %d tensors, the source has %d", what, n, src.n_tensors);
+        bad++;
+    }
+    free(listing);
+    free(rt);
+    free(out);
+    sa_conv_free(&src);
+    return bad ? -1 : n;
+}
+
+typedef struct {
+    const char *arch, *flags;
+    int head_dim;        /* for the HF row permutation of llama-arch q/k */
+    int permuted;        /* llama / mistral: GGUF q/k rows permuted */
+    const char *types;   /* comma-separated file types, "all" for every one */
+    const char *hf_types; /* those also converted from the HF directory */
+} QCase;
+
+static const char all_types[] =
+    "q4_k_m,q4_k_s,q5_k_m,q5_k_s,q6_k,q3_k_m,q3_k_l,q3_k_s,q2_k,iq4_xs,iq4_nl,q4_0,q4_1,q5_0,q5_1,q8_0";
+
+static const QCase qcases[] = {
+    {"llama", "--hidden 256 --layers 8 --heads 8 --kv-heads 2 --ff 512 --tied", 32, 1, all_types, all_types},
+    {"qwen2", "--hidden 896 --layers 2 --heads 14 --kv-heads 2 --head-dim 64 --ff 1024 --tied", 64, 0,
+     "q4_k_m,q4_k_s,q5_k_m,q6_k,q3_k_m,q2_k,iq4_xs,q4_0,q5_1,q8_0", "q4_k_m,q4_0"},
+    {"mistral", "--hidden 256 --layers 2 --heads 4 --kv-heads 4 --ff 768", 64, 1, "q4_k_m,q3_k_m,q4_0", "q4_k_m"},
+    {"qwen2", "--hidden 256 --layers 2 --heads 4 --kv-heads 2 --ff 512", 64, 0, "q4_k_m,q3_k_m,q5_0", "q4_k_m"},
+    {"gemma", "--hidden 256 --layers 2 --heads 2 --kv-heads 1 --ff 512 --head-dim 128", 128, 0, "q4_k_m,q3_k_m,q4_1", "q4_k_m"},
+    {"gemma2", "--hidden 256 --layers 3 --heads 4 --kv-heads 2 --ff 512 --head-dim 64 --sliding-window 8", 64, 0,
+     "q5_k_m,q2_k,q8_0", "q5_k_m"},
+};
+
+static int in_list(const char *list, const char *t) {
+    const size_t n = strlen(t);
+    for (const char *p = list; (p = strstr(p, t)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n])) return 1;
+    return 0;
+}
+
+/* --pure and --tensor-type against llama-quantize's --pure and --tensor-type (the overrides take
+ * some layers' tensors out of the layer counts of the rules after them, as in llama.cpp). */
+static int option_runs(const QCase *c, const char *lq, const char *dir) {
+    static const struct {
+        const char *type, *ours, *theirs;
+    } runs[] = {
+        {"q4_k_m", "--pure", "pure"},
+        {"q5_k_m", "--tensor-type attn_v=q8_0 --tensor-type 'blk\\.[0-2]\\.ffn_down=q5_0' --tensor-type output=f16",
+         "'tt=attn_v=q8_0' 'tt=blk\\.[0-2]\\.ffn_down=q5_0' 'tt=output=f16'"},
+        {"q4_k_s", "--tensor-type 'blk\\.(1|3)\\.attn_v=q4_0' --tensor-type=token_embd=q8_0",
+         "'tt=blk\\.(1|3)\\.attn_v=q4_0' 'tt=token_embd=q8_0'"},
+    };
+    int done = 0;
+    for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
+        char cmd[2048], gguf[300], salm[300], upper[16], what[300];
+        size_t u = 0;
+        for (; runs[r].type[u] && u < sizeof upper - 1; u++)
+            upper[u] = (char)(runs[r].type[u] >= 'a' && runs[r].type[u] <= 'z' ? runs[r].type[u] - 32 : runs[r].type[u]);
+        upper[u] = 0;
+        snprintf(gguf, sizeof gguf, "%s/opt%zu.gguf", dir, r);
+        snprintf(salm, sizeof salm, "%s/opt%zu.salm", dir, r);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && bin/salign-quantize %s/hf %s --type %s %s -q 2>&1", lq, dir,
+                 gguf, upper, runs[r].theirs, dir, salm, runs[r].type, runs[r].ours);
+        if (sh(cmd)) continue;
+        snprintf(what, sizeof what, "%s --type %s %s", c->arch, runs[r].type, runs[r].ours);
+        if (compare_files(what, gguf, salm, c->permuted, c->head_dim) > 0) done++;
+    }
+    return done;
+}
+
+static void qcase_test(int k) {
+    const QCase *c = &qcases[k];
+    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *toks = tokenizer_dir();
+    if (!lq || !*lq) {
+        test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
+        return;
+    }
+    if (!toks) {
+        test_skip("no tokenizer files (../shared/models/tokenizers)");
+        return;
+    }
+    char dir[256], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/quantize-%d-%s", test_tmpdir(), k, c->arch);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    if (sh(cmd)) return;
+    snprintf(cmd, sizeof cmd,
+             "bin/salign-synth --arch %s %s --seed %d --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
+             c->arch, c->flags, 41 + k, toks, dir, dir);
+    if (sh(cmd)) return;
+    char list[256];
+    snprintf(list, sizeof list, "%s", c->types);
+    int done = 0, rules_only = 0;
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char upper[16], gguf[300], salm[300], what[128];
+        size_t u = 0;
+        for (; t[u] && u < sizeof upper - 1; u++) upper[u] = (char)(t[u] >= 'a' && t[u] <= 'z' ? t[u] - 32 : t[u]);
+        upper[u] = 0;
+        snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, t);
+        snprintf(salm, sizeof salm, "%s/%s.salm", dir, t);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s 2>&1", lq, dir, gguf, upper);
+        if (sh(cmd)) continue;
+        const int type = sa_conv_type_from_name(t);
+        if (!sa_conv_type_available((SaConvType)type)) {
+            snprintf(cmd, sizeof cmd, "%s/f16.gguf", dir);
+            snprintf(what, sizeof what, "%s %s (rules only)", c->arch, t);
+            if (compare_rules(what, lq, gguf, cmd, t) > 0) rules_only++;
+            continue;
+        }
+        snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/f16.gguf %s --type %s -q 2>&1", dir, salm, t);
+        snprintf(what, sizeof what, "%s %s from GGUF", c->arch, t);
+        if (sh(cmd) == 0 && compare_files(what, gguf, salm, 0, c->head_dim) > 0) done++;
+        if (in_list(c->hf_types, t)) {
+            snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/hf %s --type %s -q 2>&1", dir, salm, t);
+            snprintf(what, sizeof what, "%s %s from HF", c->arch, t);
+            if (sh(cmd) == 0 && compare_files(what, gguf, salm, c->permuted, c->head_dim) > 0) done++;
+        }
+        snprintf(cmd, sizeof cmd, "rm -f %s %s", gguf, salm);
+        sh(cmd);
+    }
+    if (k == 0) done += option_runs(c, lq, dir);
+    printf("    %s %s: %d conversions byte-identical to llama.cpp's, %d file types checked for their types only\n",
+           c->arch, c->flags, done, rules_only);
+    CHECK(done > 0);
+    if (!getenv("SALIGN_KEEP_ARCHS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        sh(cmd);
+    }
+}
+
+TEST(archs_model_quantize_llama_gqa4) { qcase_test(0); }
+TEST(archs_model_quantize_qwen2_896) { qcase_test(1); }
+TEST(archs_model_quantize_mistral) { qcase_test(2); }
+TEST(archs_model_quantize_qwen2) { qcase_test(3); }
+TEST(archs_model_quantize_gemma) { qcase_test(4); }
+TEST(archs_model_quantize_gemma2) { qcase_test(5); }
