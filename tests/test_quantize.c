@@ -200,6 +200,7 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
     static const struct {
         const char *type, *ours, *theirs;
     } runs[] = {
+        {"q4_k_m", "", ""}, /* from a .salm source (an F16 .salm made with --type keep) */
         {"q4_k_m", "--pure", "pure"},
         {"q5_k_m", "--tensor-type attn_v=q8_0 --tensor-type 'blk\\.[0-2]\\.ffn_down=q5_0' --tensor-type output=f16",
          "'tt=attn_v=q8_0' 'tt=blk\\.[0-2]\\.ffn_down=q5_0' 'tt=output=f16'"},
@@ -207,6 +208,9 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
          "'tt=blk\\.(1|3)\\.attn_v=q4_0' 'tt=token_embd=q8_0'"},
     };
     int done = 0;
+    char keep[2048];
+    snprintf(keep, sizeof keep, "bin/salign-quantize %s/f16.gguf %s/f16.salm --type keep -q 2>&1", dir, dir);
+    if (sh(keep)) return 0;
     for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
         char cmd[2048], gguf[300], salm[300], upper[16], what[300];
         size_t u = 0;
@@ -215,11 +219,11 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
         upper[u] = 0;
         snprintf(gguf, sizeof gguf, "%s/opt%zu.gguf", dir, r);
         snprintf(salm, sizeof salm, "%s/opt%zu.salm", dir, r);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && bin/salign-quantize %s/hf %s --type %s %s -q 2>&1", lq, dir,
-                 gguf, upper, runs[r].theirs, dir, salm, runs[r].type, runs[r].ours);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && bin/salign-quantize %s/%s %s --type %s %s -q 2>&1", lq, dir,
+                 gguf, upper, runs[r].theirs, dir, r == 0 ? "f16.salm" : "hf", salm, runs[r].type, runs[r].ours);
         if (sh(cmd)) continue;
-        snprintf(what, sizeof what, "%s --type %s %s", c->arch, runs[r].type, runs[r].ours);
-        if (compare_files(what, gguf, salm, c->permuted, c->head_dim) > 0) done++;
+        snprintf(what, sizeof what, "%s --type %s %s%s", c->arch, runs[r].type, runs[r].ours, r == 0 ? " from .salm" : "");
+        if (compare_files(what, gguf, salm, r == 0 ? 0 : c->permuted, c->head_dim) > 0) done++;
     }
     return done;
 }
