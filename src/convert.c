@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "quants_imatrix.h"
 #include "salm.h"
 
 #ifdef _OPENMP
@@ -296,7 +297,7 @@ int sa_conv_plan(const SaConvSource *src, const SaConvOptions *opt, SaDtype *out
     if (!rt || !gg) goto done;
     for (int i = 0; i < src->n_tensors; i++)
         rt[i] = (SaRuleTensor){src->tensors[i].name, src->tensors[i].ne[0], effective_dims(&src->tensors[i])};
-    const SaRuleOptions ro = {ft, opt->pure, 0, opt->overrides, opt->n_overrides};
+    const SaRuleOptions ro = {ft, opt->pure, opt->imatrix != NULL, opt->overrides, opt->n_overrides};
     if (sa_quant_rules(&src->hp, rt, src->n_tensors, &ro, gg)) goto done;
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
@@ -311,6 +312,11 @@ int sa_conv_plan(const SaConvSource *src, const SaConvOptions *opt, SaDtype *out
             goto done;
         }
         out[i] = (SaDtype)d;
+        if (opt->imatrix && sa_imatrix_find(opt->imatrix, t->name) && !sa_quantize_row_imatrix_supported(out[i])) {
+            sa_err("--imatrix: tensor %s takes type %s, which has no weighted quantizer in this build yet", t->name,
+                   sa_dtype_name(out[i]));
+            goto done;
+        }
     }
     rc = 0;
 done:
@@ -369,6 +375,14 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
     }
     const int quantized = sa_dtype_traits[od].block > 1;
     const int measure = od != SA_F32;
+    /* llama-quantize's use of the importance matrix: the entry of this tensor's name when its
+     * length is the row length; a missing entry quantizes unweighted; another length is an error,
+     * except for the token embedding (an imatrix never has a usable one) */
+    const float *imx = NULL;
+    const SaImatrixEntry *ie = quantized && c->opt->imatrix ? sa_imatrix_find(c->opt->imatrix, t->name) : NULL;
+    if (ie && ie->n == ne0) imx = ie->values;
+    else if (ie && strcmp(t->name, "token_embd.weight"))
+        return sa_err("--imatrix: %s has %lld values, the tensor's rows %lld", t->name, (long long)ie->n, (long long)ne0);
     double num = 0, den = 0;
     int failed = 0;         /* 1: out of memory */
     int64_t bad_row = -1;   /* first row with a NaN/inf (cannot be block-quantized) */
@@ -401,7 +415,8 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
                 }
             }
             uint8_t *q = (uint8_t *)dst + (uint64_t)r * orow;
-            sa_quantize_row(od, x, q, ne0);
+            if (imx) sa_quantize_row_imatrix(od, x, q, ne0, imx);
+            else sa_quantize_row(od, x, q, ne0);
             if (measure) {
                 sa_dequantize_row(od, q, y, ne0);
                 for (int64_t j = 0; j < ne0; j++) {

@@ -11,6 +11,7 @@
 
 #include "dtype.h"
 #include "hparams.h"
+#include "imatrix.h"
 #include "quant_rules.h"
 #include "salm.h"
 #include "tokenizer.h"
@@ -91,6 +92,7 @@ typedef struct {
     const SaTypeOverride *overrides; /* --tensor-type, in the order given */
     int n_overrides;
     int threads;        /* quantizing threads; 0: OpenMP's default (all cores) */
+    const SaImatrix *imatrix; /* --imatrix: weighted quantization as llama-quantize's; NULL: none */
 } SaConvOptions;
 
 /* Importers (the GGUF one here, since the runtime opens GGUFs; llama2.c and HF in

@@ -45,6 +45,8 @@ static const char usage[] =
     "                    tensors whose name matches the regular expression NAME (anywhere in the\n"
     "                    name, e.g. attn_v or blk\\.[0-3]\\.ffn_down) get TYPE (q8_0, q6_K, f16, ...);\n"
     "                    repeatable, the first match wins (llama-quantize's option)\n"
+    "  --imatrix FILE    importance matrix (llama-imatrix's GGUF or .dat file): weighted quantization,\n"
+    "                    the same bytes as llama-quantize --imatrix FILE\n"
     "  -t, --threads N   quantize with N threads (default: all cores)\n"
     "  --tokenizer FILE  llama2.c tokenizer.bin (for .bin checkpoints)\n"
     "  --aligner-template stream-gemma|plain|aligner7b|FILE\n"
@@ -91,7 +93,7 @@ int main(int argc, char **argv) {
     sa_blas_process_init(argv);
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
-    const char *type_name = NULL, *tokenizer = NULL, *al_tmpl = NULL;
+    const char *type_name = NULL, *tokenizer = NULL, *al_tmpl = NULL, *imatrix_path = NULL;
     int quiet = 0, pure = 0, threads = 0, n_over = 0;
     SaTypeOverride over[64];
     for (int i = 1; i < argc; i++) {
@@ -105,6 +107,9 @@ int main(int argc, char **argv) {
             if (i + 1 >= argc) return fail("%s: missing value", a, NULL);
             if (a[2] == 't' && a[3] == 'y') type_name = argv[++i];
             else tokenizer = argv[++i];
+        } else if (strcmp(a, "--imatrix") == 0) {
+            if (i + 1 >= argc) return fail("%s: missing value", a, NULL);
+            imatrix_path = argv[++i];
         } else if (strcmp(a, "--pure") == 0) {
             pure = 1;
         } else if (strcmp(a, "-t") == 0 || strcmp(a, "--threads") == 0) {
@@ -189,10 +194,16 @@ int main(int argc, char **argv) {
         }
     }
 
+    SaImatrix im = {0};
+    if (imatrix_path && sa_imatrix_load(imatrix_path, &im)) {
+        sa_conv_free(&src);
+        return fail("--imatrix: %s", sa_errmsg(), NULL);
+    }
     SaConvOptions opt = {.type = (SaConvType)type, .quiet = quiet, .pure = pure, .overrides = over,
-                         .n_overrides = n_over, .threads = threads};
+                         .n_overrides = n_over, .threads = threads, .imatrix = imatrix_path ? &im : NULL};
     rc = sa_conv_write(&src, out, &opt);
     sa_conv_free(&src);
+    sa_imatrix_free(&im);
     for (int k = 0; k < n_over; k++) free(over[k].pattern);
     if (rc) return fail("%s", sa_errmsg(), NULL);
     return 0;

@@ -1,0 +1,17 @@
+/* quants_imatrix.h - quantizers weighted by an importance matrix (llama-quantize --imatrix): ggml's
+ * quantize_row_*_impl with quant_weights, byte for byte. */
+#ifndef SALIGN_QUANTS_IMATRIX_H
+#define SALIGN_QUANTS_IMATRIX_H
+
+#include <stdint.h>
+
+#include "dtype.h"
+
+/* 1 if t has a weighted quantizer here (or, like Q8_0 and the float types, ignores the weights
+ * in llama.cpp too). */
+int sa_quantize_row_imatrix_supported(SaDtype t);
+/* Quantize one row of n values (a whole number of blocks) to t, weighting column j by imx[j]
+ * (n values, all finite and >= 0). */
+void sa_quantize_row_imatrix(SaDtype t, const float *x, void *dst, int64_t n, const float *imx);
+
+#endif
