@@ -382,7 +382,7 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
     const SaImatrixEntry *ie = quantized && c->opt->imatrix ? sa_imatrix_find(c->opt->imatrix, t->name) : NULL;
     if (ie && ie->n == ne0) imx = ie->values;
     else if (ie && strcmp(t->name, "token_embd.weight"))
-        return sa_err("--imatrix: %s has %lld values, the tensor's rows %lld", t->name, (long long)ie->n, (long long)ne0);
+        return sa_err("--imatrix has %lld values for it, its rows have %lld", (long long)ie->n, (long long)ne0);
     double num = 0, den = 0;
     int failed = 0;         /* 1: out of memory */
     int64_t bad_row = -1;   /* first row with a NaN/inf (cannot be block-quantized) */

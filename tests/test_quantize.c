@@ -13,9 +13,11 @@
  * Vocabularies come from the 32000-token Mistral tokenizer for every architecture, to keep the
  * embedding (the largest tensor) small. Named archs_model_* so that make test runs them once, in
  * run-archs.sh, with the oracle. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/common.h"
 #include "../src/convert.h"
@@ -293,3 +295,188 @@ TEST(archs_model_quantize_mistral) { qcase_test(2); }
 TEST(archs_model_quantize_qwen2) { qcase_test(3); }
 TEST(archs_model_quantize_gemma) { qcase_test(4); }
 TEST(archs_model_quantize_gemma2) { qcase_test(5); }
+
+/* ---- --imatrix ----
+ * An importance matrix with known values, in both of llama.cpp's forms, written here: every
+ * weight of the 8-layer llama except token_embd (llama-imatrix has none for it) and
+ * blk.3.ffn_up (a missing entry quantizes unweighted), plus an entry for a tensor the model
+ * lacks (ignored). The .dat form stores value * ncall with ncall 3; the GGUF form sums with
+ * counts 7, and one entry with count 0 (its values become 1). */
+
+static float imx_value(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return 0.02f + (float)(*s >> 8) / (float)(1u << 24) * 9.0f;
+}
+
+typedef struct {
+    char name[64];
+    int n;
+} ImxEntry;
+
+static int imx_entries(ImxEntry *e, int cap) {
+    static const char *const per_layer[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    int n = 0;
+    for (int l = 0; l < 8; l++)
+        for (size_t k = 0; k < SA_ARRAY_LEN(per_layer) && n < cap; k++) {
+            if (l == 3 && !strcmp(per_layer[k], "ffn_up")) continue;
+            snprintf(e[n].name, sizeof e[n].name, "blk.%d.%s.weight", l, per_layer[k]);
+            e[n++].n = strcmp(per_layer[k], "ffn_down") ? 256 : 512;
+        }
+    snprintf(e[n].name, sizeof e[n].name, "blk.99.attn_q.weight");
+    e[n++].n = 256;
+    return n;
+}
+
+static int write_dat(const char *path, const ImxEntry *e, int n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    uint32_t seed = 1;
+    int32_t v = n;
+    fwrite(&v, 4, 1, f);
+    for (int i = 0; i < n; i++) {
+        v = (int32_t)strlen(e[i].name);
+        fwrite(&v, 4, 1, f);
+        fwrite(e[i].name, 1, strlen(e[i].name), f);
+        v = 3;
+        fwrite(&v, 4, 1, f);
+        v = e[i].n;
+        fwrite(&v, 4, 1, f);
+        for (int j = 0; j < e[i].n; j++) {
+            const float x = imx_value(&seed) * 3;
+            fwrite(&x, 4, 1, f);
+        }
+    }
+    v = 10; /* the optional trailer: chunks, dataset name */
+    fwrite(&v, 4, 1, f);
+    v = 4;
+    fwrite(&v, 4, 1, f);
+    fwrite("test", 1, 4, f);
+    return fclose(f);
+}
+
+static void put_u32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
+static void put_u64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
+static void put_str(FILE *f, const char *s) {
+    put_u64(f, strlen(s));
+    fwrite(s, 1, strlen(s), f);
+}
+
+/* GGUF v3: the three imatrix.* keys, then NAME.in_sum2 [n] and NAME.counts [1] per entry (F32). */
+static int write_imx_gguf(const char *path, const ImxEntry *e, int n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    fwrite("GGUF", 1, 4, f);
+    put_u32(f, 3);
+    put_u64(f, (uint64_t)n * 2);
+    put_u64(f, 3);
+    put_str(f, "imatrix.datasets");
+    put_u32(f, 9); /* array */
+    put_u32(f, 8); /* of strings */
+    put_u64(f, 1);
+    put_str(f, "test");
+    put_str(f, "imatrix.chunk_count");
+    put_u32(f, 4);
+    put_u32(f, 10);
+    put_str(f, "imatrix.chunk_size");
+    put_u32(f, 4);
+    put_u32(f, 512);
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++)
+        for (int part = 0; part < 2; part++) {
+            char name[sizeof e[i].name + 16];
+            snprintf(name, sizeof name, "%.63s.%s", e[i].name, part ? "counts" : "in_sum2");
+            put_str(f, name);
+            put_u32(f, 2);
+            put_u64(f, part ? 1 : (uint64_t)e[i].n);
+            put_u64(f, 1);
+            put_u32(f, 0); /* F32 */
+            put_u64(f, off);
+            off += ((part ? 1 : (uint64_t)e[i].n) * 4 + 31) / 32 * 32;
+        }
+    long pos = ftell(f);
+    for (; pos % 32; pos++) fputc(0, f);
+    uint32_t seed = 2;
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < e[i].n; j++) {
+            const float x = imx_value(&seed) * 7;
+            fwrite(&x, 4, 1, f);
+        }
+        for (int j = e[i].n * 4; j % 32; j++) fputc(0, f);
+        const float cnt = i == 5 ? 0.0f : 7.0f;
+        fwrite(&cnt, 4, 1, f);
+        for (int j = 4; j % 32; j++) fputc(0, f);
+    }
+    return fclose(f);
+}
+
+TEST(archs_model_quantize_imatrix) {
+    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *toks = tokenizer_dir();
+    if (!lq || !*lq) {
+        test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
+        return;
+    }
+    if (!toks) {
+        test_skip("no tokenizer files (../shared/models/tokenizers)");
+        return;
+    }
+    char dir[256], cmd[2048], dat[300], gg[300];
+    snprintf(dir, sizeof dir, "%s/quantize-imatrix", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    if (sh(cmd)) return;
+    snprintf(cmd, sizeof cmd,
+             "bin/salign-synth --arch llama %s --seed 51 --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
+             qcases[0].flags, toks, dir, dir);
+    if (sh(cmd)) return;
+    ImxEntry e[64];
+    const int n = imx_entries(e, 63);
+    snprintf(dat, sizeof dat, "%s/imatrix.dat", dir);
+    snprintf(gg, sizeof gg, "%s/imatrix.gguf", dir);
+    CHECK(write_dat(dat, e, n) == 0 && write_imx_gguf(gg, e, n) == 0);
+    static const struct {
+        const char *type;
+        int gguf;
+    } runs[] = {{"q4_k_m", 0}, {"q6_k", 0}, {"q4_0", 0}, {"q5_1", 0}, {"q4_1", 0}, {"q5_k_m", 1}, {"q5_0", 1}, {"q5_k_s", 1}};
+    int done = 0;
+    for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
+        char upper[16], out[300], salm[300], what[128];
+        size_t u = 0;
+        for (; runs[r].type[u]; u++) upper[u] = (char)(runs[r].type[u] >= 'a' ? runs[r].type[u] - 32 : runs[r].type[u]);
+        upper[u] = 0;
+        const char *im = runs[r].gguf ? gg : dat;
+        snprintf(out, sizeof out, "%s/%s.gguf", dir, runs[r].type);
+        snprintf(salm, sizeof salm, "%s/%s.salm", dir, runs[r].type);
+        snprintf(cmd, sizeof cmd,
+                 "%s %s/f16.gguf %s %s imatrix=%s 2>&1 && bin/salign-quantize %s/f16.gguf %s --type %s --imatrix %s -q 2>&1", lq,
+                 dir, out, upper, im, dir, salm, runs[r].type, im);
+        if (sh(cmd)) continue;
+        snprintf(what, sizeof what, "--type %s --imatrix %s", runs[r].type, runs[r].gguf ? "imatrix.gguf" : "imatrix.dat");
+        if (compare_files(what, out, salm, 0, 32) > 0) done++;
+    }
+    printf("    %d of %zu imatrix conversions byte-identical to llama.cpp's\n", done, SA_ARRAY_LEN(runs));
+    CHECK(done == (int)SA_ARRAY_LEN(runs));
+    /* a non-finite importance value is refused naming the entry (llama-quantize refuses it too),
+     * and so is an entry whose length is not the tensor's row length; neither leaves an output */
+    FILE *f = fopen(dat, "r+b");
+    const float nan_v = NAN;
+    const long first_value = 4 + 4 + (long)strlen(e[0].name) + 8;
+    if (f && fseek(f, first_value + 4 * 7, SEEK_SET) == 0) fwrite(&nan_v, 4, 1, f);
+    if (f) fclose(f);
+    int st;
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.salm", dir);
+    snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/f16.gguf %s --type q4_0 --imatrix %s -q 2>&1", dir, bad, dat);
+    char *out = test_run(cmd, &st);
+    CHECKF(st && strstr(out, "salign-quantize: --imatrix:") && strstr(out, e[0].name) && strstr(out, "finite"), "%s", out);
+    CHECK(access(bad, F_OK) != 0);
+    free(out);
+    e[2].n = 128; /* blk.0.attn_v.weight with half a row */
+    CHECK(write_dat(dat, e, n) == 0);
+    out = test_run(cmd, &st);
+    CHECKF(st && strstr(out, "blk.0.attn_v.weight") && strstr(out, "--imatrix has 128 values for it"), "%s", out);
+    CHECK(access(bad, F_OK) != 0);
+    free(out);
+    if (!getenv("SALIGN_KEEP_ARCHS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        sh(cmd);
+    }
+}
