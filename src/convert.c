@@ -343,7 +343,33 @@ typedef struct {
     double *err; /* per tensor relative RMS error; < 0: copied unchanged */
     int tty;
     double t0;
+    double bytes_total, bytes_done; /* output bytes, for the bar */
+    double last_draw;               /* ms: the bar is redrawn at most every 200 ms within a tensor */
+    int current;                    /* the tensor being converted */
 } FillCtx;
+
+static uint64_t out_bytes(const SaConvTensor *t, SaDtype d) {
+    return (uint64_t)sa_row_bytes(d, t->ne[0]) * (n_elements(t->ne) / (uint64_t)t->ne[0]);
+}
+
+/* The bar on a terminal: MiB written of the total, tensors, ETA from the rate so far, and the
+ * tensor being converted; redrawn in place under the per-tensor lines. */
+static void draw_bar(FillCtx *c, double done_bytes, int done_tensors) {
+    const int width = 30;
+    const double frac = c->bytes_total > 0 ? done_bytes / c->bytes_total : 1.0;
+    const double el = (sa_time_ms() - c->t0) / 1000.0;
+    char bar[64], eta[32];
+    for (int i = 0; i < width; i++) bar[i] = i < (int)(frac * width) ? '#' : '.';
+    bar[width] = 0;
+    if (frac >= 1.0) snprintf(eta, sizeof eta, "%.1f s", el);
+    else if (frac > 0.01 && el > 0.5) snprintf(eta, sizeof eta, "ETA %.0f s", el * (1 - frac) / frac);
+    else snprintf(eta, sizeof eta, "ETA ?");
+    const int n = c->src->n_tensors;
+    fprintf(stderr, "\r\033[K[%s] %.1f/%.1f MiB  %d/%d tensors  %s  %s", bar, done_bytes / 1048576.0,
+            c->bytes_total / 1048576.0, done_tensors, n, eta, done_tensors < n ? c->src->tensors[c->current].name : "");
+    fflush(stderr);
+    c->last_draw = sa_time_ms();
+}
 
 /* Rows of the source as f32. */
 static void source_rows(const SaConvTensor *t, int64_t r0, int64_t n, float *dst) {
@@ -383,6 +409,9 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
     if (ie && ie->n == ne0) imx = ie->values;
     else if (ie && strcmp(t->name, "token_embd.weight"))
         return sa_err("--imatrix has %lld values for it, its rows have %lld", (long long)ie->n, (long long)ne0);
+    c->current = index;
+    const int bar = c->tty && !c->opt->quiet;
+    int64_t rows_done = 0;
     double num = 0, den = 0;
     int failed = 0;         /* 1: out of memory */
     int64_t bad_row = -1;   /* first row with a NaN/inf (cannot be block-quantized) */
@@ -425,6 +454,18 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
                     den += (double)x[j] * x[j];
                 }
             }
+            if (bar) {
+                int64_t now_done;
+#pragma omp atomic capture
+                now_done = ++rows_done;
+#ifdef _OPENMP
+                const int master = omp_get_thread_num() == 0;
+#else
+                const int master = 1;
+#endif
+                if (master && (now_done & 31) == 0 && sa_time_ms() - c->last_draw > 200)
+                    draw_bar(c, c->bytes_done + (double)now_done * orow, index);
+            }
         }
         free(x);
         free(y);
@@ -450,14 +491,10 @@ static void progress(void *vctx, int done, int total) {
     if (c->tty) fputs("\r\033[K", stderr);
     fprintf(stderr, "[%*d/%d] %-32s %-16s %5s -> %-5s %s\n", total >= 100 ? 4 : 3, done, total, t->name, shape,
             t->decode ? "int8" : sa_dtype_name(t->dtype), sa_dtype_name(c->out[done - 1]), errs);
+    c->bytes_done += (double)out_bytes(t, c->out[done - 1]);
     if (c->tty) {
-        /* a bar under the per-tensor lines, redrawn in place */
-        const int width = 40;
-        int fillw = (int)((long long)done * width / total);
-        char bar[64];
-        for (int i = 0; i < width; i++) bar[i] = i < fillw ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "[%s] %d/%d tensors  %.1f s", bar, done, total, (sa_time_ms() - c->t0) / 1000.0);
+        if (done < total) c->current = done;
+        draw_bar(c, c->bytes_done, done);
         if (done == total) fputc('\n', stderr);
     }
     fflush(stderr);
@@ -477,6 +514,7 @@ static SalmWriter *prepare(const SaConvSource *src, const SaConvOptions *opt, Fi
     if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto fail;
     if (src->aligner_template && salm_writer_str(w, SA_CONV_KEY_ALIGNER_TEMPLATE, src->aligner_template)) goto fail;
     if (sa_conv_plan(src, opt, c->out)) goto fail;
+    for (int i = 0; i < src->n_tensors; i++) c->bytes_total += (double)out_bytes(&src->tensors[i], c->out[i]);
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
         if (salm_writer_tensor(w, t->name, c->out[i], t->n_dims, t->ne) < 0) {
@@ -490,9 +528,29 @@ fail:
     return NULL;
 }
 
+/* Per output type: tensors, weights, MiB and bits per weight; then all together. */
+static void summary(const SaConvSource *src, const SaDtype *out) {
+    uint64_t n[SA_DTYPE_COUNT] = {0}, el[SA_DTYPE_COUNT] = {0}, by[SA_DTYPE_COUNT] = {0}, tel = 0, tby = 0;
+    for (int i = 0; i < src->n_tensors; i++) {
+        const SaConvTensor *t = &src->tensors[i];
+        n[out[i]]++;
+        el[out[i]] += n_elements(t->ne);
+        by[out[i]] += out_bytes(t, out[i]);
+        tel += n_elements(t->ne);
+        tby += out_bytes(t, out[i]);
+    }
+    fprintf(stderr, "%-7s %8s %14s %11s %10s\n", "type", "tensors", "weights", "MiB", "bits/wt");
+    for (int d = 0; d < SA_DTYPE_COUNT; d++)
+        if (n[d])
+            fprintf(stderr, "%-7s %8llu %14llu %11.2f %10.3f\n", sa_dtype_name((SaDtype)d), (unsigned long long)n[d],
+                    (unsigned long long)el[d], by[d] / 1048576.0, el[d] ? 8.0 * by[d] / el[d] : 0.0);
+    fprintf(stderr, "%-7s %8d %14llu %11.2f %10.3f\n", "total", src->n_tensors, (unsigned long long)tel, tby / 1048576.0,
+            tel ? 8.0 * tby / tel : 0.0);
+}
+
 int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOptions *opt) {
     int rc = -1;
-    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+    FillCtx c = {.src = src, .opt = opt, .tty = isatty(STDERR_FILENO), .t0 = sa_time_ms()};
     SalmWriter *w = prepare(src, opt, &c, out_path);
     if (!w) goto done;
     if (!opt->quiet)
@@ -509,6 +567,7 @@ int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOpt
         double mib = stat(out_path, &st) == 0 ? st.st_size / 1048576.0 : 0;
         fprintf(stderr, "wrote %s: %d tensors, %.2f MiB in %.1f s\n", out_path, src->n_tensors, mib,
                 (sa_time_ms() - c.t0) / 1000.0);
+        summary(src, c.out);
     }
     rc = 0;
 done:
@@ -522,7 +581,7 @@ done:
 int sa_conv_to_memory(const SaConvSource *src, const SaConvOptions *opt, SaLoadMode mode, Salm *out) {
     memset(out, 0, sizeof *out);
     int rc = -1;
-    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+    FillCtx c = {.src = src, .opt = opt, .tty = isatty(STDERR_FILENO), .t0 = sa_time_ms()};
     SalmWriter *w = prepare(src, opt, &c, src->path);
     if (w && salm_writer_to_memory(w, out, src->path, mode, fill, &c, opt->quiet ? NULL : progress) == 0) rc = 0;
     salm_writer_free(w);

@@ -662,3 +662,48 @@ TEST(convert_salm_input) {
     CHECKF(st == 1 && strstr(log, "crc32 mismatch") && strchr(log, '\n') == log + strlen(log) - 1, "(%d) %s", st, log);
     free(log);
 }
+
+/* -t: the rows are quantized independently, so 1 and 2 threads write the same file; the summary
+ * gives each type's bits per weight (Q5_0: 22 bytes per 32 weights = 5.5; Q8_0: 34 per 32 = 8.5);
+ * the file-type options refuse what llama-quantize refuses, naming the flag. */
+TEST(convert_file_types_cli) {
+    if (!test_models_dir()) { test_skip("no ../shared/models"); return; }
+    const char *in = model_path("stories260K.gguf");
+    const char *a = test_tmp("ft-t1.salm"), *b = test_tmp("ft-t2.salm");
+    char cmd[2048];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' --type q4_k_m -t 1 -q 2>&1", qbin(), in, a);
+    char *out = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s '%s' '%s' --type Q4_K_M -t 2 2>&1", qbin(), in, b);
+    out = test_run(cmd, &st);
+    CHECKF(st == 0 && files_equal(a, b), "%s", out);
+    /* stories260K: rows of 64 and 172, so Q4_K falls back to Q5_0 (and to F16 for 172), the tied classifier to Q8_0 */
+    CHECKF(strstr(out, "bits/wt") && strstr(out, "q5_0 ") && strstr(out, " 5.500\n") && strstr(out, "q8_0 ") &&
+               strstr(out, " 8.500\n") && strstr(out, "total "),
+           "%s", out);
+    free(out);
+    static const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--type q4_k_m --tensor-type attn_v", "--tensor-type attn_v: expected NAME=TYPE"},
+        {"--type q4_k_m --tensor-type =q8_0", "missing the tensor name"},
+        {"--type q4_k_m --tensor-type attn_v=q9_9", "unknown or unsupported type \"q9_9\""},
+        {"--type q4_k_m --tensor-type '(attn=q8_0'", "--tensor-type (attn: not a regular expression"},
+        {"--type f16 --pure", "--pure: only with a quantized --type"},
+        {"--type keep --tensor-type attn_v=q8_0", "--tensor-type: only with a quantized --type"},
+        {"--type q4_k_m -t 0", "-t: \"0\" is not a thread count"},
+        {"--type q4_k_x", "--type: unknown type \"q4_k_x\""},
+        {"--type q4_0 --imatrix /nonexistent.dat", "--imatrix: /nonexistent.dat"},
+    };
+    for (size_t i = 0; i < SA_ARRAY_LEN(bad); i++) {
+        const char *o = test_tmp("ft-bad.salm");
+        snprintf(cmd, sizeof cmd, "%s '%s' '%s' %s -q 2>&1", qbin(), in, o, bad[i].args);
+        out = test_run(cmd, &st);
+        CHECKF(st == 1 && !strncmp(out, "salign-quantize: ", 17) && strstr(out, bad[i].msg) && strchr(out, '\n') && !strchr(out, '\n')[1] &&
+                   !file_exists(o),
+               "%s: got %s want %s", bad[i].args, out, bad[i].msg);
+        free(out);
+    }
+}
