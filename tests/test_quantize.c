@@ -33,6 +33,16 @@ static int sh(const char *cmd) {
     return st;
 }
 
+/* The binaries under test ($SALIGN_QUANTIZE / $SALIGN_SYNTH override them, e.g. bin-san/). */
+static const char *qbin(void) {
+    const char *e = getenv("SALIGN_QUANTIZE");
+    return e && *e ? e : "bin/salign-quantize";
+}
+static const char *synth_bin(void) {
+    const char *e = getenv("SALIGN_SYNTH");
+    return e && *e ? e : "bin/salign-synth";
+}
+
 static const char *tokenizer_dir(void) {
     static char buf[512];
     const char *env = getenv("SALIGN_TOKENIZERS_DIR");
@@ -211,7 +221,7 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
     };
     int done = 0;
     char keep[2048];
-    snprintf(keep, sizeof keep, "bin/salign-quantize %s/f16.gguf %s/f16.salm --type keep -q 2>&1", dir, dir);
+    snprintf(keep, sizeof keep, "%s %s/f16.gguf %s/f16.salm --type keep -q 2>&1", qbin(), dir, dir);
     if (sh(keep)) return 0;
     for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
         char cmd[2048], gguf[300], salm[300], upper[16], what[300];
@@ -221,8 +231,8 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
         upper[u] = 0;
         snprintf(gguf, sizeof gguf, "%s/opt%zu.gguf", dir, r);
         snprintf(salm, sizeof salm, "%s/opt%zu.salm", dir, r);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && bin/salign-quantize %s/%s %s --type %s %s -q 2>&1", lq, dir,
-                 gguf, upper, runs[r].theirs, dir, r == 0 ? "f16.salm" : "hf", salm, runs[r].type, runs[r].ours);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && %s %s/%s %s --type %s %s -q 2>&1", lq, dir,
+                 gguf, upper, runs[r].theirs, qbin(), dir, r == 0 ? "f16.salm" : "hf", salm, runs[r].type, runs[r].ours);
         if (sh(cmd)) continue;
         snprintf(what, sizeof what, "%s --type %s %s%s", c->arch, runs[r].type, runs[r].ours, r == 0 ? " from .salm" : "");
         if (compare_files(what, gguf, salm, r == 0 ? 0 : c->permuted, c->head_dim) > 0) done++;
@@ -246,8 +256,8 @@ static void qcase_test(int k) {
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     if (sh(cmd)) return;
     snprintf(cmd, sizeof cmd,
-             "bin/salign-synth --arch %s %s --seed %d --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
-             c->arch, c->flags, 41 + k, toks, dir, dir);
+             "%s --arch %s %s --seed %d --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
+             synth_bin(), c->arch, c->flags, 41 + k, toks, dir, dir);
     if (sh(cmd)) return;
     char list[256];
     snprintf(list, sizeof list, "%s", c->types);
@@ -268,11 +278,11 @@ static void qcase_test(int k) {
             if (compare_rules(what, lq, gguf, cmd, t) > 0) rules_only++;
             continue;
         }
-        snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/f16.gguf %s --type %s -q 2>&1", dir, salm, t);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s --type %s -q 2>&1", qbin(), dir, salm, t);
         snprintf(what, sizeof what, "%s %s from GGUF", c->arch, t);
         if (sh(cmd) == 0 && compare_files(what, gguf, salm, 0, c->head_dim) > 0) done++;
         if (in_list(c->hf_types, t)) {
-            snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/hf %s --type %s -q 2>&1", dir, salm, t);
+            snprintf(cmd, sizeof cmd, "%s %s/hf %s --type %s -q 2>&1", qbin(), dir, salm, t);
             snprintf(what, sizeof what, "%s %s from HF", c->arch, t);
             if (sh(cmd) == 0 && compare_files(what, gguf, salm, c->permuted, c->head_dim) > 0) done++;
         }
@@ -424,8 +434,8 @@ TEST(archs_model_quantize_imatrix) {
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     if (sh(cmd)) return;
     snprintf(cmd, sizeof cmd,
-             "bin/salign-synth --arch llama %s --seed 51 --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
-             qcases[0].flags, toks, dir, dir);
+             "%s --arch llama %s --seed 51 --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
+             synth_bin(), qcases[0].flags, toks, dir, dir);
     if (sh(cmd)) return;
     ImxEntry e[64];
     const int n = imx_entries(e, 63);
@@ -446,8 +456,8 @@ TEST(archs_model_quantize_imatrix) {
         snprintf(out, sizeof out, "%s/%s.gguf", dir, runs[r].type);
         snprintf(salm, sizeof salm, "%s/%s.salm", dir, runs[r].type);
         snprintf(cmd, sizeof cmd,
-                 "%s %s/f16.gguf %s %s imatrix=%s 2>&1 && bin/salign-quantize %s/f16.gguf %s --type %s --imatrix %s -q 2>&1", lq,
-                 dir, out, upper, im, dir, salm, runs[r].type, im);
+                 "%s %s/f16.gguf %s %s imatrix=%s 2>&1 && %s %s/f16.gguf %s --type %s --imatrix %s -q 2>&1", lq,
+                 dir, out, upper, im, qbin(), dir, salm, runs[r].type, im);
         if (sh(cmd)) continue;
         snprintf(what, sizeof what, "--type %s --imatrix %s", runs[r].type, runs[r].gguf ? "imatrix.gguf" : "imatrix.dat");
         if (compare_files(what, out, salm, 0, 32) > 0) done++;
@@ -464,7 +474,7 @@ TEST(archs_model_quantize_imatrix) {
     int st;
     char bad[300];
     snprintf(bad, sizeof bad, "%s/bad.salm", dir);
-    snprintf(cmd, sizeof cmd, "bin/salign-quantize %s/f16.gguf %s --type q4_0 --imatrix %s -q 2>&1", dir, bad, dat);
+    snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s --type q4_0 --imatrix %s -q 2>&1", qbin(), dir, bad, dat);
     char *out = test_run(cmd, &st);
     CHECKF(st && strstr(out, "salign-quantize: --imatrix:") && strstr(out, e[0].name) && strstr(out, "finite"), "%s", out);
     CHECK(access(bad, F_OK) != 0);
