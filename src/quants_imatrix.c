@@ -356,6 +356,236 @@ static void q6_K_w(const float *x, BlockQ6_K *y, int64_t n, const float *imx) {
     }
 }
 
+/* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS ----
+ * Their SaDtype rows and unweighted quantizers come with another change (src/quants.c); here they
+ * are addressed by their GGUF type id, with private copies of ggml's block layouts, so the weighted
+ * quantizers do not depend on how that change names them. */
+
+enum { GG_Q2_K = 10, GG_Q3_K = 11, GG_IQ4_NL = 20, GG_IQ4_XS = 23 };
+
+typedef struct {
+    uint8_t scales[16]; /* low nibble scale, high nibble min, per 16 weights */
+    uint8_t qs[64];
+    uint16_t d, dmin;
+} BlkQ2K;
+typedef struct {
+    uint8_t hmask[32];
+    uint8_t qs[64];
+    uint8_t scales[12];
+    uint16_t d;
+} BlkQ3K;
+typedef struct {
+    uint16_t d;
+    uint8_t qs[16];
+} BlkIQ4NL;
+typedef struct {
+    uint16_t d, scales_h;
+    uint8_t scales_l[4];
+    uint8_t qs[128];
+} BlkIQ4XS;
+_Static_assert(sizeof(BlkQ2K) == 84 && sizeof(BlkQ3K) == 110 && sizeof(BlkIQ4NL) == 18 && sizeof(BlkIQ4XS) == 136,
+               "ggml block sizes");
+
+/* Q2_K: per 16 weights a weighted scale-and-min fit with 2-bit levels; the 16 scales and 16 mins
+ * fitted to 4 bits; every weight re-rounded with the stored values. */
+static void q2_K_w(const float *x, BlkQ2K *y, int64_t n, const float *imx) {
+    uint8_t L[QK_K], Ls[16], Lm[16];
+    float sc[16], mn[16], sw[16], w[16];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx += QK_K) {
+        float s2 = 0.0f;
+        for (int j = 0; j < QK_K; j++) s2 += x[j] * x[j];
+        const float sigma2 = s2 / QK_K;
+        for (int j = 0; j < 16; j++) {
+            block_weights(x + 16 * j, imx + 16 * j, sigma2, w, 16);
+            sw[j] = 0.0f;
+            for (int l = 0; l < 16; l++) sw[j] += w[l];
+            sc[j] = fit_offset_w(16, 3, x + 16 * j, w, L + 16 * j, &mn[j]);
+        }
+        y[b].d = sa_fp32_to_fp16(fit_scales_w(16, 15, sc, Ls, sw));
+        y[b].dmin = sa_fp32_to_fp16(fit_scales_w(16, 15, mn, Lm, sw));
+        const float dm = sa_fp16_to_fp32(y[b].d), mm = sa_fp16_to_fp32(y[b].dmin);
+        for (int j = 0; j < 16; j++) y[b].scales[j] = (uint8_t)(Ls[j] | Lm[j] << 4);
+        for (int j = 0; j < 16; j++) {
+            const float d = dm * (y[b].scales[j] & 15);
+            if (d == 0.0f) continue;
+            const float m = mm * (y[b].scales[j] >> 4);
+            for (int l = 0; l < 16; l++) L[16 * j + l] = (uint8_t)clampi(round_int((x[16 * j + l] + m) / d), 0, 3);
+        }
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t *Lh = L + 128 * h;
+                y[b].qs[32 * h + l] = (uint8_t)(Lh[l] | Lh[l + 32] << 2 | Lh[l + 64] << 4 | Lh[l + 96] << 6);
+            }
+    }
+}
+
+/* Q3_K: per 16 weights a weighted signed fit with 3-bit levels, the 16 scales fitted to signed
+ * 6 bits weighted by the sub-blocks' total weights, then every weight re-rounded. */
+static void q3_K_w(const float *x, BlkQ3K *y, int64_t n, const float *imx) {
+    int8_t L[QK_K], Ls[16];
+    float sc[16], sw[16], w[16];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx += QK_K) {
+        float s2 = 0.0f;
+        for (int j = 0; j < QK_K; j++) s2 += x[j] * x[j];
+        const float sigma2 = 2 * s2 / QK_K;
+        for (int j = 0; j < 16; j++) {
+            block_weights(x + 16 * j, imx + 16 * j, sigma2, w, 16);
+            float sum = 0.0f;
+            for (int l = 0; l < 16; l++) sum += w[l];
+            sw[j] = sum;
+            sc[j] = fit_signed_w(16, 4, x + 16 * j, L + 16 * j, w);
+        }
+        memset(y[b].scales, 0, 12);
+        const float d_block = fit_signed_w(16, 32, sc, Ls, sw);
+        for (int j = 0; j < 16; j++) {
+            int l = Ls[j];
+            if (j < 8) y[b].scales[j] = (uint8_t)(l & 15);
+            else y[b].scales[j - 8] |= (uint8_t)((l & 15) << 4);
+            l >>= 4;
+            y[b].scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
+        }
+        y[b].d = sa_fp32_to_fp16(d_block);
+        for (int j = 0; j < 16; j++) {
+            int s = j < 8 ? y[b].scales[j] & 15 : y[b].scales[j - 8] >> 4;
+            s = (s | ((y[b].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32;
+            const float d = sa_fp16_to_fp32(y[b].d) * (float)(int8_t)s;
+            if (d == 0.0f) continue;
+            for (int l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(clampi(round_int(x[16 * j + l] / d), -4, 3) + 4);
+        }
+        memset(y[b].hmask, 0, 32);
+        for (int j = 0; j < QK_K; j++)
+            if (L[j] > 3) {
+                y[b].hmask[j % 32] |= (uint8_t)(1 << (j / 32));
+                L[j] -= 4;
+            }
+        for (int h = 0; h < 2; h++)
+            for (int l = 0; l < 32; l++) {
+                const int8_t *Lh = L + 128 * h;
+                y[b].qs[32 * h + l] = (uint8_t)(Lh[l] | Lh[l + 32] << 2 | Lh[l + 64] << 4 | Lh[l + 96] << 6);
+            }
+    }
+}
+
+/* The 16 non-linear IQ4 levels (ggml's kvalues_iq4nl). */
+static const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* The level nearest to v (the lower one on a tie, as ggml's search). */
+static int iq4_nearest(float v) {
+    if (v <= iq4_levels[0]) return 0;
+    if (v >= iq4_levels[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < iq4_levels[mid]) hi = mid;
+        else lo = mid;
+    }
+    return v - iq4_levels[hi - 1] < iq4_levels[hi] - v ? hi - 1 : hi;
+}
+
+/* One IQ4 super-block of `sb` weights in blocks of 32: per block the best of 15 scales around
+ * max / 127 by weighted least squares over the non-linear levels; IQ4_XS (sb 256) then stores the
+ * 8 block scales as signed 6 bits of a super-block scale and re-rounds every weight. */
+static void iq4_w(int sb, const float *x, const float *imx, uint16_t *dh, uint8_t *q4, uint16_t *scales_h,
+                  uint8_t *scales_l) {
+    uint8_t L[QK_K];
+    float scales[QK_K / 32], w[32];
+    float sigma2 = 0.0f;
+    for (int j = 0; j < sb; j++) sigma2 += x[j] * x[j];
+    sigma2 *= 2.0f / sb;
+    memset(q4, 0, (size_t)sb / 2);
+    *dh = sa_fp32_to_fp16(0.0f);
+    float max_scale = 0.0f, amax_scale = 0.0f;
+    for (int ib = 0; ib < sb / 32; ib++) {
+        const float *xb = x + 32 * ib;
+        uint8_t *Lb = L + 32 * ib;
+        block_weights(xb, imx + 32 * ib, sigma2, w, 32);
+        float amax = 0.0f, mx = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (fabsf(xb[j]) > amax) {
+                amax = fabsf(xb[j]);
+                mx = xb[j];
+            }
+        if (amax < ALL_ZERO_EPS) {
+            scales[ib] = 0.0f;
+            continue;
+        }
+        float d = -mx / iq4_levels[0];
+        float id = 1 / d;
+        float sumqx = 0.0f, sumq2 = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            const int l = iq4_nearest(id * xb[j]);
+            Lb[j] = (uint8_t)l;
+            const float q = iq4_levels[l];
+            sumqx += w[j] * q * xb[j];
+            sumq2 += w[j] * q * q;
+        }
+        d = sumq2 > 0.0f ? sumqx / sumq2 : 0.0f;
+        float best = d * sumqx;
+        for (int t = -7; t <= 7; t++) {
+            id = (t + iq4_levels[0]) / mx;
+            sumqx = sumq2 = 0.0f;
+            for (int j = 0; j < 32; j++) {
+                const float q = iq4_levels[iq4_nearest(id * xb[j])];
+                sumqx += w[j] * q * xb[j];
+                sumq2 += w[j] * q * q;
+            }
+            if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
+                d = sumqx / sumq2;
+                best = d * sumqx;
+            }
+        }
+        scales[ib] = d;
+        if (fabsf(d) > amax_scale) {
+            amax_scale = fabsf(d);
+            max_scale = d;
+        }
+    }
+    if (sb > 32) {
+        *scales_h = 0;
+        const float d = -max_scale / 32;
+        *dh = sa_fp32_to_fp16(d);
+        const float id = d != 0.0f ? 1 / d : 0.0f;
+        for (int ib = 0; ib < sb / 32; ib++) {
+            int l = clampi(round_int(id * scales[ib]), -32, 31);
+            const float dl = d * l, idl = dl != 0.0f ? 1 / dl : 0.0f;
+            for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)iq4_nearest(idl * x[32 * ib + j]);
+            l += 32;
+            if (ib % 2 == 0) scales_l[ib / 2] = (uint8_t)(l & 15);
+            else scales_l[ib / 2] |= (uint8_t)((l & 15) << 4);
+            *scales_h |= (uint16_t)((l >> 4) << 2 * (ib % 8));
+        }
+    } else {
+        *dh = sa_fp32_to_fp16(scales[0]);
+        const float id = scales[0] != 0.0f ? 1 / scales[0] : 0.0f;
+        for (int j = 0; j < 32; j++) L[j] = (uint8_t)iq4_nearest(id * x[j]);
+    }
+    for (int i = 0; i < sb / 32; i++)
+        for (int j = 0; j < 16; j++) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | L[32 * i + 16 + j] << 4);
+}
+
+static void iq4_nl_w(const float *x, BlkIQ4NL *y, int64_t n, const float *imx) {
+    for (int64_t b = 0; b < n / 32; b++) iq4_w(32, x + 32 * b, imx + 32 * b, &y[b].d, y[b].qs, NULL, NULL);
+}
+
+static void iq4_xs_w(const float *x, BlkIQ4XS *y, int64_t n, const float *imx) {
+    for (int64_t b = 0; b < n / QK_K; b++)
+        iq4_w(QK_K, x + QK_K * b, imx + QK_K * b, &y[b].d, y[b].qs, &y[b].scales_h, y[b].scales_l);
+}
+
+int sa_quantize_row_imatrix_gg(int ggml_type, const float *x, void *dst, int64_t n, const float *imx) {
+    switch (ggml_type) {
+    case GG_Q2_K: q2_K_w(x, dst, n, imx); return 0;
+    case GG_Q3_K: q3_K_w(x, dst, n, imx); return 0;
+    case GG_IQ4_NL: iq4_nl_w(x, dst, n, imx); return 0;
+    case GG_IQ4_XS: iq4_xs_w(x, dst, n, imx); return 0;
+    default: return -1;
+    }
+}
+
+static int gg_weighted(int ggml_type) {
+    return ggml_type == GG_Q2_K || ggml_type == GG_Q3_K || ggml_type == GG_IQ4_NL || ggml_type == GG_IQ4_XS;
+}
+
 int sa_quantize_row_imatrix_supported(SaDtype t) {
     switch (t) {
     case SA_Q4_0: case SA_Q4_1: case SA_Q5_0: case SA_Q5_1: case SA_Q4_K: case SA_Q5_K: case SA_Q6_K:
@@ -363,7 +593,7 @@ int sa_quantize_row_imatrix_supported(SaDtype t) {
     case SA_F32: case SA_F16: case SA_BF16:
         return 1;
     default:
-        return 0;
+        return gg_weighted(sa_dtype_traits[t].ggml_type);
     }
 }
 
@@ -376,6 +606,8 @@ void sa_quantize_row_imatrix(SaDtype t, const float *x, void *dst, int64_t n, co
     case SA_Q4_K: q4_K_w(x, dst, n, imx); break;
     case SA_Q5_K: q5_K_w(x, dst, n, imx); break;
     case SA_Q6_K: q6_K_w(x, dst, n, imx); break;
-    default: sa_quantize_row(t, x, dst, n); break;
+    default:
+        if (sa_quantize_row_imatrix_gg(sa_dtype_traits[t].ggml_type, x, dst, n, imx)) sa_quantize_row(t, x, dst, n);
+        break;
     }
 }

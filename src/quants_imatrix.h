@@ -14,4 +14,8 @@ int sa_quantize_row_imatrix_supported(SaDtype t);
  * (n values, all finite and >= 0). */
 void sa_quantize_row_imatrix(SaDtype t, const float *x, void *dst, int64_t n, const float *imx);
 
+/* The same for the types addressed by their GGUF type id (Q2_K 10, Q3_K 11, IQ4_NL 20, IQ4_XS 23),
+ * whose SaDtype rows may not exist in this build: 0, or -1 for another type. */
+int sa_quantize_row_imatrix_gg(int ggml_type, const float *x, void *dst, int64_t n, const float *imx);
+
 #endif

@@ -22,6 +22,7 @@
 #include "../src/common.h"
 #include "../src/convert.h"
 #include "../src/gguf.h"
+#include "../src/quants_imatrix.h"
 #include "../src/salm.h"
 #include "test.h"
 
@@ -419,6 +420,69 @@ static int write_imx_gguf(const char *path, const ImxEntry *e, int n) {
     return fclose(f);
 }
 
+/* The weighted quantizers of the types addressed by GGUF id (Q2_K, Q3_K, IQ4_NL, IQ4_XS: their
+ * SaDtype rows may not be in this build): llama.cpp's --pure file with the imatrix, its blocks read
+ * at the offsets the oracle lists, against ours on the same F16 rows and importance values. */
+static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
+    static const struct {
+        const char *ftype;
+        int gg;
+        size_t block, bytes;
+    } kinds[] = {{"Q2_K", 10, 256, 84}, {"Q3_K_S", 11, 256, 110}, {"IQ4_NL", 20, 32, 18}, {"IQ4_XS", 23, 256, 136}};
+    SaImatrix im;
+    Gguf src;
+    char cmd[2048], path[300];
+    snprintf(path, sizeof path, "%s/f16.gguf", dir);
+    if (sa_imatrix_load(dat, &im) || gguf_open(&src, path)) {
+        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
+        return;
+    }
+    for (size_t k = 0; k < SA_ARRAY_LEN(kinds); k++) {
+        snprintf(path, sizeof path, "%s/pure-%s.gguf", dir, kinds[k].ftype);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s pure imatrix=%s 2>&1", lq, dir, path, kinds[k].ftype, dat);
+        if (sh(cmd)) continue;
+        snprintf(cmd, sizeof cmd, "%s --types %s", lq, path);
+        int st;
+        char *listing = test_run(cmd, &st);
+        size_t flen = 0;
+        uint8_t *file = (uint8_t *)sa_read_file(path, &flen);
+        int tensors = 0;
+        int64_t blocks = 0, differ = 0;
+        for (char *save = NULL, *line = strtok_r(listing, "\n", &save); line && file && !st; line = strtok_r(NULL, "\n", &save)) {
+            char name[128];
+            int gt;
+            unsigned long long off, nb;
+            if (sscanf(line, "%127s %d %llu %llu", name, &gt, &off, &nb) != 4 || gt != kinds[k].gg) continue;
+            const SaImatrixEntry *e = sa_imatrix_find(&im, name);
+            const GgufTensor *t = gguf_tensor(&src, name);
+            if (!e || !t || t->type != GGML_F16 || e->n != t->ne[0] || off + nb > flen) continue; /* unweighted: not these */
+            const int64_t cols = t->ne[0], rows = t->ne[1];
+            const size_t rb = (size_t)cols / kinds[k].block * kinds[k].bytes;
+            float *x = malloc((size_t)cols * sizeof *x);
+            uint8_t *mine = malloc(rb);
+            for (int64_t r = 0; r < rows && rb * (size_t)rows == nb; r++) {
+                sa_dequantize_row(SA_F16, (const uint16_t *)t->data + r * cols, x, cols);
+                CHECK(sa_quantize_row_imatrix_gg(kinds[k].gg, x, mine, cols, e->values) == 0);
+                for (size_t b = 0; b < rb / kinds[k].bytes; b++, blocks++)
+                    if (memcmp(mine + b * kinds[k].bytes, file + off + r * rb + b * kinds[k].bytes, kinds[k].bytes) &&
+                        differ++ < 3)
+                        test_fail(__FILE__, __LINE__, "%s --imatrix: %s row %lld block %zu differs from llama.cpp's",
+                                  kinds[k].ftype, name, (long long)r, b);
+            }
+            free(x);
+            free(mine);
+            tensors++;
+        }
+        printf("    --pure %-6s --imatrix: %d weighted tensors, %lld blocks, %lld differ from llama.cpp's\n", kinds[k].ftype,
+               tensors, (long long)blocks, (long long)differ);
+        CHECKF(tensors > 0 && differ == 0, "%s: %lld of %lld blocks differ", kinds[k].ftype, (long long)differ, (long long)blocks);
+        free(listing);
+        free(file);
+    }
+    gguf_close(&src);
+    sa_imatrix_free(&im);
+}
+
 TEST(archs_model_quantize_imatrix) {
     const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *toks = tokenizer_dir();
     if (!lq || !*lq) {
@@ -464,6 +528,7 @@ TEST(archs_model_quantize_imatrix) {
     }
     printf("    %d of %zu imatrix conversions byte-identical to llama.cpp's\n", done, SA_ARRAY_LEN(runs));
     CHECK(done == (int)SA_ARRAY_LEN(runs));
+    weighted_by_id(lq, dir, dat);
     /* a non-finite importance value is refused naming the entry (llama-quantize refuses it too),
      * and so is an entry whose length is not the tensor's row length; neither leaves an output */
     FILE *f = fopen(dat, "r+b");

@@ -11,7 +11,7 @@
  *        PATTERN=TYPE (TYPE in ggml's spelling, e.g. q8_0); imatrix=FILE: an importance matrix, GGUF
  *        (read with ggml's GGUF reader) or .dat, normalised as llama-quantize's --imatrix does
  *        (GGUF: in_sum2 / round(count), 1 where the count is 0; .dat: value / ncall when ncall > 0)
- *        llamacpp-quantize --types FILE.gguf: print "NAME GGML_TYPE_ID" for every tensor of FILE
+ *        llamacpp-quantize --types FILE.gguf: print "NAME GGML_TYPE_ID FILE_OFFSET BYTES" for every tensor of FILE
  *        (ggml's own GGUF reader: it knows every type)
  * Exit status 0 on success. */
 #include <math.h>
@@ -47,7 +47,9 @@ static int print_types(const char *path) {
         return 1;
     }
     for (int64_t i = 0; i < gguf_get_n_tensors(g); i++)
-        printf("%s %d\n", gguf_get_tensor_name(g, i), (int)gguf_get_tensor_type(g, i));
+        printf("%s %d %llu %llu\n", gguf_get_tensor_name(g, i), (int)gguf_get_tensor_type(g, i),
+               (unsigned long long)(gguf_get_data_offset(g) + gguf_get_tensor_offset(g, i)),
+               (unsigned long long)gguf_get_tensor_size(g, i));
     gguf_free(g);
     return 0;
 }
