@@ -509,9 +509,13 @@ TEST(archs_model_quantize_imatrix) {
     static const struct {
         const char *type;
         int gguf;
-    } runs[] = {{"q4_k_m", 0}, {"q6_k", 0}, {"q4_0", 0}, {"q5_1", 0}, {"q4_1", 0}, {"q5_k_m", 1}, {"q5_0", 1}, {"q5_k_s", 1}};
-    int done = 0;
+    } runs[] = {{"q4_k_m", 0}, {"q6_k", 0}, {"q4_0", 0}, {"q5_1", 0}, {"q4_1", 0}, {"q5_k_m", 1}, {"q5_0", 1}, {"q5_k_s", 1},
+                 /* written once this build has their types (until then weighted_by_id covers their blocks) */
+                 {"q3_k_m", 0}, {"q2_k", 1}, {"iq4_xs", 0}, {"iq4_nl", 1}};
+    int done = 0, want = 0;
     for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
+        if (!sa_conv_type_available((SaConvType)sa_conv_type_from_name(runs[r].type))) continue;
+        want++;
         char upper[16], out[300], salm[300], what[128];
         size_t u = 0;
         for (; runs[r].type[u]; u++) upper[u] = (char)(runs[r].type[u] >= 'a' ? runs[r].type[u] - 32 : runs[r].type[u]);
@@ -526,8 +530,8 @@ TEST(archs_model_quantize_imatrix) {
         snprintf(what, sizeof what, "--type %s --imatrix %s", runs[r].type, runs[r].gguf ? "imatrix.gguf" : "imatrix.dat");
         if (compare_files(what, out, salm, 0, 32) > 0) done++;
     }
-    printf("    %d of %zu imatrix conversions byte-identical to llama.cpp's\n", done, SA_ARRAY_LEN(runs));
-    CHECK(done == (int)SA_ARRAY_LEN(runs));
+    printf("    %d of %d imatrix conversions byte-identical to llama.cpp's\n", done, want);
+    CHECK(want >= 8 && done == want);
     weighted_by_id(lq, dir, dat);
     /* a non-finite importance value is refused naming the entry (llama-quantize refuses it too),
      * and so is an entry whose length is not the tensor's row length; neither leaves an output */
