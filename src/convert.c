@@ -444,8 +444,7 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
                 }
             }
             uint8_t *q = (uint8_t *)dst + (uint64_t)r * orow;
-            if (imx) sa_quantize_row_imatrix(od, x, q, ne0, imx);
-            else sa_quantize_row(od, x, q, ne0);
+            sa_quantize_row_imatrix(od, x, q, ne0, imx); /* llama-quantize's quantizer, with or without weights */
             if (measure) {
                 sa_dequantize_row(od, q, y, ne0);
                 for (int64_t j = 0; j < ne0; j++) {

@@ -498,7 +498,9 @@ static void iq4_w(int sb, const float *x, const float *imx, uint16_t *dh, uint8_
     for (int ib = 0; ib < sb / 32; ib++) {
         const float *xb = x + 32 * ib;
         uint8_t *Lb = L + 32 * ib;
-        block_weights(xb, imx + 32 * ib, sigma2, w, 32);
+        if (imx) block_weights(xb, imx + 32 * ib, sigma2, w, 32);
+        else
+            for (int j = 0; j < 32; j++) w[j] = xb[j] * xb[j]; /* without an importance matrix: x^2 */
         float amax = 0.0f, mx = 0.0f;
         for (int j = 0; j < 32; j++)
             if (fabsf(xb[j]) > amax) {
@@ -563,16 +565,20 @@ static void iq4_w(int sb, const float *x, const float *imx, uint16_t *dh, uint8_
         for (int j = 0; j < 16; j++) q4[16 * i + j] = (uint8_t)(L[32 * i + j] | L[32 * i + 16 + j] << 4);
 }
 
+/* IQ4_NL / IQ4_XS with imx NULL: what llama-quantize writes without an importance matrix (ggml's
+ * quantize_iq4_nl/xs with no weights: the same 15-scale search weighted by x^2; not ggml's
+ * quantize_row_iq4_nl_ref, which skips the search). */
 static void iq4_nl_w(const float *x, BlkIQ4NL *y, int64_t n, const float *imx) {
-    for (int64_t b = 0; b < n / 32; b++) iq4_w(32, x + 32 * b, imx + 32 * b, &y[b].d, y[b].qs, NULL, NULL);
+    for (int64_t b = 0; b < n / 32; b++) iq4_w(32, x + 32 * b, imx ? imx + 32 * b : NULL, &y[b].d, y[b].qs, NULL, NULL);
 }
 
 static void iq4_xs_w(const float *x, BlkIQ4XS *y, int64_t n, const float *imx) {
     for (int64_t b = 0; b < n / QK_K; b++)
-        iq4_w(QK_K, x + QK_K * b, imx + QK_K * b, &y[b].d, y[b].qs, &y[b].scales_h, y[b].scales_l);
+        iq4_w(QK_K, x + QK_K * b, imx ? imx + QK_K * b : NULL, &y[b].d, y[b].qs, &y[b].scales_h, y[b].scales_l);
 }
 
 int sa_quantize_row_imatrix_gg(int ggml_type, const float *x, void *dst, int64_t n, const float *imx) {
+    if (!imx && ggml_type != GG_IQ4_NL && ggml_type != GG_IQ4_XS) return -1;
     switch (ggml_type) {
     case GG_Q2_K: q2_K_w(x, dst, n, imx); return 0;
     case GG_Q3_K: q3_K_w(x, dst, n, imx); return 0;
@@ -598,6 +604,10 @@ int sa_quantize_row_imatrix_supported(SaDtype t) {
 }
 
 void sa_quantize_row_imatrix(SaDtype t, const float *x, void *dst, int64_t n, const float *imx) {
+    if (!imx) { /* llama-quantize without an importance matrix: the reference quantizers, but IQ4's search */
+        if (sa_quantize_row_imatrix_gg(sa_dtype_traits[t].ggml_type, x, dst, n, NULL)) sa_quantize_row(t, x, dst, n);
+        return;
+    }
     switch (t) {
     case SA_Q4_0: q4_0_w(x, dst, n, imx); break;
     case SA_Q4_1: q4_1_w(x, dst, n, imx); break;

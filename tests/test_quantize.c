@@ -428,7 +428,9 @@ static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
         const char *ftype;
         int gg;
         size_t block, bytes;
-    } kinds[] = {{"Q2_K", 10, 256, 84}, {"Q3_K_S", 11, 256, 110}, {"IQ4_NL", 20, 32, 18}, {"IQ4_XS", 23, 256, 136}};
+        int with_imatrix;
+    } kinds[] = {{"Q2_K", 10, 256, 84, 1},   {"Q3_K_S", 11, 256, 110, 1}, {"IQ4_NL", 20, 32, 18, 1},
+                 {"IQ4_XS", 23, 256, 136, 1}, {"IQ4_NL", 20, 32, 18, 0},  {"IQ4_XS", 23, 256, 136, 0}};
     SaImatrix im;
     Gguf src;
     char cmd[2048], path[300];
@@ -438,8 +440,9 @@ static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
         return;
     }
     for (size_t k = 0; k < SA_ARRAY_LEN(kinds); k++) {
-        snprintf(path, sizeof path, "%s/pure-%s.gguf", dir, kinds[k].ftype);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s pure imatrix=%s 2>&1", lq, dir, path, kinds[k].ftype, dat);
+        snprintf(path, sizeof path, "%s/pure-%s-%d.gguf", dir, kinds[k].ftype, kinds[k].with_imatrix);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s pure %s%s 2>&1", lq, dir, path, kinds[k].ftype,
+                 kinds[k].with_imatrix ? "imatrix=" : "", kinds[k].with_imatrix ? dat : "");
         if (sh(cmd)) continue;
         snprintf(cmd, sizeof cmd, "%s --types %s", lq, path);
         int st;
@@ -453,16 +456,17 @@ static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
             int gt;
             unsigned long long off, nb;
             if (sscanf(line, "%127s %d %llu %llu", name, &gt, &off, &nb) != 4 || gt != kinds[k].gg) continue;
-            const SaImatrixEntry *e = sa_imatrix_find(&im, name);
+            const SaImatrixEntry *e = kinds[k].with_imatrix ? sa_imatrix_find(&im, name) : NULL;
             const GgufTensor *t = gguf_tensor(&src, name);
-            if (!e || !t || t->type != GGML_F16 || e->n != t->ne[0] || off + nb > flen) continue; /* unweighted: not these */
+            if ((kinds[k].with_imatrix && (!e || e->n != t->ne[0])) || !t || t->type != GGML_F16 || off + nb > flen)
+                continue; /* not weighted in llama.cpp's file either: Q2_K/Q3_K's reference quantizers are elsewhere */
             const int64_t cols = t->ne[0], rows = t->ne[1];
             const size_t rb = (size_t)cols / kinds[k].block * kinds[k].bytes;
             float *x = malloc((size_t)cols * sizeof *x);
             uint8_t *mine = malloc(rb);
             for (int64_t r = 0; r < rows && rb * (size_t)rows == nb; r++) {
                 sa_dequantize_row(SA_F16, (const uint16_t *)t->data + r * cols, x, cols);
-                CHECK(sa_quantize_row_imatrix_gg(kinds[k].gg, x, mine, cols, e->values) == 0);
+                CHECK(sa_quantize_row_imatrix_gg(kinds[k].gg, x, mine, cols, e ? e->values : NULL) == 0);
                 for (size_t b = 0; b < rb / kinds[k].bytes; b++, blocks++)
                     if (memcmp(mine + b * kinds[k].bytes, file + off + r * rb + b * kinds[k].bytes, kinds[k].bytes) &&
                         differ++ < 3)
@@ -473,8 +477,8 @@ static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
             free(mine);
             tensors++;
         }
-        printf("    --pure %-6s --imatrix: %d weighted tensors, %lld blocks, %lld differ from llama.cpp's\n", kinds[k].ftype,
-               tensors, (long long)blocks, (long long)differ);
+        printf("    --pure %-6s%s: %d tensors, %lld blocks, %lld differ from llama.cpp's\n", kinds[k].ftype,
+               kinds[k].with_imatrix ? " --imatrix" : "", tensors, (long long)blocks, (long long)differ);
         CHECKF(tensors > 0 && differ == 0, "%s: %lld of %lld blocks differ", kinds[k].ftype, (long long)differ, (long long)blocks);
         free(listing);
         free(file);
