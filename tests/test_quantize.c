@@ -190,9 +190,12 @@ static const char all_types[] =
     "q4_k_m,q4_k_s,q5_k_m,q5_k_s,q6_k,q3_k_m,q3_k_l,q3_k_s,q2_k,iq4_xs,iq4_nl,q4_0,q4_1,q5_0,q5_1,q8_0";
 
 static const QCase qcases[] = {
-    {"llama", "--hidden 256 --layers 8 --heads 8 --kv-heads 2 --ff 512 --tied", 32, 1, all_types, all_types},
+    /* every file type from the GGUF; from the HF directory the ones that cover each block type once (the
+     * source values are the same, so the rest would repeat the GGUF runs) */
+    {"llama", "--hidden 256 --layers 8 --heads 8 --kv-heads 2 --ff 512 --tied", 32, 1, all_types,
+     "q4_k_m,q5_k_s,q6_k,q3_k_l,q2_k,iq4_xs,iq4_nl,q4_0,q4_1,q5_0,q5_1,q8_0"},
     {"qwen2", "--hidden 896 --layers 2 --heads 14 --kv-heads 2 --head-dim 64 --ff 1024 --tied", 64, 0,
-     "q4_k_m,q4_k_s,q5_k_m,q6_k,q3_k_m,q2_k,iq4_xs,q4_0,q5_1,q8_0", "q4_k_m,q4_0"},
+     "q4_k_m,q4_k_s,q5_k_m,q6_k,q3_k_m,q2_k,iq4_xs,q4_0,q8_0", "q4_k_m"},
     {"mistral", "--hidden 256 --layers 2 --heads 4 --kv-heads 4 --ff 768", 64, 1, "q4_k_m,q3_k_m,q4_0", "q4_k_m"},
     {"qwen2", "--hidden 256 --layers 2 --heads 4 --kv-heads 2 --ff 512", 64, 0, "q4_k_m,q3_k_m,q5_0", "q4_k_m"},
     {"gemma", "--hidden 256 --layers 2 --heads 2 --kv-heads 1 --ff 512 --head-dim 128", 128, 0, "q4_k_m,q3_k_m,q4_1", "q4_k_m"},
