@@ -195,7 +195,7 @@ static const QCase qcases[] = {
     {"llama", "--hidden 256 --layers 8 --heads 8 --kv-heads 2 --ff 512 --tied", 32, 1, all_types,
      "q4_k_m,q5_k_s,q6_k,q3_k_l,q2_k,iq4_xs,iq4_nl,q4_0,q4_1,q5_0,q5_1,q8_0"},
     {"qwen2", "--hidden 896 --layers 2 --heads 14 --kv-heads 2 --head-dim 64 --ff 1024 --tied", 64, 0,
-     "q4_k_m,q4_k_s,q5_k_m,q6_k,q3_k_m,q2_k,iq4_xs,q4_0,q8_0", "q4_k_m"},
+     "q4_k_m,q5_k_m,q6_k,q2_k,iq4_xs,q4_0", "q4_k_m"}, /* each fallback once: Q4_K, Q5_K, Q6_K, Q2_K/Q3_K, IQ4_XS */
     {"mistral", "--hidden 256 --layers 2 --heads 4 --kv-heads 4 --ff 768", 64, 1, "q4_k_m,q3_k_m,q4_0", "q4_k_m"},
     {"qwen2", "--hidden 256 --layers 2 --heads 4 --kv-heads 2 --ff 512", 64, 0, "q4_k_m,q3_k_m,q5_0", "q4_k_m"},
     {"gemma", "--hidden 256 --layers 2 --heads 2 --kv-heads 1 --ff 512 --head-dim 128", 128, 0, "q4_k_m,q3_k_m,q4_1", "q4_k_m"},
@@ -443,6 +443,8 @@ static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
         return;
     }
     for (size_t k = 0; k < SA_ARRAY_LEN(kinds); k++) {
+        /* without an importance matrix these are the file-type runs' business once the build can write them */
+        if (!kinds[k].with_imatrix && sa_conv_type_available((SaConvType)sa_conv_type_from_name(kinds[k].ftype))) continue;
         snprintf(path, sizeof path, "%s/pure-%s-%d.gguf", dir, kinds[k].ftype, kinds[k].with_imatrix);
         snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s pure %s%s 2>&1", lq, dir, path, kinds[k].ftype,
                  kinds[k].with_imatrix ? "imatrix=" : "", kinds[k].with_imatrix ? dat : "");
