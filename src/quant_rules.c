@@ -177,16 +177,21 @@ static int fallback(int type, int64_t ne0) {
 }
 
 /* llama.cpp's tensor order: layer number (tensors outside the layers first), then name. */
-static const SaRuleTensor *sort_base;
+typedef struct {
+    int layer;
+    const char *name;
+    int index;
+} Ordered;
+
 static int layer_of(const char *name) {
     int l = -1;
     if (sscanf(name, "blk.%d.", &l) != 1) l = -1;
     return l;
 }
+
 static int by_layer_then_name(const void *a, const void *b) {
-    const SaRuleTensor *x = &sort_base[*(const int *)a], *y = &sort_base[*(const int *)b];
-    const int lx = layer_of(x->name), ly = layer_of(y->name);
-    if (lx != ly) return lx < ly ? -1 : 1;
+    const Ordered *x = a, *y = b;
+    if (x->layer != y->layer) return x->layer < y->layer ? -1 : 1;
     return strcmp(x->name, y->name);
 }
 
@@ -222,7 +227,7 @@ int sa_quant_rules(const SaHparams *hp, const SaRuleTensor *t, int n, const SaRu
     const SaFileType *ft = sa_file_type(opt->file_type);
     if (!ft) return sa_err("unknown file type %d", opt->file_type);
     regex_t *re = opt->n_overrides ? sa_calloc((size_t)opt->n_overrides, sizeof *re) : NULL;
-    int *order = sa_malloc((size_t)(n ? n : 1) * sizeof *order);
+    Ordered *order = sa_malloc((size_t)(n ? n : 1) * sizeof *order);
     int n_re = 0, rc = -1;
     if ((opt->n_overrides && !re) || !order) goto done;
     for (; n_re < opt->n_overrides; n_re++) {
@@ -241,11 +246,10 @@ int sa_quant_rules(const SaHparams *hp, const SaRuleTensor *t, int n, const SaRu
         if (!strcmp(t[i].name, "output.weight")) tied = 0;
     const int gqa = hp->n_head_kv > 0 ? hp->n_head / hp->n_head_kv : 1;
     int count[6] = {0};
-    for (int i = 0; i < n; i++) order[i] = i;
-    sort_base = t;
+    for (int i = 0; i < n; i++) order[i] = (Ordered){layer_of(t[i].name), t[i].name, i};
     qsort(order, (size_t)n, sizeof *order, by_layer_then_name);
     for (int k = 0; k < n; k++) {
-        const int i = order[k];
+        const int i = order[k].index;
         out[i] = -1;
         if (!quantizable(&t[i])) continue;
         int type = ft->default_type, manual = 0;
