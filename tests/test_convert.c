@@ -707,3 +707,36 @@ TEST(convert_file_types_cli) {
         free(out);
     }
 }
+
+/* Importance-matrix files are user input: a .dat cut at every byte and a GGUF without the imatrix
+ * keys are refused with one line naming the file, never a crash; the whole file loads, its values
+ * divided by the call count as llama-quantize divides them. */
+TEST(convert_imatrix_hostile) {
+    uint8_t dat[64];
+    size_t n = 0;
+    const int32_t entries = 1, name_len = 5, ncall = 4, nval = 2;
+    const float vals[2] = {2.0f, 6.0f};
+    memcpy(dat + n, &entries, 4), n += 4;
+    memcpy(dat + n, &name_len, 4), n += 4;
+    memcpy(dat + n, "w.abc", 5), n += 5;
+    memcpy(dat + n, &ncall, 4), n += 4;
+    memcpy(dat + n, &nval, 4), n += 4;
+    memcpy(dat + n, vals, 8), n += 8;
+    const char *path = test_tmp("imx.dat");
+    SaImatrix im;
+    CHECK(write_file(path, dat, n) == 0);
+    CHECKF(sa_imatrix_load(path, &im) == 0, "%s", sa_errmsg());
+    const SaImatrixEntry *e = sa_imatrix_find(&im, "w.abc");
+    CHECK(e && e->n == 2 && e->values[0] == 0.5f && e->values[1] == 1.5f && im.legacy == 1);
+    sa_imatrix_free(&im);
+    for (size_t cut = 0; cut < n; cut++) {
+        CHECK(write_file(path, dat, cut) == 0);
+        const int rc = sa_imatrix_load(path, &im);
+        CHECKF(rc == -1 && strstr(sa_errmsg(), path) && !strchr(sa_errmsg(), '\n') && im.n == 0, "cut at %zu: %d %s", cut,
+               rc, sa_errmsg());
+    }
+    /* a GGUF that is not an imatrix (a model) */
+    if (test_models_dir()) {
+        CHECK(sa_imatrix_load(model_path("stories260K.gguf"), &im) == -1 && strstr(sa_errmsg(), "imatrix.datasets"));
+    }
+}
