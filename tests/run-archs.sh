@@ -8,7 +8,9 @@
 # of a llama model (hidden 256; the other architectures are not there yet) quantized by llama.cpp's own
 # quantizer, loaded with --type keep, against llama.cpp on the same file; and our quantizers
 # against llama.cpp's byte for byte (--pure files, and rows of edge cases through ggml's own
-# ggml_quantize_chunk).
+# ggml_quantize_chunk). And salign-quantize's file types
+# (tests/test_quantize.c): every tensor's type and bytes against llama.cpp's quantizer on the same F16
+# GGUF, without and with an importance matrix, --pure and --tensor-type included.
 #
 # Set-up, once, outside the repository: npm installs node-llama-cpp into
 # $SALIGN_ORACLE_DIR (default ~/.cache/salign-oracles)/node-llama-cpp. Tokenizer files come from
@@ -92,7 +94,7 @@ if [ ! -x $LQ/llamacpp-quantize ] || [ tests/oracles/llamacpp-quantize.c -nt $LQ
         git -C $LQ/src show "HEAD:$h" > "$LQ/inc/$(basename $h)" || fail "no $h in the llama.cpp source bundle"
     done
     ${CC:-cc} -std=c11 -O2 -Wall -Wextra -I$LQ/inc -o $LQ/llamacpp-quantize tests/oracles/llamacpp-quantize.c \
-        "$LIBLLAMA" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
+        "$LIBLLAMA" "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" -lm >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
 fi
 
 # ggml's quantizer on given rows (the quantizer edge cases): tests/oracles/ggml-quantize-rows.c linked
