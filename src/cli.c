@@ -550,16 +550,17 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
         fprintf(stderr, "\n");
     }
     OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
-    o->ap.out = align_out;
-    o->ap.out_ctx = &oc;
-    if (sa_align_run(set.e, question, &o->ap, &tr)) goto out;
+    SaAlignParams ap = set.ap;
+    ap.out = align_out;
+    ap.out_ctx = &oc;
+    if (sa_align_run(set.e, question, &ap, &tr)) goto out;
     if (json) {
         char *js = sa_align_trace_json(&tr, o->ap.mode);
         if (js) printf("%s\n", js);
         free(js);
     }
     end_out_line();
-    if (!strcmp(tr.stop, "context full")) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
+    if (tr.stop_reason == SA_STOP_CONTEXT_FULL) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
     int cut = 0;
     for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
     if (cut)
