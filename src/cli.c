@@ -676,6 +676,10 @@ static const char usage_text[] =
             "        [--temp T] [--top-k K] [--top-p P] [--min-p M] [--frequency-penalty F] [--presence-penalty P]\n"
             "        [--repeat-penalty R] [--seed|-s S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
+            "  serve --upstream U [--aligner A] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--queue 8]\n"
+            "        [--mode stream|aligner|none] [--timeout 10] [--body-limit KIB] [align's engine and sampling flags]\n"
+            "        OpenAI-compatible HTTP API (POST /v1/chat/completions, /v1/completions; GET /v1/models,\n"
+            "        /health) and a chat page at /\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
@@ -726,10 +730,11 @@ static int version(void) {
 
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 int sa_cmd_perplexity(int argc, char **argv); /* src/perplexity.c */
+int sa_cmd_serve(int argc, char **argv);      /* src/serve.c */
 
 /* The commands without a --help of their own answer it (and -h) with their usage block. */
 static int dispatch(const char *cmd, int argc, char **argv) {
-    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec"};
+    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "serve"};
     for (size_t k = 0; k < SA_ARRAY_LEN(plain); k++)
         if (!strcmp(cmd, plain[k]))
             for (int i = 0; i < argc; i++)
@@ -746,6 +751,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
     if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc, argv);
     if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc, argv);
     if (!strcmp(cmd, "perplexity")) return sa_cmd_perplexity(argc, argv);
+    if (!strcmp(cmd, "serve")) return sa_cmd_serve(argc, argv);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }
