@@ -228,18 +228,12 @@ static void on_round(void *ctx, SaEngine *e, int round) {
     j->n_sent_rounds = round + 1;
 }
 
-/* The answer's length in the upstream's tokens (what a client counts as the completion). */
-static int count_tokens(const char *s) {
-    int32_t *ids = NULL;
-    int n = 0, cap = 0;
-    if (sa_tok_encode(g_srv.set.up.tok, s, strlen(s), 0, 0, &ids, &n, &cap) < 0) n = 0;
-    free(ids);
-    return n;
-}
-
-static cJSON *usage_obj(const SaAlignTrace *tr, const char *answer) {
+/* OpenAI's usage: the prompt as the upstream read it first, and the tokens generated that make the
+ * answer - the upstream's in none mode, the aligner's (its corrections) in the others. */
+static cJSON *usage_obj(const SaAlignTrace *tr, SaAlignMode mode) {
     cJSON *u = cJSON_CreateObject();
-    const int p = tr->n_rounds > 0 ? tr->rounds[0].up_prompt : 0, c = count_tokens(answer);
+    int p = tr->n_rounds > 0 ? tr->rounds[0].up_prompt : 0, c = 0;
+    for (int i = 0; i < tr->n_rounds; i++) c += mode == SA_MODE_NONE ? tr->rounds[i].up_decoded : tr->rounds[i].al_decoded;
     cJSON_AddNumberToObject(u, "prompt_tokens", p);
     cJSON_AddNumberToObject(u, "completion_tokens", c);
     cJSON_AddNumberToObject(u, "total_tokens", p + c);
@@ -326,7 +320,7 @@ static void run_job(Job *j) {
                 cJSON_AddNumberToObject(u, "created", (double)j->created);
                 cJSON_AddStringToObject(u, "model", S->model_name);
                 cJSON_AddArrayToObject(u, "choices");
-                cJSON_AddItemToObject(u, "usage", usage_obj(&tr, shown ? shown : ""));
+                cJSON_AddItemToObject(u, "usage", usage_obj(&tr, ap.mode));
                 job_sse(j, u);
                 cJSON_Delete(u);
             }
@@ -348,7 +342,7 @@ static void run_job(Job *j) {
             cJSON_AddNullToObject(c, "logprobs");
             cJSON_AddStringToObject(c, "finish_reason", finish_reason(j, &tr));
             cJSON_AddItemToArray(ch, c);
-            cJSON_AddItemToObject(o, "usage", usage_obj(&tr, shown ? shown : ""));
+            cJSON_AddItemToObject(o, "usage", usage_obj(&tr, ap.mode));
             /* the same trace as align --json */
             char *tj = sa_align_trace_json(&tr, ap.mode);
             cJSON *t = tj ? cJSON_Parse(tj) : NULL;
@@ -369,9 +363,22 @@ static void run_job(Job *j) {
     sa_align_trace_free(&tr);
 }
 
+/* Test hooks (tests/run-serve.sh): milliseconds to wait before loading the models, and before each
+ * run, so that "loading" and a full queue can be observed on models that load and answer in
+ * milliseconds. */
+static void test_delay(const char *env) {
+    const char *v = getenv(env);
+    const long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms > 0 && ms < 600000) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void *worker(void *arg) {
     Server *S = arg;
     const int need_al = S->o->aligner != NULL;
+    test_delay("SALIGN_SERVE_TEST_LOAD_MS");
     if (sa_engine_set_open(S->o, need_al, &S->set)) {
         fprintf(stderr, "salign: %s\n", sa_errmsg());
         pthread_mutex_lock(&S->mu);
@@ -399,6 +406,7 @@ static void *worker(void *arg) {
         const int stopping = S->stopping;
         pthread_mutex_unlock(&S->mu);
         if (stopping) __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
+        test_delay("SALIGN_SERVE_TEST_RUN_MS");
         if (!__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) run_job(j);
         job_finish(j);
         pthread_mutex_lock(&S->mu);
@@ -563,6 +571,13 @@ static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs
         job_unref(j);
         return send_error(c, err.status, err.message, err.type, err.param, err.code, NULL);
     }
+    /* the role first, as OpenAI does (written before the worker can write anything): the client
+     * sees the stream start while the request waits its turn */
+    if (j->req.stream && chat) {
+        cJSON *first = chunk(j, "", 0, 1, NULL);
+        job_sse(j, first);
+        cJSON_Delete(first);
+    }
     /* queue it, or refuse: one runs, --queue wait */
     Server *S = &g_srv;
     pthread_mutex_lock(&S->mu);
@@ -593,16 +608,6 @@ static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs
         }
         s->job = j;
         s->con = c;
-        /* the role first, as OpenAI does: the client sees the stream start while it waits its turn */
-        cJSON *first = chunk(j, "", 0, 1, NULL);
-        if (!chat) {
-            cJSON_Delete(first);
-            first = NULL;
-        }
-        if (first) {
-            job_sse(j, first);
-            cJSON_Delete(first);
-        }
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
         if (!r) {
             stream_free(s);

@@ -9,10 +9,10 @@ static const char page_html[] =
     "<!doctype html>\n"
     "<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n"
     "<title>salign</title><style>@CSS@</style></head>\n"
-    "<body><header><h1>salign</h1>\n"
+    "<body><header><h1>salign</h1><form id=\"opts\">\n"
     "<label>mode <select id=\"mode\"><option value=\"stream\">stream (each sentence corrected)</option><option value=\"aligner\">aligner (whole answer)</option><option value=\"none\">none (upstream alone)</option></select></label>\n"
     "<label>API key <input id=\"key\" type=\"password\" size=\"14\" autocomplete=\"off\"></label>\n"
-    "<button id=\"reset\" type=\"button\">new chat</button></header>\n"
+    "<button id=\"reset\" type=\"button\">new chat</button></form></header>\n"
     "<main id=\"log\"></main>\n"
     "<form id=\"f\"><textarea id=\"q\" placeholder=\"Ask something\"></textarea><button id=\"go\">Send</button></form>\n"
     "<script>@JS@</script></body></html>\n"
@@ -22,6 +22,7 @@ static const char page_css[] =
     "header{padding:10px 16px;background:#23313f;color:#fff;display:flex;gap:12px;align-items:center;flex-wrap:wrap}\n"
     "header h1{font-size:17px;margin:0 12px 0 0}\n"
     "header label{font-size:13px}\n"
+    "#opts{display:flex;gap:12px;align-items:center;flex-wrap:wrap;position:static;border:0;padding:0;background:none}\n"
     "main{max-width:920px;margin:0 auto;padding:12px 16px 120px}\n"
     ".msg{margin:10px 0;padding:10px 12px;border-radius:8px;background:#fff;box-shadow:0 1px 2px #0002;white-space:pre-wrap}\n"
     ".user{background:#e4eef8}\n"
@@ -128,6 +129,7 @@ static const char page_js[] =
     "  $(\"go\").disabled = false;\n"
     "}\n"
     "$(\"f\").addEventListener(\"submit\", send);\n"
+    "$(\"opts\").addEventListener(\"submit\", (ev) => ev.preventDefault());\n"
     "$(\"reset\").addEventListener(\"click\", () => { history.length = 0; $(\"log\").textContent = \"\"; });\n"
     "";
 

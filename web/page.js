@@ -89,4 +89,5 @@ async function send(ev) {
   $("go").disabled = false;
 }
 $("f").addEventListener("submit", send);
+$("opts").addEventListener("submit", (ev) => ev.preventDefault());
 $("reset").addEventListener("click", () => { history.length = 0; $("log").textContent = ""; });
