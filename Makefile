@@ -21,7 +21,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
-LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc -lmicrohttpd -lpthread
+LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc -lmicrohttpd -ledit -lpthread
 ifeq ($(SAN),1)
   BUILD  := build-san
   BIN    := bin-san

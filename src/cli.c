@@ -680,6 +680,8 @@ static const char usage_text[] =
             "        [--mode stream|aligner|none] [--timeout 10] [--body-limit KIB] [align's engine and sampling flags]\n"
             "        OpenAI-compatible HTTP API (POST /v1/chat/completions, /v1/completions; GET /v1/models,\n"
             "        /health) and a chat page at /\n"
+            "  chat --upstream U [--aligner A] [--mode stream|aligner|none] [--show-original] [align's engine and sampling\n"
+            "       flags]   interactive: /mode M, /original on|off, /reset, /quit; Ctrl-C stops an answer\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
@@ -731,10 +733,11 @@ static int version(void) {
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 int sa_cmd_perplexity(int argc, char **argv); /* src/perplexity.c */
 int sa_cmd_serve(int argc, char **argv);      /* src/serve.c */
+int sa_cmd_chat(int argc, char **argv);       /* src/chat_cli.c */
 
 /* The commands without a --help of their own answer it (and -h) with their usage block. */
 static int dispatch(const char *cmd, int argc, char **argv) {
-    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "serve"};
+    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "serve", "chat"};
     for (size_t k = 0; k < SA_ARRAY_LEN(plain); k++)
         if (!strcmp(cmd, plain[k]))
             for (int i = 0; i < argc; i++)
@@ -752,6 +755,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
     if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc, argv);
     if (!strcmp(cmd, "perplexity")) return sa_cmd_perplexity(argc, argv);
     if (!strcmp(cmd, "serve")) return sa_cmd_serve(argc, argv);
+    if (!strcmp(cmd, "chat")) return sa_cmd_chat(argc, argv);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }

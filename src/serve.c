@@ -358,7 +358,8 @@ static void run_job(Job *j) {
                 j->stop_hit ? " (a stop string)" : "");
         free(shown);
     }
-    if (q->stream) job_write(j, "data: [DONE]\n\n", 14);
+    /* a stream that failed ends with its error chunk (no [DONE]: clients take it as a complete answer) */
+    if (q->stream && !rc) job_write(j, "data: [DONE]\n\n", 14);
     j->tr = NULL;
     sa_align_trace_free(&tr);
 }
