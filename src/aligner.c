@@ -466,6 +466,28 @@ static int build_turns(Run *run, const SaMessage *msgs, int n, SaBuf *sys, SaBuf
     return 0;
 }
 
+int sa_align_prompt_tokens(const SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p) {
+    Run run = {.p = p};
+    SaBuf sys = {0}, *turns = NULL;
+    int n = -1;
+    if (build_turns(&run, msgs, n_msgs, &sys, &turns) == 0) {
+        SaPrompt pr;
+        int32_t *ids = NULL;
+        int cap = 0;
+        n = 0;
+        if (sa_chat_render_turns(p->up_tmpl, sys.len ? sys.data : p->system, run.turns, run.n_turns, "", &pr) ||
+            sa_prompt_tokenize(&pr, e->up_m->tok, &ids, &n, &cap))
+            n = -1;
+        sa_prompt_free(&pr);
+        free(ids);
+    }
+    for (int i = 0; turns && i < n_msgs; i++) sa_buf_free(&turns[i]);
+    free(turns);
+    free(run.turns);
+    sa_buf_free(&sys);
+    return n;
+}
+
 int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAlignTrace *tr) {
     SaMessage m = {SA_ROLE_USER, question};
     return sa_align_run_messages(e, &m, 1, p, tr);

@@ -118,6 +118,9 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
  * p->system), so a request that extends the previous one reuses its cached tokens and evaluates only
  * the new part; the aligner sees the last user turn as the question. */
 int sa_align_run_messages(SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p, SaAlignTrace *out);
+/* The upstream's first prompt for a conversation, in tokens (-1 + sa_err when it cannot be rendered):
+ * reads only the tokenizer, so another thread may ask while a run is in progress. */
+int sa_align_prompt_tokens(const SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p);
 /* Empty both models' caches (the next run depends on nothing that ran before it). */
 void sa_engine_reset(SaEngine *e);
 

@@ -572,6 +572,25 @@ static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs
         job_unref(j);
         return send_error(c, err.status, err.message, err.type, err.param, err.code, NULL);
     }
+    /* a conversation the context cannot hold is refused before any streaming (the tokenizer is
+     * read-only: counting here does not disturb the run in progress) */
+    pthread_mutex_lock(&g_srv.mu);
+    const int loaded = g_srv.ready;
+    pthread_mutex_unlock(&g_srv.mu);
+    if (loaded) {
+        SaAlignParams ap = g_srv.set.ap;
+        if (!chat) ap.up_tmpl = sa_chat_template("plain");
+        const int n = sa_align_prompt_tokens(g_srv.set.e, j->req.msgs, j->req.n_msgs, &ap);
+        const int n_ctx = sa_ctx_n_ctx(sa_engine_ctx(g_srv.set.e, 0));
+        if (n < 0 || n >= n_ctx) {
+            char msg[200];
+            if (n >= 0) snprintf(msg, sizeof msg, "the conversation has %d tokens; the context holds %d", n, n_ctx);
+            j->refs = 1;
+            job_unref(j);
+            return send_error(c, 400, n < 0 ? sa_errmsg() : msg, "invalid_request_error", chat ? "messages" : "prompt",
+                              n < 0 ? NULL : "context_length_exceeded", NULL);
+        }
+    }
     /* the role first, as OpenAI does (written before the worker can write anything): the client
      * sees the stream start while the request waits its turn */
     if (j->req.stream && chat) {

@@ -220,6 +220,10 @@ bad_req 400 "nesting beyond the depth limit" "{\"messages\": $(printf '%0.s[' $(
 bad_req 400 "a body that is not an object" '[1,2,3]'
 r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: text/plain' --data-binary "$(chat "$Q")")
 case "$r" in *'"error":{'*' 415') ok "a body that is not application/json: 415" ;; *) bad "a body that is not application/json: 415 ($r)" ;; esac
+"$PY" -c 'import json; print(json.dumps({"messages": [{"role": "user", "content": "a b " * 3000}], "stream": True}))' >"$TMP/long"
+r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' --data-binary @"$TMP/long")
+case "$r" in *'"code":"context_length_exceeded"'*' 400') ok "a conversation longer than the context: 400 before streaming" ;;
+    *) bad "a conversation longer than the context: 400 before streaming ($r)" ;; esac
 head -c 1200000 /dev/zero | tr '\0' 'a' > "$TMP/big"
 r=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' --data-binary @"$TMP/big")
 check "a 1.2 MB body is a 413" "$([ "$r" = 413 ] && echo 0 || echo 1)"
