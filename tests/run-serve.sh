@@ -66,9 +66,15 @@ wait_ready() { # until /health says ok
     done
     return 1
 }
-stop() { # SIGTERM; the exit status
+stop() { # SIGTERM; the exit status (under ASan, a report in the server's log fails it too)
     kill -TERM "$spid" 2>/dev/null
     wait "$spid"
+    st=$?
+    if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer' "$slog"; then
+        grep -E 'ERROR: |runtime error:|SUMMARY: ' "$slog" | head -n 5
+        return 99
+    fi
+    return $st
 }
 post() { # PATH BODY [curl flags]: prints "STATUS BODY"
     p=$1 b=$2
