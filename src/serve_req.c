@@ -95,7 +95,7 @@ static int parse_messages(const cJSON *root, SaServeReq *r, SaServeErr *e) {
     if (n > SA_SERVE_MAX_MESSAGES) return fail(e, "messages", "at most %d messages", SA_SERVE_MAX_MESSAGES);
     r->msgs = sa_calloc((size_t)n, sizeof *r->msgs);
     if (!r->msgs) return fail(e, NULL, "out of memory");
-    int last = -1, users = 0;
+    int last = -1;
     const cJSON *m;
     cJSON_ArrayForEach(m, ms) {
         if (!cJSON_IsObject(m)) return fail(e, "messages", "messages[%d] must be an object", r->n_msgs);
@@ -113,14 +113,16 @@ static int parse_messages(const cJSON *root, SaServeReq *r, SaServeErr *e) {
         if (!text) return -1;
         r->msgs[r->n_msgs].role = ro;
         r->msgs[r->n_msgs++].content = text;
-        if (ro == SA_ROLE_USER) users++;
         if (ro != SA_ROLE_SYSTEM) {
             if (last < 0 && ro != SA_ROLE_USER) return fail(e, "messages", "the conversation must start with a user message");
             last = (int)ro;
         }
     }
     if (last != SA_ROLE_USER) return fail(e, "messages", "the last message must be a user message");
-    const char *q = r->msgs[r->n_msgs - 1].content;
+    /* system messages may come anywhere (they make the system prompt); the question is the last user turn */
+    int q_at = r->n_msgs - 1;
+    while (r->msgs[q_at].role != SA_ROLE_USER) q_at--;
+    const char *q = r->msgs[q_at].content;
     if (!q[strspn(q, " \t\r\n")]) return fail(e, "messages", "the last user message is empty");
     return 0;
 }

@@ -10,7 +10,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SaServeErr e;
         if (sa_serve_req_parse((const char *)data, size, chat, &r, &e) == 0) {
             FUZZ_ASSERT(r.n_msgs >= 1 && r.n_msgs <= SA_SERVE_MAX_MESSAGES);
-            FUZZ_ASSERT(r.msgs[r.n_msgs - 1].role == SA_ROLE_USER);
+            /* the last turn that is not a system message is a non-blank user message */
+            int q = r.n_msgs - 1;
+            while (q > 0 && r.msgs[q].role == SA_ROLE_SYSTEM) q--;
+            FUZZ_ASSERT(r.msgs[q].role == SA_ROLE_USER && r.msgs[q].content[strspn(r.msgs[q].content, " \t\r\n")]);
             for (int i = 0; i < r.n_msgs; i++) FUZZ_ASSERT(r.msgs[i].content != NULL);
             FUZZ_ASSERT(r.n_stop >= 0 && r.n_stop <= SA_SERVE_MAX_STOP);
             for (int i = 0; i < r.n_stop; i++) FUZZ_ASSERT(r.stop[i][0] && strlen(r.stop[i]) <= SA_SERVE_MAX_STOP_LEN);
