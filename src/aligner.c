@@ -155,19 +155,36 @@ static char *trim_result(const Trim *t) {
     return sa_strndup(t->all.data ? t->all.data + a : "", b - a);
 }
 
-/* Evaluate a prompt with prefix reuse; report what was evaluated and reused. */
-/* prompt_eval's results: 0, PROMPT_FULL (the prompt does not fit: the stream loop ends the answer
- * there once it has one), or -1 (an error). Both nonzero results leave a message. */
-enum { PROMPT_FULL = 1 };
+/* Evaluate a prompt with prefix reuse; report what was evaluated and reused.
+ * prompt_eval's results: 0, PROMPT_FULL (the prompt does not fit: the stream loop ends the answer
+ * there once it has one; a message is left), PROMPT_CANCELLED (the cancel flag was set between two
+ * batches), or -1 (an error, with a message). */
+enum { PROMPT_FULL = 1, PROMPT_CANCELLED = 2 };
 
-static int prompt_eval(SaCtx *c, const int32_t *ids, int n, int *evaluated, int *reused) {
+/* Tokens per step of a long prompt when the run can be cancelled: the context's own batch size
+ * (512 by default), so the steps are the batches sa_ctx_prompt would run anyway. A long
+ * conversation on a big model takes seconds to read; a client that leaves should not wait for it. */
+#define PROMPT_STEP 512
+
+static int prompt_eval(SaCtx *c, const int32_t *ids, int n, int *evaluated, int *reused, const int *cancel) {
     const SaKv *kv = sa_ctx_kv(c);
     const uint64_t e0 = kv->n_evaluated, r0 = kv->n_reused;
     if (n >= sa_ctx_n_ctx(c)) {
         sa_err("context full: the prompt has %d tokens, the context %d (use -c to enlarge it)", n, sa_ctx_n_ctx(c));
         return PROMPT_FULL;
     }
-    if (sa_ctx_prompt(c, ids, n)) return -1;
+    if (sa_cancelled(cancel)) return PROMPT_CANCELLED;
+    /* the cached prefix is kept by the first call; the rest is appended step by step */
+    int common = 0;
+    while (common < kv->n && common < n && kv->tokens[common] == ids[common]) common++;
+    int done = cancel ? SA_MIN(n, common + PROMPT_STEP) : n;
+    if (sa_ctx_prompt(c, ids, done)) return -1;
+    while (done < n) {
+        if (sa_cancelled(cancel)) return PROMPT_CANCELLED;
+        const int k = SA_MIN(PROMPT_STEP, n - done);
+        if (sa_ctx_eval(c, ids + done, k, 0)) return -1;
+        done += k;
+    }
     *evaluated = (int)(kv->n_evaluated - e0);
     *reused = (int)(kv->n_reused - r0);
     return 0;
@@ -260,7 +277,12 @@ static int upstream_answer(SaEngine *e, Run *run, int stream_out, char **answer,
     if (render_upstream(e, run, "")) return -1;
     double t0 = sa_time_ms();
     rt->up_prompt = e->n_ids;
-    const int prc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused);
+    const int prc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused, p->cancel);
+    if (prc == PROMPT_CANCELLED) {
+        run->tr->stop_reason = SA_STOP_CANCELLED;
+        *answer = sa_strdup("");
+        return *answer ? 0 : -1;
+    }
     if (prc == PROMPT_FULL) run->tr->stop_reason = SA_STOP_CONTEXT_FULL; /* a status callers can test */
     if (prc) return -1;
     Trim t = {.run = run, .quiet = !stream_out};
@@ -359,7 +381,13 @@ static int stream_loop(SaEngine *e, Run *run) {
         double t0 = sa_time_ms();
         if (render_upstream(e, run, prefix.data)) goto out;
         rt->up_prompt = e->n_ids;
-        const int up_rc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused);
+        const int up_rc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused, p->cancel);
+        if (up_rc == PROMPT_CANCELLED) {
+            tr->stop_reason = SA_STOP_CANCELLED;
+            tr->n_rounds--;
+            rc = 0;
+            goto out;
+        }
         if (up_rc == PROMPT_FULL && prefix.len) { /* the answer so far is the answer */
             tr->stop_reason = SA_STOP_CONTEXT_FULL;
             tr->n_rounds--;
@@ -386,7 +414,12 @@ static int stream_loop(SaEngine *e, Run *run) {
         SaTemplateVars v = {.question = run->question, .prefix = prefix.data, .last = rt->original};
         if (sa_template_render(p->al_tmpl, &v, &pr) || render_tokens(e, e->al_m->tok, &pr)) goto out;
         rt->al_prompt = e->n_ids;
-        const int al_rc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused);
+        const int al_rc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused, p->cancel);
+        if (al_rc == PROMPT_CANCELLED) { /* the round's sentence stays in the trace, uncorrected */
+            tr->stop_reason = SA_STOP_CANCELLED;
+            rc = 0;
+            goto out;
+        }
         if (al_rc == PROMPT_FULL) tr->stop_reason = SA_STOP_CONTEXT_FULL;
         if (al_rc == PROMPT_FULL && prefix.len) rc = 0;
         if (al_rc) goto out;
@@ -530,9 +563,10 @@ int sa_align_run_messages(SaEngine *e, const SaMessage *msgs, int n_msgs, const 
             SaPrompt pr;
             int prc = -1;
             if (sa_template_render(p->al_mode_tmpl, &v, &pr) || render_tokens(e, e->al_m->tok, &pr) ||
-                (prc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused))) {
+                (prc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused, p->cancel))) {
                 if (prc == PROMPT_FULL) tr->stop_reason = SA_STOP_CONTEXT_FULL;
-                rc = -1;
+                if (prc == PROMPT_CANCELLED) tr->stop_reason = SA_STOP_CANCELLED;
+                else rc = -1;
             } else {
                 rt->al_prompt = e->n_ids;
                 Trim t = {.run = &run};

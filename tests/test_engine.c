@@ -190,3 +190,47 @@ TEST(engine_conversation_and_cancel) {
     sa_model_free(&up);
     sa_model_free(&al);
 }
+
+TEST(engine_long_prompt_in_cancellable_steps) {
+    SaModel up, al;
+    if (load(&up, "weights/stories260K.salm") || load(&al, "weights/demo-aligner.salm")) return;
+    SaEngine *e = sa_engine_new(&up, &al, 2048, SA_F16);
+    CHECK(e != NULL);
+    SaAlignParams p;
+    sa_align_default_params(&p);
+    p.up_sp.temp = p.al_sp.temp = 0;
+    p.al_tmpl = sa_aligner_template("plain");
+    p.max_tokens = 30;
+    p.mode = SA_MODE_NONE;
+    /* a question of ~1,300 tokens: read in 512-token steps when the run can be cancelled */
+    SaBuf q = {0};
+    for (int i = 0; i < 130; i++) sa_buf_append(&q, "Tom saw a big dog. ", 19);
+    sa_buf_append(&q, "", 0);
+    SaMessage m = {SA_ROLE_USER, q.data};
+    SaAlignTrace plain, stepped, none;
+    CHECK(sa_align_run_messages(e, &m, 1, &p, &plain) == 0);
+    CHECK(plain.rounds[0].up_prompt > 1024);
+    int cancel = 0;
+    SaAlignParams pc = p;
+    pc.cancel = &cancel;
+    sa_engine_reset(e);
+    CHECK(sa_align_run_messages(e, &m, 1, &pc, &stepped) == 0);
+    /* the same answer and the same work, the counts included */
+    CHECK_EQ_STR(stepped.answer, plain.answer);
+    CHECK_EQ_INT(stepped.rounds[0].up_evaluated, plain.rounds[0].up_evaluated);
+    CHECK_EQ_INT(stepped.our_evals, plain.our_evals);
+    /* cancelled before the prompt: nothing is evaluated, the status says so */
+    cancel = 1;
+    sa_engine_reset(e);
+    CHECK(sa_align_run_messages(e, &m, 1, &pc, &none) == 0);
+    CHECK_EQ_INT(none.stop_reason, SA_STOP_CANCELLED);
+    CHECK_EQ_INT(none.our_evals, 0);
+    CHECK_EQ_STR(none.answer, "");
+    sa_align_trace_free(&plain);
+    sa_align_trace_free(&stepped);
+    sa_align_trace_free(&none);
+    sa_buf_free(&q);
+    sa_engine_free(e);
+    sa_model_free(&up);
+    sa_model_free(&al);
+}
