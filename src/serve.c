@@ -426,6 +426,79 @@ typedef struct {
     int too_big, started;
 } ConnState;
 
+/* The request deadline. libmicrohttpd closes a connection that is idle for --timeout, but a client
+ * that sends a byte a second is never idle: a watchdog closes every connection whose request (its
+ * headers and body) has not fully arrived --timeout seconds after the connection opened or its
+ * previous response was sent. Connections whose request is being answered are left alone. */
+typedef struct Watch {
+    int fd;
+    double t0;
+    int busy;
+    struct Watch *prev, *next;
+} Watch;
+static pthread_mutex_t g_watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static Watch g_watch = {.prev = &g_watch, .next = &g_watch};
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        Watch *w = sa_calloc(1, sizeof *w);
+        if (!w || !ci) {
+            free(w);
+            return;
+        }
+        w->fd = ci->connect_fd;
+        w->t0 = sa_time_ms();
+        pthread_mutex_lock(&g_watch_mu);
+        w->next = g_watch.next;
+        w->prev = &g_watch;
+        g_watch.next->prev = w;
+        g_watch.next = w;
+        pthread_mutex_unlock(&g_watch_mu);
+        *socket_context = w;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        Watch *w = *socket_context;
+        pthread_mutex_lock(&g_watch_mu);
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        pthread_mutex_unlock(&g_watch_mu);
+        free(w);
+        *socket_context = NULL;
+    }
+}
+
+/* busy: the request has arrived (1), or its response was sent and the next one may come (0). */
+static void watch_set(struct MHD_Connection *c, int busy) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    Watch *w = ci ? ci->socket_context : NULL;
+    if (!w) return;
+    pthread_mutex_lock(&g_watch_mu);
+    w->busy = busy;
+    w->t0 = sa_time_ms();
+    pthread_mutex_unlock(&g_watch_mu);
+}
+
+static void *watchdog(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&g_srv.stopping, __ATOMIC_RELAXED)) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        const double now = sa_time_ms();
+        pthread_mutex_lock(&g_watch_mu);
+        for (Watch *w = g_watch.next; w != &g_watch; w = w->next)
+            if (!w->busy && now - w->t0 > g_srv.timeout_s * 1000.0) {
+                /* its thread sees the error and closes it (libmicrohttpd reports the close only after
+                 * closing the socket, so a just-closed fd could in principle be another's by now; the
+                 * window is the few microseconds between the two, on a connection already late) */
+                shutdown(w->fd, SHUT_RDWR);
+                w->busy = 1;
+            }
+        pthread_mutex_unlock(&g_watch_mu);
+    }
+    return NULL;
+}
+
 static enum MHD_Result send_bytes(struct MHD_Connection *c, int status, const char *type, const char *s, size_t n,
                                   const char *retry_after) {
     struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)s, MHD_RESPMEM_MUST_COPY);
@@ -717,6 +790,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_size = 0;
         return MHD_YES;
     }
+    watch_set(c, 1); /* the request has arrived: its answer may take as long as it takes */
     if (!strcmp(url, "/health")) {
         pthread_mutex_lock(&g_srv.mu);
         const int ready = g_srv.ready;
@@ -743,8 +817,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     (void)cls;
-    (void)c;
     (void)toe;
+    watch_set(c, 0); /* the next request on this connection has --timeout to arrive */
     ConnState *cs = *con_cls;
     if (!cs) return;
     sa_buf_free(&cs->body);
@@ -861,8 +935,8 @@ int sa_cmd_serve(int argc, char **argv) {
         MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)S->port,
                          NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin, MHD_OPTION_CONNECTION_TIMEOUT,
                          (unsigned)S->timeout_s, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd,
-                         NULL, MHD_OPTION_END);
+                         (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_conn,
+                         NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);
     if (!d) {
         sa_err("--host %s --port %d: cannot listen there (%s)", S->host, S->port, strerror(errno));
         goto bad;
@@ -872,8 +946,15 @@ int sa_cmd_serve(int argc, char **argv) {
         if (di) S->port = di->port;
     }
     fprintf(stderr, "salign serve: listening on http://%s:%d/ (loading the models)\n", S->host, S->port);
-    pthread_t w;
+    pthread_t w, wd;
+    if (pthread_create(&wd, NULL, watchdog, NULL)) {
+        MHD_stop_daemon(d);
+        sa_err("cannot start the watchdog thread");
+        goto bad;
+    }
     if (pthread_create(&w, NULL, worker, S)) {
+        __atomic_store_n(&S->stopping, 1, __ATOMIC_RELAXED);
+        pthread_join(wd, NULL);
         MHD_stop_daemon(d);
         sa_err("cannot start the worker thread");
         goto bad;
@@ -883,7 +964,7 @@ int sa_cmd_serve(int argc, char **argv) {
     while (sig == SIGPIPE) sigwait(&set, &sig);
     /* stop: no new requests; the running one and the waiting ones are cancelled */
     pthread_mutex_lock(&S->mu);
-    S->stopping = 1;
+    __atomic_store_n(&S->stopping, 1, __ATOMIC_RELAXED);
     const int failed = S->load_failed;
     if (S->running) __atomic_store_n(&S->running->cancel, 1, __ATOMIC_RELAXED);
     for (Job *j = S->head; j; j = j->next) __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
@@ -891,6 +972,7 @@ int sa_cmd_serve(int argc, char **argv) {
     pthread_mutex_unlock(&S->mu);
     if (!failed) fprintf(stderr, "salign serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     pthread_join(w, NULL);
+    pthread_join(wd, NULL);
     MHD_stop_daemon(d);
     sa_engine_set_close(&S->set);
     sa_engine_opts_free(&o);

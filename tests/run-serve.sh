@@ -369,12 +369,36 @@ except (BrokenPipeError, ConnectionResetError):
 print(f"{time.time() - t0:.1f} {reply.split(b' ')[1].decode() if reply else 'closed'}")
 EOF
 slowpid=$!
+"$PY" - "$port" <<'EOF' > "$TMP/slowh.out" 2>&1 &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+t0 = time.time()
+how = "never"
+for b in head:
+    try:
+        s.sendall(bytes([b]))
+        s.settimeout(1.0)
+        if s.recv(4096) == b"":
+            how = "closed"
+            break
+    except socket.timeout:
+        pass
+    except (BrokenPipeError, ConnectionResetError):
+        how = "closed"
+        break
+print(f"{time.time() - t0:.1f} {how}")
+EOF
+slowhpid=$!
 sleep 1
 t0=$(date +%s%N)
 r=$(post /v1/chat/completions "$(chat "$Q" ',"temperature":0,"max_tokens":20')" | cut -c1-3)
 t1=$(date +%s%N)
-wait $slowpid
+wait $slowpid $slowhpid
 read -r secs status < "$TMP/slow.out"
+read -r hsecs hstatus < "$TMP/slowh.out"
+"$PY" -c "import sys; sys.exit(not 2 <= $hsecs <= 8)" && [ "$hstatus" = closed ]
+check "a client sending its headers a byte a second is cut off ($hstatus after ${hsecs}s)" $?
 case "$status" in 408|closed) "$PY" -c "import sys; sys.exit(not 2 <= $secs <= 8)"; rc=$? ;; *) rc=1 ;; esac
 check "a client sending a byte a second is timed out ($status after ${secs}s)" $rc
 check "meanwhile another client is served ($r in $(( (t1 - t0) / 1000000 )) ms)" "$([ "$r" = 200 ] && [ $(( (t1 - t0) / 1000000 )) -lt 3000 ] && echo 0 || echo 1)"
