@@ -407,7 +407,7 @@ static void *worker(void *arg) {
         const int stopping = S->stopping;
         pthread_mutex_unlock(&S->mu);
         if (stopping) __atomic_store_n(&j->cancel, 1, __ATOMIC_RELAXED);
-        test_delay("SALIGN_SERVE_TEST_RUN_MS");
+        if (!__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) test_delay("SALIGN_SERVE_TEST_RUN_MS");
         if (!__atomic_load_n(&j->cancel, __ATOMIC_RELAXED)) run_job(j);
         job_finish(j);
         pthread_mutex_lock(&S->mu);

@@ -329,11 +329,13 @@ check "binding beyond loopback without --api-key says so on start-up" $?
 # ---- 9. the queue: 12 clients, --queue 4 ----
 SALIGN_SERVE_TEST_RUN_MS=1500 start queue --aligner $AL --queue 4 || bad "server with --queue starts"
 wait_ready
+# the first one is running (the worker waits 1.5 s before each run) when the other 11 arrive
 cpids=""
 for i in $(seq 1 12); do
     curl -s -D "$TMP/q$i.h" -o "$TMP/q$i.b" "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
         --data-binary "$(chat "$Q" ',"temperature":0,"max_tokens":10')" &
     cpids="$cpids $!"
+    [ "$i" = 1 ] && sleep 0.5
 done
 wait $cpids
 n200=0 n503=0 nra=0
@@ -344,7 +346,22 @@ for i in $(seq 1 12); do
 done
 check "12 concurrent clients, --queue 4: 5 served, 7 refused with 503 and Retry-After ($n200, $n503, $nra)" \
     "$([ $n200 = 5 ] && [ $n503 = 7 ] && [ $nra = 7 ] && echo 0 || echo 1)"
-stop
+# SIGINT with one run and two waiting (streams): the server cancels them, the streams end, exit 0
+cpids=""
+for i in 1 2 3; do
+    curl -s -N -o "$TMP/int$i" "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+        --data-binary "$(chat "$Q" ',"stream":true,"max_tokens":10')" &
+    cpids="$cpids $!"
+done
+sleep 0.5
+t0=$(date +%s%N)
+kill -INT "$spid"
+wait "$spid"
+st=$?
+wait $cpids
+t1=$(date +%s%N)
+check "SIGINT with runs in progress and waiting: they are cancelled, exit $st in $(( (t1 - t0) / 1000000 )) ms" \
+    "$([ $st = 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 3000 ] && echo 0 || echo 1)"
 
 # ---- 10. a slow client; a load test ----
 start slow --aligner $AL --timeout 3 -c 1024 || bad "server with --timeout starts"
