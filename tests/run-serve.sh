@@ -307,6 +307,37 @@ check "the next request is served at once ($(( (t1 - t0) / 1000000 )) ms, status
 stop
 check "SIGTERM: the server exits 0" $?
 
+# ---- 7b. an error during the stream: an upstream whose weights are NaN (loads with --no-verify) ----
+cp $UP "$TMP/nan.salm"
+"$PY" -c "
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+for o in range(len(b) - 20000, len(b) - 4000, 4): b[o:o + 4] = struct.pack('<I', 0x7fc00000)
+open(sys.argv[1], 'wb').write(b)" "$TMP/nan.salm"
+up_saved=$UP
+UP=$TMP/nan.salm
+start nan --aligner $AL --no-verify || bad "server with a broken upstream starts"
+UP=$up_saved
+wait_ready
+curl -s -N -o "$TMP/nan.sse" "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"stream":true,"max_tokens":10')"
+"$PY" - "$TMP/nan.sse" <<'EOF' 2>"$TMP/err"
+import json, sys
+ev = open(sys.argv[1]).read().split("\n\n")
+assert ev[-1] == "" and all(e.startswith("data: ") for e in ev[:-1]), ev
+ev = [json.loads(e[6:]) for e in ev[:-1]]  # no [DONE]: it would not parse
+assert ev[0]["choices"][0]["delta"]["role"] == "assistant", ev
+err = ev[-1]["error"]
+assert "upstream" in err["message"] and err["type"] == "server_error" and "param" in err and "code" in err, err
+EOF
+check "an error during the stream is a data: {\"error\"} chunk and the stream ends (no [DONE])" $?
+r=$(post /v1/chat/completions "$(chat "$Q" ',"max_tokens":10')")
+case "$r" in 500*'"error":{"message":"upstream: '*) ok "the same without streaming: 500 with the error object" ;; *) bad "the same without streaming: 500 with the error object ($r)" ;; esac
+r=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
+check "the server goes on after a failed run ($r)" "$([ "$r" = 200 ] && echo 0 || echo 1)"
+stop
+check "SIGTERM: exit 0" $?
+
 # ---- 8. auth ----
 start auth --aligner $AL --api-key s3cret || bad "server with --api-key starts"
 wait_ready
