@@ -468,6 +468,11 @@ else # ASan holds freed memory in quarantine, so RSS grows; LeakSanitizer checks
 fi
 
 # ---- 11. the page in headless Chromium ----
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "run-serve: installing chromium" >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2 || true
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >&2
+fi
 if [ $have_node = 0 ] || ! command -v chromium >/dev/null 2>&1; then
     skip=$((skip + 1))
     echo "skip the page in Chromium: node, playwright-core or chromium is missing"
