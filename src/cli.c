@@ -100,6 +100,27 @@ static void end_out_line(void) {
     out_mid_line = 0;
 }
 
+/* generate's output: each token's text (or id) as it comes. */
+typedef struct {
+    int print_ids, failed;
+    SaBuf *text;
+} GenOut;
+
+static int generate_token(void *ctx, int32_t id, const char *piece, size_t n, int n_gen) {
+    GenOut *g = ctx;
+    if (g->print_ids) {
+        printf(n_gen > 1 ? " %d" : "%d", id);
+        fflush(stdout);
+        return 0;
+    }
+    if (write_out(piece, n)) {
+        g->failed = 1;
+        return 1;
+    }
+    sa_buf_append(g->text, piece, n);
+    return 0;
+}
+
 /* generate without --chat: BOS + the prompt as plain text, continued token by token. */
 static int generate_plain(const CommonOpts *co, const char *prompt, int n_predict, int print_ids, int llamacpp_compat,
                           const SaSamplerParams *sp_in) {
@@ -113,7 +134,7 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
     SaSampler smp = {0};
     int32_t *ids = NULL;
     int n_ids = 0, cap = 0;
-    SaBuf piece = {0}, text = {0};
+    SaBuf text = {0};
     const SaTokSpec *ts = sa_tok_spec(m.tok);
 
     SaCtxParams cp;
@@ -144,31 +165,16 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
     double t0 = sa_time_ms();
     if (sa_ctx_prompt(ctx, ids, n_ids)) goto out;
     double t1 = sa_time_ms();
-    int prev = ids[n_ids - 1], n_gen = 0;
-    for (; n_gen < n_predict; n_gen++) {
-        int tok = sa_sample(&smp, sa_ctx_logits(ctx, -1));
-        if (tok < 0) goto out;
-        if (sa_tok_is_eog(m.tok, tok)) break;
-        sa_sampler_accept(&smp, tok);
-        if (print_ids) {
-            printf(n_gen ? " %d" : "%d", tok);
-            fflush(stdout);
-        } else {
-            piece.len = 0;
-            if (sa_tok_decode(m.tok, prev, tok, 0, &piece)) goto out;
-            if (write_out(piece.data, piece.len)) goto out;
-            sa_buf_append(&text, piece.data ? piece.data : "", piece.len);
-        }
-        prev = tok;
-        if (n_gen + 1 < n_predict) {
-            if (sa_ctx_pos(ctx) >= cp.n_ctx) {
-                end_out_line();
-                fprintf(stderr, "salign: context full (%d tokens): stopping\n", cp.n_ctx);
-                n_gen++;
-                break;
-            }
-            if (sa_ctx_eval(ctx, &tok, 1, 0)) goto out;
-        }
+    /* the engine's token loop; at most what the context can still hold (-n -1 asks for "all") */
+    GenOut go = {.print_ids = print_ids, .text = &text};
+    SaGenParams gp = {.cap = (int)SA_MIN((long)n_predict, (long)cp.n_ctx - n_ids + 1), .on_token = generate_token, .token_ctx = &go};
+    SaGenStats st;
+    if (sa_gen(ctx, &smp, m.tok, &gp, &st) || go.failed) goto out;
+    const int n_gen = st.n;
+    /* stopped for want of room: the loop's own status, or the cap that room set */
+    if (st.status == SA_GEN_CONTEXT_FULL || (st.status == SA_GEN_MAX_TOKENS && n_gen < n_predict)) {
+        end_out_line();
+        fprintf(stderr, "salign: context full (%d tokens): stopping\n", cp.n_ctx);
     }
     double t2 = sa_time_ms();
     if (print_ids) printf("\n");
@@ -183,7 +189,6 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
 out:
     if (rc) sa_die();
     free(ids);
-    sa_buf_free(&piece);
     sa_buf_free(&text);
     sa_sampler_free(&smp);
     sa_ctx_free(ctx);
