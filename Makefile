@@ -21,7 +21,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
-LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc
+LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc -lmicrohttpd -ledit -lpthread
 ifeq ($(SAN),1)
   BUILD  := build-san
   BIN    := bin-san
@@ -68,6 +68,10 @@ $(BUILD)/simd/avx512.o: EXTRA := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx5
 # neon.c is built for plain ARMv8.0 so its baseline table runs on every aarch64 CPU; its SDOT
 # functions carry their own target("arch=armv8.2-a+dotprod") and run only when hwcaps say so.
 $(BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
+
+# the page `salign serve` serves at /, compiled into the binary (tools/embed_page.sh)
+src/serve_page.c: web/page.html web/page.css web/page.js tools/embed_page.sh
+	sh tools/embed_page.sh
 
 $(DEPS_OK): tools/deps.sh
 	@mkdir -p $(@D)

@@ -64,6 +64,11 @@ int main(void) { return omp_get_max_threads() < 1; }'
 int main(void) { return cJSON_Version()[0] == 0; }'
     probe UTF8PROC libutf8proc-dev "" "-lutf8proc" '#include <utf8proc.h>
 int main(void) { return utf8proc_version()[0] == 0; }'
+    probe MICROHTTPD libmicrohttpd-dev "" "-lmicrohttpd" '#include <microhttpd.h>
+int main(void) { return MHD_get_version()[0] == 0; }'
+    probe EDIT libedit-dev "" "-ledit" '#include <stdio.h>
+#include <editline/readline.h>
+int main(void) { using_history(); return 0; }'
     if [ -z "$inc" ]; then
         need="$need libopenblas-dev"
         missing_why="$missing_why
