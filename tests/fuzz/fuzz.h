@@ -48,7 +48,9 @@ static inline const char *fuzz_memfile(int slot, const uint8_t *data, size_t siz
     return paths[slot];
 }
 
-/* This process's scratch folder under /dev/shm (removed at exit). */
+/* This process's scratch folder under /dev/shm (removed at exit): the first free
+ * /dev/shm/salign-fuzz-K. Not named by the pid: paths end up in libFuzzer's comparison tables, and a
+ * name that changes from run to run made a seeded run unrepeatable. */
 static char fuzz_dir_path[128];
 static void fuzz_dir_cleanup(void) {
     char cmd[200];
@@ -57,8 +59,10 @@ static void fuzz_dir_cleanup(void) {
 }
 static inline const char *fuzz_dir(void) {
     if (!fuzz_dir_path[0]) {
-        snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "/dev/shm/salign-fuzz-%d", (int)getpid());
-        mkdir(fuzz_dir_path, 0700);
+        for (int k = 0; k < 100000; k++) {
+            snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "/dev/shm/salign-fuzz-%d", k);
+            if (mkdir(fuzz_dir_path, 0700) == 0) break;
+        }
         atexit(fuzz_dir_cleanup);
     }
     return fuzz_dir_path;
