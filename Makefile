@@ -181,8 +181,9 @@ test-arm: arm-kernel-tests
 
 # ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (tests/fuzz/README.md) ----
 # make fuzz        build, then run every target for FUZZ_RUNS executions (default 1,000,000; at
-#                  most FUZZ_MAX_TIME seconds each, default 3600) one after another, and write the
-#                  counts to tests/fuzz/RESULTS.md. Installs clang-14, libfuzzer-14-dev and
+#                  most FUZZ_MAX_TIME seconds each, default 3600) once per libFuzzer seed of
+#                  FUZZ_SEEDS (default "1"), each from a clean corpus, one after another, and write
+#                  the counts and coverage to tests/fuzz/RESULTS.md. Installs clang-14, libfuzzer-14-dev and
 #                  libomp-14-dev with apt-get when missing and running as root.
 # make fuzz-build  build the targets into build-fuzz/ (tests/run-fuzz.sh runs each briefly in CI)
 # The library is compiled once more with clang, coverage instrumentation and ASan+UBSan.
@@ -190,6 +191,7 @@ FUZZ_CC      ?= clang-14
 FUZZ_BUILD   := build-fuzz
 FUZZ_RUNS    ?= 1000000
 FUZZ_MAX_TIME ?= 3600
+FUZZ_SEEDS   ?= 1
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fopenmp -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined -DSALIGN_BLAS $(BLAS_CFLAGS)
@@ -213,7 +215,7 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libsalign.
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 
 fuzz:
-	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_SEEDS="$(FUZZ_SEEDS)" FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh
 
 .PHONY: fuzz fuzz-build
 .PRECIOUS: $(FUZZ_BUILD)/%.o
