@@ -11,7 +11,8 @@
  * node-llama-cpp 3.21.1), llama.cpp runs the GGUF too (tests/oracles/llamacpp-logits.mjs): 64
  * greedy steps; both .salm files, fed llama.cpp's tokens (teacher forcing, so one near-tie
  * cannot derail the rest), must pick llama.cpp's token at every step, with a normalized mean
- * squared error of the logits under 1e-4 at every step. Both sides use F32 weights and an f32
+ * squared error of the logits under 5e-7 at every step (the README's figure; measured: Llama,
+ * Mistral, Qwen2 ~6e-13, Gemma 9e-9, Gemma 2 4e-8 at worst). Both sides use F32 weights and an f32
  * KV cache without flash attention. llama.cpp hands out probabilities only, i.e. logits up to a
  * constant per step, so both sides are centered (mean removed) before the NMSE.
  *
@@ -322,8 +323,8 @@ static void arch_test(int k) {
     /* our two input paths: the same model, laid out differently */
     compare_runs(c->arch, "GGUF-converted vs HF-converted", &gg, &hf, 0, 1e-8);
     if (oracle.tok) {
-        compare_runs(c->arch, "HF-converted vs llama.cpp", &hf, &oracle, 1, 1e-4);
-        compare_runs(c->arch, "GGUF-converted vs llama.cpp", &gg, &oracle, 1, 1e-4);
+        compare_runs(c->arch, "HF-converted vs llama.cpp", &hf, &oracle, 1, 5e-7);
+        compare_runs(c->arch, "GGUF-converted vs llama.cpp", &gg, &oracle, 1, 5e-7);
     }
 done:
     run_free(&oracle);
