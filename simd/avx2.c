@@ -65,18 +65,6 @@ static inline __m256 load_bf16(const uint16_t *p) {
 
 /* ---- quantization ---- */
 
-/* roundf() on 8 lanes: round half away from zero. _mm256_round_ps only offers half-to-even
- * (and adding 0.5 before floor is wrong for 0.49999997), so truncate |x|, and bump by one when
- * the fraction |x| - trunc(|x|) (exact in float) is at least 0.5; then restore the sign. */
-static inline __m256 round_half_away(__m256 x) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 a = _mm256_andnot_ps(sign, x);
-    const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 ge_half = _mm256_cmp_ps(_mm256_sub_ps(a, t), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
-    const __m256 r = _mm256_add_ps(t, _mm256_and_ps(ge_half, _mm256_set1_ps(1.0f)));
-    return _mm256_or_ps(r, _mm256_and_ps(x, sign));
-}
-
 static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     /* packs interleaves 128-bit lanes; this puts the 8 groups of 4 bytes back in order */
@@ -89,13 +77,14 @@ static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) {
             v[k] = _mm256_loadu_ps(xb + 8 * k);
             amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
         }
-        /* the scale arithmetic is the reference's, in scalar float, so it rounds identically */
-        const float d = hmax_ps(amax) / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT); /* finite d: equals sa_fp32_to_fp16 */
+        /* the scale arithmetic is the reference's (sa_quantize_act_q8_0), in scalar float */
+        const float mx = hmax_ps(amax);
+        const float id = mx != 0.0f ? 127.0f / mx : 0.0f;
+        y[b].d = _cvtss_sh(mx / 127.0f, _MM_FROUND_TO_NEAREST_INT); /* finite d: equals sa_fp32_to_fp16 */
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
-        for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], vid)));
+        /* vcvtps2dq rounds ties to even (MXCSR's default), as the reference's rintf */
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));
         /* |q| <= 127, so the saturating packs are plain narrowing here */
         const __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
         const __m256i p23 = _mm256_packs_epi32(q[2], q[3]);

@@ -21,8 +21,8 @@
  *     on it. The few intrinsics SIMDe 0.7.4 (Debian 12) lacks are defined below, element by
  *     element from Intel's definitions; that object contains no zmm instruction.
  * The emulation checks the algorithms (lanes, masks, tails, the exact integer and float
- * arithmetic), not the silicon: a SIMDe bug can differ from the hardware (one is worked around
- * in round_to_i8), so the native run on an AVX-512 machine stays the final word. */
+ * arithmetic), not the silicon: a SIMDe bug can differ from the hardware, so the native run on
+ * an AVX-512 machine stays the final word. */
 #include <stdint.h>
 #include <string.h>
 
@@ -66,6 +66,16 @@ static inline __m512i emu_cvttps_epi32(__m512 v) {
     _mm512_storeu_ps(f, v);
     for (int k = 0; k < 16; k++) /* NaN and out of range: the "integer indefinite" 0x80000000 */
         i[k] = f[k] > -2147483904.0f && f[k] < 2147483648.0f ? (int32_t)f[k] : INT32_MIN;
+    return _mm512_loadu_si512(i);
+}
+#endif
+#ifndef _mm512_cvtps_epi32
+#define _mm512_cvtps_epi32(v) emu_cvtps_epi32(v)
+static inline __m512i emu_cvtps_epi32(__m512 v) { /* in range only (|v| < 2^31): round to nearest even */
+    float f[16];
+    int32_t i[16];
+    _mm512_storeu_ps(f, v);
+    for (int k = 0; k < 16; k++) i[k] = (int32_t)nearbyintf(f[k]);
     return _mm512_loadu_si512(i);
 }
 #endif
@@ -214,19 +224,9 @@ INLINE __m512 load_f32_16(const float *p) { return _mm512_loadu_ps(p); }
 
 /* ---- quantization ---- */
 
-/* roundf() on 16 lanes (half away from zero): truncate |x|, add one where the exact fraction
- * |x| - trunc(|x|) is >= 0.5, convert, then negate the lanes where x was negative. */
+/* rintf() on 16 lanes: vcvtps2dq rounds ties to even (MXCSR's default), as the reference. */
 INLINE __m128i round_to_i8(__m512 x) {
-    const __m512 a = _mm512_abs_ps(x);
-    /* imm8 = 3: truncate, scale 2^0. (Not | _MM_FROUND_NO_EXC: SIMDe 0.7.4 reads 0x0B as a
-     * scale and rounds to multiples of 1/8; the hardware gives the same either way.) */
-    __m512 t = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO);
-    const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(a, t), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
-    t = _mm512_mask_add_ps(t, up, t, _mm512_set1_ps(1.0f));
-    __m512i q = _mm512_cvttps_epi32(t);
-    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    q = _mm512_mask_sub_epi32(q, neg, _mm512_setzero_si512(), q);
-    return _mm512_cvtepi32_epi8(q); /* |q| <= 127: the truncating narrow is exact */
+    return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(x)); /* |q| <= 127: the truncating narrow is exact */
 }
 
 static A512 void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) {
@@ -234,10 +234,9 @@ static A512 void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) {
         const float *xb = x + (size_t)b * QK8_0;
         const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
         const float amax = hmax512(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        /* the scale arithmetic in scalar float, exactly as the reference does it */
-        const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT); /* finite d: equals sa_fp32_to_fp16 */
+        /* the scale arithmetic in scalar float, exactly as the reference (sa_quantize_act_q8_0) */
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        y[b].d = _cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT); /* finite d: equals sa_fp32_to_fp16 */
         const __m512 vid = _mm512_set1_ps(id);
         _mm_storeu_si128((__m128i *)y[b].qs, round_to_i8(_mm512_mul_ps(v0, vid)));
         _mm_storeu_si128((__m128i *)(y[b].qs + 16), round_to_i8(_mm512_mul_ps(v1, vid)));

@@ -34,15 +34,15 @@ static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) {
             v[k] = vld1q_f32(xb + 4 * k);
             amax = vmaxq_f32(amax, vabsq_f32(v[k]));
         }
-        /* scale arithmetic in scalar float, exactly as the reference does it */
-        const float d = vmaxvq_f32(amax) / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = sa_fp32_to_fp16(d);
+        /* scale arithmetic in scalar float, exactly as the reference (sa_quantize_act_q8_0) */
+        const float mx = vmaxvq_f32(amax);
+        const float id = mx != 0.0f ? 127.0f / mx : 0.0f;
+        y[b].d = sa_fp32_to_fp16(mx / 127.0f);
         int16x8_t h[4];
         for (int k = 0; k < 4; k++) {
-            /* FCVTAS rounds to nearest with ties away from zero: exactly roundf() */
-            const int32x4_t q0 = vcvtaq_s32_f32(vmulq_n_f32(v[2 * k], id));
-            const int32x4_t q1 = vcvtaq_s32_f32(vmulq_n_f32(v[2 * k + 1], id));
+            /* FCVTNS rounds to nearest with ties to even: exactly rintf() */
+            const int32x4_t q0 = vcvtnq_s32_f32(vmulq_n_f32(v[2 * k], id));
+            const int32x4_t q1 = vcvtnq_s32_f32(vmulq_n_f32(v[2 * k + 1], id));
             h[k] = vcombine_s16(vmovn_s32(q0), vmovn_s32(q1)); /* |q| <= 127: narrowing is exact */
         }
         vst1q_s8(y[b].qs, vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])));

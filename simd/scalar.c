@@ -5,7 +5,7 @@
 
 #include "kernels.h"
 
-static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) { sa_quantize_row_q8_0(x, y, n); }
+static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) { sa_quantize_act_q8_0(x, y, n); }
 
 /* Per block: an exact integer dot, scaled by the product of the two fp16 scales. */
 static float dot_q8_0(int n, const BlockQ8_0 *w, const BlockQ8_0 *a) {

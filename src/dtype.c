@@ -62,9 +62,10 @@ void sa_dtype_init(void) {
     done = 1;
 }
 
-/* ggml quantize_row_q8_0_ref: d = amax/127, q = round(x/d). The running maximum keeps the new
- * value unless the old one is greater, as ggml's MAX does (not fmaxf): a NaN then replaces it,
- * and a block holding one gets llama-quantize's bytes too. */
+/* ggml quantize_row_q8_0_ref: d = amax/127, q = round(x/d). What llama-quantize writes for Q8_0
+ * weights (test_archs checks it byte for byte); activations use sa_quantize_act_q8_0 below. The
+ * running maximum keeps the new value unless the old one is greater, as ggml's MAX does (not fmaxf):
+ * a NaN then replaces it, and a block holding one gets llama-quantize's bytes too. */
 void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK8_0; b++) {
         float amax = 0.0f;
@@ -76,6 +77,25 @@ void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n) {
         const float id = d ? 1.0f / d : 0.0f;
         y[b].d = sa_fp32_to_fp16(d);
         for (int j = 0; j < QK8_0; j++) y[b].qs[j] = (int8_t)roundf(x[b * QK8_0 + j] * id);
+    }
+}
+
+/* The activations' Q8_0, which every kernel table's quantize_q8_0 computes: ggml-cpu's SIMD
+ * quantize_row_q8_0, what llama.cpp runs on activations (and on its Q8_0 KV cache) on x86 and
+ * ARM, rather than the _ref above: the multiplier is 127/amax instead of 1/(amax/127) (the two
+ * differ in the last bit for some amax) and ties round to even (rintf in the default rounding
+ * mode; vcvtps2dq / FCVTNS in the SIMD tables) instead of away from zero. Equally accurate;
+ * what it buys is agreement: with the _ref rounding, one activation value in roughly 10^5 came
+ * out one level apart from llama.cpp's, and random-weight test models amplify such a flip into a
+ * logits NMSE of ~1e-4 against llama.cpp on the file-type tests (tests/test_archs.c). */
+void sa_quantize_act_q8_0(const float *x, BlockQ8_0 *y, int64_t n) {
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const float *xb = x + b * QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        y[b].d = sa_fp32_to_fp16(amax / 127.0f);
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        for (int j = 0; j < QK8_0; j++) y[b].qs[j] = (int8_t)rintf(xb[j] * id);
     }
 }
 

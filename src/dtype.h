@@ -222,6 +222,8 @@ static inline float sa_fp16_lut(uint16_t h) { return sa_fp16_table[h]; }
 
 /* ---- reference quantizers: exactly ggml's quantize_row_*_ref ---- */
 void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n);
+/* the activations' Q8_0 (ggml-cpu's SIMD quantize_row_q8_0: 127/amax, ties to even) */
+void sa_quantize_act_q8_0(const float *x, BlockQ8_0 *y, int64_t n);
 void sa_quantize_row_q4_0(const float *x, BlockQ4_0 *y, int64_t n);
 /* src/quants.c: the other block types (ggml's quantize_row_*_ref, dequantize_row_*) */
 void sa_quantize_row_q4_1(const float *x, BlockQ4_1 *y, int64_t n);

@@ -41,20 +41,9 @@ static void rms_norm(float *y, const float *x, const float *w, int n, float eps)
     }
 }
 
-/* quantize_row_q8_0, x86 AVX2 path: multiplies by 127/amax, rounds half to even */
-static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) {
-    for (int b = 0; b < n / QK8_0; b++) {
-        const float *xb = x + (size_t)b * QK8_0;
-        float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) {
-            const float a = fabsf(xb[j]);
-            if (a > amax) amax = a;
-        }
-        y[b].d = f2h(amax / 127.f);
-        const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-        for (int j = 0; j < QK8_0; j++) y[b].qs[j] = (int8_t)(int)nearbyintf(xb[j] * id);
-    }
-}
+/* quantize_row_q8_0, x86 AVX2 path (127/amax, ties to even): the default mode's activation
+ * quantizer is exactly this one (src/dtype.c) */
+static void quantize_q8_0(const float *x, BlockQ8_0 *y, int n) { sa_quantize_act_q8_0(x, y, n); }
 
 /* hsum_float_8 */
 static float hsum8(const float *a) {

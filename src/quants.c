@@ -148,15 +148,17 @@ void sa_dequantize_q5_1(const void *src, float *dst, int64_t n) {
     }
 }
 
+/* The activations of Q4_1 / Q5_1 weights, as ggml-cpu's SIMD quantize_row_q8_1 makes them
+ * (not its _ref): 127/amax and ties to even, like sa_quantize_act_q8_0 (dtype.c says why). */
 void sa_quantize_row_q8_1(const float *x, BlockQ8_1 *y, int64_t n) {
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         float amax = 0.0f;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; j++) {
-            y[b].qs[j] = (int8_t)roundf(x[j] * id);
+            y[b].qs[j] = (int8_t)rintf(x[j] * id);
             sum += y[b].qs[j];
         }
         y[b].d = f2h(d);

@@ -4,11 +4,11 @@
 # binaries, through its Node API). For llama, mistral, qwen2, gemma and gemma2 a synthetic model
 # is written as an HF directory and a GGUF (bin/salign-synth); llama.cpp runs the GGUF for 64
 # greedy steps; both of our conversions (HF directory, GGUF) must pick llama.cpp's token at every
-# step with a logits NMSE under 1e-4. Then llama.cpp's file types (Q4_K_M ... IQ4_XS): the F16 GGUF
-# of a llama model (hidden 256; the other architectures are not there yet) quantized by llama.cpp's own
-# quantizer, loaded with --type keep, against llama.cpp on the same file; and our quantizers
-# against llama.cpp's byte for byte (--pure files, and rows of edge cases through ggml's own
-# ggml_quantize_chunk). And salign-quantize's file types
+# step with a logits NMSE under 5e-7. Then llama.cpp's file types (Q4_K_M ... Q8_0, Q3_K/Q2_K/IQ4 on
+# llama): the F16 GGUF of each architecture (hidden 256, and Qwen2 at hidden 896) quantized by llama.cpp's
+# own quantizer, loaded with --type keep, against llama.cpp on the same file (bounds in
+# tests/test_archs.c); and our quantizers against llama.cpp's byte for byte (--pure files, and rows of
+# edge cases through ggml's own ggml_quantize_chunk). And salign-quantize's file types
 # (tests/test_quantize.c): every tensor's type and bytes against llama.cpp's quantizer on the same F16
 # GGUF, without and with an importance matrix, --pure and --tensor-type included.
 #
@@ -75,30 +75,14 @@ if [ ! -f "$SHARED/models/tokenizers/gemma3/tokenizer.json" ]; then
     export SALIGN_TOKENIZERS_DIR="$PWD/$toks"
 fi
 
-# llama.cpp's own quantizer (the file-type tests): tests/oracles/llamacpp-quantize.c linked with
-# node-llama-cpp's prebuilt libllama, compiled with llama.h and the ggml headers of the llama.cpp
-# source bundle the same package ships (git show of the headers only: nothing of llama.cpp is built)
-case "$(uname -m)" in x86_64) plat=linux-x64 ;; aarch64) plat=linux-arm64 ;; *) plat= ;; esac
-LIBDIR=$NLC/node_modules/@node-llama-cpp/$plat/bins/$plat
-LIBLLAMA=$(ls "$LIBDIR"/libllama.v*.so 2>/dev/null | head -n 1)
-[ -n "$plat" ] && [ -n "$LIBLLAMA" ] || fail "no prebuilt libllama in $LIBDIR"
-LQ=build/llamacpp-q
-if [ ! -x $LQ/llamacpp-quantize ] || [ tests/oracles/llamacpp-quantize.c -nt $LQ/llamacpp-quantize ]; then
-    mkdir -p $LQ/inc || fail "cannot create $LQ"
-    if [ ! -d $LQ/src ]; then
-        git clone -q --no-checkout "$NLC/node_modules/node-llama-cpp/llama/gitRelease.bundle" $LQ/src >&2 ||
-            fail "cannot read the llama.cpp source bundle of node-llama-cpp"
-    fi
-    for h in include/llama.h ggml/include/ggml.h ggml/include/ggml-cpu.h ggml/include/ggml-backend.h \
-        ggml/include/ggml-opt.h ggml/include/ggml-alloc.h ggml/include/gguf.h; do
-        git -C $LQ/src show "HEAD:$h" > "$LQ/inc/$(basename $h)" || fail "no $h in the llama.cpp source bundle"
-    done
-    ${CC:-cc} -std=c11 -O2 -Wall -Wextra -I$LQ/inc -o $LQ/llamacpp-quantize tests/oracles/llamacpp-quantize.c \
-        "$LIBLLAMA" "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" -lm >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
-fi
+# llama.cpp's own quantizer (the file-type tests), built against node-llama-cpp's libllama
+LQBIN=$(sh tests/oracles/llamacpp-quantize.sh "$NLC") || fail "llama.cpp's quantizer: see above"
+LQ=$(dirname "$LQBIN")
 
 # ggml's quantizer on given rows (the quantizer edge cases): tests/oracles/ggml-quantize-rows.c linked
-# with the same package's libggml-base, headers from the same bundle
+# with the same package's libggml-base, headers from the same bundle (llamacpp-quantize.sh put them in $LQ/inc)
+case "$(uname -m)" in x86_64) plat=linux-x64 ;; aarch64) plat=linux-arm64 ;; *) plat= ;; esac
+LIBDIR=$NLC/node_modules/@node-llama-cpp/$plat/bins/$plat
 if [ ! -x $LQ/ggml-quantize-rows ] || [ tests/oracles/ggml-quantize-rows.c -nt $LQ/ggml-quantize-rows ]; then
     ${CC:-cc} -std=c11 -O2 -Wall -Wextra -I$LQ/inc -o $LQ/ggml-quantize-rows tests/oracles/ggml-quantize-rows.c \
         "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/ggml-quantize-rows.c"
@@ -106,8 +90,8 @@ fi
 
 out=build/test-archs-output.txt
 mkdir -p build
-SALIGN_LLAMACPP_NODE="$NLC/node_modules" SALIGN_LLAMACPP_QUANTIZE="$PWD/$LQ/llamacpp-quantize" \
-    SALIGN_GGML_QUANTIZE="$PWD/$LQ/ggml-quantize-rows" bin/salign-tests archs_model_ > "$out" 2>&1
+SALIGN_LLAMACPP_NODE="$NLC/node_modules" SALIGN_LLAMACPP_QUANTIZE="$LQBIN" \
+    SALIGN_GGML_QUANTIZE="$LQ/ggml-quantize-rows" bin/salign-tests archs_model_ > "$out" 2>&1
 status=$?
 cat "$out"
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-perplexity.sh - `salign perplexity` (src/perplexity.c) against llama.cpp, and its KL-divergence
 # mode against itself, on stories260K F32, Q8_0 and Q4_0 (real weights) and
-# tests/data/perplexity-stories.txt (about 19,500 tokens: 38 windows of 512).
+# tests/data/perplexity-stories.txt (about 19,500 tokens: 38 windows of 512), and on a synthetic
+# Llama-shaped model that llama.cpp's own quantizer made Q4_K_M (4 windows).
 #
 # The reference is llama.cpp through node-llama-cpp 3.21.1 (its prebuilt CPU binaries, nothing is
 # compiled): tests/oracles/llamacpp-perplexity.mjs lets llama.cpp tokenize the text and compute the
@@ -100,6 +101,41 @@ for name in stories260K stories260K-q8_0 stories260K-q4_0; do
     if within "$1" "$3" 0.001; then ok "$name: PPL $1, llama.cpp $3 (within 0.1%)"; else bad "$name: PPL $1, llama.cpp $3 (more than 0.1% apart)"; fi
     if within "$2" "$4" 0.01; then ok "$name: uncertainty $2, llama.cpp $4 (within 1%)"; else bad "$name: uncertainty $2, llama.cpp $4 (more than 1% apart)"; fi
 done
+
+# ---- a synthetic model in llama.cpp's Q4_K_M (Q4_K + Q6_K), made by llama.cpp's own quantizer ----
+# Random weights (bin/salign-synth, Llama shape, hidden 256, Mistral's tokenizer): the model knows
+# nothing, what is compared is the two programs' log-probabilities over 4 windows of 512 (llama.cpp
+# evaluates each window as one batch). Logits of std 1 (--logit-std 1, PPL ~5.7e4: about a uniform
+# guess over the 32,000 tokens): the two programs' last-bit differences move each logit by a share
+# of its spread, and at the default std 4 (PPL ~9e7, nll ~18 nats per token) that alone put 4
+# windows 0.12% apart (0.04% at std 1; real weights: stories260K above).
+TOKS=$MODELS/tokenizers/mistral
+if [ $oracle = 1 ] && [ -f "$TOKS/tokenizer.json" ]; then
+    if LQBIN=$(sh tests/oracles/llamacpp-quantize.sh "$NLC") &&
+        bin/salign-synth --arch llama --hidden 256 --layers 2 --heads 4 --kv-heads 2 --ff 512 --seed 7 --logit-std 1 --vocab-from "$TOKS" \
+            --gguf "$W/synth-f16.gguf" --gguf-type f16 > /dev/null 2>&1 &&
+        "$LQBIN" "$W/synth-f16.gguf" "$W/synth-q4_k_m.gguf" Q4_K_M > /dev/null 2>&1; then
+        head -c 8200 "$TEXT" > "$W/synth-text.txt"
+        name=synth-q4_k_m
+        if bin/salign perplexity -m "$W/$name.gguf" -f "$W/synth-text.txt" > "$W/$name.salign" 2> "$W/$name.salign.err" &&
+            NODE_PATH="$NLC/node_modules" node tests/oracles/llamacpp-perplexity.mjs "$W/$name.gguf" "$W/synth-text.txt" 512 \
+                "$W/$name.ids" > "$W/$name.llamacpp" 2> "$W/$name.llamacpp.err"; then
+            set -- $(final "$W/$name.salign") $(final "$W/$name.llamacpp")
+            cs=$(chunks "$W/$name.salign") cl=$(chunks "$W/$name.llamacpp")
+            if [ $# = 4 ] && [ "$cs" = "$cl" ] && [ "$cs" -ge 4 ] && within "$1" "$3" 0.001; then
+                ok "synthetic Q4_K_M: PPL $1, llama.cpp $3 (within 0.1%), $cs chunks"
+            else
+                bad "synthetic Q4_K_M: PPL '$1' ($cs chunks), llama.cpp '$3' ($cl chunks): more than 0.1% apart"
+            fi
+        else
+            bad "synthetic Q4_K_M: a run failed: $(tail -n 1 "$W/$name.salign.err") $(tail -n 1 "$W/$name.llamacpp.err" 2>/dev/null)"
+        fi
+    else
+        bad "synthetic Q4_K_M: could not make the model (bin/salign-synth, llama.cpp's quantizer)"
+    fi
+elif [ $oracle = 1 ]; then
+    bad "synthetic Q4_K_M: no $TOKS/tokenizer.json"
+fi
 
 # ---- without llama.cpp -----------------------------------------------------------------------
 F32=$MODELS/stories260K.gguf

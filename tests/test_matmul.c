@@ -3,7 +3,7 @@
  *
  *   - against a double-precision reference computed from the same inputs: for quantized weights
  *     the reference uses the activations quantized exactly as the runtime does (the kernels'
- *     quantizer is bit-identical to sa_quantize_row_q8_0), so only float rounding differs;
+ *     quantizer is bit-identical to sa_quantize_act_q8_0), so only float rounding differs;
  *   - repacked Q4_0/Q8_0 (sa_mat_pack) gives bit-identical rows to the plain layout's scalar
  *     formula, whatever the thread count and whatever the batch size: token t of a batch equals
  *     the same token alone (what keeps batched and sequential decoding in step);
@@ -65,7 +65,7 @@ static void reference(const TestMat *m, const float *X, int T, double *Y) {
     BlockQ8_0 *q = malloc((size_t)(cols / 32 + 1) * sizeof *q);
     for (int t = 0; t < T; t++) {
         if (quant) {
-            sa_quantize_row_q8_0(X + (size_t)t * cols, q, cols);
+            sa_quantize_act_q8_0(X + (size_t)t * cols, q, cols);
             sa_dequantize_row(SA_Q8_0, q, xs, cols);
         } else {
             memcpy(xs, X + (size_t)t * cols, (size_t)cols * sizeof(float));

@@ -98,6 +98,7 @@ static int build_tensors(SaSynth *s) {
     const float emb_std = (gemma ? isd : 1.0f) * (s->tied ? 0.3f : 1.0f);
     const float out_std = s->tied ? emb_std : isd;
     const float logit_std = sp->logit_std > 0 ? sp->logit_std : 4.0f;
+    const float bs = sp->block_scale > 0 ? sp->block_scale : 1.0f;
     int rc = add_t(s, "model.embed_tokens.weight", "token_embd.weight", 2, V, d, 0, emb_std);
     for (int l = 0; l < sp->layers && !rc; l++) {
         char h[96], g[96];
@@ -118,17 +119,18 @@ static int build_tensors(SaSynth *s) {
             T("self_attn.k_proj.bias", "attn_k.bias", 1, 1, kv, 0, 0.5f);
             T("self_attn.v_proj.bias", "attn_v.bias", 1, 1, kv, 0, 0.5f);
         }
-        T("self_attn.o_proj.weight", "attn_output.weight", 2, d, q, 0, 1.0f / sqrtf((float)q));
+        T("self_attn.o_proj.weight", "attn_output.weight", 2, d, q, 0, bs / sqrtf((float)q));
         if (s->ai->gemma2) {
-            T("post_attention_layernorm.weight", "post_attention_norm.weight", 1, 1, d, 1.0f, 0.1f);
+            /* the post-norms set the size of what each block adds to the residual */
+            T("post_attention_layernorm.weight", "post_attention_norm.weight", 1, 1, d, bs, 0.1f * bs);
             T("pre_feedforward_layernorm.weight", "ffn_norm.weight", 1, 1, d, 1.0f, 0.1f);
-            T("post_feedforward_layernorm.weight", "post_ffw_norm.weight", 1, 1, d, 1.0f, 0.1f);
+            T("post_feedforward_layernorm.weight", "post_ffw_norm.weight", 1, 1, d, bs, 0.1f * bs);
         } else {
             T("post_attention_layernorm.weight", "ffn_norm.weight", 1, 1, d, 1.0f, 0.1f);
         }
         T("mlp.gate_proj.weight", "ffn_gate.weight", 2, F, d, 0, isd);
         T("mlp.up_proj.weight", "ffn_up.weight", 2, F, d, 0, isd);
-        T("mlp.down_proj.weight", "ffn_down.weight", 2, d, F, 0, 1.0f / sqrtf((float)F));
+        T("mlp.down_proj.weight", "ffn_down.weight", 2, d, F, 0, bs / sqrtf((float)F));
 #undef T
     }
     /* logits = norm(x) . W_out: std ~ mult * out_std * sqrt(d) */

@@ -35,6 +35,7 @@ typedef struct {
     int ctx;             /* max_position_embeddings; 0: the architecture's usual one */
     int shards;          /* safetensors files (1: model.safetensors; more: an index) */
     float logit_std;     /* 0: 4 */
+    float block_scale;   /* 0: 1 */
 } SaSynthSpec;
 
 int sa_synth_arch_from_name(const char *name); /* "llama", "mistral", ...; -1 if unknown */

@@ -30,6 +30,8 @@ static const char usage[] =
     "  --ctx N             max_position_embeddings (default per architecture)\n"
     "  --shards N          split the safetensors into N files with an index (default 1)\n"
     "  --logit-std F       spread of the logits (default 4)\n"
+    "  --block-scale F     scale what each block adds to the residual (o_proj/down_proj, Gemma 2's\n"
+    "                      post-norms; default 1)\n"
     "  --hf DIR            write the HF directory\n"
     "  --gguf FILE         write the GGUF; --gguf-type f32 (default), f16, q8_0, q4_0\n"
     "  --preset NAME       the shape of a published model (flags after it override):\n"
@@ -159,6 +161,8 @@ int main(int argc, char **argv) {
             if (parse_float(a, v, &sp.rope_factor)) return 1;
         } else if (!strcmp(a, "--rope-theta")) {
             if (parse_float(a, v, &sp.rope_theta)) return 1;
+        } else if (!strcmp(a, "--block-scale")) {
+            if (parse_float(a, v, &sp.block_scale)) return 1;
         } else if (!strcmp(a, "--logit-std")) {
             if (parse_float(a, v, &sp.logit_std)) return 1;
         } else if (!strcmp(a, "--sliding-window")) {
