@@ -455,6 +455,16 @@ out:
     return rc;
 }
 
+static const char *const mode_names[] = {"stream", "aligner", "none"};
+
+const char *sa_mode_name(SaAlignMode m) { return (unsigned)m < SA_ARRAY_LEN(mode_names) ? mode_names[m] : "?"; }
+
+int sa_mode_from_name(const char *s, size_t len) {
+    for (int m = 0; m < (int)SA_ARRAY_LEN(mode_names); m++)
+        if (strlen(mode_names[m]) == len && !strncmp(s, mode_names[m], len)) return m;
+    return -1;
+}
+
 const char *sa_stop_name(SaStop s) {
     static const char *names[] = {"end of turn", "max tokens", "max sentences", "context full", "empty sentence", "cancelled"};
     return (unsigned)s < SA_ARRAY_LEN(names) ? names[s] : "?";
@@ -616,9 +626,8 @@ static void add_str(cJSON *o, const char *k, const char *v) {
 }
 
 char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
-    static const char *modes[] = {"stream", "aligner", "none"};
     cJSON *o = cJSON_CreateObject();
-    add_str(o, "mode", modes[mode]);
+    add_str(o, "mode", sa_mode_name(mode));
     add_str(o, "question", t->question);
     add_str(o, "answer", t->answer);
     cJSON *arr = cJSON_AddArrayToObject(o, "sentences");

@@ -18,6 +18,10 @@
 typedef struct SaEngine SaEngine;
 
 typedef enum { SA_MODE_STREAM = 0, SA_MODE_ALIGNER = 1, SA_MODE_NONE = 2 } SaAlignMode;
+/* "stream", "aligner", "none": the one spelling of the modes (flags, JSON, traces, results) */
+const char *sa_mode_name(SaAlignMode m);
+/* The mode named by the first len bytes of s, or -1. */
+int sa_mode_from_name(const char *s, size_t len);
 
 /* What a piece of streamed text is. */
 typedef enum {

@@ -66,7 +66,6 @@ static void history_clear(History *h) {
     while (h->n) history_pop(h);
 }
 
-static const char *mode_name(SaAlignMode m) { return m == SA_MODE_STREAM ? "stream" : m == SA_MODE_ALIGNER ? "aligner" : "none"; }
 
 /* A line of input without its newline (malloc'd), or NULL at the end of input. */
 static char *read_line(int tty, const char *prompt) {
@@ -102,14 +101,7 @@ int sa_cmd_chat(int argc, char **argv) {
         if (r < 0) goto bad;
         if (r) continue;
         if (!strcmp(a, "--mode")) {
-            if (!(v = sa_flag_value(argc, argv, &i))) goto bad;
-            if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
-            else if (!strcmp(v, "aligner")) o.ap.mode = SA_MODE_ALIGNER;
-            else if (!strcmp(v, "none")) o.ap.mode = SA_MODE_NONE;
-            else {
-                sa_err("--mode: expected stream, aligner or none, got '%s'", v);
-                goto bad;
-            }
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_mode_flag(v, &o.ap.mode)) goto bad;
         } else if (!strcmp(a, "--show-original")) {
             show_original = 1;
         } else {
@@ -117,14 +109,7 @@ int sa_cmd_chat(int argc, char **argv) {
             goto bad;
         }
     }
-    if (!o.upstream) {
-        sa_err("--upstream: an upstream model is required");
-        goto bad;
-    }
-    if (!o.aligner && o.ap.mode != SA_MODE_NONE) {
-        sa_err("--aligner: an aligner model is required for the %s mode (or --mode none)", mode_name(o.ap.mode));
-        goto bad;
-    }
+    if (sa_engine_opts_need_models(&o)) goto bad;
     SaEngineSet set;
     if (sa_engine_set_open(&o, o.aligner != NULL, &set)) goto bad;
     const int tty_in = isatty(STDIN_FILENO);
@@ -133,7 +118,7 @@ int sa_cmd_chat(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: a read at the prompt returns */
     if (tty_in) {
-        printf("salign chat, mode %s. ", mode_name(o.ap.mode));
+        printf("salign chat, mode %s. ", sa_mode_name(o.ap.mode));
         help();
     }
     SaAlignParams ap = set.ap;
@@ -216,7 +201,7 @@ int sa_cmd_chat(int argc, char **argv) {
             history_pop(&h);
         } else {
             if (co.tty) printf("\x1b[2m");
-            printf("(%s: %d sentence(s), %.0f ms, stop: %s)", mode_name(ap.mode), tr.n_rounds, tr.total_ms, tr.stop);
+            printf("(%s: %d sentence(s), %.0f ms, stop: %s)", sa_mode_name(ap.mode), tr.n_rounds, tr.total_ms, tr.stop);
             printf(co.tty ? "\x1b[0m\n" : "\n");
             if (history_add(&h, SA_ROLE_ASSISTANT, tr.answer)) rc = 1;
         }

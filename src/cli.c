@@ -627,14 +627,7 @@ static int cmd_align(int argc, char **argv) {
             if (!(question = sa_flag_value(argc, argv, &i))) goto bad;
             question_flag = a; /* read once the flags are all valid */
         } else if (!strcmp(a, "--mode")) {
-            if (!(v = sa_flag_value(argc, argv, &i))) goto bad;
-            if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
-            else if (!strcmp(v, "aligner")) o.ap.mode = SA_MODE_ALIGNER;
-            else if (!strcmp(v, "none")) o.ap.mode = SA_MODE_NONE;
-            else {
-                sa_err("--mode: expected stream, aligner or none, got '%s'", v);
-                goto bad;
-            }
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_mode_flag(v, &o.ap.mode)) goto bad;
         } else if (!strcmp(a, "--show-original")) {
             show_original = 1;
         } else if (!strcmp(a, "--json")) {

@@ -191,6 +191,20 @@ void sa_warn_ctx_beyond_training(const SaModel *m, const char *path, int n_ctx) 
                 m->hp.n_ctx_train);
 }
 
+int sa_mode_flag(const char *v, SaAlignMode *mode) {
+    const int m = sa_mode_from_name(v, strlen(v));
+    if (m < 0) return sa_err("--mode: expected stream, aligner or none, got '%s'", v);
+    *mode = (SaAlignMode)m;
+    return 0;
+}
+
+int sa_engine_opts_need_models(const SaEngineOpts *o) {
+    if (!o->upstream) return sa_err("--upstream: an upstream model is required");
+    if (!o->aligner && o->ap.mode != SA_MODE_NONE)
+        return sa_err("--aligner: an aligner model is required for the %s mode (or --mode none)", sa_mode_name(o->ap.mode));
+    return 0;
+}
+
 int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
     memset(s, 0, sizeof *s);
     if (!o->upstream) return sa_err("--upstream: an upstream model is required");

@@ -36,6 +36,12 @@ void sa_engine_opts_free(SaEngineOpts *o);
  * Returns 1 if argv[*i] was one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
 int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i);
 
+/* --mode's value into *mode; -1 + sa_err naming the flag when it is not stream, aligner or none. */
+int sa_mode_flag(const char *v, SaAlignMode *mode);
+/* The models the options' mode needs (an upstream; an aligner unless --mode none): 0, or -1 + sa_err
+ * naming the missing flag. Checked before anything loads. */
+int sa_engine_opts_need_models(const SaEngineOpts *o);
+
 /* The models and the engine built from the options. */
 typedef struct {
     SaModel up, al;

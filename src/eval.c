@@ -48,21 +48,15 @@ char *sa_eval_id_key(const cJSON *id) {
     return NULL;
 }
 
-static const char *mode_names[] = {"stream", "aligner", "none"};
-
-const char *sa_mode_name(SaAlignMode m) { return mode_names[m]; }
-
 int sa_eval_parse_modes(const char *flag, const char *s, SaAlignMode *modes) {
     int n = 0;
     const char *p = s;
     for (;;) {
         size_t len = strcspn(p, ",");
-        int found = -1;
-        for (int m = 0; m < 3; m++)
-            if (len == strlen(mode_names[m]) && !strncmp(p, mode_names[m], len)) found = m;
+        const int found = sa_mode_from_name(p, len);
         if (found < 0) return sa_err("%s: expected a comma-separated list of none, aligner, stream, got '%s'", flag, s);
         for (int k = 0; k < n; k++)
-            if ((int)modes[k] == found) return sa_err("%s: mode '%s' is listed twice", flag, mode_names[found]);
+            if ((int)modes[k] == found) return sa_err("%s: mode '%s' is listed twice", flag, sa_mode_name((SaAlignMode)found));
         modes[n++] = (SaAlignMode)found;
         if (!p[len]) break;
         p += len + 1;
@@ -862,7 +856,7 @@ static void problem(Merge *m, const char *fmt, ...) {
 
 static int mode_index(const char *name) {
     for (int k = 0; k < 3; k++)
-        if (!strcmp(name, mode_names[k])) return k;
+        if (!strcmp(name, sa_mode_name((SaAlignMode)k))) return k;
     return -1;
 }
 
@@ -1024,7 +1018,7 @@ int sa_cmd_eval_merge(int argc, char **argv) {
     for (int k = 0; k < n_modes; k++) order_of[modes[k]] = k;
     for (size_t i = 0; i < m.n; i++)
         if (order_of[m.v[i].mode] == 3) {
-            problem(&m, "%s line %ld: mode %s is not in --modes", m.v[i].file, m.v[i].file_line, mode_names[m.v[i].mode]);
+            problem(&m, "%s line %ld: mode %s is not in --modes", m.v[i].file, m.v[i].file_line, sa_mode_name((SaAlignMode)m.v[i].mode));
             order_of[m.v[i].mode] = 4; /* report each mode once */
         }
     long missing = 0;
@@ -1035,9 +1029,9 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         if (sa_read_lines(in, expect_line, &x) < 0) goto out;
         for (long r = 0; r < x.n; r++)
             for (int k = 0; k < n_modes; k++) {
-                char *key = sa_eval_pair_key(x.keys[r], mode_names[modes[k]]);
+                char *key = sa_eval_pair_key(x.keys[r], sa_mode_name(modes[k]));
                 if (key && !sa_strmap_get(&m.pairs, key)) {
-                    problem(&m, "missing (id %.60s, mode %s): in %s but in no shard", x.keys[r], mode_names[modes[k]], in);
+                    problem(&m, "missing (id %.60s, mode %s): in %s but in no shard", x.keys[r], sa_mode_name(modes[k]), in);
                     missing++;
                 }
                 free(key);
@@ -1052,9 +1046,9 @@ int sa_cmd_eval_merge(int argc, char **argv) {
         for (size_t j = 0; j < ids.cap; j++) {
             if (!ids.keys[j]) continue;
             for (int k = 0; k < n_modes; k++) {
-                char *key = sa_eval_pair_key(ids.keys[j], mode_names[modes[k]]);
+                char *key = sa_eval_pair_key(ids.keys[j], sa_mode_name(modes[k]));
                 if (key && !sa_strmap_get(&m.pairs, key)) {
-                    problem(&m, "missing (id %.60s, mode %s): the id has other modes", ids.keys[j], mode_names[modes[k]]);
+                    problem(&m, "missing (id %.60s, mode %s): the id has other modes", ids.keys[j], sa_mode_name(modes[k]));
                     missing++;
                 }
                 free(key);

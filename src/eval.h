@@ -54,7 +54,6 @@ char *sa_eval_id_key(const cJSON *id);
 
 /* Parse "none,aligner,stream" into modes[] (at most 3, no repeats). Returns the count or -1 + sa_err. */
 int sa_eval_parse_modes(const char *flag, const char *s, SaAlignMode *modes);
-const char *sa_mode_name(SaAlignMode m);
 
 /* The seed one (record, mode) run uses: derived from the run's seed and the record's id, so it
  * does not depend on the record's position, the shard or earlier runs. */

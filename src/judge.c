@@ -89,21 +89,14 @@ static void judge_usage(FILE *f) {
             "  reference's), --top-k 0, --top-p 1, --frequency-penalty 0, --seed 0, --max-tokens 2048.\n");
 }
 
-static int mode_of(const char *s, size_t n) {
-    static const char *names[] = {"stream", "aligner", "none"};
-    for (int m = 0; m < 3; m++)
-        if (strlen(names[m]) == n && !strncmp(s, names[m], n)) return m;
-    return -1;
-}
-
 static int parse_pairs(JudgeOpts *o, const char *v) {
     const char *p = v;
     o->n_pairs = 0;
     for (;;) {
         const size_t len = strcspn(p, ",");
         const char *colon = memchr(p, ':', len);
-        int a = colon ? mode_of(p, (size_t)(colon - p)) : -1;
-        int u = colon ? mode_of(colon + 1, (size_t)(p + len - colon - 1)) : -1;
+        int a = colon ? sa_mode_from_name(p, (size_t)(colon - p)) : -1;
+        int u = colon ? sa_mode_from_name(colon + 1, (size_t)(p + len - colon - 1)) : -1;
         if (a < 0 || u < 0 || a == u)
             return sa_err("--pairs: expected ALIGNED:UNALIGNED pairs of two different modes (none, aligner, stream), "
                           "e.g. stream:none,aligner:none, got '%s'",
@@ -168,7 +161,7 @@ static char *text_of(const cJSON *v) {
 
 static int results_line(void *ctx, long line_no, const char *line, size_t len, cJSON *o) {
     Results *r = ctx;
-    const int m = mode_of(cJSON_GetObjectItemCaseSensitive(o, "mode")->valuestring,
+    const int m = sa_mode_from_name(cJSON_GetObjectItemCaseSensitive(o, "mode")->valuestring,
                           strlen(cJSON_GetObjectItemCaseSensitive(o, "mode")->valuestring));
     if (m < 0) return 0;
     char *key = sa_eval_id_key(cJSON_GetObjectItemCaseSensitive(o, "id"));

@@ -743,8 +743,7 @@ static enum MHD_Result handle_models(struct MHD_Connection *c) {
     cJSON *x = cJSON_AddObjectToObject(m, "salign");
     cJSON_AddStringToObject(x, "upstream", g_srv.up_name);
     if (g_srv.al_name[0]) cJSON_AddStringToObject(x, "aligner", g_srv.al_name);
-    static const char *modes[] = {"stream", "aligner", "none"};
-    cJSON_AddStringToObject(x, "mode", modes[g_srv.o->ap.mode]);
+    cJSON_AddStringToObject(x, "mode", sa_mode_name(g_srv.o->ap.mode));
     cJSON_AddItemToArray(d, m);
     return send_json(c, 200, o, NULL);
 }
@@ -878,28 +877,13 @@ int sa_cmd_serve(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_flag_int(a, v, 1, 1 << 20, &kib)) goto bad;
             S->body_limit = (size_t)kib << 10;
         } else if (!strcmp(a, "--mode")) {
-            if (!(v = sa_flag_value(argc, argv, &i))) goto bad;
-            if (!strcmp(v, "stream")) o.ap.mode = SA_MODE_STREAM;
-            else if (!strcmp(v, "aligner")) o.ap.mode = SA_MODE_ALIGNER;
-            else if (!strcmp(v, "none")) o.ap.mode = SA_MODE_NONE;
-            else {
-                sa_err("--mode: expected stream, aligner or none, got '%s'", v);
-                goto bad;
-            }
+            if (!(v = sa_flag_value(argc, argv, &i)) || sa_mode_flag(v, &o.ap.mode)) goto bad;
         } else {
             sa_err("%s: unknown flag for 'serve' (see salign serve --help)", a);
             goto bad;
         }
     }
-    if (!o.upstream) {
-        sa_err("--upstream: an upstream model is required");
-        goto bad;
-    }
-    if (!o.aligner && o.ap.mode != SA_MODE_NONE) {
-        sa_err("--aligner: an aligner model is required for the %s mode (or --mode none)",
-               o.ap.mode == SA_MODE_STREAM ? "stream" : "aligner");
-        goto bad;
-    }
+    if (sa_engine_opts_need_models(&o)) goto bad;
     /* unseeded: each request draws its own seeds (a request's "seed" fixes them) */
     if (!seeded) o.ap.up_sp.seed = o.ap.al_sp.seed = 0;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)S->port)};

@@ -200,10 +200,9 @@ static int parse(const cJSON *root, int chat, SaServeReq *r, SaServeErr *e) {
         const cJSON *mode = cJSON_GetObjectItemCaseSensitive(ext, "mode");
         if (mode && !cJSON_IsNull(mode)) {
             if (!cJSON_IsString(mode)) return fail(e, "salign.mode", "'salign.mode' must be stream, aligner or none");
-            if (!strcmp(mode->valuestring, "stream")) r->mode = SA_MODE_STREAM;
-            else if (!strcmp(mode->valuestring, "aligner")) r->mode = SA_MODE_ALIGNER;
-            else if (!strcmp(mode->valuestring, "none")) r->mode = SA_MODE_NONE;
-            else return fail(e, "salign.mode", "'salign.mode' must be stream, aligner or none");
+            const int m = sa_mode_from_name(mode->valuestring, strlen(mode->valuestring));
+            if (m < 0) return fail(e, "salign.mode", "'salign.mode' must be stream, aligner or none");
+            r->mode = (SaAlignMode)m;
         }
         if (bool_field(ext, "show_original", &r->show_original, e)) return -1;
     }
