@@ -674,7 +674,9 @@ static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs
     /* queue it, or refuse: one runs, --queue wait */
     Server *S = &g_srv;
     pthread_mutex_lock(&S->mu);
-    const int ready = S->ready, full = S->n_waiting >= S->queue_max, stopping = S->stopping;
+    /* one runs and --queue wait: a job counts as waiting until the worker takes it, so the idle
+     * capacity is queue_max + 1 (else --queue 0 refused every request, even on an idle server) */
+    const int ready = S->ready, full = S->n_waiting + (S->running != NULL) > S->queue_max, stopping = S->stopping;
     if (ready && !full && !stopping) {
         if (S->tail) S->tail->next = j;
         else S->head = j;

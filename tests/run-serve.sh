@@ -393,6 +393,21 @@ wait $cpids
 t1=$(date +%s%N)
 check "SIGINT with runs in progress and waiting: they are cancelled, exit $st in $(( (t1 - t0) / 1000000 )) ms" \
     "$([ $st = 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 3000 ] && echo 0 || echo 1)"
+# --queue 0: none wait, but the one that finds the engine idle runs (a request is counted as waiting
+# until the worker takes it, so a full-queue test of "waiting >= 0" refused every request)
+SALIGN_SERVE_TEST_RUN_MS=1000 start queue0 --aligner $AL --queue 0 || bad "server with --queue 0 starts"
+wait_ready
+curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"temperature":0,"max_tokens":10')" >"$TMP/q0a" &
+qa=$!
+sleep 0.4
+s2=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"temperature":0,"max_tokens":10')")
+wait $qa
+s1=$(cat "$TMP/q0a")
+stop
+check "--queue 0: the request on an idle server is served, one arriving while it runs is refused ($s1, $s2)" \
+    "$([ "$s1" = 200 ] && [ "$s2" = 503 ] && echo 0 || echo 1)"
 
 # ---- 10. a slow client; a load test ----
 start slow --aligner $AL --timeout 3 -c 1024 || bad "server with --timeout starts"
