@@ -224,6 +224,8 @@ bad_req 400 "no user message last" '{"messages": [{"role":"user","content":"a"},
 bad_req 400 "an unknown role" '{"messages": [{"role":"tool","content":"a"}]}'
 bad_req 400 "nesting beyond the depth limit" "{\"messages\": $(printf '%0.s[' $(seq 1 100))"
 bad_req 400 "a body that is not an object" '[1,2,3]'
+bad_req 400 "bytes after the JSON object" "$(chat "$Q")"'{"messages": 1}'
+bad_req 400 "a JSON object followed by garbage" "$(chat "$Q") x"
 r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: text/plain' --data-binary "$(chat "$Q")")
 case "$r" in *'"error":{'*' 415') ok "a body that is not application/json: 415" ;; *) bad "a body that is not application/json: 415 ($r)" ;; esac
 "$PY" -c 'import json; print(json.dumps({"messages": [{"role": "user", "content": "a b " * 3000}], "stream": True}))' >"$TMP/long"
