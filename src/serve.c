@@ -157,6 +157,8 @@ static cJSON *chunk(Job *j, const char *text, size_t n, int role, const char *fi
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
     else cJSON_AddNullToObject(c, "finish_reason");
     cJSON_AddItemToArray(ch, c);
+    /* OpenAI: when the stream ends with a usage chunk, every other chunk has "usage": null */
+    if (j->req.include_usage) cJSON_AddNullToObject(o, "usage");
     return o;
 }
 

@@ -198,6 +198,8 @@ assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""},
 assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
 usage, final = chunks[-1], chunks[-2]
 assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0, usage
+# OpenAI: with include_usage, every other chunk carries "usage": null
+assert all("usage" in c and c["usage"] is None for c in chunks[:-1]), [c for c in chunks[:-1] if c.get("usage", 0) is not None][:1]
 assert final["choices"][0]["finish_reason"] in ("stop", "length") and final["choices"][0]["delta"] == {}, final
 assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-2])
 pairs = [c["salign"] for c in chunks[:-2] if "salign" in c]
