@@ -413,6 +413,23 @@ stop
 check "--queue 0: the request on an idle server is served, one arriving while it runs is refused ($s1, $s2)" \
     "$([ "$s1" = 200 ] && [ "$s2" = 503 ] && echo 0 || echo 1)"
 
+# a stream that waits longer than --timeout for its run (queued, or a slow sentence) is not an idle
+# connection: it used to be closed by the idle timeout after its first chunk, cancelling the run
+SALIGN_SERVE_TEST_RUN_MS=2500 start waitlong --aligner $AL --timeout 1 || bad "server with --timeout 1 starts"
+wait_ready
+curl -s -N -o "$TMP/waitlong" "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"stream":true,"temperature":0,"max_tokens":10')"
+stop
+"$PY" - "$TMP/waitlong" <<'EOF' 2>"$TMP/err"
+import json, sys
+raw = open(sys.argv[1]).read()
+assert raw.endswith("data: [DONE]\n\n"), raw[-200:]
+chunks = [json.loads(l[6:]) for l in raw.split("\n") if l.startswith("data: {")]
+assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]), raw[-200:]
+EOF
+check "a stream waiting 2.5 s for its run with --timeout 1 is answered to [DONE] (the wait is not idleness)" $?
+[ -s "$TMP/err" ] && tail -n 2 "$TMP/err"
+
 # ---- 10. a slow client; a load test ----
 start slow --aligner $AL --timeout 3 -c 1024 || bad "server with --timeout starts"
 wait_ready
