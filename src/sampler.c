@@ -159,7 +159,7 @@ static int candidates(SaSampler *s, const float *logits) {
     /* renormalise over the survivors, then top-p on the sorted list */
     double z = 0;
     for (int j = 0; j < n; j++) z += s->probs[s->idx[j]];
-    if (s->p.top_p < 1.0f && s->p.top_p > 0.0f) {
+    if (s->p.top_p < 1.0f) { /* 0 keeps the most probable alone (the first survivor reaches any p <= 0) */
         double cum = 0;
         int keep = n;
         for (int j = 0; j < n; j++) {

@@ -157,6 +157,8 @@ static cJSON *chunk(Job *j, const char *text, size_t n, int role, const char *fi
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
     else cJSON_AddNullToObject(c, "finish_reason");
     cJSON_AddItemToArray(ch, c);
+    /* OpenAI: when the stream ends with a usage chunk, every other chunk has "usage": null */
+    if (j->req.include_usage) cJSON_AddNullToObject(o, "usage");
     return o;
 }
 
@@ -585,7 +587,14 @@ static void job_wait(Job *j) {
 typedef struct {
     Job *job;
     struct MHD_Connection *con;
+    double last; /* when bytes were last handed to libmicrohttpd */
 } Stream;
+
+/* An SSE comment (clients skip it): sent while a stream waits (queued, or a long sentence), because
+ * libmicrohttpd closes a connection that sends nothing for --timeout seconds - without it, a stream
+ * that waited longer than that was cut after its first chunk and its run cancelled. A client that
+ * stops reading still times out: its socket buffer fills and nothing more is sent. */
+static const char keep_alive[] = ": keep-alive\n\n";
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     Stream *s = cls;
@@ -598,11 +607,18 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             memcpy(buf, j->out.data + j->out_off, n);
             j->out_off += n;
             pthread_mutex_unlock(&j->mu);
+            s->last = sa_time_ms();
             return (ssize_t)n;
         }
         if (j->done) {
             pthread_mutex_unlock(&j->mu);
             return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (sa_time_ms() - s->last > g_srv.timeout_s * 500.0 && max >= sizeof keep_alive - 1) {
+            pthread_mutex_unlock(&j->mu);
+            memcpy(buf, keep_alive, sizeof keep_alive - 1);
+            s->last = sa_time_ms();
+            return (ssize_t)(sizeof keep_alive - 1);
         }
         job_wait(j);
         if (!j->done && j->out.len == j->out_off && client_gone(s->con)) {
@@ -674,7 +690,9 @@ static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs
     /* queue it, or refuse: one runs, --queue wait */
     Server *S = &g_srv;
     pthread_mutex_lock(&S->mu);
-    const int ready = S->ready, full = S->n_waiting >= S->queue_max, stopping = S->stopping;
+    /* one runs and --queue wait: a job counts as waiting until the worker takes it, so the idle
+     * capacity is queue_max + 1 (else --queue 0 refused every request, even on an idle server) */
+    const int ready = S->ready, full = S->n_waiting + (S->running != NULL) > S->queue_max, stopping = S->stopping;
     if (ready && !full && !stopping) {
         if (S->tail) S->tail->next = j;
         else S->head = j;
@@ -701,6 +719,7 @@ static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs
         }
         s->job = j;
         s->con = c;
+        s->last = sa_time_ms();
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
         if (!r) {
             stream_free(s);

@@ -216,6 +216,13 @@ int sa_serve_req_parse(const char *body, size_t n, int chat, SaServeReq *r, SaSe
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, n, &end, 0);
     if (!root) return fail(e, NULL, "the body is not valid JSON (near byte %zu)", end && end >= body ? (size_t)(end - body) : 0);
+    /* cJSON stops after the first value: anything but whitespace after it makes the body invalid */
+    size_t at = end && end >= body && end <= body + n ? (size_t)(end - body) : n;
+    while (at < n && strchr(" \t\r\n", body[at]) && body[at]) at++;
+    if (at < n) {
+        cJSON_Delete(root);
+        return fail(e, NULL, "the body is not valid JSON (bytes after the value at byte %zu)", at);
+    }
     int rc = parse(root, chat, r, e);
     cJSON_Delete(root);
     if (rc) sa_serve_req_free(r);

@@ -198,6 +198,8 @@ assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""},
 assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
 usage, final = chunks[-1], chunks[-2]
 assert usage["choices"] == [] and usage["usage"]["completion_tokens"] > 0, usage
+# OpenAI: with include_usage, every other chunk carries "usage": null
+assert all("usage" in c and c["usage"] is None for c in chunks[:-1]), [c for c in chunks[:-1] if c.get("usage", 0) is not None][:1]
 assert final["choices"][0]["finish_reason"] in ("stop", "length") and final["choices"][0]["delta"] == {}, final
 assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-2])
 pairs = [c["salign"] for c in chunks[:-2] if "salign" in c]
@@ -224,6 +226,8 @@ bad_req 400 "no user message last" '{"messages": [{"role":"user","content":"a"},
 bad_req 400 "an unknown role" '{"messages": [{"role":"tool","content":"a"}]}'
 bad_req 400 "nesting beyond the depth limit" "{\"messages\": $(printf '%0.s[' $(seq 1 100))"
 bad_req 400 "a body that is not an object" '[1,2,3]'
+bad_req 400 "bytes after the JSON object" "$(chat "$Q")"'{"messages": 1}'
+bad_req 400 "a JSON object followed by garbage" "$(chat "$Q") x"
 r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: text/plain' --data-binary "$(chat "$Q")")
 case "$r" in *'"error":{'*' 415') ok "a body that is not application/json: 415" ;; *) bad "a body that is not application/json: 415 ($r)" ;; esac
 "$PY" -c 'import json; print(json.dumps({"messages": [{"role": "user", "content": "a b " * 3000}], "stream": True}))' >"$TMP/long"
@@ -393,6 +397,38 @@ wait $cpids
 t1=$(date +%s%N)
 check "SIGINT with runs in progress and waiting: they are cancelled, exit $st in $(( (t1 - t0) / 1000000 )) ms" \
     "$([ $st = 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 3000 ] && echo 0 || echo 1)"
+# --queue 0: none wait, but the one that finds the engine idle runs (a request is counted as waiting
+# until the worker takes it, so a full-queue test of "waiting >= 0" refused every request)
+SALIGN_SERVE_TEST_RUN_MS=1000 start queue0 --aligner $AL --queue 0 || bad "server with --queue 0 starts"
+wait_ready
+curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"temperature":0,"max_tokens":10')" >"$TMP/q0a" &
+qa=$!
+sleep 0.4
+s2=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"temperature":0,"max_tokens":10')")
+wait $qa
+s1=$(cat "$TMP/q0a")
+stop
+check "--queue 0: the request on an idle server is served, one arriving while it runs is refused ($s1, $s2)" \
+    "$([ "$s1" = 200 ] && [ "$s2" = 503 ] && echo 0 || echo 1)"
+
+# a stream that waits longer than --timeout for its run (queued, or a slow sentence) is not an idle
+# connection: it used to be closed by the idle timeout after its first chunk, cancelling the run
+SALIGN_SERVE_TEST_RUN_MS=2500 start waitlong --aligner $AL --timeout 1 || bad "server with --timeout 1 starts"
+wait_ready
+curl -s -N -o "$TMP/waitlong" "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+    --data-binary "$(chat "$Q" ',"stream":true,"temperature":0,"max_tokens":10')"
+stop
+"$PY" - "$TMP/waitlong" <<'EOF' 2>"$TMP/err"
+import json, sys
+raw = open(sys.argv[1]).read()
+assert raw.endswith("data: [DONE]\n\n"), raw[-200:]
+chunks = [json.loads(l[6:]) for l in raw.split("\n") if l.startswith("data: {")]
+assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]), raw[-200:]
+EOF
+check "a stream waiting 2.5 s for its run with --timeout 1 is answered to [DONE] (the wait is not idleness)" $?
+[ -s "$TMP/err" ] && tail -n 2 "$TMP/err"
 
 # ---- 10. a slow client; a load test ----
 start slow --aligner $AL --timeout 3 -c 1024 || bad "server with --timeout starts"

@@ -141,3 +141,22 @@ TEST(sampler_repeat_presence_min_p) {
     for (int i = 0; i < 200; i++) CHECK(sa_sample(&s, l) != 2);
     sa_sampler_free(&s);
 }
+
+/* top_p 0 keeps only the most probable token (OpenAI's and llama.cpp's meaning: the smallest set
+ * whose mass reaches p has one token); it used to switch top-p off, so `salign serve` sampled the
+ * whole distribution for a client that asked for "top_p": 0. */
+TEST(sampler_top_p_zero_is_the_top_token) {
+    float logits[6] = {1.0f, 0.5f, 0.0f, -0.5f, 0.9f, 0.8f};
+    for (int top_k = 0; top_k <= 3; top_k += 3) {
+        SaSamplerParams p = {.temp = 1.0f, .top_k = top_k, .top_p = 0.0f, .seed = 7};
+        SaSampler s;
+        sa_sampler_init(&s, &p, 6);
+        float dist[6];
+        CHECK(sa_sampler_dist(&s, logits, dist) == 0);
+        CHECKF(dist[0] == 1.0f, "top_k %d: p(top token) %g", top_k, dist[0]);
+        int others = 0;
+        for (int i = 0; i < 500; i++) others += sa_sample(&s, logits) != 0;
+        CHECKF(others == 0, "top_k %d: %d of 500 draws were not the top token", top_k, others);
+        sa_sampler_free(&s);
+    }
+}
