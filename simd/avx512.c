@@ -717,6 +717,14 @@ static A512 void silu_mul(int n, float *g, const float *u) {
     }
 }
 
+/* ---- K-quants: kquant_x86.h's 256-bit tiles (issue #23: one-stream 256-bit tiles read faster
+ * than zmm pair tiles at decode); with AVX-512VL the 32 vector registers hold four tokens' sums ---- */
+#define KQ_NT 4
+#define KQ_BCAST4 bcast4_256
+#include "kquant_x86.h"
+KQ_GEMM_X8(avx512_gemm_q4_Kx8, q4Kx8_tile, BlockQ4_Kx8)
+KQ_GEMM_X8(avx512_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
+
 SA_BASE_TYPE_DEFS(avx512, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels AVX512_TABLE = {
@@ -739,5 +747,9 @@ const SaKernels AVX512_TABLE = {
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
     /* the other block types: no version of this table's own yet, the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_ALL},
+    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations (plain rows: the scalar reference) */
+    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_NOT_KX8,
+             [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx512_gemm_q4_Kx8},
+             [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx512_gemm_q6_Kx8},
+             [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},
 };
