@@ -717,10 +717,15 @@ static A512 void silu_mul(int n, float *g, const float *u) {
     }
 }
 
-/* ---- K-quants: kquant_x86.h's 256-bit tiles (issue #23: one-stream 256-bit tiles read faster
- * than zmm pair tiles at decode); with AVX-512VL the 32 vector registers hold four tokens' sums ---- */
+/* ---- K-quants: kquant_x86.h's 256-bit tiles with vpdpbusd (KQ_VNNI); with AVX-512VL the 32 vector
+ * registers hold four tokens' sums. Tried and dropped: a zmm Q4_K tile (chunks k and k+1 of the 8
+ * rows in one 64-byte load, half the unpacking and vpdpbusd count, the activations pre-expanded per
+ * call to the matching two-value broadcast): slower on Zen 5, 36 vs 40 GB/s in L2 (CPU time, best of
+ * 15) and 0.6-0.75x the decode t/s in paired runs of the 1B Q4_K_M model; as issue #23 found for
+ * Q4_0, the one-stream 256-bit tiles are the faster ones here. ---- */
 #define KQ_NT 4
 #define KQ_BCAST4 bcast4_256
+#define KQ_VNNI /* vpdpbusd for the nibble dots */
 #include "kquant_x86.h"
 KQ_GEMM_X8(avx512_gemm_q4_Kx8, q4Kx8_tile, BlockQ4_Kx8)
 KQ_GEMM_X8(avx512_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)

@@ -85,6 +85,13 @@ static const int8_t kq_pair_idx[2][32] = {
     KQ_PAIR(0), KQ_PAIR(2)
 #undef KQ_PAIR
 };
+/* byte of sub-block j at the top of each 32-bit lane (then an arithmetic shift sign-extends) */
+static const int8_t kq_top_idx[4][32] = {
+#define KQ_TOP(j) {-1, -1, -1, 4*j, -1, -1, -1, 4*j+1, -1, -1, -1, 4*j+2, -1, -1, -1, 4*j+3, \
+                   -1, -1, -1, 4*j, -1, -1, -1, 4*j+1, -1, -1, -1, 4*j+2, -1, -1, -1, 4*j+3}
+    KQ_TOP(0), KQ_TOP(1), KQ_TOP(2), KQ_TOP(3)
+#undef KQ_TOP
+};
 static inline __m256i kq_idx(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
 static inline __attribute__((always_inline)) void q4Kx8_tile(int nb, const BlockQ4_Kx8 *w, const BlockQ8_K *a, const int NT,
@@ -133,12 +140,35 @@ static inline __attribute__((always_inline)) void q4Kx8_tile(int nb, const Block
 #pragma GCC unroll 1
         for (int p = 0; p < 4; p++) {
             const __m256i SCV = p < 2 ? SC0 : SC1;
+            const uint8_t *qp = w[b].qs + 256 * p;
+#ifdef KQ_VNNI
+            /* vpdpbusd sums the nibble products straight into int32 (no int16 stage), and the
+             * scale is one vpmulld per sub-block and token */
+            const __m256i sclo = _mm256_srli_epi32(_mm256_shuffle_epi8(SCV, kq_idx(kq_top_idx[2 * (p & 1)])), 24);
+            const __m256i schi = _mm256_srli_epi32(_mm256_shuffle_epi8(SCV, kq_idx(kq_top_idx[2 * (p & 1) + 1])), 24);
+            __m256i slo[4], shi[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) slo[t] = shi[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(qp + 32 * k));
+                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *x = a[(size_t)t * nb + b].qs + 64 * p + 4 * k;
+                    slo[t] = _mm256_dpbusd_epi32(slo[t], lo, KQ_BCAST4(x));
+                    shi[t] = _mm256_dpbusd_epi32(shi[t], hi, KQ_BCAST4(x + 32));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_mullo_epi32(slo[t], sclo), _mm256_mullo_epi32(shi[t], schi)));
+#else
             const __m256i sclo = _mm256_shuffle_epi8(SCV, kq_idx(kq_dup_idx[2 * (p & 1)]));
             const __m256i schi = _mm256_shuffle_epi8(SCV, kq_idx(kq_dup_idx[2 * (p & 1) + 1]));
             __m256i slo[4], shi[4];
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) slo[t] = shi[t] = _mm256_setzero_si256();
-            const uint8_t *qp = w[b].qs + 256 * p;
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(qp + 32 * k));
@@ -153,6 +183,7 @@ static inline __attribute__((always_inline)) void q4Kx8_tile(int nb, const Block
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++)
                 isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(slo[t], sclo), _mm256_madd_epi16(shi[t], schi)));
+#endif
         }
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
@@ -207,6 +238,46 @@ static inline __attribute__((always_inline)) void q6Kx8_tile(int nb, const Block
                 isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(c, 5));
             }
         }
+#ifdef KQ_VNNI
+        /* vpdpbusd: a sub-block's four chunks summed straight into int32, then one vpmulld by its
+         * sign-extended scale per stream and token */
+#pragma GCC unroll 1
+        for (int h = 0; h < 2; h++) {
+#pragma GCC unroll 1
+            for (int cq = 0; cq < 2; cq++) { /* chunks c = 4cq .. 4cq+3: sub-blocks 8h + 2u + cq */
+                __m256i s32[4][4];
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) s32[t][0] = s32[t][1] = s32[t][2] = s32[t][3] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+                for (int e = 0; e < 4; e++) {
+                    const int c = 4 * cq + e;
+                    const __m256i A = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * (8 * h + c)));
+                    const __m256i B = _mm256_loadu_si256((const __m256i *)(w[b].ql + 64 * (8 * h + c) + 32));
+                    const __m256i H = _mm256_loadu_si256((const __m256i *)(w[b].qh + 32 * (8 * h + c)));
+                    __m256i v[4];
+                    v[0] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+                    v[1] = _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+                    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_and_si256(H, m30));
+                    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
+                                           _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+#pragma GCC unroll 4
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *x = a[(size_t)t * nb + b].qs + 128 * h + 4 * c;
+#pragma GCC unroll 4
+                        for (int u = 0; u < 4; u++) s32[t][u] = _mm256_dpbusd_epi32(s32[t][u], v[u], KQ_BCAST4(x + 32 * u));
+                    }
+                }
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) {
+                    const int s = 8 * h + 2 * u + cq;
+                    const __m256i V = _mm256_loadu_si256((const __m256i *)(w[b].sc + 32 * (s / 4)));
+                    const __m256i SC = _mm256_srai_epi32(_mm256_shuffle_epi8(V, kq_idx(kq_top_idx[s % 4])), 24);
+#pragma GCC unroll 4
+                    for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(s32[t][u], SC));
+                }
+            }
+        }
+#else
 #pragma GCC unroll 1
         for (int h = 0; h < 2; h++) {
 #pragma GCC unroll 1
@@ -244,6 +315,7 @@ static inline __attribute__((always_inline)) void q6Kx8_tile(int nb, const Block
                 }
             }
         }
+#endif
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
