@@ -151,18 +151,22 @@ static inline __attribute__((always_inline)) void q4Kx8_tile(int nb, const Block
             for (int t = 0; t < NT; t++) slo[t] = shi[t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int k = 0; k < 8; k++) {
+                /* the high nibbles stay in place (16 * level, at most 240: vpdpbusd's unsigned
+                 * operand takes it), one AND instead of shift + AND; the sums are then multiples
+                 * of 16 and an arithmetic shift divides them exactly */
                 const __m256i v = _mm256_loadu_si256((const __m256i *)(qp + 32 * k));
-                const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                const __m256i lo = _mm256_and_si256(v, m4), hi16 = _mm256_andnot_si256(m4, v);
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
                     const int8_t *x = a[(size_t)t * nb + b].qs + 64 * p + 4 * k;
                     slo[t] = _mm256_dpbusd_epi32(slo[t], lo, KQ_BCAST4(x));
-                    shi[t] = _mm256_dpbusd_epi32(shi[t], hi, KQ_BCAST4(x + 32));
+                    shi[t] = _mm256_dpbusd_epi32(shi[t], hi16, KQ_BCAST4(x + 32));
                 }
             }
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++)
-                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_mullo_epi32(slo[t], sclo), _mm256_mullo_epi32(shi[t], schi)));
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_mullo_epi32(slo[t], sclo),
+                                                                     _mm256_mullo_epi32(_mm256_srai_epi32(shi[t], 4), schi)));
 #else
             const __m256i sclo = _mm256_shuffle_epi8(SCV, kq_idx(kq_dup_idx[2 * (p & 1)]));
             const __m256i schi = _mm256_shuffle_epi8(SCV, kq_idx(kq_dup_idx[2 * (p & 1) + 1]));

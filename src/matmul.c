@@ -1,10 +1,10 @@
 /* matmul.c - the matrix products of the forward pass.
  *
- * Quantized weights (Q4_0, Q8_0) are repacked at load time, in place, into 8-row interleaved
+ * Quantized weights (Q4_0, Q8_0, Q4_K, Q6_K) are repacked at load time, in place, into 8-row interleaved
  * groups (simd/kernels.h explains the layout): the kernels then produce 8 rows per pass with
  * one shared activation load and no horizontal sums, which is what lets decode run at memory
- * speed instead of being bound by the unpacking arithmetic. Activations are quantized to Q8_0
- * once per matmul (plus per-block sums for Q4_0).
+ * speed instead of being bound by the unpacking arithmetic. Activations are quantized to the
+ * weight type's activation type (Q8_0, Q8_K, ...) once per matmul (plus per-block sums for Q4_0).
  *
  * Threads come from the pool below (sa_parallel). Work units are runs of groups (>= 64 KiB of
  * weights: long sequential streams; whole 64-byte lines of Y: no false sharing) times a chunk
@@ -231,9 +231,9 @@ size_t sa_matmul_scratch_bytes(int T, int cols) { return xq_bytes(T, cols) + 2 *
 
 /* ---- repacking ---- */
 
-/* Q4_0/Q8_0 (BlockQ4_0x8, BlockQ8_0x8) and Q4_K/Q6_K (BlockQ4_Kx8, BlockQ6_Kx8: the K-quant
- * GEMV read a 1B model's Q4_K weights at ~N GB/s row by row, ~M GB/s interleaved; see
- * tools/bench/RESULTS.md) */
+/* Q4_0/Q8_0 (BlockQ4_0x8, BlockQ8_0x8) and Q4_K/Q6_K (BlockQ4_Kx8, BlockQ6_Kx8: a Q4_K_M file is
+ * these two; with the one-row reference kernels its 1B decode ran at 0.7 t/s, with the x8 tiles at
+ * ~25 t/s on Zen 5, tools/bench/RESULTS.md). The K-quants need whole super-blocks per row. */
 static int is_kx8(SaDtype t) { return t == SA_Q4_K || t == SA_Q6_K; }
 static int packable(const SaMat *W) {
     if (W->rows < 8 || W->packed) return 0;
