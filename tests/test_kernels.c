@@ -1178,8 +1178,9 @@ TEST(kernels_block_types) {
  *   - packing then unpacking gives back ggml's blocks byte for byte;
  *   - the scalar reference on the packed layout equals the one-row reference dot on ggml's
  *     layout, bit for bit (so the layout is decoded right);
- *   - every table's gemm_x8 equals that, bit for bit, for token counts 1..9 (all tile
- *     remainders), 1..3 groups, 1..5 super-blocks, on quantized random data and on extremes
+ *   - every table's gemm_x8 equals that, bit for bit, for token counts 1..14 (all tile
+ *     remainders, small batches and prefill batches past SA_PF_MAX_T), 1..3 groups (pair tiles
+ *     and an odd group after them), 1..5 super-blocks, on quantized random data and on extremes
  *     (all levels at their maximum with the largest scales and activations +-127: the int16
  *     partial sums at their bounds), and writes nothing outside its outputs. */
 TEST(kernels_gemm_kx8) {
@@ -1187,16 +1188,16 @@ TEST(kernels_gemm_kx8) {
     const SaKernels *all[8];
     int nall = sa_kernels_available(all, 8);
     if (emu_table() && nall < 8) all[nall++] = emu_table();
-    enum { MAXNB = 5, MAXT = 9, MAXG = 3, LDY = 8 * MAXG + 3, N = MAXNB * QK_K };
+    enum { MAXNB = 5, MAXT = 14, MAXG = 3, LDY = 8 * MAXG + 3, N = MAXNB * QK_K };
     float *x = malloc(N * sizeof *x);
     uint8_t *wq = malloc((size_t)8 * MAXG * MAXNB * sizeof(BlockQ6_K)), *wp = malloc((size_t)8 * MAXG * MAXNB * sizeof(BlockQ6_K));
     BlockQ8_K *a = malloc((size_t)MAXT * MAXNB * sizeof *a);
     float yr[MAXT * LDY], yt[MAXT * LDY];
     static const SaDtype types[] = {SA_Q4_K, SA_Q6_K};
-    for (int trial = 0; trial < 120; trial++) {
+    for (int trial = 0; trial < 168; trial++) {
         const SaDtype dt = types[trial % 2];
         const size_t bb = sa_dtype_tr(dt)->block_bytes;
-        const int T = trial / 2 % MAXT + 1, ng = trial / 18 % MAXG + 1, nb = rng_int(1, MAXNB), extreme = trial % 7 == 6;
+        const int T = trial / 2 % MAXT + 1, ng = trial / 28 % MAXG + 1, nb = rng_int(1, MAXNB), extreme = trial % 7 == 6;
         const int rows = 8 * ng, n = nb * QK_K;
         const size_t rb = (size_t)nb * bb;
         for (int r = 0; r < rows; r++) {
