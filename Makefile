@@ -21,7 +21,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fopenmp -fno-math-errno
-LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc
+LDLIBS  += -fopenmp -lz -lm -lcjson -lutf8proc -lmicrohttpd -ledit -lpthread
 ifeq ($(SAN),1)
   BUILD  := build-san
   BIN    := bin-san
@@ -68,6 +68,10 @@ $(BUILD)/simd/avx512.o: EXTRA := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx5
 # neon.c is built for plain ARMv8.0 so its baseline table runs on every aarch64 CPU; its SDOT
 # functions carry their own target("arch=armv8.2-a+dotprod") and run only when hwcaps say so.
 $(BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
+
+# the page `salign serve` serves at /, compiled into the binary (tools/embed_page.sh)
+src/serve_page.c: web/page.html web/page.css web/page.js tools/embed_page.sh
+	sh tools/embed_page.sh
 
 $(DEPS_OK): tools/deps.sh
 	@mkdir -p $(@D)
@@ -177,8 +181,9 @@ test-arm: arm-kernel-tests
 
 # ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (tests/fuzz/README.md) ----
 # make fuzz        build, then run every target for FUZZ_RUNS executions (default 1,000,000; at
-#                  most FUZZ_MAX_TIME seconds each, default 3600) one after another, and write the
-#                  counts to tests/fuzz/RESULTS.md. Installs clang-14, libfuzzer-14-dev and
+#                  most FUZZ_MAX_TIME seconds each, default 3600) once per libFuzzer seed of
+#                  FUZZ_SEEDS (default "1"), each from a clean corpus, one after another, and write
+#                  the counts and coverage to tests/fuzz/RESULTS.md. Installs clang-14, libfuzzer-14-dev and
 #                  libomp-14-dev with apt-get when missing and running as root.
 # make fuzz-build  build the targets into build-fuzz/ (tests/run-fuzz.sh runs each briefly in CI)
 # The library is compiled once more with clang, coverage instrumentation and ASan+UBSan.
@@ -186,6 +191,7 @@ FUZZ_CC      ?= clang-14
 FUZZ_BUILD   := build-fuzz
 FUZZ_RUNS    ?= 1000000
 FUZZ_MAX_TIME ?= 3600
+FUZZ_SEEDS   ?= 1
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CFLAGS  := $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer -fopenmp -fsanitize=address,undefined \
                 -fno-sanitize-recover=undefined -DSALIGN_BLAS $(BLAS_CFLAGS)
@@ -209,7 +215,7 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libsalign.
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 
 fuzz:
-	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME) FUZZ_SEEDS="$(FUZZ_SEEDS)" FUZZ_CC=$(FUZZ_CC) sh tests/fuzz/run.sh
 
 .PHONY: fuzz fuzz-build
 .PRECIOUS: $(FUZZ_BUILD)/%.o

@@ -873,9 +873,9 @@ const SaKernels AVX512_TABLE = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    /* the other block types: no version of this table's own yet, the scalar reference */
-    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations (plain rows: the scalar reference) */
-    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_NOT_KX8,
+    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations (plain rows: the scalar reference);
+     * Q2_K/Q3_K/IQ4_NL/IQ4_XS in AVX2; the rest the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_NOT_KX8, SA_AVX2_TYPE_ROWS_LOWBIT,
              [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx512_gemm_q4_Kx8},
              [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx512_gemm_q6_Kx8},
              [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},

@@ -775,7 +775,7 @@ const SaKernels sa_kernels_neon = {
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
     /* the other block types: no version of this table's own yet, the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(neon), SA_REF_TYPE_ROWS_ALL},
+    .type = {SA_BASE_TYPE_ROWS(neon), SA_REF_TYPE_ROWS_ALL, SA_REF_TYPE_ROWS_LOWBIT},
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
@@ -797,5 +797,5 @@ const SaKernels sa_kernels_neon_dotprod = {
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
     /* the other block types: no version of this table's own yet, the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(sdot), SA_REF_TYPE_ROWS_ALL},
+    .type = {SA_BASE_TYPE_ROWS(sdot), SA_REF_TYPE_ROWS_ALL, SA_REF_TYPE_ROWS_LOWBIT},
 };

@@ -333,5 +333,95 @@ const SaKernels sa_kernels_scalar = {
     .attn_values_q8_0 = sa_ref_attn_values_q8_0,
     .exp_sub_sum = sa_ref_exp_sub_sum,
     .silu_mul = sa_ref_silu_mul,
-    .type = {SA_BASE_TYPE_ROWS(ref), SA_REF_TYPE_ROWS_ALL},
+    .type = {SA_BASE_TYPE_ROWS(ref), SA_REF_TYPE_ROWS_ALL, SA_REF_TYPE_ROWS_LOWBIT},
 };
+
+/* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS (the same rule: integer sums per block, one float step each) ---- */
+
+/* Q2_K: isum = sum_j sc_j * (levels . activations of 16-weight sub-block j), imin = sum_j mn_j *
+ * (activation sum of sub-block j, Q8_K's bsums[j]); x = d*sc*q - dmin*mn, combined as Q4_K's. */
+float sa_ref_dot_q2_K(int n, const void *wv, const void *av) {
+    const BlockQ2_K *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0, imin = 0;
+        for (int h = 0; h < 2; h++)
+            for (int p = 0; p < 4; p++) /* weights 128h + 32p + l take bits 2p, 2p+1 of qs[32h + l] */
+                for (int half = 0; half < 2; half++) {
+                    const int j = 8 * h + 2 * p + half;
+                    const uint8_t *q = w[b].qs + 32 * h + 16 * half;
+                    const int8_t *x = a[b].qs + 16 * j;
+                    int32_t s = 0;
+                    for (int l = 0; l < 16; l++) s += (q[l] >> (2 * p) & 3) * x[l];
+                    isum += (w[b].scales[j] & 15) * s;
+                    imin += (w[b].scales[j] >> 4) * a[b].bsums[j];
+                }
+        sum = kq_combine(sum, &a[b], w[b].d, w[b].dmin, isum, imin);
+    }
+    return sum;
+}
+
+/* Q3_K: isum = sum_j (sc_j - 32) * ((level - 4 unless its hmask bit is set) . activations);
+ *     sum = sum + a.d*d * isum   (as Q6_K) */
+float sa_ref_dot_q3_K(int n, const void *wv, const void *av) {
+    const BlockQ3_K *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0;
+        for (int h = 0; h < 2; h++)
+            for (int p = 0; p < 4; p++) /* weights 128h + 32p + l: bit 4h + p of hmask[l] */
+                for (int half = 0; half < 2; half++) {
+                    const int j = 8 * h + 2 * p + half;
+                    const uint8_t *q = w[b].qs + 32 * h + 16 * half, *hm = w[b].hmask + 16 * half;
+                    const int8_t *x = a[b].qs + 16 * j;
+                    int32_t s = 0;
+                    for (int l = 0; l < 16; l++)
+                        s += ((q[l] >> (2 * p) & 3) - (hm[l] >> (4 * h + p) & 1 ? 0 : 4)) * x[l];
+                    isum += (sa_q3k_scale(j, w[b].scales) - 32) * s;
+                }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)isum;
+    }
+    return sum;
+}
+
+/* IQ4_NL . Q8_0: per block the integer dot of the table values with the activations, then
+ *     sum = sum + (float)idot * (d_w * d_a)   (as Q4_0) */
+float sa_ref_dot_iq4_nl(int n, const void *wv, const void *av) {
+    const BlockIQ4_NL *w = wv;
+    const BlockQ8_0 *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK4_NL; b++) {
+        int32_t si = 0;
+        for (int j = 0; j < 16; j++)
+            si += sa_iq4nl_values[w[b].qs[j] & 15] * a[b].qs[j] + sa_iq4nl_values[w[b].qs[j] >> 4] * a[b].qs[j + 16];
+        sum = sum + (float)si * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
+    }
+    return sum;
+}
+
+/* IQ4_XS . Q8_K: isum = sum_j (ls_j - 32) * (table values . activations of sub-block j);
+ *     sum = sum + a.d*d * isum */
+float sa_ref_dot_iq4_xs(int n, const void *wv, const void *av) {
+    const BlockIQ4_XS *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int32_t isum = 0;
+        for (int j = 0; j < 8; j++) {
+            const uint8_t *q = w[b].qs + 16 * j;
+            const int8_t *x = a[b].qs + 32 * j;
+            int32_t s = 0;
+            for (int l = 0; l < 16; l++) s += sa_iq4nl_values[q[l] & 15] * x[l] + sa_iq4nl_values[q[l] >> 4] * x[l + 16];
+            isum += (sa_iq4xs_scale(j, &w[b]) - 32) * s;
+        }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)isum;
+    }
+    return sum;
+}
+
+SA_GEMM_FROM_DOT(sa_ref_gemm_q2_K, sa_ref_dot_q2_K)
+SA_GEMM_FROM_DOT(sa_ref_gemm_q3_K, sa_ref_dot_q3_K)
+SA_GEMM_FROM_DOT(sa_ref_gemm_iq4_nl, sa_ref_dot_iq4_nl)
+SA_GEMM_FROM_DOT(sa_ref_gemm_iq4_xs, sa_ref_dot_iq4_xs)

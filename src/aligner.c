@@ -107,6 +107,10 @@ typedef struct {
     const SaAlignParams *p;
     double t0;
     SaAlignTrace *tr;
+    const char *system;   /* the system prompt in effect */
+    const char **turns;   /* user, assistant, ..., user */
+    int n_turns;
+    const char *question; /* the last user turn: the aligner's question */
 } Run;
 
 static void emit(Run *r, SaOutKind kind, const char *s, size_t n) {
@@ -151,19 +155,36 @@ static char *trim_result(const Trim *t) {
     return sa_strndup(t->all.data ? t->all.data + a : "", b - a);
 }
 
-/* Evaluate a prompt with prefix reuse; report what was evaluated and reused. */
-/* prompt_eval's results: 0, PROMPT_FULL (the prompt does not fit: the stream loop ends the answer
- * there once it has one), or -1 (an error). Both nonzero results leave a message. */
-enum { PROMPT_FULL = 1 };
+/* Evaluate a prompt with prefix reuse; report what was evaluated and reused.
+ * prompt_eval's results: 0, PROMPT_FULL (the prompt does not fit: the stream loop ends the answer
+ * there once it has one; a message is left), PROMPT_CANCELLED (the cancel flag was set between two
+ * batches), or -1 (an error, with a message). */
+enum { PROMPT_FULL = 1, PROMPT_CANCELLED = 2 };
 
-static int prompt_eval(SaCtx *c, const int32_t *ids, int n, int *evaluated, int *reused) {
+/* Tokens per step of a long prompt when the run can be cancelled: the context's own batch size
+ * (512 by default), so the steps are the batches sa_ctx_prompt would run anyway. A long
+ * conversation on a big model takes seconds to read; a client that leaves should not wait for it. */
+#define PROMPT_STEP 512
+
+static int prompt_eval(SaCtx *c, const int32_t *ids, int n, int *evaluated, int *reused, const int *cancel) {
     const SaKv *kv = sa_ctx_kv(c);
     const uint64_t e0 = kv->n_evaluated, r0 = kv->n_reused;
     if (n >= sa_ctx_n_ctx(c)) {
         sa_err("context full: the prompt has %d tokens, the context %d (use -c to enlarge it)", n, sa_ctx_n_ctx(c));
         return PROMPT_FULL;
     }
-    if (sa_ctx_prompt(c, ids, n)) return -1;
+    if (sa_cancelled(cancel)) return PROMPT_CANCELLED;
+    /* the cached prefix is kept by the first call; the rest is appended step by step */
+    int common = 0;
+    while (common < kv->n && common < n && kv->tokens[common] == ids[common]) common++;
+    int done = cancel ? SA_MIN(n, common + PROMPT_STEP) : n;
+    if (sa_ctx_prompt(c, ids, done)) return -1;
+    while (done < n) {
+        if (sa_cancelled(cancel)) return PROMPT_CANCELLED;
+        const int k = SA_MIN(PROMPT_STEP, n - done);
+        if (sa_ctx_eval(c, ids + done, k, 0)) return -1;
+        done += k;
+    }
     *evaluated = (int)(kv->n_evaluated - e0);
     *reused = (int)(kv->n_reused - r0);
     return 0;
@@ -176,252 +197,48 @@ static int render_tokens(SaEngine *e, const SaTokenizer *tok, SaPrompt *pr) {
     return rc;
 }
 
-/* Token generation after a prompt, with optional copy-speculation.
- *
- * Invariant: sa_ctx_logits(c, -1) are the next-token logits of the last token in the cache.
- * Plain decoding samples one token from them, emits it and evaluates it. With a draft (the
- * upstream's sentence in the aligner's vocabulary), draft tokens are verified instead: the first
- * against the current logits, the rest after one batched evaluation of the proposal (all logits
- * kept). A draft token d is accepted with probability p(d) under the sampler's final distribution
- * (greedy: iff it is the argmax); on rejection the token is drawn from p with d removed and
- * renormalised - the standard speculative-sampling rule for a deterministic draft, so the output
- * distribution equals plain sampling. The frequency penalty is part of p and counts the tokens
- * accepted so far, exactly as in plain decoding. After a rejection the cache is rolled back to the
- * accepted prefix, the draft re-synchronised by finding the last generated tokens in it, and the
- * replacement token evaluated in the same batch as the next proposals (a small batch costs about
- * one token's forward pass: reading the weights dominates). */
-typedef struct {
-    SaCtx *c;
-    SaSampler *smp;
-    const SaTokenizer *tok;
-    int cap;
-    Trim *t;      /* trimmed streaming output, or NULL */
-    SaBuf *text;  /* raw decoded output, or NULL */
-    const int32_t *draft; /* NULL: plain decoding */
-    int n_draft;
-    /* results */
-    int n, full, evals, drafted, accepted, passes;
-    /* state */
-    SaBuf piece;
-    int prev;
-    int32_t *gen;
-    float *probs;
-    int k; /* adaptive draft length */
-} Gen;
-
-#define SPEC_K_MIN 2
-#define SPEC_K_MAX 32
-
-/* Emit a generated token (decode + stream). */
-static int gen_emit(Gen *g, int id) {
-    sa_sampler_accept(g->smp, id);
-    g->gen[g->n++] = id;
-    g->piece.len = 0;
-    if (sa_tok_decode(g->tok, g->prev, id, 0, &g->piece)) return -1;
-    if (g->t) trim_push(g->t, g->piece.data ? g->piece.data : "", g->piece.len);
-    if (g->text) sa_buf_append(g->text, g->piece.data ? g->piece.data : "", g->piece.len);
-    g->prev = id;
+/* Streams generated tokens into a Trim (the on_token callback of the answers that are shown). */
+static int trim_token(void *ctx, int32_t id, const char *piece, size_t n, int n_gen) {
+    (void)id;
+    (void)n_gen;
+    trim_push(ctx, piece, n);
     return 0;
-}
-
-/* Evaluate tokens (appending to the cache); sets full instead when the context has no room. */
-static int gen_eval(Gen *g, const int32_t *ids, int n, int all) {
-    if (sa_ctx_pos(g->c) + n > sa_ctx_n_ctx(g->c)) {
-        g->full = 1;
-        return 0;
-    }
-    if (sa_ctx_eval(g->c, ids, n, all)) return -1;
-    g->evals += n;
-    g->passes++;
-    return 0;
-}
-
-/* Decide the token at the current position given a proposal d (-1: none). Returns the chosen
- * token; *ok tells whether d was accepted. */
-static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
-    *ok = 0;
-    if (d < 0) return sa_sample(g->smp, logits);
-    if (sa_sampler_dist(g->smp, logits, g->probs)) return -1;
-    const int V = g->smp->n_vocab;
-    const float pd = g->probs[d];
-    if (pd > 0.0f && (pd >= 1.0f || sa_sampler_uniform(g->smp) < pd)) {
-        *ok = 1;
-        return d;
-    }
-    /* rejected: draw from the rest of the distribution */
-    double z = 0;
-    for (int i = 0; i < V; i++) z += i == d ? 0 : g->probs[i];
-    if (z <= 0) return sa_err("speculative decoding: empty residual distribution");
-    const double u = sa_sampler_uniform(g->smp) * z;
-    double cum = 0;
-    int last = -1;
-    for (int i = 0; i < V; i++) {
-        if (i == d || g->probs[i] <= 0) continue;
-        cum += g->probs[i];
-        last = i;
-        if (u < cum) return i;
-    }
-    return last;
-}
-
-/* Where in the draft do we continue after the tokens generated so far? Match the longest suffix
- * (up to 4 tokens) of what was generated against the draft; continue after the match closest to
- * `hint`. Without a match, `subst` (>= 0: the position after a rejected draft token) guesses a
- * one-for-one substitution - the most common edit - and continues there; verification makes a
- * wrong guess cost only the wasted draft tokens. -1: decode plainly until a match appears. */
-static int gen_resync(const Gen *g, int hint, int subst) {
-    for (int m = SA_MIN(4, g->n); m >= 1; m--) {
-        int best = -1;
-        for (int p = m - 1; p < g->n_draft; p++) {
-            int k = 0;
-            while (k < m && g->draft[p - k] == g->gen[g->n - 1 - k]) k++;
-            if (k < m) continue;
-            if (best < 0 || abs(p + 1 - hint) < abs(best - hint)) best = p + 1;
-        }
-        if (best >= 0) return best < g->n_draft ? best : -1;
-    }
-    return subst >= 0 && subst < g->n_draft ? subst : -1;
-}
-
-/* Verify up to g->k draft tokens from dp on after the emitted but not yet evaluated token `last`:
- * one batched evaluation of [last, proposals], then each proposal against the logits before it.
- * Returns 1 when every proposal was accepted (the cache then ends with them and the last logits
- * are current), 0 when one was rejected (the cache is rolled back to the accepted prefix, the
- * sampled replacement emitted and left in *last, still to evaluate), 2 at the end (EOG, cap, full
- * context), -1 on error. */
-static int gen_verify(Gen *g, int32_t *last, int *dp) {
-    int k = SA_MIN(g->k, SA_MIN(g->n_draft - *dp, g->cap - g->n));
-    k = SA_MIN(k, 63);
-    int32_t batch[64];
-    batch[0] = *last;
-    memcpy(batch + 1, g->draft + *dp, (size_t)k * sizeof(int32_t));
-    const int pos0 = sa_ctx_pos(g->c);
-    if (gen_eval(g, batch, k + 1, 1)) return -1;
-    if (g->full) return 2;
-    int j = 0, rc = 1;
-    for (; j < k; j++) {
-        int acc;
-        const int tj = gen_choose(g, sa_ctx_logits(g->c, j), batch[j + 1], &acc);
-        if (tj < 0) return -1;
-        g->drafted++;
-        g->accepted += acc;
-        if (acc) {
-            if (gen_emit(g, tj)) return -1;
-            ++*dp;
-            if (g->n == g->cap) { rc = 2; j++; break; }
-            continue;
-        }
-        /* rejected: tj is the token at this position */
-        rc = 0;
-        if (sa_tok_is_eog(g->tok, tj)) rc = 2;
-        else if (gen_emit(g, tj)) return -1;
-        else {
-            *last = tj;
-            *dp = gen_resync(g, *dp + 1, *dp + 1);
-            if (g->n == g->cap) rc = 2;
-        }
-        break;
-    }
-    /* keep [last, the accepted proposals] */
-    if (sa_ctx_pos(g->c) > pos0 + 1 + j) sa_ctx_truncate(g->c, pos0 + 1 + j);
-    /* adapt: grow after a fully accepted batch, shrink to what was accepted otherwise */
-    g->k = j == k ? SA_MIN(2 * g->k, SPEC_K_MAX) : SA_MAX(SPEC_K_MIN, j + 1);
-    return rc;
-}
-
-static int gen_run(Gen *g) {
-    const SaKv *kv = sa_ctx_kv(g->c);
-    g->prev = kv->n > 0 ? kv->tokens[kv->n - 1] : -1;
-    g->gen = sa_malloc((size_t)(g->cap + 1) * sizeof(int32_t));
-    g->probs = g->draft ? sa_malloc((size_t)g->smp->n_vocab * sizeof(float)) : NULL;
-    if (!g->gen || (g->draft && !g->probs)) return -1;
-    g->k = SPEC_K_MAX / 2;
-    int dp = g->draft && g->n_draft > 0 ? 0 : -1; /* next draft position */
-    sa_sampler_reset(g->smp);
-    while (g->n < g->cap && !g->full) {
-        /* the next token from the current logits, checked against the draft's when there is one */
-        const int d0 = dp >= 0 ? g->draft[dp] : -1;
-        int ok;
-        int32_t last = gen_choose(g, sa_ctx_logits(g->c, -1), d0, &ok);
-        if (last < 0) return -1;
-        if (d0 >= 0) {
-            g->drafted++;
-            g->accepted += ok;
-        }
-        if (sa_tok_is_eog(g->tok, last)) break;
-        if (gen_emit(g, last)) return -1;
-        if (g->n == g->cap) break;
-        if (g->draft) dp = ok ? dp + 1 : gen_resync(g, dp + 1, d0 >= 0 ? dp + 1 : -1);
-        if (dp >= g->n_draft) dp = -1;
-        /* `last` is emitted, not evaluated: evaluate it together with the next proposals while
-         * the draft has any (a rejected proposal's replacement starts the next batch rather than
-         * taking a forward pass of its own), alone otherwise */
-        int pending = 1;
-        while (pending && dp >= 0) {
-            const int rc = gen_verify(g, &last, &dp);
-            if (rc < 0) return -1;
-            if (rc == 2) return 0;
-            pending = rc == 0;
-            if (dp >= g->n_draft) dp = -1;
-        }
-        if (pending && gen_eval(g, &last, 1, 0)) return -1;
-    }
-    return 0;
-}
-
-static void gen_free(Gen *g) {
-    sa_buf_free(&g->piece);
-    free(g->gen);
-    free(g->probs);
-}
-
-int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const int32_t *draft, int n_draft, int32_t *ids,
-                SaBuf *text, SaGenStats *st) {
-    Gen g = {.c = c, .smp = s, .tok = tok, .cap = cap, .text = text, .draft = draft, .n_draft = draft ? n_draft : 0};
-    int rc = gen_run(&g);
-    if (rc == 0 && ids) memcpy(ids, g.gen, (size_t)g.n * sizeof(int32_t));
-    if (st) *st = (SaGenStats){g.n, g.evals, g.drafted, g.accepted, g.full, g.passes};
-    gen_free(&g);
-    return rc;
 }
 
 /* Sample tokens after the prompt now in c, until end of generation or `cap` tokens, streaming
- * trimmed text into t (no draft: plain decoding). Returns the number of tokens generated, or -1.
- * *full is set when the context filled up; *evals counts tokens fed through the model. */
-static int generate_trimmed(SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, int *full, int *evals) {
-    Gen g = {.c = c, .smp = smp, .tok = tok, .cap = cap, .t = t};
-    int rc = gen_run(&g);
+ * trimmed text into t (no draft: plain decoding). Returns the number of tokens generated, or -1;
+ * *st tells why it ended. */
+static int generate_trimmed(Run *run, SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, SaGenStats *st,
+                            int *evals) {
+    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = run->p->cancel};
+    int rc = sa_gen(c, smp, tok, &gp, st);
     if (rc) sa_err_prefix("upstream: ");
-    *full = g.full;
-    *evals += g.evals;
-    gen_free(&g);
-    return rc ? -1 : g.n;
+    *evals += st->evals;
+    return rc ? -1 : st->n;
 }
 
 /* The aligner's rewrite of `text`, speculating that it copies it: the draft is text in the
  * aligner's own vocabulary (the two models may tokenize differently). */
-static int align_generate(SaEngine *e, const SaAlignParams *p, const char *text, int cap, Trim *t, int *full,
-                          SaRoundTrace *rt) {
-    Gen g = {.c = e->al, .smp = &e->al_s, .tok = e->al_m->tok, .cap = cap, .t = t};
+static int align_generate(SaEngine *e, Run *run, const char *text, int cap, Trim *t, SaGenStats *st, SaRoundTrace *rt) {
+    const SaAlignParams *p = run->p;
+    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = p->cancel};
     int32_t *draft = NULL;
     int n_draft = 0, cap_draft = 0;
     if (sa_tok_encode(e->al_m->tok, text, strlen(text), 0, 0, &draft, &n_draft, &cap_draft) < 0) return -1;
     /* default length cap: twice the sentence's tokens (in the aligner's vocabulary) + 32 */
-    if (g.cap <= 0) g.cap = 2 * n_draft + 32;
+    if (gp.cap <= 0) gp.cap = 2 * n_draft + 32;
     if (p->speculate && n_draft > 0) {
-        g.draft = draft;
-        g.n_draft = n_draft;
+        gp.draft = draft;
+        gp.n_draft = n_draft;
     }
-    int rc = gen_run(&g);
+    int rc = sa_gen(e->al, &e->al_s, e->al_m->tok, &gp, st);
     if (rc) sa_err_prefix("aligner: "); /* which model failed (e.g. NaN logits from broken weights) */
-    *full = g.full;
-    rt->al_truncated = rc == 0 && !g.full && g.n >= g.cap;
-    rt->al_gen_evaluated += g.evals;
-    rt->al_drafted += g.drafted;
-    rt->al_accepted += g.accepted;
-    gen_free(&g);
+    rt->al_truncated = rc == 0 && st->status == SA_GEN_MAX_TOKENS;
+    rt->al_gen_evaluated += st->evals;
+    rt->al_drafted += st->drafted;
+    rt->al_accepted += st->accepted;
     free(draft);
-    return rc ? -1 : g.n;
+    return rc ? -1 : st->n;
 }
 
 static SaRoundTrace *new_round(SaAlignTrace *tr) {
@@ -440,18 +257,37 @@ static int init_samplers(SaEngine *e, const SaAlignParams *p) {
     return 0;
 }
 
-/* none mode, and the first half of aligner mode: the upstream answers alone. */
-static int upstream_answer(SaEngine *e, const char *question, Run *run, int stream_out, char **answer, SaRoundTrace *rt) {
-    const SaAlignParams *p = run->p;
+/* The upstream's prompt: the conversation, then the start of the answer. */
+static int render_upstream(SaEngine *e, Run *run, const char *prefix) {
     SaPrompt pr;
-    if (sa_chat_render(p->up_tmpl, p->system, question, "", &pr)) return -1;
-    if (render_tokens(e, e->up_m->tok, &pr)) return -1;
+    if (sa_chat_render_turns(run->p->up_tmpl, run->system, run->turns, run->n_turns, prefix, &pr)) return -1;
+    return render_tokens(e, e->up_m->tok, &pr);
+}
+
+static SaStop stop_of(SaGenStatus s) {
+    return s == SA_GEN_CONTEXT_FULL ? SA_STOP_CONTEXT_FULL
+           : s == SA_GEN_CANCELLED  ? SA_STOP_CANCELLED
+           : s == SA_GEN_END        ? SA_STOP_END_OF_TURN
+                                    : SA_STOP_MAX_TOKENS;
+}
+
+/* none mode, and the first half of aligner mode: the upstream answers alone. */
+static int upstream_answer(SaEngine *e, Run *run, int stream_out, char **answer, SaRoundTrace *rt) {
+    const SaAlignParams *p = run->p;
+    if (render_upstream(e, run, "")) return -1;
     double t0 = sa_time_ms();
     rt->up_prompt = e->n_ids;
-    if (prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused)) return -1;
+    const int prc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused, p->cancel);
+    if (prc == PROMPT_CANCELLED) {
+        run->tr->stop_reason = SA_STOP_CANCELLED;
+        *answer = sa_strdup("");
+        return *answer ? 0 : -1;
+    }
+    if (prc == PROMPT_FULL) run->tr->stop_reason = SA_STOP_CONTEXT_FULL; /* a status callers can test */
+    if (prc) return -1;
     Trim t = {.run = run, .quiet = !stream_out};
-    int full = 0;
-    int n = generate_trimmed(e->up, &e->up_s, e->up_m->tok, p->max_answer_tokens, &t, &full, &rt->up_gen_evaluated);
+    SaGenStats st;
+    int n = generate_trimmed(run, e->up, &e->up_s, e->up_m->tok, p->max_answer_tokens, &t, &st, &rt->up_gen_evaluated);
     rt->up_ms = sa_time_ms() - t0;
     if (n < 0) {
         sa_buf_free(&t.all);
@@ -460,116 +296,111 @@ static int upstream_answer(SaEngine *e, const char *question, Run *run, int stre
     rt->up_decoded = n;
     *answer = trim_result(&t);
     sa_buf_free(&t.all);
-    if (full) run->tr->stop = "context full";
-    else if (n >= p->max_answer_tokens) run->tr->stop = "max tokens";
+    run->tr->stop_reason = stop_of(st.status);
     return *answer ? 0 : -1;
 }
 
 /* ---- the stream loop ---------------------------------------------------------------------- */
 
+/* The upstream sentence's stop callback: the sentence splitter and the token caps. */
+enum { SENT_FOUND = 1, SENT_CAP, SENT_MAX_TOKENS };
+typedef struct {
+    const SaAlignParams *p;
+    SaBuf *gen;
+    SaSentence *sent;
+    int total0; /* upstream tokens of the earlier rounds */
+} SentStop;
+
+static int sentence_stop(void *ctx, int32_t id, const char *piece, size_t n, int n_gen) {
+    SentStop *s = ctx;
+    (void)id;
+    sa_buf_append(s->gen, piece, n);
+    if (sa_sentence_find(s->gen->data, s->gen->len, 0, s->p->split, s->sent)) return SENT_FOUND;
+    if (n_gen >= s->p->max_sentence_tokens) return SENT_CAP; /* a sentence that never ends: take what there is */
+    if (s->p->max_tokens > 0 && s->total0 + n_gen >= s->p->max_tokens) return SENT_MAX_TOKENS;
+    return 0;
+}
+
 /* One upstream sentence: generate from the current prompt until the splitter reports a complete
- * sentence or the stream ends. *ended: the upstream finished (EOS/EOT, token caps, context). */
+ * sentence or the stream ends. *ended: the upstream finished (EOS/EOT, token caps, context,
+ * cancel); the reason is then in the trace. */
 static int upstream_sentence(SaEngine *e, Run *run, SaBuf *gen, SaSentence *sent, int *found, int *ended, int *decoded,
                              int *evals, int *total_up) {
     const SaAlignParams *p = run->p;
-    const SaTokenizer *tok = e->up_m->tok;
-    SaBuf piece = {0};
-    const SaKv *kv = sa_ctx_kv(e->up);
-    int prev = kv->n > 0 ? kv->tokens[kv->n - 1] : -1;
-    int final = 0;
     *found = 0;
     gen->len = 0;
-    sa_sampler_reset(&e->up_s);
-    for (;;) {
-        const int id = sa_sample(&e->up_s, sa_ctx_logits(e->up, -1));
-        if (id < 0) {
-            sa_err_prefix("upstream: ");
-            goto fail;
-        }
-        if (sa_tok_is_eog(tok, id)) {
-            final = 1;
-            *ended = 1;
-            run->tr->stop = "end of turn";
-            break;
-        }
-        sa_sampler_accept(&e->up_s, id);
-        (*decoded)++;
-        (*total_up)++;
-        piece.len = 0;
-        if (sa_tok_decode(tok, prev, id, 0, &piece)) goto fail;
-        sa_buf_append(gen, piece.data ? piece.data : "", piece.len);
-        prev = id;
-        if (sa_sentence_find(gen->data, gen->len, 0, p->split, sent)) {
-            *found = 1;
-            break;
-        }
-        if (*decoded >= p->max_sentence_tokens) {
-            final = 1; /* a sentence that never ends: take what there is */
-            break;
-        }
-        if (p->max_tokens > 0 && *total_up >= p->max_tokens) {
-            final = 1;
-            *ended = 1;
-            run->tr->stop = "max tokens";
-            break;
-        }
-        if (sa_ctx_pos(e->up) >= sa_ctx_n_ctx(e->up)) {
-            final = 1;
-            *ended = 1;
-            run->tr->stop = "context full";
-            break;
-        }
-        if (sa_ctx_eval(e->up, &id, 1, 0)) goto fail;
-        (*evals)++;
+    SentStop ss = {.p = p, .gen = gen, .sent = sent, .total0 = *total_up};
+    SaGenParams gp = {.cap = p->max_sentence_tokens, .on_token = sentence_stop, .token_ctx = &ss, .cancel = p->cancel};
+    SaGenStats st;
+    if (sa_gen(e->up, &e->up_s, e->up_m->tok, &gp, &st)) {
+        sa_err_prefix("upstream: ");
+        return -1;
     }
-    if (final) {
-        *found = sa_sentence_find(gen->data ? gen->data : "", gen->len, 1, p->split, sent);
-        /* the stream ended, but only the first sentence is used: the upstream regenerates the rest
-         * from the corrected prefix, so it has not really ended yet */
-        if (*found && *ended && !strcmp(run->tr->stop, "end of turn")) {
-            size_t rest = sent->end;
-            while (rest < gen->len && is_ws(gen->data[rest])) rest++;
-            if (rest < gen->len) {
-                *ended = 0;
-                run->tr->stop = "max sentences";
-            }
+    *decoded += st.n;
+    *total_up += st.n;
+    *evals += st.evals;
+    if (st.status == SA_GEN_STOPPED && st.stop_code == SENT_FOUND) {
+        *found = 1;
+        return 0;
+    }
+    /* the stream ended (or a sentence ran to its cap): the last sentence is whatever there is */
+    if (!(st.status == SA_GEN_STOPPED && st.stop_code == SENT_CAP)) {
+        *ended = 1;
+        run->tr->stop_reason = st.status == SA_GEN_STOPPED ? SA_STOP_MAX_TOKENS : stop_of(st.status);
+    }
+    if (st.status == SA_GEN_CANCELLED) return 0; /* nothing more is shown */
+    *found = sa_sentence_find(gen->data ? gen->data : "", gen->len, 1, p->split, sent);
+    /* the stream ended, but only the first sentence is used: the upstream regenerates the rest
+     * from the corrected prefix, so it has not really ended yet */
+    if (*found && *ended && run->tr->stop_reason == SA_STOP_END_OF_TURN) {
+        size_t rest = sent->end;
+        while (rest < gen->len && is_ws(gen->data[rest])) rest++;
+        if (rest < gen->len) {
+            *ended = 0;
+            run->tr->stop_reason = SA_STOP_MAX_SENTENCES;
         }
     }
-    sa_buf_free(&piece);
     return 0;
-fail:
-    sa_buf_free(&piece);
-    return -1;
 }
 
-static int stream_loop(SaEngine *e, const char *question, Run *run) {
+static int stream_loop(SaEngine *e, Run *run) {
     const SaAlignParams *p = run->p;
     SaAlignTrace *tr = run->tr;
     SaBuf prefix = {0}, gen = {0};
     int rc = -1, total_up = 0;
     sa_buf_append(&prefix, "", 0);
-    tr->stop = "max sentences";
+    tr->stop_reason = SA_STOP_MAX_SENTENCES;
     for (int round = 0; round < p->max_sentences; round++) {
+        if (sa_cancelled(p->cancel)) {
+            tr->stop_reason = SA_STOP_CANCELLED;
+            break;
+        }
         SaRoundTrace *rt = new_round(tr);
         if (!rt) goto out;
-        /* 1. upstream: prompt = chat(question, corrected prefix); reuse what the cache holds */
+        /* 1. upstream: prompt = chat(conversation, corrected prefix); reuse what the cache holds */
         double t0 = sa_time_ms();
-        SaPrompt pr;
-        if (sa_chat_render(p->up_tmpl, p->system, question, prefix.data, &pr) || render_tokens(e, e->up_m->tok, &pr)) goto out;
+        if (render_upstream(e, run, prefix.data)) goto out;
         rt->up_prompt = e->n_ids;
-        const int up_rc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused);
+        const int up_rc = prompt_eval(e->up, e->ids, e->n_ids, &rt->up_evaluated, &rt->up_reused, p->cancel);
+        if (up_rc == PROMPT_CANCELLED) {
+            tr->stop_reason = SA_STOP_CANCELLED;
+            tr->n_rounds--;
+            rc = 0;
+            goto out;
+        }
         if (up_rc == PROMPT_FULL && prefix.len) { /* the answer so far is the answer */
-            tr->stop = "context full";
+            tr->stop_reason = SA_STOP_CONTEXT_FULL;
             tr->n_rounds--;
             rc = 0;
         }
+        if (up_rc == PROMPT_FULL) tr->stop_reason = SA_STOP_CONTEXT_FULL;
         if (up_rc) goto out; /* with nothing answered yet, a full context is an error */
         SaSentence sent;
         int found = 0, ended = 0;
         if (upstream_sentence(e, run, &gen, &sent, &found, &ended, &rt->up_decoded, &rt->up_gen_evaluated, &total_up)) goto out;
         rt->up_ms = sa_time_ms() - t0;
         if (!found) {
-            if (!ended) tr->stop = "empty sentence";
+            if (!ended) tr->stop_reason = SA_STOP_EMPTY_SENTENCE;
             tr->n_rounds--;
             break;
         }
@@ -579,19 +410,23 @@ static int stream_loop(SaEngine *e, const char *question, Run *run) {
 
         /* 2. aligner: rewrite the sentence given the question and the corrected prefix */
         t0 = sa_time_ms();
-        SaTemplateVars v = {.question = question, .prefix = prefix.data, .last = rt->original};
+        SaPrompt pr;
+        SaTemplateVars v = {.question = run->question, .prefix = prefix.data, .last = rt->original};
         if (sa_template_render(p->al_tmpl, &v, &pr) || render_tokens(e, e->al_m->tok, &pr)) goto out;
         rt->al_prompt = e->n_ids;
-        const int al_rc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused);
-        if (al_rc == PROMPT_FULL && prefix.len) {
-            tr->stop = "context full";
+        const int al_rc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused, p->cancel);
+        if (al_rc == PROMPT_CANCELLED) { /* the round's sentence stays in the trace, uncorrected */
+            tr->stop_reason = SA_STOP_CANCELLED;
             rc = 0;
+            goto out;
         }
+        if (al_rc == PROMPT_FULL) tr->stop_reason = SA_STOP_CONTEXT_FULL;
+        if (al_rc == PROMPT_FULL && prefix.len) rc = 0;
         if (al_rc) goto out;
         const int cap = p->max_correction_tokens; /* <= 0: from the sentence's length (align_generate) */
         Trim t = {.run = run, .sep = prefix.len ? " " : ""};
-        int full = 0;
-        rt->al_decoded = align_generate(e, p, rt->original, cap, &t, &full, rt);
+        SaGenStats st;
+        rt->al_decoded = align_generate(e, run, rt->original, cap, &t, &st, rt);
         rt->al_ms = sa_time_ms() - t0;
         if (rt->al_decoded < 0) {
             sa_buf_free(&t.all);
@@ -606,8 +441,8 @@ static int stream_loop(SaEngine *e, const char *question, Run *run) {
             sa_buf_append(&prefix, rt->correction, strlen(rt->correction));
         }
         if (p->on_round) p->on_round(p->round_ctx, e, round);
-        if (full) {
-            tr->stop = "context full";
+        if (st.status == SA_GEN_CONTEXT_FULL || st.status == SA_GEN_CANCELLED) {
+            tr->stop_reason = stop_of(st.status);
             break;
         }
         if (ended) break;
@@ -620,45 +455,129 @@ out:
     return rc;
 }
 
+const char *sa_stop_name(SaStop s) {
+    static const char *names[] = {"end of turn", "max tokens", "max sentences", "context full", "empty sentence", "cancelled"};
+    return (unsigned)s < SA_ARRAY_LEN(names) ? names[s] : "?";
+}
+
+void sa_engine_reset(SaEngine *e) {
+    sa_ctx_truncate(e->up, 0);
+    if (e->al) sa_ctx_truncate(e->al, 0);
+}
+
+/* Turns from messages: system ones joined into *system, consecutive ones of a role joined. */
+static int build_turns(Run *run, const SaMessage *msgs, int n, SaBuf *sys, SaBuf **turns) {
+    int nt = 0, last_role = -1;
+    *turns = sa_calloc((size_t)(n > 0 ? n : 1), sizeof(SaBuf));
+    if (!*turns) return -1;
+    for (int i = 0; i < n; i++) {
+        const char *text = msgs[i].content ? msgs[i].content : "";
+        if (msgs[i].role == SA_ROLE_SYSTEM) {
+            if (sys->len) sa_buf_append(sys, "\n\n", 2);
+            sa_buf_append(sys, text, strlen(text));
+            continue;
+        }
+        if ((int)msgs[i].role != last_role) {
+            if (nt == 0 && msgs[i].role != SA_ROLE_USER)
+                return sa_err("messages: the conversation must start with a user message");
+            nt++;
+            last_role = (int)msgs[i].role;
+        } else {
+            sa_buf_append(&(*turns)[nt - 1], "\n\n", 2);
+        }
+        sa_buf_append(&(*turns)[nt - 1], text, strlen(text));
+    }
+    if (nt == 0 || last_role != SA_ROLE_USER) return sa_err("messages: the last message must be a user message");
+    run->n_turns = nt;
+    run->turns = sa_malloc((size_t)nt * sizeof(char *));
+    if (!run->turns) return -1;
+    for (int i = 0; i < nt; i++) {
+        sa_buf_append(&(*turns)[i], "", 0);
+        run->turns[i] = (*turns)[i].data;
+    }
+    run->question = run->turns[nt - 1];
+    return 0;
+}
+
+int sa_align_prompt_tokens(const SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p) {
+    Run run = {.p = p};
+    SaBuf sys = {0}, *turns = NULL;
+    int n = -1;
+    if (build_turns(&run, msgs, n_msgs, &sys, &turns) == 0) {
+        SaPrompt pr;
+        int32_t *ids = NULL;
+        int cap = 0;
+        n = 0;
+        if (sa_chat_render_turns(p->up_tmpl, sys.len ? sys.data : p->system, run.turns, run.n_turns, "", &pr) ||
+            sa_prompt_tokenize(&pr, e->up_m->tok, &ids, &n, &cap))
+            n = -1;
+        sa_prompt_free(&pr);
+        free(ids);
+    }
+    for (int i = 0; turns && i < n_msgs; i++) sa_buf_free(&turns[i]);
+    free(turns);
+    free(run.turns);
+    sa_buf_free(&sys);
+    return n;
+}
+
 int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAlignTrace *tr) {
+    SaMessage m = {SA_ROLE_USER, question};
+    return sa_align_run_messages(e, &m, 1, p, tr);
+}
+
+int sa_align_run_messages(SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p, SaAlignTrace *tr) {
     memset(tr, 0, sizeof *tr);
+    tr->stop = sa_stop_name(SA_STOP_END_OF_TURN);
     if (p->mode != SA_MODE_NONE && !e->al) return sa_err("mode needs an aligner model");
-    if (init_samplers(e, p)) return -1;
     Run run = {.p = p, .t0 = sa_time_ms(), .tr = tr};
+    SaBuf sys = {0}, *turns = NULL;
+    int rc = build_turns(&run, msgs, n_msgs, &sys, &turns);
+    run.system = sys.len ? sys.data : p->system;
+    if (rc == 0) rc = init_samplers(e, p);
+    if (rc) goto done;
     tr->first_visible_ms = -1;
     tr->up_seed = p->up_sp.seed;
     tr->al_seed = p->al_sp.seed;
-    tr->question = sa_strdup(question);
+    tr->question = sa_strdup(run.question);
     const SaKv *ku = sa_ctx_kv(e->up), *ka = e->al ? sa_ctx_kv(e->al) : NULL;
     const uint64_t eu0 = ku->n_evaluated, ea0 = ka ? ka->n_evaluated : 0;
-    int rc = 0;
     if (p->mode == SA_MODE_STREAM) {
-        rc = stream_loop(e, question, &run);
+        rc = stream_loop(e, &run);
     } else {
         SaRoundTrace *rt = new_round(tr);
-        if (!rt) return -1;
-        tr->stop = "end of turn";
-        rc = upstream_answer(e, question, &run, p->mode == SA_MODE_NONE, &rt->original, rt);
+        if (!rt) {
+            rc = -1;
+            goto done;
+        }
+        tr->stop_reason = SA_STOP_END_OF_TURN;
+        rc = upstream_answer(e, &run, p->mode == SA_MODE_NONE, &rt->original, rt);
         if (rc == 0 && p->mode == SA_MODE_NONE) {
             tr->answer = sa_strdup(rt->original);
+        } else if (rc == 0 && tr->stop_reason == SA_STOP_CANCELLED) {
+            tr->answer = sa_strdup("");
         } else if (rc == 0) {
             emit(&run, SA_OUT_ORIGINAL, rt->original, strlen(rt->original));
             double t0 = sa_time_ms();
-            SaTemplateVars v = {.question = question, .answer = rt->original};
+            SaTemplateVars v = {.question = run.question, .answer = rt->original};
             SaPrompt pr;
+            int prc = -1;
             if (sa_template_render(p->al_mode_tmpl, &v, &pr) || render_tokens(e, e->al_m->tok, &pr) ||
-                prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused)) {
-                rc = -1;
+                (prc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused, p->cancel))) {
+                if (prc == PROMPT_FULL) tr->stop_reason = SA_STOP_CONTEXT_FULL;
+                if (prc == PROMPT_CANCELLED) tr->stop_reason = SA_STOP_CANCELLED;
+                else rc = -1;
             } else {
                 rt->al_prompt = e->n_ids;
                 Trim t = {.run = &run};
-                int full = 0;
-                rt->al_decoded = align_generate(e, p, rt->original, p->max_answer_tokens, &t, &full, rt);
+                SaGenStats st;
+                rt->al_decoded = align_generate(e, &run, rt->original, p->max_answer_tokens, &t, &st, rt);
                 rt->al_ms = sa_time_ms() - t0;
                 rt->correction = rt->al_decoded >= 0 ? trim_result(&t) : NULL;
                 tr->answer = sa_strdup(rt->correction ? rt->correction : "");
                 sa_buf_free(&t.all);
                 if (rt->al_decoded < 0) rc = -1;
+                else if (st.status == SA_GEN_CANCELLED) tr->stop_reason = SA_STOP_CANCELLED;
             }
         }
     }
@@ -670,14 +589,21 @@ int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAl
     }
     if (!tr->answer) tr->answer = sa_strdup("");
     /* in every mode alike: a run the context cut off before it produced anything failed */
-    if (rc == 0 && !strcmp(tr->stop, "context full") && !tr->answer[0])
+    if (rc == 0 && tr->stop_reason == SA_STOP_CONTEXT_FULL && !tr->answer[0])
         rc = sa_err("context full (upstream %d, aligner %d positions) before anything was answered (use -c to enlarge it)",
                     sa_ctx_n_ctx(e->up), e->al ? sa_ctx_n_ctx(e->al) : 0);
     /* the upstream's text, not the answer: a correction may well complete the cut sentence */
-    if (rc == 0 && tr->n_rounds > 0 && !strcmp(tr->stop, "max tokens")) {
+    if (rc == 0 && tr->n_rounds > 0 && tr->stop_reason == SA_STOP_MAX_TOKENS) {
         const char *last = tr->rounds[tr->n_rounds - 1].original;
         tr->unfinished = last && sa_sentence_unfinished(last, strlen(last), p->split);
     }
+done:
+    tr->stop = sa_stop_name(tr->stop_reason);
+    if (!tr->answer) tr->answer = sa_strdup("");
+    for (int i = 0; turns && i < n_msgs; i++) sa_buf_free(&turns[i]);
+    free(turns);
+    free(run.turns);
+    sa_buf_free(&sys);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 
 #include "chat.h"
 #include "context.h"
+#include "generate.h"
 #include "sampler.h"
 #include "sentence.h"
 
@@ -26,6 +27,25 @@ typedef enum {
 
 typedef void (*SaOutFn)(void *ctx, SaOutKind kind, const char *text, size_t n);
 
+/* Why an answer ended (sa_stop_name gives the words the JSON trace and eval's records carry). */
+typedef enum {
+    SA_STOP_END_OF_TURN = 0, /* the upstream ended its answer */
+    SA_STOP_MAX_TOKENS,      /* --max-tokens (or the none/aligner modes' answer cap) */
+    SA_STOP_MAX_SENTENCES,   /* --max-sentences rounds */
+    SA_STOP_CONTEXT_FULL,    /* a model's context has no room left */
+    SA_STOP_EMPTY_SENTENCE,  /* the upstream produced no sentence */
+    SA_STOP_CANCELLED,       /* the params' cancel flag was set (a client went away, Ctrl-C) */
+} SaStop;
+const char *sa_stop_name(SaStop s);
+
+/* A conversation: system messages, then user and assistant turns ending with a user turn
+ * (consecutive messages of one role are joined with a blank line). */
+typedef enum { SA_ROLE_SYSTEM = 0, SA_ROLE_USER, SA_ROLE_ASSISTANT } SaRole;
+typedef struct {
+    SaRole role;
+    const char *content;
+} SaMessage;
+
 typedef struct {
     SaAlignMode mode;
     SaSamplerParams up_sp, al_sp;
@@ -40,6 +60,8 @@ typedef struct {
     int max_correction_tokens;   /* 0 = 2 x the sentence's tokens (aligner vocabulary) + 32 */
     int max_answer_tokens;       /* none/aligner modes: answer length cap (default 1024) */
     int speculate;               /* copy-speculative aligner decoding (default on) */
+    const int *cancel;           /* may be NULL; set (atomically, from any thread) to stop the run within a token:
+                                    the answer so far is kept, stop = SA_STOP_CANCELLED */
     SaOutFn out;
     void *out_ctx;
     /* called after each completed round (tests check the caches here); may be NULL */
@@ -70,7 +92,9 @@ typedef struct {
     int n_rounds;
     double first_visible_ms; /* time to the first byte of the answer */
     double total_ms;
-    const char *stop;        /* why it stopped */
+    SaStop stop_reason;      /* why it stopped; SA_STOP_CONTEXT_FULL also when a run failed because a prompt did
+                                not fit (nothing answered yet) */
+    const char *stop;        /* sa_stop_name(stop_reason) */
     int unfinished;          /* stopped at max tokens with the upstream's last sentence cut short */
     uint64_t up_seed, al_seed; /* the samplers' seeds, so a sampled run can be repeated */
     long long ref_evals;     /* token evaluations the reference schedule would have spent */
@@ -88,21 +112,16 @@ SaEngine *sa_engine_new(const SaModel *upstream, const SaModel *aligner, int n_c
 void sa_engine_free(SaEngine *e);
 SaCtx *sa_engine_ctx(SaEngine *e, int aligner);
 
+/* One question (a conversation of one user turn with p->system). */
 int sa_align_run(SaEngine *e, const char *question, const SaAlignParams *p, SaAlignTrace *out);
-
-/* The generator under both: after a prompt in c (sa_ctx_logits(c, -1) current), generate up to cap
- * tokens or until end of generation, into ids[cap]. With a draft, copy-speculative verification
- * (see aligner.c); the output distribution is that of plain sampling, and greedy output is
- * identical. text (optional) receives the decoded bytes. */
-typedef struct {
-    int n;        /* tokens generated */
-    int evals;    /* tokens evaluated by the model (including rejected draft tokens) */
-    int drafted;  /* draft tokens verified */
-    int accepted; /* draft tokens accepted */
-    int full;     /* stopped because the context is full */
-    int passes;   /* forward passes (a batch of a few tokens costs about one token's) */
-} SaGenStats;
-int sa_generate(SaCtx *c, SaSampler *s, const SaTokenizer *tok, int cap, const int32_t *draft, int n_draft, int32_t *ids,
-                SaBuf *text, SaGenStats *st);
+/* A conversation: the upstream sees every turn through its chat template (a system message replaces
+ * p->system), so a request that extends the previous one reuses its cached tokens and evaluates only
+ * the new part; the aligner sees the last user turn as the question. */
+int sa_align_run_messages(SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p, SaAlignTrace *out);
+/* The upstream's first prompt for a conversation, in tokens (-1 + sa_err when it cannot be rendered):
+ * reads only the tokenizer, so another thread may ask while a run is in progress. */
+int sa_align_prompt_tokens(const SaEngine *e, const SaMessage *msgs, int n_msgs, const SaAlignParams *p);
+/* Empty both models' caches (the next run depends on nothing that ran before it). */
+void sa_engine_reset(SaEngine *e);
 
 #endif

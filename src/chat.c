@@ -7,15 +7,18 @@
  * message, one user message and the beginning of the assistant's answer (which the model continues). */
 static const SaTemplate chat_templates[] = {
     /* no chat vocabulary (e.g. stories260K): the question, then the answer continues it */
-    {"plain", "{bos}{user}{sp_prefix}", 0},
-    {"llama2", "{bos}[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]{sp_prefix}", 0},
+    {"plain", "{bos}{user}{sp_prefix}", 0, "", "\n{user}{sp_prefix}"},
+    {"llama2", "{bos}[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]{sp_prefix}", 0, " </s>",
+     "<s>[INST] {user} [/INST]{sp_prefix}"},
     {"llama3",
      "{bos}<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
      "{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{prefix}",
-     0},
-    {"gemma", "{bos}<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{prefix}", 1},
-    {"chatml", "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{prefix}", 0},
-    {"mistral", "{bos}[INST] {user} [/INST]{prefix}", 1},
+     0, "<|eot_id|>", "<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n{prefix}"},
+    {"gemma", "{bos}<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{prefix}", 1, "<end_of_turn>\n",
+     "<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n{prefix}"},
+    {"chatml", "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{prefix}", 0,
+     "<|im_end|>\n", "<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{prefix}"},
+    {"mistral", "{bos}[INST] {user} [/INST]{prefix}", 1, "</s>", "[INST] {user} [/INST]{prefix}"},
 };
 
 const SaTemplate *sa_chat_template(const char *name) {
@@ -123,6 +126,33 @@ int sa_chat_render(const SaTemplate *t, const char *system, const char *user, co
     int rc = sa_template_render(t->text, &v, out);
     sa_buf_free(&merged);
     return rc;
+}
+
+static int prompt_cat(SaPrompt *out, const SaPrompt *p) {
+    if (sa_buf_append(&out->text, p->text.data ? p->text.data : "", p->text.len)) return -1;
+    return sa_buf_append(&out->mask, p->mask.data ? p->mask.data : "", p->mask.len);
+}
+
+int sa_chat_render_turns(const SaTemplate *t, const char *system, const char *const *turns, int n_turns, const char *prefix,
+                         SaPrompt *out) {
+    if (n_turns < 1 || !(n_turns & 1)) return sa_err("a conversation must end with a user turn");
+    if (sa_chat_render(t, system, turns[0], n_turns > 1 ? turns[1] : prefix, out)) return -1;
+    for (int i = 2; i < n_turns; i += 2) {
+        SaPrompt p;
+        SaTemplateVars v = {.user = turns[i], .prefix = i + 1 < n_turns ? turns[i + 1] : prefix ? prefix : ""};
+        /* the end of the previous answer is template text (it may hold special tokens) */
+        if (sa_template_render(t->turn_end, &(SaTemplateVars){0}, &p)) goto fail;
+        int rc = prompt_cat(out, &p);
+        sa_prompt_free(&p);
+        if (rc || sa_template_render(t->next, &v, &p)) goto fail;
+        rc = prompt_cat(out, &p);
+        sa_prompt_free(&p);
+        if (rc) goto fail;
+    }
+    return 0;
+fail:
+    sa_prompt_free(out);
+    return -1;
 }
 
 int sa_prompt_tokenize(const SaPrompt *p, const SaTokenizer *tok, int32_t **ids, int *n, int *cap) {

@@ -16,6 +16,9 @@ typedef struct {
     const char *name;
     const char *text;
     int merge_system; /* no system role: a system prompt is prepended to the user message (plain drops it) */
+    /* conversations: `turn_end` follows an earlier answer, `next` renders each later user turn and
+     * the start of its answer (placeholders {user}, {prefix}, {sp_prefix}) */
+    const char *turn_end, *next;
 } SaTemplate;
 
 /* Upstream chat templates: plain, llama2, llama3, gemma, chatml, mistral. */
@@ -45,6 +48,12 @@ int sa_template_render(const char *tmpl, const SaTemplateVars *v, SaPrompt *out)
 int sa_template_check(const char *tmpl);
 /* Render the upstream chat: system, user message, and the start of the assistant's answer. */
 int sa_chat_render(const SaTemplate *t, const char *system, const char *user, const char *prefix, SaPrompt *out);
+/* Render a conversation: turns[0..n_turns) alternate user, assistant, ..., user (n_turns odd), then
+ * the start of the assistant's answer `prefix`. The first turn renders exactly as sa_chat_render
+ * with the first answer as its prefix, so a conversation's prompt extends the previous request's
+ * (the KV cache keeps it). */
+int sa_chat_render_turns(const SaTemplate *t, const char *system, const char *const *turns, int n_turns, const char *prefix,
+                         SaPrompt *out);
 /* Tokenize a rendered prompt (special tokens only from template bytes). Appends to *ids. */
 int sa_prompt_tokenize(const SaPrompt *p, const SaTokenizer *tok, int32_t **ids, int *n, int *cap);
 void sa_prompt_free(SaPrompt *p);

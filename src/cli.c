@@ -100,6 +100,27 @@ static void end_out_line(void) {
     out_mid_line = 0;
 }
 
+/* generate's output: each token's text (or id) as it comes. */
+typedef struct {
+    int print_ids, failed;
+    SaBuf *text;
+} GenOut;
+
+static int generate_token(void *ctx, int32_t id, const char *piece, size_t n, int n_gen) {
+    GenOut *g = ctx;
+    if (g->print_ids) {
+        printf(n_gen > 1 ? " %d" : "%d", id);
+        fflush(stdout);
+        return 0;
+    }
+    if (write_out(piece, n)) {
+        g->failed = 1;
+        return 1;
+    }
+    sa_buf_append(g->text, piece, n);
+    return 0;
+}
+
 /* generate without --chat: BOS + the prompt as plain text, continued token by token. */
 static int generate_plain(const CommonOpts *co, const char *prompt, int n_predict, int print_ids, int llamacpp_compat,
                           const SaSamplerParams *sp_in) {
@@ -113,7 +134,7 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
     SaSampler smp = {0};
     int32_t *ids = NULL;
     int n_ids = 0, cap = 0;
-    SaBuf piece = {0}, text = {0};
+    SaBuf text = {0};
     const SaTokSpec *ts = sa_tok_spec(m.tok);
 
     SaCtxParams cp;
@@ -144,31 +165,16 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
     double t0 = sa_time_ms();
     if (sa_ctx_prompt(ctx, ids, n_ids)) goto out;
     double t1 = sa_time_ms();
-    int prev = ids[n_ids - 1], n_gen = 0;
-    for (; n_gen < n_predict; n_gen++) {
-        int tok = sa_sample(&smp, sa_ctx_logits(ctx, -1));
-        if (tok < 0) goto out;
-        if (sa_tok_is_eog(m.tok, tok)) break;
-        sa_sampler_accept(&smp, tok);
-        if (print_ids) {
-            printf(n_gen ? " %d" : "%d", tok);
-            fflush(stdout);
-        } else {
-            piece.len = 0;
-            if (sa_tok_decode(m.tok, prev, tok, 0, &piece)) goto out;
-            if (write_out(piece.data, piece.len)) goto out;
-            sa_buf_append(&text, piece.data ? piece.data : "", piece.len);
-        }
-        prev = tok;
-        if (n_gen + 1 < n_predict) {
-            if (sa_ctx_pos(ctx) >= cp.n_ctx) {
-                end_out_line();
-                fprintf(stderr, "salign: context full (%d tokens): stopping\n", cp.n_ctx);
-                n_gen++;
-                break;
-            }
-            if (sa_ctx_eval(ctx, &tok, 1, 0)) goto out;
-        }
+    /* the engine's token loop; at most what the context can still hold (-n -1 asks for "all") */
+    GenOut go = {.print_ids = print_ids, .text = &text};
+    SaGenParams gp = {.cap = (int)SA_MIN((long)n_predict, (long)cp.n_ctx - n_ids + 1), .on_token = generate_token, .token_ctx = &go};
+    SaGenStats st;
+    if (sa_gen(ctx, &smp, m.tok, &gp, &st) || go.failed) goto out;
+    const int n_gen = st.n;
+    /* stopped for want of room: the loop's own status, or the cap that room set */
+    if (st.status == SA_GEN_CONTEXT_FULL || (st.status == SA_GEN_MAX_TOKENS && n_gen < n_predict)) {
+        end_out_line();
+        fprintf(stderr, "salign: context full (%d tokens): stopping\n", cp.n_ctx);
     }
     double t2 = sa_time_ms();
     if (print_ids) printf("\n");
@@ -183,7 +189,6 @@ static int generate_plain(const CommonOpts *co, const char *prompt, int n_predic
 out:
     if (rc) sa_die();
     free(ids);
-    sa_buf_free(&piece);
     sa_buf_free(&text);
     sa_sampler_free(&smp);
     sa_ctx_free(ctx);
@@ -550,16 +555,17 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
         fprintf(stderr, "\n");
     }
     OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
-    o->ap.out = align_out;
-    o->ap.out_ctx = &oc;
-    if (sa_align_run(set.e, question, &o->ap, &tr)) goto out;
+    SaAlignParams ap = set.ap;
+    ap.out = align_out;
+    ap.out_ctx = &oc;
+    if (sa_align_run(set.e, question, &ap, &tr)) goto out;
     if (json) {
         char *js = sa_align_trace_json(&tr, o->ap.mode);
         if (js) printf("%s\n", js);
         free(js);
     }
     end_out_line();
-    if (!strcmp(tr.stop, "context full")) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
+    if (tr.stop_reason == SA_STOP_CONTEXT_FULL) fprintf(stderr, "salign: stopped: the context is full (use -c to enlarge it)\n");
     int cut = 0;
     for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
     if (cut)
@@ -675,6 +681,12 @@ static const char usage_text[] =
             "        [--temp T] [--top-k K] [--top-p P] [--min-p M] [--frequency-penalty F] [--presence-penalty P]\n"
             "        [--repeat-penalty R] [--seed|-s S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
+            "  serve --upstream U [--aligner A] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--queue 8]\n"
+            "        [--mode stream|aligner|none] [--timeout 10] [--body-limit KIB] [align's engine and sampling flags]\n"
+            "        OpenAI-compatible HTTP API (POST /v1/chat/completions, /v1/completions; GET /v1/models,\n"
+            "        /health) and a chat page at /\n"
+            "  chat --upstream U [--aligner A] [--mode stream|aligner|none] [--show-original] [align's engine and sampling\n"
+            "       flags]   interactive: /mode M, /original on|off, /reset, /quit; Ctrl-C stops an answer\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
@@ -725,10 +737,12 @@ static int version(void) {
 
 int sa_cmd_bench(int argc, char **argv); /* src/bench.c */
 int sa_cmd_perplexity(int argc, char **argv); /* src/perplexity.c */
+int sa_cmd_serve(int argc, char **argv);      /* src/serve.c */
+int sa_cmd_chat(int argc, char **argv);       /* src/chat_cli.c */
 
 /* The commands without a --help of their own answer it (and -h) with their usage block. */
 static int dispatch(const char *cmd, int argc, char **argv) {
-    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec"};
+    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "serve", "chat"};
     for (size_t k = 0; k < SA_ARRAY_LEN(plain); k++)
         if (!strcmp(cmd, plain[k]))
             for (int i = 0; i < argc; i++)
@@ -745,6 +759,8 @@ static int dispatch(const char *cmd, int argc, char **argv) {
     if (!strcmp(cmd, "math-check")) return sa_cmd_math_check(argc, argv);
     if (!strcmp(cmd, "judge")) return sa_cmd_judge(argc, argv);
     if (!strcmp(cmd, "perplexity")) return sa_cmd_perplexity(argc, argv);
+    if (!strcmp(cmd, "serve")) return sa_cmd_serve(argc, argv);
+    if (!strcmp(cmd, "chat")) return sa_cmd_chat(argc, argv);
     sa_err("%s: unknown command (see salign --help)", cmd);
     return sa_die();
 }

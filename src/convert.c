@@ -9,22 +9,60 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "quants_imatrix.h"
 #include "salm.h"
 
-static const char *conv_type_names[SA_CONV_TYPE_COUNT] = {"f32", "f16", "q8_0", "q4_0", "keep"};
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static const char *conv_type_names[SA_CONV_TYPE_COUNT] = {
+    "f32",    "f16",    "q8_0",   "q4_0",   "keep",   "q4_1",   "q5_0",   "q5_1",   "q2_k",   "q3_k_s",
+    "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",   "iq4_nl", "iq4_xs"};
 
 int sa_conv_type_from_name(const char *name) {
     for (int i = 0; i < SA_CONV_TYPE_COUNT; i++)
-        if (strcmp(conv_type_names[i], name) == 0) return i;
+        if (strcasecmp(conv_type_names[i], name) == 0) return i;
     return -1;
 }
 
 const char *sa_conv_type_name(SaConvType t) {
     return (unsigned)t < SA_CONV_TYPE_COUNT ? conv_type_names[t] : "?";
+}
+
+/* The llama.cpp file type behind a quantized SaConvType, or -1 (f32, f16, keep). */
+static int file_type_of(SaConvType t) {
+    return t == SA_CONV_F32 || t == SA_CONV_F16 || t == SA_CONV_KEEP ? -1 : sa_file_type_find(sa_conv_type_name(t));
+}
+
+/* The SaDtype of a ggml type if this build can write it, else -1. */
+static int writable(int ggml_type) {
+    const int d = sa_dtype_from_ggml((uint32_t)ggml_type);
+    return d >= 0 && (sa_dtype_traits[d].flags & SA_DT_WEIGHT) && sa_dtype_traits[d].from_float ? d : -1;
+}
+
+int sa_conv_type_available(SaConvType t) {
+    const int ft = file_type_of(t);
+    if (ft < 0) return (unsigned)t < SA_CONV_TYPE_COUNT;
+    /* every type a rule or fallback of this file type can lead to */
+    static const int ladder[][4] = {
+        {SA_GG_Q2_K, SA_GG_Q3_K, SA_GG_Q4_K, SA_GG_Q4_0}, {SA_GG_Q3_K, SA_GG_Q4_K, SA_GG_Q5_K, SA_GG_Q4_0},
+        {SA_GG_Q4_K, SA_GG_Q5_K, SA_GG_Q6_K, SA_GG_Q5_0}, {SA_GG_Q5_K, SA_GG_Q6_K, SA_GG_Q5_1, SA_GG_Q8_0},
+        {SA_GG_Q6_K, SA_GG_Q8_0, SA_GG_Q8_0, SA_GG_Q8_0}, {SA_GG_IQ4_XS, SA_GG_IQ4_NL, SA_GG_Q5_K, SA_GG_Q6_K},
+        {SA_GG_IQ4_NL, SA_GG_Q5_K, SA_GG_Q6_K, SA_GG_Q8_0},
+    };
+    const int def = sa_file_type(ft)->default_type;
+    if (writable(def) < 0 || writable(SA_GG_Q6_K) < 0 || writable(SA_GG_Q8_0) < 0) return 0;
+    for (size_t r = 0; r < SA_ARRAY_LEN(ladder); r++)
+        if (ladder[r][0] == def)
+            for (int k = 0; k < 4; k++)
+                if (writable(ladder[r][k]) < 0) return 0;
+    return 1;
 }
 
 /* ---- the model source ---- */
@@ -226,13 +264,10 @@ int sa_conv_check(const SaConvSource *src) {
 }
 
 /* ---- output dtype choice ----
- * Mirrors llama-quantize so our q8_0/q4_0 files match its blocks bit for bit:
- *  - vectors (norms, biases) stay F32 (converted losslessly from F16/BF16);
- *  - a matrix whose row length is not a multiple of 32 cannot be block-quantized and becomes
- *    F16 (llama.cpp's fallback; stories260K's ffn_down has 172 columns);
- *  - for Q4_0 the output classifier (or the token embedding when it doubles as the
- *    classifier) gets more bits: llama.cpp picks Q6_K, or Q8_0 when the row length is not a
- *    multiple of 256; we have no Q6_K, so always Q8_0, the next better type we support. */
+ * Vectors (norms, biases) are F32 under every type (converted losslessly from F16/BF16). f32 and
+ * f16 convert every matrix; keep copies the input's types. The llama.cpp file types take
+ * llama-quantize's per-tensor choices (src/quant_rules.c), so that a file made here holds the
+ * type llama-quantize would give each tensor, and byte for byte the same blocks. */
 static int effective_dims(const SaConvTensor *t) {
     int n = 1;
     for (int d = 1; d < 4; d++)
@@ -240,22 +275,63 @@ static int effective_dims(const SaConvTensor *t) {
     return n;
 }
 
-static int is_classifier(const SaConvSource *src, const SaConvTensor *t) {
-    return strcmp(t->name, "output.weight") == 0 || (src->hp.tied_output && strcmp(t->name, "token_embd.weight") == 0);
+int sa_conv_plan(const SaConvSource *src, const SaConvOptions *opt, SaDtype *out) {
+    const int ft = file_type_of(opt->type);
+    if ((unsigned)opt->type >= SA_CONV_TYPE_COUNT) return sa_err("--type: unknown type %d", (int)opt->type);
+    if (ft < 0) {
+        if (opt->pure || opt->n_overrides)
+            return sa_err("%s: only with a quantized --type (q4_k_m, q8_0, ...), not %s",
+                          opt->pure ? "--pure" : "--tensor-type", sa_conv_type_name(opt->type));
+        for (int i = 0; i < src->n_tensors; i++) {
+            const SaConvTensor *t = &src->tensors[i];
+            out[i] = effective_dims(t) < 2 ? SA_F32
+                     : opt->type == SA_CONV_F32 ? SA_F32
+                     : opt->type == SA_CONV_F16 ? SA_F16
+                     : t->dtype;
+        }
+        return 0;
+    }
+    SaRuleTensor *rt = sa_malloc((size_t)(src->n_tensors ? src->n_tensors : 1) * sizeof *rt);
+    int *gg = sa_malloc((size_t)(src->n_tensors ? src->n_tensors : 1) * sizeof *gg);
+    int rc = -1;
+    if (!rt || !gg) goto done;
+    for (int i = 0; i < src->n_tensors; i++)
+        rt[i] = (SaRuleTensor){src->tensors[i].name, src->tensors[i].ne[0], effective_dims(&src->tensors[i])};
+    const SaRuleOptions ro = {ft, opt->pure, opt->imatrix != NULL, opt->overrides, opt->n_overrides};
+    if (sa_quant_rules(&src->hp, rt, src->n_tensors, &ro, gg)) goto done;
+    for (int i = 0; i < src->n_tensors; i++) {
+        const SaConvTensor *t = &src->tensors[i];
+        if (gg[i] < 0) { /* not quantized: vectors F32, a matrix keeps a float type */
+            out[i] = effective_dims(t) < 2 || (t->dtype != SA_F16 && t->dtype != SA_BF16) ? SA_F32 : t->dtype;
+            continue;
+        }
+        const int d = writable(gg[i]);
+        if (d < 0) {
+            sa_err("--type %s: tensor %s takes type %s, which this build cannot write yet", sa_conv_type_name(opt->type),
+                   t->name, sa_gg_type_name(gg[i]));
+            goto done;
+        }
+        out[i] = (SaDtype)d;
+        if (opt->imatrix && sa_imatrix_find(opt->imatrix, t->name) && !sa_quantize_row_imatrix_supported(out[i])) {
+            sa_err("--imatrix: tensor %s takes type %s, which has no weighted quantizer in this build yet", t->name,
+                   sa_dtype_name(out[i]));
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(rt);
+    free(gg);
+    return rc;
 }
 
 SaDtype sa_conv_out_dtype(const SaConvSource *src, const SaConvTensor *t, SaConvType type) {
-    if (effective_dims(t) < 2) return SA_F32;
-    SaDtype want;
-    switch (type) {
-    case SA_CONV_F32: want = SA_F32; break;
-    case SA_CONV_F16: want = SA_F16; break;
-    case SA_CONV_Q8_0: want = SA_Q8_0; break;
-    case SA_CONV_Q4_0: want = is_classifier(src, t) ? SA_Q8_0 : SA_Q4_0; break;
-    default: want = t->dtype; break;
-    }
-    if (sa_dtype_traits[want].block > 1 && t->ne[0] % sa_dtype_traits[want].block) want = SA_F16;
-    return want;
+    SaDtype *all = sa_calloc((size_t)src->n_tensors + 1, sizeof *all);
+    const SaConvOptions opt = {.type = type, .quiet = 1};
+    SaDtype d = SA_F32;
+    if (all && sa_conv_plan(src, &opt, all) == 0) d = all[t - src->tensors];
+    free(all);
+    return d;
 }
 
 /* ---- conversion ---- */
@@ -267,7 +343,33 @@ typedef struct {
     double *err; /* per tensor relative RMS error; < 0: copied unchanged */
     int tty;
     double t0;
+    double bytes_total, bytes_done; /* output bytes, for the bar */
+    double last_draw;               /* ms: the bar is redrawn at most every 200 ms within a tensor */
+    int current;                    /* the tensor being converted */
 } FillCtx;
+
+static uint64_t out_bytes(const SaConvTensor *t, SaDtype d) {
+    return (uint64_t)sa_row_bytes(d, t->ne[0]) * (n_elements(t->ne) / (uint64_t)t->ne[0]);
+}
+
+/* The bar on a terminal: MiB written of the total, tensors, ETA from the rate so far, and the
+ * tensor being converted; redrawn in place under the per-tensor lines. */
+static void draw_bar(FillCtx *c, double done_bytes, int done_tensors) {
+    const int width = 30;
+    const double frac = c->bytes_total > 0 ? done_bytes / c->bytes_total : 1.0;
+    const double el = (sa_time_ms() - c->t0) / 1000.0;
+    char bar[64], eta[32];
+    for (int i = 0; i < width; i++) bar[i] = i < (int)(frac * width) ? '#' : '.';
+    bar[width] = 0;
+    if (frac >= 1.0) snprintf(eta, sizeof eta, "%.1f s", el);
+    else if (frac > 0.01 && el > 0.5) snprintf(eta, sizeof eta, "ETA %.0f s", el * (1 - frac) / frac);
+    else snprintf(eta, sizeof eta, "ETA ?");
+    const int n = c->src->n_tensors;
+    fprintf(stderr, "\r\033[K[%s] %.1f/%.1f MiB  %d/%d tensors  %s  %s", bar, done_bytes / 1048576.0,
+            c->bytes_total / 1048576.0, done_tensors, n, eta, done_tensors < n ? c->src->tensors[c->current].name : "");
+    fflush(stderr);
+    c->last_draw = sa_time_ms();
+}
 
 /* Rows of the source as f32. */
 static void source_rows(const SaConvTensor *t, int64_t r0, int64_t n, float *dst) {
@@ -299,10 +401,26 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
     }
     const int quantized = sa_dtype_traits[od].block > 1;
     const int measure = od != SA_F32;
+    /* llama-quantize's use of the importance matrix: the entry of this tensor's name when its
+     * length is the row length; a missing entry quantizes unweighted; another length is an error,
+     * except for the token embedding (an imatrix never has a usable one) */
+    const float *imx = NULL;
+    const SaImatrixEntry *ie = quantized && c->opt->imatrix ? sa_imatrix_find(c->opt->imatrix, t->name) : NULL;
+    if (ie && ie->n == ne0) imx = ie->values;
+    else if (ie && strcmp(t->name, "token_embd.weight"))
+        return sa_err("--imatrix has %lld values for it, its rows have %lld", (long long)ie->n, (long long)ne0);
+    c->current = index;
+    const int bar = c->tty && !c->opt->quiet;
+    int64_t rows_done = 0;
     double num = 0, den = 0;
     int failed = 0;         /* 1: out of memory */
     int64_t bad_row = -1;   /* first row with a NaN/inf (cannot be block-quantized) */
-#pragma omp parallel reduction(+ : num, den)
+    int nthreads = c->opt->threads;
+#ifdef _OPENMP
+    if (nthreads < 1) nthreads = omp_get_max_threads();
+#endif
+    if (nthreads < 1) nthreads = 1;
+#pragma omp parallel num_threads(nthreads) reduction(+ : num, den)
     {
         float *x = malloc((size_t)ne0 * sizeof(float));
         float *y = malloc((size_t)ne0 * sizeof(float));
@@ -326,7 +444,7 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
                 }
             }
             uint8_t *q = (uint8_t *)dst + (uint64_t)r * orow;
-            sa_quantize_row(od, x, q, ne0);
+            sa_quantize_row_imatrix(od, x, q, ne0, imx); /* llama-quantize's quantizer, with or without weights */
             if (measure) {
                 sa_dequantize_row(od, q, y, ne0);
                 for (int64_t j = 0; j < ne0; j++) {
@@ -334,6 +452,18 @@ static int fill(void *vctx, int index, void *dst, uint64_t nbytes) {
                     num += d * d;
                     den += (double)x[j] * x[j];
                 }
+            }
+            if (bar) {
+                int64_t now_done;
+#pragma omp atomic capture
+                now_done = ++rows_done;
+#ifdef _OPENMP
+                const int master = omp_get_thread_num() == 0;
+#else
+                const int master = 1;
+#endif
+                if (master && (now_done & 31) == 0 && sa_time_ms() - c->last_draw > 200)
+                    draw_bar(c, c->bytes_done + (double)now_done * orow, index);
             }
         }
         free(x);
@@ -360,14 +490,10 @@ static void progress(void *vctx, int done, int total) {
     if (c->tty) fputs("\r\033[K", stderr);
     fprintf(stderr, "[%*d/%d] %-32s %-16s %5s -> %-5s %s\n", total >= 100 ? 4 : 3, done, total, t->name, shape,
             t->decode ? "int8" : sa_dtype_name(t->dtype), sa_dtype_name(c->out[done - 1]), errs);
+    c->bytes_done += (double)out_bytes(t, c->out[done - 1]);
     if (c->tty) {
-        /* a bar under the per-tensor lines, redrawn in place */
-        const int width = 40;
-        int fillw = (int)((long long)done * width / total);
-        char bar[64];
-        for (int i = 0; i < width; i++) bar[i] = i < fillw ? '#' : '.';
-        bar[width] = 0;
-        fprintf(stderr, "[%s] %d/%d tensors  %.1f s", bar, done, total, (sa_time_ms() - c->t0) / 1000.0);
+        if (done < total) c->current = done;
+        draw_bar(c, c->bytes_done, done);
         if (done == total) fputc('\n', stderr);
     }
     fflush(stderr);
@@ -386,9 +512,10 @@ static SalmWriter *prepare(const SaConvSource *src, const SaConvOptions *opt, Fi
     }
     if (src->chat_template && salm_writer_str(w, SA_CONV_KEY_CHAT_TEMPLATE, src->chat_template)) goto fail;
     if (src->aligner_template && salm_writer_str(w, SA_CONV_KEY_ALIGNER_TEMPLATE, src->aligner_template)) goto fail;
+    if (sa_conv_plan(src, opt, c->out)) goto fail;
+    for (int i = 0; i < src->n_tensors; i++) c->bytes_total += (double)out_bytes(&src->tensors[i], c->out[i]);
     for (int i = 0; i < src->n_tensors; i++) {
         const SaConvTensor *t = &src->tensors[i];
-        c->out[i] = sa_conv_out_dtype(src, t, opt->type);
         if (salm_writer_tensor(w, t->name, c->out[i], t->n_dims, t->ne) < 0) {
             sa_err_prefix("%s: ", out_name);
             goto fail;
@@ -400,9 +527,29 @@ fail:
     return NULL;
 }
 
+/* Per output type: tensors, weights, MiB and bits per weight; then all together. */
+static void summary(const SaConvSource *src, const SaDtype *out) {
+    uint64_t n[SA_DTYPE_COUNT] = {0}, el[SA_DTYPE_COUNT] = {0}, by[SA_DTYPE_COUNT] = {0}, tel = 0, tby = 0;
+    for (int i = 0; i < src->n_tensors; i++) {
+        const SaConvTensor *t = &src->tensors[i];
+        n[out[i]]++;
+        el[out[i]] += n_elements(t->ne);
+        by[out[i]] += out_bytes(t, out[i]);
+        tel += n_elements(t->ne);
+        tby += out_bytes(t, out[i]);
+    }
+    fprintf(stderr, "%-7s %8s %14s %11s %10s\n", "type", "tensors", "weights", "MiB", "bits/wt");
+    for (int d = 0; d < SA_DTYPE_COUNT; d++)
+        if (n[d])
+            fprintf(stderr, "%-7s %8llu %14llu %11.2f %10.3f\n", sa_dtype_name((SaDtype)d), (unsigned long long)n[d],
+                    (unsigned long long)el[d], by[d] / 1048576.0, el[d] ? 8.0 * by[d] / el[d] : 0.0);
+    fprintf(stderr, "%-7s %8d %14llu %11.2f %10.3f\n", "total", src->n_tensors, (unsigned long long)tel, tby / 1048576.0,
+            tel ? 8.0 * tby / tel : 0.0);
+}
+
 int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOptions *opt) {
     int rc = -1;
-    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+    FillCtx c = {.src = src, .opt = opt, .tty = isatty(STDERR_FILENO), .t0 = sa_time_ms()};
     SalmWriter *w = prepare(src, opt, &c, out_path);
     if (!w) goto done;
     if (!opt->quiet)
@@ -419,6 +566,7 @@ int sa_conv_write(const SaConvSource *src, const char *out_path, const SaConvOpt
         double mib = stat(out_path, &st) == 0 ? st.st_size / 1048576.0 : 0;
         fprintf(stderr, "wrote %s: %d tensors, %.2f MiB in %.1f s\n", out_path, src->n_tensors, mib,
                 (sa_time_ms() - c.t0) / 1000.0);
+        summary(src, c.out);
     }
     rc = 0;
 done:
@@ -432,7 +580,7 @@ done:
 int sa_conv_to_memory(const SaConvSource *src, const SaConvOptions *opt, SaLoadMode mode, Salm *out) {
     memset(out, 0, sizeof *out);
     int rc = -1;
-    FillCtx c = {src, opt, NULL, NULL, isatty(STDERR_FILENO), sa_time_ms()};
+    FillCtx c = {.src = src, .opt = opt, .tty = isatty(STDERR_FILENO), .t0 = sa_time_ms()};
     SalmWriter *w = prepare(src, opt, &c, src->path);
     if (w && salm_writer_to_memory(w, out, src->path, mode, fill, &c, opt->quiet ? NULL : progress) == 0) rc = 0;
     salm_writer_free(w);

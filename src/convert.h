@@ -11,6 +11,8 @@
 
 #include "dtype.h"
 #include "hparams.h"
+#include "imatrix.h"
+#include "quant_rules.h"
 #include "salm.h"
 #include "tokenizer.h"
 
@@ -52,23 +54,45 @@ typedef struct {
     const char *kind;     /* "GGUF", "llama2.c v0", ... (for messages) */
 } SaConvSource;
 
-/* Output type choice. */
+/* Output type choice: plain floats, the input's own types (keep), or one of llama.cpp's file
+ * types with its per-tensor rules (src/quant_rules.h). */
 typedef enum {
     SA_CONV_F32 = 0,
     SA_CONV_F16,
     SA_CONV_Q8_0,
     SA_CONV_Q4_0,
     SA_CONV_KEEP,
+    SA_CONV_Q4_1,
+    SA_CONV_Q5_0,
+    SA_CONV_Q5_1,
+    SA_CONV_Q2_K,
+    SA_CONV_Q3_K_S,
+    SA_CONV_Q3_K_M,
+    SA_CONV_Q3_K_L,
+    SA_CONV_Q4_K_S,
+    SA_CONV_Q4_K_M,
+    SA_CONV_Q5_K_S,
+    SA_CONV_Q5_K_M,
+    SA_CONV_Q6_K,
+    SA_CONV_IQ4_NL,
+    SA_CONV_IQ4_XS,
     SA_CONV_TYPE_COUNT
 } SaConvType;
 
-/* "f32", "f16", "q8_0", "q4_0", "keep" -> SaConvType, or -1. */
+/* "f32", "f16", "keep", "q4_k_m", ... (case-insensitive) -> SaConvType, or -1. */
 int sa_conv_type_from_name(const char *name);
 const char *sa_conv_type_name(SaConvType t);
+/* 1 if this build has a quantizer for every type the file type can choose. */
+int sa_conv_type_available(SaConvType t);
 
 typedef struct {
     SaConvType type;
     int quiet;          /* no progress output */
+    int pure;           /* one type for every matrix (llama-quantize --pure; quantized types only) */
+    const SaTypeOverride *overrides; /* --tensor-type, in the order given */
+    int n_overrides;
+    int threads;        /* quantizing threads; 0: OpenMP's default (all cores) */
+    const SaImatrix *imatrix; /* --imatrix: weighted quantization as llama-quantize's; NULL: none */
 } SaConvOptions;
 
 /* Importers (the GGUF one here, since the runtime opens GGUFs; llama2.c and HF in
@@ -86,7 +110,11 @@ void sa_conv_free(SaConvSource *src);
  * the expected shape, no unknown tensors. 0 or -1 + sa_err naming the tensor. */
 int sa_conv_check(const SaConvSource *src);
 
-/* The output dtype of one tensor under `type` (llama-quantize's choices, see convert.c). */
+/* The output dtype of every tensor (out[i] for src->tensors[i]) under opt: llama-quantize's
+ * choices (src/quant_rules.c) for the file types, F32 vectors. 0, or -1 + sa_err naming the
+ * option or the type this build cannot write. */
+int sa_conv_plan(const SaConvSource *src, const SaConvOptions *opt, SaDtype *out);
+/* The output dtype of one tensor under `type` (sa_conv_plan for the whole model). */
 SaDtype sa_conv_out_dtype(const SaConvSource *src, const SaConvTensor *t, SaConvType type);
 
 /* Convert and write OUT (temp file + fsync + rename). Progress and per-tensor quantization

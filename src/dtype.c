@@ -62,11 +62,16 @@ void sa_dtype_init(void) {
     done = 1;
 }
 
-/* ggml quantize_row_q8_0_ref: d = amax/127, q = round(x/d). */
+/* ggml quantize_row_q8_0_ref: d = amax/127, q = round(x/d). The running maximum keeps the new
+ * value unless the old one is greater, as ggml's MAX does (not fmaxf): a NaN then replaces it,
+ * and a block holding one gets llama-quantize's bytes too. */
 void sa_quantize_row_q8_0(const float *x, BlockQ8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / QK8_0; b++) {
         float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(x[b * QK8_0 + j]));
+        for (int j = 0; j < QK8_0; j++) {
+            const float a = fabsf(x[b * QK8_0 + j]);
+            amax = amax > a ? amax : a;
+        }
         const float d = amax / 127.0f;
         const float id = d ? 1.0f / d : 0.0f;
         y[b].d = sa_fp32_to_fp16(d);
@@ -157,6 +162,10 @@ FROM_FLOAT(q4_K, BlockQ4_K)
 FROM_FLOAT(q5_K, BlockQ5_K)
 FROM_FLOAT(q6_K, BlockQ6_K)
 FROM_FLOAT(q8_K, BlockQ8_K)
+FROM_FLOAT(q2_K, BlockQ2_K)
+FROM_FLOAT(q3_K, BlockQ3_K)
+FROM_FLOAT(iq4_nl, BlockIQ4_NL)
+FROM_FLOAT(iq4_xs, BlockIQ4_XS)
 
 const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT] = {
     [SA_F32] = {"f32", 1, 4, 0, SA_DT_WEIGHT, SA_F32, f32_to_float, f32_from_float},
@@ -172,6 +181,10 @@ const SaDtypeTraits sa_dtype_traits[SA_DTYPE_COUNT] = {
     [SA_Q6_K] = {"q6_K", QK_K, sizeof(BlockQ6_K), 14, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_q6_K, QF(q6_K)},
     [SA_Q8_K] = {"q8_K", QK_K, sizeof(BlockQ8_K), 15, 0, SA_Q8_K, sa_dequantize_q8_K, QF(q8_K)},
     [SA_Q8_1] = {"q8_1", 32, sizeof(BlockQ8_1), 9, 0, SA_Q8_1, sa_dequantize_q8_1, QF(q8_1)},
+    [SA_Q2_K] = {"q2_K", QK_K, sizeof(BlockQ2_K), 10, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_q2_K, QF(q2_K)},
+    [SA_Q3_K] = {"q3_K", QK_K, sizeof(BlockQ3_K), 11, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_q3_K, QF(q3_K)},
+    [SA_IQ4_NL] = {"iq4_nl", QK4_NL, sizeof(BlockIQ4_NL), 20, SA_DT_WEIGHT, SA_Q8_0, sa_dequantize_iq4_nl, QF(iq4_nl)},
+    [SA_IQ4_XS] = {"iq4_xs", QK_K, sizeof(BlockIQ4_XS), 23, SA_DT_WEIGHT, SA_Q8_K, sa_dequantize_iq4_xs, QF(iq4_xs)},
 };
 
 const char *sa_dtype_name(SaDtype t) {

@@ -24,6 +24,10 @@ typedef enum {
     SA_Q6_K = 10,
     SA_Q8_K = 11, /* activations of the K-quants only: never stored */
     SA_Q8_1 = 12, /* activations of Q4_1 / Q5_1 only: never stored */
+    SA_Q2_K = 13,
+    SA_Q3_K = 14,
+    SA_IQ4_NL = 15,
+    SA_IQ4_XS = 16,
     SA_DTYPE_COUNT
 } SaDtype;
 
@@ -107,6 +111,46 @@ typedef struct {
     int16_t bsums[QK_K / 16];
 } BlockQ8_K;
 
+/* Q2_K: 16 sub-blocks of 16, each with a 4-bit scale (low nibble of scales[j]) and a 4-bit min
+ * (high nibble): x = d * sc * q - dmin * mn, q in 0..3. Per half of 128 weights h, l < 32:
+ * weights l, l+32, l+64, l+96 of the half take bit pairs 0-1, 2-3, 4-5, 6-7 of qs[32h+l]. */
+typedef struct {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    uint16_t d, dmin;
+} BlockQ2_K;
+
+/* Q3_K: 16 sub-blocks of 16 with 6-bit signed scales sc (stored + 32): for sub-block j the low 4
+ * bits are the low (j < 8) or high (j >= 8) nibble of scales[j % 8], the top 2 bits are bits
+ * 2(j/4), 2(j/4)+1 of scales[8 + j%4]. x = d * (sc - 32) * q, q in -4..3: the low two bits as
+ * Q2_K's qs, minus 4 unless bit e/32 of hmask[e % 32] is set (weight e of the block). */
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;
+} BlockQ3_K;
+
+/* IQ4_NL: Q4_0's layout with a non-linear level table: x = d * sa_iq4nl_values[q]. */
+#define QK4_NL 32
+typedef struct {
+    uint16_t d;
+    uint8_t qs[QK4_NL / 2];
+} BlockIQ4_NL;
+
+/* IQ4_XS: 8 sub-blocks of 32 in IQ4_NL's level table, each with a 6-bit scale ls (low 4 bits:
+ * nibble j%2 of scales_l[j/2], top 2: bits 2j, 2j+1 of scales_h): x = d * (ls - 32) * value[q];
+ * qs[16j .. 16j+15] hold sub-block j as an IQ4_NL block holds its 32 weights. */
+typedef struct {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[QK_K / 64];
+    uint8_t qs[QK_K / 2];
+} BlockIQ4_XS;
+
+/* The 16 levels of IQ4_NL / IQ4_XS (ggml's kvalues_iq4nl). */
+extern const int8_t sa_iq4nl_values[16];
+
 _Static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 block must be 34 bytes (ggml layout)");
 _Static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 block must be 18 bytes (ggml layout)");
 _Static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 block must be 20 bytes (ggml layout)");
@@ -117,6 +161,11 @@ _Static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block must be 144 bytes (ggml lay
 _Static_assert(sizeof(BlockQ5_K) == 176, "Q5_K block must be 176 bytes (ggml layout)");
 _Static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block must be 210 bytes (ggml layout)");
 _Static_assert(sizeof(BlockQ8_K) == 292, "Q8_K block must be 292 bytes (ggml layout)");
+_Static_assert(sizeof(BlockQ2_K) == 84 && offsetof(BlockQ2_K, d) == 80, "Q2_K block (ggml layout)");
+_Static_assert(sizeof(BlockQ3_K) == 110 && offsetof(BlockQ3_K, scales) == 96 && offsetof(BlockQ3_K, d) == 108,
+               "Q3_K block (ggml layout)");
+_Static_assert(sizeof(BlockIQ4_NL) == 18, "IQ4_NL block must be 18 bytes (ggml layout)");
+_Static_assert(sizeof(BlockIQ4_XS) == 136 && offsetof(BlockIQ4_XS, qs) == 8, "IQ4_XS block (ggml layout)");
 _Static_assert(offsetof(BlockQ6_K, d) == 208 && offsetof(BlockQ5_K, qs) == 48 && offsetof(BlockQ4_K, qs) == 16,
                "K-quant field offsets (ggml layout)");
 _Static_assert(offsetof(BlockQ5_0, qs) == 6 && offsetof(BlockQ5_1, qs) == 8 && offsetof(BlockQ8_K, bsums) == 260,
@@ -191,6 +240,26 @@ void sa_dequantize_q4_K(const void *src, float *dst, int64_t n);
 void sa_dequantize_q5_K(const void *src, float *dst, int64_t n);
 void sa_dequantize_q6_K(const void *src, float *dst, int64_t n);
 void sa_dequantize_q8_K(const void *src, float *dst, int64_t n);
+/* Q2_K, Q3_K: ggml's quantize_row_q2_K_ref / q3_K_ref (what llama-quantize runs for them without an
+ * importance matrix); IQ4_NL, IQ4_XS: ggml's scale search with 7 tries each side (what
+ * llama-quantize runs for them with or without one; the _ref of IQ4_NL tries none). */
+void sa_quantize_row_q2_K(const float *x, BlockQ2_K *y, int64_t n);
+void sa_quantize_row_q3_K(const float *x, BlockQ3_K *y, int64_t n);
+void sa_quantize_row_iq4_nl(const float *x, BlockIQ4_NL *y, int64_t n);
+void sa_quantize_row_iq4_xs(const float *x, BlockIQ4_XS *y, int64_t n);
+void sa_dequantize_q2_K(const void *src, float *dst, int64_t n);
+void sa_dequantize_q3_K(const void *src, float *dst, int64_t n);
+void sa_dequantize_iq4_nl(const void *src, float *dst, int64_t n);
+void sa_dequantize_iq4_xs(const void *src, float *dst, int64_t n);
+/* The 6-bit scale (0..63, stored + 32) of sub-block j (< 16) of a Q3_K block's scales[12]. */
+static inline int sa_q3k_scale(int j, const uint8_t *s) {
+    const int lo = j < 8 ? s[j] & 15 : s[j - 8] >> 4;
+    return lo | (s[8 + j % 4] >> (2 * (j / 4)) & 3) << 4;
+}
+/* The 6-bit scale (0..63, stored + 32) of sub-block j (< 8) of an IQ4_XS block. */
+static inline int sa_iq4xs_scale(int j, const BlockIQ4_XS *b) {
+    return (b->scales_l[j / 2] >> (4 * (j % 2)) & 15) | (b->scales_h >> (2 * j) & 3) << 4;
+}
 /* The 6-bit scale and min of sub-block j (< 8) of a Q4_K / Q5_K block's scales[12]. */
 static inline void sa_kq_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
     if (j < 4) {

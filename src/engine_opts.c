@@ -210,12 +210,14 @@ int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
         }
     }
     const SaModel *al = s->shared ? &s->up : s->have_al ? &s->al : NULL;
-    o->ap.up_tmpl = o->chat_tmpl ? sa_chat_template(o->chat_tmpl) : sa_chat_detect(s->up.chat_template);
+    /* the one place where options and models become run settings */
+    s->ap = o->ap;
+    s->ap.up_tmpl = o->chat_tmpl ? sa_chat_template(o->chat_tmpl) : sa_chat_detect(s->up.chat_template);
     if (al) {
-        if (o->al_tmpl) o->ap.al_tmpl = o->al_tmpl;
-        else if (al->aligner_template) o->ap.al_tmpl = al->aligner_template;
-        else o->ap.al_tmpl = sa_aligner_template(sa_tok_find(al->tok, "<start_of_turn>") >= 0 ? "stream-gemma" : "plain");
-        if (o->al_mode_tmpl) o->ap.al_mode_tmpl = o->al_mode_tmpl;
+        if (o->al_tmpl) s->ap.al_tmpl = o->al_tmpl;
+        else if (al->aligner_template) s->ap.al_tmpl = al->aligner_template;
+        else s->ap.al_tmpl = sa_aligner_template(sa_tok_find(al->tok, "<start_of_turn>") >= 0 ? "stream-gemma" : "plain");
+        if (o->al_mode_tmpl) s->ap.al_mode_tmpl = o->al_mode_tmpl;
     }
     if (!(s->e = sa_engine_new(&s->up, al, o->n_ctx, o->kv_type))) goto fail;
     return 0;

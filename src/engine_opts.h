@@ -41,10 +41,14 @@ typedef struct {
     SaModel up, al;
     int have_up, have_al, shared; /* shared: the same file plays both roles and is loaded once */
     SaEngine *e;
+    /* the run settings resolved from the options (user flags) and the models (their chat and
+     * aligner templates): what every run of align, eval, serve and chat starts from */
+    SaAlignParams ap;
 } SaEngineSet;
 
-/* Load the upstream (and the aligner when need_aligner), pick the templates as align does, and
- * create the engine. Logs one line per model to stderr. 0 or -1 + sa_err. */
+/* Load the upstream (and the aligner when need_aligner), resolve the run settings (s->ap: the
+ * templates picked as align does) and create the engine; o is not changed. Logs one line per
+ * model to stderr. 0 or -1 + sa_err. */
 int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s);
 void sa_engine_set_close(SaEngineSet *s);
 

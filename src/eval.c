@@ -685,15 +685,14 @@ static int run_eval(EvalOpts *o) {
             pg.what = sa_mode_name(m);
             pg.id = r.key;
             sa_progress_draw(&pg, 0);
-            SaAlignParams ap = o->eo.ap;
+            SaAlignParams ap = es.ap;
             ap.mode = m;
             ap.up_sp.seed = sa_eval_seed(up_seed0, r.key);
             ap.al_sp.seed = sa_eval_seed(al_seed0, r.key);
             ap.out = progress_out;
             ap.out_ctx = &pg;
             /* empty caches: the run must not depend on what ran before it (see eval.h) */
-            sa_ctx_truncate(sa_engine_ctx(es.e, 0), 0);
-            if (sa_engine_ctx(es.e, 1)) sa_ctx_truncate(sa_engine_ctx(es.e, 1), 0);
+            sa_engine_reset(es.e);
             SaAlignTrace tr;
             sa_err_clear();
             const int failed = sa_align_run(es.e, r.question, &ap, &tr) != 0;

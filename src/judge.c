@@ -29,7 +29,7 @@
 /* ---- rendering ------------------------------------------------------------------------------ */
 
 /* plain has no system role: for a judge the instructions must not be dropped, so they open the prompt */
-static const SaTemplate plain_judge = {"plain", "{bos}{user}{sp_prefix}", 1};
+static const SaTemplate plain_judge = {"plain", "{bos}{user}{sp_prefix}", 1, "", "\n{user}{sp_prefix}"};
 
 const SaTemplate *sa_judge_template(const char *name, const char *model_chat_template) {
     const SaTemplate *t = name ? sa_chat_template(name) : sa_chat_detect(model_chat_template);
@@ -369,7 +369,9 @@ static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped,
     const SaVerdict v = matches == 1 ? sa_judge_map(t, group, swapped) : SA_VERDICT_UNPARSED;
     cJSON_AddStringToObject(o, "judge_text", clean);
     cJSON_AddNumberToObject(o, "judge_tokens", st.n);
-    cJSON_AddStringToObject(o, "stop", st.full ? "context full" : st.n >= op->max_tokens ? "max tokens" : "end of turn");
+    cJSON_AddStringToObject(o, "stop", st.status == SA_GEN_CONTEXT_FULL ? "context full"
+                                       : st.status == SA_GEN_MAX_TOKENS ? "max tokens"
+                                                                        : "end of turn");
     cJSON_AddNumberToObject(o, "matches", matches);
     if (matches == 1) cJSON_AddStringToObject(o, "verdict", group);
     else cJSON_AddNullToObject(o, "verdict");

@@ -14,7 +14,17 @@
 /* Groups whose largest magnitude is below this quantize to zero (ggml's threshold). */
 #define ALL_ZERO_EPS 1e-15f
 
-static inline int round_int(float v) { return (int)rintf(v); }
+/* Round to nearest, ties to even, as ggml's quantizers do: 1.5 * 2^23 added in float leaves the
+ * rounded value in the low mantissa bits. It equals (int)rintf(v) for |v| < 2^22; beyond (a
+ * sub-block scale 4M times below its values, NaN) it wraps to some value in [-2^22, 2^22) where
+ * rintf would overflow the int (undefined), and the clamps after it then see ggml's value, so
+ * even those blocks keep llama-quantize's bytes. */
+static inline int round_int(float v) {
+    const float t = v + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007FFFFF) - 0x00400000;
+}
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline float h2f(uint16_t h) { return sa_fp16_to_fp32(h); }
 static inline uint16_t f2h(float f) { return sa_fp32_to_fp16(f); }
@@ -441,4 +451,285 @@ void sa_dequantize_q8_K(const void *src, float *dst, int64_t n) {
     const BlockQ8_K *b = src;
     for (int64_t i = 0; i < n / QK_K; i++)
         for (int j = 0; j < QK_K; j++) *dst++ = b[i].d * b[i].qs[j];
+}
+
+/* ---- Q2_K, Q3_K ---- */
+
+/* Levels l in [-nmax, nmax-1] for x ~ scale * l (returned with nmax added), weighting each element
+ * by x^2: a first rounding from the largest magnitude, then up to 5 passes that move single
+ * levels to where the least-squares scale of the others puts them, keeping a move only when it
+ * raises (sum w x l)^2 / (sum w l^2). Returns that least-squares scale. */
+static float fit_signed_levels_greedy(int n, int nmax, const float *x, int8_t *L) {
+    float amax;
+    const float mx = signed_absmax(x, n, &amax);
+    if (amax < ALL_ZERO_EPS) {
+        for (int i = 0; i < n; i++) L[i] = 0;
+        return 0.0f;
+    }
+    const float iscale = -nmax / mx;
+    float sumlx = 0.0f, suml2 = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const int l = clampi(round_int(iscale * x[i]), -nmax, nmax - 1);
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    for (int pass = 0; pass < 5; pass++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * L[i];
+            if (!(slx > 0.0f)) continue;
+            float sl2 = suml2 - w * L[i] * L[i];
+            const int nl = clampi(round_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+            if (nl == L[i]) continue;
+            slx += w * x[i] * nl;
+            sl2 += w * nl * nl;
+            if (sl2 > 0.0f && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (int8_t)nl;
+                sumlx = slx;
+                suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed) break;
+    }
+    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* Pack 256 two-bit levels as Q2_K / Q3_K store them: weights l, l+32, l+64, l+96 of each half of
+ * 128 in one byte, two bits each. */
+static void pack_2bit(const uint8_t *L, uint8_t qs[QK_K / 4]) {
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *Lh = L + 128 * h;
+            qs[32 * h + l] = (uint8_t)(Lh[l] | Lh[l + 32] << 2 | Lh[l + 64] << 4 | Lh[l + 96] << 6);
+        }
+}
+
+void sa_quantize_row_q2_K(const float *x, BlockQ2_K *y, int64_t n) {
+    uint8_t L[QK_K], aux[16];
+    float sc[16], mn[16], w[16];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float max_sc = 0.0f, max_mn = 0.0f;
+        /* each 16-weight sub-block: scale and min fitted to levels 0..3, weights |x|, absolute error */
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
+            sc[j] = fit_offset_levels(16, 3, x + 16 * j, w, L + 16 * j, &mn[j], aux, -0.5f, 0.1f, 15, 1);
+            if (sc[j] > max_sc) max_sc = sc[j];
+            if (mn[j] > max_mn) max_mn = mn[j];
+        }
+        /* both to 4 bits against the block's largest (the int -> byte conversions keep the low
+         * bits, as ggml's stores do) */
+        if (max_sc > 0.0f) {
+            const float is = 15.0f / max_sc;
+            for (int j = 0; j < 16; j++) y[b].scales[j] = (uint8_t)round_int(is * sc[j]);
+            y[b].d = f2h(max_sc / 15.0f);
+        } else {
+            memset(y[b].scales, 0, sizeof y[b].scales);
+            y[b].d = f2h(0.0f);
+        }
+        if (max_mn > 0.0f) {
+            const float is = 15.0f / max_mn;
+            for (int j = 0; j < 16; j++) y[b].scales[j] = (uint8_t)(y[b].scales[j] | (unsigned)round_int(is * mn[j]) << 4);
+            y[b].dmin = f2h(max_mn / 15.0f);
+        } else {
+            y[b].dmin = f2h(0.0f);
+        }
+        /* every weight re-rounded with the stored scale and min */
+        for (int j = 0; j < 16; j++) {
+            const float d = h2f(y[b].d) * (y[b].scales[j] & 15);
+            if (d == 0.0f) continue;
+            const float dm = h2f(y[b].dmin) * (y[b].scales[j] >> 4);
+            for (int l = 0; l < 16; l++) L[16 * j + l] = (uint8_t)clampi(round_int((x[16 * j + l] + dm) / d), 0, 3);
+        }
+        pack_2bit(L, y[b].qs);
+    }
+}
+
+void sa_dequantize_q2_K(const void *src, float *dst, int64_t n) {
+    const BlockQ2_K *b = src;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        for (int e = 0; e < QK_K; e++) {
+            const uint8_t s = b[i].scales[e / 16];
+            const int q = b[i].qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32)) & 3;
+            const float dl = d * (s & 15), ml = dmin * (s >> 4);
+            *dst++ = dl * q - ml;
+        }
+    }
+}
+
+void sa_quantize_row_q3_K(const float *x, BlockQ3_K *y, int64_t n) {
+    int8_t L[QK_K];
+    float sc[16];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float max_sc = 0.0f, amax = 0.0f;
+        for (int j = 0; j < 16; j++) {
+            sc[j] = fit_signed_levels_greedy(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(sc[j]) > amax) {
+                amax = fabsf(sc[j]);
+                max_sc = sc[j];
+            }
+        }
+        /* the 16 scales to 6 signed bits against the one of largest magnitude */
+        memset(y[b].scales, 0, sizeof y[b].scales);
+        if (max_sc != 0.0f) {
+            const float is = -32.0f / max_sc;
+            for (int j = 0; j < 16; j++) {
+                const int l = clampi((int8_t)round_int(is * sc[j]), -32, 31) + 32;
+                y[b].scales[j % 8] |= (uint8_t)((l & 15) << (j < 8 ? 0 : 4));
+                y[b].scales[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+            }
+            y[b].d = f2h(1.0f / is);
+        } else {
+            y[b].d = f2h(0.0f);
+        }
+        for (int j = 0; j < 16; j++) {
+            const float d = h2f(y[b].d) * (sa_q3k_scale(j, y[b].scales) - 32);
+            if (d == 0.0f) continue;
+            for (int l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(clampi(round_int(x[16 * j + l] / d), -4, 3) + 4);
+        }
+        /* levels 4..7 set their bit in hmask and keep the low two bits in qs */
+        uint8_t L2[QK_K];
+        memset(y[b].hmask, 0, sizeof y[b].hmask);
+        for (int e = 0; e < QK_K; e++) {
+            int l = L[e];
+            if (l > 3) {
+                y[b].hmask[e % 32] |= (uint8_t)(1u << (e / 32));
+                l -= 4;
+            }
+            L2[e] = (uint8_t)l;
+        }
+        pack_2bit(L2, y[b].qs);
+    }
+}
+
+void sa_dequantize_q3_K(const void *src, float *dst, int64_t n) {
+    const BlockQ3_K *b = src;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = h2f(b[i].d);
+        for (int e = 0; e < QK_K; e++) {
+            const int lo = b[i].qs[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32)) & 3;
+            const int q = lo - (b[i].hmask[e % 32] >> (e / 32) & 1 ? 0 : 4);
+            const float dl = d * (sa_q3k_scale(e / 16, b[i].scales) - 32);
+            *dst++ = dl * q;
+        }
+    }
+}
+
+/* ---- IQ4_NL, IQ4_XS ---- */
+
+const int8_t sa_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/* The level nearest to v (the upper one on a tie; 15 for NaN), as ggml picks it. */
+static int iq4_index(float v) {
+    const int8_t *t = sa_iq4nl_values;
+    if (v <= t[0]) return 0;
+    if (v >= t[15]) return 15;
+    int k = 1;
+    while (k < 15 && !(v < t[k])) k++;
+    return v - t[k - 1] < t[k] - v ? k - 1 : k;
+}
+
+/* The scale of one 32-weight group for the level table, weights x^2: a first scale from the
+ * largest magnitude, its least-squares refinement, then 15 inverse scales (v0 + k) / max for
+ * k = -7..7, keeping the best weighted fit. 0 for an all-zero group. */
+static float iq4_group_scale(const float *x) {
+    float amax;
+    const float mx = signed_absmax(x, 32, &amax);
+    if (amax < ALL_ZERO_EPS) return 0.0f;
+    const int v0 = sa_iq4nl_values[0];
+    float id = 1.0f / (-mx / v0);
+    float sqx = 0.0f, sq2 = 0.0f;
+    for (int j = 0; j < 32; j++) {
+        const float q = sa_iq4nl_values[iq4_index(id * x[j])], w = x[j] * x[j];
+        sqx += w * q * x[j];
+        sq2 += w * q * q;
+    }
+    float d = sq2 > 0.0f ? sqx / sq2 : 0.0f;
+    float best = d * sqx;
+    for (int k = -7; k <= 7; k++) {
+        id = (k + v0) / mx;
+        sqx = sq2 = 0.0f;
+        for (int j = 0; j < 32; j++) {
+            const float q = sa_iq4nl_values[iq4_index(id * x[j])], w = x[j] * x[j];
+            sqx += w * q * x[j];
+            sq2 += w * q * q;
+        }
+        if (sq2 > 0.0f && sqx * sqx > best * sq2) {
+            d = sqx / sq2;
+            best = d * sqx;
+        }
+    }
+    return d;
+}
+
+/* 32 weights at inverse scale id into an IQ4_NL-layout 16 bytes */
+static void iq4_pack(const float *x, float id, uint8_t qs[16]) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(iq4_index(id * x[j]) | iq4_index(id * x[j + 16]) << 4);
+}
+
+void sa_quantize_row_iq4_nl(const float *x, BlockIQ4_NL *y, int64_t n) {
+    for (int64_t b = 0; b < n / QK4_NL; b++, x += QK4_NL) {
+        const float d = iq4_group_scale(x);
+        y[b].d = f2h(d);
+        iq4_pack(x, d != 0.0f ? 1.0f / d : 0.0f, y[b].qs);
+    }
+}
+
+void sa_dequantize_iq4_nl(const void *src, float *dst, int64_t n) {
+    const BlockIQ4_NL *b = src;
+    for (int64_t i = 0; i < n / QK4_NL; i++, dst += QK4_NL) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 16; j++) {
+            dst[j] = d * sa_iq4nl_values[b[i].qs[j] & 15];
+            dst[j + 16] = d * sa_iq4nl_values[b[i].qs[j] >> 4];
+        }
+    }
+}
+
+void sa_quantize_row_iq4_xs(const float *x, BlockIQ4_XS *y, int64_t n) {
+    float sc[8];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float max_sc = 0.0f, amax = 0.0f;
+        for (int j = 0; j < 8; j++) {
+            sc[j] = iq4_group_scale(x + 32 * j);
+            if (fabsf(sc[j]) > amax) {
+                amax = fabsf(sc[j]);
+                max_sc = sc[j];
+            }
+        }
+        /* the sub-block scales to 6 signed bits; each sub-block re-rounded with its float scale
+         * d * l (not the fp16 one stored), as ggml does. All-zero blocks store d = -0. */
+        const float d = -max_sc / 32;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = f2h(d);
+        y[b].scales_h = 0;
+        memset(y[b].scales_l, 0, sizeof y[b].scales_l);
+        for (int j = 0; j < 8; j++) {
+            const int l = clampi(round_int(id * sc[j]), -32, 31);
+            const float dl = d * l;
+            iq4_pack(x + 32 * j, dl != 0.0f ? 1.0f / dl : 0.0f, y[b].qs + 16 * j);
+            y[b].scales_l[j / 2] |= (uint8_t)(((l + 32) & 15) << (4 * (j % 2)));
+            y[b].scales_h |= (uint16_t)(((l + 32) >> 4) << (2 * j));
+        }
+    }
+}
+
+void sa_dequantize_iq4_xs(const void *src, float *dst, int64_t n) {
+    const BlockIQ4_XS *b = src;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float d = h2f(b[i].d);
+        for (int j = 0; j < 8; j++, dst += 32) {
+            const float dl = d * (sa_iq4xs_scale(j, &b[i]) - 32);
+            const uint8_t *q = b[i].qs + 16 * j;
+            for (int l = 0; l < 16; l++) {
+                dst[l] = dl * sa_iq4nl_values[q[l] & 15];
+                dst[l + 16] = dl * sa_iq4nl_values[q[l] >> 4];
+            }
+        }
+    }
 }

@@ -1,8 +1,11 @@
 /* sentence.c - the sentence splitter (see sentence.h for the rules). */
 #include "sentence.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <utf8proc.h> /* Unicode general categories: the reference's \w and \d are Unicode's */
 
 static int is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
@@ -34,10 +37,86 @@ static const char *const abbreviations[] = {
     "a.m", "p.m", "U.S", "cf", "al", "Gen", "Col", "Lt", "Sgt", "Capt", "Rev", "Hon", "Ave", "Blvd", "Dept", "est",
 };
 
-/* Does the word ending just before the dot at position dot (text[dot] == '.') make it a
+/* ---- the reference rule ----
+ * The reference protects the dots of "i.e.", "e.g." and of a digit followed by a dot, each matched
+ * only at a word boundary (Python: re.sub(r'\b(i\.e\.|e\.g\.|\d\.)', ...) on str, so \w and \d are
+ * Unicode's), scanning left to right without overlaps; then it splits on '.', '?' or '!' unless the
+ * character before is a protected dot. So "3.5" and "in 1." do not split, but "13.5", "in 2019."
+ * and "x3." do (the digit must start a word), and neither do "3i.e." nor "\u00e9i.e." protect anything. */
+
+/* The code point at t[i] (its byte length in *n), or -1 for a byte that starts no valid one. */
+static int32_t cp_at(const char *t, size_t len, size_t i, size_t *n) {
+    utf8proc_int32_t c;
+    const utf8proc_ssize_t r = utf8proc_iterate((const utf8proc_uint8_t *)t + i, (utf8proc_ssize_t)(len - i), &c);
+    *n = r > 0 ? (size_t)r : 1;
+    return r > 0 ? c : -1;
+}
+
+/* Python's \w: letters and numbers (categories L*, N*) and '_'. */
+static int is_word_cp(int32_t c) {
+    if (c < 0) return 0;
+    if (c < 0x80) return is_alpha((unsigned char)c) || is_digit((unsigned char)c) || c == '_';
+    switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Is the text before byte i free of a word character right before it (a word boundary when t[i]
+ * starts a word)? i is at a code point's start; the previous code point is at most 4 bytes back. */
+static int after_non_word(const char *t, size_t i) {
+    if (i == 0) return 1;
+    size_t b = i - 1;
+    while (b > 0 && i - b < 4 && ((unsigned char)t[b] & 0xC0) == 0x80) b--;
+    size_t n;
+    const int32_t c = cp_at(t, i, b, &n);
+    return b + n != i || !is_word_cp(c);
+}
+
+/* The reference's first boundary at or after `from`: the index of the terminator, SIZE_MAX when
+ * there is none in t[0..len), or SIZE_MAX - 1 when more text is needed to tell (not final). The
+ * protected dots depend on the text from its very start, so the scan starts at 0. */
+static size_t reference_boundary(const char *t, size_t len, size_t from, int final) {
+    size_t consumed = 0;                       /* the previous protection match ends here */
+    size_t dot1 = SIZE_MAX, dot2 = SIZE_MAX;   /* its protected dots */
+    for (size_t i = 0; i < len;) {
+        size_t n;
+        const int32_t c = cp_at(t, len, i, &n);
+        if (i >= consumed && (c == 'i' || c == 'e' || (c >= 0 && (is_digit((unsigned char)c) ||
+                              (c >= 0x80 && utf8proc_category(c) == UTF8PROC_CATEGORY_ND)))) &&
+            after_non_word(t, i)) {
+            if (c == 'i' || c == 'e') { /* "i.e." or "e.g.", all four characters */
+                const char *want = c == 'i' ? "i.e." : "e.g.";
+                size_t k = 1;
+                while (k < 4 && i + k < len && t[i + k] == want[k]) k++;
+                if (k == 4) {
+                    dot1 = i + 1;
+                    dot2 = i + 3;
+                    consumed = i + 4;
+                } else if (i + k == len && !final) {
+                    return SIZE_MAX - 1; /* a prefix of it so far */
+                }
+            } else if (i + n < len && t[i + n] == '.') { /* a digit and a dot */
+                dot1 = i + n;
+                dot2 = SIZE_MAX;
+                consumed = i + n + 1;
+            }
+        }
+        if (i >= from && (c == '.' || c == '?' || c == '!') && i != dot1 && i != dot2 &&
+            !(i > 0 && (i - 1 == dot1 || i - 1 == dot2)))
+            return i;
+        i += n;
+    }
+    return SIZE_MAX;
+}
+
+/* Smart mode: does the word ending just before the dot at position dot (text[dot] == '.') make it a
  * non-boundary? Returns 1 (not a boundary), 0 (a boundary), or -1 (cannot tell yet: need more text). */
 static int dot_exception(const char *t, size_t len, size_t dot, SaSplitMode mode) {
-    /* a dot right after a digit never splits (reference rule) */
+    /* a dot right after a digit never splits (smart mode's version of the reference's digit rule) */
     if (dot > 0 && is_digit((unsigned char)t[dot - 1])) return 1;
     /* "i.e." and "e.g.": both dots. First dot: "i." / "e." as a standalone letter. */
     const int standalone = dot >= 1 && (dot == 1 || !is_alpha((unsigned char)t[dot - 2]));
@@ -114,7 +193,12 @@ int sa_sentence_find(const char *t, size_t len, int final, SaSplitMode mode, SaS
             }
         }
         if (c != '.' && c != '?' && c != '!') continue;
-        if (c == '.') {
+        if (mode == SA_SPLIT_REFERENCE) {
+            const size_t b = reference_boundary(t, len, i, final);
+            if (b == SIZE_MAX - 1) return 0;
+            if (b == SIZE_MAX) break;
+            i = b;
+        } else if (c == '.') {
             int ex = dot_exception(t, len, i, mode);
             if (ex < 0) {
                 if (final) ex = 0;

@@ -5,13 +5,16 @@
  * it can be called after every token.
  *
  * SA_SPLIT_REFERENCE keeps the reference implementation's boundaries: '.', '?' or '!' ends a
- * sentence, except the dots of "i.e." and "e.g." and a dot right after a digit (so "3.5" and "1."
- * do not split, nor - a documented quirk - "in 2019."). It fixes what the reference gets wrong
- * without moving its boundaries: a run of closing punctuation and quotes after the terminator
- * ("?!", "...", ".\"", ".)") stays with its sentence, and text that ends at end-of-stream without
- * punctuation is a final sentence instead of being dropped.
+ * sentence, except the dots of "i.e." and "e.g." and the dot after a digit, each only where it
+ * starts a word (the reference's \b, with Unicode's word characters), and a terminator right after
+ * such a dot. So "3.5" and "1." do not split, but "13.5", "in 2019." and "x3." do, as in the
+ * reference (tests/run-splitter-oracle.sh runs its regular expressions as the oracle). It fixes
+ * what the reference gets wrong without moving its boundaries: a run of closing punctuation and
+ * quotes after the terminator ("?!", "...", ".\"", ".)") stays with its sentence, and text that
+ * ends at end-of-stream without punctuation is a final sentence instead of being dropped.
  *
- * SA_SPLIT_SMART additionally: common abbreviations ("Dr.", "Mr.", "etc.", "vs.", ...) and single
+ * SA_SPLIT_SMART instead: a dot right after any digit never splits ("in 2019." does not end a
+ * sentence); additionally: common abbreviations ("Dr.", "Mr.", "etc.", "vs.", ...) and single
  * capital initials ("J. K.") do not end a sentence; a blank line ends one (paragraph break, also
  * without punctuation); nothing inside a ``` code fence splits - the fence ends with its closing
  * line. */

@@ -7,7 +7,10 @@
 # step with a logits NMSE under 1e-4. Then llama.cpp's file types (Q4_K_M ... IQ4_XS): the F16 GGUF
 # of a llama model (hidden 256; the other architectures are not there yet) quantized by llama.cpp's own
 # quantizer, loaded with --type keep, against llama.cpp on the same file; and our quantizers
-# against llama.cpp's byte for byte (--pure files).
+# against llama.cpp's byte for byte (--pure files, and rows of edge cases through ggml's own
+# ggml_quantize_chunk). And salign-quantize's file types
+# (tests/test_quantize.c): every tensor's type and bytes against llama.cpp's quantizer on the same F16
+# GGUF, without and with an importance matrix, --pure and --tensor-type included.
 #
 # Set-up, once, outside the repository: npm installs node-llama-cpp into
 # $SALIGN_ORACLE_DIR (default ~/.cache/salign-oracles)/node-llama-cpp. Tokenizer files come from
@@ -91,13 +94,20 @@ if [ ! -x $LQ/llamacpp-quantize ] || [ tests/oracles/llamacpp-quantize.c -nt $LQ
         git -C $LQ/src show "HEAD:$h" > "$LQ/inc/$(basename $h)" || fail "no $h in the llama.cpp source bundle"
     done
     ${CC:-cc} -std=c11 -O2 -Wall -Wextra -I$LQ/inc -o $LQ/llamacpp-quantize tests/oracles/llamacpp-quantize.c \
-        "$LIBLLAMA" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
+        "$LIBLLAMA" "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" -lm >&2 || fail "cannot build tests/oracles/llamacpp-quantize.c"
+fi
+
+# ggml's quantizer on given rows (the quantizer edge cases): tests/oracles/ggml-quantize-rows.c linked
+# with the same package's libggml-base, headers from the same bundle
+if [ ! -x $LQ/ggml-quantize-rows ] || [ tests/oracles/ggml-quantize-rows.c -nt $LQ/ggml-quantize-rows ]; then
+    ${CC:-cc} -std=c11 -O2 -Wall -Wextra -I$LQ/inc -o $LQ/ggml-quantize-rows tests/oracles/ggml-quantize-rows.c \
+        "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/ggml-quantize-rows.c"
 fi
 
 out=build/test-archs-output.txt
 mkdir -p build
 SALIGN_LLAMACPP_NODE="$NLC/node_modules" SALIGN_LLAMACPP_QUANTIZE="$PWD/$LQ/llamacpp-quantize" \
-    bin/salign-tests archs_model_ > "$out" 2>&1
+    SALIGN_GGML_QUANTIZE="$PWD/$LQ/ggml-quantize-rows" bin/salign-tests archs_model_ > "$out" 2>&1
 status=$?
 cat "$out"
 line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)

@@ -2,15 +2,15 @@
 # run-arm.sh - the aarch64 kernels (simd/neon.c) on an x86-64 host: cross-compile the kernel
 # tests (make arm-kernel-tests) and run them under qemu-user, once as a CPU with dotprod
 # (neon and neon_dotprod tables) and once as a Cortex-A72 (ARMv8.0: only the baseline table may
-# be chosen, and it must not contain a newer instruction). Ends with "N passed, N failed".
+# be chosen, and it must not contain a newer instruction). Ends with "N passed, N failed, N skipped";
+# a missing tool fails the part (tests/oracle.sh).
 # Installs gcc-aarch64-linux-gnu and qemu-user with apt-get when missing and running as root.
 cd "$(dirname "$0")/.." || exit 1
+. tests/oracle.sh
 case "$(uname -m)" in
 x86_64) ;;
-*) # on an aarch64 host the unit part already runs these kernels natively
-    echo "run-arm: host is $(uname -m), not x86-64: covered by the native unit tests"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 0 ;;
+*) # on an aarch64 host the unit part runs these kernels natively; this part has nothing to add
+    missing_oracle run-arm "host is $(uname -m), not x86-64 (the native unit tests run the NEON kernels)" ;;
 esac
 need=""
 command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-aarch64-linux-gnu"
@@ -23,9 +23,7 @@ if [ -n "$need" ]; then
     fi
     for t in aarch64-linux-gnu-gcc qemu-aarch64; do
         if ! command -v $t >/dev/null 2>&1; then
-            echo "run-arm: missing packages:$need; install them with: sudo apt-get install -y$need"
-            echo "0 passed, 1 failed"
-            exit 1
+            missing_oracle run-arm "missing packages:$need; install them with: sudo apt-get install -y$need"
         fi
     done
 fi
@@ -50,5 +48,4 @@ for cpu in max cortex-a72; do
     p=$((p + $1)) f=$((f + $3))
     [ -n "$5" ] && s=$((s + $5))
 done
-echo "$p passed, $f failed, $s skipped"
-[ "$f" = 0 ] && [ $status = 0 ]
+oracle_result $p $f $s && [ $status = 0 ]

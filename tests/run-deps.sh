@@ -21,7 +21,8 @@ done
 
 # name:package:phase - every library the build or the tests link or compile against
 for spec in OPENBLAS:libopenblas-dev:build CJSON:libcjson-dev:build UTF8PROC:libutf8proc-dev:build \
-            ZLIB:zlib1g-dev:build OPENMP:libgomp1:build SIMDE:libsimde-dev:test; do
+            ZLIB:zlib1g-dev:build OPENMP:libgomp1:build MICROHTTPD:libmicrohttpd-dev:build EDIT:libedit-dev:build \
+            SIMDE:libsimde-dev:test; do
     name=${spec%%:*} rest=${spec#*:} pkg=${rest%%:*} phase=${rest#*:}
     [ $name = SIMDE ] && [ "$(uname -m)" != x86_64 ] && continue
     env "SALIGN_DEPS_LIB_$name=-lsalign_no_such_library" sh tools/deps.sh --check $phase >"$tmp/out" 2>&1

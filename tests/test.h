@@ -1,6 +1,6 @@
 /* test.h - a tiny test runner: each TEST registers itself at start-up; CHECK records failures
  * without aborting the test; the runner prints one line per failed check and ends with
- * "N passed, N failed" (counting tests). `bin/salign-tests [FILTER]` runs tests whose name
+ * "N passed, N failed, N skipped" (counting tests; exit status 1 if any failed or skipped). `bin/salign-tests [FILTER]` runs tests whose name
  * contains FILTER. Tests run from the repository root. */
 #ifndef SALIGN_TEST_H
 #define SALIGN_TEST_H
@@ -12,7 +12,8 @@
 typedef void (*TestFn)(void);
 void test_register(const char *name, const char *file, TestFn fn);
 void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Mark the running test as skipped (with a reason); it counts as neither passed nor failed. */
+/* Mark the running test as skipped (with a reason): counted as skipped, and the run's exit status is
+ * 1; with SALIGN_REQUIRE_ORACLES=1 (CI) counted as failed. For a missing oracle or test file only. */
 void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define TEST(name)                                                                      \

@@ -395,7 +395,7 @@ static int oracle_run(const char *node, const char *gguf, const char *dir, Run *
     return 0;
 }
 
-static void ftypes_test(int k) {
+static void ftypes_test_list(int k, const char *const *ftypes, int n_ftypes) {
     const ArchCase *c = &ftype_cases[k];
     const char *toks = tokenizers_dir();
     const char *node = getenv("SALIGN_LLAMACPP_NODE"), *lq = getenv("SALIGN_LLAMACPP_QUANTIZE");
@@ -415,7 +415,7 @@ static void ftypes_test(int k) {
     snprintf(cmd, sizeof cmd, "%s --arch %s %s --seed %d --vocab-from %s/%s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
              synth, c->arch, c->flags, 31 + k, toks, c->tokenizer, dir, dir);
     if (sh(cmd)) return;
-    for (size_t f = 0; f < SA_ARRAY_LEN(ftypes); f++) {
+    for (int f = 0; f < n_ftypes; f++) {
         char gguf[300], salm[300], what[600], types[256];
         snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, ftypes[f]);
         snprintf(salm, sizeof salm, "%s/%s.salm", dir, ftypes[f]);
@@ -442,6 +442,7 @@ static void ftypes_test(int k) {
     }
 }
 
+static void ftypes_test(int k) { ftypes_test_list(k, ftypes, (int)SA_ARRAY_LEN(ftypes)); }
 
 /* Our reference quantizers against llama.cpp's, byte for byte: the same F16 GGUF quantized
  * --pure by llama.cpp to each block type, and each of its quantized tensors requantized here
@@ -529,6 +530,116 @@ TEST(archs_model_ftypes_quantizers) {
     quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
 }
 TEST(archs_model_ftypes_llama) { ftypes_test(0); }
+
+/* The file types of 2-4 bits: Q3_K_S/M/L (Q3_K with Q4_K/Q5_K/Q6_K), Q2_K (Q2_K with Q3_K/Q4_K/Q6_K),
+ * IQ4_NL and IQ4_XS (with Q5_K/Q6_K); llama.cpp quantizes IQ4_* with its scale search even
+ * without an importance matrix, Q2_K/Q3_K with their reference quantizers. */
+static const char *const ftypes_lowbit[] = {"Q3_K_S", "Q3_K_M", "Q3_K_L", "Q2_K", "IQ4_NL", "IQ4_XS"};
+TEST(archs_model_ftypes_lowbit_quantizers) {
+    static const char *const pure[] = {"Q2_K", "Q3_K_S", "IQ4_NL", "IQ4_XS"};
+    quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
+}
+TEST(archs_model_ftypes_lowbit_llama) { ftypes_test_list(0, ftypes_lowbit, (int)SA_ARRAY_LEN(ftypes_lowbit)); }
+
+/* Rows a model's weights rarely hold, quantized by ggml itself (ggml_quantize_chunk, the call
+ * llama-quantize makes: tests/oracles/ggml-quantize-rows.c, $SALIGN_GGML_QUANTIZE) and by our
+ * quantizer of every block type: all zero, one spike, constant, below and just above the
+ * all-zero threshold, scales that overflow fp16, exact ties, zero sub-blocks, one-signed rows,
+ * an infinity and a NaN. The bytes must be the same. */
+enum { EDGE_N = 512, EDGE_ROWS = 16 };
+static const char *const edge_names[EDGE_ROWS] = {
+    "zeros", "one spike", "constant 3.5", "constant -2", "1e-20 noise", "1e-9 noise", "1e6 noise", "+-1 with spikes",
+    "zero half-blocks", "positive only", "halves (ties)", "a constant sub-block", "an infinity", "a NaN",
+    "1e-4 noise, zero sub-blocks", "negative only"};
+static float edge_normal(uint32_t *st) {
+    float u = 0, v = 0;
+    for (int k = 0; k < 2; k++) {
+        *st = *st * 1664525u + 1013904223u;
+        const float r = ((*st >> 8) + 1.0f) / 16777217.0f;
+        if (k) v = r;
+        else u = r;
+    }
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+static void edge_rows(float *x) {
+    uint32_t st = 12345;
+    for (int r = 0; r < EDGE_ROWS; r++) {
+        float *row = x + (size_t)r * EDGE_N;
+        for (int i = 0; i < EDGE_N; i++) {
+            const float g = edge_normal(&st);
+            float v = 0.0f;
+            switch (r) {
+            case 0: v = 0.0f; break;
+            case 1: v = i == 5 ? 1.0f : 0.0f; break;
+            case 2: v = 3.5f; break;
+            case 3: v = -2.0f; break;
+            case 4: v = 1e-20f * g; break;
+            case 5: v = 1e-9f * g; break;
+            case 6: v = 1e6f * g; break;
+            case 7: v = i % 37 == 0 ? 100.0f : (i & 1 ? 1.0f : -1.0f); break;
+            case 8: v = i % 32 < 16 ? 0.0f : g; break;
+            case 9: v = fabsf(g) + 1.0f; break;
+            case 10: v = (float)((int)(g * 4.0f)) * 0.5f; break;
+            case 11: v = i / 16 == 3 ? 0.75f : g; break;
+            case 12: v = i == 40 ? INFINITY : g; break;
+            case 13: v = i == 300 ? NAN : g; break;
+            case 14: v = i / 16 % 3 == 0 ? 0.0f : 1e-4f * g; break;
+            default: v = -fabsf(g) - 0.25f; break;
+            }
+            row[i] = v;
+        }
+    }
+}
+TEST(archs_model_ftypes_quantizer_edges) {
+    const char *oq = getenv("SALIGN_GGML_QUANTIZE");
+    if (!oq || !*oq) {
+        test_skip("needs ggml's quantizer (tests/run-archs.sh sets SALIGN_GGML_QUANTIZE)");
+        return;
+    }
+    char dir[256], in[300], out[300], cmd[1200];
+    snprintf(dir, sizeof dir, "%s/ftypes-edges", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
+    if (sh(cmd)) return;
+    float *x = malloc((size_t)EDGE_ROWS * EDGE_N * sizeof *x);
+    edge_rows(x);
+    snprintf(in, sizeof in, "%s/rows.f32", dir);
+    FILE *f = fopen(in, "wb");
+    CHECK(f && fwrite(x, sizeof *x, (size_t)EDGE_ROWS * EDGE_N, f) == (size_t)EDGE_ROWS * EDGE_N && fclose(f) == 0);
+    int types = 0;
+    for (int t = 0; t < SA_DTYPE_COUNT; t++) {
+        const SaDtypeTraits *tr = sa_dtype_tr((SaDtype)t);
+        if (!(tr->flags & SA_DT_WEIGHT) || tr->block == 1 || !tr->from_float) continue;
+        snprintf(out, sizeof out, "%s/%s.q", dir, tr->name);
+        snprintf(cmd, sizeof cmd, "%s %d %d %s %s 2>&1", oq, tr->ggml_type, EDGE_N, in, out);
+        if (sh(cmd)) continue;
+        size_t len = 0;
+        uint8_t *theirs = (uint8_t *)sa_read_file(out, &len);
+        const size_t rb = sa_row_bytes((SaDtype)t, EDGE_N);
+        CHECKF(theirs && len == rb * EDGE_ROWS, "%s: ggml wrote %zu bytes, %zu expected", tr->name, len, rb * EDGE_ROWS);
+        if (!theirs || len != rb * EDGE_ROWS) {
+            free(theirs);
+            continue;
+        }
+        uint8_t *mine = malloc(rb);
+        char differ[512] = "";
+        for (int r = 0; r < EDGE_ROWS; r++) {
+            sa_quantize_row((SaDtype)t, x + (size_t)r * EDGE_N, mine, EDGE_N);
+            if (memcmp(mine, theirs + (size_t)r * rb, rb))
+                snprintf(differ + strlen(differ), sizeof differ - strlen(differ), "%s%s", differ[0] ? ", " : "", edge_names[r]);
+        }
+        CHECKF(!differ[0], "%s: rows differ from ggml's: %s", tr->name, differ);
+        types++;
+        free(mine);
+        free(theirs);
+    }
+    printf("    %d block types x %d rows of %d: %s\n", types, EDGE_ROWS, EDGE_N, "compared with ggml_quantize_chunk");
+    CHECK(types >= 12);
+    free(x);
+    if (!getenv("SALIGN_KEEP_ARCHS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        sh(cmd);
+    }
+}
 
 /* ---- the safetensors reader ---- */
 

@@ -1108,7 +1108,7 @@ TEST(kernels_exp_silu_edges) {
     free(u);
 }
 
-/* The block types beyond Q8_0 / Q4_0 (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): on weights and
+/* The block types beyond Q8_0 / Q4_0 (Q4_1 ... Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS): on weights and
  * activations quantized by the reference quantizers, the scalar dot equals the double dot of
  * the dequantized rows up to float rounding (so its integer scale and min bookkeeping is right),
  * and every table's dot, gemm and activation conversion give the scalar reference's values bit
@@ -1116,7 +1116,8 @@ TEST(kernels_exp_silu_edges) {
 TEST(kernels_block_types) {
     const SaKernels *tabs[8];
     const int nt = simd_tables(tabs);
-    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K};
+    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
+                                    SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
     enum { N = 2048, R = 9, TT = 3 };
     float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)TT * N * sizeof *x);
     float *wd = malloc(N * sizeof *wd), *xd = malloc(N * sizeof *xd), *y = malloc((size_t)TT * R * sizeof *y);

@@ -39,8 +39,14 @@ TEST(sentence_reference_rule) {
     expect_split("Fruit, e.g. apples, is good. Yes.", R, "Fruit, e.g. apples, is good.|Yes.");
     expect_split("Pi is 3.14 roughly. Ok.", R, "Pi is 3.14 roughly.|Ok.");
     expect_split("Steps: 1. Mix. 2. Bake.", R, "Steps: 1. Mix.|2. Bake.");
-    /* the documented quirk: a year before the dot does not split */
-    expect_split("It happened in 2019. Then more.", R, "It happened in 2019. Then more.");
+    /* the reference protects a digit's dot only when the digit starts a word (\b\d\.): a year or
+     * "13.5" splits, "x3." too; and its \b is Unicode's ("\u00e9i.e." protects nothing) */
+    expect_split("It happened in 2019. Then more.", R, "It happened in 2019.|Then more.");
+    expect_split("Pi is 13.5 roughly. Ok.", R, "Pi is 13.|5 roughly.|Ok.");
+    expect_split("Take x3. Go", R, "Take x3.|Go");
+    expect_split("Caf\xc3\xa9i.e. x. y", R, "Caf\xc3\xa9i.|e.|x.|y");
+    /* a terminator right after a protected dot does not split */
+    expect_split("Item 1.. next. z", R, "Item 1.. next.|z");
     /* reference boundaries: "Dr." ends a sentence */
     expect_split("Dr. Smith arrived. He sat.", R, "Dr.|Smith arrived.|He sat.");
     /* closing punctuation stays with its sentence (the reference cut "Wait... really?!" to "Wait.") */

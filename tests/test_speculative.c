@@ -207,3 +207,110 @@ TEST(speculative_sampling_distribution) {
     sa_ctx_free(c);
     sa_model_free(&m);
 }
+
+/* Sequences: copy-speculative sampling of 8 tokens after three prompts, with drafts that are the
+ * greedy continuation edited (a substitution and a deletion, so verification rejects, the draft
+ * length adapts and re-synchronisation has to find its place again), must sample from exactly the
+ * model's distribution at every step. Test: the randomized probability integral transform - at each
+ * step, u = P(token < x | prefix) + V * P(x | prefix) with V uniform, tokens ordered by id, using the
+ * exact distribution sa_sampler_dist computes from a fresh evaluation of the prefix - is i.i.d.
+ * uniform over all steps of all sequences exactly when every conditional is right (Rosenblatt);
+ * a chi-square test on 40 bins at the 99.9% quantile, fixed seeds. An end-of-text token ends a
+ * sequence and is itself a draw (its u is counted). */
+TEST(speculative_sampling_sequences) {
+    SaModel m;
+    if (sa_model_load(&m, "weights/stories260K.salm", NULL)) { CHECKF(0, "%s", sa_errmsg()); return; }
+    const int V = m.hp.n_vocab, L = 8, R = 800, BINS = 40;
+    SaCtx *c = sa_ctx_new(&m, NULL), *q = sa_ctx_new(&m, NULL);
+    SaSamplerParams sp = {.temp = 0.7f, .top_k = 20, .top_p = 0.95f, .freq_penalty = 0.5f, .seed = 4242};
+    SaSampler s, d;
+    sa_sampler_init(&s, &sp, V);
+    sa_sampler_init(&d, &sp, V);
+    float *p = malloc((size_t)V * sizeof(float));
+    int32_t *ids = NULL, *seq = NULL;
+    int n = 0, cap = 0, n_seq = 0, cap_seq = 0;
+    long bins[40] = {0}, draws = 0;
+    int drafted = 0, accepted = 0, rejected_gens = 0, resynced = 0, passes = 0, gens = 0;
+    uint64_t u_rng = 99;
+    static const char *prompts[] = {"Lily wanted to play", "The dog ran to the park", "One day, a little bird"};
+    for (size_t pi = 0; pi < SA_ARRAY_LEN(prompts); pi++) {
+        CHECK(prompt_ids(&m, prompts[pi], 0, &ids, &n, &cap) == 0);
+        /* the draft: the greedy continuation (12 tokens), token 2 replaced, token 5 deleted */
+        SaSamplerParams gp = {.temp = 0};
+        SaSampler g;
+        sa_sampler_init(&g, &gp, V);
+        int32_t greedy[12], draft[12];
+        SaGenStats st;
+        CHECK(sa_ctx_prompt(c, ids, n) == 0);
+        CHECK(sa_generate(c, &g, m.tok, 12, NULL, 0, greedy, NULL, &st) == 0 && st.n == 12);
+        sa_sampler_free(&g);
+        int nd = 0;
+        for (int j = 0; j < 12; j++) {
+            if (j == 5) continue;
+            draft[nd++] = j == 2 ? (greedy[j] + 7) % V : greedy[j];
+        }
+        for (int r = 0; r < R; r++) {
+            int32_t out[8];
+            CHECK(sa_ctx_prompt(c, ids, n) == 0);
+            if (sa_generate(c, &s, m.tok, L, draft, nd, out, NULL, &st)) { CHECK(0); break; }
+            gens++;
+            drafted += st.drafted;
+            accepted += st.accepted;
+            passes += st.passes;
+            rejected_gens += st.accepted < st.drafted;
+            /* accepted draft tokens beyond the first disagreement with the draft: re-synchronised */
+            int f = 0;
+            while (f < st.n && f < nd && out[f] == draft[f]) f++;
+            resynced += st.accepted > f;
+            /* the draws: the generated tokens, and the end-of-text token when it came before L */
+            const int steps = st.n < L ? st.n + 1 : L;
+            CHECK(sa_tok_spec(m.tok)->eos_id >= 0);
+            for (int t = 0; t < steps; t++) {
+                const int x = t < st.n ? out[t] : sa_tok_spec(m.tok)->eos_id;
+                /* the exact distribution at this step: prompt + out[0..t), penalties over out[0..t) */
+                if (n + L + 1 > cap_seq) {
+                    cap_seq = n + L + 1;
+                    seq = realloc(seq, (size_t)cap_seq * sizeof(int32_t));
+                }
+                memcpy(seq, ids, (size_t)n * sizeof(int32_t));
+                memcpy(seq + n, out, (size_t)t * sizeof(int32_t));
+                n_seq = n + t;
+                CHECK(sa_ctx_prompt(q, seq, n_seq) == 0);
+                sa_sampler_reset(&d);
+                for (int k = 0; k < t; k++) sa_sampler_accept(&d, out[k]);
+                CHECK(sa_sampler_dist(&d, sa_ctx_logits(q, -1), p) == 0);
+                double below = 0;
+                for (int k = 0; k < x; k++) below += p[k];
+                CHECKF(p[x] > 0, "prompt %zu: sampled token %d of probability 0 at step %d", pi, x, t);
+                u_rng = u_rng * 6364136223846793005ull + 1442695040888963407ull;
+                const double v = (double)(u_rng >> 11) / 9007199254740992.0;
+                double u = below + v * p[x];
+                int b = (int)(u * BINS);
+                bins[b < 0 ? 0 : b >= BINS ? BINS - 1 : b]++;
+                draws++;
+            }
+        }
+    }
+    double chi = 0;
+    const double e = (double)draws / BINS;
+    for (int b = 0; b < BINS; b++) chi += (bins[b] - e) * (bins[b] - e) / e;
+    const int df = BINS - 1;
+    const double z = 3.0902, h = 2.0 / (9.0 * df), crit = df * pow(1 - h + z * sqrt(h), 3);
+    printf("    %ld draws in %d sequences: chi-square %.1f, df %d, critical %.1f; drafted %d, accepted %d, "
+           "%d generations with a rejection, %d re-synchronised, %.2f passes per generation\n",
+           draws, gens, chi, df, crit, drafted, accepted, rejected_gens, resynced, (double)passes / gens);
+    CHECKF(chi < crit, "chi-square %.1f >= %.1f (df %d)", chi, crit, df);
+    /* what the sequences exercise: rejections, acceptance after them (re-synchronisation or the
+     * substitution guess), and sequences of at least 6 tokens */
+    CHECK(draws >= 6L * gens);
+    CHECKF(rejected_gens > gens / 4 && resynced > gens / 20 && accepted > 0,
+           "%d generations: %d with a rejection, %d accepting draft tokens after one", gens, rejected_gens, resynced);
+    free(seq);
+    free(ids);
+    free(p);
+    sa_sampler_free(&s);
+    sa_sampler_free(&d);
+    sa_ctx_free(c);
+    sa_ctx_free(q);
+    sa_model_free(&m);
+}

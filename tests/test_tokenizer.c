@@ -750,33 +750,32 @@ TEST(tok_llama2c_hostile_files) {
     free(orig);
 }
 
-/* ---- speed: the merge loop must stay O(n log n) ---- */
+/* ---- long inputs: 1 MiB of text and a 200,000-space run (the worst case for a quadratic merge
+ * loop) encode and decode back exactly. No wall-clock limit here (a loaded machine or ASan would
+ * make it flaky); make bench times them (tools/bench/bench.sh, "tokenizer"). ---- */
 
-TEST(tok_encode_speed) {
+TEST(tok_encode_long_inputs) {
     SaTokenizer *t = load_llama2c(LLAMA2_BIN);
     if (!t) return;
     const size_t n = 1 << 20;
     char *s = malloc(n);
     static const char words[] = "Once upon a time, there was a little girl named Lily. She liked to play outside. ";
     for (size_t i = 0; i < n; i++) s[i] = words[i % (sizeof words - 1)];
-    double t0 = sa_time_ms();
     int32_t *ids;
     int k = enc(t, s, n, 1, 0, &ids);
-    double ms = sa_time_ms() - t0;
     CHECK(k > 100000);
-    CHECKF(ms < 5000, "1 MiB of text took %.0f ms", ms);
     size_t dl;
     char *d = dec(t, ids, k, 0, &dl);
     CHECK(d && dl == n && memcmp(d, s, n) == 0);
     free(d);
     free(ids);
-    /* one long run of spaces: the worst case for a quadratic merge loop */
+    /* one long run of spaces */
     memset(s, ' ', 200000);
-    t0 = sa_time_ms();
-    k = enc(t, s, 200000, 0, 0, &ids);
-    ms = sa_time_ms() - t0;
+    k = enc(t, s, 200000, 1, 0, &ids); /* after BOS the prefix space is dropped again on decoding */
     CHECK(k > 0);
-    CHECKF(ms < 5000, "200k spaces took %.0f ms", ms);
+    d = dec(t, ids, k, 0, &dl);
+    CHECKF(d && dl == 200000 && memcmp(d, s, 200000) == 0, "200k spaces decode to %zu bytes", d ? dl : 0);
+    free(d);
     free(ids);
     free(s);
     sa_tok_free(t);

@@ -64,6 +64,11 @@ int main(void) { return omp_get_max_threads() < 1; }'
 int main(void) { return cJSON_Version()[0] == 0; }'
     probe UTF8PROC libutf8proc-dev "" "-lutf8proc" '#include <utf8proc.h>
 int main(void) { return utf8proc_version()[0] == 0; }'
+    probe MICROHTTPD libmicrohttpd-dev "" "-lmicrohttpd" '#include <microhttpd.h>
+int main(void) { return MHD_get_version()[0] == 0; }'
+    probe EDIT libedit-dev "" "-ledit" '#include <stdio.h>
+#include <editline/readline.h>
+int main(void) { using_history(); return 0; }'
     if [ -z "$inc" ]; then
         need="$need libopenblas-dev"
         missing_why="$missing_why
@@ -78,6 +83,10 @@ int main(void) { float a = 1, b = 1, c = 0; openblas_set_num_threads(1);
 check_test() {
     command -v python3 >/dev/null 2>&1 || { need="$need python3"; missing_why="$missing_why
   python3: not on PATH"; }
+    # PyTorch: the HF-semantics reference forward of tests/test_hf_torch.c (Debian's; only
+    # /usr/bin/python3 sees it)
+    /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1 || { need="$need python3-torch"; missing_why="$missing_why
+  python3-torch: /usr/bin/python3 cannot import torch"; }
     # SIMDe: the AVX-512 kernels are also built against it and tested on CPUs without AVX-512; built
     # with the flags of the Makefile's avx512_emu object
     case "$($CC -dumpmachine)" in

@@ -29,16 +29,21 @@
         }                                                                                          \
     } while (0)
 
-/* Write data into memfd number `slot` (0..3) and return its path. */
+/* Write data into memfd number `slot` (0..3) and return its path. The memfd is moved to the fixed
+ * descriptor 900 + slot: its number is in the path, the path ends up in libFuzzer's comparison
+ * tables, and the first free descriptor depends on what the parent left open (make's jobserver), so
+ * a seeded run under make and one from a shell differed. */
 static inline const char *fuzz_memfile(int slot, const uint8_t *data, size_t size) {
     static int fds[4] = {-1, -1, -1, -1};
     static char paths[4][64];
     if (fds[slot] < 0) {
-        fds[slot] = memfd_create("salign-fuzz", 0);
-        if (fds[slot] < 0) {
+        const int fd = memfd_create("salign-fuzz", 0);
+        if (fd < 0 || dup2(fd, 900 + slot) != 900 + slot) {
             perror("memfd_create");
             abort();
         }
+        close(fd);
+        fds[slot] = 900 + slot;
         snprintf(paths[slot], sizeof paths[slot], "/proc/self/fd/%d", fds[slot]);
     }
     if (ftruncate(fds[slot], 0) != 0 || (size && pwrite(fds[slot], data, size, 0) != (ssize_t)size)) {
@@ -48,7 +53,9 @@ static inline const char *fuzz_memfile(int slot, const uint8_t *data, size_t siz
     return paths[slot];
 }
 
-/* This process's scratch folder under /dev/shm (removed at exit). */
+/* This process's scratch folder under /dev/shm (removed at exit): the first free
+ * /dev/shm/salign-fuzz-K. Not named by the pid: paths end up in libFuzzer's comparison tables, and a
+ * name that changes from run to run made a seeded run unrepeatable. */
 static char fuzz_dir_path[128];
 static void fuzz_dir_cleanup(void) {
     char cmd[200];
@@ -57,8 +64,10 @@ static void fuzz_dir_cleanup(void) {
 }
 static inline const char *fuzz_dir(void) {
     if (!fuzz_dir_path[0]) {
-        snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "/dev/shm/salign-fuzz-%d", (int)getpid());
-        mkdir(fuzz_dir_path, 0700);
+        for (int k = 0; k < 100000; k++) {
+            snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "/dev/shm/salign-fuzz-%d", k);
+            if (mkdir(fuzz_dir_path, 0700) == 0) break;
+        }
         atexit(fuzz_dir_cleanup);
     }
     return fuzz_dir_path;

@@ -1,7 +1,7 @@
 /* fuzz_gguf.c - the GGUF reader (src/gguf.c) and the GGUF importer (tools/convert/import_gguf.c) on
  * arbitrary bytes: open, read typed metadata, build the tokenizer, import and check the tensor set
  * against the hyperparameters, then what the runtime does with a GGUF: convert it in memory
- * (--type keep) and open the image as a .salm. Every tensor of a block type salign runs (Q4_0 ... Q6_K)
+ * (--type keep) and open the image as a .salm. Every tensor of a block type salign runs (Q4_0 ... IQ4_XS)
  * has its first row decoded. Nothing may crash, leak or read outside the file; a failure must
  * leave an error message. Seeds: tests/fuzz/corpus/gguf (tests/hostile/gen.py --seeds). */
 #include "../../src/common.h"

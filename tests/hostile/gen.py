@@ -255,7 +255,7 @@ def gen_gguf():
     g("tensor-type-99", gguf_build(tensors=tmod(lambda ts: ttype(ts, "blk.0.attn_k.weight", 99))),
       "unknown ggml type 99")
     # block types salign runs, on a 32-wide matrix: the super-block types do not fit
-    for typ, name in [(12, "q4_K"), (13, "q5_K"), (14, "q6_K")]:
+    for typ, name in [(12, "q4_K"), (13, "q5_K"), (14, "q6_K"), (10, "q2_K"), (11, "q3_K"), (23, "iq4_xs")]:
         g("tensor-type-" + name, gguf_build(tensors=tmod(lambda ts, t=typ: ttype(ts, "blk.0.attn_k.weight", t))),
           "not a multiple of the %s block size 256" % name)
     # types salign does not run (activation-only, IQ1/IQ2/IQ3, ternary, FP4): refused by name
@@ -280,7 +280,8 @@ def gen_gguf():
         return fn
     for typ, name, block, bb in [(2, "q4_0", 32, 18), (3, "q4_1", 32, 20), (6, "q5_0", 32, 22), (7, "q5_1", 32, 24),
                                  (8, "q8_0", 32, 34), (12, "q4_K", 256, 144), (13, "q5_K", 256, 176),
-                                 (14, "q6_K", 256, 210)]:
+                                 (14, "q6_K", 256, 210), (10, "q2_K", 256, 84), (11, "q3_K", 256, 110),
+                                 (20, "iq4_nl", 32, 18), (23, "iq4_xs", 256, 136)]:
         g("tensor-short-" + name, gguf_build(tensors=tmod(short_last(typ, block, bb))), "past the end")
     g("tensor-type-max", gguf_build(tensors=tmod(lambda ts: ttype(ts, "blk.0.attn_k.weight", 0xFFFFFFFF))),
       "unknown ggml type")
@@ -290,6 +291,13 @@ def gen_gguf():
         t[1] = [33]
         t[2] = 8
     g("tensor-block-misfit", gguf_build(tensors=tmod(q80_odd)), "not a multiple")
+
+    def iq4nl_odd(ts):  # IQ4_NL has 32-weight blocks: a 48-wide row does not fit
+        t = find_t(ts, "output_norm.weight")
+        t[1] = [48]
+        t[2] = 20
+        t[3] = bytes(36)
+    g("tensor-block-misfit-iq4_nl", gguf_build(tensors=tmod(iq4nl_odd)), "not a multiple of the iq4_nl block size 32")
 
     def off(ts, name, o):
         find_t(ts, name)[4] = o
@@ -1079,6 +1087,12 @@ def gen_seeds(d):
     w("gguf", "tied.gguf", gguf_build(tensors=[t for t in gguf_tensors() if t[0] != "output.weight"]))
     w("gguf", "q8_0-norm.gguf", gguf_build(tensors=[t if t[0] != "output_norm.weight" else
                                                    [t[0], [32], 8, b"\0" * 34, None] for t in gguf_tensors()]))
+    # one tensor of each low-bit block type with arbitrary bytes, for the fuzz target's decoding
+    for typ, name, block, bb in [(10, "q2_K", 256, 84), (11, "q3_K", 256, 110), (20, "iq4_nl", 32, 18),
+                                 (23, "iq4_xs", 256, 136)]:
+        data = bytes((i * 37 + 11) & 255 for i in range(256 // block * bb))
+        w("gguf", name + "-norm.gguf", gguf_build(tensors=[t if t[0] != "output_norm.weight" else
+                                                           [t[0], [256], typ, data, None] for t in gguf_tensors()]))
     w("gguf", "aligned-64.gguf", gguf_build(kvs=gguf_kvs() + [["general.alignment", G_U32, 64]], align=64))
     w("gguf", "vocab-only.gguf", gguf_build(kvs=gguf_kvs(), tensors=[]))
     w("salm", "valid.salm", salm_build())

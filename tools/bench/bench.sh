@@ -170,3 +170,25 @@ echo "## copy-speculative aligner decoding (bin/salign bench-spec, 1 thread)"
 for q in $MODELS; do
     bin/salign bench-spec -m "$out/llama1b-$q.salm" -n 48 -r 3 -t 1 2>/dev/null || echo "bench-spec failed for $q"
 done
+
+# Tokenizer speed (the unit tests check only that long inputs round-trip; timing lives here): 1 MiB
+# of story text and one run of 200,000 spaces, the worst case for a quadratic merge loop, with
+# Llama 2's 32,000-token vocabulary (llama2.c tokenizer.bin), best of 3.
+echo
+echo "## tokenizer (bin/salign tokenize, Llama 2 vocabulary, best of 3)"
+echo
+echo "| input | bytes | ms |"
+echo "|---|---|---|"
+python3 -c 'import sys; w = b"Once upon a time, there was a little girl named Lily. She liked to play outside. "
+sys.stdout.buffer.write((w * (1048576 // len(w) + 1))[:1048576])' > "$out/tok-text.txt"
+python3 -c 'import sys; sys.stdout.buffer.write(b" " * 200000)' > "$out/tok-spaces.txt"
+for f in text spaces; do
+    best=""
+    for r in 1 2 3; do
+        t0=$(date +%s%N)
+        bin/salign tokenize --tokenizer tests/data/llama2-tokenizer.bin < "$out/tok-$f.txt" >/dev/null || { echo "tokenize failed" >&2; break; }
+        ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        if [ -z "$best" ] || [ "$ms" -lt "$best" ]; then best=$ms; fi
+    done
+    echo "| $f | $(stat -c %s "$out/tok-$f.txt") | $best |"
+done

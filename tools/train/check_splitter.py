@@ -30,7 +30,7 @@ def main():
         exe = os.path.join(d, "splitcheck")
         here = os.path.dirname(os.path.abspath(__file__))
         subprocess.run(["cc", "-std=c11", "-O1", "-I" + os.path.join(ROOT, "src"), os.path.join(here, "splitcheck.c"),
-                        os.path.join(ROOT, "src", "sentence.c"), "-o", exe], check=True)
+                        os.path.join(ROOT, "src", "sentence.c"), "-o", exe, "-lutf8proc"], check=True)
         inp = b"".join(t.encode("utf-8", "surrogateescape") + b"\0" for t in texts)
         out = subprocess.run([exe], input=inp, stdout=subprocess.PIPE, check=True).stdout
     got = out.split(b"\x1e")[:-1]

@@ -20,10 +20,6 @@ BOS, EOS = 1, 2
 _SPACE = b" \t\n\r\f\v"
 
 
-def _is_alpha(c):
-    return 65 <= c <= 90 or 97 <= c <= 122
-
-
 def _closer_len(t, p):
     c = t[p]
     if c in b"\"')]}.!?":
@@ -45,26 +41,18 @@ def _partial_closer(t, p):
     return False
 
 
-def _dot_exception(t, dot):
-    """1: the dot at t[dot] is not a boundary; 0: it is (final = 1: "cannot tell yet" is a boundary)."""
-    n = len(t)
-    if dot > 0 and 48 <= t[dot - 1] <= 57:
-        return 1
-    standalone = dot >= 1 and (dot == 1 or not _is_alpha(t[dot - 2]))
-    if standalone and t[dot - 1] in (ord("i"), ord("e")):
-        want = ord("e") if t[dot - 1] == ord("i") else ord("g")
-        if dot + 1 >= n:
-            return 0
-        if t[dot + 1] == want:
-            if dot + 2 >= n:
-                return 0
-            if t[dot + 2] == ord("."):
-                return 1
-    if (dot >= 3 and t[dot - 2] == ord(".") and
-            ((t[dot - 1] == ord("e") and t[dot - 3] == ord("i")) or (t[dot - 1] == ord("g") and t[dot - 3] == ord("e"))) and
-            (dot == 3 or not _is_alpha(t[dot - 4]))):
-        return 1
-    return 0
+# The reference's protected dots: those of "i.e.", "e.g." and a digit's dot, each matched at a word
+# boundary (Unicode \w and \d, as the reference's regular expression on str has them), left to right.
+_PROTECT = re.compile(r"\b(i\.e\.|e\.g\.|\d\.)")
+
+
+def _protected_dots(t):
+    """Byte offsets in t of the dots the reference rule protects."""
+    s = t.decode("utf-8", "surrogateescape")
+    off = [0]
+    for ch in s:
+        off.append(off[-1] + len(ch.encode("utf-8", "surrogateescape")))
+    return {off[m.start() + k] for m in _PROTECT.finditer(s) for k in range(len(m.group())) if m.group()[k] == "."}
 
 
 def _find(t):
@@ -73,11 +61,12 @@ def _find(t):
     start = 0
     while start < n and t[start] in _SPACE:
         start += 1
+    prot = _protected_dots(t)
     for i in range(start, n):
         c = t[i]
         if c not in b".?!":
             continue
-        if c == ord(".") and _dot_exception(t, i):
+        if i in prot or (i - 1) in prot:  # a protected dot, or a terminator right after one
             continue
         end = i + 1
         while end < n:

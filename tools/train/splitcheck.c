@@ -1,7 +1,7 @@
 /* splitcheck.c - prints src/sentence.c's reference split of texts, so check_splitter.py can compare
  * the Python port (common.split_sentences) with the engine's splitter byte for byte.
  * stdin: texts, each ended by a NUL byte. stdout: per text, each sentence followed by 0x1F, then 0x1E.
- * Built by check_splitter.py: cc -std=c11 -I../../src splitcheck.c ../../src/sentence.c */
+ * Built by check_splitter.py: cc -std=c11 -I../../src splitcheck.c ../../src/sentence.c -lutf8proc */
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -1,0 +1,23 @@
+/* quants_imatrix.h - quantizers weighted by an importance matrix (llama-quantize --imatrix): ggml's
+ * quantize_row_*_impl with quant_weights, byte for byte. */
+#ifndef SALIGN_QUANTS_IMATRIX_H
+#define SALIGN_QUANTS_IMATRIX_H
+
+#include <stdint.h>
+
+#include "dtype.h"
+
+/* 1 if t has a weighted quantizer here (or, like Q8_0 and the float types, ignores the weights
+ * in llama.cpp too). */
+int sa_quantize_row_imatrix_supported(SaDtype t);
+/* Quantize one row of n values (a whole number of blocks) to t as llama-quantize does, weighting
+ * column j by imx[j] (n finite values); imx NULL: without an importance matrix (the reference
+ * quantizers, except IQ4_NL / IQ4_XS, which llama-quantize quantizes with their x^2-weighted search). */
+void sa_quantize_row_imatrix(SaDtype t, const float *x, void *dst, int64_t n, const float *imx);
+
+/* The same for the types addressed by their GGUF type id (Q2_K 10, Q3_K 11, IQ4_NL 20, IQ4_XS 23),
+ * whose SaDtype rows may not exist in this build: 0, or -1 for another type (and for Q2_K / Q3_K
+ * with imx NULL: their reference quantizers are elsewhere). */
+int sa_quantize_row_imatrix_gg(int ggml_type, const float *x, void *dst, int64_t n, const float *imx);
+
+#endif

@@ -1,0 +1,75 @@
+#!/bin/sh
+# run-chat.sh - `salign chat` through a pseudo-terminal (tests/serve/chat_pty.py): the first turn's
+# answer equals `salign align`'s greedy answer, a /mode switch takes effect, Ctrl-C during a long
+# answer stops it (what was shown is a prefix of the full answer) and the program goes on, Ctrl-C at
+# the prompt gives a fresh prompt, /quit exits 0. Then the same chat on a pipe (no terminal).
+# SALIGN_BIN_DIR=bin-san runs the ASan build. Ends with "N passed, N failed, N skipped".
+cd "$(dirname "$0")/.." || exit 1
+BIN=${SALIGN_BIN_DIR:-bin}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/salign-chat.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+UP=weights/stories260K.salm AL=weights/demo-aligner.salm
+flags="--temp 0 -t 1 -c 4096 --max-tokens 3000"
+if [ ! -x "$BIN/salign" ]; then
+    bad "$BIN/salign built"
+    echo "$pass passed, $fail failed, 0 skipped"
+    exit 1
+fi
+# shellcheck disable=SC2086
+"$BIN/salign" align --upstream $UP --aligner $AL -p "Lily had a red ball." $flags >"$TMP/a1" 2>/dev/null
+# shellcheck disable=SC2086
+"$BIN/salign" align --upstream $UP --aligner $AL -p "The sun was hot." --mode none $flags >"$TMP/a3" 2>/dev/null
+if timeout 180 "$PY" tests/serve/chat_pty.py "$BIN/salign" >"$TMP/pty.json" 2>"$TMP/pty.err"; then
+    ok "chat runs in a pseudo-terminal: two turns, /mode, Ctrl-C twice, /quit"
+else
+    tail -n 3 "$TMP/pty.err"
+    bad "chat runs in a pseudo-terminal: two turns, /mode, Ctrl-C twice, /quit"
+fi
+"$PY" - "$TMP/pty.json" "$TMP/a1" "$TMP/a3" <<'PYEOF' >"$TMP/checks" 2>&1
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+a1 = open(sys.argv[2], encoding="utf-8", errors="replace").read().rstrip("\n")
+a3 = open(sys.argv[3], encoding="utf-8", errors="replace").read().rstrip("\n")
+strip = lambda s: re.sub(r"\x1b\[[0-9;]*m", "", s).replace("\r\n", "\n")
+def check(name, cond):
+    print(("ok   " if cond else "FAIL ") + name)
+t1 = strip(d["turn1"])
+ans1 = t1.split("Lily had a red ball.\n", 1)[-1].rsplit("\n(stream:", 1)[0]
+check("the first turn's answer equals salign align's greedy answer", a1 != "" and ans1 == a1)
+check("/mode none switches the mode", "mode none" in d["mode"] and "(none:" in strip(d["turn2"]))
+c = strip(d["cancel"])
+shown = c.split("^C", 1)[0]
+check("Ctrl-C stops the answer being written: what was shown is a prefix of the full answer",
+      "[cancelled" in c and "^C" in c and 0 < len(shown) < len(a3) and a3.startswith(shown))
+check("after Ctrl-C (during an answer and at the prompt) the chat goes on", "(none:" in strip(d["after"]))
+check("/quit exits 0", d["exit"] == 0)
+PYEOF
+[ $? = 0 ] || echo "FAIL the pseudo-terminal checks ran" >>"$TMP/checks"
+cat "$TMP/checks"
+pass=$((pass + $(grep -c '^ok' "$TMP/checks"))) fail=$((fail + $(grep -c '^FAIL' "$TMP/checks")))
+# standard input that is not a terminal: line by line, no prompt
+# shellcheck disable=SC2086
+printf 'Lily had a red ball.\n/mode none\nTom saw a dog.\n' | "$BIN/salign" chat --upstream $UP --aligner $AL $flags \
+    >"$TMP/pipe" 2>"$TMP/pipe.err"
+st=$?
+if [ $st = 0 ] && [ "$(head -n 1 "$TMP/pipe")" = "$(head -n 1 "$TMP/a1")" ] && grep -q '^(none: ' "$TMP/pipe"; then
+    ok "chat on a pipe: the same first answer, /mode, exit 0"
+else
+    head -c 300 "$TMP/pipe"; tail -n 3 "$TMP/pipe.err"
+    bad "chat on a pipe: the same first answer, /mode, exit 0 (status $st)"
+fi
+# a bad flag is one line naming it, exit 1
+out=$("$BIN/salign" chat --upstream $UP --mode sideways 2>&1 >/dev/null)
+st=$?
+if [ $st = 1 ] && [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && case "$out" in *--mode*) true ;; *) false ;; esac; then
+    ok "a bad flag: one line naming it, exit 1"
+else
+    bad "a bad flag: one line naming it, exit 1 ($st: $out)"
+fi
+echo "$pass passed, $fail failed, 0 skipped"
+[ "$fail" = 0 ]

@@ -1,0 +1,129 @@
+/* test_hf_torch.c - the HF import against a reference that is not ours (#19 item 3).
+ *
+ * tools/synth (bin/salign-synth) writes a random checkpoint of each architecture as an HF
+ * directory; tests/oracles/hf_forward.py computes its teacher-forced logits with PyTorch from the
+ * published HF modelling semantics, reading config.json and the safetensors directly (Debian
+ * python3-torch, which tools/deps.sh test installs); salign-quantize imports the directory as F32
+ * and salign evaluates the same ids. A mistake shared by synth and import_hf (the q/k permutation,
+ * Gemma's 1 + w, the embedding scale, soft-caps, the sliding window, rope scaling) cannot pass: the
+ * oracle never sees our conventions. Bound: NMSE < 1e-9 over all positions (see NMSE_MAX), and the
+ * same top-1 token at every position. Shapes: the Mistral tokenizer's 32,000-token vocabulary for all five,
+ * 24 positions (past Gemma 2's 8-token window). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/common.h"
+#include "../src/context.h"
+#include "../src/model.h"
+#include "test.h"
+
+#define N_IDS 24
+/* The issue asks for < 1e-5 in F32; F32 weights and activations on both sides agree to ~1e-12 here,
+ * so the bound is tighter, to catch what only shows in the last digits at 24 positions: Llama 3's
+ * rope scaling left out moves the logits by 1.5e-6 only (it changes long wavelengths). */
+#define NMSE_MAX 1e-9
+
+typedef struct {
+    const char *arch, *flags;
+} HfCase;
+
+static const HfCase hf_cases[] = {
+    {"llama", "--hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --rope-scaling llama3 --rope-theta 500000 --tied"},
+    {"mistral", "--hidden 64 --layers 2 --heads 4 --kv-heads 1 --ff 160 --shards 3 --rope-scaling linear --rope-factor 4"},
+    {"qwen2", "--hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --vocab 32064"},
+    {"gemma", "--hidden 64 --layers 2 --heads 2 --kv-heads 1 --ff 128 --head-dim 64"},
+    {"gemma2", "--hidden 64 --layers 3 --heads 4 --kv-heads 2 --ff 128 --head-dim 32 --sliding-window 8"},
+};
+
+/* Debian's python3 (its torch is not visible to other pythons on PATH), or NULL. */
+static const char *torch_python(void) {
+    int st;
+    char *out = test_run("/usr/bin/python3 -c 'import torch, numpy' 2>&1", &st);
+    free(out);
+    return st == 0 ? "/usr/bin/python3" : NULL;
+}
+
+TEST(hf_import_matches_pytorch_reference) {
+    const char *dir = test_models_dir();
+    if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
+    const char *py = torch_python();
+    if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
+    const int n_cases = (int)SA_ARRAY_LEN(hf_cases);
+    /* the ids: BOS, then fixed pseudo-random tokens of the shared vocabulary */
+    int32_t ids[N_IDS];
+    uint64_t rng = 0x5eed;
+    ids[0] = 1;
+    for (int i = 1; i < N_IDS; i++) {
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = 3 + (int32_t)((rng >> 33) % 31997);
+    }
+    const char *ids_path = test_tmp("hf-ids.txt");
+    FILE *f = fopen(ids_path, "w");
+    for (int i = 0; i < N_IDS; i++) fprintf(f, "%d ", ids[i]);
+    fclose(f);
+    char oracle_cmd[8192];
+    int off = snprintf(oracle_cmd, sizeof oracle_cmd, "%s tests/oracles/hf_forward.py %s", py, ids_path);
+    for (int c = 0; c < n_cases; c++) {
+        char hf[512], salm[600], cmd[4096];
+        snprintf(hf, sizeof hf, "%s", test_tmp(hf_cases[c].arch));
+        snprintf(salm, sizeof salm, "%s.salm", hf);
+        snprintf(cmd, sizeof cmd,
+                 "rm -rf %s && bin/salign-synth --arch %s %s --seed %d --vocab-from %s/tokenizers/mistral --hf %s >/dev/null 2>&1 && "
+                 "bin/salign-quantize %s %s --type f32 -q 2>&1",
+                 hf, hf_cases[c].arch, hf_cases[c].flags, 21 + c, dir, hf, hf, salm);
+        int st;
+        char *log = test_run(cmd, &st);
+        CHECKF(st == 0, "%s: %s", hf_cases[c].arch, log);
+        free(log);
+        off += snprintf(oracle_cmd + off, sizeof oracle_cmd - (size_t)off, " %s %s.logits", hf, hf);
+    }
+    snprintf(oracle_cmd + off, sizeof oracle_cmd - (size_t)off, " 2>&1");
+    int st;
+    char *log = test_run(oracle_cmd, &st);
+    CHECKF(st == 0, "the PyTorch reference failed: %s", log);
+    free(log);
+    if (st) return;
+    for (int c = 0; c < n_cases; c++) {
+        const char *arch = hf_cases[c].arch;
+        char path[600];
+        snprintf(path, sizeof path, "%s.salm", test_tmp(arch));
+        SaModel m;
+        if (sa_model_load(&m, path, NULL)) { CHECKF(0, "%s: %s", arch, sa_errmsg()); continue; }
+        const int V = m.hp.n_vocab;
+        snprintf(path, sizeof path, "%s.logits", test_tmp(arch));
+        size_t len = 0;
+        float *want = (float *)sa_read_file(path, &len);
+        CHECKF(want && len == (size_t)N_IDS * V * sizeof(float), "%s: oracle logits %zu bytes, want %d x %d floats", arch, len,
+               N_IDS, V);
+        SaCtxParams cp;
+        sa_ctx_default_params(&m, &cp);
+        cp.kv_type = SA_F32;
+        if (cp.n_logits < N_IDS) cp.n_logits = N_IDS;
+        SaCtx *ctx = sa_ctx_new(&m, &cp);
+        if (want && len == (size_t)N_IDS * V * sizeof(float) && ctx && sa_ctx_eval(ctx, ids, N_IDS, 1) == 0) {
+            double num = 0, den = 0;
+            int top_same = 0;
+            for (int t = 0; t < N_IDS; t++) {
+                const float *got = sa_ctx_logits(ctx, t), *ref = want + (size_t)t * V;
+                int ag = 0, ar = 0;
+                for (int k = 0; k < V; k++) {
+                    const double d = (double)got[k] - ref[k];
+                    num += d * d;
+                    den += (double)ref[k] * ref[k];
+                    if (got[k] > got[ag]) ag = k;
+                    if (ref[k] > ref[ar]) ar = k;
+                }
+                top_same += ag == ar;
+            }
+            const double nmse = num / den;
+            printf("    %-7s NMSE %.2e vs PyTorch, top-1 %d/%d\n", arch, nmse, top_same, N_IDS);
+            CHECKF(nmse < NMSE_MAX, "%s: logits NMSE %.3g vs the PyTorch reference (bound %g)", arch, nmse, NMSE_MAX);
+            CHECKF(top_same == N_IDS, "%s: top-1 differs at %d of %d positions", arch, N_IDS - top_same, N_IDS);
+        } else {
+            CHECKF(0, "%s: %s", arch, sa_errmsg());
+        }
+        sa_ctx_free(ctx);
+        free(want);
+        sa_model_free(&m);
+    }
+}
