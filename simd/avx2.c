@@ -654,6 +654,13 @@ void sa_avx2_silu_mul(int n, float *g, const float *u) {
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* ---- K-quants (kquant_x86.h) ---- */
+#define KQ_NT 2 /* tokens per pass in a batch: 16 ymm registers hold two tokens' partial sums */
+#define KQ_BCAST4 bcast4
+#include "kquant_x86.h"
+KQ_GEMM_X8(avx2_gemm_q4_Kx8, q4Kx8_tile, BlockQ4_Kx8)
+KQ_GEMM_X8(avx2_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
+
 SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels sa_kernels_avx2 = {
@@ -675,8 +682,12 @@ const SaKernels sa_kernels_avx2 = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
-    /* the other block types: Q2_K/Q3_K/IQ4_NL/IQ4_XS of its own, the rest the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_ALL, SA_AVX2_TYPE_ROWS_LOWBIT},
+    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations of this table (plain rows: the scalar
+     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS of its own; the rest the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_NOT_KX8, SA_AVX2_TYPE_ROWS_LOWBIT,
+             [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx2_gemm_q4_Kx8},
+             [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx2_gemm_q6_Kx8},
+             [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},
 };
 
 /* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS (kernels.h: SA_AVX2_TYPE_ROWS_LOWBIT; the AVX-512 table names

@@ -716,6 +716,141 @@ static A512 void silu_mul(int n, float *g, const float *u) {
     }
 }
 
+/* ---- K-quants: kquant_x86.h's 256-bit tiles with vpdpbusd (KQ_VNNI); with AVX-512VL the 32 vector
+ * registers hold four tokens' sums. Tried and dropped: a zmm Q4_K tile (chunks k and k+1 of the 8
+ * rows in one 64-byte load, half the unpacking and vpdpbusd count, the activations pre-expanded per
+ * call to the matching two-value broadcast): slower on Zen 5, 36 vs 40 GB/s in L2 (CPU time, best of
+ * 15) and 0.6-0.75x the decode t/s in paired runs of the 1B Q4_K_M model; as issue #23 found for
+ * Q4_0, the one-stream 256-bit tiles are the faster ones here. ---- */
+#define KQ_NT 4
+#define KQ_BCAST4 bcast4_256
+#define KQ_VNNI /* vpdpbusd for the nibble dots */
+#include "kquant_x86.h"
+KQ_GEMM_X8(avx512_gemm_q4_Kx8_ymm, q4Kx8_tile, BlockQ4_Kx8)
+
+/* Q4_K prefill: two groups side by side in one zmm (group g in lanes 0-7, g + 1 in 8-15, as the
+ * Q4_0 pair tiles above), so every vpdpbusd, broadcast and scale step serves 16 rows: per token
+ * half the instructions of the one-group tile. Same integers and float steps per row (kernels.h).
+ * Batches only (T > SA_PF_MAX_T): decode and small batches keep the one-stream prefetching tile
+ * (the pair tile with each stream prefetching at sa_pf_dist(2, ...) decoded the 1B Q4_K_M at
+ * 0.96x of it, three paired runs). */
+/* SIMDe 0.7.4's native alias of _mm512_madd_epi16 takes four arguments (a bug in its madd.h) */
+#ifdef SALIGN_SIMDE
+#define kq_madd512(a, b) simde_mm512_madd_epi16(a, b)
+#else
+#define kq_madd512(a, b) _mm512_madd_epi16(a, b)
+#endif
+INLINE __m512i kq_pair512(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
+INLINE void q4Kx16_tile(int nb, const BlockQ4_Kx8 *wa, const BlockQ4_Kx8 *wb, const BlockQ8_K *a, const int NT, float *y,
+                        size_t ldy) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m256i m4y = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        __m512i SC[2], MN[2];
+        {
+            __m256i sc[2][2], mn[2][2];
+#pragma GCC unroll 2
+            for (int g = 0; g < 2; g++) {
+                const BlockQ4_Kx8 *w = g ? wb + b : wa + b;
+                const __m256i V0 = _mm256_loadu_si256((const __m256i *)w->scl);
+                const __m256i V1 = _mm256_loadu_si256((const __m256i *)(w->scl + 32));
+                const __m256i H = _mm256_loadu_si256((const __m256i *)w->sch);
+                sc[g][0] = _mm256_or_si256(_mm256_and_si256(V0, m4y), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
+                mn[g][0] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(V0, 4), m4y),
+                                           _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
+                sc[g][1] = _mm256_or_si256(_mm256_and_si256(V1, m4y), _mm256_and_si256(H, m30));
+                mn[g][1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(V1, 4), m4y),
+                                           _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
+            }
+            SC[0] = kq_pair512(sc[0][0], sc[1][0]), SC[1] = kq_pair512(sc[0][1], sc[1][1]);
+            MN[0] = kq_pair512(mn[0][0], mn[1][0]), MN[1] = kq_pair512(mn[0][1], mn[1][1]);
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)wa[b].d)), _mm_loadu_si128((const __m128i *)wb[b].d), 1));
+        const __m512 dmw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)wa[b].dmin)), _mm_loadu_si128((const __m128i *)wb[b].dmin), 1));
+        __m512 mt[4];
+        __m512i isum[4];
+        {
+            const __m512i pi0 = _mm512_broadcast_i64x4(kq_idx(kq_pair_idx[0])), pi1 = _mm512_broadcast_i64x4(kq_idx(kq_pair_idx[1]));
+            const __m512i mp0 = _mm512_shuffle_epi8(MN[0], pi0), mp1 = _mm512_shuffle_epi8(MN[0], pi1);
+            const __m512i mp2 = _mm512_shuffle_epi8(MN[1], pi0), mp3 = _mm512_shuffle_epi8(MN[1], pi1);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const BlockQ8_K *at = a + (size_t)t * nb + b;
+                const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)at->bsums),
+                                                  _mm_loadu_si128((const __m128i *)(at->bsums + 8)));
+                __m512i im = kq_madd512(mp0, _mm512_set1_epi32(_mm_extract_epi32(bs, 0)));
+                im = _mm512_add_epi32(im, kq_madd512(mp1, _mm512_set1_epi32(_mm_extract_epi32(bs, 1))));
+                im = _mm512_add_epi32(im, kq_madd512(mp2, _mm512_set1_epi32(_mm_extract_epi32(bs, 2))));
+                im = _mm512_add_epi32(im, kq_madd512(mp3, _mm512_set1_epi32(_mm_extract_epi32(bs, 3))));
+                mt[t] = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(at->d), dmw), _mm512_cvtepi32_ps(im));
+                isum[t] = _mm512_setzero_si512();
+            }
+        }
+#pragma GCC unroll 1
+        for (int p = 0; p < 4; p++) {
+            const __m512i sclo = _mm512_srli_epi32(
+                _mm512_shuffle_epi8(SC[p >> 1], _mm512_broadcast_i64x4(kq_idx(kq_top_idx[2 * (p & 1)]))), 24);
+            const __m512i schi = _mm512_srli_epi32(
+                _mm512_shuffle_epi8(SC[p >> 1], _mm512_broadcast_i64x4(kq_idx(kq_top_idx[2 * (p & 1) + 1]))), 24);
+            __m512i slo[4], shi[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) slo[t] = shi[t] = _mm512_setzero_si512();
+            const uint8_t *qa = wa[b].qs + 256 * p, *qb = wb[b].qs + 256 * p;
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) {
+                const __m512i v = kq_pair512(_mm256_loadu_si256((const __m256i *)(qa + 32 * k)),
+                                             _mm256_loadu_si256((const __m256i *)(qb + 32 * k)));
+                const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *x = a[(size_t)t * nb + b].qs + 64 * p + 4 * k;
+                    slo[t] = _mm512_dpbusd_epi32(slo[t], lo, bcast4(x));
+                    shi[t] = _mm512_dpbusd_epi32(shi[t], hi, bcast4(x + 32));
+                }
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(slo[t], sclo),
+                                                                     _mm512_mullo_epi32(shi[t], schi)));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const __m512 dd = _mm512_mul_ps(_mm512_set1_ps(a[(size_t)t * nb + b].d), dw);
+            acc[t] = _mm512_add_ps(acc[t], _mm512_sub_ps(_mm512_mul_ps(dd, _mm512_cvtepi32_ps(isum[t])), mt[t]));
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) _mm512_storeu_ps(y + (size_t)t * ldy, acc[t]);
+}
+
+A512 static void avx512_gemm_q4_Kx8(int nb, int ng, const void *wv, const void *av, int T, float *y, size_t ldy) {
+    if (T <= SA_PF_MAX_T) {
+        avx512_gemm_q4_Kx8_ymm(nb, ng, wv, av, T, y, ldy);
+        return;
+    }
+    const BlockQ4_Kx8 *w = wv;
+    const BlockQ8_K *a = av;
+    int g = 0;
+    for (; g + 2 <= ng; g += 2) {
+        const BlockQ4_Kx8 *wa = w + (size_t)g * nb, *wb = wa + nb;
+        int t = 0;
+        for (; t + 4 <= T; t += 4) q4Kx16_tile(nb, wa, wb, a + (size_t)t * nb, 4, y + t * ldy + 8 * g, ldy);
+        switch (T - t) {
+        case 3: q4Kx16_tile(nb, wa, wb, a + (size_t)t * nb, 3, y + t * ldy + 8 * g, ldy); break;
+        case 2: q4Kx16_tile(nb, wa, wb, a + (size_t)t * nb, 2, y + t * ldy + 8 * g, ldy); break;
+        case 1: q4Kx16_tile(nb, wa, wb, a + (size_t)t * nb, 1, y + t * ldy + 8 * g, ldy); break;
+        default: break;
+        }
+    }
+    if (g < ng) avx512_gemm_q4_Kx8_ymm(nb, 1, w + (size_t)g * nb, av, T, y + 8 * g, ldy);
+}
+KQ_GEMM_X8(avx512_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
+
 SA_BASE_TYPE_DEFS(avx512, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels AVX512_TABLE = {
@@ -737,6 +872,10 @@ const SaKernels AVX512_TABLE = {
     .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    /* the other block types: Q2_K/Q3_K/IQ4_NL/IQ4_XS in AVX2, the rest the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_ALL, SA_AVX2_TYPE_ROWS_LOWBIT},
+    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations (plain rows: the scalar reference);
+     * Q2_K/Q3_K/IQ4_NL/IQ4_XS in AVX2; the rest the scalar reference */
+    .type = {SA_BASE_TYPE_ROWS(avx512), SA_REF_TYPE_ROWS_NOT_KX8, SA_AVX2_TYPE_ROWS_LOWBIT,
+             [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx512_gemm_q4_Kx8},
+             [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx512_gemm_q6_Kx8},
+             [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},
 };

@@ -99,10 +99,19 @@ typedef float (*SaVecDotFn)(int n, const void *w, const void *a);
 typedef void (*SaRowGemmFn)(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
                             size_t ldy);
 typedef void (*SaActFromFloatFn)(const float *x, void *y, int n);
+/* gemm_x8: ng consecutive 8-row interleaved groups of a repacked matrix (the types with an
+ *             x8 layout below: Q4_K, Q6_K) times T activation rows of nb blocks each, in the
+ *             type's activation type (Q8_K), row t at a + t*nb blocks:
+ *                 y[t*ldy + 8*g + i] = dot(row i of group g, activation row t)
+ *             bit for bit what the scalar `dot` of the row in ggml's layout gives (the integer
+ *             sums per super-block are exact; the float part is the reference's, per lane), so
+ *             repacking never changes a result. NULL for types that are not repacked. */
+typedef void (*SaX8GemmFn)(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
 typedef struct {
     SaActFromFloatFn from_float;
     SaVecDotFn dot;
     SaRowGemmFn gemm;
+    SaX8GemmFn gemm_x8;
 } SaTypeKernels;
 
 /* The generic gemm over a table's own `dot` (what a table uses until it has a tiled one):
@@ -159,10 +168,56 @@ void sa_ref_act_q8_K(const float *x, void *y, int n);
 #define SA_REF_KERNELS(t) {NULL, sa_ref_dot_##t, sa_ref_gemm_##t}
 #define SA_REF_ACT_ROW_Q8_K [SA_Q8_K] = {sa_ref_act_q8_K, NULL, NULL}
 #define SA_REF_ACT_ROW_Q8_1 [SA_Q8_1] = {sa_ref_act_q8_1, NULL, NULL}
-#define SA_REF_TYPE_ROWS_ALL                                                                                    \
+/* the repacked types' rows: the one-row reference kernels plus the reference x8 GEMM */
+#define SA_REF_ROW_Q4_K [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, sa_ref_gemm_q4_Kx8}
+#define SA_REF_ROW_Q6_K [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, sa_ref_gemm_q6_Kx8}
+/* every reference row except Q4_K, Q6_K and Q8_K (the types a table with its own K-quant kernels
+ * fills in itself) */
+#define SA_REF_TYPE_ROWS_NOT_KX8                                                                                \
     [SA_Q4_1] = SA_REF_KERNELS(q4_1), [SA_Q5_0] = SA_REF_KERNELS(q5_0), [SA_Q5_1] = SA_REF_KERNELS(q5_1),       \
-    [SA_Q4_K] = SA_REF_KERNELS(q4_K), [SA_Q5_K] = SA_REF_KERNELS(q5_K), [SA_Q6_K] = SA_REF_KERNELS(q6_K),       \
-    SA_REF_ACT_ROW_Q8_K, SA_REF_ACT_ROW_Q8_1
+    [SA_Q5_K] = SA_REF_KERNELS(q5_K), SA_REF_ACT_ROW_Q8_1
+#define SA_REF_TYPE_ROWS_ALL SA_REF_TYPE_ROWS_NOT_KX8, SA_REF_ROW_Q4_K, SA_REF_ROW_Q6_K, SA_REF_ACT_ROW_Q8_K
+
+/* ---- 8-row interleaved K-quant layouts (repacked at load like Q4_0x8, src/matmul.c) ----
+ * Same idea as BlockQ4_0x8: per super-block column, the 8 rows' quants in 4-byte chunks, one
+ * 32-bit lane per row, so an int8 dot leaves each row's partial sum in its own lane. The 6-bit
+ * scales are rearranged (same bits, same bytes in total) so that a byte shuffle puts each row's
+ * scale next to its partial sums. In place: 8 ggml blocks become one x8 block of the same size.
+ *
+ * Q4_K x8 (row i < 8, sub-block j < 8 of 32 weights, sc/mn its 6-bit scale and min):
+ *   d[i], dmin[i]                      the rows' fp16 super-block scales
+ *   scl[32*(j/4) + 16*(i/4) + 4*(j%4) + i%4] = (sc & 15) | (mn & 15) << 4
+ *   sch[16*(i/4) + 4*(j%4) + i%4], j < 4  = sc_j >> 4 | (mn_j >> 4) << 2 | (sc_j+4 >> 4) << 4 | (mn_j+4 >> 4) << 6
+ *   qs[256*p + 32*k + 4*i + c] = ggml qs[32*p + 4*k + c] of row i   (p < 4: sub-blocks 2p and 2p+1
+ *                                 in the low and high nibbles; k < 8, c < 4)
+ * Q6_K x8 (sub-block s < 16 of 16 weights; half h < 2, chunk c < 8 as in dtype.h):
+ *   d[i]
+ *   sc[32*(s/4) + 16*(i/4) + 4*(s%4) + i%4] = scales[s] of row i
+ *   ql[64*(8h+c) + 4*i + e]      = ggml ql[64h + 4c + e]        (e < 4)
+ *   ql[64*(8h+c) + 32 + 4*i + e] = ggml ql[64h + 32 + 4c + e]
+ *   qh[32*(8h+c) + 4*i + e]      = ggml qh[32h + 4c + e] */
+typedef struct {
+    uint16_t d[8], dmin[8];
+    uint8_t scl[64];
+    uint8_t sch[32];
+    uint8_t qs[8 * QK_K / 2];
+} BlockQ4_Kx8;
+typedef struct {
+    uint16_t d[8];
+    int8_t sc[8 * QK_K / 16];
+    uint8_t ql[8 * QK_K / 2];
+    uint8_t qh[8 * QK_K / 4];
+} BlockQ6_Kx8;
+_Static_assert(sizeof(BlockQ4_Kx8) == 8 * sizeof(BlockQ4_K), "Q4_Kx8 repacks 8 blocks in place");
+_Static_assert(sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K), "Q6_Kx8 repacks 8 blocks in place");
+/* the reference x8 GEMMs (simd/scalar.c): what every table's gemm_x8 must equal */
+void sa_ref_gemm_q4_Kx8(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
+void sa_ref_gemm_q6_Kx8(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
+/* One x8 block <-> the 8 ggml blocks it holds (src/matmul.c repacks with these; tests too). */
+void sa_pack_q4_Kx8(const BlockQ4_K *rows[8], BlockQ4_Kx8 *out);
+void sa_unpack_q4_Kx8(const BlockQ4_Kx8 *in, int i, BlockQ4_K *out);
+void sa_pack_q6_Kx8(const BlockQ6_K *rows[8], BlockQ6_Kx8 *out);
+void sa_unpack_q6_Kx8(const BlockQ6_Kx8 *in, int i, BlockQ6_K *out);
 
 typedef struct {
     const char *name; /* "scalar", "avx2", "avx512", "neon", "neon_dotprod" */

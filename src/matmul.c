@@ -1,10 +1,10 @@
 /* matmul.c - the matrix products of the forward pass.
  *
- * Quantized weights (Q4_0, Q8_0) are repacked at load time, in place, into 8-row interleaved
+ * Quantized weights (Q4_0, Q8_0, Q4_K, Q6_K) are repacked at load time, in place, into 8-row interleaved
  * groups (simd/kernels.h explains the layout): the kernels then produce 8 rows per pass with
  * one shared activation load and no horizontal sums, which is what lets decode run at memory
- * speed instead of being bound by the unpacking arithmetic. Activations are quantized to Q8_0
- * once per matmul (plus per-block sums for Q4_0).
+ * speed instead of being bound by the unpacking arithmetic. Activations are quantized to the
+ * weight type's activation type (Q8_0, Q8_K, ...) once per matmul (plus per-block sums for Q4_0).
  *
  * Threads come from the pool below (sa_parallel). Work units are runs of groups (>= 64 KiB of
  * weights: long sequential streams; whole 64-byte lines of Y: no false sharing) times a chunk
@@ -231,14 +231,33 @@ size_t sa_matmul_scratch_bytes(int T, int cols) { return xq_bytes(T, cols) + 2 *
 
 /* ---- repacking ---- */
 
+/* Q4_0/Q8_0 (BlockQ4_0x8, BlockQ8_0x8) and Q4_K/Q6_K (BlockQ4_Kx8, BlockQ6_Kx8: a Q4_K_M file is
+ * these two; with the one-row reference kernels its 1B decode ran at 0.7 t/s, with the x8 tiles at
+ * ~25 t/s on Zen 5, tools/bench/RESULTS.md). The K-quants need whole super-blocks per row. */
+static int is_kx8(SaDtype t) { return t == SA_Q4_K || t == SA_Q6_K; }
 static int packable(const SaMat *W) {
-    return (W->dtype == SA_Q4_0 || W->dtype == SA_Q8_0) && W->rows >= 8 && W->cols % 32 == 0 && !W->packed;
+    if (W->rows < 8 || W->packed) return 0;
+    if (W->dtype == SA_Q4_0 || W->dtype == SA_Q8_0) return W->cols % 32 == 0;
+    return is_kx8(W->dtype) && W->cols % QK_K == 0;
 }
 
-/* Rewrite the 8 rows at p (8 * row_bytes, contiguous) as nb interleaved blocks; tmp holds a copy. */
+/* Rewrite the 8 rows at p (8 * row_bytes, contiguous) as nb interleaved blocks (nb: blocks of
+ * the type per row); tmp holds a copy. */
 static void pack_group(SaDtype dt, uint8_t *p, size_t row_bytes, int nb, uint8_t *tmp) {
     memcpy(tmp, p, 8 * row_bytes);
-    if (dt == SA_Q4_0) {
+    if (dt == SA_Q4_K) {
+        const BlockQ4_K *src[8];
+        for (int b = 0; b < nb; b++) {
+            for (int i = 0; i < 8; i++) src[i] = (const BlockQ4_K *)(tmp + i * row_bytes) + b;
+            sa_pack_q4_Kx8(src, (BlockQ4_Kx8 *)p + b);
+        }
+    } else if (dt == SA_Q6_K) {
+        const BlockQ6_K *src[8];
+        for (int b = 0; b < nb; b++) {
+            for (int i = 0; i < 8; i++) src[i] = (const BlockQ6_K *)(tmp + i * row_bytes) + b;
+            sa_pack_q6_Kx8(src, (BlockQ6_Kx8 *)p + b);
+        }
+    } else if (dt == SA_Q4_0) {
         BlockQ4_0x8 *out = (BlockQ4_0x8 *)p;
         for (int i = 0; i < 8; i++) {
             const BlockQ4_0 *src = (const BlockQ4_0 *)(tmp + i * row_bytes);
@@ -272,7 +291,7 @@ static void pack_unit(void *ctx, int u, int thread) {
     const int groups = W->rows / 8, g0 = u * PACK_GROUPS_PER_UNIT, g1 = SA_MIN(groups, g0 + PACK_GROUPS_PER_UNIT);
     uint8_t *base = (uint8_t *)(uintptr_t)W->data; /* the loader's own writable copy */
     for (int g = g0; g < g1; g++)
-        pack_group(W->dtype, base + (size_t)g * 8 * W->row_bytes, W->row_bytes, W->cols / QK8_0,
+        pack_group(W->dtype, base + (size_t)g * 8 * W->row_bytes, W->row_bytes, W->cols / sa_dtype_tr(W->dtype)->block,
                    j->tmp + (size_t)thread * 8 * W->row_bytes);
 }
 
@@ -332,6 +351,21 @@ void sa_mat_row(const SaMat *W, int r, float *out) {
         sa_dequantize_row(W->dtype, (const uint8_t *)W->data + (size_t)r * W->row_bytes, out, W->cols);
         return;
     }
+    if (is_kx8(W->dtype)) { /* one super-block at a time, back in ggml's layout */
+        const uint8_t *G = (const uint8_t *)W->data + (size_t)(r / 8) * 8 * W->row_bytes;
+        for (int b = 0; b < W->cols / QK_K; b++) {
+            if (W->dtype == SA_Q4_K) {
+                BlockQ4_K blk;
+                sa_unpack_q4_Kx8((const BlockQ4_Kx8 *)G + b, r % 8, &blk);
+                sa_dequantize_row(SA_Q4_K, &blk, out + b * QK_K, QK_K);
+            } else {
+                BlockQ6_K blk;
+                sa_unpack_q6_Kx8((const BlockQ6_Kx8 *)G + b, r % 8, &blk);
+                sa_dequantize_row(SA_Q6_K, &blk, out + b * QK_K, QK_K);
+            }
+        }
+        return;
+    }
     for (int b = 0; b < W->cols / QK8_0; b++) {
         if (W->dtype == SA_Q4_0) {
             const BlockQ4_0 blk = sa_mat_block_q4_0(W, r, b);
@@ -364,8 +398,8 @@ static void dot_rows(const SaMat *W, const void *a, size_t astride, int r0, int 
 /* Tokens per chunk for the packed kernels: the chunk's quantized activations (and extras)
  * should stay in L2 (~256 KiB budget) while the weights stream past them. A multiple of 12,
  * so the kernels' token tiles (2, 4 or 6 tokens per pass) divide it. */
-static int token_chunk(int nb, int T) {
-    const size_t per_token = (size_t)nb * (sizeof(BlockQ8_0) + 2 * sizeof(float));
+static int token_chunk(int cols, size_t astride, int T) {
+    const size_t per_token = astride + (size_t)(cols / QK8_0) * 2 * sizeof(float);
     int tb = (int)((256u << 10) / per_token) / 12 * 12;
     if (tb < 12) tb = 12;
     return SA_MIN(tb, T);
@@ -396,9 +430,16 @@ static void packed_unit(void *ctx, int u, int thread) {
         return;
     }
     const SaKernels *k = sa_k;
-    const int nb = W->cols / QK8_0;
     const int t0 = (u / j->n_gu) * j->tb, n = SA_MIN(j->tb, j->T - t0);
     const int g0 = (u % j->n_gu) * j->gper, g1 = SA_MIN(j->groups, g0 + j->gper);
+    if (is_kx8(W->dtype)) {
+        const int nb = W->cols / QK_K;
+        const void *wg = (const uint8_t *)W->data + (size_t)g0 * 8 * W->row_bytes;
+        k->type[W->dtype].gemm_x8(nb, g1 - g0, wg, (const uint8_t *)j->a + (size_t)t0 * j->astride, n,
+                                  j->Y + (size_t)t0 * j->ldy + 8 * g0, (size_t)j->ldy);
+        return;
+    }
+    const int nb = W->cols / QK8_0;
     const size_t o = (size_t)t0 * nb;
     const SaQ8Act a = {j->act->q + o, j->act->d + o, j->act->s8 + o};
     float *y = j->Y + (size_t)t0 * j->ldy + 8 * g0;
@@ -407,13 +448,12 @@ static void packed_unit(void *ctx, int u, int thread) {
     else k->gemm_q8_0x8(nb, g1 - g0, wg, &a, n, y, (size_t)j->ldy);
 }
 
-static void matmul_packed(const SaMat *W, const SaQ8Act *act, int T, float *Y, int ldy) {
-    const int nb = W->cols / QK8_0, groups = W->rows / 8;
+static void matmul_packed(const SaMat *W, const SaQ8Act *act, size_t astride, int T, float *Y, int ldy) {
+    const int groups = W->rows / 8;
     const size_t group_bytes = 8 * W->row_bytes;
     const int nth = threads_for((size_t)W->rows * W->cols * T);
-    MatJob j = {.W = W, .a = act->q, .astride = (size_t)nb * sizeof(BlockQ8_0), .act = act, .Y = Y, .T = T, .ldy = ldy,
-                .groups = groups};
-    j.tb = token_chunk(nb, T);
+    MatJob j = {.W = W, .a = act->q, .astride = astride, .act = act, .Y = Y, .T = T, .ldy = ldy, .groups = groups};
+    j.tb = token_chunk(W->cols, astride, T);
     const int n_tu = (T + j.tb - 1) / j.tb;
     int gper;
     if (T <= SA_PF_MAX_T) {
@@ -459,7 +499,7 @@ static void quant_unit(void *ctx, int t, int thread) {
     const int cols = j->W->cols, nb = cols / QK8_0;
     void *q = (uint8_t *)j->xq + (size_t)t * j->arow;
     sa_k->type[sa_dtype_tr(j->W->dtype)->vec_dot_type].from_float(j->X + (size_t)t * cols, q, cols);
-    if (j->W->packed) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
+    if (j->W->packed && !is_kx8(j->W->dtype)) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
 }
 
 #ifdef SALIGN_BLAS
@@ -518,7 +558,7 @@ void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *s
         sa_parallel(threads_for((size_t)T * cols * 64), T, quant_unit, &pj);
     }
     if (W->packed) {
-        matmul_packed(W, &act, T, Y, ldy);
+        matmul_packed(W, &act, arow, T, Y, ldy);
         return;
     }
     const int nth = threads_for((size_t)rows * cols * T);

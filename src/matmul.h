@@ -12,8 +12,9 @@ size_t sa_matmul_scratch_bytes(int T, int cols);
  * (sa_dtype_traits[].vec_dot_type: Q8_0 for Q8_0/Q4_0) and every row uses integer dots. */
 void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *scratch);
 
-/* Repack a Q4_0/Q8_0 matrix's rows, in place, into 8-row interleaved groups (simd/kernels.h)
- * and set W->packed; rows after the last full group stay as they are. Other dtypes, matrices
+/* Repack a Q4_0/Q8_0 matrix's rows (Q4_K/Q6_K: rows of whole super-blocks), in place, into 8-row
+ * interleaved groups (simd/kernels.h) and set W->packed; rows after the last full group stay as
+ * they are. Other dtypes, matrices
  * already packed, or fewer than 8 rows: nothing to do. W->data must be writable memory owned by
  * the caller (the loader's copy of the file, not a read-only mapping). 0 or -1 + sa_err. */
 int sa_mat_pack(SaMat *W);

@@ -1174,3 +1174,153 @@ TEST(kernels_block_types) {
     if (nt == 0) printf("    no SIMD table on this CPU: the scalar reference alone checked\n");
     free(w), free(x), free(wd), free(xd), free(y), free(wq), free(aq), free(aq2);
 }
+
+/* The repacked K-quant GEMMs (kernels.h: BlockQ4_Kx8, BlockQ6_Kx8, gemm_x8):
+ *   - packing then unpacking gives back ggml's blocks byte for byte;
+ *   - the scalar reference on the packed layout equals the one-row reference dot on ggml's
+ *     layout, bit for bit (so the layout is decoded right);
+ *   - every table's gemm_x8 equals that, bit for bit, for token counts 1..14 (all tile
+ *     remainders, small batches and prefill batches past SA_PF_MAX_T), 1..3 groups (pair tiles
+ *     and an odd group after them), 1..5 super-blocks, on quantized random data and on extremes
+ *     (all levels at their maximum with the largest scales and activations +-127: the int16
+ *     partial sums at their bounds), and writes nothing outside its outputs. */
+TEST(kernels_gemm_kx8) {
+    rng_seed(23);
+    const SaKernels *all[8];
+    int nall = sa_kernels_available(all, 8);
+    if (emu_table() && nall < 8) all[nall++] = emu_table();
+    enum { MAXNB = 5, MAXT = 14, MAXG = 3, LDY = 8 * MAXG + 3, N = MAXNB * QK_K };
+    float *x = malloc(N * sizeof *x);
+    uint8_t *wq = malloc((size_t)8 * MAXG * MAXNB * sizeof(BlockQ6_K)), *wp = malloc((size_t)8 * MAXG * MAXNB * sizeof(BlockQ6_K));
+    BlockQ8_K *a = malloc((size_t)MAXT * MAXNB * sizeof *a);
+    float yr[MAXT * LDY], yt[MAXT * LDY];
+    static const SaDtype types[] = {SA_Q4_K, SA_Q6_K};
+    for (int trial = 0; trial < 168; trial++) {
+        const SaDtype dt = types[trial % 2];
+        const size_t bb = sa_dtype_tr(dt)->block_bytes;
+        const int T = trial / 2 % MAXT + 1, ng = trial / 28 % MAXG + 1, nb = rng_int(1, MAXNB), extreme = trial % 7 == 6;
+        const int rows = 8 * ng, n = nb * QK_K;
+        const size_t rb = (size_t)nb * bb;
+        for (int r = 0; r < rows; r++) {
+            const float ws = (float)pow(10.0, rng_unif() * 4.0 - 3.0);
+            for (int e = 0; e < n; e++) x[e] = rng_normal() * ws + (r % 3 == 0 ? ws : 0.0f);
+            sa_quantize_row(dt, x, wq + r * rb, n);
+            if (extreme)
+                for (int b = 0; b < nb; b++) {
+                    uint8_t *blk = wq + r * rb + b * bb;
+                    if (dt == SA_Q4_K) { /* sc = mn = 63, every nibble 15 */
+                        BlockQ4_K *q = (BlockQ4_K *)blk;
+                        memset(q->scales, 0xFF, sizeof q->scales);
+                        memset(q->qs, 0xFF, sizeof q->qs);
+                    } else { /* every level 63, scales -128 or 127 */
+                        BlockQ6_K *q = (BlockQ6_K *)blk;
+                        memset(q->ql, 0xFF, sizeof q->ql);
+                        memset(q->qh, 0xFF, sizeof q->qh);
+                        for (int s = 0; s < 16; s++) q->scales[s] = (int8_t)(((r + s) & 1) ? 127 : -128);
+                    }
+                }
+        }
+        for (int t = 0; t < T; t++) {
+            for (int e = 0; e < n; e++) x[e] = rng_normal() * 2.0f;
+            if (extreme)
+                for (int e = 0; e < n; e++) x[e] = (t & 1) ? 1.0f : -1.0f; /* every quant +-127 */
+            sa_quantize_row_q8_K(x, a + (size_t)t * nb, n);
+        }
+        /* pack, and unpack again */
+        memcpy(wp, wq, rows * rb);
+        int same = 1;
+        for (int g = 0; g < ng; g++)
+            for (int b = 0; b < nb; b++) {
+                uint8_t *dst = wp + (size_t)g * 8 * rb + b * 8 * bb;
+                if (dt == SA_Q4_K) {
+                    const BlockQ4_K *src[8];
+                    for (int i = 0; i < 8; i++) src[i] = (const BlockQ4_K *)(wq + (8 * g + i) * rb) + b;
+                    sa_pack_q4_Kx8(src, (BlockQ4_Kx8 *)dst);
+                    for (int i = 0; i < 8; i++) {
+                        BlockQ4_K u;
+                        sa_unpack_q4_Kx8((const BlockQ4_Kx8 *)dst, i, &u);
+                        same &= memcmp(&u, src[i], sizeof u) == 0;
+                    }
+                } else {
+                    const BlockQ6_K *src[8];
+                    for (int i = 0; i < 8; i++) src[i] = (const BlockQ6_K *)(wq + (8 * g + i) * rb) + b;
+                    sa_pack_q6_Kx8(src, (BlockQ6_Kx8 *)dst);
+                    for (int i = 0; i < 8; i++) {
+                        BlockQ6_K u;
+                        sa_unpack_q6_Kx8((const BlockQ6_Kx8 *)dst, i, &u);
+                        same &= memcmp(&u, src[i], sizeof u) == 0;
+                    }
+                }
+            }
+        CHECKF(same, "%s x8: unpacking a packed block does not give the block back (nb=%d)", sa_dtype_name(dt), nb);
+        /* the packed reference against the one-row reference dots */
+        for (int e = 0; e < MAXT * LDY; e++) yr[e] = -777.0f;
+        ref->type[dt].gemm_x8(nb, ng, wp, a, T, yr, LDY);
+        same = 1;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < rows; r++) {
+                const float d = ref->type[dt].dot(n, wq + r * rb, a + (size_t)t * nb);
+                same &= memcmp(&d, &yr[t * LDY + r], 4) == 0;
+            }
+        CHECKF(same, "scalar %s gemm_x8 differs from the scalar dots: nb=%d T=%d ng=%d%s", sa_dtype_name(dt), nb, T, ng,
+               extreme ? " (extreme)" : "");
+        for (int ti = 0; ti < nall; ti++) {
+            const SaKernels *k = all[ti];
+            CHECKF(k->type[dt].gemm_x8 != NULL, "table %s: no gemm_x8 for %s", k->name, sa_dtype_name(dt));
+            if (!k->type[dt].gemm_x8) continue;
+            for (int e = 0; e < MAXT * LDY; e++) yt[e] = -777.0f;
+            k->type[dt].gemm_x8(nb, ng, wp, a, T, yt, LDY);
+            int bad = -1;
+            for (int e = 0; e < MAXT * LDY && bad < 0; e++) {
+                const int inside = e / LDY < T && e % LDY < rows;
+                if (inside ? memcmp(&yt[e], &yr[e], 4) != 0 : yt[e] != -777.0f) bad = e;
+            }
+            CHECKF(bad < 0, "%s gemm_%s_x8 nb=%d T=%d ng=%d%s: y[%d] = %.9g, scalar %.9g", k->name, sa_dtype_name(dt), nb, T,
+                   ng, extreme ? " (extreme)" : "", bad, bad >= 0 ? yt[bad] : 0.0, bad >= 0 ? yr[bad] : 0.0);
+        }
+    }
+    free(x), free(wq), free(wp), free(a);
+}
+
+/* Q8_K activations: every table's conversion is byte-identical to the reference on rows with
+ * exact rounding ties (x * iscale = k + 0.5), a largest magnitude that occurs twice with both
+ * signs (the first one sets the sign of the scale), all-zero and single-value blocks, tiny and
+ * huge magnitudes. */
+TEST(kernels_quantize_q8_K) {
+    const SaKernels *all[8];
+    int nall = sa_kernels_available(all, 8);
+    if (emu_table() && nall < 8) all[nall++] = emu_table();
+    rng_seed(24);
+    enum { NB = 4, N = NB * QK_K };
+    float *x = malloc(N * sizeof *x);
+    BlockQ8_K r[NB], t[NB];
+    for (int trial = 0; trial < 200; trial++) {
+        const int kind = trial % 6;
+        const float scale = (float)pow(10.0, rng_unif() * 8.0 - 4.0);
+        for (int e = 0; e < N; e++) x[e] = rng_normal() * scale;
+        for (int b = 0; b < NB; b++) {
+            float *xb = x + b * QK_K;
+            if (kind == 1) { /* ties: max 127 -> iscale -1 (mx = -127), values k + 0.5 */
+                for (int e = 0; e < QK_K; e++) xb[e] = (float)rng_int(-126, 125) + 0.5f;
+                xb[rng_int(0, QK_K - 1)] = -127.0f;
+            } else if (kind == 2) { /* the largest magnitude twice, both signs, either order */
+                const int i = rng_int(0, QK_K / 2 - 1), j = rng_int(QK_K / 2, QK_K - 1);
+                xb[i] = (trial & 8) ? 5.0f * scale : -5.0f * scale;
+                xb[j] = -xb[i];
+            } else if (kind == 3) {
+                memset(xb, 0, QK_K * sizeof *xb);
+                if (b & 1) xb[rng_int(0, QK_K - 1)] = (trial & 16) ? -scale : scale;
+            } else if (kind == 4) {
+                for (int e = 0; e < QK_K; e++) xb[e] = (float)rng_int(-3, 3) * 1e-30f;
+            }
+        }
+        sa_quantize_row_q8_K(x, r, N);
+        for (int ti = 0; ti < nall; ti++) {
+            memset(t, 0x5A, sizeof t);
+            all[ti]->type[SA_Q8_K].from_float(x, t, N);
+            CHECKF(memcmp(r, t, sizeof r) == 0, "%s quantize_q8_K differs from the reference (trial %d, kind %d)",
+                   all[ti]->name, trial, kind);
+        }
+    }
+    free(x);
+}

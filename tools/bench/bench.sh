@@ -3,8 +3,11 @@
 # same invocation, plus the machine's read bandwidth (the decode roofline).
 #
 #   1. a synthetic Llama-3.2-1B-shaped GGUF (random F16 weights, tools/bench/synth_gguf.c),
-#      quantized to Q4_0 and Q8_0 by llama.cpp's llama-quantize --pure (every matrix in the one
-#      type, token embedding included), converted to .salm with salign-quantize --type keep;
+#      quantized by llama.cpp's llama-quantize: q4_0 and q8_0 with --pure (every matrix in the one
+#      type, token embedding included), and the file types users download as llama-quantize makes
+#      them (no --pure): q4_k_m (Q4_K + Q6_K), q6_k, q4_0-mix (Q4_0 + a Q6_K embedding/output) and,
+#      when asked for in MODELS, q5_k_m (Q5_K + Q6_K: Q5_K has only the scalar kernels so far, slow);
+#      each converted to .salm with salign-quantize --type keep;
 #   2. membw: read bandwidth with 1 and 2 threads;
 #   3. per model, ROUNDS times in turn: `salign bench` and `llama-bench -mmp 0` (-p 512 -n 128 -t 1,2),
 #      then salign's decode with --no-hugepages. The machine's speed drifts by 10-20% over minutes,
@@ -14,7 +17,8 @@
 #      bandwidth roofline (t/s x bytes of weights read per token / measured bandwidth);
 #   5. load time from a warm page cache and peak RSS, per model and load mode.
 # Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
-# Environment: ROUNDS (default 3), REPS per round (default 1), THREADS (default 1,2), PP (512), TG (128), MODELS ("q4_0 q8_0"),
+# Environment: ROUNDS (default 3), REPS per round (default 1), THREADS (default 1,2), PP (512), TG (128),
+# MODELS ("q4_0 q8_0 q4_k_m q6_k q4_0-mix"; also q5_k_m),
 # LLAMA_BIN (folder with llama-bench/llama-quantize; default: ../shared/peer/llamacpp-tools.sh).
 # These machines are noisy: compare the ratios of the same run, and run it more than once.
 set -e
@@ -24,7 +28,7 @@ REPS=${REPS:-1}
 THREADS=${THREADS:-1,2}
 PP=${PP:-512}
 TG=${TG:-128}
-MODELS=${MODELS:-"q4_0 q8_0"}
+MODELS=${MODELS:-"q4_0 q8_0 q4_k_m q6_k q4_0-mix"}
 out=build/bench
 mkdir -p "$out"
 
@@ -50,8 +54,12 @@ for q in $MODELS; do
     g="$out/llama1b-$q.gguf"
     s="$out/llama1b-$q.salm"
     if [ ! -f "$g" ]; then
-        echo "== llama-quantize --pure -> $g" >&2
-        "$LLAMA_BIN/llama-quantize" --pure "$f16" "$g.tmp" "$(echo "$q" | tr a-z A-Z)" >"$out/quantize-$q.log" 2>&1 ||
+        # q4_0 / q8_0: one type everywhere (--pure); the others: llama-quantize's own mix of its
+        # file type ("-mix": the plain file type's name without the suffix)
+        pure=""; case "$q" in q4_0|q8_0) pure=--pure ;; esac
+        ftype=$(echo "${q%-mix}" | tr a-z A-Z)
+        echo "== llama-quantize $pure $ftype -> $g" >&2
+        "$LLAMA_BIN/llama-quantize" $pure "$f16" "$g.tmp" "$ftype" >"$out/quantize-$q.log" 2>&1 ||
             { tail -5 "$out/quantize-$q.log" >&2; exit 1; }
         mv "$g.tmp" "$g"
     fi
