@@ -6,7 +6,7 @@
  * python3-torch, which tools/deps.sh test installs); salign-quantize imports the directory as F32
  * and salign evaluates the same ids. A mistake shared by synth and import_hf (the q/k permutation,
  * Gemma's 1 + w, the embedding scale, soft-caps, the sliding window, rope scaling) cannot pass: the
- * oracle never sees our conventions. Bound: NMSE < 1e-9 over all positions (see NMSE_MAX), and the
+ * oracle never sees our conventions. Bound: NMSE < 1e-9 over all positions (1e-6 for the Gemmas: see NMSE_MAX), and the
  * same top-1 token at every position. Shapes: the Mistral tokenizer's 32,000-token vocabulary for all five,
  * 24 positions (past Gemma 2's 8-token window). */
 #include <stdlib.h>
@@ -22,17 +22,24 @@
  * so the bound is tighter, to catch what only shows in the last digits at 24 positions: Llama 3's
  * rope scaling left out moves the logits by 1.5e-6 only (it changes long wavelengths). */
 #define NMSE_MAX 1e-9
+/* Gemma's GELU is computed as llama.cpp's CPU backend does (src/context.c: f16 in, f16 table out,
+ * within 2^-11 relative of the float formula the PyTorch side uses), which puts Gemma at 1.0e-7 and
+ * Gemma 2 at 2.5e-7 here; their bound is 1e-6. What the Gemma-specific semantics get wrong when
+ * broken (the 1 + w norms, the embedding scale, soft-caps, the 8-token window over 24 positions)
+ * moves the logits by far more (1e-2 and up). */
+#define NMSE_MAX_GELU_F16 1e-6
 
 typedef struct {
     const char *arch, *flags;
+    double bound;
 } HfCase;
 
 static const HfCase hf_cases[] = {
-    {"llama", "--hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --rope-scaling llama3 --rope-theta 500000 --tied"},
-    {"mistral", "--hidden 64 --layers 2 --heads 4 --kv-heads 1 --ff 160 --shards 3 --rope-scaling linear --rope-factor 4"},
-    {"qwen2", "--hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --vocab 32064"},
-    {"gemma", "--hidden 64 --layers 2 --heads 2 --kv-heads 1 --ff 128 --head-dim 64"},
-    {"gemma2", "--hidden 64 --layers 3 --heads 4 --kv-heads 2 --ff 128 --head-dim 32 --sliding-window 8"},
+    {"llama", "--hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --rope-scaling llama3 --rope-theta 500000 --tied", NMSE_MAX},
+    {"mistral", "--hidden 64 --layers 2 --heads 4 --kv-heads 1 --ff 160 --shards 3 --rope-scaling linear --rope-factor 4", NMSE_MAX},
+    {"qwen2", "--hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --vocab 32064", NMSE_MAX},
+    {"gemma", "--hidden 64 --layers 2 --heads 2 --kv-heads 1 --ff 128 --head-dim 64", NMSE_MAX_GELU_F16},
+    {"gemma2", "--hidden 64 --layers 3 --heads 4 --kv-heads 2 --ff 128 --head-dim 32 --sliding-window 8", NMSE_MAX_GELU_F16},
 };
 
 /* Debian's python3 (its torch is not visible to other pythons on PATH), or NULL. */
@@ -117,7 +124,8 @@ TEST(hf_import_matches_pytorch_reference) {
             }
             const double nmse = num / den;
             printf("    %-7s NMSE %.2e vs PyTorch, top-1 %d/%d\n", arch, nmse, top_same, N_IDS);
-            CHECKF(nmse < NMSE_MAX, "%s: logits NMSE %.3g vs the PyTorch reference (bound %g)", arch, nmse, NMSE_MAX);
+            CHECKF(nmse < hf_cases[c].bound, "%s: logits NMSE %.3g vs the PyTorch reference (bound %g)", arch, nmse,
+               hf_cases[c].bound);
             CHECKF(top_same == N_IDS, "%s: top-1 differs at %d of %d positions", arch, N_IDS - top_same, N_IDS);
         } else {
             CHECKF(0, "%s: %s", arch, sa_errmsg());
