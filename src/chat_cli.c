@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -113,6 +114,12 @@ int sa_cmd_chat(int argc, char **argv) {
     SaEngineSet set;
     if (sa_engine_set_open(&o, o.aligner != NULL, &set)) goto bad;
     const int tty_in = isatty(STDIN_FILENO);
+    /* The terminal's own modes, read before the line editor first switches it to raw mode. An answer
+     * runs with them put back, so that Ctrl-C is a signal (ISIG) and not a byte queued for the next
+     * prompt: tests/run-chat.sh saw a Ctrl-C sent while an answer was printing go unseen, with no
+     * echo, as if the editor had left the terminal raw. */
+    struct termios cooked;
+    const int have_cooked = tty_in && tcgetattr(STDIN_FILENO, &cooked) == 0;
     ChatOut co = {.show_original = show_original, .tty = isatty(STDOUT_FILENO)};
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
@@ -185,6 +192,7 @@ int sa_cmd_chat(int argc, char **argv) {
             break;
         }
         free(line);
+        if (have_cooked) tcsetattr(STDIN_FILENO, TCSADRAIN, &cooked);
         __atomic_store_n(&g_cancel, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&g_running, 1, __ATOMIC_RELAXED);
         SaAlignTrace tr;
