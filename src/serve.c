@@ -13,6 +13,7 @@
  * stop strings are bounded in serve_req.c. */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <microhttpd.h>
@@ -530,7 +531,8 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
 }
 
 /* Constant-time comparison of the Authorization header with "Bearer KEY" (no early exit on the
- * first differing byte or on a length difference). */
+ * first differing byte or on a length difference). The scheme name is case-insensitive (RFC 9110
+ * 11.1: "bearer KEY" is the same credential); the key is compared byte for byte. */
 static int auth_ok(struct MHD_Connection *c) {
     if (!g_srv.api_key) return 1;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -540,8 +542,9 @@ static int auth_ok(struct MHD_Connection *c) {
     unsigned diff = (unsigned)(hn != kn + 7);
     static const char bearer[] = "Bearer ";
     for (size_t i = 0; i < kn + 7; i++) {
-        const unsigned char a = i < hn ? (unsigned char)h[i] : 0;
+        unsigned char a = i < hn ? (unsigned char)h[i] : 0;
         const unsigned char b = i < 7 ? (unsigned char)bearer[i] : (unsigned char)want[i - 7];
+        if (i < 7) a = (unsigned char)toupper(a) == (unsigned char)toupper(b) ? b : a; /* the scheme */
         diff |= (unsigned)(a ^ b);
     }
     return diff == 0;
@@ -651,7 +654,9 @@ static Job *job_new(int chat) {
 
 static enum MHD_Result handle_completion(struct MHD_Connection *c, ConnState *cs, int chat) {
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (!ct || strncasecmp(ct, "application/json", 16))
+    /* the media type itself, then parameters (";charset=utf-8") or nothing: not a prefix match, which
+     * would take "application/jsonx" */
+    if (!ct || strncasecmp(ct, "application/json", 16) || (ct[16] && ct[16] != ';' && ct[16] != ' ' && ct[16] != '\t'))
         return send_error(c, 415, "the body must be application/json", "invalid_request_error", NULL, NULL, NULL);
     Job *j = job_new(chat);
     if (!j) return send_error(c, 500, "out of memory", "server_error", NULL, NULL, NULL);

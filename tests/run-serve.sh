@@ -230,6 +230,9 @@ bad_req 400 "bytes after the JSON object" "$(chat "$Q")"'{"messages": 1}'
 bad_req 400 "a JSON object followed by garbage" "$(chat "$Q") x"
 r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: text/plain' --data-binary "$(chat "$Q")")
 case "$r" in *'"error":{'*' 415') ok "a body that is not application/json: 415" ;; *) bad "a body that is not application/json: 415 ($r)" ;; esac
+r=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/jsonx' --data-binary "$(chat "$Q" ',"max_tokens":2')")
+r2=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json; charset=utf-8' --data-binary "$(chat "$Q" ',"max_tokens":2')")
+check "Content-Type: application/jsonx 415, application/json with a charset 200 ($r $r2)" "$([ "$r$r2" = 415200 ] && echo 0 || echo 1)"
 "$PY" -c 'import json; print(json.dumps({"messages": [{"role": "user", "content": "a b " * 3000}], "stream": True}))' >"$TMP/long"
 r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' --data-binary @"$TMP/long")
 case "$r" in *'"code":"context_length_exceeded"'*' 400') ok "a conversation longer than the context: 400 before streaming" ;;
@@ -352,6 +355,10 @@ r4=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' "ht
 r5=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/health")
 check "--api-key: none 401, wrong 401, right 200, /v1/models 401, /health open ($r1 $r2 $r3 $r4 $r5)" \
     "$([ "$r1$r2$r3$r4$r5" = 401401200401200 ] && echo 0 || echo 1)"
+r6=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: bearer s3cret' "http://127.0.0.1:$port/v1/models")
+r7=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: BEARER S3CRET' "http://127.0.0.1:$port/v1/models")
+check "--api-key: the scheme name in any case 200, the key itself case-sensitive 401 ($r6 $r7)" \
+    "$([ "$r6$r7" = 200401 ] && echo 0 || echo 1)"
 stop
 "$BIN/salign" serve --upstream $UP --aligner $AL --host 0.0.0.0 --port 0 -t 1 >"$TMP/open.log" 2>&1 &
 op=$!
