@@ -64,13 +64,14 @@ static void imatrix_weights(const float *x, const float *imx, float sigma2, floa
     for (int j = 0; j < n; j++) w[j] = imx[j] * sqrtf(sigma2 + x[j] * x[j]);
 }
 
+/* sigma2 of the 32-element types: the mean square of the whole row, as ggml has it */
 static float mean_square(const float *x, int64_t n) {
     float s = 0.0f;
     for (int64_t j = 0; j < n; j++) s += x[j] * x[j];
     return s / n;
 }
 
-/* 32 levels 0..15 as Q4_0 / Q4_1 / IQ4_NL store them: element j low nibble, j + 16 high. */
+/* 32 levels 0..15 as Q4_0 / Q4_1 store them: element j in the low nibble of byte j, j + 16 high. */
 static void pack_nibbles(const uint8_t *L, uint8_t qs[16]) {
     for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((L[j] & 15) | (L[j + 16] & 15) << 4);
 }
