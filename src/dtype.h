@@ -253,6 +253,10 @@ void sa_dequantize_q2_K(const void *src, float *dst, int64_t n);
 void sa_dequantize_q3_K(const void *src, float *dst, int64_t n);
 void sa_dequantize_iq4_nl(const void *src, float *dst, int64_t n);
 void sa_dequantize_iq4_xs(const void *src, float *dst, int64_t n);
+/* One row of n values (whole blocks) of Q4_0..Q5_1, Q2_K..Q6_K, IQ4_NL or IQ4_XS as llama-quantize
+ * makes it: imx NULL gives exactly the sa_quantize_row_* above; with imx (n importance values, one
+ * per column, llama-quantize --imatrix) ggml's weighted quantize_row_*_impl. -1 for other types. */
+int sa_quantize_row_w(SaDtype t, const float *x, void *dst, int64_t n, const float *imx);
 /* The 6-bit scale (0..63, stored + 32) of sub-block j (< 16) of a Q3_K block's scales[12]. */
 static inline int sa_q3k_scale(int j, const uint8_t *s) {
     const int lo = j < 8 ? s[j] & 15 : s[j - 8] >> 4;

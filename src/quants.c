@@ -4,7 +4,14 @@
  * llama-quantize runs when it has no importance matrix): the same scale and minimum search,
  * the same rounding (round half to even through rintf, float arithmetic in the same order),
  * so a tensor requantized here can match llama-quantize's bytes. The block layouts are in
- * dtype.h. */
+ * dtype.h.
+ *
+ * The same functions, given an importance matrix (imx, one value per column of the row;
+ * llama-quantize --imatrix), make the choices of ggml's quantize_row_*_impl with quant_weights
+ * instead (sa_quantize_row_w). Each type's block packing, scale encoding and re-rounding is
+ * written once for both; where ggml's weighted search is a different algorithm from its _ref
+ * one (Q4_0..Q5_1's plain max/min, Q3_K's greedy signed fit, Q2_K / Q4_K / Q5_K's max-based scale
+ * encoding) both searches are kept, side by side. */
 #include <float.h>
 #include <math.h>
 
@@ -52,23 +59,97 @@ static float signed_absmax(const float *x, int n, float *amax_out) {
     return v;
 }
 
-/* ---- 32-element block types ---- */
+/* Weights of n elements under an importance matrix: importance * sqrt(sigma2 + x^2), ggml's. */
+static void imatrix_weights(const float *x, const float *imx, float sigma2, float *w, int n) {
+    for (int j = 0; j < n; j++) w[j] = imx[j] * sqrtf(sigma2 + x[j] * x[j]);
+}
 
-void sa_quantize_row_q4_1(const float *x, BlockQ4_1 *y, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++, x += 32) {
-        float lo, hi;
-        block_min_max(x, 32, &lo, &hi);
-        const float d = (hi - lo) / 15.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = f2h(d);
-        y[b].m = f2h(lo);
-        for (int j = 0; j < 16; j++) {
-            const int q0 = SA_MIN(15, (int8_t)((x[j] - lo) * id + 0.5f));
-            const int q1 = SA_MIN(15, (int8_t)((x[j + 16] - lo) * id + 0.5f));
-            y[b].qs[j] = (uint8_t)(q0 | q1 << 4);
-        }
+/* sigma2 of the 32-element types: the mean square of the whole row, as ggml has it */
+static float mean_square(const float *x, int64_t n) {
+    float s = 0.0f;
+    for (int64_t j = 0; j < n; j++) s += x[j] * x[j];
+    return s / n;
+}
+
+/* 32 levels 0..15 as Q4_0 / Q4_1 store them: element j in the low nibble of byte j, j + 16 high. */
+static void pack_nibbles(const uint8_t *L, uint8_t qs[16]) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)((L[j] & 15) | (L[j + 16] & 15) << 4);
+}
+
+static void put_qh(uint8_t qh[4], uint32_t bits) {
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(bits >> 8 * k);
+}
+
+/* 32 levels 0..31 as Q5_0 / Q5_1 store them: the low nibbles as Q4_0, bit 4 of element j in
+ * bit j of the little-endian qh. */
+static void pack_fifth(const uint8_t *L, uint8_t qs[16], uint8_t qh[4]) {
+    uint32_t hi = 0;
+    for (int j = 0; j < 16; j++) hi |= (uint32_t)(L[j] >> 4 & 1) << j | (uint32_t)(L[j + 16] >> 4 & 1) << (j + 16);
+    pack_nibbles(L, qs);
+    put_qh(qh, hi);
+}
+
+static float fit_signed_levels(int n, int nmax, const float *x, int8_t *L, const float *w);
+static float fit_offset_levels(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min, uint8_t *Laux,
+                               float rmin, float rdelta, int nstep, int use_abs);
+
+/* ggml's weighted searches of the 32-element types (x ~ d * (l - nmax) or d * l - min) with an
+ * importance matrix; their _ref quantizers have no search at all (dtype.c for Q4_0, below). */
+static float fit_signed_imatrix(int nmax, const float *x, const float *imx, float sigma2, int8_t L[32]) {
+    float w[32];
+    imatrix_weights(x, imx, sigma2, w, 32);
+    return fit_signed_levels(32, nmax, x, L, w);
+}
+
+static float fit_offset_imatrix(int nmax, const float *x, const float *imx, float sigma2, uint8_t L[32], float *neg_min) {
+    float w[32];
+    uint8_t aux[32];
+    imatrix_weights(x, imx, sigma2, w, 32);
+    return fit_offset_levels(32, nmax, x, w, L, neg_min, aux, -0.9f, 0.05f, 36, 0);
+}
+
+static void q4_0_imatrix(const float *x, BlockQ4_0 *y, int64_t n, const float *imx) {
+    const float sigma2 = mean_square(x, n);
+    int8_t L[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        y[b].d = f2h(fit_signed_imatrix(8, x + 32 * b, imx + 32 * b, sigma2, L));
+        pack_nibbles((const uint8_t *)L, y[b].qs);
     }
 }
+
+/* ---- 32-element block types ---- */
+
+/* Q4_1 and Q5_1 (nmax 15 / 31): without imx ggml's _ref range fit, with it the weighted search. */
+static void offset_block(const float *x, int nmax, const float *imx, float sigma2, uint16_t *d16, uint16_t *m16,
+                         uint8_t L[32]) {
+    if (imx) {
+        float mn;
+        *d16 = f2h(fit_offset_imatrix(nmax, x, imx, sigma2, L, &mn));
+        *m16 = f2h(-mn);
+        return;
+    }
+    float lo, hi;
+    block_min_max(x, 32, &lo, &hi);
+    const float d = (hi - lo) / nmax;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    *d16 = f2h(d);
+    *m16 = f2h(lo);
+    /* Q4_1 clamps through int8 to 15, Q5_1 only truncates to a byte (the bits above 4 are dropped
+     * when packed), as ggml's _ref */
+    for (int j = 0; j < 32; j++)
+        L[j] = nmax == 15 ? (uint8_t)SA_MIN(15, (int8_t)((x[j] - lo) * id + 0.5f)) : (uint8_t)((x[j] - lo) * id + 0.5f);
+}
+
+static void q4_1_rows(const float *x, BlockQ4_1 *y, int64_t n, const float *imx) {
+    const float sigma2 = imx ? mean_square(x, n) : 0.0f;
+    uint8_t L[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        offset_block(x + 32 * b, 15, imx ? imx + 32 * b : NULL, sigma2, &y[b].d, &y[b].m, L);
+        pack_nibbles(L, y[b].qs);
+    }
+}
+
+void sa_quantize_row_q4_1(const float *x, BlockQ4_1 *y, int64_t n) { q4_1_rows(x, y, n, NULL); }
 
 void sa_dequantize_q4_1(const void *src, float *dst, int64_t n) {
     const BlockQ4_1 *b = src;
@@ -81,29 +162,28 @@ void sa_dequantize_q4_1(const void *src, float *dst, int64_t n) {
     }
 }
 
-static void put_qh(uint8_t qh[4], uint32_t bits) {
-    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(bits >> 8 * k);
-}
 static uint32_t get_qh(const uint8_t qh[4]) {
     return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
 }
 
-void sa_quantize_row_q5_0(const float *x, BlockQ5_0 *y, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++, x += 32) {
-        const float mx = signed_absmax(x, 32, NULL);
-        const float d = mx / -16.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = f2h(d);
-        uint32_t hi = 0;
-        for (int j = 0; j < 16; j++) {
-            const int q0 = SA_MIN(31, (int8_t)(x[j] * id + 16.5f));
-            const int q1 = SA_MIN(31, (int8_t)(x[j + 16] * id + 16.5f));
-            y[b].qs[j] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
-            hi |= (uint32_t)(q0 >> 4 & 1) << j | (uint32_t)(q1 >> 4 & 1) << (j + 16);
+static void q5_0_rows(const float *x, BlockQ5_0 *y, int64_t n, const float *imx) {
+    const float sigma2 = imx ? mean_square(x, n) : 0.0f;
+    int8_t L[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        if (imx) {
+            y[b].d = f2h(fit_signed_imatrix(16, xb, imx + 32 * b, sigma2, L));
+        } else {
+            const float d = signed_absmax(xb, 32, NULL) / -16.0f;
+            const float id = d != 0.0f ? 1.0f / d : 0.0f;
+            y[b].d = f2h(d);
+            for (int j = 0; j < 32; j++) L[j] = (int8_t)SA_MIN(31, (int8_t)(xb[j] * id + 16.5f));
         }
-        put_qh(y[b].qh, hi);
+        pack_fifth((const uint8_t *)L, y[b].qs, y[b].qh);
     }
 }
+
+void sa_quantize_row_q5_0(const float *x, BlockQ5_0 *y, int64_t n) { q5_0_rows(x, y, n, NULL); }
 
 void sa_dequantize_q5_0(const void *src, float *dst, int64_t n) {
     const BlockQ5_0 *b = src;
@@ -117,24 +197,16 @@ void sa_dequantize_q5_0(const void *src, float *dst, int64_t n) {
     }
 }
 
-void sa_quantize_row_q5_1(const float *x, BlockQ5_1 *y, int64_t n) {
-    for (int64_t b = 0; b < n / 32; b++, x += 32) {
-        float lo, hi_v;
-        block_min_max(x, 32, &lo, &hi_v);
-        const float d = (hi_v - lo) / 31.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = f2h(d);
-        y[b].m = f2h(lo);
-        uint32_t hi = 0;
-        for (int j = 0; j < 16; j++) {
-            const int q0 = (uint8_t)((x[j] - lo) * id + 0.5f);
-            const int q1 = (uint8_t)((x[j + 16] - lo) * id + 0.5f);
-            y[b].qs[j] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
-            hi |= (uint32_t)(q0 >> 4 & 1) << j | (uint32_t)(q1 >> 4 & 1) << (j + 16);
-        }
-        put_qh(y[b].qh, hi);
+static void q5_1_rows(const float *x, BlockQ5_1 *y, int64_t n, const float *imx) {
+    const float sigma2 = imx ? mean_square(x, n) : 0.0f;
+    uint8_t L[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        offset_block(x + 32 * b, 31, imx ? imx + 32 * b : NULL, sigma2, &y[b].d, &y[b].m, L);
+        pack_fifth(L, y[b].qs, y[b].qh);
     }
 }
+
+void sa_quantize_row_q5_1(const float *x, BlockQ5_1 *y, int64_t n) { q5_1_rows(x, y, n, NULL); }
 
 void sa_dequantize_q5_1(const void *src, float *dst, int64_t n) {
     const BlockQ5_1 *b = src;
@@ -177,9 +249,10 @@ void sa_dequantize_q8_1(const void *src, float *dst, int64_t n) {
 /* ---- scale searches of the K-quants ---- */
 
 /* Levels l in [-nmax, nmax-1] for x ~ scale * l (returned with nmax added, so 0 .. 2nmax-1),
- * weighting each element by x^2: a first scale from the largest magnitude, its least-squares
- * refinement, then 18 nearby starting scales, keeping the best weighted fit. */
-static float fit_signed_levels(int n, int nmax, const float *x, int8_t *L) {
+ * weighting element i by w[i] (w NULL: by x^2, the _ref weighting): a first scale from the
+ * largest magnitude, its least-squares refinement, then 18 nearby starting scales, keeping the
+ * best weighted fit. */
+static float fit_signed_levels(int n, int nmax, const float *x, int8_t *L, const float *wt) {
     float amax;
     const float mx = signed_absmax(x, n, &amax);
     if (amax < ALL_ZERO_EPS) {
@@ -191,7 +264,7 @@ static float fit_signed_levels(int n, int nmax, const float *x, int8_t *L) {
     for (int i = 0; i < n; i++) {
         const int l = clampi(round_int(iscale * x[i]), -nmax, nmax - 1);
         L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
+        const float w = wt ? wt[i] : x[i] * x[i];
         sumlx += w * x[i] * l;
         suml2 += w * l * l;
     }
@@ -203,7 +276,7 @@ static float fit_signed_levels(int n, int nmax, const float *x, int8_t *L) {
         sumlx = suml2 = 0.0f;
         for (int i = 0; i < n; i++) {
             const int l = clampi(round_int(iscale * x[i]), -nmax, nmax - 1);
-            const float w = x[i] * x[i];
+            const float w = wt ? wt[i] : x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
@@ -281,30 +354,119 @@ static float fit_offset_levels(int n, int nmax, const float *x, const float *w, 
     return scale;
 }
 
+/* Non-negative levels in [0, nmax] for the sub-block scales (or mins) x ~ scale * l, weighted by
+ * w (each sub-block's total importance): the best of 9 inverse scales, then up to 5 passes moving
+ * single levels while that improves the weighted fit. Only the importance-matrix quantizers
+ * search here; the _ref ones scale against the largest value. */
+static float fit_scales_weighted(int n, int nmax, const float *x, uint8_t *L, const float *w) {
+    float mx = 0.0f;
+    for (int i = 0; i < n; i++) mx = SA_MAX(mx, x[i]);
+    if (mx < ALL_ZERO_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.0f;
+    }
+    float iscale = nmax / mx;
+    for (int i = 0; i < n; i++) L[i] = (uint8_t)round_int(iscale * x[i]);
+    const float scale = 1.0f / iscale;
+    float best = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const float d = x[i] - scale * L[i];
+        best += w[i] * d * d;
+    }
+    for (int step = -4; step <= 4; step++) {
+        if (!step) continue;
+        const float is = (0.1f * step + nmax) / mx, sc = 1.0f / is;
+        float err = 0.0f;
+        for (int i = 0; i < n; i++) {
+            const int l = SA_MIN(nmax, round_int(is * x[i]));
+            const float d = x[i] - sc * l;
+            err += w[i] * d * d;
+        }
+        if (err < best) {
+            best = err;
+            iscale = is;
+        }
+    }
+    float sumlx = 0.0f, suml2 = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const int l = SA_MIN(nmax, round_int(iscale * x[i]));
+        L[i] = (uint8_t)l;
+        sumlx += w[i] * x[i] * l;
+        suml2 += w[i] * l * l;
+    }
+    for (int pass = 0; pass < 5; pass++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            float slx = sumlx - w[i] * x[i] * L[i];
+            float sl2 = suml2 - w[i] * L[i] * L[i];
+            if (slx > 0.0f && sl2 > 0.0f) {
+                const int nl = SA_MIN(nmax, round_int(x[i] * sl2 / slx));
+                if (nl != L[i]) {
+                    slx += w[i] * x[i] * nl;
+                    sl2 += w[i] * nl * nl;
+                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = (uint8_t)nl;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed++;
+                    }
+                }
+            }
+        }
+        if (!changed) break;
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* The scales (or mins) of n sub-blocks to levels 0..nmax, the step returned: with importance
+ * weights sw the weighted search, without them (ggml's _ref) against the largest value (the int
+ * -> byte conversion keeping the low bits, as ggml's stores do). */
+static float sub_scales(int n, int nmax, const float *v, const float *sw, uint8_t *L, int zero_if_none) {
+    if (sw) return fit_scales_weighted(n, nmax, v, L, sw);
+    float mx = 0.0f;
+    for (int j = 0; j < n; j++)
+        if (v[j] > mx) mx = v[j];
+    const float inv = mx > 0.0f ? nmax / mx : 0.0f;
+    /* zero_if_none: Q2_K's _ref stores zeros when no value is positive (Q4_K's rounds 0 * v,
+     * which differs only for a NaN v) */
+    for (int j = 0; j < n; j++) L[j] = zero_if_none && !(mx > 0.0f) ? 0 : (uint8_t)round_int(inv * v[j]);
+    return mx / nmax;
+}
+
 /* Q4_K and Q5_K share everything but the level count and the search range. Each 32-weight
- * sub-block gets a scale and a min (weights sqrt(mean x^2) + |x|), both requantized to 6 bits
- * against the block's largest, then every weight is re-rounded with the stored scales. */
-static void kq_scales_levels(const float *x, int nmax, float rmin, int nstep, uint16_t *dd, uint16_t *dmin,
-                             uint8_t scales[12], uint8_t L[QK_K]) {
-    float sc[8], mn[8], w[32];
-    uint8_t aux[32];
-    float max_sc = 0.0f, max_mn = 0.0f;
+ * sub-block gets a scale and a min (weights sqrt(mean x^2) + |x|, or with imx the importance
+ * weights over twice the super-block's mean square, as ggml has it), both requantized to 6 bits,
+ * then every weight is re-rounded with the stored scales. */
+static void kq_scales_levels(const float *x, int nmax, float rmin, int nstep, const float *imx, uint16_t *dd,
+                             uint16_t *dmin, uint8_t scales[12], uint8_t L[QK_K]) {
+    float sc[8], mn[8], sw[8], w[32];
+    uint8_t aux[32], Ls[8], Lm[8];
+    float sigma2 = 0.0f;
+    if (imx) {
+        for (int l = 0; l < QK_K; l++) sigma2 += x[l] * x[l];
+        sigma2 = 2 * sigma2 / QK_K;
+    }
     for (int j = 0; j < 8; j++) {
         const float *xs = x + 32 * j;
-        float s2 = 0.0f;
-        for (int l = 0; l < 32; l++) s2 += xs[l] * xs[l];
-        const float av = sqrtf(s2 / 32);
-        for (int l = 0; l < 32; l++) w[l] = av + fabsf(xs[l]);
-        sc[j] = fit_offset_levels(32, nmax, xs, w, L + 32 * j, &mn[j], aux, rmin, 0.1f, nstep, 0);
-        if (sc[j] > max_sc) max_sc = sc[j];
-        if (mn[j] > max_mn) max_mn = mn[j];
+        if (imx) {
+            imatrix_weights(xs, imx + 32 * j, sigma2, w, 32);
+            float sum = 0.0f;
+            for (int l = 0; l < 32; l++) sum += w[l];
+            sw[j] = sum;
+            sc[j] = fit_offset_levels(32, nmax, xs, w, L + 32 * j, &mn[j], aux, -0.9f, 0.05f, 36, 0);
+        } else {
+            float s2 = 0.0f;
+            for (int l = 0; l < 32; l++) s2 += xs[l] * xs[l];
+            const float av = sqrtf(s2 / 32);
+            for (int l = 0; l < 32; l++) w[l] = av + fabsf(xs[l]);
+            sc[j] = fit_offset_levels(32, nmax, xs, w, L + 32 * j, &mn[j], aux, rmin, 0.1f, nstep, 0);
+        }
     }
-    const float inv_sc = max_sc > 0.0f ? 63.0f / max_sc : 0.0f;
-    const float inv_mn = max_mn > 0.0f ? 63.0f / max_mn : 0.0f;
+    const float d = sub_scales(8, 63, sc, imx ? sw : NULL, Ls, 0), m = sub_scales(8, 63, mn, imx ? sw : NULL, Lm, 0);
     memset(scales, 0, 12);
     for (int j = 0; j < 8; j++) {
-        const int ls = SA_MIN(63, (uint8_t)round_int(inv_sc * sc[j]));
-        const int lm = SA_MIN(63, (uint8_t)round_int(inv_mn * mn[j]));
+        const int ls = SA_MIN(63, Ls[j]);
+        const int lm = SA_MIN(63, Lm[j]);
         if (j < 4) {
             scales[j] = (uint8_t)ls;
             scales[j + 4] = (uint8_t)lm;
@@ -314,26 +476,28 @@ static void kq_scales_levels(const float *x, int nmax, float rmin, int nstep, ui
             scales[j] |= (uint8_t)((lm >> 4) << 6);
         }
     }
-    *dd = f2h(max_sc / 63.0f);
-    *dmin = f2h(max_mn / 63.0f);
+    *dd = f2h(d);
+    *dmin = f2h(m);
     for (int j = 0; j < 8; j++) {
-        int s, m;
-        sa_kq_scale_min(j, scales, &s, &m);
-        const float d = h2f(*dd) * s;
-        if (d == 0.0f) continue;
-        const float dm = h2f(*dmin) * m;
-        for (int l = 0; l < 32; l++) L[32 * j + l] = (uint8_t)clampi(round_int((x[32 * j + l] + dm) / d), 0, nmax);
+        int s, mm;
+        sa_kq_scale_min(j, scales, &s, &mm);
+        const float ds = h2f(*dd) * s;
+        if (ds == 0.0f) continue;
+        const float dm = h2f(*dmin) * mm;
+        for (int l = 0; l < 32; l++) L[32 * j + l] = (uint8_t)clampi(round_int((x[32 * j + l] + dm) / ds), 0, nmax);
     }
 }
 
-void sa_quantize_row_q4_K(const float *x, BlockQ4_K *y, int64_t n) {
+static void q4_K_rows(const float *x, BlockQ4_K *y, int64_t n, const float *imx) {
     uint8_t L[QK_K];
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        kq_scales_levels(x, 15, -1.0f, 20, &y[b].d, &y[b].dmin, y[b].scales, L);
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx = imx ? imx + QK_K : NULL) {
+        kq_scales_levels(x, 15, -1.0f, 20, imx, &y[b].d, &y[b].dmin, y[b].scales, L);
         for (int c = 0; c < 4; c++)
             for (int l = 0; l < 32; l++) y[b].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
     }
 }
+
+void sa_quantize_row_q4_K(const float *x, BlockQ4_K *y, int64_t n) { q4_K_rows(x, y, n, NULL); }
 
 void sa_dequantize_q4_K(const void *src, float *dst, int64_t n) {
     const BlockQ4_K *b = src;
@@ -351,10 +515,10 @@ void sa_dequantize_q4_K(const void *src, float *dst, int64_t n) {
     }
 }
 
-void sa_quantize_row_q5_K(const float *x, BlockQ5_K *y, int64_t n) {
+static void q5_K_rows(const float *x, BlockQ5_K *y, int64_t n, const float *imx) {
     uint8_t L[QK_K];
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        kq_scales_levels(x, 31, -0.5f, 15, &y[b].d, &y[b].dmin, y[b].scales, L);
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx = imx ? imx + QK_K : NULL) {
+        kq_scales_levels(x, 31, -0.5f, 15, imx, &y[b].d, &y[b].dmin, y[b].scales, L);
         memset(y[b].qh, 0, sizeof y[b].qh);
         for (int c = 0; c < 4; c++) {
             for (int l = 0; l < 32; l++) {
@@ -365,6 +529,8 @@ void sa_quantize_row_q5_K(const float *x, BlockQ5_K *y, int64_t n) {
         }
     }
 }
+
+void sa_quantize_row_q5_K(const float *x, BlockQ5_K *y, int64_t n) { q5_K_rows(x, y, n, NULL); }
 
 void sa_dequantize_q5_K(const void *src, float *dst, int64_t n) {
     const BlockQ5_K *b = src;
@@ -390,13 +556,15 @@ static inline int q6_level(const BlockQ6_K *b, int e) {
     return low | (b->qh[32 * h + l] >> (2 * quarter) & 3) << 4;
 }
 
-void sa_quantize_row_q6_K(const float *x, BlockQ6_K *y, int64_t n) {
+/* Q6_K: with imx each 16-weight sub-block is fitted with the importance values themselves as
+ * weights (ggml does not scale them by sqrt(sigma2 + x^2) for this type); all else is shared. */
+static void q6_K_rows(const float *x, BlockQ6_K *y, int64_t n, const float *imx) {
     int8_t L[QK_K];
     float sc[16];
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx = imx ? imx + QK_K : NULL) {
         float max_sc = 0.0f, max_abs = 0.0f;
         for (int j = 0; j < 16; j++) {
-            sc[j] = fit_signed_levels(16, 32, x + 16 * j, L + 16 * j);
+            sc[j] = fit_signed_levels(16, 32, x + 16 * j, L + 16 * j, imx ? imx + 16 * j : NULL);
             if (fabsf(sc[j]) > max_abs) {
                 max_abs = fabsf(sc[j]);
                 max_sc = sc[j];
@@ -423,6 +591,8 @@ void sa_quantize_row_q6_K(const float *x, BlockQ6_K *y, int64_t n) {
         }
     }
 }
+
+void sa_quantize_row_q6_K(const float *x, BlockQ6_K *y, int64_t n) { q6_K_rows(x, y, n, NULL); }
 
 void sa_dequantize_q6_K(const void *src, float *dst, int64_t n) {
     const BlockQ6_K *b = src;
@@ -511,35 +681,33 @@ static void pack_2bit(const uint8_t *L, uint8_t qs[QK_K / 4]) {
         }
 }
 
-void sa_quantize_row_q2_K(const float *x, BlockQ2_K *y, int64_t n) {
-    uint8_t L[QK_K], aux[16];
-    float sc[16], mn[16], w[16];
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        float max_sc = 0.0f, max_mn = 0.0f;
-        /* each 16-weight sub-block: scale and min fitted to levels 0..3, weights |x|, absolute error */
+/* Q2_K: per 16 weights a scale and min fitted to levels 0..3 (_ref: weights |x|, absolute error;
+ * with imx: importance weights over the super-block's mean square, squared error, a wider
+ * search), the 16 scales and 16 mins to 4 bits, every weight re-rounded with the stored values. */
+static void q2_K_rows(const float *x, BlockQ2_K *y, int64_t n, const float *imx) {
+    uint8_t L[QK_K], aux[16], Ls[16], Lm[16];
+    float sc[16], mn[16], sw[16], w[16];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx = imx ? imx + QK_K : NULL) {
+        float sigma2 = 0.0f;
+        if (imx) {
+            for (int j = 0; j < QK_K; j++) sigma2 += x[j] * x[j];
+            sigma2 = sigma2 / QK_K;
+        }
         for (int j = 0; j < 16; j++) {
-            for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
-            sc[j] = fit_offset_levels(16, 3, x + 16 * j, w, L + 16 * j, &mn[j], aux, -0.5f, 0.1f, 15, 1);
-            if (sc[j] > max_sc) max_sc = sc[j];
-            if (mn[j] > max_mn) max_mn = mn[j];
+            const float *xs = x + 16 * j;
+            if (imx) {
+                imatrix_weights(xs, imx + 16 * j, sigma2, w, 16);
+                sw[j] = 0.0f;
+                for (int l = 0; l < 16; l++) sw[j] += w[l];
+                sc[j] = fit_offset_levels(16, 3, xs, w, L + 16 * j, &mn[j], aux, -0.9f, 0.05f, 36, 0);
+            } else {
+                for (int l = 0; l < 16; l++) w[l] = fabsf(xs[l]);
+                sc[j] = fit_offset_levels(16, 3, xs, w, L + 16 * j, &mn[j], aux, -0.5f, 0.1f, 15, 1);
+            }
         }
-        /* both to 4 bits against the block's largest (the int -> byte conversions keep the low
-         * bits, as ggml's stores do) */
-        if (max_sc > 0.0f) {
-            const float is = 15.0f / max_sc;
-            for (int j = 0; j < 16; j++) y[b].scales[j] = (uint8_t)round_int(is * sc[j]);
-            y[b].d = f2h(max_sc / 15.0f);
-        } else {
-            memset(y[b].scales, 0, sizeof y[b].scales);
-            y[b].d = f2h(0.0f);
-        }
-        if (max_mn > 0.0f) {
-            const float is = 15.0f / max_mn;
-            for (int j = 0; j < 16; j++) y[b].scales[j] = (uint8_t)(y[b].scales[j] | (unsigned)round_int(is * mn[j]) << 4);
-            y[b].dmin = f2h(max_mn / 15.0f);
-        } else {
-            y[b].dmin = f2h(0.0f);
-        }
+        y[b].d = f2h(sub_scales(16, 15, sc, imx ? sw : NULL, Ls, 1));
+        y[b].dmin = f2h(sub_scales(16, 15, mn, imx ? sw : NULL, Lm, 1));
+        for (int j = 0; j < 16; j++) y[b].scales[j] = (uint8_t)(Ls[j] | Lm[j] << 4);
         /* every weight re-rounded with the stored scale and min */
         for (int j = 0; j < 16; j++) {
             const float d = h2f(y[b].d) * (y[b].scales[j] & 15);
@@ -550,6 +718,8 @@ void sa_quantize_row_q2_K(const float *x, BlockQ2_K *y, int64_t n) {
         pack_2bit(L, y[b].qs);
     }
 }
+
+void sa_quantize_row_q2_K(const float *x, BlockQ2_K *y, int64_t n) { q2_K_rows(x, y, n, NULL); }
 
 void sa_dequantize_q2_K(const void *src, float *dst, int64_t n) {
     const BlockQ2_K *b = src;
@@ -564,31 +734,51 @@ void sa_dequantize_q2_K(const void *src, float *dst, int64_t n) {
     }
 }
 
-void sa_quantize_row_q3_K(const float *x, BlockQ3_K *y, int64_t n) {
-    int8_t L[QK_K];
-    float sc[16];
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        float max_sc = 0.0f, amax = 0.0f;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = fit_signed_levels_greedy(16, 4, x + 16 * j, L + 16 * j);
-            if (fabsf(sc[j]) > amax) {
-                amax = fabsf(sc[j]);
-                max_sc = sc[j];
-            }
-        }
-        /* the 16 scales to 6 signed bits against the one of largest magnitude */
-        memset(y[b].scales, 0, sizeof y[b].scales);
-        if (max_sc != 0.0f) {
-            const float is = -32.0f / max_sc;
+/* Q3_K: per 16 weights a signed fit to levels -4..3 (_ref: the greedy x^2-weighted one; with
+ * imx: ggml's 18-scale search with importance weights over twice the super-block's mean square),
+ * the 16 scales to signed 6 bits (_ref: against the largest; with imx: the same search weighted
+ * by the sub-blocks' total importance), then every weight re-rounded. */
+static void q3_K_rows(const float *x, BlockQ3_K *y, int64_t n, const float *imx) {
+    int8_t L[QK_K], Ls[16];
+    float sc[16], sw[16], w[16];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx = imx ? imx + QK_K : NULL) {
+        float d_block = 0.0f;
+        if (imx) {
+            float s2 = 0.0f;
+            for (int j = 0; j < QK_K; j++) s2 += x[j] * x[j];
+            const float sigma2 = 2 * s2 / QK_K;
             for (int j = 0; j < 16; j++) {
-                const int l = clampi((int8_t)round_int(is * sc[j]), -32, 31) + 32;
-                y[b].scales[j % 8] |= (uint8_t)((l & 15) << (j < 8 ? 0 : 4));
-                y[b].scales[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+                imatrix_weights(x + 16 * j, imx + 16 * j, sigma2, w, 16);
+                float sum = 0.0f;
+                for (int l = 0; l < 16; l++) sum += w[l];
+                sw[j] = sum;
+                sc[j] = fit_signed_levels(16, 4, x + 16 * j, L + 16 * j, w);
             }
-            y[b].d = f2h(1.0f / is);
+            d_block = fit_signed_levels(16, 32, sc, Ls, sw);
         } else {
-            y[b].d = f2h(0.0f);
+            float max_sc = 0.0f, amax = 0.0f;
+            for (int j = 0; j < 16; j++) {
+                sc[j] = fit_signed_levels_greedy(16, 4, x + 16 * j, L + 16 * j);
+                if (fabsf(sc[j]) > amax) {
+                    amax = fabsf(sc[j]);
+                    max_sc = sc[j];
+                }
+            }
+            memset(Ls, 0, sizeof Ls);
+            if (max_sc != 0.0f) {
+                const float is = -32.0f / max_sc;
+                for (int j = 0; j < 16; j++) Ls[j] = (int8_t)(clampi((int8_t)round_int(is * sc[j]), -32, 31) + 32);
+                d_block = 1.0f / is;
+            }
         }
+        /* the 6-bit scales (l + 32): low nibbles in scales[0..7], high pairs in scales[8..11] */
+        memset(y[b].scales, 0, sizeof y[b].scales);
+        for (int j = 0; j < 16; j++) {
+            const int l = Ls[j];
+            y[b].scales[j % 8] |= (uint8_t)((l & 15) << (j < 8 ? 0 : 4));
+            y[b].scales[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+        }
+        y[b].d = f2h(d_block);
         for (int j = 0; j < 16; j++) {
             const float d = h2f(y[b].d) * (sa_q3k_scale(j, y[b].scales) - 32);
             if (d == 0.0f) continue;
@@ -608,6 +798,8 @@ void sa_quantize_row_q3_K(const float *x, BlockQ3_K *y, int64_t n) {
         pack_2bit(L2, y[b].qs);
     }
 }
+
+void sa_quantize_row_q3_K(const float *x, BlockQ3_K *y, int64_t n) { q3_K_rows(x, y, n, NULL); }
 
 void sa_dequantize_q3_K(const void *src, float *dst, int64_t n) {
     const BlockQ3_K *b = src;
@@ -636,10 +828,11 @@ static int iq4_index(float v) {
     return v - t[k - 1] < t[k] - v ? k - 1 : k;
 }
 
-/* The scale of one 32-weight group for the level table, weights x^2: a first scale from the
- * largest magnitude, its least-squares refinement, then 15 inverse scales (v0 + k) / max for
- * k = -7..7, keeping the best weighted fit. 0 for an all-zero group. */
-static float iq4_group_scale(const float *x) {
+/* The scale of one 32-weight group for the level table, weights wt (NULL: x^2, what
+ * llama-quantize uses without an importance matrix): a first scale from the largest magnitude,
+ * its least-squares refinement, then 15 inverse scales (v0 + k) / max for k = -7..7, keeping the
+ * best weighted fit. 0 for an all-zero group. */
+static float iq4_group_scale(const float *x, const float *wt) {
     float amax;
     const float mx = signed_absmax(x, 32, &amax);
     if (amax < ALL_ZERO_EPS) return 0.0f;
@@ -647,7 +840,7 @@ static float iq4_group_scale(const float *x) {
     float id = 1.0f / (-mx / v0);
     float sqx = 0.0f, sq2 = 0.0f;
     for (int j = 0; j < 32; j++) {
-        const float q = sa_iq4nl_values[iq4_index(id * x[j])], w = x[j] * x[j];
+        const float q = sa_iq4nl_values[iq4_index(id * x[j])], w = wt ? wt[j] : x[j] * x[j];
         sqx += w * q * x[j];
         sq2 += w * q * q;
     }
@@ -657,7 +850,7 @@ static float iq4_group_scale(const float *x) {
         id = (k + v0) / mx;
         sqx = sq2 = 0.0f;
         for (int j = 0; j < 32; j++) {
-            const float q = sa_iq4nl_values[iq4_index(id * x[j])], w = x[j] * x[j];
+            const float q = sa_iq4nl_values[iq4_index(id * x[j])], w = wt ? wt[j] : x[j] * x[j];
             sqx += w * q * x[j];
             sq2 += w * q * q;
         }
@@ -674,13 +867,26 @@ static void iq4_pack(const float *x, float id, uint8_t qs[16]) {
     for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(iq4_index(id * x[j]) | iq4_index(id * x[j + 16]) << 4);
 }
 
-void sa_quantize_row_iq4_nl(const float *x, BlockIQ4_NL *y, int64_t n) {
-    for (int64_t b = 0; b < n / QK4_NL; b++, x += QK4_NL) {
-        const float d = iq4_group_scale(x);
+/* The importance weights of the 32-weight groups of an IQ4 super-block of sb weights: over twice
+ * its mean square, as ggml's quantize_row_iq4_*_impl. */
+static void iq4_weights(const float *x, const float *imx, int sb, float *w) {
+    float sigma2 = 0.0f;
+    for (int j = 0; j < sb; j++) sigma2 += x[j] * x[j];
+    sigma2 *= 2.0f / sb;
+    imatrix_weights(x, imx, sigma2, w, sb);
+}
+
+static void iq4_nl_rows(const float *x, BlockIQ4_NL *y, int64_t n, const float *imx) {
+    float w[QK4_NL];
+    for (int64_t b = 0; b < n / QK4_NL; b++, x += QK4_NL, imx = imx ? imx + QK4_NL : NULL) {
+        if (imx) iq4_weights(x, imx, QK4_NL, w);
+        const float d = iq4_group_scale(x, imx ? w : NULL);
         y[b].d = f2h(d);
         iq4_pack(x, d != 0.0f ? 1.0f / d : 0.0f, y[b].qs);
     }
 }
+
+void sa_quantize_row_iq4_nl(const float *x, BlockIQ4_NL *y, int64_t n) { iq4_nl_rows(x, y, n, NULL); }
 
 void sa_dequantize_iq4_nl(const void *src, float *dst, int64_t n) {
     const BlockIQ4_NL *b = src;
@@ -693,12 +899,13 @@ void sa_dequantize_iq4_nl(const void *src, float *dst, int64_t n) {
     }
 }
 
-void sa_quantize_row_iq4_xs(const float *x, BlockIQ4_XS *y, int64_t n) {
-    float sc[8];
-    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+static void iq4_xs_rows(const float *x, BlockIQ4_XS *y, int64_t n, const float *imx) {
+    float sc[8], w[QK_K];
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, imx = imx ? imx + QK_K : NULL) {
+        if (imx) iq4_weights(x, imx, QK_K, w);
         float max_sc = 0.0f, amax = 0.0f;
         for (int j = 0; j < 8; j++) {
-            sc[j] = iq4_group_scale(x + 32 * j);
+            sc[j] = iq4_group_scale(x + 32 * j, imx ? w + 32 * j : NULL);
             if (fabsf(sc[j]) > amax) {
                 amax = fabsf(sc[j]);
                 max_sc = sc[j];
@@ -718,6 +925,25 @@ void sa_quantize_row_iq4_xs(const float *x, BlockIQ4_XS *y, int64_t n) {
             y[b].scales_l[j / 2] |= (uint8_t)(((l + 32) & 15) << (4 * (j % 2)));
             y[b].scales_h |= (uint16_t)(((l + 32) >> 4) << (2 * j));
         }
+    }
+}
+
+void sa_quantize_row_iq4_xs(const float *x, BlockIQ4_XS *y, int64_t n) { iq4_xs_rows(x, y, n, NULL); }
+
+int sa_quantize_row_w(SaDtype t, const float *x, void *dst, int64_t n, const float *imx) {
+    switch (t) {
+    case SA_Q4_0: imx ? q4_0_imatrix(x, dst, n, imx) : sa_quantize_row_q4_0(x, dst, n); return 0;
+    case SA_Q4_1: q4_1_rows(x, dst, n, imx); return 0;
+    case SA_Q5_0: q5_0_rows(x, dst, n, imx); return 0;
+    case SA_Q5_1: q5_1_rows(x, dst, n, imx); return 0;
+    case SA_Q2_K: q2_K_rows(x, dst, n, imx); return 0;
+    case SA_Q3_K: q3_K_rows(x, dst, n, imx); return 0;
+    case SA_Q4_K: q4_K_rows(x, dst, n, imx); return 0;
+    case SA_Q5_K: q5_K_rows(x, dst, n, imx); return 0;
+    case SA_Q6_K: q6_K_rows(x, dst, n, imx); return 0;
+    case SA_IQ4_NL: iq4_nl_rows(x, dst, n, imx); return 0;
+    case SA_IQ4_XS: iq4_xs_rows(x, dst, n, imx); return 0;
+    default: return -1;
     }
 }
 

@@ -1,5 +1,5 @@
-/* quants_imatrix.h - quantizers weighted by an importance matrix (llama-quantize --imatrix): ggml's
- * quantize_row_*_impl with quant_weights, byte for byte. */
+/* quants_imatrix.h - quantizing as llama-quantize --imatrix does (ggml's quantize_row_*_impl with
+ * quant_weights, byte for byte); the quantizers are src/quants.c's sa_quantize_row_w. */
 #ifndef SALIGN_QUANTS_IMATRIX_H
 #define SALIGN_QUANTS_IMATRIX_H
 
@@ -15,9 +15,8 @@ int sa_quantize_row_imatrix_supported(SaDtype t);
  * quantizers, except IQ4_NL / IQ4_XS, which llama-quantize quantizes with their x^2-weighted search). */
 void sa_quantize_row_imatrix(SaDtype t, const float *x, void *dst, int64_t n, const float *imx);
 
-/* The same for the types addressed by their GGUF type id (Q2_K 10, Q3_K 11, IQ4_NL 20, IQ4_XS 23),
- * whose SaDtype rows may not exist in this build: 0, or -1 for another type (and for Q2_K / Q3_K
- * with imx NULL: their reference quantizers are elsewhere). */
+/* The same for Q2_K, Q3_K, IQ4_NL, IQ4_XS addressed by their GGUF type id (10, 11, 20, 23): 0, or -1
+ * for another type (and for Q2_K / Q3_K with imx NULL: sa_quantize_row_q2_K / _q3_K are those). */
 int sa_quantize_row_imatrix_gg(int ggml_type, const float *x, void *dst, int64_t n, const float *imx);
 
 #endif

@@ -27,6 +27,7 @@
 #include "../src/common.h"
 #include "../src/context.h"
 #include "../src/gguf.h"
+#include "../src/quants_imatrix.h"
 #include "../tools/convert/safetensors.h"
 #include "test.h"
 
@@ -574,7 +575,8 @@ TEST(archs_model_ftypes_lowbit_llama) { ftypes_test_list(0, ftypes_lowbit, (int)
  * llama-quantize makes: tests/oracles/ggml-quantize-rows.c, $SALIGN_GGML_QUANTIZE) and by our
  * quantizer of every block type: all zero, one spike, constant, below and just above the
  * all-zero threshold, scales that overflow fp16, exact ties, zero sub-blocks, one-signed rows,
- * an infinity and a NaN. The bytes must be the same. */
+ * an infinity and a NaN. The bytes must be the same, without an importance matrix and (the types
+ * llama-quantize --imatrix weights) with one: random values in [0, 1), every 16th column 0. */
 enum { EDGE_N = 512, EDGE_ROWS = 16 };
 static const char *const edge_names[EDGE_ROWS] = {
     "zeros", "one spike", "constant 3.5", "constant -2", "1e-20 noise", "1e-9 noise", "1e6 noise", "+-1 with spikes",
@@ -625,7 +627,7 @@ TEST(archs_model_ftypes_quantizer_edges) {
         test_skip("needs ggml's quantizer (tests/run-archs.sh sets SALIGN_GGML_QUANTIZE)");
         return;
     }
-    char dir[256], in[300], out[300], cmd[1200];
+    char dir[256], in[300], out[300], imx_path[300], cmd[1200];
     snprintf(dir, sizeof dir, "%s/ftypes-edges", test_tmpdir());
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
     if (sh(cmd)) return;
@@ -634,12 +636,20 @@ TEST(archs_model_ftypes_quantizer_edges) {
     snprintf(in, sizeof in, "%s/rows.f32", dir);
     FILE *f = fopen(in, "wb");
     CHECK(f && fwrite(x, sizeof *x, (size_t)EDGE_ROWS * EDGE_N, f) == (size_t)EDGE_ROWS * EDGE_N && fclose(f) == 0);
-    int types = 0;
-    for (int t = 0; t < SA_DTYPE_COUNT; t++) {
+    float imx[EDGE_N];
+    uint32_t st = 777;
+    for (int i = 0; i < EDGE_N; i++) imx[i] = i % 16 == 5 ? 0.0f : fabsf(edge_normal(&st)) / 4.0f;
+    snprintf(imx_path, sizeof imx_path, "%s/imx.f32", dir);
+    f = fopen(imx_path, "wb");
+    CHECK(f && fwrite(imx, sizeof *imx, EDGE_N, f) == EDGE_N && fclose(f) == 0);
+    int types = 0, weighted = 0;
+    for (int tw = 0; tw < 2 * SA_DTYPE_COUNT; tw++) {
+        const int t = tw / 2, w = tw % 2;
         const SaDtypeTraits *tr = sa_dtype_tr((SaDtype)t);
         if (!(tr->flags & SA_DT_WEIGHT) || tr->block == 1 || !tr->from_float) continue;
-        snprintf(out, sizeof out, "%s/%s.q", dir, tr->name);
-        snprintf(cmd, sizeof cmd, "%s %d %d %s %s 2>&1", oq, tr->ggml_type, EDGE_N, in, out);
+        if (w && !sa_quantize_row_imatrix_supported((SaDtype)t)) continue;
+        snprintf(out, sizeof out, "%s/%s-%d.q", dir, tr->name, w);
+        snprintf(cmd, sizeof cmd, "%s %d %d %s %s %s 2>&1", oq, tr->ggml_type, EDGE_N, in, out, w ? imx_path : "");
         if (sh(cmd)) continue;
         size_t len = 0;
         uint8_t *theirs = (uint8_t *)sa_read_file(out, &len);
@@ -652,17 +662,20 @@ TEST(archs_model_ftypes_quantizer_edges) {
         uint8_t *mine = malloc(rb);
         char differ[512] = "";
         for (int r = 0; r < EDGE_ROWS; r++) {
-            sa_quantize_row((SaDtype)t, x + (size_t)r * EDGE_N, mine, EDGE_N);
+            if (w) sa_quantize_row_imatrix((SaDtype)t, x + (size_t)r * EDGE_N, mine, EDGE_N, imx);
+            else sa_quantize_row((SaDtype)t, x + (size_t)r * EDGE_N, mine, EDGE_N);
             if (memcmp(mine, theirs + (size_t)r * rb, rb))
                 snprintf(differ + strlen(differ), sizeof differ - strlen(differ), "%s%s", differ[0] ? ", " : "", edge_names[r]);
         }
-        CHECKF(!differ[0], "%s: rows differ from ggml's: %s", tr->name, differ);
-        types++;
+        CHECKF(!differ[0], "%s%s: rows differ from ggml's: %s", tr->name, w ? " with an imatrix" : "", differ);
+        if (w) weighted++;
+        else types++;
         free(mine);
         free(theirs);
     }
-    printf("    %d block types x %d rows of %d: %s\n", types, EDGE_ROWS, EDGE_N, "compared with ggml_quantize_chunk");
-    CHECK(types >= 12);
+    printf("    %d block types (%d of them also with an imatrix) x %d rows of %d: %s\n", types, weighted, EDGE_ROWS, EDGE_N,
+           "compared with ggml_quantize_chunk");
+    CHECK(types >= 12 && weighted >= 12);
     free(x);
     if (!getenv("SALIGN_KEEP_ARCHS")) {
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -1,12 +1,13 @@
 /* ggml-quantize-rows.c - ggml's own quantizer on given rows: ggml_quantize_chunk, the call
- * llama-quantize makes for every tensor (no importance matrix here), as a test tool.
+ * llama-quantize makes for every tensor, as a test tool; with IMX.f32 (N_PER_ROW importance values,
+ * one per column) weighted by them, as llama-quantize --imatrix.
  *
  * Built by tests/run-archs.sh against the prebuilt libggml-base of node-llama-cpp 3.21.1 with the
  * ggml headers of the llama.cpp source bundle the same package ships (as llamacpp-quantize.c).
  * tests/test_archs.c (archs_model_ftypes_quantizer_edges) writes rows a model's weights rarely hold
  * (all zero, constant, one spike, tiny, huge, exact ties) and compares our quantizers' bytes.
  *
- * Usage: ggml-quantize-rows GGML_TYPE_ID N_PER_ROW IN.f32 OUT
+ * Usage: ggml-quantize-rows GGML_TYPE_ID N_PER_ROW IN.f32 OUT [IMX.f32]
  *        IN.f32: rows of N_PER_ROW little-endian floats; OUT: the quantized rows. Exit 0 on success. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,8 @@
 #include "ggml.h"
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: ggml-quantize-rows GGML_TYPE_ID N_PER_ROW IN.f32 OUT\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: ggml-quantize-rows GGML_TYPE_ID N_PER_ROW IN.f32 OUT [IMX.f32]\n");
         return 2;
     }
     const int type = atoi(argv[1]);
@@ -35,10 +36,18 @@ int main(int argc, char **argv) {
     void *q = malloc(rb * (size_t)rows + 1);
     if (!x || !q || rows < 1 || fread(x, 4, (size_t)(rows * n), f) != (size_t)(rows * n)) return 1;
     fclose(f);
-    const size_t got = ggml_quantize_chunk((enum ggml_type)type, x, q, 0, rows, n, NULL);
+    float *imx = NULL;
+    if (argc == 6) {
+        imx = malloc(4 * (size_t)n);
+        FILE *g = fopen(argv[5], "rb");
+        if (!imx || !g || fread(imx, 4, (size_t)n, g) != (size_t)n) return 1;
+        fclose(g);
+    }
+    const size_t got = ggml_quantize_chunk((enum ggml_type)type, x, q, 0, rows, n, imx);
     FILE *o = fopen(argv[4], "wb");
     if (!o || fwrite(q, 1, got, o) != got || fclose(o)) return 1;
     free(x);
     free(q);
+    free(imx);
     return 0;
 }
