@@ -70,7 +70,7 @@ $(BUILD)/simd/avx512.o: EXTRA := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx5
 $(BUILD)/simd/neon.o:   EXTRA := -march=armv8-a
 
 # the page `salign serve` serves at /, compiled into the binary (tools/embed_page.sh)
-src/serve_page.c: web/page.html web/page.css web/page.js tools/embed_page.sh
+src/serve_assets.c: web/page.html web/page.css web/page.js tools/embed_page.sh
 	sh tools/embed_page.sh
 
 $(DEPS_OK): tools/deps.sh

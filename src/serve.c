@@ -31,9 +31,9 @@
 #include "common.h"
 #include "engine_opts.h"
 #include "flags.h"
+#include "serve_page.h"
 #include "serve_req.h"
 
-const char *sa_serve_page(size_t *n, char script_hash[64], char style_hash[64]); /* serve_page.c */
 
 /* ---- jobs and the queue ------------------------------------------------------------------ */
 
