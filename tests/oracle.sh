@@ -29,3 +29,18 @@ oracle_result() {
     echo "$1 passed, $2 failed, $3 skipped"
     [ "$2" = 0 ] && [ "$3" = 0 ]
 }
+
+# npm_install package@version...: npm packages into the oracle cache $CACHE (the caller sets it),
+# unless already there; returns non-zero when npm fails.
+npm_install() {
+    # (sh functions share the caller's variables: these names are used nowhere else)
+    npm_need=""
+    for npm_p in "$@"; do
+        [ -f "$CACHE/node_modules/${npm_p%@*}/package.json" ] || npm_need="$npm_need $npm_p"
+    done
+    [ -z "$npm_need" ] && return 0
+    mkdir -p "$CACHE" || return 1
+    [ -f "$CACHE/package.json" ] || echo '{"name": "salign-oracles", "private": true}' > "$CACHE/package.json"
+    echo "npm: installing$npm_need into $CACHE" >&2
+    (cd "$CACHE" && npm install --save-exact --no-audit --no-fund --loglevel=error $npm_need >&2)
+}

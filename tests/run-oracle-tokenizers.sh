@@ -49,18 +49,6 @@ apt_install() { # package...: install with apt-get when root, else say how
     fi
 }
 
-npm_install() { # package@version...: into $CACHE, unless already there
-    # (sh functions share the caller's variables: these names are used nowhere else)
-    npm_need=""
-    for npm_p in "$@"; do
-        [ -f "$CACHE/node_modules/${npm_p%@*}/package.json" ] || npm_need="$npm_need $npm_p"
-    done
-    [ -z "$npm_need" ] && return 0
-    mkdir -p "$CACHE" || return 1
-    [ -f "$CACHE/package.json" ] || echo '{"name": "salign-oracles", "private": true}' > "$CACHE/package.json"
-    echo "npm: installing$npm_need into $CACHE" >&2
-    (cd "$CACHE" && npm install --save-exact --no-audit --no-fund --loglevel=error $npm_need >&2)
-}
 
 # ---- HF tokenizers ----
 have_node=1

@@ -14,6 +14,7 @@
 # SALIGN_BIN_DIR=bin-san runs it all against the ASan build. Ends with "N passed, N failed, N skipped".
 cd "$(dirname "$0")/.." || exit 1
 BIN=${SALIGN_BIN_DIR:-bin}
+. tests/oracle.sh
 CACHE=${SALIGN_ORACLE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/salign-oracles}
 OUT=build/test-output
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/salign-serve.XXXXXX")
@@ -124,17 +125,6 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
         have_node=0
     fi
 fi
-npm_install() { # package@version...: into $CACHE, unless already there
-    npm_need=""
-    for npm_p in "$@"; do
-        [ -f "$CACHE/node_modules/${npm_p%@*}/package.json" ] || npm_need="$npm_need $npm_p"
-    done
-    [ -z "$npm_need" ] && return 0
-    mkdir -p "$CACHE" || return 1
-    [ -f "$CACHE/package.json" ] || echo '{"name": "salign-oracles", "private": true}' > "$CACHE/package.json"
-    echo "npm: installing$npm_need into $CACHE" >&2
-    (cd "$CACHE" && npm install --save-exact --no-audit --no-fund --loglevel=error $npm_need >&2)
-}
 [ $have_node = 1 ] && ! npm_install openai@7.60.0 playwright-core@1.65.2 && have_node=0
 for mode in stream aligner none; do
     if [ $have_node = 0 ]; then
