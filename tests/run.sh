@@ -13,7 +13,10 @@ status=0
 run_part() { # name, command...
     name=$1; shift
     echo "== $name" | tee -a "$log"
+    t0=$(date +%s)
     "$@" 2>&1 | tee -a "$log.part"
+    # each part's wall time, so the suite's 30-minute budget can be kept part by part
+    echo "== $name took $(( $(date +%s) - t0 )) s" | tee -a "$log.part"
     cat "$log.part" >> "$log"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log.part" | tail -n 1)
     rm -f "$log.part"
@@ -43,5 +46,6 @@ f=$(awk '{f+=$3} END {print f+0}' "$log.sums")
 s=$(awk '{s+=$5} END {print s+0}' "$log.sums")
 rm -f "$log.sums"
 [ "$s" = 0 ] || grep -E '^skip ' "$log" | sed 's/^/skipped (counts as a failure): /'
+grep -E '^== .* took [0-9]+ s$' "$log" | sort -k4 -n -r | head -n 5 | sed 's/^== /slowest: /'
 echo "$p passed, $f failed, $s skipped"
 [ "$f" = 0 ] && [ "$s" = 0 ] && [ $status = 0 ]
