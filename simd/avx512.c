@@ -851,8 +851,8 @@ A512 static void avx512_gemm_q4_Kx8(int nb, int ng, const void *wv, const void *
 }
 KQ_GEMM_X8(avx512_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
 
-/* ---- Q4_1, Q5_0, Q5_1, Q5_K and Q8_1 activations: qtypes_x86.h with vpdpbusd ---- */
-#define QT_VNNI
+/* ---- Q4_1, Q5_0, Q5_1, Q5_K and Q8_1 activations: qtypes_x86.h with vpdpbusd and byte masks ---- */
+#define QT_AVX512
 #include "qtypes_x86.h"
 
 SA_BASE_TYPE_DEFS(avx512, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)

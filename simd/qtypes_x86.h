@@ -1,7 +1,8 @@
 /* qtypes_x86.h - x86 kernels (AVX2 instructions) for the block types that stay in ggml's row
  * layout: Q4_1, Q5_0, Q5_1 (32-weight blocks), Q5_K, and the Q8_1 activations of Q4_1 / Q5_1.
  * Included by avx2.c and avx512.c, each compiling them with its own flags as static functions of
- * its table; with QT_VNNI defined (avx512.c) the unsigned x signed byte dots are one vpdpbusd.
+ * its table; with QT_AVX512 defined (avx512.c: AVX-512BW/VL and VNNI) the unsigned x signed byte
+ * dots are one vpdpbusd and Q5's fifth bits a byte mask.
  *
  * Every value equals the scalar reference (simd/scalar.c) bit for bit: the integer sums of a
  * block (of a super-block for Q5_K) are exact, and they are combined in float with the
@@ -52,7 +53,7 @@ static inline __m256i qt_bcast_sum(__m256i v) {
 /* u . x over 32 bytes as eight int32 partial sums, u unsigned (levels <= 31: every maddubs pair
  * is at most 2 * 31 * 128 in magnitude, no saturation), x signed */
 static inline __m256i qt_dot_u8(__m256i u, __m256i x) {
-#ifdef QT_VNNI
+#ifdef QT_AVX512
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
 #else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
@@ -73,20 +74,30 @@ static inline __m128i qt_reduce4(__m256i v0, __m256i v1, __m256i v2, __m256i v3)
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/* 16 bytes of nibbles -> 32 levels in element order (low nibbles 0..15, high 16..31) */
+/* 16 bytes of nibbles -> 32 levels in element order (low nibbles 0..15, high 16..31): the bytes
+ * loaded into both halves, the upper half shifted by 4 (one variable shift instead of a shift and
+ * an insert) */
 static inline __m256i qt_nibbles(const uint8_t *qs) {
-    const __m128i x = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(0x0F));
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    return _mm256_and_si256(_mm256_srlv_epi64(x, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 
-/* the fifth bits of Q5_0 / Q5_1: bit j of the little-endian qh -> 16 in byte j */
-static inline __m256i qt_hbits(const uint8_t *qh) {
+/* nib plus the fifth bits of Q5_0 / Q5_1: bit j of the little-endian qh -> 16 in byte j. With
+ * AVX-512BW/VL the 32 bits are a byte mask as they are (kmov, a masked move: 3 instructions with
+ * the OR instead of 6; Q5_0 decode 10.2 -> 11.1 GB/s, one thread, tools/bench/RESULTS.md). */
+#ifdef QT_AVX512
+static inline __m256i qt_add_hbits(__m256i nib, const uint8_t *qh) {
+    return _mm256_or_si256(nib, _mm256_maskz_mov_epi8((__mmask32)qt_ld32(qh), _mm256_set1_epi8(0x10)));
+}
+#else
+static inline __m256i qt_add_hbits(__m256i nib, const uint8_t *qh) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* qh bytes per 8 */
                                             2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
     const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qt_ld32(qh)), spread);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nib, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10)));
 }
+#endif
 
 /* ---- Q8_1 activations, byte-identical to sa_quantize_row_q8_1 ----
  * amax ignores NaN as fmaxf does (max_ps returns its second operand when the first is NaN), d and
@@ -130,8 +141,8 @@ enum { QT_Q4_1, QT_Q5_0, QT_Q5_1 };
 
 static inline __attribute__((always_inline)) __m256i qt_levels(const int kind, const uint8_t *blk) {
     if (kind == QT_Q4_1) return qt_nibbles(((const BlockQ4_1 *)blk)->qs);
-    if (kind == QT_Q5_0) return _mm256_or_si256(qt_nibbles(((const BlockQ5_0 *)blk)->qs), qt_hbits(((const BlockQ5_0 *)blk)->qh));
-    return _mm256_or_si256(qt_nibbles(((const BlockQ5_1 *)blk)->qs), qt_hbits(((const BlockQ5_1 *)blk)->qh));
+    if (kind == QT_Q5_0) return qt_add_hbits(qt_nibbles(((const BlockQ5_0 *)blk)->qs), ((const BlockQ5_0 *)blk)->qh);
+    return qt_add_hbits(qt_nibbles(((const BlockQ5_1 *)blk)->qs), ((const BlockQ5_1 *)blk)->qh);
 }
 
 /* One row: four blocks' integer sums at a time, then their float steps in order. */
