@@ -130,17 +130,26 @@ static void qt_quantize_q8_1(const float *x, void *yv, int n) {
     }
 }
 
-/* ---- Q4_1, Q5_0, Q5_1 ----
- * Per block, u = the unsigned levels (Q4_1 0..15, Q5_x 0..31), si = u . x (Q5_0: minus 16 * the
- * activation sum), and the reference's float step
- *     Q5_0:        sum = sum + (float)si * (d_w * d_a)
+/* ---- Q4_1, Q5_0, Q5_1 (and IQ4_NL with AVX-512) ----
+ * Per block, u = the unsigned levels (Q4_1 0..15, Q5_x 0..31, IQ4_NL the table value + 128),
+ * si = u . x (Q5_0 / IQ4_NL: minus 16 / 128 * the activation sum), and the reference's float step
+ *     Q5_0, IQ4_NL: sum = sum + (float)si * (d_w * d_a)
  *     Q4_1, Q5_1:  sum = sum + ((float)si * (d_w * d_a) + m_w * s_a) */
-enum { QT_Q4_1, QT_Q5_0, QT_Q5_1 };
-#define QT_BLOCK_BYTES(k) ((k) == QT_Q4_1 ? sizeof(BlockQ4_1) : (k) == QT_Q5_0 ? sizeof(BlockQ5_0) : sizeof(BlockQ5_1))
-#define QT_ACT_BYTES(k) ((k) == QT_Q5_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ8_1))
+enum { QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_IQ4_NL };
+#define QT_BLOCK_BYTES(k)                                                                                  \
+    ((k) == QT_Q4_1 ? sizeof(BlockQ4_1) : (k) == QT_Q5_0 ? sizeof(BlockQ5_0) : (k) == QT_Q5_1 ? sizeof(BlockQ5_1) \
+                                                                                     : sizeof(BlockIQ4_NL))
+/* Q5_0 and IQ4_NL: Q8_0 activations, an offset taken out of unsigned levels, no minimum */
+#define QT_NO_MIN(k) ((k) == QT_Q5_0 || (k) == QT_IQ4_NL)
+#define QT_ACT_BYTES(k) (QT_NO_MIN(k) ? sizeof(BlockQ8_0) : sizeof(BlockQ8_1))
+#define QT_OFFSET(k) ((k) == QT_IQ4_NL ? 128 : 16)
 
 static inline __attribute__((always_inline)) __m256i qt_levels(const int kind, const uint8_t *blk) {
     if (kind == QT_Q4_1) return qt_nibbles(((const BlockQ4_1 *)blk)->qs);
+    if (kind == QT_IQ4_NL) /* the table values + 128 (1..241): vpdpbusd only, maddubs pairs could saturate */
+        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_add_epi8(
+                                       _mm_loadu_si128((const __m128i *)sa_iq4nl_values), _mm_set1_epi8(-128))),
+                                   qt_nibbles(((const BlockIQ4_NL *)blk)->qs));
     if (kind == QT_Q5_0) return qt_add_hbits(qt_nibbles(((const BlockQ5_0 *)blk)->qs), ((const BlockQ5_0 *)blk)->qh);
     return qt_add_hbits(qt_nibbles(((const BlockQ5_1 *)blk)->qs), ((const BlockQ5_1 *)blk)->qh);
 }
@@ -148,8 +157,8 @@ static inline __attribute__((always_inline)) __m256i qt_levels(const int kind, c
 /* One row: four blocks' integer sums at a time, then their float steps in order. */
 static inline __attribute__((always_inline)) float qt_dot32(const int kind, int n, const void *wv, const void *av) {
     const uint8_t *w = wv, *a = av;
-    const size_t wb = QT_BLOCK_BYTES(kind), xb = QT_ACT_BYTES(kind), xo = kind == QT_Q5_0 ? 2 : 4;
-    const __m256i sixteen = _mm256_set1_epi8(16);
+    const size_t wb = QT_BLOCK_BYTES(kind), xb = QT_ACT_BYTES(kind), xo = QT_NO_MIN(kind) ? 2 : 4;
+    const __m256i off = _mm256_set1_epi8((char)QT_OFFSET(kind));
     const int nb = n / 32;
     float sum = 0.0f;
     for (int b = 0; b < nb; b += 4) {
@@ -162,14 +171,14 @@ static inline __attribute__((always_inline)) float qt_dot32(const int kind, int 
             }
             const __m256i x = _mm256_loadu_si256((const __m256i *)(a + (b + k) * xb + xo));
             p[k] = qt_dot_u8(qt_levels(kind, w + (b + k) * wb), x);
-            if (kind == QT_Q5_0) p[k] = _mm256_sub_epi32(p[k], qt_dot_u8(sixteen, x));
+            if (QT_NO_MIN(kind)) p[k] = _mm256_sub_epi32(p[k], qt_dot_u8(off, x));
         }
         int32_t si[4];
         _mm_storeu_si128((__m128i *)si, qt_reduce4(p[0], p[1], p[2], p[3]));
         for (int k = 0; k < m; k++) {
             const uint8_t *wk = w + (b + k) * wb, *ak = a + (b + k) * xb;
             const float f = (float)si[k] * (qt_h2f(wk) * qt_h2f(ak));
-            sum = kind == QT_Q5_0 ? sum + f : sum + (f + qt_h2f(wk + 2) * qt_h2f(ak + 2));
+            sum = QT_NO_MIN(kind) ? sum + f : sum + (f + qt_h2f(wk + 2) * qt_h2f(ak + 2));
         }
     }
     return sum;
@@ -181,8 +190,8 @@ static inline __attribute__((always_inline)) float qt_dot32(const int kind, int 
 static inline __attribute__((always_inline)) void qt_tile32(const int kind, int nb, const uint8_t *w, size_t wstride,
                                                             const uint8_t *a, size_t astride, int T, float *y,
                                                             size_t ldy) {
-    const size_t wb = QT_BLOCK_BYTES(kind), xb = QT_ACT_BYTES(kind), xo = kind == QT_Q5_0 ? 2 : 4;
-    const __m256i sixteen = _mm256_set1_epi8(16), lo16 = _mm256_set1_epi32(0xFFFF);
+    const size_t wb = QT_BLOCK_BYTES(kind), xb = QT_ACT_BYTES(kind), xo = QT_NO_MIN(kind) ? 2 : 4;
+    const __m256i off = _mm256_set1_epi8((char)QT_OFFSET(kind)), lo16 = _mm256_set1_epi32(0xFFFF);
     __m256 acc = _mm256_setzero_ps();
     for (int t = 1; t < T; t++) _mm256_storeu_ps(y + (size_t)t * ldy, acc);
     for (int b = 0; b < nb; b++) {
@@ -206,9 +215,9 @@ static inline __attribute__((always_inline)) void qt_tile32(const int kind, int 
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) p[i] = qt_dot_u8(u[i], x);
             __m256i s = qt_reduce8(p);
-            if (kind == QT_Q5_0) s = _mm256_sub_epi32(s, qt_bcast_sum(qt_dot_u8(sixteen, x)));
+            if (QT_NO_MIN(kind)) s = _mm256_sub_epi32(s, qt_bcast_sum(qt_dot_u8(off, x)));
             __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(qt_h2f(ab))));
-            if (kind != QT_Q5_0) f = _mm256_add_ps(f, _mm256_mul_ps(mw, _mm256_set1_ps(qt_h2f(ab + 2))));
+            if (!QT_NO_MIN(kind)) f = _mm256_add_ps(f, _mm256_mul_ps(mw, _mm256_set1_ps(qt_h2f(ab + 2))));
             if (t == 0) acc = _mm256_add_ps(acc, f);
             else _mm256_storeu_ps(y + (size_t)t * ldy, _mm256_add_ps(_mm256_loadu_ps(y + (size_t)t * ldy), f));
         }
@@ -236,6 +245,10 @@ static float qt_dot_q5_1(int n, const void *w, const void *a) { return qt_dot32(
 QT_GEMM32(qt_gemm_q4_1, QT_Q4_1)
 QT_GEMM32(qt_gemm_q5_0, QT_Q5_0)
 QT_GEMM32(qt_gemm_q5_1, QT_Q5_1)
+#ifdef QT_AVX512
+static float qt_dot_iq4_nl(int n, const void *w, const void *a) { return qt_dot32(QT_IQ4_NL, n, w, a); }
+QT_GEMM32(qt_gemm_iq4_nl, QT_IQ4_NL)
+#endif
 
 /* ---- Q5_K ----
  * Per super-block: isum = sum_j sc_j * (u_j . x_j) with u = nibble | fifth bit << 4 (0..31; each
