@@ -35,7 +35,7 @@ static void chat_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
     ChatOut *o = ctx;
     if (kind == SA_OUT_ANSWER) {
         fwrite(text, 1, n, stdout);
-    } else if (o->show_original) { /* the upstream's sentence, dimmed on a terminal, before its correction */
+    } else if (kind == SA_OUT_ORIGINAL && o->show_original) { /* the upstream's sentence, dimmed on a terminal, before its correction */
         if (o->tty) printf("\n\x1b[2m%.*s\x1b[0m\n", (int)n, text);
         else printf("\n[original] %.*s\n", (int)n, text);
     }

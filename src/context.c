@@ -29,6 +29,8 @@ struct SaCtx {
     float *rope_cos, *rope_sin; /* [n_batch][head_dim/2] */
     float *scores;            /* [n_threads][n_ctx] */
     int scores_threads;
+    SaLogitsHook hook; /* tests only (context.h) */
+    void *hook_ctx;
 };
 
 void sa_ctx_default_params(const SaModel *m, SaCtxParams *p) {
@@ -380,6 +382,9 @@ int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits) {
         }
         (void)last;
         memcpy(c->kv.tokens + c->kv.n - T, tokens + i, (size_t)T * sizeof(int32_t));
+        for (int r = 0; c->hook && r < c->n_logits_out; r++)
+            c->hook(c->hook_ctx, c->kv.tokens, c->logits_pos0 + r + 1, c->logits + (size_t)r * c->m->hp.n_vocab,
+                    c->m->hp.n_vocab);
     }
     c->kv.n_evaluated += (uint64_t)n;
     return 0;
@@ -414,4 +419,8 @@ void sa_ctx_truncate(SaCtx *c, int pos) {
     if (rows >= 1 && rows < c->n_logits_out) c->n_logits_out = rows;
 }
 const SaKv *sa_ctx_kv(const SaCtx *c) { return &c->kv; }
+void sa_ctx_set_logits_hook(SaCtx *c, SaLogitsHook fn, void *ctx) {
+    c->hook = fn;
+    c->hook_ctx = ctx;
+}
 const SaModel *sa_ctx_model(const SaCtx *c) { return c->m; }

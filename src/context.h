@@ -42,6 +42,12 @@ int sa_ctx_n_ctx(const SaCtx *c);
  * token pos-1 become the current ones (sa_ctx_logits(c, -1)). */
 void sa_ctx_truncate(SaCtx *c, int pos);
 const SaKv *sa_ctx_kv(const SaCtx *c);
+/* Test hook (the scripted aligner of tests/test_annotator.c): after every eval, fn rewrites each
+ * row of logits it returned, given the tokens of the cache up to and including that row's token, so
+ * a test can make a real model "say" fixed text through the real decode path (sampling, copy-
+ * speculation, rollback). NULL removes it. Never set outside tests. */
+typedef void (*SaLogitsHook)(void *ctx, const int32_t *tokens, int n_tokens, float *logits, int n_vocab);
+void sa_ctx_set_logits_hook(SaCtx *c, SaLogitsHook fn, void *ctx);
 const SaModel *sa_ctx_model(const SaCtx *c);
 
 #endif
