@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/aligner.h"
 #include "../src/annotator.h"
@@ -491,4 +492,51 @@ TEST(annotator_cli_bundled_model) {
     char *e3 = test_run(cmd, &st);
     CHECKF(st == 1 && strstr(e3, "needs --aligner-template annotator"), "%s", e3);
     free(e3);
+}
+
+/* eval keeps each sentence's status and reasoning in its results; report shows a failed sentence's
+ * status and folds the reasoning beside the correction. */
+TEST(annotator_eval_report) {
+    int st;
+    const char *res = test_tmp("annotator-results.jsonl"), *html = test_tmp("annotator-report.html");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "bin/salign eval --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-template annotator "
+             "--in tests/data/eval-small.jsonl --out %s --modes stream --limit 1 --temp 0 --max-sentences 2 "
+             "--max-correction-tokens 8 -t 1 2>&1 && bin/salign report %s -o %s 2>&1",
+             res, res, html);
+    char *out = test_run(cmd, &st);
+    CHECKF(st == 0, "eval/report: %s", out);
+    free(out);
+    char *line = sa_read_file(res, NULL);
+    cJSON *o = line ? cJSON_Parse(line) : NULL;
+    const cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "sentences"), 0);
+    const char *reasoning = cJSON_GetStringValue(cJSON_GetObjectItem(s0, "reasoning"));
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(s0, "status")), "kept original");
+    CHECKF(reasoning && *reasoning, "no reasoning in the results: %s", line ? line : "");
+    char *page = sa_read_file(html, NULL);
+    CHECK(page && strstr(page, "(kept original)") && strstr(page, "<details class=\"why\"><summary class=\"meta\">reasoning</summary>"));
+    free(page);
+    cJSON_Delete(o);
+    free(line);
+}
+
+/* serve runs the same engine: a streamed request with salign.show_original gets each sentence's status
+ * and reasoning in the extension field. */
+TEST(annotator_serve) {
+    int st;
+    char cmd[2048];
+    const int port = 20000 + (int)(getpid() % 20000);
+    snprintf(cmd, sizeof cmd,
+             "bin/salign serve --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-template annotator "
+             "--max-correction-tokens 8 --max-sentences 1 --port %d -t 1 2>/dev/null & pid=$!; "
+             "i=0; while [ $i -lt 100 ] && ! curl -sf http://127.0.0.1:%d/health >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done; "
+             "curl -s -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' --data-binary "
+             "'{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"stream\":true,\"temperature\":0,"
+             "\"salign\":{\"show_original\":true}}'; kill $pid; wait $pid",
+             port, port, port);
+    char *out = test_run(cmd, &st);
+    CHECKF(out && strstr(out, "\"status\":\"kept original\"") && strstr(out, "\"reasoning\":") && strstr(out, "data: [DONE]"),
+           "serve's stream: %s", out ? out : "");
+    free(out);
 }
