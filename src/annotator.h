@@ -62,7 +62,8 @@ typedef struct {
     SaSplitMode split;  /* for the multi-sentence check */
     int stop_at_close;  /* the verdict is not wanted: done at ]] */
     size_t scan;        /* where the next marker search starts */
-    size_t reason_end;  /* all[0..reason_end) is reasoning that can be shown (a possible marker's start is held) */
+    size_t reason_end;  /* all[0..reason_end) is reasoning that can be shown (a possible marker's start, with the
+                           markdown right before it, is held) */
     size_t corr_start;  /* the correction's first byte (after [[) */
     size_t corr_end;    /* all[corr_start..corr_end) can be shown: a trailing ']' is held, and nothing after the
                            first sentence once a second one starts */

@@ -304,6 +304,9 @@ static int script_run(SaEngine *e, const SaModel *al, Script *s, const char *con
     p.up_sp.freq_penalty = p.al_sp.freq_penalty = 0;
     p.al_tmpl = SA_ANNOTATOR_TEMPLATE;
     p.al_chat = sa_chat_template("plain");
+    /* a short system prompt: the script does not read it, and the reference's is ~2000 stories260K tokens to
+       evaluate per run (annotator_cli_bundled_model runs that one) */
+    p.al_system = "Correct the last sentence.";
     p.max_sentences = 4;
     p.speculate = speculate;
     p.ignore_aligner_eos = ignore_eos;
@@ -330,8 +333,7 @@ TEST(annotator_scripted_stream) {
         CHECKF(0, "%s", sa_errmsg());
         return;
     }
-    /* the annotator prompt alone is about 2000 stories260K tokens: room for it and the scripts */
-    SaEngine *e = sa_engine_new(&up, &al, 4096, SA_F16);
+    SaEngine *e = sa_engine_new(&up, &al, 0, SA_F16);
     Script s = {0};
     Seen seen;
     SaAlignTrace tr;
@@ -500,11 +502,14 @@ TEST(annotator_eval_report) {
     int st;
     const char *res = test_tmp("annotator-results.jsonl"), *html = test_tmp("annotator-report.html");
     char cmd[1024];
+    /* --aligner-system: a short prompt of one's own (it also selects the kind) keeps the run cheap */
+    const char *sys = test_tmp("annotator-system.txt");
     snprintf(cmd, sizeof cmd,
-             "bin/salign eval --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-template annotator "
+             "printf 'Correct the last sentence.' > %s && "
+             "bin/salign eval --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-system %s "
              "--in tests/data/eval-small.jsonl --out %s --modes stream --limit 1 --temp 0 --max-sentences 2 "
              "--max-correction-tokens 8 -t 1 2>&1 && bin/salign report %s -o %s 2>&1",
-             res, res, html);
+             sys, sys, res, res, html);
     char *out = test_run(cmd, &st);
     CHECKF(st == 0, "eval/report: %s", out);
     free(out);
@@ -527,14 +532,16 @@ TEST(annotator_serve) {
     int st;
     char cmd[2048];
     const int port = 20000 + (int)(getpid() % 20000);
+    const char *sys = test_tmp("annotator-serve-system.txt");
     snprintf(cmd, sizeof cmd,
+             "printf 'Correct the last sentence.' > %s && "
              "bin/salign serve --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-template annotator "
-             "--max-correction-tokens 8 --max-sentences 1 --port %d -t 1 2>/dev/null & pid=$!; "
+             "--aligner-system %s --max-correction-tokens 8 --max-sentences 1 --port %d -t 1 2>/dev/null & pid=$!; "
              "i=0; while [ $i -lt 100 ] && ! curl -sf http://127.0.0.1:%d/health >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done; "
              "curl -s -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' --data-binary "
              "'{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"stream\":true,\"temperature\":0,"
              "\"salign\":{\"show_original\":true}}'; kill $pid; wait $pid",
-             port, port, port);
+             sys, sys, port, port, port);
     char *out = test_run(cmd, &st);
     CHECKF(out && strstr(out, "\"status\":\"kept original\"") && strstr(out, "\"reasoning\":") && strstr(out, "data: [DONE]"),
            "serve's stream: %s", out ? out : "");
