@@ -247,6 +247,71 @@ TEST(annotator_parse_table) {
     }
 }
 
+/* Token boundaries never matter: random outputs built from marker fragments give the same status,
+ * correction, verdict, reasoning and stopping point fed whole and fed in random pieces, and what was
+ * shown after each piece is never taken back. */
+TEST(annotator_parse_any_split) {
+    static const char *frag[] = {"CORRECTION: [[", "**Correction:** [[", "CORRECTION", ":", " ", "*", "[", "]]", "]",
+                                 "EOS: [[", "eos:[[", "TRUE", "false", "Maybe", "x", " One.", " Two", "\n", "1."};
+    uint64_t rng = 88172645463325252ull;
+#define NEXT() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+    int n_done = 0, n_status[5] = {0};
+    for (int it = 0; it < 3000; it++) {
+        char text[256];
+        size_t len = 0;
+        const int nf = 1 + (int)(NEXT() % 24);
+        for (int f = 0; f < nf; f++) {
+            const char *x = frag[NEXT() % SA_ARRAY_LEN(frag)];
+            if (len + strlen(x) >= sizeof text) break;
+            memcpy(text + len, x, strlen(x));
+            len += strlen(x);
+        }
+        const int stop_at_close = (int)(NEXT() & 1);
+        SaAnnParse whole, parts;
+        sa_ann_init(&whole, SA_SPLIT_REFERENCE, stop_at_close);
+        sa_ann_init(&parts, SA_SPLIT_REFERENCE, stop_at_close);
+        sa_ann_feed(&whole, text, len);
+        size_t fed = 0, shown_r = 0, shown_c = 0;
+        while (fed < len && parts.state != SA_ANN_DONE) {
+            const size_t k = SA_MIN(len - fed, 1 + NEXT() % 5);
+            sa_ann_feed(&parts, text + fed, k);
+            fed += k;
+            CHECKF(parts.reason_end >= shown_r && parts.corr_end >= shown_c, "case %d: shown text taken back", it);
+            shown_r = parts.reason_end;
+            shown_c = parts.corr_end;
+        }
+        /* whole: what the engine would have generated is the text up to where the pieces stopped */
+        SaAnnParse cut;
+        sa_ann_init(&cut, SA_SPLIT_REFERENCE, stop_at_close);
+        sa_ann_feed(&cut, text, fed);
+        SaAnnStatus s1, s2;
+        char *t1 = NULL, *t2 = NULL;
+        sa_ann_finish(&cut, &s1, &t1);
+        sa_ann_finish(&parts, &s2, &t2);
+        CHECKF(s1 == s2 && t1 && t2 && !strcmp(t1, t2) && cut.eos == parts.eos && cut.reason_end == parts.reason_end &&
+                   cut.state == parts.state,
+               "case %d \"%.*s\": fed whole %s \"%s\" eos %d, in pieces %s \"%s\" eos %d", it, (int)len, text,
+               sa_ann_status_name(s1), t1 ? t1 : "", cut.eos, sa_ann_status_name(s2), t2 ? t2 : "", parts.eos);
+        CHECKF(shown_r <= parts.reason_end && (parts.state == SA_ANN_REASONING || shown_c <= SA_MAX(parts.corr_end, parts.corr_start)),
+               "case %d: shown past the end", it);
+        /* the whole text stops at the same point: nothing after the verdict changes anything */
+        CHECK(whole.state == SA_ANN_DONE ? parts.state == SA_ANN_DONE : 1);
+        n_done += parts.state == SA_ANN_DONE;
+        n_status[s2]++;
+        free(t1);
+        free(t2);
+        sa_ann_free(&whole);
+        sa_ann_free(&parts);
+        sa_ann_free(&cut);
+    }
+#undef NEXT
+    /* the generator reaches every outcome, so the comparison means something */
+    CHECKF(n_done > 100 && n_status[SA_ANN_OK] > 50 && n_status[SA_ANN_KEPT] > 50 && n_status[SA_ANN_EMPTY] > 5 &&
+               n_status[SA_ANN_MULTI] > 5 && n_status[SA_ANN_UNCLOSED] > 50,
+           "outcomes: done %d, ok %d, kept %d, empty %d, multi %d, unclosed %d", n_done, n_status[0], n_status[1], n_status[2],
+           n_status[3], n_status[4]);
+}
+
 /* ---- the stream loop with a scripted aligner ---------------------------------------------------- */
 
 /* The aligner "says" script[round]: at each position the logits put all weight on the script's next
