@@ -499,7 +499,7 @@ static int cmd_info(int argc, char **argv) {
            ts->model == SA_TOK_BPE ? "bpe" : "spm", ts->n_vocab, ts->bos_id, ts->eos_id, ts->eot_id, ts->unk_id,
            ts->add_bos, ts->add_space_prefix, ts->pre ? ", pre " : "", ts->pre ? ts->pre : "");
     printf("chat template: %s\n", m.chat_template ? "yes" : "none");
-    if (m.aligner_template) printf("aligner template: yes\n");
+    if (m.aligner_template) printf("aligner template: %s\n", sa_annotator_is(m.aligner_template) ? "annotator (an instruct model through the reference's annotator prompt)" : "yes");
     printf("tensors:       %d, %.2f MiB\n", m.file.n_tensors, sa_model_weight_bytes(&m) / 1048576.0);
     for (int i = 0; i < m.file.n_tensors; i++) {
         const SalmTensor *t = &m.file.tensors[i];

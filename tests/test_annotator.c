@@ -514,6 +514,10 @@ TEST(annotator_cli_bundled_model) {
     char *q = test_run(cmd, &st);
     CHECKF(st == 0, "salign-quantize: %s", q);
     free(q);
+    snprintf(cmd, sizeof cmd, "bin/salign info %s 2>&1", salm);
+    q = test_run(cmd, &st);
+    CHECKF(st == 0 && strstr(q, "aligner template: annotator"), "salign info: %s", q);
+    free(q);
     for (int k = 0; k < 2; k++) {
         snprintf(cmd, sizeof cmd,
                  "bin/salign align --upstream weights/stories260K.salm --aligner %s %s -p 'Once upon a time' --temp 0 "
