@@ -67,6 +67,14 @@ static inline void kn_kq_scales(const uint8_t *scales, int32_t *sc, int16_t *mn)
     }
 }
 
+/* for the Q4_K x8 mins: int16 lanes (j, j, j, j, j+1, j+1, j+1, j+1) of the 8 bsum pairs, j = 2q */
+static const uint8_t kn_bsum_idx[4][16] = {
+#define KN_BS(j) {2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, 2*(j), 2*(j)+1, \
+                  2*(j)+2, 2*(j)+3, 2*(j)+2, 2*(j)+3, 2*(j)+2, 2*(j)+3, 2*(j)+2, 2*(j)+3}
+    KN_BS(0), KN_BS(2), KN_BS(4), KN_BS(6)
+#undef KN_BS
+};
+
 /* bytes 4q .. 4q+3 of v (one per row of an x8 tile's half) as int32 lanes */
 static inline int32x4_t kn_u8_lane4(uint8x16_t v, int q) {
     const uint16x8_t w = q < 2 ? vmovl_u8(vget_low_u8(v)) : vmovl_high_u8(v);
@@ -346,7 +354,7 @@ KN_FN static inline __attribute__((always_inline)) void KN_(q4Kx8_tile)(int nb, 
     UNROLL for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
     for (int b = 0; b < nb; b++) {
         if (pf_end) sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++) {
             /* the 6-bit scales and mins of sub-blocks 4s .. 4s+3 (s = 0, 1), byte 4*(j%4) + row */
             const uint8x16_t L0 = vld1q_u8(w[b].scl + 16 * h), L1 = vld1q_u8(w[b].scl + 32 + 16 * h);
             const uint8x16_t H = vld1q_u8(w[b].sch + 16 * h);
@@ -355,15 +363,29 @@ KN_FN static inline __attribute__((always_inline)) void KN_(q4Kx8_tile)(int nb, 
             MN[0] = vorrq_u8(vshrq_n_u8(L0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(H, 2), m3), 4));
             SC[1] = vorrq_u8(vandq_u8(L1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(H, 4), m3), 4));
             MN[1] = vorrq_u8(vshrq_n_u8(L1, 4), vshlq_n_u8(vshrq_n_u8(H, 6), 4));
+            /* imin per row: the mins widened to int16, (sub-block 4s + 2q, row) in the low half and
+             * (4s + 2q + 1, row) in the high half, against the token's bsum pairs laid out alike */
+            int16x8_t M16[2][2];
+            UNROLL for (int q = 0; q < 2; q++) {
+                M16[q][0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(MN[q])));
+                M16[q][1] = vreinterpretq_s16_u16(vmovl_high_u8(MN[q]));
+            }
             int32x4_t isum[2], imin[2];
             UNROLL for (int t = 0; t < NT; t++) {
                 const int16_t *bs = a[(size_t)t * nb + b].bsums;
-                imin[t] = vdupq_n_s32(0);
-                UNROLL for (int j = 0; j < 8; j++)
-                    imin[t] = vmlaq_n_s32(imin[t], kn_u8_lane4(MN[j / 4], j % 4), bs[2 * j] + bs[2 * j + 1]);
+                /* bsum_j = bsums[2j] + bsums[2j+1], at most 32 * 127 in magnitude */
+                const uint8x16_t B = vreinterpretq_u8_s16(vpaddq_s16(vld1q_s16(bs), vld1q_s16(bs + 8)));
+                int32x4_t m = vdupq_n_s32(0);
+                UNROLL for (int q = 0; q < 4; q++) {
+                    const int16x8_t bq = vreinterpretq_s16_u8(vqtbl1q_u8(B, vld1q_u8(kn_bsum_idx[q])));
+                    m = vmlal_s16(m, vget_low_s16(M16[q / 2][q % 2]), vget_low_s16(bq));
+                    m = vmlal_high_s16(m, M16[q / 2][q % 2], bq);
+                }
+                imin[t] = m;
                 isum[t] = vdupq_n_s32(0);
             }
             UNROLL for (int p = 0; p < 4; p++) {
+                RELOAD(); /* the activation words are re-read, not kept from the other half (spills) */
                 const uint8_t *qp = w[b].qs + 256 * p + 16 * h;
                 KN_ACC slo[2], shi[2];
                 UNROLL for (int t = 0; t < NT; t++) slo[t] = shi[t] = KN_ACC_ZERO;
@@ -407,11 +429,12 @@ KN_FN static inline __attribute__((always_inline)) void KN_(q6Kx8_tile)(int nb, 
     UNROLL for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = vdupq_n_f32(0.0f);
     for (int b = 0; b < nb; b++) {
         if (pf_end) sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        for (int h = 0; h < 2; h++) {
+        UNROLL for (int h = 0; h < 2; h++) {
             int32x4_t isum[2];
             UNROLL for (int t = 0; t < NT; t++) isum[t] = vdupq_n_s32(0);
             for (int H = 0; H < 2; H++)
                 UNROLL for (int cq = 0; cq < 2; cq++) {
+                    RELOAD(); /* as in the Q4_K tile */
                     KN_ACC s[2][4];
                     UNROLL for (int t = 0; t < NT; t++) s[t][0] = s[t][1] = s[t][2] = s[t][3] = KN_ACC_ZERO;
                     UNROLL for (int e = 0; e < 4; e++) {
