@@ -16,13 +16,36 @@
  *
  * Layout choice: Q4_K and Q6_K are repacked into 8-row tiles at load on every ISA (src/matmul.c:
  * is_kx8), so their GEMMs here work on BlockQ4_Kx8 / BlockQ6_Kx8 (one row per 32-bit lane, as on
- * x86); their one-row dots serve the rows after the last whole 8. The other types stay in ggml's
- * rows: one-row dots, and the GEMM over them. */
+ * x86: the activation bytes are loaded once for 8 rows and no horizontal sum is needed per row);
+ * their one-row dots serve the rows after the last whole 8. The other types stay in ggml's rows
+ * (no repacking to add to src/matmul.c, which another change is moving): one-row dots, and GEMMs
+ * that decode each block once per run of tokens. No ARM hardware was at hand to time either.  */
 
-/* ---- one-row dots of the 32-weight block types ---- */
+/* ---- the row types: decode a block once, then dot it with each token ----
+ * A decoder turns one weight block into signed int8 levels in element order plus its integer
+ * scales (and mins); the token step takes the exact integer sums of those with the token's
+ * quants and combines them in float as the reference does. The dot is one token; the GEMM
+ * decodes each block once per run of up to KN_TCHUNK tokens, so a prefill batch does not decode
+ * every weight once per token. */
 
 #ifndef KN_SHARED_HELPERS
 #define KN_SHARED_HELPERS
+enum { KN_TCHUNK = 8 };
+
+/* a decoded 32-weight block: elements 0..15 and 16..31, the fp16 scale and (Q4_1 / Q5_1) minimum */
+typedef struct {
+    int8x16_t lo, hi;
+    float d, m;
+} KnB32;
+/* a decoded 256-weight super-block: q[i] = elements 16i .. 16i+15, sc[i] / mn[i] their integer
+ * scale and min (a 32-weight sub-block's twice), d / dmin the fp16 super-block scales */
+typedef struct {
+    int8x16_t q[16];
+    int32_t sc[16];
+    int16_t mn[16];
+    float d, dmin;
+} KnB256;
+
 /* low / high nibbles of 16 bytes as int8 (0..15) */
 static inline void kn_nibbles(const uint8_t *p, int8x16_t *lo, int8x16_t *hi) {
     const uint8x16_t v = vld1q_u8(p);
@@ -32,15 +55,15 @@ static inline void kn_nibbles(const uint8_t *p, int8x16_t *lo, int8x16_t *hi) {
 
 /* Q5_0 / Q5_1's fifth bits as 16 (or 0) per element: elements 0..15 from qh bytes 0, 1 and
  * 16..31 from bytes 2, 3 (bit j of the little-endian 32-bit qh is element j) */
-static inline void kn_fifth_bits(const uint8_t *qh, uint8x16_t *lo, uint8x16_t *hi) {
+static inline void kn_fifth_bits(const uint8_t *qh, int8x16_t *lo, int8x16_t *hi) {
     static const uint8_t idx[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
                                     2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
     static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
     uint32_t h;
     memcpy(&h, qh, 4);
     const uint8x16_t hv = vreinterpretq_u8_u32(vdupq_n_u32(h)), b = vld1q_u8(bit), sixteen = vdupq_n_u8(16);
-    *lo = vandq_u8(vtstq_u8(vqtbl1q_u8(hv, vld1q_u8(idx)), b), sixteen);
-    *hi = vandq_u8(vtstq_u8(vqtbl1q_u8(hv, vld1q_u8(idx + 16)), b), sixteen);
+    *lo = vreinterpretq_s8_u8(vandq_u8(vtstq_u8(vqtbl1q_u8(hv, vld1q_u8(idx)), b), sixteen));
+    *hi = vreinterpretq_s8_u8(vandq_u8(vtstq_u8(vqtbl1q_u8(hv, vld1q_u8(idx + 16)), b), sixteen));
 }
 
 /* IQ4 nibbles of 16 bytes -> their table values (one TBL each) */
@@ -51,20 +74,145 @@ static inline void kn_iq4_values(const uint8_t *p, int8x16_t *lo, int8x16_t *hi)
     *hi = vqtbl1q_s8(tbl, vshrq_n_u8(v, 4));
 }
 
-/* Q4_K / Q5_K: imin = sum_j mn_j * (bsums[2j] + bsums[2j+1]) */
-static inline int32_t kn_kq_imin(const int16_t *bsums, const int16_t *mn) {
-    const int16x8_t bs = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8)); /* |sum| <= 32 * 127 */
-    const int16x8_t m = vld1q_s16(mn);
-    return vaddvq_s32(vmlal_high_s16(vmull_s16(vget_low_s16(bs), vget_low_s16(m)), bs, m));
+static inline void kn_dec_q4_1(const BlockQ4_1 *w, KnB32 *B) {
+    kn_nibbles(w->qs, &B->lo, &B->hi);
+    B->d = h2f(w->d);
+    B->m = h2f(w->m);
+}
+static inline void kn_dec_q5_1(const BlockQ5_1 *w, KnB32 *B) {
+    int8x16_t bl, bh;
+    kn_nibbles(w->qs, &B->lo, &B->hi);
+    kn_fifth_bits(w->qh, &bl, &bh);
+    B->lo = vorrq_s8(B->lo, bl);
+    B->hi = vorrq_s8(B->hi, bh);
+    B->d = h2f(w->d);
+    B->m = h2f(w->m);
+}
+static inline void kn_dec_q5_0(const BlockQ5_0 *w, KnB32 *B) {
+    int8x16_t bl, bh;
+    kn_nibbles(w->qs, &B->lo, &B->hi);
+    kn_fifth_bits(w->qh, &bl, &bh);
+    B->lo = vsubq_s8(vorrq_s8(B->lo, bl), vdupq_n_s8(16));
+    B->hi = vsubq_s8(vorrq_s8(B->hi, bh), vdupq_n_s8(16));
+    B->d = h2f(w->d);
+}
+static inline void kn_dec_iq4_nl(const BlockIQ4_NL *w, KnB32 *B) {
+    kn_iq4_values(w->qs, &B->lo, &B->hi);
+    B->d = h2f(w->d);
 }
 
-static inline void kn_kq_scales(const uint8_t *scales, int32_t *sc, int16_t *mn) {
+/* Q4_K / Q5_K: sub-block j (32 weights) is the low (j even) or high nibbles of qs[32 (j/2) + l];
+ * Q5_K adds bit j of qh[l] as 16 */
+static inline void kn_dec_q45_K(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, KnB256 *B) {
     for (int j = 0; j < 8; j++) {
-        int s, m;
-        sa_kq_scale_min(j, scales, &s, &m);
-        sc[j] = s;
-        mn[j] = (int16_t)m;
+        int sc, mn;
+        sa_kq_scale_min(j, scales, &sc, &mn);
+        B->sc[2 * j] = B->sc[2 * j + 1] = sc;
+        B->mn[2 * j] = B->mn[2 * j + 1] = (int16_t)mn;
     }
+    for (int p = 0; p < 4; p++) {
+        kn_nibbles(qs + 32 * p, &B->q[4 * p], &B->q[4 * p + 2]);
+        kn_nibbles(qs + 32 * p + 16, &B->q[4 * p + 1], &B->q[4 * p + 3]);
+    }
+    if (qh) {
+        const uint8x16_t h0 = vld1q_u8(qh), h1 = vld1q_u8(qh + 16), sixteen = vdupq_n_u8(16);
+        for (int j = 0; j < 8; j++) {
+            const uint8x16_t m = vdupq_n_u8((uint8_t)(1 << j));
+            B->q[2 * j] = vorrq_s8(B->q[2 * j], vreinterpretq_s8_u8(vandq_u8(vtstq_u8(h0, m), sixteen)));
+            B->q[2 * j + 1] = vorrq_s8(B->q[2 * j + 1], vreinterpretq_s8_u8(vandq_u8(vtstq_u8(h1, m), sixteen)));
+        }
+    }
+}
+static inline void kn_dec_q4_K(const BlockQ4_K *w, KnB256 *B) {
+    kn_dec_q45_K(w->scales, w->qs, NULL, B);
+    B->d = h2f(w->d);
+    B->dmin = h2f(w->dmin);
+}
+static inline void kn_dec_q5_K(const BlockQ5_K *w, KnB256 *B) {
+    kn_dec_q45_K(w->scales, w->qs, w->qh, B);
+    B->d = h2f(w->d);
+    B->dmin = h2f(w->dmin);
+}
+
+/* Q6_K: per half h, 32 bytes of ql (low nibbles: weights l, high: l + 64), 32 more (l + 32,
+ * l + 96) and 32 of qh (bit pairs 0, 2, 4, 6 for the four); elements 128h + 32v + 16u + .. are
+ * q[8h + 2v + u], scale scales[8h + 2v + u]; levels - 32 */
+static inline void kn_dec_q6_K(const BlockQ6_K *w, KnB256 *B) {
+    const uint8x16_t m4 = vdupq_n_u8(15), m3 = vdupq_n_u8(3);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    for (int i = 0; i < 16; i++) B->sc[i] = w->scales[i];
+    for (int h = 0; h < 2; h++)
+        for (int u = 0; u < 2; u++) {
+            const uint8_t *ql = w->ql + 64 * h, *qh = w->qh + 32 * h;
+            const uint8x16_t A = vld1q_u8(ql + 16 * u), Bv = vld1q_u8(ql + 32 + 16 * u), H = vld1q_u8(qh + 16 * u);
+            int8x16_t *q = B->q + 8 * h + u;
+            q[0] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(A, m4), vshlq_n_u8(vandq_u8(H, m3), 4))), m32);
+            q[2] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(Bv, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(H, 2), m3), 4))), m32);
+            q[4] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(A, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(H, 4), m3), 4))), m32);
+            q[6] = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(Bv, 4), vshlq_n_u8(vshrq_n_u8(H, 6), 4))), m32);
+        }
+    B->d = h2f(w->d);
+}
+
+/* Q2_K / Q3_K: elements 128h + 32p + 16u + l are bits 2p, 2p+1 of qs[32h + 16u + l] (q[8h + 2p + u]);
+ * Q3_K subtracts 4 where bit 4h + p of hmask[16u + l] is clear */
+static inline void kn_dec_q23_K(const uint8_t *qs, const uint8_t *hmask, KnB256 *B) {
+    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    for (int h = 0; h < 2; h++)
+        for (int u = 0; u < 2; u++) {
+            const uint8x16_t q = vld1q_u8(qs + 32 * h + 16 * u);
+            const uint8x16_t hm = hmask ? vld1q_u8(hmask + 16 * u) : vdupq_n_u8(0);
+            for (int p = 0; p < 4; p++) {
+                uint8x16_t v = vandq_u8(vshlq_u8(q, vdupq_n_s8((int8_t)(-2 * p))), m3);
+                if (hmask) v = vsubq_u8(v, vbicq_u8(four, vtstq_u8(hm, vdupq_n_u8((uint8_t)(1 << (4 * h + p))))));
+                B->q[8 * h + 2 * p + u] = vreinterpretq_s8_u8(v);
+            }
+        }
+}
+static inline void kn_dec_q2_K(const BlockQ2_K *w, KnB256 *B) {
+    for (int i = 0; i < 16; i++) {
+        B->sc[i] = w->scales[i] & 15;
+        B->mn[i] = (int16_t)(w->scales[i] >> 4);
+    }
+    kn_dec_q23_K(w->qs, NULL, B);
+    B->d = h2f(w->d);
+    B->dmin = h2f(w->dmin);
+}
+static inline void kn_dec_q3_K(const BlockQ3_K *w, KnB256 *B) {
+    for (int i = 0; i < 16; i++) B->sc[i] = sa_q3k_scale(i, w->scales) - 32;
+    kn_dec_q23_K(w->qs, w->hmask, B);
+    B->d = h2f(w->d);
+}
+
+/* IQ4_XS: sub-block j is qs[16j ..] as an IQ4_NL block, scale ls_j - 32 */
+static inline void kn_dec_iq4_xs(const BlockIQ4_XS *w, KnB256 *B) {
+    for (int j = 0; j < 8; j++) {
+        kn_iq4_values(w->qs + 16 * j, &B->q[2 * j], &B->q[2 * j + 1]);
+        B->sc[2 * j] = B->sc[2 * j + 1] = sa_iq4xs_scale(j, w) - 32;
+    }
+    B->d = h2f(w->d);
+}
+
+/* The reference's float steps, given the block's exact integer sum (and for the K-quants with
+ * mins, imin = sum_i mn_i * bsums_i, exact in int32) */
+static inline float kn_comb_q8_0(float sum, const KnB32 *B, const BlockQ8_0 *a, int32_t si) {
+    return sum + (float)si * (B->d * h2f(a->d));
+}
+static inline float kn_comb_q8_1(float sum, const KnB32 *B, const BlockQ8_1 *a, int32_t si) {
+    return sum + ((float)si * (B->d * h2f(a->d)) + B->m * h2f(a->s));
+}
+static inline float kn_comb_kmin(float sum, const KnB256 *B, const BlockQ8_K *a, int32_t isum) {
+    const int16x8_t m0 = vld1q_s16(B->mn), m1 = vld1q_s16(B->mn + 8);
+    const int16x8_t b0 = vld1q_s16(a->bsums), b1 = vld1q_s16(a->bsums + 8);
+    int32x4_t im = vmull_s16(vget_low_s16(m0), vget_low_s16(b0));
+    im = vmlal_high_s16(im, m0, b0);
+    im = vmlal_s16(im, vget_low_s16(m1), vget_low_s16(b1));
+    im = vmlal_high_s16(im, m1, b1);
+    const float dd = a->d * B->d, dm = a->d * B->dmin;
+    return sum + (dd * (float)isum - dm * (float)vaddvq_s32(im));
+}
+static inline float kn_comb_k(float sum, const KnB256 *B, const BlockQ8_K *a, int32_t isum) {
+    return sum + (a->d * B->d) * (float)isum;
 }
 
 /* for the Q4_K x8 mins: int16 lanes (j, j, j, j, j+1, j+1, j+1, j+1) of the 8 bsum pairs, j = 2q */
@@ -86,259 +234,60 @@ static inline int32x4_t kn_s8_lane4(int8x16_t v, int q) {
 }
 #endif
 
-/* the integer dot of one 32-weight block (lo: elements 0..15, hi: 16..31) with a's 32 quants */
-KN_FN static inline int32_t KN_(blk32)(int8x16_t lo, int8x16_t hi, const int8_t *a) {
-    return vaddvq_s32(KN_DOT16(KN_DOT16(vdupq_n_s32(0), lo, vld1q_s8(a)), hi, vld1q_s8(a + 16)));
+/* the exact integer sums of a decoded block with a token's quants */
+KN_FN static inline int32_t KN_(isum32)(const KnB32 *B, const int8_t *x) {
+    return vaddvq_s32(KN_DOT16(KN_DOT16(vdupq_n_s32(0), B->lo, vld1q_s8(x)), B->hi, vld1q_s8(x + 16)));
+}
+KN_FN static inline int32_t KN_(isum256)(const KnB256 *B, const int8_t *x) {
+    int32x4_t is = vdupq_n_s32(0);
+    UNROLL for (int i = 0; i < 16; i++) is = vmlaq_n_s32(is, KN_DOT16(vdupq_n_s32(0), B->q[i], vld1q_s8(x + 16 * i)), B->sc[i]);
+    return vaddvq_s32(is);
 }
 
-KN_FN static float KN_(dot_q4_1)(int n, const void *wv, const void *av) {
-    const BlockQ4_1 *w = wv;
-    const BlockQ8_1 *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / 32; b++) {
-        int8x16_t lo, hi;
-        kn_nibbles(w[b].qs, &lo, &hi);
-        const int32_t si = KN_(blk32)(lo, hi, a[b].qs);
-        sum = sum + ((float)si * (h2f(w[b].d) * h2f(a[b].d)) + h2f(w[b].m) * h2f(a[b].s));
+/* dot and GEMM of one row type: WT its block, AT the activation block, BT the decoded block of
+ * BLK weights */
+#define KN_ROW_KERNELS(TY, WT, AT, BT, BLK, ISUM, COMB)                                                          \
+    KN_FN static float KN_(dot_##TY)(int n, const void *wv, const void *av) {                                    \
+        const WT *w = wv;                                                                                        \
+        const AT *a = av;                                                                                        \
+        float sum = 0.0f;                                                                                        \
+        for (int b = 0; b < n / (BLK); b++) {                                                                    \
+            BT B;                                                                                                \
+            kn_dec_##TY(&w[b], &B);                                                                              \
+            sum = COMB(sum, &B, &a[b], ISUM(&B, a[b].qs));                                                       \
+        }                                                                                                        \
+        return sum;                                                                                              \
+    }                                                                                                            \
+    KN_FN static void KN_(gemm_##TY)(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, \
+                                     int T, float *y, size_t ldy) {                                              \
+        for (int t0 = 0; t0 < T; t0 += KN_TCHUNK) {                                                              \
+            const int nt = T - t0 < KN_TCHUNK ? T - t0 : KN_TCHUNK;                                              \
+            for (int r = 0; r < rows; r++) {                                                                     \
+                const WT *wr = (const WT *)((const uint8_t *)w + (size_t)r * wstride);                           \
+                float acc[KN_TCHUNK] = {0.0f};                                                                   \
+                for (int b = 0; b < n / (BLK); b++) {                                                            \
+                    BT B;                                                                                        \
+                    kn_dec_##TY(&wr[b], &B);                                                                     \
+                    for (int t = 0; t < nt; t++) {                                                               \
+                        const AT *ab = (const AT *)((const uint8_t *)a + (size_t)(t0 + t) * astride) + b;        \
+                        acc[t] = COMB(acc[t], &B, ab, ISUM(&B, ab->qs));                                         \
+                    }                                                                                            \
+                }                                                                                                \
+                for (int t = 0; t < nt; t++) y[(size_t)(t0 + t) * ldy + r] = acc[t];                             \
+            }                                                                                                    \
+        }                                                                                                        \
     }
-    return sum;
-}
-
-KN_FN static float KN_(dot_q5_0)(int n, const void *wv, const void *av) {
-    const BlockQ5_0 *w = wv;
-    const BlockQ8_0 *a = av;
-    const int8x16_t sixteen = vdupq_n_s8(16);
-    float sum = 0.0f;
-    for (int b = 0; b < n / 32; b++) {
-        int8x16_t lo, hi;
-        uint8x16_t bl, bh;
-        kn_nibbles(w[b].qs, &lo, &hi);
-        kn_fifth_bits(w[b].qh, &bl, &bh);
-        lo = vsubq_s8(vorrq_s8(lo, vreinterpretq_s8_u8(bl)), sixteen);
-        hi = vsubq_s8(vorrq_s8(hi, vreinterpretq_s8_u8(bh)), sixteen);
-        const int32_t si = KN_(blk32)(lo, hi, a[b].qs);
-        sum = sum + (float)si * (h2f(w[b].d) * h2f(a[b].d));
-    }
-    return sum;
-}
-
-KN_FN static float KN_(dot_q5_1)(int n, const void *wv, const void *av) {
-    const BlockQ5_1 *w = wv;
-    const BlockQ8_1 *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / 32; b++) {
-        int8x16_t lo, hi;
-        uint8x16_t bl, bh;
-        kn_nibbles(w[b].qs, &lo, &hi);
-        kn_fifth_bits(w[b].qh, &bl, &bh);
-        lo = vorrq_s8(lo, vreinterpretq_s8_u8(bl));
-        hi = vorrq_s8(hi, vreinterpretq_s8_u8(bh));
-        const int32_t si = KN_(blk32)(lo, hi, a[b].qs);
-        sum = sum + ((float)si * (h2f(w[b].d) * h2f(a[b].d)) + h2f(w[b].m) * h2f(a[b].s));
-    }
-    return sum;
-}
-
-KN_FN static float KN_(dot_iq4_nl)(int n, const void *wv, const void *av) {
-    const BlockIQ4_NL *w = wv;
-    const BlockQ8_0 *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK4_NL; b++) {
-        int8x16_t lo, hi;
-        kn_iq4_values(w[b].qs, &lo, &hi);
-        const int32_t si = KN_(blk32)(lo, hi, a[b].qs);
-        sum = sum + (float)si * (h2f(w[b].d) * h2f(a[b].d));
-    }
-    return sum;
-}
-
-/* ---- one-row dots of the 256-weight (K-quant) types ----
- * Per super-block, the sub-block dots stay in 4 int32 lanes and are scaled there (MLA by the
- * sub-block's integer scale); one horizontal add per super-block gives the reference's isum. */
-
-KN_FN static float KN_(dot_q4_K)(int n, const void *wv, const void *av) {
-    const BlockQ4_K *w = wv;
-    const BlockQ8_K *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        int32_t sc[8];
-        int16_t mn[8];
-        kn_kq_scales(w[b].scales, sc, mn);
-        const int8_t *x = a[b].qs;
-        int32x4_t is = vdupq_n_s32(0);
-        for (int p = 0; p < 4; p++) {
-            int8x16_t l0, h0, l1, h1;
-            kn_nibbles(w[b].qs + 32 * p, &l0, &h0);
-            kn_nibbles(w[b].qs + 32 * p + 16, &l1, &h1);
-            const int32x4_t s0 = KN_DOT16(KN_DOT16(vdupq_n_s32(0), l0, vld1q_s8(x + 64 * p)), l1, vld1q_s8(x + 64 * p + 16));
-            const int32x4_t s1 = KN_DOT16(KN_DOT16(vdupq_n_s32(0), h0, vld1q_s8(x + 64 * p + 32)), h1, vld1q_s8(x + 64 * p + 48));
-            is = vmlaq_n_s32(vmlaq_n_s32(is, s0, sc[2 * p]), s1, sc[2 * p + 1]);
-        }
-        const float dd = a[b].d * h2f(w[b].d), dm = a[b].d * h2f(w[b].dmin);
-        sum = sum + (dd * (float)vaddvq_s32(is) - dm * (float)kn_kq_imin(a[b].bsums, mn));
-    }
-    return sum;
-}
-
-KN_FN static float KN_(dot_q5_K)(int n, const void *wv, const void *av) {
-    const BlockQ5_K *w = wv;
-    const BlockQ8_K *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        int32_t sc[8];
-        int16_t mn[8];
-        kn_kq_scales(w[b].scales, sc, mn);
-        const int8_t *x = a[b].qs;
-        const uint8x16_t qh0 = vld1q_u8(w[b].qh), qh1 = vld1q_u8(w[b].qh + 16), sixteen = vdupq_n_u8(16);
-        int32x4_t is = vdupq_n_s32(0);
-        for (int p = 0; p < 4; p++) {
-            int8x16_t l0, h0, l1, h1;
-            kn_nibbles(w[b].qs + 32 * p, &l0, &h0);
-            kn_nibbles(w[b].qs + 32 * p + 16, &l1, &h1);
-            /* sub-block 2p takes bit 2p of qh[l], sub-block 2p+1 bit 2p+1 */
-            const uint8x16_t m0 = vdupq_n_u8((uint8_t)(1 << (2 * p))), m1 = vdupq_n_u8((uint8_t)(2 << (2 * p)));
-            l0 = vorrq_s8(l0, vreinterpretq_s8_u8(vandq_u8(vtstq_u8(qh0, m0), sixteen)));
-            l1 = vorrq_s8(l1, vreinterpretq_s8_u8(vandq_u8(vtstq_u8(qh1, m0), sixteen)));
-            h0 = vorrq_s8(h0, vreinterpretq_s8_u8(vandq_u8(vtstq_u8(qh0, m1), sixteen)));
-            h1 = vorrq_s8(h1, vreinterpretq_s8_u8(vandq_u8(vtstq_u8(qh1, m1), sixteen)));
-            const int32x4_t s0 = KN_DOT16(KN_DOT16(vdupq_n_s32(0), l0, vld1q_s8(x + 64 * p)), l1, vld1q_s8(x + 64 * p + 16));
-            const int32x4_t s1 = KN_DOT16(KN_DOT16(vdupq_n_s32(0), h0, vld1q_s8(x + 64 * p + 32)), h1, vld1q_s8(x + 64 * p + 48));
-            is = vmlaq_n_s32(vmlaq_n_s32(is, s0, sc[2 * p]), s1, sc[2 * p + 1]);
-        }
-        const float dd = a[b].d * h2f(w[b].d), dm = a[b].d * h2f(w[b].dmin);
-        sum = sum + (dd * (float)vaddvq_s32(is) - dm * (float)kn_kq_imin(a[b].bsums, mn));
-    }
-    return sum;
-}
-
-/* Q6_K: per half, 32 bytes of ql (low nibbles: weights l, high: l + 64), 32 more (l + 32, l + 96)
- * and 32 of qh (bit pairs 0, 2, 4, 6 for the four); levels - 32 are signed bytes */
-KN_FN static float KN_(dot_q6_K)(int n, const void *wv, const void *av) {
-    const BlockQ6_K *w = wv;
-    const BlockQ8_K *a = av;
-    const uint8x16_t m4 = vdupq_n_u8(15), m3 = vdupq_n_u8(3);
-    const int8x16_t m32 = vdupq_n_s8(32);
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        int32x4_t is = vdupq_n_s32(0);
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
-            const int8_t *x = a[b].qs + 128 * h;
-            const int8_t *sc = w[b].scales + 8 * h;
-            for (int u = 0; u < 2; u++) { /* l = 16u .. 16u + 15: sub-blocks 8h + u + 2v */
-                const uint8x16_t A = vld1q_u8(ql + 16 * u), B = vld1q_u8(ql + 32 + 16 * u), H = vld1q_u8(qh + 16 * u);
-                int8x16_t v[4];
-                v[0] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(A, m4), vshlq_n_u8(vandq_u8(H, m3), 4)));
-                v[1] = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(B, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(H, 2), m3), 4)));
-                v[2] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(A, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(H, 4), m3), 4)));
-                v[3] = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(B, 4), vshlq_n_u8(vshrq_n_u8(H, 6), 4)));
-                for (int q = 0; q < 4; q++) {
-                    const int32x4_t s = KN_DOT16(vdupq_n_s32(0), vsubq_s8(v[q], m32), vld1q_s8(x + 32 * q + 16 * u));
-                    is = vmlaq_n_s32(is, s, sc[2 * q + u]);
-                }
-            }
-        }
-        sum = sum + (a[b].d * h2f(w[b].d)) * (float)vaddvq_s32(is);
-    }
-    return sum;
-}
-
-/* Q2_K: weights 128h + 32p + l are bits 2p, 2p+1 of qs[32h + l]; unsigned levels 0..3; the 4-bit
- * mins against Q8_K's bsums (one per 16-weight sub-block) */
-KN_FN static float KN_(dot_q2_K)(int n, const void *wv, const void *av) {
-    const BlockQ2_K *w = wv;
-    const BlockQ8_K *a = av;
-    const uint8x16_t m3 = vdupq_n_u8(3), m4 = vdupq_n_u8(15);
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        const uint8x16_t scv = vld1q_u8(w[b].scales);
-        uint8_t sc[16];
-        vst1q_u8(sc, vandq_u8(scv, m4));
-        const int16x8_t mn0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(vshrq_n_u8(scv, 4))));
-        const int16x8_t mn1 = vreinterpretq_s16_u16(vmovl_high_u8(vshrq_n_u8(scv, 4)));
-        const int16x8_t bs0 = vld1q_s16(a[b].bsums), bs1 = vld1q_s16(a[b].bsums + 8);
-        int32x4_t im = vmull_s16(vget_low_s16(mn0), vget_low_s16(bs0));
-        im = vmlal_high_s16(im, mn0, bs0);
-        im = vmlal_s16(im, vget_low_s16(mn1), vget_low_s16(bs1));
-        im = vmlal_high_s16(im, mn1, bs1);
-        int32x4_t is = vdupq_n_s32(0);
-        for (int h = 0; h < 2; h++) {
-            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * h), q1 = vld1q_u8(w[b].qs + 32 * h + 16);
-            for (int p = 0; p < 4; p++) {
-                const int j = 8 * h + 2 * p;
-                const int8_t *x = a[b].qs + 128 * h + 32 * p;
-                const int8x16_t v0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q0, vdupq_n_s8((int8_t)(-2 * p))), m3));
-                const int8x16_t v1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q1, vdupq_n_s8((int8_t)(-2 * p))), m3));
-                is = vmlaq_n_s32(is, KN_DOT16(vdupq_n_s32(0), v0, vld1q_s8(x)), sc[j]);
-                is = vmlaq_n_s32(is, KN_DOT16(vdupq_n_s32(0), v1, vld1q_s8(x + 16)), sc[j + 1]);
-            }
-        }
-        const float dd = a[b].d * h2f(w[b].d), dm = a[b].d * h2f(w[b].dmin);
-        sum = sum + (dd * (float)vaddvq_s32(is) - dm * (float)vaddvq_s32(im));
-    }
-    return sum;
-}
-
-/* Q3_K: Q2_K's bit pairs minus 4 where bit 4h + p of hmask[l] is clear; signed 6-bit scales */
-KN_FN static float KN_(dot_q3_K)(int n, const void *wv, const void *av) {
-    const BlockQ3_K *w = wv;
-    const BlockQ8_K *a = av;
-    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        int32_t sc[16];
-        for (int j = 0; j < 16; j++) sc[j] = sa_q3k_scale(j, w[b].scales) - 32;
-        const uint8x16_t hm0 = vld1q_u8(w[b].hmask), hm1 = vld1q_u8(w[b].hmask + 16);
-        int32x4_t is = vdupq_n_s32(0);
-        for (int h = 0; h < 2; h++) {
-            const uint8x16_t q0 = vld1q_u8(w[b].qs + 32 * h), q1 = vld1q_u8(w[b].qs + 32 * h + 16);
-            for (int p = 0; p < 4; p++) {
-                const int j = 8 * h + 2 * p;
-                const int8_t *x = a[b].qs + 128 * h + 32 * p;
-                const uint8x16_t bit = vdupq_n_u8((uint8_t)(1 << (4 * h + p)));
-                const int8x16_t sh = vdupq_n_s8((int8_t)(-2 * p));
-                const int8x16_t v0 = vreinterpretq_s8_u8(
-                    vsubq_u8(vandq_u8(vshlq_u8(q0, sh), m3), vbicq_u8(four, vtstq_u8(hm0, bit))));
-                const int8x16_t v1 = vreinterpretq_s8_u8(
-                    vsubq_u8(vandq_u8(vshlq_u8(q1, sh), m3), vbicq_u8(four, vtstq_u8(hm1, bit))));
-                is = vmlaq_n_s32(is, KN_DOT16(vdupq_n_s32(0), v0, vld1q_s8(x)), sc[j]);
-                is = vmlaq_n_s32(is, KN_DOT16(vdupq_n_s32(0), v1, vld1q_s8(x + 16)), sc[j + 1]);
-            }
-        }
-        sum = sum + (a[b].d * h2f(w[b].d)) * (float)vaddvq_s32(is);
-    }
-    return sum;
-}
-
-KN_FN static float KN_(dot_iq4_xs)(int n, const void *wv, const void *av) {
-    const BlockIQ4_XS *w = wv;
-    const BlockQ8_K *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        int32x4_t is = vdupq_n_s32(0);
-        for (int j = 0; j < 8; j++) {
-            int8x16_t lo, hi;
-            kn_iq4_values(w[b].qs + 16 * j, &lo, &hi);
-            const int8_t *x = a[b].qs + 32 * j;
-            const int32x4_t s = KN_DOT16(KN_DOT16(vdupq_n_s32(0), lo, vld1q_s8(x)), hi, vld1q_s8(x + 16));
-            is = vmlaq_n_s32(is, s, sa_iq4xs_scale(j, &w[b]) - 32);
-        }
-        sum = sum + (a[b].d * h2f(w[b].d)) * (float)vaddvq_s32(is);
-    }
-    return sum;
-}
-
-/* The GEMMs of the row types: each (row, token) is the dot itself, so it equals it bit for bit. */
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q4_1), KN_(dot_q4_1))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q5_0), KN_(dot_q5_0))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q5_1), KN_(dot_q5_1))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_iq4_nl), KN_(dot_iq4_nl))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q4_K), KN_(dot_q4_K))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q5_K), KN_(dot_q5_K))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q6_K), KN_(dot_q6_K))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q2_K), KN_(dot_q2_K))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_q3_K), KN_(dot_q3_K))
-KN_FN static SA_GEMM_FROM_DOT(KN_(gemm_iq4_xs), KN_(dot_iq4_xs))
+KN_ROW_KERNELS(q4_1, BlockQ4_1, BlockQ8_1, KnB32, 32, KN_(isum32), kn_comb_q8_1)
+KN_ROW_KERNELS(q5_1, BlockQ5_1, BlockQ8_1, KnB32, 32, KN_(isum32), kn_comb_q8_1)
+KN_ROW_KERNELS(q5_0, BlockQ5_0, BlockQ8_0, KnB32, 32, KN_(isum32), kn_comb_q8_0)
+KN_ROW_KERNELS(iq4_nl, BlockIQ4_NL, BlockQ8_0, KnB32, 32, KN_(isum32), kn_comb_q8_0)
+KN_ROW_KERNELS(q4_K, BlockQ4_K, BlockQ8_K, KnB256, QK_K, KN_(isum256), kn_comb_kmin)
+KN_ROW_KERNELS(q5_K, BlockQ5_K, BlockQ8_K, KnB256, QK_K, KN_(isum256), kn_comb_kmin)
+KN_ROW_KERNELS(q2_K, BlockQ2_K, BlockQ8_K, KnB256, QK_K, KN_(isum256), kn_comb_kmin)
+KN_ROW_KERNELS(q6_K, BlockQ6_K, BlockQ8_K, KnB256, QK_K, KN_(isum256), kn_comb_k)
+KN_ROW_KERNELS(q3_K, BlockQ3_K, BlockQ8_K, KnB256, QK_K, KN_(isum256), kn_comb_k)
+KN_ROW_KERNELS(iq4_xs, BlockIQ4_XS, BlockQ8_K, KnB256, QK_K, KN_(isum256), kn_comb_k)
+#undef KN_ROW_KERNELS
 
 /* ---- the repacked Q4_K / Q6_K tiles (kernels.h: BlockQ4_Kx8, BlockQ6_Kx8) ----
  * One group of 8 rows times NT (1 or 2) tokens, four rows (one half, h) at a time: each 16-byte
