@@ -19,7 +19,7 @@
  * x86: the activation bytes are loaded once for 8 rows and no horizontal sum is needed per row);
  * their one-row dots serve the rows after the last whole 8. The other types stay in ggml's rows
  * (no repacking to add to src/matmul.c, which another change is moving): one-row dots, and GEMMs
- * that decode each block once per run of tokens. No ARM hardware was at hand to time either.  */
+ * that decode each block once per run of tokens. No ARM hardware was at hand to time either. */
 
 /* ---- the row types: decode a block once, then dot it with each token ----
  * A decoder turns one weight block into signed int8 levels in element order plus its integer
