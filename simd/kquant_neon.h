@@ -446,3 +446,12 @@ KN_GEMM_X8(KN_(gemm_q6_Kx8), KN_(q6Kx8_tile), BlockQ6_Kx8)
     [SA_Q6_K] = {NULL, P##_dot_q6_K, P##_gemm_q6_K, P##_gemm_q6_Kx8},                                            \
     [SA_Q5_K] = {NULL, P##_dot_q5_K, P##_gemm_q5_K}, [SA_Q2_K] = {NULL, P##_dot_q2_K, P##_gemm_q2_K},             \
     [SA_Q3_K] = {NULL, P##_dot_q3_K, P##_gemm_q3_K}, [SA_IQ4_XS] = {NULL, P##_dot_iq4_xs, P##_gemm_iq4_xs}
+
+/* the includer's parameters, for the next instance */
+#undef KN_
+#undef KN_FN
+#undef KN_DOT16
+#undef KN_ACC
+#undef KN_ACC_ZERO
+#undef KN_STEP
+#undef KN_FINISH

@@ -831,14 +831,7 @@ typedef struct {
         (acc).h = vpadalq_s16((acc).h, vmull_high_s8((w), ab_));                 \
     } while (0)
 #define KN_FINISH(acc) vpaddq_s32((acc).l, (acc).h)
-#include "kquant_neon.h"
-#undef KN_
-#undef KN_FN
-#undef KN_DOT16
-#undef KN_ACC
-#undef KN_ACC_ZERO
-#undef KN_STEP
-#undef KN_FINISH
+#include "kquant_neon.h" /* undefines the KN_ parameters */
 
 /* SDOT: four products per int32 lane */
 #define KN_(name) sdot_##name
@@ -848,14 +841,7 @@ typedef struct {
 #define KN_ACC_ZERO vdupq_n_s32(0)
 #define KN_STEP(acc, w, x) ((acc) = vdotq_s32((acc), (w), bcast4(x)))
 #define KN_FINISH(acc) (acc)
-#include "kquant_neon.h"
-#undef KN_
-#undef KN_FN
-#undef KN_DOT16
-#undef KN_ACC
-#undef KN_ACC_ZERO
-#undef KN_STEP
-#undef KN_FINISH
+#include "kquant_neon.h" /* undefines the KN_ parameters */
 
 #define KN_ACT_ROWS [SA_Q8_K] = {quantize_q8_K, NULL, NULL, NULL}, [SA_Q8_1] = {quantize_q8_1, NULL, NULL, NULL}
 
