@@ -9,7 +9,8 @@
  *       row), x points at 4 activation bytes; KN_FINISH gives the 4 rows' int32 sums.
  *
  * Every kernel computes the scalar reference's integer sums exactly (int8 x int8 products are at
- * most 128 * 127 in magnitude and are widened to int32 before any sum: vmull + vpadal, or SDOT)
+ * most 128 * 127 in magnitude; the dots widen them to int32 before any sum, vmull + vpadal or
+ * SDOT; the plain x8 tiles sum a few in int16 first, within the bounds neon.c states at KN_STEP)
  * and combines them in float with the reference's operations in its order (C11: no FMA
  * contraction), so every value equals the reference's bit for bit (tests/test_kernels.c:
  * kernels_block_types, kernels_gemm_kx8).

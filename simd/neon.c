@@ -818,19 +818,23 @@ static void quantize_q8_1(const float *x, void *yv, int n) {
 #define KN_FN
 #define KN_DOT16(acc, w, a) \
     vpadalq_s16(vpadalq_s16((acc), vmull_s8(vget_low_s8(w), vget_low_s8(a))), vmull_high_s8((w), (a)))
-/* the 4 rows' lanes: rows 0, 1 in l as (r0 r0 r1 r1), rows 2, 3 in h; one pairwise add at the end */
+/* The x8 tiles' row lanes: SMLAL accumulates each (row, byte) product in its own int16 lane, rows
+ * 0, 1 in l and 2, 3 in h, and the end adds pairs twice (ADDP, SADDLP) to one int32 per row. The
+ * tiles bound what a lane takes before KN_FINISH: Q4_K 8 steps of |nibble * a| <= 15 * 127, at most
+ * 15240, and the pair sum 30480; Q6_K 4 steps of |(level - 32) * a| <= 32 * 127, 16256 and 32512:
+ * all below 32767 (kernels_gemm_kx8 runs these extremes). */
 typedef struct {
-    int32x4_t l, h;
+    int16x8_t l, h;
 } KnAccNeon;
 #define KN_ACC KnAccNeon
-#define KN_ACC_ZERO ((KnAccNeon){vdupq_n_s32(0), vdupq_n_s32(0)})
-#define KN_STEP(acc, w, x)                                                       \
-    do {                                                                         \
-        const int8x16_t ab_ = bcast4(x);                                         \
-        (acc).l = vpadalq_s16((acc).l, vmull_s8(vget_low_s8(w), vget_low_s8(ab_))); \
-        (acc).h = vpadalq_s16((acc).h, vmull_high_s8((w), ab_));                 \
+#define KN_ACC_ZERO ((KnAccNeon){vdupq_n_s16(0), vdupq_n_s16(0)})
+#define KN_STEP(acc, w, x)                                                      \
+    do {                                                                        \
+        const int8x16_t ab_ = bcast4(x);                                        \
+        (acc).l = vmlal_s8((acc).l, vget_low_s8(w), vget_low_s8(ab_));          \
+        (acc).h = vmlal_high_s8((acc).h, (w), ab_);                             \
     } while (0)
-#define KN_FINISH(acc) vpaddq_s32((acc).l, (acc).h)
+#define KN_FINISH(acc) vpaddlq_s16(vpaddq_s16((acc).l, (acc).h))
 #include "kquant_neon.h" /* undefines the KN_ parameters */
 
 /* SDOT: four products per int32 lane */
