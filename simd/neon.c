@@ -822,7 +822,7 @@ static void quantize_q8_1(const float *x, void *yv, int n) {
  * 0, 1 in l and 2, 3 in h, and the end adds pairs twice (ADDP, SADDLP) to one int32 per row. The
  * tiles bound what a lane takes before KN_FINISH: Q4_K 8 steps of |nibble * a| <= 15 * 127, at most
  * 15240, and the pair sum 30480; Q6_K 4 steps of |(level - 32) * a| <= 32 * 127, 16256 and 32512:
- * all below 32767 (kernels_gemm_kx8 runs these extremes). */
+ * all below 32767 (kernels_gemm_kx8's extremes reach the Q4_K bound, and 31496 for Q6_K). */
 typedef struct {
     int16x8_t l, h;
 } KnAccNeon;
