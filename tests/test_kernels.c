@@ -592,7 +592,7 @@ TEST(kernels_f32_to_f16) {
 /* ---- 8-row interleaved GEMM (gemm_q4_0x8, gemm_q8_0x8) ---- */
 
 /* The test's own packer, written from the layout description in kernels.h (not shared with
- * src/matmul.c, so a wrong packer there cannot hide a wrong kernel here). */
+ * src/repack.c, so a wrong packer there cannot hide a wrong kernel here). */
 static void test_pack_q4(const BlockQ4_0 *rows, int nb, BlockQ4_0x8 *out) {
     for (int b = 0; b < nb; b++)
         for (int i = 0; i < 8; i++) {
