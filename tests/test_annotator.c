@@ -565,20 +565,32 @@ TEST(annotator_cli_bundled_model) {
     free(e3);
 }
 
+/* The bundled model in both roles, the annotator kind selected by a short system prompt of one's own
+ * (--aligner-system): cheap runs for eval and serve. */
+static const char *short_annotator_flags(void) {
+    static char flags[700];
+    const char *sys = test_tmp("annotator-system.txt");
+    FILE *f = fopen(sys, "w");
+    if (f) {
+        fputs("Correct the last sentence.", f);
+        fclose(f);
+    }
+    snprintf(flags, sizeof flags,
+             "--upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-system %s --temp 0 "
+             "--max-correction-tokens 8 -t 1", sys);
+    return flags;
+}
+
 /* eval keeps each sentence's status and reasoning in its results; report shows a failed sentence's
  * status and folds the reasoning beside the correction. */
 TEST(annotator_eval_report) {
     int st;
     const char *res = test_tmp("annotator-results.jsonl"), *html = test_tmp("annotator-report.html");
     char cmd[1024];
-    /* --aligner-system: a short prompt of one's own (it also selects the kind) keeps the run cheap */
-    const char *sys = test_tmp("annotator-system.txt");
     snprintf(cmd, sizeof cmd,
-             "printf 'Correct the last sentence.' > %s && "
-             "bin/salign eval --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-system %s "
-             "--in tests/data/eval-small.jsonl --out %s --modes stream --limit 1 --temp 0 --max-sentences 2 "
-             "--max-correction-tokens 8 -t 1 2>&1 && bin/salign report %s -o %s 2>&1",
-             sys, sys, res, res, html);
+             "bin/salign eval %s --in tests/data/eval-small.jsonl --out %s --modes stream --limit 1 --max-sentences 2 2>&1 && "
+             "bin/salign report %s -o %s 2>&1",
+             short_annotator_flags(), res, res, html);
     char *out = test_run(cmd, &st);
     CHECKF(st == 0, "eval/report: %s", out);
     free(out);
@@ -601,16 +613,13 @@ TEST(annotator_serve) {
     int st;
     char cmd[2048];
     const int port = 20000 + (int)(getpid() % 20000);
-    const char *sys = test_tmp("annotator-serve-system.txt");
     snprintf(cmd, sizeof cmd,
-             "printf 'Correct the last sentence.' > %s && "
-             "bin/salign serve --upstream weights/stories260K.salm --aligner weights/stories260K.salm --aligner-template annotator "
-             "--aligner-system %s --max-correction-tokens 8 --max-sentences 1 --port %d -t 1 2>/dev/null & pid=$!; "
+             "bin/salign serve %s --max-sentences 1 --port %d 2>/dev/null & pid=$!; "
              "i=0; while [ $i -lt 100 ] && ! curl -sf http://127.0.0.1:%d/health >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done; "
              "curl -s -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' --data-binary "
              "'{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"stream\":true,\"temperature\":0,"
              "\"salign\":{\"show_original\":true}}'; kill $pid; wait $pid",
-             sys, sys, port, port, port);
+             short_annotator_flags(), port, port, port);
     char *out = test_run(cmd, &st);
     CHECKF(out && strstr(out, "\"status\":\"kept original\"") && strstr(out, "\"reasoning\":") && strstr(out, "data: [DONE]"),
            "serve's stream: %s", out ? out : "");
