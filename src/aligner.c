@@ -327,10 +327,12 @@ static int annotate_generate(SaEngine *e, Run *run, int cap, Trim *t, SaGenStats
         free(text);
         goto out;
     }
-    if (status == SA_ANN_KEPT || status == SA_ANN_EMPTY) { /* nothing usable: the original stands, and is shown */
+    /* nothing usable: the original stands, and is shown (unless the run was cancelled: the answer then ends
+     * with what was shown) */
+    if ((status == SA_ANN_KEPT || status == SA_ANN_EMPTY) && st->status != SA_GEN_CANCELLED) {
         free(text);
         text = sa_strdup(rt->original);
-        if (st->status != SA_GEN_CANCELLED && text) trim_push(t, text, strlen(text));
+        if (text) trim_push(t, text, strlen(text));
     }
     rt->correction = text;
     rc = text ? st->n : -1;
