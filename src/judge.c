@@ -51,9 +51,24 @@ int sa_judge_render(const SaJudgeTask *t, const SaTemplate *tmpl, const char *qu
     return rc;
 }
 
+int sa_judge_math_render(const SaTemplate *tmpl, const char *question, const char *solution, const char *answer,
+                         SaPrompt *out, SaBuf *user) {
+    SaBuf u = {0};
+    memset(out, 0, sizeof *out);
+    if (sa_math_judge_user_prompt(question, solution, answer, &u)) {
+        sa_buf_free(&u);
+        return -1;
+    }
+    int rc = sa_chat_render(tmpl, sa_math_judge_system, u.data, "", out);
+    if (user) *user = u;
+    else sa_buf_free(&u);
+    return rc;
+}
+
 /* ---- options ---------------------------------------------------------------------------------- */
 
-enum { T_SAFETY, T_UTILITY, T_MATH, N_TASKS };
+/* T_MATH_JUDGE is not a --tasks name: --math-judge adds it to math */
+enum { T_SAFETY, T_UTILITY, T_MATH, N_TASKS, T_MATH_JUDGE = N_TASKS };
 static const char *task_names[N_TASKS] = {"safety", "utility", "math"};
 
 typedef struct {
@@ -69,14 +84,15 @@ typedef struct {
     int tasks[N_TASKS], task_order[N_TASKS], n_tasks;
     Pair pairs[6];
     int n_pairs, pairs_given;
-    int swap, verdict_only, resume, progress;
+    int swap, verdict_only, math_judge, resume, progress;
     long shard_i, shard_n, limit;
 } JudgeOpts;
 
 static void judge_usage(FILE *f) {
     fprintf(f,
             "usage: salign judge --judge J.salm --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math]\n"
-            "         [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--shard I/N] [--resume | --no-resume]\n"
+            "         [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--math-judge] [--shard I/N]\n"
+            "         [--resume | --no-resume]\n"
             "         [--limit N] [--solution-field NAME] [--max-tokens N] [--chat-template NAME] [--progress | --no-progress]\n"
             "         [-t N] [-c N] [--kv-type f16|f32|q8_0] [--mmap] [--no-hugepages]\n"
             "         [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S]\n"
@@ -85,6 +101,8 @@ static void judge_usage(FILE *f) {
             "  --verdict-only: no reasoning; the judge's probabilities of each verdict word after the verdict prefix.\n"
             "  math: salign math-check of each mode's answer against the record's solution (--solution-field,\n"
             "  default solution, else answer). One fsync'ed line per (id, task, pair, order) or (id, math, mode).\n"
+            "  --math-judge: also ask the judge model whether each mode's answer matches the solution, with salign's\n"
+            "  own prompt (the reference never published its math prompt); one line per (id, math_judge, mode).\n"
             "  Defaults: --pairs: those of stream:none, aligner:none whose modes are in RESULTS; --temp 0.05 (the\n"
             "  reference's), --top-k 0, --top-p 1, --frequency-penalty 0, --seed 0, --max-tokens 2048.\n");
 }
@@ -238,8 +256,8 @@ typedef struct {
     SaSampler s;
     const SaTemplate *tmpl;
     /* per task: the prompt prefix every judgement of the task shares, evaluated alone */
-    int32_t *pre[2];
-    int n_pre[2];
+    int32_t *pre[3]; /* safety, utility, the math judge */
+    int n_pre[3];
     int cache_pre; /* whose prefix the cache starts with (-1: none) */
     int32_t *ids;
     int n_ids, cap_ids;
@@ -252,11 +270,18 @@ static int tokenize(Judge *j, const SaPrompt *p) {
 }
 
 /* The fixed prefix of a task: the tokens two renderings with different values share. */
+/* A task's prompt (pre: index into pre[]: T_SAFETY, T_UTILITY, or T_MATH for the math judge): the
+ * pairwise prompt of question q and answers x (A), y (B), or the math judge's of q, solution x and answer y. */
+static int render(const Judge *j, int pre, const char *q, const char *x, const char *y, const char *prefix, SaPrompt *out,
+                  SaBuf *user) {
+    if (pre == T_MATH) return sa_judge_math_render(j->tmpl, q, x, y, out, user);
+    return sa_judge_render(sa_judge_task(task_names[pre]), j->tmpl, q, x, y, prefix, out, user);
+}
+
 static int task_prefix(Judge *j, int task) {
-    const SaJudgeTask *t = sa_judge_task(task_names[task]);
     SaPrompt a, b;
-    if (sa_judge_render(t, j->tmpl, "x", "x", "x", "", &a, NULL)) return -1;
-    if (sa_judge_render(t, j->tmpl, "y", "y", "y", "", &b, NULL)) {
+    if (render(j, task, "x", "x", "x", "", &a, NULL)) return -1;
+    if (render(j, task, "y", "y", "y", "", &b, NULL)) {
         sa_prompt_free(&a);
         return -1;
     }
@@ -328,30 +353,43 @@ static void add_clean(cJSON *o, const char *k, const char *v) {
 
 static const char *const verdict_words[3] = {"responseA", "responseB", "Equal"};
 
-/* The generative judgement: the judge writes its reasoning and verdict; parse it. */
-static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped, uint64_t seed, cJSON *o,
-                          long long *tokens, double *ms) {
+/* The judge's reply to the prompt in j->ids (pre: its task's prefix), UTF-8-cleaned; records the
+ * tokens and why it stopped in o. */
+static char *generate(Judge *j, int pre, uint64_t seed, cJSON *o, long long *tokens, double *ms) {
     const JudgeOpts *op = j->o;
     const double t0 = sa_time_ms();
-    if (prompt_eval(j, task, j->ids, j->n_ids)) return -1;
+    if (prompt_eval(j, pre, j->ids, j->n_ids)) return NULL;
     SaSamplerParams sp = op->sp;
     sp.seed = seed;
     sa_sampler_free(&j->s);
-    if (sa_sampler_init(&j->s, &sp, j->m.hp.n_vocab)) return -1;
+    if (sa_sampler_init(&j->s, &sp, j->m.hp.n_vocab)) return NULL;
     int32_t *gen = sa_malloc((size_t)op->max_tokens * sizeof *gen);
-    if (!gen) return -1;
+    if (!gen) return NULL;
     SaBuf text = {0};
     SaGenStats st;
     int rc = sa_generate(j->c, &j->s, j->m.tok, op->max_tokens, NULL, 0, gen, &text, &st);
     free(gen);
     if (rc) {
         sa_buf_free(&text);
-        return -1;
+        return NULL;
     }
     *ms = sa_time_ms() - t0;
     *tokens = st.n;
     char *clean = sa_utf8_clean(text.data ? text.data : "");
     sa_buf_free(&text);
+    if (!clean) return NULL;
+    cJSON_AddStringToObject(o, "judge_text", clean);
+    cJSON_AddNumberToObject(o, "judge_tokens", st.n);
+    cJSON_AddStringToObject(o, "stop", st.status == SA_GEN_CONTEXT_FULL ? "context full"
+                                       : st.status == SA_GEN_MAX_TOKENS ? "max tokens"
+                                                                        : "end of turn");
+    return clean;
+}
+
+/* The generative judgement: the judge writes its reasoning and verdict; parse it. */
+static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped, uint64_t seed, cJSON *o,
+                          long long *tokens, double *ms) {
+    char *clean = generate(j, task, seed, o, tokens, ms);
     if (!clean) return -1;
     char *group = NULL;
     const int matches = sa_judge_find_verdicts(t, clean, &group);
@@ -360,11 +398,6 @@ static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped,
         return -1;
     }
     const SaVerdict v = matches == 1 ? sa_judge_map(t, group, swapped) : SA_VERDICT_UNPARSED;
-    cJSON_AddStringToObject(o, "judge_text", clean);
-    cJSON_AddNumberToObject(o, "judge_tokens", st.n);
-    cJSON_AddStringToObject(o, "stop", st.status == SA_GEN_CONTEXT_FULL ? "context full"
-                                       : st.status == SA_GEN_MAX_TOKENS ? "max tokens"
-                                                                        : "end of turn");
     cJSON_AddNumberToObject(o, "matches", matches);
     if (matches == 1) cJSON_AddStringToObject(o, "verdict", group);
     else cJSON_AddNullToObject(o, "verdict");
@@ -553,6 +586,85 @@ static char *math_line(const Rec *rec, int mode, int *failed) {
     return s;
 }
 
+/* One --math-judge line: the judge model's [[true]]/[[false]] on one mode's answer against the record's
+ * solution, beside math-check's verdict on the same answer ("check_correct"), so that the report can
+ * count how often the two agree. NULL + sa_err on a failure that stops the run. */
+static char *math_judge_line(Judge *j, const Rec *rec, int mode, const char *key, long long *tokens, double *ms,
+                             int *failed) {
+    const uint64_t seed = sa_eval_seed(j->o->sp.seed, key);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
+    cJSON_AddStringToObject(o, "task", "math_judge");
+    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
+    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    cJSON_AddNumberToObject(o, "seed", (double)seed);
+    *tokens = 0;
+    *ms = 0;
+    *failed = 0;
+    const char *why = NULL;
+    if (!rec->present[mode]) why = "no answer for this mode in the results";
+    else if (!rec->answer[mode]) why = "the run failed in eval";
+    else if (!rec->solution) why = "the record has no solution (--solution-field names it)";
+    else if (!rec->question) why = "no question for this id in the results";
+    SaPrompt p = {0};
+    SaBuf user = {0};
+    if (!why) {
+        SaMathResult r;
+        if (sa_math_check(rec->answer[mode], rec->solution, &r)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddBoolToObject(o, "check_correct", r.correct);
+        sa_math_result_free(&r);
+        int rc = render(j, T_MATH, rec->question, rec->solution, rec->answer[mode], "", &p, &user);
+        if (!rc) {
+            add_hex(o, "system_sha256", sa_math_judge_system, strlen(sa_math_judge_system));
+            add_hex(o, "user_sha256", user.data, user.len);
+            add_hex(o, "prompt_sha256", p.text.data ? p.text.data : "", p.text.len);
+            cJSON_AddNumberToObject(o, "prompt_bytes", (double)p.text.len);
+            rc = tokenize(j, &p);
+        }
+        if (!rc) {
+            cJSON_AddNumberToObject(o, "prompt_tokens", j->n_ids);
+            sa_err_clear();
+            char *text = generate(j, T_MATH, seed, o, tokens, ms);
+            if (text) {
+                const int v = sa_math_judge_verdict(text);
+                if (v < 0) {
+                    cJSON_AddNullToObject(o, "verdict");
+                    cJSON_AddNullToObject(o, "correct");
+                } else {
+                    cJSON_AddStringToObject(o, "verdict", v ? "true" : "false");
+                    cJSON_AddBoolToObject(o, "correct", v);
+                }
+                free(text);
+            } else {
+                rc = -1;
+            }
+        }
+        if (rc) why = sa_errmsg();
+    }
+    if (why) {
+        static const char *keep[] = {"id", "task", "mode", "line", "seed", "check_correct", "system_sha256",
+                                     "user_sha256", "prompt_sha256", "prompt_bytes", "prompt_tokens"};
+        for (cJSON *c = o->child, *next; c; c = next) {
+            next = c->next;
+            int k = 0;
+            for (size_t i = 0; i < SA_ARRAY_LEN(keep); i++) k |= !strcmp(c->string, keep[i]);
+            if (!k) cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
+        }
+        add_clean(o, "error", why);
+        *failed = 1;
+    }
+    cJSON_AddNumberToObject(o, "ms", round(*ms * 10) / 10);
+    sa_prompt_free(&p);
+    sa_buf_free(&user);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) sa_err("out of memory");
+    return s;
+}
+
 /* ---- the run ---------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -579,6 +691,12 @@ static void print_summary(const char *path) {
         for (int i = 0; i < s.n_math; i++)
             fprintf(stderr, "salign: judge: math %s: %ld/%ld correct (%.1f%%), errors %ld\n", s.math[i].mode, s.math[i].correct,
                     s.math[i].total, 100 * s.math[i].acc, s.math[i].errors);
+        for (int i = 0; i < s.n_mj; i++) {
+            const SaMathJudgeRow *m = &s.mj[i];
+            const long n = m->both_yes + m->both_no + m->judge_only + m->check_only;
+            fprintf(stderr, "salign: judge: math_judge %s: %ld true / %ld false, unparsed %ld, errors %ld; agrees with math-check on %ld of %ld\n",
+                    m->mode, m->yes, m->no, m->unparsed, m->errors, m->both_yes + m->both_no, n);
+        }
         sa_judged_summary_free(&s);
     }
     sa_judged_free(&jd);
@@ -647,7 +765,8 @@ static int run_judge(JudgeOpts *o) {
             } else {
                 items = o->n_pairs * (o->swap ? 2 : 1);
             }
-            for (int it = 0; it < items; it++) {
+            const int per = task == T_MATH && o->math_judge ? 2 : 1; /* math: the check, then the judge */
+            for (int it = 0; it < items * per; it++) {
                 if (n_units == cap) {
                     cap = cap ? cap * 2 : 256;
                     Unit *u = sa_realloc(units, cap * sizeof *u);
@@ -656,11 +775,12 @@ static int run_judge(JudgeOpts *o) {
                 }
                 Unit *u = &units[n_units];
                 u->rec = (int)r;
-                u->task = task;
+                u->task = per == 2 && it % 2 ? T_MATH_JUDGE : task;
                 if (task == T_MATH) {
-                    u->pair = modes[it];
+                    u->pair = modes[it / per];
                     u->order = 0;
-                    u->key = sa_judged_key_of(res.v[r].key, "math", sa_mode_name((SaAlignMode)u->pair), NULL);
+                    u->key = sa_judged_key_of(res.v[r].key, u->task == T_MATH ? "math" : "math_judge",
+                                              sa_mode_name((SaAlignMode)u->pair), NULL);
                 } else {
                     u->pair = o->swap ? it / 2 : it;
                     u->order = o->swap ? it % 2 : 0;
@@ -710,6 +830,7 @@ static int run_judge(JudgeOpts *o) {
                 o->verdict_only ? ", verdict only" : "");
         for (int t = 0; t < 2; t++)
             if (o->tasks[t] && task_prefix(&j, t)) goto out;
+        if (o->math_judge && task_prefix(&j, T_MATH)) goto out;
     }
     SaProgress pg;
     sa_progress_init(&pg, "judge", "judgements", total, o->progress);
@@ -718,17 +839,18 @@ static int run_judge(JudgeOpts *o) {
         if (sa_results_done(&out, u->key)) continue;
         const Rec *rec = &res.v[u->rec];
         char what[64];
-        snprintf(what, sizeof what, "%s %s", task_names[u->task],
-                 u->task == T_MATH ? sa_mode_name((SaAlignMode)u->pair) : o->pairs[u->pair].name);
+        snprintf(what, sizeof what, "%s %s", u->task == T_MATH_JUDGE ? "math_judge" : task_names[u->task],
+                 u->task >= T_MATH ? sa_mode_name((SaAlignMode)u->pair) : o->pairs[u->pair].name);
         pg.what = what;
         pg.id = rec->key;
         sa_progress_draw(&pg, 0);
         long long tokens = 0;
         double ms = 0;
         int failed = 0;
-        char *line = u->task == T_MATH ? math_line(rec, u->pair, &failed)
-                                       : pairwise_line(&j, rec, u->task, &o->pairs[u->pair], u->order, u->key, &tokens, &ms,
-                                                       &failed);
+        char *line = u->task == T_MATH         ? math_line(rec, u->pair, &failed)
+                     : u->task == T_MATH_JUDGE ? math_judge_line(&j, rec, u->pair, u->key, &tokens, &ms, &failed)
+                                               : pairwise_line(&j, rec, u->task, &o->pairs[u->pair], u->order, u->key,
+                                                               &tokens, &ms, &failed);
         if (!line) goto out;
         if (failed && u->task != T_MATH) {
             cJSON *l = cJSON_Parse(line);
@@ -761,8 +883,7 @@ out:
     results_free(&res);
     sa_sampler_free(&j.s);
     sa_ctx_free(j.c);
-    free(j.pre[0]);
-    free(j.pre[1]);
+    for (int t = 0; t < 3; t++) free(j.pre[t]);
     free(j.ids);
     free(j.base);
     if (j.have_m) sa_model_free(&j.m);
@@ -803,6 +924,8 @@ int sa_cmd_judge(int argc, char **argv) {
             o.swap = 1;
         } else if (!strcmp(a, "--verdict-only")) {
             o.verdict_only = 1;
+        } else if (!strcmp(a, "--math-judge")) {
+            o.math_judge = 1;
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
         } else if (!strcmp(a, "--no-resume")) {
@@ -839,8 +962,13 @@ int sa_cmd_judge(int argc, char **argv) {
         if (parse_pairs(&o, pairs)) return sa_die();
         o.pairs_given = 1;
     }
-    if (!o.judge && (o.tasks[T_SAFETY] || o.tasks[T_UTILITY])) {
-        sa_err("--judge: a judge model is required for %s", o.tasks[T_SAFETY] ? "safety" : "utility");
+    if (o.math_judge && !o.tasks[T_MATH]) {
+        sa_err("--math-judge: judges the math task's answers; add math to --tasks");
+        return sa_die();
+    }
+    if (!o.judge && (o.tasks[T_SAFETY] || o.tasks[T_UTILITY] || o.math_judge)) {
+        sa_err("--judge: a judge model is required for %s",
+               o.tasks[T_SAFETY] ? "safety" : o.tasks[T_UTILITY] ? "utility" : "--math-judge");
         return sa_die();
     }
     if (!strcmp(o.in, o.out)) {

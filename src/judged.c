@@ -18,7 +18,8 @@ const char *sa_judged_check(const cJSON *o) {
         "a judged line (a JSON object with \"id\", \"task\" and \"pair\" + \"order\", or \"mode\" for task math)";
     const cJSON *id = get(o, "id");
     if (!cJSON_IsObject(o) || !(cJSON_IsString(id) || cJSON_IsNumber(id)) || !is_str(o, "task")) return want;
-    if (!strcmp(get(o, "task")->valuestring, "math")) return is_str(o, "mode") ? NULL : want;
+    if (!strcmp(get(o, "task")->valuestring, "math") || !strcmp(get(o, "task")->valuestring, "math_judge"))
+        return is_str(o, "mode") ? NULL : want;
     return is_str(o, "pair") && is_str(o, "order") ? NULL : want;
 }
 
@@ -36,7 +37,7 @@ char *sa_judged_key(const cJSON *o) {
     char *id = sa_eval_id_key(get(o, "id"));
     if (!id) return NULL;
     const char *task = get(o, "task")->valuestring;
-    char *k = !strcmp(task, "math") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, NULL)
+    char *k = !strcmp(task, "math") || !strcmp(task, "math_judge") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, NULL)
                                     : sa_judged_key_of(id, task, get(o, "pair")->valuestring, get(o, "order")->valuestring);
     free(id);
     return k;
@@ -110,7 +111,9 @@ static int read_line(void *ctx, long line_no, const char *line, size_t len, cJSO
     l->outcome = l->error ? -1 : cJSON_IsString(oc) && sa_verdict_from_name(oc->valuestring) >= 0
                                      ? sa_verdict_from_name(oc->valuestring)
                                      : SA_VERDICT_UNPARSED;
-    l->correct = l->error ? -1 : cJSON_IsTrue(get(o, "correct")) ? 1 : 0;
+    const cJSON *cc = get(o, "correct"), *ck = get(o, "check_correct");
+    l->correct = l->error ? -1 : cJSON_IsBool(cc) ? cJSON_IsTrue(cc) : !strcmp(l->task, "math_judge") ? -2 : 0;
+    l->check_correct = cJSON_IsBool(ck) ? cJSON_IsTrue(ck) : -1;
     if (!l->id || !l->task) return sa_err("out of memory");
     return 0;
 }
@@ -214,6 +217,17 @@ static int row_index(SaJudgedSummary *s, const char *task, const char *pair) {
     return s->n_rows++;
 }
 
+static int mj_index(SaJudgedSummary *s, const char *mode) {
+    for (int i = 0; i < s->n_mj; i++)
+        if (!strcmp(s->mj[i].mode, mode)) return i;
+    SaMathJudgeRow *r = sa_realloc(s->mj, (size_t)(s->n_mj + 1) * sizeof *r);
+    if (!r) return -1;
+    s->mj = r;
+    memset(&r[s->n_mj], 0, sizeof *r);
+    r[s->n_mj].mode = sa_strdup(mode);
+    return s->n_mj++;
+}
+
 static int math_index(SaJudgedSummary *s, const char *mode) {
     for (int i = 0; i < s->n_math; i++)
         if (!strcmp(s->math[i].mode, mode)) return i;
@@ -236,6 +250,21 @@ int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
     int rc = -1;
     for (size_t i = 0; i < j->n; i++) {
         const SaJudgedLine *l = &j->v[i];
+        if (!strcmp(l->task, "math_judge")) {
+            if (!l->mode) continue;
+            const int k = mj_index(s, l->mode);
+            if (k < 0) goto out;
+            SaMathJudgeRow *r = &s->mj[k];
+            if (l->correct == -1) r->errors++;
+            else if (l->correct == -2) r->unparsed++;
+            else {
+                if (l->correct) r->yes++;
+                else r->no++;
+                if (l->check_correct == 1) *(l->correct ? &r->both_yes : &r->check_only) += 1;
+                else if (l->check_correct == 0) *(l->correct ? &r->judge_only : &r->both_no) += 1;
+            }
+            continue;
+        }
         if (!strcmp(l->task, "math")) {
             if (!l->mode) continue;
             int k = math_index(s, l->mode);
@@ -308,6 +337,13 @@ int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
         m->acc = m->total ? (double)m->correct / (double)m->total : NAN;
         sa_wilson(m->correct, m->total, 1.96, &m->lo, &m->hi);
     }
+    for (int i = 0; i < s->n_mj; i++) {
+        SaMathJudgeRow *r = &s->mj[i];
+        r->acc = r->yes + r->no ? (double)r->yes / (double)(r->yes + r->no) : NAN;
+        sa_wilson(r->yes, r->yes + r->no, 1.96, &r->lo, &r->hi);
+        const long n = r->both_yes + r->both_no + r->judge_only + r->check_only;
+        r->agreement = n ? (double)(r->both_yes + r->both_no) / (double)n : NAN;
+    }
     /* paired differences: each aligned mode against none, over the ids checked in both */
     for (int i = 0; i < s->n_math; i++) {
         if (!strcmp(s->math[i].mode, "none")) continue;
@@ -352,6 +388,8 @@ void sa_judged_summary_free(SaJudgedSummary *s) {
         free(s->rows[i].pair);
     }
     for (int i = 0; i < s->n_math; i++) free(s->math[i].mode);
+    for (int i = 0; i < s->n_mj; i++) free(s->mj[i].mode);
+    free(s->mj);
     for (int i = 0; i < s->n_diffs; i++) {
         free(s->diffs[i].aligned);
         free(s->diffs[i].unaligned);

@@ -4,6 +4,8 @@
  * Pairwise lines: {"id", "task": "safety"|"utility", "pair": "stream:none", "order": "AB"|"BA",
  * "outcome": "win"|"tie"|"loss"|"unparsed", ... } (or with "error": the judge could not run).
  * Math lines: {"id", "task": "math", "mode", "correct": true|false, ...} (or "error").
+ * Math judge lines (--math-judge): {"id", "task": "math_judge", "mode", "correct": true|false|null (the
+ * judge's [[true]]/[[false]]; null: neither found), "check_correct": math-check's verdict, ...}.
  *
  * Aggregation per (task, pair): the lines of one id are one comparison; with both orders present
  * (--swap) their outcomes are combined by sa_judge_combine (a win or loss only when both agree). The
@@ -11,7 +13,9 @@
  * the comparisons, fixed seed: the same file gives the same interval), the win rate W / (W + L) a 95%
  * Wilson score interval; unparsed comparisons and errors are counted but left out of both. Math: the
  * share of correct answers per mode (Wilson interval), and per aligned mode the paired difference
- * aligned - none over the ids both were checked on. */
+ * aligned - none over the ids both were checked on. The math judge: per mode, how many answers the
+ * judge called correct or wrong (Wilson interval of its accuracy), unparsed and errors, and how often
+ * it agrees with math-check on the same answers (the 2 x 2 counts). */
 #ifndef SALIGN_JUDGED_H
 #define SALIGN_JUDGED_H
 
@@ -23,7 +27,8 @@
 typedef struct {
     char *id, *task, *pair, *order, *mode; /* pair/order: pairwise lines; mode: math lines */
     int outcome;     /* pairwise: an SaVerdict; -1 for an error line */
-    int correct;     /* math: 1 or 0; -1 for an error line */
+    int correct;     /* math, math_judge: 1 or 0; -1 for an error line; math_judge: -2 unparsed */
+    int check_correct; /* math_judge: math-check's verdict on the same answer, 1 or 0; -1 unknown */
     int matches;     /* verdict matches in the text (-1: verdict-only or unknown) */
     char *verdict;   /* the parsed verdict word, or NULL */
     char *text;      /* the judge's text (verdict-only: the candidates' probabilities as text) */
@@ -70,8 +75,18 @@ typedef struct {
 } SaMathDiff;
 
 typedef struct {
+    char *mode;
+    long yes, no, unparsed, errors; /* the judge's verdicts */
+    double acc, lo, hi;             /* yes / (yes + no), Wilson 95%; NAN when none parsed */
+    long both_yes, both_no, judge_only, check_only; /* parsed verdicts with math-check's beside them */
+    double agreement;               /* (both_yes + both_no) / their sum; NAN when none */
+} SaMathJudgeRow;
+
+typedef struct {
     SaWinRow *rows;
     int n_rows;
+    SaMathJudgeRow *mj;
+    int n_mj;
     SaMathRow *math;
     int n_math;
     SaMathDiff *diffs;

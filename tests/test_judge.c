@@ -366,6 +366,49 @@ TEST(judge_swap_agreement) {
     CHECK(sa_judge_combine(sa_judge_map(u, "responseA", 0), sa_judge_map(u, "responseA", 1)) == T);
 }
 
+/* --math-judge: the first [[true]] or [[false]] (our own rule: the reference read the first, with an
+ * unpublished prompt and parser) */
+TEST(judge_math_verdict_parsing_table) {
+    struct {
+        const char *text;
+        int want; /* 1 true, 0 false, -1 none */
+    } cases[] = {
+        {"The answers agree. [[true]]", 1},
+        {"They differ: 41 is not 42. [[false]]", 0},
+        {"[[TRUE]]", 1},
+        {"[[False]]", 0},
+        {"[[tRuE]] and more text after it.", 1},
+        /* the first one counts, whatever follows */
+        {"[[false]] ... on reflection [[true]]", 0},
+        {"[[true]]\n[[false]]", 1},
+        {"[[false]][[false]]", 0},
+        /* nothing else between the brackets */
+        {"[[ true ]]", -1},
+        {"[[truth]]", -1},
+        {"[[true.]]", -1},
+        {"[[yes]]", -1},
+        {"[true]", -1},
+        {"[[true]", -1},
+        {"[[true\n]]", -1},
+        {"true", -1},
+        {"", -1},
+        /* the verdict may follow other brackets */
+        {"[[[true]]]", 1},
+        {"[[x]] then [[false]]", 0},
+        {"Better: [[responseB]] [[true]]", 1},
+    };
+    for (size_t i = 0; i < SA_ARRAY_LEN(cases); i++) {
+        const int got = sa_math_judge_verdict(cases[i].text);
+        CHECKF(got == cases[i].want, "case %zu '%s': %d (want %d)", i, cases[i].text, got, cases[i].want);
+    }
+    /* the prompt is ours and says so; its user template fills like the reference's (str.format) */
+    CHECK(strstr(sa_math_judge_system, "not the Stream Aligner reference's") != NULL);
+    SaBuf u = {0};
+    CHECK(sa_math_judge_user_prompt("What is {x}?", "#### 42", "It is }{ 42.", &u) == 0);
+    CHECK_EQ_STR(u.data, "<Problem>: What is {x}?\n<Reference solution>: #### 42\n<Candidate answer>: It is }{ 42.\n");
+    sa_buf_free(&u);
+}
+
 /* ---- aggregation ---- */
 
 static void jl(FILE *f, const char *id, const char *task, const char *pair, const char *order, const char *outcome) {
@@ -405,6 +448,14 @@ static const char *agg_file(void) {
         fprintf(f, "{\"id\":\"m%d\",\"task\":\"math\",\"mode\":\"stream\",\"correct\":%s}\n", i, stream_ok[i] ? "true" : "false");
     }
     fprintf(f, "{\"id\":\"m9\",\"task\":\"math\",\"mode\":\"stream\",\"error\":\"no solution\"}\n");
+    /* math judge, mode none: (judge, check) = (T,T) (T,F) (F,F) (F,F) (F,T) (unparsed, T) + 1 error */
+    static const char *mj[][2] = {{"true", "true"}, {"true", "false"}, {"false", "false"}, {"false", "false"},
+                                  {"false", "true"}, {"null", "true"}};
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"id\":\"m%d\",\"task\":\"math_judge\",\"mode\":\"none\",\"correct\":%s,\"check_correct\":%s,"
+                   "\"judge_text\":\"t\"}\n",
+                i, mj[i][0], mj[i][1]);
+    fprintf(f, "{\"id\":\"m9\",\"task\":\"math_judge\",\"mode\":\"none\",\"error\":\"no solution\"}\n");
     fputs("{\"id\":\"s99\",\"task\":\"safety\",\"pa", f); /* torn */
     fclose(f);
     return path;
@@ -455,6 +506,12 @@ TEST(judge_aggregation_numbers) {
             CHECK(m->correct == 3 && m->total == 4 && m->errors == 1 && fabs(m->acc - 0.75) < 1e-12);
         }
     }
+    CHECK_EQ_INT(s.n_mj, 1);
+    const SaMathJudgeRow *mj = &s.mj[0];
+    CHECK_EQ_STR(mj->mode, "none");
+    CHECK(mj->yes == 2 && mj->no == 3 && mj->unparsed == 1 && mj->errors == 1);
+    CHECK(mj->both_yes == 1 && mj->both_no == 2 && mj->judge_only == 1 && mj->check_only == 1);
+    CHECK(fabs(mj->acc - 0.4) < 1e-12 && fabs(mj->agreement - 0.6) < 1e-12);
     CHECK_EQ_INT(s.n_diffs, 1);
     CHECK_EQ_STR(s.diffs[0].aligned, "stream");
     CHECK_EQ_INT(s.diffs[0].n, 4);
@@ -544,15 +601,15 @@ static char *run(const char *cmd, int *st) {
     return test_run(full, st);
 }
 
-/* 5 records x 2 tasks x 2 pairs x 2 orders + math on 3 modes x 5 records */
-#define N_LINES (5 * 2 * 2 * 2 + 5 * 3)
+/* 5 records x 2 tasks x 2 pairs x 2 orders + math and the math judge on 3 modes x 5 records */
+#define N_LINES (5 * 2 * 2 * 2 + 2 * 5 * 3)
 
 static const char *reference_judged(void) {
     const char *out = tp("judged-ref.jsonl");
     struct stat st;
     if (stat(out, &st) == 0) return out;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --swap --in %s --out %s", results_file(), out);
+    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --math-judge --swap --in %s --out %s", results_file(), out);
     int s;
     char *log = run(cmd, &s);
     if (s) test_fail(__FILE__, __LINE__, "reference judge run failed: %s", log);
@@ -566,10 +623,47 @@ TEST(judge_end_to_end_every_line) {
     CHECKF(keys_once(out, N_LINES, why, sizeof why), "%s", why);
     Lines l = load_lines(out);
     cJSON *ref = load_json(PROMPTS_FILE);
-    long unparsed = 0, errors = 0, pairwise = 0, math_ok = 0, math_err = 0;
+    long unparsed = 0, errors = 0, pairwise = 0, math_ok = 0, math_err = 0, mj_lines = 0, mj_err = 0, mj_judged = 0;
+    SaModel jm;
+    CHECK(sa_model_load(&jm, MODEL, NULL) == 0);
+    const SaTemplate *tm = sa_judge_template(NULL, jm.chat_template);
     for (int i = 0; i < l.n; i++) {
         const cJSON *o = l.v[i];
         const char *task = sget(o, "task");
+        if (!strcmp(task, "math_judge")) {
+            mj_lines++;
+            if (sget(o, "error")) {
+                mj_err++;
+                continue;
+            }
+            /* r3 only (the one record with a solution): the verdict is the parse of the recorded text, */
+            CHECK_EQ_STR(sget(o, "id"), "r3");
+            const int v = sa_math_judge_verdict(sget(o, "judge_text"));
+            const cJSON *c = cJSON_GetObjectItem(o, "correct");
+            CHECKF(v < 0 ? cJSON_IsNull(c) : cJSON_IsBool(c) && cJSON_IsTrue(c) == v, "verdict %d vs recorded", v);
+            /* math-check's verdict beside it equals the math line's for the same answer, */
+            const char *mode = sget(o, "mode");
+            int found = 0;
+            for (int k = 0; k < l.n; k++)
+                if (!strcmp(sget(l.v[k], "task"), "math") && !strcmp(sget(l.v[k], "id"), "r3") && !strcmp(sget(l.v[k], "mode"), mode)) {
+                    found++;
+                    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "check_correct")) == cJSON_IsTrue(cJSON_GetObjectItem(l.v[k], "correct")));
+                }
+            CHECK_EQ_INT(found, 1);
+            /* and the prompt is ours, rendered with the judge's template from the question, solution and answer */
+            char hex[65];
+            sa_sha256_hex(sa_math_judge_system, strlen(sa_math_judge_system), hex);
+            CHECK_EQ_STR(sget(o, "system_sha256"), hex);
+            SaPrompt p;
+            const char *ans = !strcmp(mode, "none") ? "It is 41." : !strcmp(mode, "stream") ? "So it is \\boxed{42}. Everyone smiled."
+                                                                                           : "So it is \\boxed{42}. The end.";
+            CHECK(sa_judge_math_render(tm, "What is 6 times 7?", "6*7 = 42 #### 42", ans, &p, NULL) == 0);
+            sa_sha256_hex(p.text.data, p.text.len, hex);
+            CHECK_EQ_STR(sget(o, "prompt_sha256"), hex);
+            sa_prompt_free(&p);
+            mj_judged++;
+            continue;
+        }
         if (!strcmp(task, "math")) {
             if (sget(o, "error")) math_err++;
             else math_ok += cJSON_IsTrue(cJSON_GetObjectItem(o, "correct"));
@@ -607,6 +701,10 @@ TEST(judge_end_to_end_every_line) {
     CHECK_EQ_INT(errors, 8);
     CHECK_EQ_INT(math_ok, 2);  /* r3: aligner and stream say 42; none says 41 */
     CHECK_EQ_INT(math_err, 4 * 3); /* r0 r1 r2 r4 have no solution (and r1 stream, r2 aligner no answer) */
+    CHECK_EQ_INT(mj_lines, 5 * 3);
+    CHECK_EQ_INT(mj_err, 4 * 3);
+    CHECK_EQ_INT(mj_judged, 3);
+    sa_model_free(&jm);
     /* the aggregation agrees with the lines: every comparison counted once */
     SaJudged j;
     SaJudgedSummary s;
@@ -638,7 +736,7 @@ TEST(judge_resume_after_sigkill) {
         int null = open("/dev/null", 1);
         dup2(null, 2);
         execl("/bin/sh", "sh", "-c",
-              "exec \"$2\" judge --judge " MODEL " -c 2048 --max-tokens 24 -t 1 --no-progress --tasks safety,utility,math "
+              "exec \"$2\" judge --judge " MODEL " -c 2048 --max-tokens 24 -t 1 --no-progress --tasks safety,utility,math --math-judge "
               "--swap --in \"$0\" --out \"$1\"",
               in, out, test_bin("salign"), (char *)NULL);
         _exit(127);
@@ -664,7 +762,7 @@ TEST(judge_resume_after_sigkill) {
     fputs("{\"id\":\"r4\",\"task\":\"safety\",\"pair\":\"stream:none\",\"order\":\"AB\",\"judge_text\":\"Once", f);
     fclose(f);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --swap --in %s --out %s", in, out);
+    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --math-judge --swap --in %s --out %s", in, out);
     int st;
     char *log = run(cmd, &st);
     CHECKF(st == 0, "%s", log);
@@ -715,7 +813,7 @@ TEST(judge_shards_equal_the_whole_run) {
         char out[600], cmd[1200];
         snprintf(out, sizeof out, "%s", tp(sh ? "judged-s1.jsonl" : "judged-s0.jsonl"));
         unlink(out);
-        snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --swap --shard %d/2 --in %s --out %s", sh, in, out);
+        snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --math-judge --swap --shard %d/2 --in %s --out %s", sh, in, out);
         int st;
         char *log = run(cmd, &st);
         CHECKF(st == 0, "%s", log);
@@ -859,6 +957,8 @@ TEST(judge_cli_errors) {
         {"--judge " MODEL " --tasks safety --temp x --in X --out Y", "--temp"},
         {"--judge " MODEL " --tasks safety --chat-template nope --in X --out Y", "--chat-template"},
         {"--judge " MODEL " --tasks safety --bogus --in X --out Y", "--bogus: unknown flag for 'judge'"},
+        {"--judge " MODEL " --tasks safety --math-judge --in X --out Y", "--math-judge: judges the math task's answers"},
+        {"--tasks math --math-judge --in X --out Y", "--judge: a judge model is required for --math-judge"},
     };
     for (size_t i = 0; i < SA_ARRAY_LEN(cases); i++) {
         char cmd[1024];
@@ -904,6 +1004,9 @@ TEST(judge_report_markdown) {
     CHECKF(strstr(md, "| none | 2 | 4 | 0 | 50.0% [15.0, 85.0] |"), "%s", md);
     CHECKF(strstr(md, "| stream | 3 | 4 | 1 | 75.0% [30.1, 95.4] |"), "%s", md);
     CHECKF(strstr(md, "math stream − none: +25.0 points (paired, 4 ids)"), "%s", md);
+    /* the math judge: 2 true, 3 false, 1 unparsed, 1 error; Wilson of 2/5 (Python: 0.1176, 0.7693); 3 of 5 agree */
+    CHECKF(strstr(md, "| none | 2 | 3 | 1 | 1 | 40.0% [11.8, 76.9] | 60.0% (3 of 5) | 1 | 1 |"), "%s", md);
+    CHECKF(strstr(md, "salign's own prompt"), "%s", md);
     free(md);
     /* a bad judged file is one error naming it */
     snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s --format md", results_file(), results_file());
