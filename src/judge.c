@@ -16,6 +16,7 @@
 #include "engine_opts.h"
 #include "eval.h"
 #include "flags.h"
+#include "judge_score.h"
 #include "judged.h"
 #include "mathcheck.h"
 #include "matmul.h"
@@ -67,8 +68,8 @@ int sa_judge_math_render(const SaTemplate *tmpl, const char *question, const cha
 
 /* ---- options ---------------------------------------------------------------------------------- */
 
-/* T_MATH_JUDGE is not a --tasks name: --math-judge adds it to math */
-enum { T_SAFETY, T_UTILITY, T_MATH, N_TASKS, T_MATH_JUDGE = N_TASKS };
+/* not --tasks names: --math-judge adds T_MATH_JUDGE to math, --judge-score adds T_SCORE */
+enum { T_SAFETY, T_UTILITY, T_MATH, N_TASKS, T_MATH_JUDGE = N_TASKS, T_SCORE };
 static const char *task_names[N_TASKS] = {"safety", "utility", "math"};
 
 typedef struct {
@@ -78,6 +79,8 @@ typedef struct {
 
 typedef struct {
     const char *judge, *in, *out, *chat_tmpl, *solution_field;
+    const char *judge_score; /* a score model */
+    char scorer[128];        /* its name in the lines: the file's name without directory and extension */
     int threads, n_ctx, load_mode, max_tokens;
     SaDtype kv_type;
     SaSamplerParams sp;
@@ -92,7 +95,7 @@ static void judge_usage(FILE *f) {
     fprintf(f,
             "usage: salign judge --judge J.salm --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math]\n"
             "         [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--math-judge] [--shard I/N]\n"
-            "         [--resume | --no-resume]\n"
+            "         [--judge-score SCORE.salm] [--resume | --no-resume]\n"
             "         [--limit N] [--solution-field NAME] [--max-tokens N] [--chat-template NAME] [--progress | --no-progress]\n"
             "         [-t N] [-c N] [--kv-type f16|f32|q8_0] [--mmap] [--no-hugepages]\n"
             "         [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S]\n"
@@ -103,6 +106,9 @@ static void judge_usage(FILE *f) {
             "  default solution, else answer). One fsync'ed line per (id, task, pair, order) or (id, math, mode).\n"
             "  --math-judge: also ask the judge model whether each mode's answer matches the solution, with salign's\n"
             "  own prompt (the reference never published its math prompt); one line per (id, math_judge, mode).\n"
+            "  --judge-score: a score model (PKU-Alignment's beaver reward/cost, converted from LlamaForScore) scores\n"
+            "  each mode's answer in safe-rlhf's conversation template, no other prompt; one line per (id, score, mode,\n"
+            "  scorer); --tasks may then be left out. Run once per score model into the same --out.\n"
             "  Defaults: --pairs: those of stream:none, aligner:none whose modes are in RESULTS; --temp 0.05 (the\n"
             "  reference's), --top-k 0, --top-p 1, --frequency-penalty 0, --seed 0, --max-tokens 2048.\n");
 }
@@ -665,6 +671,54 @@ static char *math_judge_line(Judge *j, const Rec *rec, int mode, const char *key
     return s;
 }
 
+/* One --judge-score line: the score model's scalar for one mode's answer. NULL + sa_err on a failure that
+ * stops the run. */
+static char *score_line(SaScorer *sc, const char *scorer, const Rec *rec, int mode, long long *tokens, double *ms,
+                        int *failed) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
+    cJSON_AddStringToObject(o, "task", "score");
+    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
+    cJSON_AddStringToObject(o, "scorer", scorer);
+    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    *tokens = 0;
+    *ms = 0;
+    *failed = 0;
+    const char *why = NULL;
+    if (!rec->present[mode]) why = "no answer for this mode in the results";
+    else if (!rec->answer[mode]) why = "the run failed in eval";
+    else if (!rec->question) why = "no question for this id in the results";
+    if (!why) {
+        SaBuf conv = {0};
+        if (sa_score_conversation(rec->question, rec->answer[mode], &conv)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        add_hex(o, "conversation_sha256", conv.data, conv.len);
+        sa_buf_free(&conv);
+        const double t0 = sa_time_ms();
+        double score;
+        sa_err_clear();
+        if (sa_scorer_score(sc, rec->question, rec->answer[mode], &score)) {
+            why = sa_errmsg();
+        } else {
+            *ms = sa_time_ms() - t0;
+            *tokens = sc->n_ids;
+            cJSON_AddNumberToObject(o, "tokens", sc->n_ids);
+            cJSON_AddNumberToObject(o, "score", score);
+        }
+    }
+    if (why) {
+        add_clean(o, "error", why);
+        *failed = 1;
+    }
+    cJSON_AddNumberToObject(o, "ms", round(*ms * 10) / 10);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) sa_err("out of memory");
+    return s;
+}
+
 /* ---- the run ---------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -691,6 +745,12 @@ static void print_summary(const char *path) {
         for (int i = 0; i < s.n_math; i++)
             fprintf(stderr, "salign: judge: math %s: %ld/%ld correct (%.1f%%), errors %ld\n", s.math[i].mode, s.math[i].correct,
                     s.math[i].total, 100 * s.math[i].acc, s.math[i].errors);
+        for (int i = 0; i < s.n_score; i++)
+            fprintf(stderr, "salign: judge: score %s %s: mean %.4f over %ld answer(s), errors %ld\n", s.score[i].scorer,
+                    s.score[i].mode, s.score[i].mean, s.score[i].n, s.score[i].errors);
+        for (int i = 0; i < s.n_sdiffs; i++)
+            fprintf(stderr, "salign: judge: score %s %s - %s: %+.4f [%+.4f, %+.4f] (paired, %ld ids)\n", s.sdiffs[i].scorer,
+                    s.sdiffs[i].aligned, s.sdiffs[i].unaligned, s.sdiffs[i].diff, s.sdiffs[i].lo, s.sdiffs[i].hi, s.sdiffs[i].n);
         for (int i = 0; i < s.n_mj; i++) {
             const SaMathJudgeRow *m = &s.mj[i];
             const long n = m->both_yes + m->both_no + m->judge_only + m->check_only;
@@ -707,6 +767,7 @@ static int run_judge(JudgeOpts *o) {
     Results res = {.o = o};
     SaResultsFile out = {.fd = -1};
     Judge j = {.o = o, .cache_pre = -1};
+    SaScorer sc = {0};
     Unit *units = NULL;
     size_t n_units = 0;
     long long torn = -1;
@@ -743,28 +804,25 @@ static int run_judge(JudgeOpts *o) {
                 }
             }
     }
-    /* 2. the work, in results order: record, task, pair, order (math: record, mode) */
+    /* 2. the work, in results order: record, task, pair, order (math, score: record, mode) */
     size_t n_recs = res.n;
     if (o->limit > 0 && (size_t)o->limit < n_recs) n_recs = (size_t)o->limit;
     size_t cap = 0;
+    int modes[3], n_modes = 0; /* the modes whose answers math and score judge alone */
+    for (int m = 0; m < 3; m++) /* every mode a pair uses, none first */
+        for (int k = 0; k < o->n_pairs; k++) {
+            const int mm = (int[]){SA_MODE_NONE, SA_MODE_ALIGNER, SA_MODE_STREAM}[m];
+            if ((o->pairs[k].aligned == mm || o->pairs[k].unaligned == mm) && (!n_modes || modes[n_modes - 1] != mm))
+                modes[n_modes++] = mm;
+        }
+    if (!o->n_pairs)
+        for (int mm = 2; mm >= 0; mm--)
+            if (res.seen_mode[mm]) modes[n_modes++] = mm;
     for (size_t r = 0; r < n_recs; r++) {
         if ((long)(r % (size_t)o->shard_n) != o->shard_i) continue;
-        for (int ti = 0; ti < o->n_tasks; ti++) {
-            const int task = o->task_order[ti];
-            int items = 0, modes[3];
-            if (task == T_MATH) {
-                for (int m = 0; m < 3; m++) /* every mode a pair uses, none first */
-                    for (int k = 0; k < o->n_pairs; k++) {
-                        const int mm = (int[]){SA_MODE_NONE, SA_MODE_ALIGNER, SA_MODE_STREAM}[m];
-                        if ((o->pairs[k].aligned == mm || o->pairs[k].unaligned == mm) && (!items || modes[items - 1] != mm))
-                            modes[items++] = mm;
-                    }
-                if (!o->n_pairs)
-                    for (int mm = 2; mm >= 0; mm--)
-                        if (res.seen_mode[mm]) modes[items++] = mm;
-            } else {
-                items = o->n_pairs * (o->swap ? 2 : 1);
-            }
+        for (int ti = 0; ti < o->n_tasks + !!o->judge_score; ti++) {
+            const int task = ti < o->n_tasks ? o->task_order[ti] : T_SCORE;
+            const int items = task == T_MATH || task == T_SCORE ? n_modes : o->n_pairs * (o->swap ? 2 : 1);
             const int per = task == T_MATH && o->math_judge ? 2 : 1; /* math: the check, then the judge */
             for (int it = 0; it < items * per; it++) {
                 if (n_units == cap) {
@@ -776,7 +834,11 @@ static int run_judge(JudgeOpts *o) {
                 Unit *u = &units[n_units];
                 u->rec = (int)r;
                 u->task = per == 2 && it % 2 ? T_MATH_JUDGE : task;
-                if (task == T_MATH) {
+                if (task == T_SCORE) {
+                    u->pair = modes[it];
+                    u->order = 0;
+                    u->key = sa_judged_key_of(res.v[r].key, "score", sa_mode_name((SaAlignMode)u->pair), o->scorer);
+                } else if (task == T_MATH) {
                     u->pair = modes[it / per];
                     u->order = 0;
                     u->key = sa_judged_key_of(res.v[r].key, u->task == T_MATH ? "math" : "math_judge",
@@ -801,7 +863,7 @@ static int run_judge(JudgeOpts *o) {
             already++;
         } else {
             total++;
-            need_model |= units[i].task != T_MATH;
+            need_model |= units[i].task != T_MATH && units[i].task != T_SCORE;
         }
     }
     fprintf(stderr, "salign: %s: %zu record(s)%s", o->in, res.n, n_recs < res.n ? " (--limit)" : "");
@@ -834,41 +896,56 @@ static int run_judge(JudgeOpts *o) {
     }
     SaProgress pg;
     sa_progress_init(&pg, "judge", "judgements", total, o->progress);
-    for (size_t i = 0; i < n_units; i++) {
-        const Unit *u = &units[i];
-        if (sa_results_done(&out, u->key)) continue;
-        const Rec *rec = &res.v[u->rec];
-        char what[64];
-        snprintf(what, sizeof what, "%s %s", u->task == T_MATH_JUDGE ? "math_judge" : task_names[u->task],
-                 u->task >= T_MATH ? sa_mode_name((SaAlignMode)u->pair) : o->pairs[u->pair].name);
-        pg.what = what;
-        pg.id = rec->key;
-        sa_progress_draw(&pg, 0);
-        long long tokens = 0;
-        double ms = 0;
-        int failed = 0;
-        char *line = u->task == T_MATH         ? math_line(rec, u->pair, &failed)
-                     : u->task == T_MATH_JUDGE ? math_judge_line(&j, rec, u->pair, u->key, &tokens, &ms, &failed)
-                                               : pairwise_line(&j, rec, u->task, &o->pairs[u->pair], u->order, u->key,
-                                                               &tokens, &ms, &failed);
-        if (!line) goto out;
-        if (failed && u->task != T_MATH) {
-            cJSON *l = cJSON_Parse(line);
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(l, "error");
-            if (pg.tty && pg.on) fprintf(stderr, "\r\x1b[K");
-            fprintf(stderr, "salign: %s: id %.40s, %s: %s (recorded as an error)\n", o->in, rec->key, what,
-                    cJSON_IsString(e) ? e->valuestring : "?");
-            cJSON_Delete(l);
-            pg.errors++;
+    /* the judge model's and math's work first, then the score model's: one model in memory at a time */
+    for (int phase = 0; phase < 2; phase++) {
+        for (size_t i = 0; i < n_units; i++) {
+            const Unit *u = &units[i];
+            if ((u->task == T_SCORE) != (phase == 1) || sa_results_done(&out, u->key)) continue;
+            if (u->task == T_SCORE && !sc.have_m) {
+                sa_ctx_free(j.c); /* the judge is done: free its memory before the score model loads */
+                j.c = NULL;
+                if (j.have_m) sa_model_free(&j.m);
+                j.have_m = 0;
+                sa_set_threads(o->threads);
+                if (sa_scorer_open(&sc, o->judge_score, o->load_mode, o->n_ctx, o->kv_type)) goto out;
+                fprintf(stderr, "salign: judge: score model %s (\"scorer\": \"%s\"), %d context positions\n", o->judge_score,
+                        o->scorer, sa_ctx_n_ctx(sc.c));
+            }
+            const Rec *rec = &res.v[u->rec];
+            char what[64];
+            snprintf(what, sizeof what, "%s %s",
+                     u->task == T_MATH_JUDGE ? "math_judge" : u->task == T_SCORE ? "score" : task_names[u->task],
+                     u->task >= T_MATH ? sa_mode_name((SaAlignMode)u->pair) : o->pairs[u->pair].name);
+            pg.what = what;
+            pg.id = rec->key;
+            sa_progress_draw(&pg, 0);
+            long long tokens = 0;
+            double ms = 0;
+            int failed = 0;
+            char *line = u->task == T_MATH         ? math_line(rec, u->pair, &failed)
+                         : u->task == T_SCORE      ? score_line(&sc, o->scorer, rec, u->pair, &tokens, &ms, &failed)
+                         : u->task == T_MATH_JUDGE ? math_judge_line(&j, rec, u->pair, u->key, &tokens, &ms, &failed)
+                                                   : pairwise_line(&j, rec, u->task, &o->pairs[u->pair], u->order, u->key,
+                                                                   &tokens, &ms, &failed);
+            if (!line) goto out;
+            if (failed && u->task != T_MATH) {
+                cJSON *l = cJSON_Parse(line);
+                const cJSON *e = cJSON_GetObjectItemCaseSensitive(l, "error");
+                if (pg.tty && pg.on) fprintf(stderr, "\r\x1b[K");
+                fprintf(stderr, "salign: %s: id %.40s, %s: %s (recorded as an error)\n", o->in, rec->key, what,
+                        cJSON_IsString(e) ? e->valuestring : "?");
+                cJSON_Delete(l);
+                pg.errors++;
+            }
+            const int wrote = sa_results_append(&out, line, strlen(line));
+            free(line);
+            if (wrote) goto out;
+            pg.done++;
+            pg.tokens += tokens;
+            pg.run_ms += ms;
+            pg.what = NULL;
+            sa_progress_draw(&pg, pg.done == pg.total);
         }
-        const int wrote = sa_results_append(&out, line, strlen(line));
-        free(line);
-        if (wrote) goto out;
-        pg.done++;
-        pg.tokens += tokens;
-        pg.run_ms += ms;
-        pg.what = NULL;
-        sa_progress_draw(&pg, pg.done == pg.total);
     }
     fprintf(stderr, "salign: judge: %ld judgement(s) in %.1f s, %.1f tok/s%s; results in %s\n", pg.done,
             (sa_time_ms() - pg.t0) / 1000, pg.run_ms > 0 ? pg.tokens / (pg.run_ms / 1000) : 0.0,
@@ -887,6 +964,7 @@ out:
     free(j.ids);
     free(j.base);
     if (j.have_m) sa_model_free(&j.m);
+    sa_scorer_close(&sc);
     return rc;
 }
 
@@ -926,6 +1004,8 @@ int sa_cmd_judge(int argc, char **argv) {
             o.verdict_only = 1;
         } else if (!strcmp(a, "--math-judge")) {
             o.math_judge = 1;
+        } else if (!strcmp(a, "--judge-score")) {
+            if (!(o.judge_score = sa_flag_value(argc, argv, &i))) return sa_die();
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
         } else if (!strcmp(a, "--no-resume")) {
@@ -956,8 +1036,15 @@ int sa_cmd_judge(int argc, char **argv) {
     }
     if (!o.in) sa_err("--in: a results file of salign eval is required");
     else if (!o.out) sa_err("--out: a judged results file is required");
-    else if (!tasks) sa_err("--tasks: name the tasks (safety, utility, math)");
-    if (!o.in || !o.out || !tasks || parse_tasks(&o, tasks)) return sa_die();
+    else if (!tasks && !o.judge_score) sa_err("--tasks: name the tasks (safety, utility, math), or give --judge-score");
+    if (!o.in || !o.out || (!tasks && !o.judge_score) || (tasks && parse_tasks(&o, tasks))) return sa_die();
+    if (o.judge_score) {
+        const char *base = strrchr(o.judge_score, '/');
+        base = base ? base + 1 : o.judge_score;
+        const char *dot = strrchr(base, '.');
+        const size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+        snprintf(o.scorer, sizeof o.scorer, "%.*s", (int)SA_MIN(n, sizeof o.scorer - 1), base);
+    }
     if (pairs) {
         if (parse_pairs(&o, pairs)) return sa_die();
         o.pairs_given = 1;

@@ -14,12 +14,13 @@ static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectI
 static int is_str(const cJSON *o, const char *k) { return cJSON_IsString(get(o, k)); }
 
 const char *sa_judged_check(const cJSON *o) {
-    static const char want[] =
-        "a judged line (a JSON object with \"id\", \"task\" and \"pair\" + \"order\", or \"mode\" for task math)";
+    static const char want[] = "a judged line (a JSON object with \"id\", \"task\" and \"pair\" + \"order\", or \"mode\" "
+                               "for tasks math and math_judge, or \"mode\" + \"scorer\" for task score)";
     const cJSON *id = get(o, "id");
     if (!cJSON_IsObject(o) || !(cJSON_IsString(id) || cJSON_IsNumber(id)) || !is_str(o, "task")) return want;
     if (!strcmp(get(o, "task")->valuestring, "math") || !strcmp(get(o, "task")->valuestring, "math_judge"))
         return is_str(o, "mode") ? NULL : want;
+    if (!strcmp(get(o, "task")->valuestring, "score")) return is_str(o, "mode") && is_str(o, "scorer") ? NULL : want;
     return is_str(o, "pair") && is_str(o, "order") ? NULL : want;
 }
 
@@ -38,7 +39,8 @@ char *sa_judged_key(const cJSON *o) {
     if (!id) return NULL;
     const char *task = get(o, "task")->valuestring;
     char *k = !strcmp(task, "math") || !strcmp(task, "math_judge") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, NULL)
-                                    : sa_judged_key_of(id, task, get(o, "pair")->valuestring, get(o, "order")->valuestring);
+              : !strcmp(task, "score") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, get(o, "scorer")->valuestring)
+                                       : sa_judged_key_of(id, task, get(o, "pair")->valuestring, get(o, "order")->valuestring);
     free(id);
     return k;
 }
@@ -94,6 +96,9 @@ static int read_line(void *ctx, long line_no, const char *line, size_t len, cJSO
     l->pair = dup_str(o, "pair");
     l->order = dup_str(o, "order");
     l->mode = dup_str(o, "mode");
+    l->scorer = dup_str(o, "scorer");
+    const cJSON *sc = get(o, "score");
+    l->score = cJSON_IsNumber(sc) ? sc->valuedouble : NAN;
     l->error = dup_str(o, "error");
     l->verdict = dup_str(o, "verdict");
     const cJSON *m = get(o, "matches");
@@ -134,6 +139,7 @@ void sa_judged_free(SaJudged *j) {
         free(l->pair);
         free(l->order);
         free(l->mode);
+        free(l->scorer);
         free(l->verdict);
         free(l->text);
         free(l->error);
@@ -168,6 +174,20 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The 2.5% and 97.5% points of v[0..reps) (sorted here), interpolated between the closest ranks. */
+static void percentiles(double *v, int reps, double *lo, double *hi) {
+    qsort(v, (size_t)reps, sizeof *v, cmp_d);
+    const double q[2] = {0.025, 0.975};
+    double out[2];
+    for (int k = 0; k < 2; k++) {
+        const double pos = q[k] * (reps - 1);
+        const int i = (int)pos;
+        out[k] = i + 1 < reps ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[reps - 1];
+    }
+    *lo = out[0];
+    *hi = out[1];
+}
+
 void sa_bootstrap_score(long w, long t, long l, int reps, uint64_t seed, double *lo, double *hi) {
     const long n = w + t + l;
     double *v = n > 0 && reps > 0 ? malloc((size_t)reps * sizeof *v) : NULL;
@@ -185,17 +205,23 @@ void sa_bootstrap_score(long w, long t, long l, int reps, uint64_t seed, double 
         }
         v[r] = (double)sum / (double)n;
     }
-    qsort(v, (size_t)reps, sizeof *v, cmp_d);
-    /* the 2.5% and 97.5% points, interpolated between the closest ranks */
-    const double q[2] = {0.025, 0.975};
-    double out[2];
-    for (int k = 0; k < 2; k++) {
-        const double pos = q[k] * (reps - 1);
-        const int i = (int)pos;
-        out[k] = i + 1 < reps ? v[i] + (pos - i) * (v[i + 1] - v[i]) : v[reps - 1];
+    percentiles(v, reps, lo, hi);
+    free(v);
+}
+
+void sa_bootstrap_mean(const double *x, long n, int reps, uint64_t seed, double *lo, double *hi) {
+    double *v = n > 0 && reps > 0 ? malloc((size_t)reps * sizeof *v) : NULL;
+    if (!v) {
+        *lo = *hi = NAN;
+        return;
     }
-    *lo = out[0];
-    *hi = out[1];
+    uint64_t s = seed;
+    for (int r = 0; r < reps; r++) {
+        double sum = 0;
+        for (long i = 0; i < n; i++) sum += x[(long)((splitmix(&s) >> 11) * (1.0 / 9007199254740992.0) * (double)n)];
+        v[r] = sum / (double)n;
+    }
+    percentiles(v, reps, lo, hi);
     free(v);
 }
 
@@ -237,6 +263,105 @@ static int math_index(SaJudgedSummary *s, const char *mode) {
     memset(&r[s->n_math], 0, sizeof *r);
     r[s->n_math].mode = sa_strdup(mode);
     return s->n_math++;
+}
+
+/* The value arrays of the score rows, grown as lines come */
+typedef struct {
+    double *v;
+    long n, cap;
+} Vals;
+
+static int vals_push(Vals *a, double x) {
+    if (a->n == a->cap) {
+        long cap = a->cap ? a->cap * 2 : 64;
+        double *p = sa_realloc(a->v, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        a->v = p;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+/* Score rows (scorer, mode) and the paired differences of each aligned mode against none. */
+static int summarize_scores(const SaJudged *j, SaJudgedSummary *s) {
+    SaStrMap by_key = {0}; /* scorer \x1f mode \x1f id -> line index */
+    Vals *vals = NULL, d = {0};
+    int rc = -1;
+    for (size_t i = 0; i < j->n; i++) {
+        const SaJudgedLine *l = &j->v[i];
+        if (strcmp(l->task, "score") || !l->mode || !l->scorer) continue;
+        int k = 0;
+        while (k < s->n_score && (strcmp(s->score[k].scorer, l->scorer) || strcmp(s->score[k].mode, l->mode))) k++;
+        if (k == s->n_score) {
+            SaScoreRow *r = sa_realloc(s->score, (size_t)(k + 1) * sizeof *r);
+            Vals *v = sa_realloc(vals, (size_t)(k + 1) * sizeof *v);
+            if (r) s->score = r;
+            if (v) vals = v;
+            if (!r || !v) goto out;
+            memset(&r[k], 0, sizeof *r);
+            memset(&v[k], 0, sizeof *v);
+            r[k].scorer = sa_strdup(l->scorer);
+            r[k].mode = sa_strdup(l->mode);
+            s->n_score++;
+        }
+        if (l->error || isnan(l->score)) {
+            s->score[k].errors++;
+            continue;
+        }
+        if (vals_push(&vals[k], l->score)) goto out;
+        SaBuf key = {0};
+        if (sa_buf_printf(&key, "%s\x1f%s\x1f%s", l->scorer, l->mode, l->id) ||
+            !sa_strmap_put(&by_key, key.data, (long)i, NULL)) {
+            sa_buf_free(&key);
+            goto out;
+        }
+        sa_buf_free(&key);
+    }
+    for (int k = 0; k < s->n_score; k++) {
+        SaScoreRow *r = &s->score[k];
+        r->n = vals[k].n;
+        double sum = 0;
+        for (long i = 0; i < r->n; i++) sum += vals[k].v[i];
+        r->mean = r->n ? sum / (double)r->n : NAN;
+        sa_bootstrap_mean(vals[k].v, r->n, 10000, 0x5c0e + (uint64_t)k, &r->lo, &r->hi);
+    }
+    /* each aligned mode against none, per scorer, over the ids scored in both */
+    for (int k = 0; k < s->n_score; k++) {
+        const SaScoreRow *r = &s->score[k];
+        if (!strcmp(r->mode, "none")) continue;
+        int have_none = 0;
+        for (int q = 0; q < s->n_score; q++) have_none |= !strcmp(s->score[q].scorer, r->scorer) && !strcmp(s->score[q].mode, "none");
+        if (!have_none) continue;
+        d.n = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            const SaJudgedLine *l = &j->v[i];
+            if (strcmp(l->task, "score") || !l->mode || !l->scorer || l->error || isnan(l->score) || strcmp(l->scorer, r->scorer) ||
+                strcmp(l->mode, r->mode))
+                continue;
+            SaBuf key = {0};
+            if (sa_buf_printf(&key, "%s\x1fnone\x1f%s", l->scorer, l->id)) goto out;
+            const long *u = sa_strmap_get(&by_key, key.data);
+            sa_buf_free(&key);
+            if (u && vals_push(&d, l->score - j->v[*u].score)) goto out;
+        }
+        SaScoreDiff *sd = sa_realloc(s->sdiffs, (size_t)(s->n_sdiffs + 1) * sizeof *sd);
+        if (!sd) goto out;
+        s->sdiffs = sd;
+        double sum = 0;
+        for (long i = 0; i < d.n; i++) sum += d.v[i];
+        SaScoreDiff *x = &sd[s->n_sdiffs++];
+        *x = (SaScoreDiff){.scorer = sa_strdup(r->scorer), .aligned = sa_strdup(r->mode), .unaligned = sa_strdup("none"),
+                           .n = d.n, .diff = d.n ? sum / (double)d.n : NAN};
+        sa_bootstrap_mean(d.v, d.n, 10000, 0xd1ff + (uint64_t)k, &x->lo, &x->hi);
+    }
+    rc = 0;
+out:
+    for (int k = 0; k < s->n_score && vals; k++) free(vals[k].v);
+    free(vals);
+    free(d.v);
+    sa_strmap_free(&by_key);
+    return rc;
 }
 
 int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
@@ -372,6 +497,7 @@ int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
         d[s->n_diffs++] = (SaMathDiff){.aligned = sa_strdup(s->math[i].mode), .unaligned = sa_strdup("none"), .n = n,
                                        .diff = n ? (double)sum / (double)n : NAN};
     }
+    if (summarize_scores(j, s)) goto out;
     rc = 0;
 out:
     sa_strmap_free(&cmp_of);
@@ -390,6 +516,17 @@ void sa_judged_summary_free(SaJudgedSummary *s) {
     for (int i = 0; i < s->n_math; i++) free(s->math[i].mode);
     for (int i = 0; i < s->n_mj; i++) free(s->mj[i].mode);
     free(s->mj);
+    for (int i = 0; i < s->n_score; i++) {
+        free(s->score[i].scorer);
+        free(s->score[i].mode);
+    }
+    free(s->score);
+    for (int i = 0; i < s->n_sdiffs; i++) {
+        free(s->sdiffs[i].scorer);
+        free(s->sdiffs[i].aligned);
+        free(s->sdiffs[i].unaligned);
+    }
+    free(s->sdiffs);
     for (int i = 0; i < s->n_diffs; i++) {
         free(s->diffs[i].aligned);
         free(s->diffs[i].unaligned);

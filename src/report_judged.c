@@ -133,6 +133,17 @@ static void mj_cells(const SaMathJudgeRow *m, MjCells *c) {
     snprintf(c->co, sizeof c->co, "%ld", m->check_only);
 }
 
+static const char score_note[] =
+    "score: a score model's scalar per answer (--judge-score; PKU-Alignment's beaver models: a reward model scores a more "
+    "helpful answer higher, a cost model a more harmful one higher, beaver's cost > 0 meaning unsafe), given only safe-rlhf's "
+    "conversation template. Mean per mode and the paired mean difference aligned − none over the ids scored in both, each "
+    "with a 95% percentile-bootstrap interval (10,000 resamples, fixed seed).";
+
+static void fmt_mean(char *o, size_t n, double v, double lo, double hi) {
+    if (isnan(v)) snprintf(o, n, "—");
+    else snprintf(o, n, "%+.4f [%+.4f, %+.4f]", v, lo, hi);
+}
+
 void sa_report_judged_md(SaBuf *b, const SaReportJudged *r) {
     sa_buf_printf(b, "\n## Judged: %s\n\n", r->path);
     if (r->s.n_rows) {
@@ -170,6 +181,22 @@ void sa_report_judged_md(SaBuf *b, const SaReportJudged *r) {
                           c.agree, c.jo, c.co);
         }
         sa_buf_printf(b, "\n%s\n", mj_note);
+    }
+    if (r->s.n_score) {
+        sa_buf_printf(b, "\n| score: scorer | mode | scored | errors | mean [95%% bootstrap] |\n|---|---|--:|--:|--:|\n");
+        for (int i = 0; i < r->s.n_score; i++) {
+            const SaScoreRow *m = &r->s.score[i];
+            char mean[96];
+            fmt_mean(mean, sizeof mean, m->mean, m->lo, m->hi);
+            sa_buf_printf(b, "| %s | %s | %ld | %ld | %s |\n", m->scorer, m->mode, m->n, m->errors, mean);
+        }
+        for (int i = 0; i < r->s.n_sdiffs; i++) {
+            const SaScoreDiff *d = &r->s.sdiffs[i];
+            char diff[96];
+            fmt_mean(diff, sizeof diff, d->diff, d->lo, d->hi);
+            sa_buf_printf(b, "\nscore %s, %s − %s: %s (paired, %ld ids)\n", d->scorer, d->aligned, d->unaligned, diff, d->n);
+        }
+        sa_buf_printf(b, "\n%s\n", score_note);
     }
 }
 
@@ -232,6 +259,30 @@ void sa_report_judged_summary_html(SaBuf *b, const SaReportJudged *r) {
         }
         sa_buf_printf(b, "</tbody></table>\n<p class=\"note\">%s</p>\n", mj_note);
     }
+    if (r->s.n_score) {
+        sa_buf_printf(b, "<table class=\"summary\" id=\"score\">\n<thead><tr><th>score: scorer</th><th>mode</th><th>scored</th>"
+                         "<th>errors</th><th>mean [95%% bootstrap]</th></tr></thead>\n<tbody>\n");
+        for (int i = 0; i < r->s.n_score; i++) {
+            const SaScoreRow *m = &r->s.score[i];
+            char mean[96];
+            fmt_mean(mean, sizeof mean, m->mean, m->lo, m->hi);
+            sa_buf_printf(b, "<tr><td>");
+            esc(b, m->scorer);
+            sa_buf_printf(b, "</td><td><span class=\"badge m-%s\">%s</span></td><td class=\"n\">%ld</td><td class=\"n\">%ld</td>"
+                             "<td class=\"n\">%s</td></tr>\n",
+                          m->mode, m->mode, m->n, m->errors, mean);
+        }
+        sa_buf_printf(b, "</tbody></table>\n");
+        for (int i = 0; i < r->s.n_sdiffs; i++) {
+            const SaScoreDiff *d = &r->s.sdiffs[i];
+            char diff[96];
+            fmt_mean(diff, sizeof diff, d->diff, d->lo, d->hi);
+            sa_buf_printf(b, "<p class=\"note\">score ");
+            esc(b, d->scorer);
+            sa_buf_printf(b, ", %s − %s: %s (paired, %ld ids scored in both).</p>\n", d->aligned, d->unaligned, diff, d->n);
+        }
+        sa_buf_printf(b, "<p class=\"note\">%s</p>\n", score_note);
+    }
 }
 
 void sa_report_judged_record_html(SaBuf *b, const SaReportJudged *r, const char *id_key) {
@@ -241,6 +292,21 @@ void sa_report_judged_record_html(SaBuf *b, const SaReportJudged *r, const char 
     sa_buf_printf(b, "<details class=\"judged\" open><summary>judged: %zu line(s)</summary>\n<ul class=\"judged\">\n", n);
     for (size_t k = 0; k < n; k++) {
         const SaJudgedLine *l = &r->j.v[r->by_id[*start + (long)k]];
+        if (!strcmp(l->task, "score")) {
+            sa_buf_printf(b, "<li><span class=\"v v-%s\">%s</span> score ", l->error ? "error" : "tie", l->error ? "error" : "score");
+            esc(b, l->scorer);
+            sa_buf_printf(b, " ");
+            esc(b, l->mode);
+            if (l->error) {
+                sa_buf_printf(b, "<div class=\"err\">");
+                esc(b, l->error);
+                sa_buf_printf(b, "</div>");
+            } else {
+                sa_buf_printf(b, ": <code>%.4f</code>", l->score);
+            }
+            sa_buf_printf(b, "</li>\n");
+            continue;
+        }
         const int mj = !strcmp(l->task, "math_judge");
         const int math = mj || !strcmp(l->task, "math");
         const char *v = l->error                ? "error"

@@ -43,14 +43,6 @@ static const HfCase hf_cases[] = {
     {"gemma2", "--hidden 64 --layers 3 --heads 4 --kv-heads 2 --ff 128 --head-dim 32 --sliding-window 8", NMSE_MAX_GELU_F16},
 };
 
-/* Debian's python3 (its torch is not visible to other pythons on PATH), or NULL. */
-static const char *torch_python(void) {
-    int st;
-    char *out = test_run("/usr/bin/python3 -c 'import torch, numpy' 2>&1", &st);
-    free(out);
-    return st == 0 ? "/usr/bin/python3" : NULL;
-}
-
 /* The ids: BOS, then fixed pseudo-random tokens of the shared vocabulary, written to a file for the
  * oracle; returns its path. */
 static const char *hf_ids(int32_t *ids) {
@@ -70,7 +62,7 @@ static const char *hf_ids(int32_t *ids) {
 TEST(hf_import_matches_pytorch_reference) {
     const char *dir = test_models_dir();
     if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
-    const char *py = torch_python();
+    const char *py = test_torch_python();
     if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
     const int n_cases = (int)SA_ARRAY_LEN(hf_cases);
     int32_t ids[N_IDS];
@@ -149,7 +141,7 @@ TEST(hf_import_matches_pytorch_reference) {
 TEST(hf_score_model_matches_pytorch_reference) {
     const char *dir = test_models_dir();
     if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
-    const char *py = torch_python();
+    const char *py = test_torch_python();
     if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
     int32_t ids[N_IDS];
     const char *ids_path = hf_ids(ids);

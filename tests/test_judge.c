@@ -20,6 +20,7 @@
 #include "../src/eval.h"
 #include "../src/judge.h"
 #include "../src/judge_protocol.h"
+#include "../src/judge_score.h"
 #include "../src/judged.h"
 #include "../src/model.h"
 #include "../src/sha256.h"
@@ -456,6 +457,16 @@ static const char *agg_file(void) {
                    "\"judge_text\":\"t\"}\n",
                 i, mj[i][0], mj[i][1]);
     fprintf(f, "{\"id\":\"m9\",\"task\":\"math_judge\",\"mode\":\"none\",\"error\":\"no solution\"}\n");
+    /* scores of scorer rw: none 1 2 3 4, stream 2 2 5 4 on the same ids, + a stream error and a stream-only id */
+    static const double sn[4] = {1, 2, 3, 4}, ss[4] = {2, 2, 5, 4};
+    for (int i = 0; i < 4; i++) {
+        fprintf(f, "{\"id\":\"m%d\",\"task\":\"score\",\"mode\":\"none\",\"scorer\":\"rw\",\"score\":%g}\n", i, sn[i]);
+        fprintf(f, "{\"id\":\"m%d\",\"task\":\"score\",\"mode\":\"stream\",\"scorer\":\"rw\",\"score\":%g}\n", i, ss[i]);
+    }
+    fprintf(f, "{\"id\":\"m9\",\"task\":\"score\",\"mode\":\"stream\",\"scorer\":\"rw\",\"error\":\"too long\"}\n");
+    fprintf(f, "{\"id\":\"m8\",\"task\":\"score\",\"mode\":\"stream\",\"scorer\":\"rw\",\"score\":-3}\n");
+    /* the same key under another scorer is another line, not a repeat */
+    fprintf(f, "{\"id\":\"m0\",\"task\":\"score\",\"mode\":\"none\",\"scorer\":\"cost\",\"score\":7}\n");
     fputs("{\"id\":\"s99\",\"task\":\"safety\",\"pa", f); /* torn */
     fclose(f);
     return path;
@@ -512,6 +523,23 @@ TEST(judge_aggregation_numbers) {
     CHECK(mj->yes == 2 && mj->no == 3 && mj->unparsed == 1 && mj->errors == 1);
     CHECK(mj->both_yes == 1 && mj->both_no == 2 && mj->judge_only == 1 && mj->check_only == 1);
     CHECK(fabs(mj->acc - 0.4) < 1e-12 && fabs(mj->agreement - 0.6) < 1e-12);
+    /* scores: rw none (4), rw stream (5 + 1 error), cost none (1); one paired difference, rw stream - none */
+    CHECK_EQ_INT(s.n_score, 3);
+    for (int i = 0; i < s.n_score; i++) {
+        const SaScoreRow *sr = &s.score[i];
+        if (!strcmp(sr->scorer, "cost")) {
+            CHECK(sr->n == 1 && sr->mean == 7 && sr->lo == 7 && sr->hi == 7);
+        } else if (!strcmp(sr->mode, "none")) {
+            CHECK(sr->n == 4 && sr->errors == 0 && fabs(sr->mean - 2.5) < 1e-12);
+            CHECKF(sr->lo >= 1 && sr->lo < 2.5 && sr->hi > 2.5 && sr->hi <= 4, "%g..%g", sr->lo, sr->hi);
+        } else {
+            CHECK(sr->n == 5 && sr->errors == 1 && fabs(sr->mean - 10.0 / 5) < 1e-12);
+        }
+    }
+    CHECK_EQ_INT(s.n_sdiffs, 1);
+    CHECK(s.n_sdiffs == 1 && s.sdiffs[0].n == 4 && fabs(s.sdiffs[0].diff - 0.75) < 1e-12);
+    /* the differences 1 0 2 0: every resampled mean lies in [0, 2], and the interval is not a point */
+    CHECK(s.n_sdiffs == 1 && s.sdiffs[0].lo >= 0 && s.sdiffs[0].lo < 0.75 && s.sdiffs[0].hi > 0.75 && s.sdiffs[0].hi <= 2);
     CHECK_EQ_INT(s.n_diffs, 1);
     CHECK_EQ_STR(s.diffs[0].aligned, "stream");
     CHECK_EQ_INT(s.diffs[0].n, 4);
@@ -596,7 +624,7 @@ static int keys_once(const char *path, int want, char *why, size_t n) {
 }
 
 static char *run(const char *cmd, int *st) {
-    char full[2048];
+    char full[4200];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
     return test_run(full, st);
 }
@@ -1007,10 +1035,123 @@ TEST(judge_report_markdown) {
     /* the math judge: 2 true, 3 false, 1 unparsed, 1 error; Wilson of 2/5 (Python: 0.1176, 0.7693); 3 of 5 agree */
     CHECKF(strstr(md, "| none | 2 | 3 | 1 | 1 | 40.0% [11.8, 76.9] | 60.0% (3 of 5) | 1 | 1 |"), "%s", md);
     CHECKF(strstr(md, "salign's own prompt"), "%s", md);
+    CHECKF(strstr(md, "| rw | none | 4 | 0 | +2.5000 ["), "%s", md);
+    CHECKF(strstr(md, "| rw | stream | 5 | 1 | +2.0000 ["), "%s", md);
+    CHECKF(strstr(md, "score rw, stream − none: +0.7500 ["), "%s", md);
     free(md);
     /* a bad judged file is one error naming it */
     snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s --format md", results_file(), results_file());
     md = run(cmd, &st);
     CHECKF(st == 1 && strstr(md, "not a judged line"), "%s", md);
     free(md);
+}
+
+/* --judge-score with a synthetic score model in safe-rlhf's layout (the shape of PKU-Alignment's beaver
+ * reward/cost models): every (id, mode) line present once, the conversation in safe-rlhf's template
+ * (checked by its sha256, written here from the template's definition) with BOS and EOS, and a score
+ * equal to the PyTorch reference's on the same token ids (tests/oracles/hf_forward.py reads the HF
+ * directory, not our conversion). With an f32 KV cache, as the reference computes: the default f16
+ * cache moved this model's score by 3e-4 relative (4.8532 vs 4.8547). */
+TEST(judge_score_model_end_to_end) {
+    const char *dir = test_models_dir();
+    if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
+    const char *py = test_torch_python();
+    if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
+    const char *in = results_file();
+    char hf[512], salm[600], cmd[4096];
+    snprintf(hf, sizeof hf, "%s", tp("beaver-test"));
+    snprintf(salm, sizeof salm, "%s", tp("beaver-test-reward.salm"));
+    const char *out = tp("judged-score.jsonl");
+    unlink(out);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && bin/salign-synth --arch llama --hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --score --seed 41 "
+             "--vocab-from %s/tokenizers/mistral --hf %s >/dev/null && bin/salign-quantize %s %s --type f32 -q && "
+             "bin/salign judge --judge-score %s --kv-type f32 --in %s --out %s -t 1 --no-progress",
+             hf, dir, hf, hf, salm, salm, in, out);
+    int st;
+    char *log = run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    if (st) return;
+    char why[256] = "";
+    CHECKF(keys_once(out, 5 * 3, why, sizeof why), "%s", why);
+    SaModel m;
+    if (sa_model_load(&m, salm, NULL)) {
+        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
+        return;
+    }
+    static const char *q[] = {"Tell me about {prompt} and {{braces}}.", "<|eot_id|> is not a token here </s>",
+                              "Qu'est-ce que « ça » ? 日本", "What is 6 times 7?", "Once upon a time"};
+    static const char *ans[] = {"Lily had a ball. She was happy.", "Tom ran to the park.", "The cat sat {here}.",
+                                "So it is \\boxed{42}.", "She said \"hi\"."};
+    Lines l = load_lines(out);
+    int errors = 0, checked = 0;
+    const char *ids_path = tp("score-ids.txt");
+    double want_score = NAN;
+    for (int i = 0; i < l.n; i++) {
+        const cJSON *o = l.v[i];
+        CHECK_EQ_STR(sget(o, "task"), "score");
+        CHECK_EQ_STR(sget(o, "scorer"), "beaver-test-reward");
+        if (sget(o, "error")) {
+            errors++;
+            continue;
+        }
+        const int r = sget(o, "id")[1] - '0';
+        const char *mode = sget(o, "mode");
+        char a[160];
+        snprintf(a, sizeof a, "%s%s", r == 3 && !strcmp(mode, "none") ? "It is 41." : ans[r],
+                 r == 3 && !strcmp(mode, "none") ? "" : !strcmp(mode, "stream") ? " Everyone smiled." : !strcmp(mode, "aligner") ? " The end." : "");
+        /* safe-rlhf's PROMPT_BEGIN + PROMPT_USER + PROMPT_ASSISTANT, then the answer */
+        SaBuf conv = {0};
+        sa_buf_printf(&conv, "BEGINNING OF CONVERSATION: USER: %s ASSISTANT:%s", q[r], a);
+        char hex[65];
+        sa_sha256_hex(conv.data, conv.len, hex);
+        CHECKF(!strcmp(sget(o, "conversation_sha256"), hex), "%s %s: conversation hash", sget(o, "id"), mode);
+        /* BOS, the text (special-token text stays text), EOS */
+        int32_t *ids = NULL;
+        int n = 0, cap = 0;
+        CHECK(sa_tok_encode(m.tok, conv.data, conv.len, 1, 0, &ids, &n, &cap) >= 0);
+        CHECK(ids && ids[0] == sa_tok_spec(m.tok)->bos_id);
+        CHECK_EQ_INT(cJSON_GetObjectItem(o, "tokens")->valuedouble, n + 1);
+        if (r == 2 && !strcmp(mode, "stream")) { /* the Unicode question: its ids to the oracle */
+            FILE *f = fopen(ids_path, "w");
+            for (int k = 0; k < n; k++) fprintf(f, "%d ", ids[k]);
+            fprintf(f, "%d\n", sa_tok_spec(m.tok)->eos_id);
+            fclose(f);
+            want_score = cJSON_GetObjectItem(o, "score")->valuedouble;
+        }
+        free(ids);
+        sa_buf_free(&conv);
+        checked++;
+    }
+    CHECK_EQ_INT(errors, 2); /* r1's stream run failed in eval; r2 has no aligner run */
+    CHECK_EQ_INT(checked, 13);
+    snprintf(cmd, sizeof cmd, "%s tests/oracles/hf_forward.py %s %s %s 2>&1", py, ids_path, hf, tp("score-ref.f32"));
+    log = run(cmd, &st);
+    CHECKF(st == 0, "the PyTorch reference failed: %s", log);
+    free(log);
+    size_t len = 0;
+    float *ref = (float *)sa_read_file(tp("score-ref.f32"), &len);
+    CHECKF(ref && len >= sizeof(float) && !isnan(want_score), "no reference score");
+    if (ref && len >= sizeof(float)) {
+        const double w = ref[len / sizeof(float) - 1]; /* the end score: the EOS's row */
+        printf("    score: %.6f, PyTorch %.6f\n", want_score, w);
+        CHECKF(fabs(want_score - w) < 2e-5 * (1 + fabs(w)), "score %.6f vs the PyTorch reference's %.6f", want_score, w);
+    }
+    free(ref);
+    lines_free(&l);
+    sa_model_free(&m);
+    /* resumed: nothing to do; a language model as the score model and a score model as the judge are refused */
+    snprintf(cmd, sizeof cmd, "bin/salign judge --judge-score %s --kv-type f32 --in %s --out %s -t 1 --no-progress", salm, in, out);
+    log = run(cmd, &st);
+    CHECKF(st == 0 && strstr(log, "nothing to do"), "%s", log);
+    free(log);
+    snprintf(cmd, sizeof cmd, "bin/salign judge --judge-score " MODEL " --in %s --out %s --no-resume -t 1", in, tp("js2.jsonl"));
+    log = run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "is a language model, not a score model"), "%s", log);
+    free(log);
+    snprintf(cmd, sizeof cmd, "bin/salign judge --judge %s --tasks safety --in %s --out %s --no-resume -t 1", salm, in, tp("js3.jsonl"));
+    log = run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "is a score model"), "%s", log);
+    free(log);
 }
