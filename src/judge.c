@@ -484,6 +484,24 @@ out:
     return rc;
 }
 
+/* Drop a half-written judgement's fields but those named: a failed line says only what failed. */
+static void keep_only(cJSON *o, const char *const *keep, size_t n) {
+    for (cJSON *c = o->child, *next; c; c = next) {
+        next = c->next;
+        int k = 0;
+        for (size_t i = 0; i < n; i++) k |= !strcmp(c->string, keep[i]);
+        if (!k) cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
+    }
+}
+
+/* A finished line as JSON text (malloc'd), o freed; NULL + sa_err on out of memory. */
+static char *line_close(cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) sa_err("out of memory");
+    return s;
+}
+
 /* One pairwise line. Returns the JSON text (malloc'd) or NULL + sa_err on a failure that stops the run
  * (out of memory); a judgement the engine refuses is a line with "error". */
 static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, int swapped, const char *key,
@@ -540,15 +558,9 @@ static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, i
         if (rc) why = sa_errmsg();
     }
     if (why) {
-        /* drop a half-written judgement's fields: the line says only what failed */
-        static const char *keep[] = {"id", "task", "pair", "order", "A", "B", "line", "seed", "system_sha256",
+        static const char *const keep[] = {"id", "task", "pair", "order", "A", "B", "line", "seed", "system_sha256",
                                      "user_sha256", "reference_key", "prompt_sha256", "prompt_bytes", "prompt_tokens"};
-        for (cJSON *c = o->child, *next; c; c = next) {
-            next = c->next;
-            int k = 0;
-            for (size_t i = 0; i < SA_ARRAY_LEN(keep); i++) k |= !strcmp(c->string, keep[i]);
-            if (!k) cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
-        }
+        keep_only(o, keep, SA_ARRAY_LEN(keep));
         add_clean(o, "error", why);
         cJSON_AddStringToObject(o, "outcome", "unparsed");
         *failed = 1;
@@ -557,23 +569,32 @@ static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, i
     sa_prompt_free(&p);
     sa_buf_free(&user);
     sa_buf_free(&msg);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) sa_err("out of memory");
-    return s;
+    return line_close(o);
+}
+
+/* The start of a line about one mode's answer alone (math, math_judge, score): id, task, mode, line. */
+static cJSON *mode_line_open(const Rec *rec, const char *task, int mode) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
+    cJSON_AddStringToObject(o, "task", task);
+    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
+    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    return o;
+}
+
+/* Why one mode's answer cannot be judged alone (the solution and the question only when asked for), or NULL. */
+static const char *mode_answer_missing(const Rec *rec, int mode, int need_solution, int need_question) {
+    if (!rec->present[mode]) return "no answer for this mode in the results";
+    if (!rec->answer[mode]) return "the run failed in eval";
+    if (need_solution && !rec->solution) return "the record has no solution (--solution-field names it)";
+    if (need_question && !rec->question) return "no question for this id in the results";
+    return NULL;
 }
 
 static char *math_line(const Rec *rec, int mode, int *failed) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
-    cJSON_AddStringToObject(o, "task", "math");
-    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
-    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    cJSON *o = mode_line_open(rec, "math", mode);
     *failed = 0;
-    const char *why = NULL;
-    if (!rec->present[mode]) why = "no answer for this mode in the results";
-    else if (!rec->answer[mode]) why = "the run failed in eval";
-    else if (!rec->solution) why = "the record has no solution (--solution-field names it)";
+    const char *why = mode_answer_missing(rec, mode, 1, 0);
     if (!why) {
         SaMathResult r;
         if (sa_math_check(rec->answer[mode], rec->solution, &r)) {
@@ -586,10 +607,7 @@ static char *math_line(const Rec *rec, int mode, int *failed) {
         cJSON_AddStringToObject(o, "error", why);
         *failed = 1;
     }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) sa_err("out of memory");
-    return s;
+    return line_close(o);
 }
 
 /* One --math-judge line: the judge model's [[true]]/[[false]] on one mode's answer against the record's
@@ -598,20 +616,12 @@ static char *math_line(const Rec *rec, int mode, int *failed) {
 static char *math_judge_line(Judge *j, const Rec *rec, int mode, const char *key, long long *tokens, double *ms,
                              int *failed) {
     const uint64_t seed = sa_eval_seed(j->o->sp.seed, key);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
-    cJSON_AddStringToObject(o, "task", "math_judge");
-    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
-    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    cJSON *o = mode_line_open(rec, "math_judge", mode);
     cJSON_AddNumberToObject(o, "seed", (double)seed);
     *tokens = 0;
     *ms = 0;
     *failed = 0;
-    const char *why = NULL;
-    if (!rec->present[mode]) why = "no answer for this mode in the results";
-    else if (!rec->answer[mode]) why = "the run failed in eval";
-    else if (!rec->solution) why = "the record has no solution (--solution-field names it)";
-    else if (!rec->question) why = "no question for this id in the results";
+    const char *why = mode_answer_missing(rec, mode, 1, 1);
     SaPrompt p = {0};
     SaBuf user = {0};
     if (!why) {
@@ -651,43 +661,28 @@ static char *math_judge_line(Judge *j, const Rec *rec, int mode, const char *key
         if (rc) why = sa_errmsg();
     }
     if (why) {
-        static const char *keep[] = {"id", "task", "mode", "line", "seed", "check_correct", "system_sha256",
+        static const char *const keep[] = {"id", "task", "mode", "line", "seed", "check_correct", "system_sha256",
                                      "user_sha256", "prompt_sha256", "prompt_bytes", "prompt_tokens"};
-        for (cJSON *c = o->child, *next; c; c = next) {
-            next = c->next;
-            int k = 0;
-            for (size_t i = 0; i < SA_ARRAY_LEN(keep); i++) k |= !strcmp(c->string, keep[i]);
-            if (!k) cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
-        }
+        keep_only(o, keep, SA_ARRAY_LEN(keep));
         add_clean(o, "error", why);
         *failed = 1;
     }
     cJSON_AddNumberToObject(o, "ms", round(*ms * 10) / 10);
     sa_prompt_free(&p);
     sa_buf_free(&user);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) sa_err("out of memory");
-    return s;
+    return line_close(o);
 }
 
 /* One --judge-score line: the score model's scalar for one mode's answer. NULL + sa_err on a failure that
  * stops the run. */
 static char *score_line(SaScorer *sc, const char *scorer, const Rec *rec, int mode, long long *tokens, double *ms,
                         int *failed) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
-    cJSON_AddStringToObject(o, "task", "score");
-    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
+    cJSON *o = mode_line_open(rec, "score", mode);
     cJSON_AddStringToObject(o, "scorer", scorer);
-    cJSON_AddNumberToObject(o, "line", (double)rec->line);
     *tokens = 0;
     *ms = 0;
     *failed = 0;
-    const char *why = NULL;
-    if (!rec->present[mode]) why = "no answer for this mode in the results";
-    else if (!rec->answer[mode]) why = "the run failed in eval";
-    else if (!rec->question) why = "no question for this id in the results";
+    const char *why = mode_answer_missing(rec, mode, 0, 1);
     if (!why) {
         SaBuf conv = {0};
         if (sa_score_conversation(rec->question, rec->answer[mode], &conv)) {
@@ -713,10 +708,7 @@ static char *score_line(SaScorer *sc, const char *scorer, const Rec *rec, int mo
         *failed = 1;
     }
     cJSON_AddNumberToObject(o, "ms", round(*ms * 10) / 10);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) sa_err("out of memory");
-    return s;
+    return line_close(o);
 }
 
 /* ---- the run ---------------------------------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #include "judged.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,26 +244,25 @@ static int row_index(SaJudgedSummary *s, const char *task, const char *pair) {
     return s->n_rows++;
 }
 
-static int mj_index(SaJudgedSummary *s, const char *mode) {
-    for (int i = 0; i < s->n_mj; i++)
-        if (!strcmp(s->mj[i].mode, mode)) return i;
-    SaMathJudgeRow *r = sa_realloc(s->mj, (size_t)(s->n_mj + 1) * sizeof *r);
+/* The index of the row of *rows (n rows of `size` bytes) whose mode (the char * at offset `off`) is
+ * `mode`; a new zeroed row holding a copy of it when there is none. -1 on out of memory. */
+static int mode_row(void **rows, int *n, size_t size, size_t off, const char *mode) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(*(char **)((char *)*rows + (size_t)i * size + off), mode)) return i;
+    char *r = sa_realloc(*rows, (size_t)(*n + 1) * size);
     if (!r) return -1;
-    s->mj = r;
-    memset(&r[s->n_mj], 0, sizeof *r);
-    r[s->n_mj].mode = sa_strdup(mode);
-    return s->n_mj++;
+    *rows = r;
+    memset(r + (size_t)*n * size, 0, size);
+    *(char **)(r + (size_t)*n * size + off) = sa_strdup(mode);
+    return (*n)++;
+}
+
+static int mj_index(SaJudgedSummary *s, const char *mode) {
+    return mode_row((void **)&s->mj, &s->n_mj, sizeof *s->mj, offsetof(SaMathJudgeRow, mode), mode);
 }
 
 static int math_index(SaJudgedSummary *s, const char *mode) {
-    for (int i = 0; i < s->n_math; i++)
-        if (!strcmp(s->math[i].mode, mode)) return i;
-    SaMathRow *r = sa_realloc(s->math, (size_t)(s->n_math + 1) * sizeof *r);
-    if (!r) return -1;
-    s->math = r;
-    memset(&r[s->n_math], 0, sizeof *r);
-    r[s->n_math].mode = sa_strdup(mode);
-    return s->n_math++;
+    return mode_row((void **)&s->math, &s->n_math, sizeof *s->math, offsetof(SaMathRow, mode), mode);
 }
 
 /* The value arrays of the score rows, grown as lines come */
