@@ -484,6 +484,25 @@ out:
     return rc;
 }
 
+/* A rendered judge prompt's fields (the hashes of the system and user messages and of the whole
+ * prompt, its bytes; with ref_key the reference's cache key, sha256(system + user)), then its tokens in
+ * j->ids and their count. 0 or -1 + sa_err. */
+static int prompt_fields(Judge *j, cJSON *o, const char *system, const SaBuf *user, const SaPrompt *p, int ref_key) {
+    add_hex(o, "system_sha256", system, strlen(system));
+    add_hex(o, "user_sha256", user->data, user->len);
+    if (ref_key) {
+        SaBuf ck = {0};
+        sa_buf_printf(&ck, "%s%s", system, user->data);
+        add_hex(o, "reference_key", ck.data, ck.len);
+        sa_buf_free(&ck);
+    }
+    add_hex(o, "prompt_sha256", p->text.data ? p->text.data : "", p->text.len);
+    cJSON_AddNumberToObject(o, "prompt_bytes", (double)p->text.len);
+    if (tokenize(j, p)) return -1;
+    cJSON_AddNumberToObject(o, "prompt_tokens", j->n_ids);
+    return 0;
+}
+
 /* Drop a half-written judgement's fields but those named: a failed line says only what failed. */
 static void keep_only(cJSON *o, const char *const *keep, size_t n) {
     for (cJSON *c = o->child, *next; c; c = next) {
@@ -538,19 +557,8 @@ static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, i
     int rc = 0;
     if (!why) {
         rc = sa_judge_render(t, j->tmpl, rec->question, ra, rb, op->verdict_only ? t->verdict_prefix : "", &p, &user);
+        if (!rc) rc = prompt_fields(j, o, t->system, &user, &p, 1);
         if (!rc) {
-            add_hex(o, "system_sha256", t->system, strlen(t->system));
-            add_hex(o, "user_sha256", user.data, user.len);
-            SaBuf ck = {0};
-            sa_buf_printf(&ck, "%s%s", t->system, user.data);
-            add_hex(o, "reference_key", ck.data, ck.len); /* the reference's cache key: sha256(system + user) */
-            sa_buf_free(&ck);
-            add_hex(o, "prompt_sha256", p.text.data ? p.text.data : "", p.text.len);
-            cJSON_AddNumberToObject(o, "prompt_bytes", (double)p.text.len);
-            rc = tokenize(j, &p);
-        }
-        if (!rc) {
-            cJSON_AddNumberToObject(o, "prompt_tokens", j->n_ids);
             sa_err_clear();
             rc = op->verdict_only ? judge_verdict_only(j, task, t, rec->question, ra, rb, swapped, o, ms)
                                   : judge_generate(j, task, t, swapped, seed, o, tokens, ms);
@@ -633,15 +641,8 @@ static char *math_judge_line(Judge *j, const Rec *rec, int mode, const char *key
         cJSON_AddBoolToObject(o, "check_correct", r.correct);
         sa_math_result_free(&r);
         int rc = render(j, T_MATH, rec->question, rec->solution, rec->answer[mode], "", &p, &user);
+        if (!rc) rc = prompt_fields(j, o, sa_math_judge_system, &user, &p, 0);
         if (!rc) {
-            add_hex(o, "system_sha256", sa_math_judge_system, strlen(sa_math_judge_system));
-            add_hex(o, "user_sha256", user.data, user.len);
-            add_hex(o, "prompt_sha256", p.text.data ? p.text.data : "", p.text.len);
-            cJSON_AddNumberToObject(o, "prompt_bytes", (double)p.text.len);
-            rc = tokenize(j, &p);
-        }
-        if (!rc) {
-            cJSON_AddNumberToObject(o, "prompt_tokens", j->n_ids);
             sa_err_clear();
             char *text = generate(j, T_MATH, seed, o, tokens, ms);
             if (text) {

@@ -190,24 +190,13 @@ static void percentiles(double *v, int reps, double *lo, double *hi) {
 }
 
 void sa_bootstrap_score(long w, long t, long l, int reps, uint64_t seed, double *lo, double *hi) {
+    /* the comparisons as +1 (wins first), 0 (ties), -1 (losses): the bootstrap of their mean */
     const long n = w + t + l;
-    double *v = n > 0 && reps > 0 ? malloc((size_t)reps * sizeof *v) : NULL;
-    if (!v) {
-        *lo = *hi = NAN;
-        return;
-    }
-    uint64_t s = seed;
-    for (int r = 0; r < reps; r++) {
-        long sum = 0;
-        for (long i = 0; i < n; i++) {
-            /* an index into the n comparisons: wins first, then ties, then losses */
-            const long k = (long)((splitmix(&s) >> 11) * (1.0 / 9007199254740992.0) * (double)n);
-            sum += k < w ? 1 : k < w + t ? 0 : -1;
-        }
-        v[r] = (double)sum / (double)n;
-    }
-    percentiles(v, reps, lo, hi);
-    free(v);
+    double *x = n > 0 ? malloc((size_t)n * sizeof *x) : NULL;
+    for (long i = 0; x && i < n; i++) x[i] = i < w ? 1 : i < w + t ? 0 : -1;
+    if (x) sa_bootstrap_mean(x, n, reps, seed, lo, hi);
+    else *lo = *hi = NAN;
+    free(x);
 }
 
 void sa_bootstrap_mean(const double *x, long n, int reps, uint64_t seed, double *lo, double *hi) {
