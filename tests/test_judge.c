@@ -1039,6 +1039,15 @@ TEST(judge_report_markdown) {
     CHECKF(strstr(md, "| rw | stream | 5 | 1 | +2.0000 ["), "%s", md);
     CHECKF(strstr(md, "score rw, stream − none: +0.7500 ["), "%s", md);
     free(md);
+    /* the HTML page: the math judge and score tables and the paired score difference */
+    snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s -o %s", results_file(), agg, tp("agg.html"));
+    md = run(cmd, &st);
+    CHECKF(st == 0, "%s", md);
+    free(md);
+    char *html = sa_read_file(tp("agg.html"), NULL);
+    CHECK(html && strstr(html, "<table class=\"summary\" id=\"math-judge\">") && strstr(html, "<table class=\"summary\" id=\"score\">"));
+    CHECK(html && strstr(html, "score rw, stream − none: +0.7500 ["));
+    free(html);
     /* a bad judged file is one error naming it */
     snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s --format md", results_file(), results_file());
     md = run(cmd, &st);
