@@ -491,6 +491,9 @@ static int cmd_info(int argc, char **argv) {
     printf("norm_eps %g, rope_theta %g, rope pairing %s, activation %s, tied output %s, qkv bias %s\n", h->norm_eps,
            h->rope_theta, h->rope_pairing == SA_ROPE_HALF ? "half-split" : "adjacent",
            h->act == SA_ACT_GELU_TANH ? "gelu-tanh" : "silu", h->tied_output ? "yes" : "no", h->qkv_bias ? "yes" : "no");
+    if (h->score_head)
+        printf("score model:   a one-output score head (score.weight%s) instead of the output matrix: scores, no logits\n",
+               h->score_bias ? " + score.bias" : "");
     if (h->rope_scaling) printf("rope scaling %d factor %g\n", (int)h->rope_scaling, h->rope_factor);
     if (h->embd_scale || h->attn_softcap || h->final_softcap || h->sliding_window || h->query_scale)
         printf("embd_scale %g, attn_softcap %g, final_softcap %g, sliding_window %d, query_scale %g\n", h->embd_scale,
