@@ -16,8 +16,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define CHAINS 16
-
 /* 16 named accumulators, not an array: GCC keeps an indexed array in memory (a store and a load per
  * step, ~20x slower than the instruction) */
 #define X16(S) S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11) S(12) S(13) S(14) S(15)
@@ -68,34 +66,45 @@ __attribute__((target("avx2"))) static long long peak_avx2(long iters, int *sink
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-#define CHAINS 8
+#define X8(S) S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7)
+#define DECL(k) int32x4_t c##k = vdupq_n_s32(k);
+#define SUM(k) s = vaddq_s32(s, c##k);
 
-__attribute__((target("+dotprod"))) static long long peak_sdot(long iters, int *sink) {
+__attribute__((target("arch=armv8.2-a+dotprod"))) static long long peak_sdot(long iters, int *sink) {
     const int8x16_t a = vdupq_n_s8((int8_t)(3 + (iters & 7))), b = vdupq_n_s8((int8_t)(5 - (iters & 3)));
-    int32x4_t acc[CHAINS];
-    for (int k = 0; k < CHAINS; k++) acc[k] = vdupq_n_s32(k);
-    for (long i = 0; i < iters; i++)
-        for (int k = 0; k < CHAINS; k++) acc[k] = vdotq_s32(acc[k], a, b);
-    int32x4_t s = acc[0];
-    for (int k = 1; k < CHAINS; k++) s = vaddq_s32(s, acc[k]);
+#define STEP(k) c##k = vdotq_s32(c##k, a, b);
+    X8(DECL)
+    for (long i = 0; i < iters; i++) {
+        X8(STEP)
+    }
+#undef STEP
+    int32x4_t s = vdupq_n_s32(0);
+    X8(SUM)
     *sink = vaddvq_s32(s);
-    return (long long)iters * CHAINS * 16;
+    return (long long)iters * 8 * 16;
 }
 
 static long long peak_neon(long iters, int *sink) {
     const int8x16_t a = vdupq_n_s8((int8_t)(3 + (iters & 7))), b = vdupq_n_s8((int8_t)(5 - (iters & 3)));
-    int32x4_t acc[CHAINS];
-    for (int k = 0; k < CHAINS; k++) acc[k] = vdupq_n_s32(k);
-    for (long i = 0; i < iters; i++)
-        for (int k = 0; k < CHAINS; k++) {
-            const int16x8_t p = vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b);
-            acc[k] = vpadalq_s16(acc[k], p);
-        }
-    int32x4_t s = acc[0];
-    for (int k = 1; k < CHAINS; k++) s = vaddq_s32(s, acc[k]);
+    /* the products do not depend on the accumulators: an opaque operand per chain (see avx2) */
+#define STEP(k)                                                                            \
+    {                                                                                      \
+        int8x16_t x = a;                                                                   \
+        __asm__ volatile("" : "+w"(x));                                                    \
+        c##k = vpadalq_s16(c##k, vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(b)), x, b)); \
+    }
+    X8(DECL)
+    for (long i = 0; i < iters; i++) {
+        X8(STEP)
+    }
+#undef STEP
+    int32x4_t s = vdupq_n_s32(0);
+    X8(SUM)
     *sink = vaddvq_s32(s);
-    return (long long)iters * CHAINS * 16;
+    return (long long)iters * 8 * 16;
 }
+#undef DECL
+#undef SUM
 #endif
 
 const char *sa_i8_peak_what(const char *table) {
