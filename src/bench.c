@@ -1,7 +1,7 @@
 /* bench.c - `salign bench`: prompt-processing and generation speed, in llama-bench's terms.
  *
  *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap|--no-hugepages]
- *                [--kv-type f16|f32|q8_0] [--json]
+ *                [--kv-type f16|f32|q8_0] [--cpu-time] [--json]
  *   salign bench --int8-peak [-t 1,2] [--json]
  *
  * -p, -n, -t and -b take comma-separated lists; every combination is run. As in llama-bench:
@@ -12,6 +12,10 @@
  * messages go to stderr. --json adds "macs_per_token": the weight multiply-adds of one token's
  * transformer blocks (the output matrix runs for the last token of a batch only), so prefill t/s
  * can be set against the int8 peak.
+ *
+ * --cpu-time: t/s by the process's CPU time instead of wall time. With one thread that is the speed
+ * while the thread runs: A/B comparisons of kernels on a machine shared with other work (the memory
+ * bandwidth stays shared). With more threads the pool's spinning counts too: not meaningful.
  *
  * --int8-peak (no model): the int8 multiply-add peak of the kernel table in use (simd/peak.c), per
  * thread count: every thread runs the table's dot-product instruction on independent registers
@@ -95,20 +99,28 @@ static int rand_token(int n_vocab) {
     return (int)(g_rng % (uint64_t)n_vocab);
 }
 
-/* One measured run; returns seconds or < 0 on error. */
+static int g_cpu_time; /* --cpu-time: runs timed by the process's CPU time */
+
+static double process_cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* One measured run; returns seconds (wall, or CPU with --cpu-time) or < 0 on error. */
 static double run_test(SaCtx *c, const SaModel *m, int n_prompt, int n_gen, int n_batch) {
     sa_ctx_truncate(c, 0);
     int32_t *toks = malloc((size_t)SA_MAX(n_prompt, 1) * sizeof *toks);
     if (!toks) return -1;
     for (int i = 0; i < n_prompt; i++) toks[i] = rand_token(m->hp.n_vocab);
-    const double t0 = sa_time_ms();
+    const double t0 = g_cpu_time ? process_cpu_ms() : sa_time_ms();
     int rc = 0;
     for (int i = 0; i < n_prompt && !rc; i += n_batch) rc = sa_ctx_eval(c, toks + i, SA_MIN(n_batch, n_prompt - i), 0);
     for (int i = 0; i < n_gen && !rc; i++) {
         int32_t t = rand_token(m->hp.n_vocab);
         rc = sa_ctx_eval(c, &t, 1, 0);
     }
-    const double dt = (sa_time_ms() - t0) / 1000.0;
+    const double dt = ((g_cpu_time ? process_cpu_ms() : sa_time_ms()) - t0) / 1000.0;
     free(toks);
     return rc ? -1 : dt;
 }
@@ -229,6 +241,7 @@ int sa_cmd_bench(int argc, char **argv) {
     int n_models = 0, reps = 3, json = 0, load_mode = 0, peak = 0;
     IntList pp = {{512}, 1}, tg = {{128}, 1}, th = {{1, 2}, 2}, nb = {{512}, 1};
     g_kv_type = SA_F16;
+    g_cpu_time = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
@@ -261,6 +274,8 @@ int sa_cmd_bench(int argc, char **argv) {
             json = 1;
         } else if (!strcmp(a, "--int8-peak")) {
             peak = 1;
+        } else if (!strcmp(a, "--cpu-time")) {
+            g_cpu_time = 1;
         } else if (!strcmp(a, "--mmap")) {
             load_mode = SA_LOAD_MMAP;
         } else if (!strcmp(a, "--no-hugepages")) {
@@ -271,7 +286,7 @@ int sa_cmd_bench(int argc, char **argv) {
             int t0 = 0, c0 = 0, m0 = 0;
             if (sa_runtime_flag(&t0, &c0, &m0, &g_kv_type, argc, argv, &i) < 0) return usage_error();
         } else {
-            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --no-hugepages --no-verify --json --int8-peak)", a);
+            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --no-hugepages --no-verify --json --int8-peak --cpu-time)", a);
             return usage_error();
         }
     }

@@ -689,7 +689,7 @@ static const char usage_text[] =
             "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
             "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
             "  bench -m MODEL [-p|--n-prompt 512] [-n|--n-gen 128] [-t 1,2] [-r|--repetitions 3] [-b|--batch-size 512]\n"
-            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--json|-o json]   speed\n"
+            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--cpu-time] [--json|-o json]   speed\n"
             "        | bench --int8-peak [-t 1,2] [--json]   the kernel table's int8 multiply-add peak (prefill's roof)\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "  bench-align --upstream UP --aligner AL [-n SENTENCES] [--sentence-tokens 25] [--edit-every 5] [-p QUESTION]\n"
