@@ -187,6 +187,36 @@ for q in $MODELS; do
     bin/salign bench-spec -m "$out/llama1b-$q.salm" -n 48 -r 3 -t 1 2>/dev/null || echo "bench-spec failed for $q"
 done
 
+# The aligned answer's cost (issue #23 item 6): `salign bench-align` with an upstream and an aligner of
+# real shapes, random weights written by salign-synth straight as Q4_0 (Llama 3's tokenizer): the
+# upstream Llama-3-8B-shaped (hidden 4096, 32 layers, 32 heads / 8 KV heads, FFN 14336, vocab 128256,
+# 4.2 GiB), the aligner Llama-3.2-1B-shaped (663 MiB). Both models' tokens are forced (src/bench_align.c):
+# ALIGN_SENTENCES sentences of ~25 tokens; the aligner copies them, or edits every fifth token.
+# The goal it measures: aligned <= 1.25x unaligned when the aligner copies. ALIGN=0 skips it (the
+# models take ~20 min to write on a busy 2-vCPU machine; each round of three answers a few minutes).
+if [ "${ALIGN:-1}" != 0 ]; then
+    toks=../shared/models/tokenizers/llama3
+    mk() { # name, salign-synth shape flags...
+        n=$1; shift
+        [ -f "$out/$n.salm" ] && return 0
+        echo "== salign-synth $* -> $out/$n.salm" >&2
+        bin/salign-synth "$@" --vocab-from "$toks" --gguf "$out/$n.gguf" --gguf-type q4_0 --seed 3 &&
+            bin/salign-quantize "$out/$n.gguf" "$out/$n.salm" --type keep -q && rm -f "$out/$n.gguf"
+    }
+    mk up8b-q4_0 --arch llama --hidden 4096 --layers 32 --heads 32 --kv-heads 8 --ff 14336 --untied --rope-theta 500000
+    mk al1b-q4_0 --preset llama-3.2-1b
+    echo
+    echo "## the aligned answer's cost (bin/salign bench-align, 8B-shaped Q4_0 upstream, 1B-shaped Q4_0 aligner)"
+    echo
+    for t in $(echo "$THREADS" | tr , ' '); do
+        echo "$t thread(s):"
+        echo
+        bin/salign bench-align --upstream "$out/up8b-q4_0.salm" --aligner "$out/al1b-q4_0.salm" -n "${ALIGN_SENTENCES:-4}" \
+            -r "${ALIGN_REPS:-2}" -t "$t" 2>/dev/null || echo "bench-align failed"
+        echo
+    done
+fi
+
 # Tokenizer speed (the unit tests check only that long inputs round-trip; timing lives here): 1 MiB
 # of story text and one run of 200,000 spaces, the worst case for a quadratic merge loop, with
 # Llama 2's 32,000-token vocabulary (llama2.c tokenizer.bin), best of 3.
