@@ -27,7 +27,7 @@
 #include "common.h"
 #include "engine_opts.h"
 #include "flags.h"
-#include "matmul.h"
+#include "parallel.h"
 
 /* plain lowercase words (nothing a splitter could take for a boundary) */
 static const char *const words[] = {"The",   "small",    "river", "carries", "water", "past",   "the",    "old",

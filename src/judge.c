@@ -18,7 +18,7 @@
 #include "flags.h"
 #include "judged.h"
 #include "mathcheck.h"
-#include "matmul.h"
+#include "parallel.h"
 #include "model.h"
 #include "progress.h"
 #include "results_file.h"
