@@ -213,7 +213,7 @@ static int int8_peak(const IntList *th, int json) {
             {
                 int s;
                 const double c0 = thread_cpu_ms();
-                const long long m = sa_i8_peak_run(sa_k->name, iters, &s);
+                const long long m = sa_i8_peak_run(table, iters, &s);
                 rate += m / ((thread_cpu_ms() - c0) * 1e6);
                 macs += m;
 #pragma omp atomic
