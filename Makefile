@@ -127,6 +127,11 @@ $(BUILD)/train-bin/%: $(BUILD)/tools/train/%.o $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# tools/bench's kernel timer (kernbench.c: one weight type's kernels, table against table)
+$(BUILD)/bench-bin/%: $(BUILD)/tools/bench/%.o $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # --whole-archive: tests register themselves from constructors, and library objects are all needed.
 $(BIN)/salign-tests: $(TEST_OBJ) $(EMU_OBJ) $(BUILD)/libsalign-convert.a $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
