@@ -5,7 +5,7 @@
 # is written as an HF directory and a GGUF (bin/salign-synth); llama.cpp runs the GGUF for 64
 # greedy steps; both of our conversions (HF directory, GGUF) must pick llama.cpp's token at every
 # step with a logits NMSE under 5e-7. Then llama.cpp's file types (Q4_K_M ... Q8_0, Q3_K/Q2_K/IQ4 on
-# llama): the F16 GGUF of each architecture (hidden 256, and Qwen2 at hidden 896) quantized by llama.cpp's
+# llama, Q2_K and IQ4_XS on the others): the F16 GGUF of each architecture (hidden 256, and Qwen2 at hidden 896) quantized by llama.cpp's
 # own quantizer, loaded with --type keep, against llama.cpp on the same file (bounds in
 # tests/test_archs.c); and our quantizers against llama.cpp's byte for byte (--pure files, and rows of
 # edge cases through ggml's own ggml_quantize_chunk). And salign-quantize's file types
