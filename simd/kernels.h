@@ -1,7 +1,9 @@
 /* kernels.h - the table of compute kernels, one implementation per instruction set.
  *
  * scalar.c is the reference every other table is tested against (tests/test_kernels.c).
- * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64);
+ * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64), and
+ * can compose sa_k op by op from several tables (per-operation selection, at the end of this file;
+ * src/kselect.c chooses);
  * the environment variable SALIGN_ISA=scalar|avx2|avx512|neon|neon_dotprod forces one (for tests
  * and benchmarks; the test binaries also know "avx512_emu", simd/avx512.c emulated with SIMDe for
  * CPUs without AVX-512). On aarch64 "neon" is plain ARMv8.0 NEON and "neon_dotprod" adds SDOT for the

@@ -11,9 +11,9 @@
  * measurement runs T = 1 over a run of the model's real matrices (cut to at most 64 MiB in all,
  * more than a last-level cache, so the weights come from memory as in a real step); within a
  * round every candidate reads the same run, the order of candidates rotates between rounds, and
- * each candidate's median over the rounds decides (robust to another process taking the core for
- * a moment). Prefill is bound by arithmetic: T = 64 tokens on the first 256 rows of a matrix of
- * the op (cache-resident, as the real token chunks are). Activation conversions: 64 rows. One
+ * each candidate's best round decides (see calibrate), with a 3% margin for the cpuid table's
+ * own. Prefill is bound by arithmetic: T = 64 tokens on the first 256 rows of a matrix of the op
+ * (cache-resident, as the real token chunks are). Activation conversions: 64 rows. One
  * thread throughout (the per-core speed is what differs between tables). */
 #include "kselect.h"
 
@@ -34,8 +34,11 @@
 #define MAX_OVERRIDES 32
 #define CACHE_MAX_BYTES (1 << 20)
 #define SWEEP_BYTES ((size_t)64 << 20) /* per decode measurement: more than a last-level cache */
-#define DECODE_ROUNDS 4
+#define DECODE_ROUNDS 6
 #define SMALL_ROUNDS 6
+/* A candidate other than the cpuid table's must be this much faster to replace it: timings on a
+ * shared machine wobble by a few percent, and a tie should not flip the choice from run to run. */
+#define MARGIN 0.97
 #define PREFILL_T 64
 #define PREFILL_ROWS 256
 #define ACT_ROWS 64
@@ -54,7 +57,11 @@ typedef struct {
     char note[2][96];         /* calibration times */
 } OpState;
 
+static int n_classes(const OpState *o) { return o->op.matrix ? 2 : 1; }
+static int slot(const OpState *o, int c) { return o->op.matrix ? c : 1; }
+
 typedef struct {
+    double calib_ms; /* the calibration's own wall time (0: none ran) */
     OpState ops[MAX_OPS];
     int n_ops;
     char key[512];
@@ -293,8 +300,11 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Time every candidate (rotating who goes first) and install the fastest: each one's median. */
-static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, int nc, Bench *b) {
+/* Time every candidate (rotating who goes first) and install the fastest by each one's best
+ * round: on a machine shared with other processes (the 2-vCPU VM here ran at load 13 while this
+ * was written) a round's time is the kernel's own plus whatever the core was taken away for, so
+ * the least disturbed round is the one that measures the kernel. */
+static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, int nc, Bench *b, const SaKernels *base) {
     const SaKernelClass kc = !o->op.matrix ? SA_KC_BOTH : cls == 0 ? SA_KC_DECODE : SA_KC_PREFILL;
     const int rounds = o->op.matrix && cls == 0 ? DECODE_ROUNDS : SMALL_ROUNDS;
     double t[MAX_TABLES][SMALL_ROUNDS];
@@ -308,17 +318,19 @@ static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, i
             for (size_t bytes = 0; bytes < SWEEP_BYTES && b->n > 1; b->pos = (b->pos + 1) % b->n)
                 bytes += (size_t)cut(b->mats[b->pos], SWEEP_BYTES - bytes).rows * b->mats[b->pos]->row_bytes;
     }
-    int best = 0;
+    int best = -1, base_c = -1;
     double med[MAX_TABLES];
     size_t o_len = 0;
+    char *note = o->note[slot(o, cls)];
+    const size_t cap = sizeof o->note[0];
     for (int c = 0; c < nc; c++) {
         qsort(t[c], (size_t)rounds, sizeof(double), cmp_double);
-        med[c] = (t[c][(rounds - 1) / 2] + t[c][rounds / 2]) / 2;
-        if (med[c] < med[best]) best = c;
-        o_len += (size_t)snprintf(o->note[cls] + o_len, sizeof o->note[cls] - SA_MIN(o_len, sizeof o->note[cls]), "%s%s %.3g ms",
-                                  c ? ", " : "", cand[c]->name, med[c]);
-        if (o_len >= sizeof o->note[cls]) o_len = sizeof o->note[cls];
+        med[c] = t[c][0];
+        if (best < 0 || med[c] < med[best]) best = c;
+        if (sa_kernel_fn(cand[c], &o->op) == sa_kernel_fn(base, &o->op)) base_c = c;
+        if (o_len < cap) o_len += (size_t)snprintf(note + o_len, cap - o_len, "%s%s %.3g ms", c ? ", " : "", cand[c]->name, med[c]);
     }
+    if (base_c >= 0 && med[best] > MARGIN * med[base_c]) best = base_c;
     sa_kernels_set_op(&o->op, kc, cand[best]);
     return cand[best];
 }
@@ -364,8 +376,6 @@ static void plan_ops(Plan *p, const SaMat *const *mats, int n, int preview) {
     mark_used(p, mats, n, preview);
 }
 
-static int n_classes(const OpState *o) { return o->op.matrix ? 2 : 1; }
-static int slot(const OpState *o, int c) { return o->op.matrix ? c : 1; }
 
 /* Decide every used op not decided yet: cache, else calibration (preview: neither installs nor
  * times). */
@@ -404,7 +414,13 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
                     b.y = sa_malloc((size_t)PREFILL_T * SA_MAX(rows, PREFILL_ROWS) * sizeof(float));
                     b.scratch = sa_aligned_alloc(sa_matmul_scratch_bytes(PREFILL_T, cols));
                     b.act = sa_malloc(act);
-                    if (!b.x || !b.y || !b.scratch || !b.act) break;
+                    if (!b.x || !b.y || !b.scratch || !b.act) { /* no memory to time in: keep the cpuid table */
+                        free(b.x), free(b.y), free(b.scratch), free(b.act);
+                        b = (Bench){0};
+                        o->pick[s] = base;
+                        o->how[s] = HOW_ONE;
+                        continue;
+                    }
                     uint32_t r = 12345;
                     for (size_t k = 0; k < (size_t)PREFILL_T * cols; k++) {
                         r = r * 1664525u + 1013904223u;
@@ -423,7 +439,9 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
                 b.n = nm ? nm : 1;
                 if (!nm) list[0] = o->first;
                 b.pos = 0;
-                o->pick[s] = calibrate(o, c, cand, nc, &b);
+                const double t0 = sa_time_ms();
+                o->pick[s] = calibrate(o, c, cand, nc, &b, base);
+                p->calib_ms += sa_time_ms() - t0;
                 o->how[s] = HOW_CALIBRATED;
                 sa_buf_printf(&out, "%s\t%s\t%s\t%s\n", p->key, cls_name[c], o->op.name, o->pick[s]->name);
             }
@@ -498,6 +516,7 @@ static void plan_for(Plan *p, const SaMat *const *mats, int n, const char *shape
         mark_used(p, mats, n, preview);
     } else {
         plan_ops(p, mats, n, preview);
+        p->calib_ms = 0;
         p->base = g.tables[g.nt - 1];
         if (forced) {
             const SaKernels *t = table_named(forced);
@@ -568,7 +587,9 @@ void sa_kselect_print(FILE *f, const SaModel *m) {
         plan_for(&preview, mats, n, shape, 1);
         p = &preview;
     }
-    fprintf(f, "kernels:       per op, decode (T <= %d) / prefill:\n", SA_PF_MAX_T);
+    fprintf(f, "kernels:       per op, decode (T <= %d) / prefill", SA_PF_MAX_T);
+    if (p->calib_ms > 0) fprintf(f, " (calibrated in %.0f ms)", p->calib_ms);
+    fprintf(f, ":\n");
     for (int i = 0; i < p->n_ops; i++) {
         const OpState *o = &p->ops[i];
         if (!o->used) continue;
