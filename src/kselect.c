@@ -409,7 +409,7 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
                         cols = SA_MAX(cols, mats[m]->cols);
                         rows = SA_MAX(rows, cut(mats[m], SWEEP_BYTES).rows);
                     }
-                    const size_t act = (size_t)ACT_ROWS * (sa_row_bytes(SA_Q8_0, cols) + sa_row_bytes(SA_F32, cols));
+                    const size_t act = (size_t)ACT_ROWS * cols * 8; /* more than any activation type's row */
                     b.x = sa_malloc((size_t)PREFILL_T * cols * sizeof(float));
                     b.y = sa_malloc((size_t)PREFILL_T * SA_MAX(rows, PREFILL_ROWS) * sizeof(float));
                     b.scratch = sa_aligned_alloc(sa_matmul_scratch_bytes(PREFILL_T, cols));
