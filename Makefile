@@ -35,7 +35,7 @@ ifneq ($(NOBLAS),1)
   LDLIBS += $(BLAS_LIB)
 endif
 
-SIMD_SRC := simd/scalar.c simd/dispatch.c simd/kquant_x8.c
+SIMD_SRC := simd/scalar.c simd/dispatch.c simd/kquant_x8.c simd/peak.c
 ifeq ($(ARCH),x86_64)
   SIMD_SRC += simd/avx2.c simd/avx512.c
 endif
