@@ -1,7 +1,7 @@
 /* bench.c - `salign bench`: prompt-processing and generation speed, in llama-bench's terms.
  *
  *   salign bench -m MODEL [-m MODEL2 ...] [-p 512] [-n 128] [-t 1,2] [-r 3] [-b 512] [--mmap|--no-hugepages]
- *                [--kv-type f16|f32|q8_0] [--cpu-time] [--json]
+ *                [--kv-type f16|f32|q8_0] [--kernels SPEC] [--cpu-time] [--json]
  *   salign bench --int8-peak [-t 1,2] [--json]
  *
  * -p, -n, -t and -b take comma-separated lists; every combination is run. As in llama-bench:
@@ -32,6 +32,7 @@
 #include "common.h"
 #include "context.h"
 #include "engine_opts.h"
+#include "kselect.h"
 #include "parallel.h"
 #include "model.h"
 
@@ -285,11 +286,11 @@ int sa_cmd_bench(int argc, char **argv) {
             load_mode = SA_LOAD_READ_4K;
         } else if (!strcmp(a, "--no-verify")) {
             sa_model_set_verify_policy(SA_VERIFY_NEVER);
-        } else if (!strcmp(a, "--kv-type")) {
+        } else if (!strcmp(a, "--kv-type") || !strcmp(a, "--kernels")) {
             int t0 = 0, c0 = 0, m0 = 0;
             if (sa_runtime_flag(&t0, &c0, &m0, &g_kv_type, argc, argv, &i) < 0) return usage_error();
         } else {
-            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --mmap --no-hugepages --no-verify --json --int8-peak --cpu-time)", a);
+            sa_err("%s: unknown flag for 'bench' (flags: -m -p -n -t -r -b --kv-type --kernels --mmap --no-hugepages --no-verify --json --int8-peak --cpu-time)", a);
             return usage_error();
         }
     }
@@ -307,8 +308,10 @@ int sa_cmd_bench(int argc, char **argv) {
             rc = usage_error();
             break;
         }
+        sa_kselect_model(&m);
         fprintf(stderr, "salign bench: loaded %s in %.0f ms, kernels %s, KV cache %s\n", models[mi], sa_time_ms() - t0,
                 sa_k->name, sa_dtype_name(g_kv_type));
+        sa_kselect_print(stderr, &m);
         if (!json && mi == 0) print_header(); /* not before: a bad first file prints no table */
         char name[64];
         double params, bytes, macs;

@@ -2,7 +2,7 @@
  *
  *   salign generate -m MODEL [-p PROMPT] [-n N] [sampling flags] [-t THREADS] [-c CTX] [--ids]
  *   salign tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]
- *   salign info MODEL [--verify]
+ *   salign info MODEL [--verify] [--kernels SPEC]
  *
  * Contract: stdout carries only the product (generated text, ids, info); logs and timings go
  * to stderr. Every user error ends in one line "salign: <flag or file>: <problem>" and exit 1. */
@@ -30,6 +30,7 @@
 #include "gguf.h"
 #include "judge.h"
 #include "mathcheck.h"
+#include "kselect.h"
 #include "parallel.h"
 #include "model.h"
 #include "report.h"
@@ -463,7 +464,10 @@ static int cmd_info(int argc, char **argv) {
     int verify = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--verify")) verify = 1;
-        else if (argv[i][0] == '-') {
+        else if (!strcmp(argv[i], "--kernels")) {
+            if (i + 1 == argc) return sa_err("--kernels: missing value"), sa_die();
+            if (sa_kselect_flag(argv[++i])) return sa_die();
+        } else if (argv[i][0] == '-') {
             sa_err("%s: unknown flag for 'info'", argv[i]);
             return sa_die();
         } else if (path) {
@@ -515,6 +519,7 @@ static int cmd_info(int argc, char **argv) {
                (unsigned long long)t->nbytes, t->crc32);
     }
     if (verify) printf("verify:        all %d tensor checksums match\n", m.file.n_tensors);
+    sa_kselect_print(stdout, &m);
     sa_model_free(&m);
     return 0;
 }
@@ -696,7 +701,8 @@ static const char usage_text[] =
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
-            "  info MODEL [--verify]\n"
+            "  info MODEL [--verify] [--kernels SPEC]   (SPEC: auto, calibrate, a table, or [decode:|prefill:]OP=TABLE,...;\n"
+            "       info lists the kernel ops a run of MODEL uses and which table serves each)\n"
             "  align --upstream U --aligner A (-p QUESTION|-p -|-f FILE) [--mode stream|aligner|none]\n"
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
@@ -721,7 +727,7 @@ static const char usage_text[] =
             "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
             "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
             "  bench -m MODEL [-p|--n-prompt 512] [-n|--n-gen 128] [-t 1,2] [-r|--repetitions 3] [-b|--batch-size 512]\n"
-            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--cpu-time] [--json|-o json]   speed\n"
+            "        [--kv-type f16|f32|q8_0] [--kernels SPEC] [--mmap|--no-hugepages] [--no-verify] [--cpu-time] [--json|-o json]   speed\n"
             "        | bench --int8-peak [-t 1,2] [--json]   the kernel table's int8 multiply-add peak (prefill's roof)\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
             "  bench-align --upstream UP --aligner AL [-n SENTENCES] [--sentence-tokens 25] [--edit-every 5] [-p QUESTION]\n"
@@ -744,7 +750,8 @@ static int usage_of(const char *cmd) {
     while (!strncmp(e, "    ", 4) || (e[0] == ' ' && e[1] == ' ' && e[2] == ' '));
     printf("usage: salign%.*s", (int)(e - p - 1), p + 1);
     if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec") || !strcmp(cmd, "bench-align"))
-        fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify.\n",
+        fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify,\n"
+              "--kernels SPEC (which table serves each kernel op: auto, calibrate, TABLE, OP=TABLE; see salign info).\n",
               stdout);
     return 1;
 }

@@ -13,6 +13,7 @@
 #include "chat.h"
 #include "common.h"
 #include "flags.h"
+#include "kselect.h"
 #include "parallel.h"
 #include "../simd/kernels.h"
 
@@ -142,6 +143,8 @@ int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, 
         *load_mode = SA_LOAD_READ_4K;
     } else if (!strcmp(a, "--no-verify")) { /* process-wide, like the thread count */
         sa_model_set_verify_policy(SA_VERIFY_NEVER);
+    } else if (!strcmp(a, "--kernels")) { /* process-wide, like the thread count */
+        if (!(v = sa_flag_value(argc, argv, i)) || sa_kselect_flag(v)) return -1;
     } else if (!strcmp(a, "--kv-type")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         if (!strcmp(v, "f16")) *kv_type = SA_F16;
@@ -217,6 +220,7 @@ int sa_load_model_logged(const char *path, int load_mode, SaModel *m) {
     double t0 = sa_time_ms();
     SaLoadOpts lo = {.load_mode = load_mode};
     if (sa_model_load(m, path, &lo)) return -1;
+    sa_kselect_model(m); /* per-op kernels: cached, or timed on this model's matrices (tens of ms, once) */
     fprintf(stderr, "salign: loaded %s (%s, %d layers, %.1f MiB) in %.0f ms, %d threads, kernels %s\n", path,
             sa_arch_name(m->hp.arch), m->hp.n_layer, sa_model_weight_bytes(m) / 1048576.0, sa_time_ms() - t0,
             sa_get_threads(), sa_k->name);

@@ -8,7 +8,7 @@
 
 /* ---- engine options, shared by the commands that run both models ---------------------------- */
 
-/* Flags of every model-running command: -t, -c, --mmap, --no-hugepages, --kv-type. Returns 1 if argv[*i] was
+/* Flags of every model-running command: -t, -c, --mmap, --no-hugepages, --kv-type, --kernels. Returns 1 if argv[*i] was
  * one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
 int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i);
 /* The sampling flags of a one-model command (--temp, --top-k, --top-p, --frequency-penalty, --seed).
