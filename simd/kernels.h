@@ -17,7 +17,7 @@
 
 #include "../src/dtype.h"
 
-/* ---- 8-row interleaved weight layouts (repacked at model load, src/matmul.c) ----
+/* ---- 8-row interleaved weight layouts (repacked at model load, src/repack.c) ----
  * Eight consecutive rows of a Q4_0 / Q8_0 matrix stored block column by block column: for
  * block column b, the 8 rows' fp16 scales, then their quants in 4-byte chunks, row-interleaved:
  *     qs[k*32 + i*4 + j] = quant byte 4k+j of row i's block b      (i < 8, j < 4)
@@ -178,7 +178,7 @@ void sa_ref_act_q8_K(const float *x, void *y, int n);
     [SA_Q5_K] = SA_REF_KERNELS(q5_K), SA_REF_ACT_ROW_Q8_1
 #define SA_REF_TYPE_ROWS_ALL SA_REF_TYPE_ROWS_NOT_KX8, SA_REF_ROW_Q4_K, SA_REF_ROW_Q6_K, SA_REF_ACT_ROW_Q8_K
 
-/* ---- 8-row interleaved K-quant layouts (repacked at load like Q4_0x8, src/matmul.c) ----
+/* ---- 8-row interleaved K-quant layouts (repacked at load like Q4_0x8, src/repack.c) ----
  * Same idea as BlockQ4_0x8: per super-block column, the 8 rows' quants in 4-byte chunks, one
  * 32-bit lane per row, so an int8 dot leaves each row's partial sum in its own lane. The 6-bit
  * scales are rearranged (same bits, same bytes in total) so that a byte shuffle puts each row's
@@ -213,7 +213,7 @@ _Static_assert(sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K), "Q6_Kx8 repacks 8 b
 /* the reference x8 GEMMs (simd/scalar.c): what every table's gemm_x8 must equal */
 void sa_ref_gemm_q4_Kx8(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
 void sa_ref_gemm_q6_Kx8(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
-/* One x8 block <-> the 8 ggml blocks it holds (src/matmul.c repacks with these; tests too). */
+/* One x8 block <-> the 8 ggml blocks it holds (src/repack.c repacks with these; tests too). */
 void sa_pack_q4_Kx8(const BlockQ4_K *rows[8], BlockQ4_Kx8 *out);
 void sa_unpack_q4_Kx8(const BlockQ4_Kx8 *in, int i, BlockQ4_K *out);
 void sa_pack_q6_Kx8(const BlockQ6_K *rows[8], BlockQ6_Kx8 *out);

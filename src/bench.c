@@ -18,7 +18,7 @@
 #include "common.h"
 #include "context.h"
 #include "engine_opts.h"
-#include "matmul.h"
+#include "parallel.h"
 #include "model.h"
 
 int sa_cmd_bench(int argc, char **argv);

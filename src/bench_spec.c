@@ -16,7 +16,7 @@
 #include "common.h"
 #include "engine_opts.h"
 #include "flags.h"
-#include "matmul.h"
+#include "parallel.h"
 
 typedef struct {
     double ms_min, ms_sum;

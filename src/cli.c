@@ -29,7 +29,7 @@
 #include "gguf.h"
 #include "judge.h"
 #include "mathcheck.h"
-#include "matmul.h"
+#include "parallel.h"
 #include "model.h"
 #include "report.h"
 #include "sampler.h"

@@ -15,6 +15,7 @@
 #include "common.h"
 #include "llamacpp_compat.h"
 #include "matmul.h"
+#include "parallel.h"
 
 struct SaCtx {
     const SaModel *m;
@@ -305,7 +306,7 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     /* embeddings */
     for (int t = 0; t < T; t++) {
         float *xt = c->x + (size_t)t * d;
-        sa_mat_row(&m->tok_embd, tokens[t], xt); /* rows may be repacked (src/matmul.h) */
+        sa_mat_row(&m->tok_embd, tokens[t], xt); /* rows may be repacked (src/repack.h) */
         if (h->embd_scale != 0)
             for (int i = 0; i < d; i++) xt[i] *= h->embd_scale;
     }

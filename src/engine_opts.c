@@ -12,7 +12,7 @@
 #include "chat.h"
 #include "common.h"
 #include "flags.h"
-#include "matmul.h"
+#include "parallel.h"
 #include "../simd/kernels.h"
 
 /* ---- engine options ---------------------------------------------------------------------- */

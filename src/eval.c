@@ -21,7 +21,6 @@
 #include "common.h"
 #include "engine_opts.h"
 #include "flags.h"
-#include "matmul.h"
 #include "progress.h"
 #include "results_file.h"
 #include "outfile.h"

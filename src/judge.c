@@ -19,7 +19,7 @@
 #include "judge_score.h"
 #include "judged.h"
 #include "mathcheck.h"
-#include "matmul.h"
+#include "parallel.h"
 #include "model.h"
 #include "progress.h"
 #include "results_file.h"

@@ -10,7 +10,7 @@
 #include "open_gguf.h"
 #include "verified.h"
 #include "common.h"
-#include "matmul.h"
+#include "repack.h"
 
 /* 1 if the file at path starts with GGUF's magic (unreadable files: 0, salm_open reports them). */
 /* A file that is neither .salm nor GGUF: say what it probably is and how to convert it. */
@@ -57,6 +57,24 @@ static int bind_vec(SaModel *m, const float **out, const char *name, int n, int 
         sa_dequantize_row(t->dtype, t->data, dst, n);
         *bump += (size_t)n;
         *out = dst;
+    }
+    return 0;
+}
+
+/* Repack every matrix of a model (tied output included) when the file was read into memory.
+ * SALIGN_NOPACK=1 in the environment turns it off (for comparisons). */
+static int model_pack(SaModel *m) {
+    const char *e = getenv("SALIGN_NOPACK");
+    if (e && *e && strcmp(e, "0") != 0) return 0;
+    const int tied = m->output.data == m->tok_embd.data;
+    if (sa_mat_pack(&m->tok_embd)) return -1;
+    if (tied) m->output = m->tok_embd;
+    else if (sa_mat_pack(&m->output)) return -1;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        SaLayer *L = &m->layers[l];
+        SaMat *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < SA_ARRAY_LEN(all); i++)
+            if (sa_mat_pack(all[i])) return -1;
     }
     return 0;
 }
@@ -155,7 +173,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
 #undef NAME
     }
     /* interleave quantized rows for the matmul kernels; only our own copy can be rewritten */
-    if (m->file.mmapped != 1 && sa_model_pack(m)) goto fail;
+    if (m->file.mmapped != 1 && model_pack(m)) goto fail;
     return 0;
 fail:
     sa_model_free(m);

@@ -4,17 +4,9 @@
 #define SALIGN_MODEL_H
 
 #include "hparams.h"
+#include "repack.h"
 #include "salm.h"
 #include "tokenizer.h"
-
-/* A weight matrix: `rows` rows of `cols` elements (GGUF ne[0] = cols, ne[1] = rows). */
-typedef struct {
-    const void *data;
-    SaDtype dtype;
-    int cols, rows;
-    size_t row_bytes;
-    int packed; /* Q4_0/Q8_0 rows repacked in place into 8-row interleaved groups (src/matmul.h) */
-} SaMat;
 
 typedef struct {
     const float *attn_norm, *ffn_norm;

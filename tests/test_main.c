@@ -151,7 +151,7 @@ double test_nmse(const float *a, const float *b, int n) {
 }
 
 /* Weak: the kernel-only test binary (bin/salign-kernel-tests, also built for aarch64) links
- * without src/matmul.c. */
+ * without src/parallel.c. */
 __attribute__((weak)) void sa_set_threads(int n);
 
 /* name contains one of the comma-separated parts of list */

@@ -10,7 +10,7 @@
 
 #include "../../src/common.h"
 #include "../../src/dtype.h"
-#include "../../src/matmul.h"
+#include "../../src/parallel.h"
 #include "import.h"
 #include "../../src/chat.h"
 
