@@ -35,7 +35,7 @@ ifneq ($(NOBLAS),1)
   LDLIBS += $(BLAS_LIB)
 endif
 
-SIMD_SRC := simd/scalar.c simd/dispatch.c simd/kquant_x8.c
+SIMD_SRC := simd/scalar.c simd/dispatch.c simd/kquant_x8.c simd/peak.c
 ifeq ($(ARCH),x86_64)
   SIMD_SRC += simd/avx2.c simd/avx512.c
 endif
@@ -164,7 +164,7 @@ clean:
 # salign-kernel-tests links only the kernel tables, the dtype code and the kernel tests: no zlib,
 # cJSON or utf8proc, and with NOBLAS=1 (as make test-arm builds it) no BLAS, so it cross-builds with
 # nothing but the cross compiler (no arm64 libraries needed).
-KTEST_SRC := tests/test_main.c tests/test_kernels.c src/common.c src/dtype.c src/quants.c src/matmul.c $(SIMD_SRC)
+KTEST_SRC := tests/test_main.c tests/test_kernels.c src/common.c src/dtype.c src/quants.c src/parallel.c $(SIMD_SRC)
 $(BIN)/salign-kernel-tests: $(KTEST_SRC:%.c=$(BUILD)/%.o) $(EMU_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -fopenmp -lm $(BLAS_LIB)

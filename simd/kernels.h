@@ -1,7 +1,9 @@
 /* kernels.h - the table of compute kernels, one implementation per instruction set.
  *
  * scalar.c is the reference every other table is tested against (tests/test_kernels.c).
- * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64);
+ * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64), and
+ * can compose sa_k op by op from several tables (per-operation selection, at the end of this file;
+ * src/kselect.c chooses);
  * the environment variable SALIGN_ISA=scalar|avx2|avx512|neon|neon_dotprod forces one (for tests
  * and benchmarks; the test binaries also know "avx512_emu", simd/avx512.c emulated with SIMDe for
  * CPUs without AVX-512). On aarch64 "neon" is plain ARMv8.0 NEON and "neon_dotprod" adds SDOT for the
@@ -17,7 +19,7 @@
 
 #include "../src/dtype.h"
 
-/* ---- 8-row interleaved weight layouts (repacked at model load, src/matmul.c) ----
+/* ---- 8-row interleaved weight layouts (repacked at model load, src/repack.c) ----
  * Eight consecutive rows of a Q4_0 / Q8_0 matrix stored block column by block column: for
  * block column b, the 8 rows' fp16 scales, then their quants in 4-byte chunks, row-interleaved:
  *     qs[k*32 + i*4 + j] = quant byte 4k+j of row i's block b      (i < 8, j < 4)
@@ -178,7 +180,7 @@ void sa_ref_act_q8_K(const float *x, void *y, int n);
     [SA_Q5_K] = SA_REF_KERNELS(q5_K), SA_REF_ACT_ROW_Q8_1
 #define SA_REF_TYPE_ROWS_ALL SA_REF_TYPE_ROWS_NOT_KX8, SA_REF_ROW_Q4_K, SA_REF_ROW_Q6_K, SA_REF_ACT_ROW_Q8_K
 
-/* ---- 8-row interleaved K-quant layouts (repacked at load like Q4_0x8, src/matmul.c) ----
+/* ---- 8-row interleaved K-quant layouts (repacked at load like Q4_0x8, src/repack.c) ----
  * Same idea as BlockQ4_0x8: per super-block column, the 8 rows' quants in 4-byte chunks, one
  * 32-bit lane per row, so an int8 dot leaves each row's partial sum in its own lane. The 6-bit
  * scales are rearranged (same bits, same bytes in total) so that a byte shuffle puts each row's
@@ -213,7 +215,7 @@ _Static_assert(sizeof(BlockQ6_Kx8) == 8 * sizeof(BlockQ6_K), "Q6_Kx8 repacks 8 b
 /* the reference x8 GEMMs (simd/scalar.c): what every table's gemm_x8 must equal */
 void sa_ref_gemm_q4_Kx8(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
 void sa_ref_gemm_q6_Kx8(int nb, int ng, const void *w, const void *a, int T, float *y, size_t ldy);
-/* One x8 block <-> the 8 ggml blocks it holds (src/matmul.c repacks with these; tests too). */
+/* One x8 block <-> the 8 ggml blocks it holds (src/repack.c repacks with these; tests too). */
 void sa_pack_q4_Kx8(const BlockQ4_K *rows[8], BlockQ4_Kx8 *out);
 void sa_unpack_q4_Kx8(const BlockQ4_Kx8 *in, int i, BlockQ4_K *out);
 void sa_pack_q6_Kx8(const BlockQ6_K *rows[8], BlockQ6_Kx8 *out);
@@ -335,5 +337,39 @@ void sa_kernels_init(void);
 int sa_kernels_available(const SaKernels **out, int max);
 /* Force a table by name; returns 0 on success, -1 if unknown or unsupported. */
 int sa_kernels_select(const char *name);
+
+/* ---- per-operation selection ----
+ * sa_k need not be one instruction set's table: sa_kernels_compose makes it a table of its own
+ * whose entries (ops) are then chosen one by one among the tables (src/kselect.c decides which),
+ * and whose weight-matrix ops have a second choice for decode and small batches
+ * (T <= SA_PF_MAX_T: bound by reading the weights) apart from prefill (bound by arithmetic): on
+ * a Zen 5 core the AVX2 decode tiles read faster than AVX-512's while AVX-512's prefill tiles
+ * compute twice as fast (issue #23). Code that runs a weight matrix asks sa_kernels_for(T). */
+typedef enum { SA_KC_DECODE = 1, SA_KC_PREFILL = 2, SA_KC_BOTH = 3 } SaKernelClass;
+typedef struct {
+    char name[24]; /* "gemm_q4_0x8", "attn_scores_f16", "q4_K.gemm_x8", "q8_K.from_float" */
+    size_t off;    /* the function pointer's offset in SaKernels */
+    int exact;     /* bit-identical to the scalar reference in every table (tests/test_kernels.c checks
+                      it with memcmp): choosing among tables never changes an output */
+    int matrix;    /* multiplies a weight matrix: chosen apart for decode and prefill */
+} SaKernelOp;
+/* Every op of the tables (the type[] entries that some table this CPU runs has); returns the count. */
+int sa_kernel_ops(SaKernelOp *out, int max);
+/* The op's entry in table t (NULL: t has none) */
+typedef void (*SaAnyFn)(void);
+SaAnyFn sa_kernel_fn(const SaKernels *t, const SaKernelOp *op);
+/* sa_k becomes the composed table: a copy of base for every op and class (named as base until
+ * sa_kernels_compose_name names it after the tables it mixes, "avx512+avx2"). */
+void sa_kernels_compose(const SaKernels *base);
+void sa_kernels_compose_name(const char *name);
+/* In the composed table (no effect otherwise): the op, for the given classes, is table from's. */
+void sa_kernels_set_op(const SaKernelOp *op, SaKernelClass c, const SaKernels *from);
+/* 1 while sa_k is the composed table */
+int sa_kernels_composed(void);
+/* The composed table's entry of op for one class (NULL when sa_k is not the composed table). */
+SaAnyFn sa_kernel_op_fn(const SaKernelOp *op, SaKernelClass c);
+/* The table to run a weight matrix against T activation rows with: the composed table's decode
+ * choices when T <= SA_PF_MAX_T, else sa_k (also whenever sa_k is one table: SALIGN_ISA, tests). */
+const SaKernels *sa_kernels_for(int T);
 
 #endif

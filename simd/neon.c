@@ -753,6 +753,102 @@ static void silu_mul(int n, float *g, const float *u) {
     }
 }
 
+/* ---- the other block types (kquant_neon.h, included once per table) ---- */
+
+/* Q8_K activations, byte-identical to sa_quantize_row_q8_K: mx = the first value of largest
+ * magnitude (FMAXNM skips a NaN as the reference's fabsf(x) > amax does), iscale = -127 / mx,
+ * q = min(127, rint(iscale * x)) (FCVTNS: ties to even, NaN to 0, as the reference's rounding),
+ * d = 1 / iscale, bsums = the sums of each 16. */
+static void quantize_q8_K(const float *x, void *yv, int n) {
+    BlockQ8_K *y = yv;
+    for (int b = 0; b < n / QK_K; b++, x += QK_K) {
+        float32x4_t am4 = vdupq_n_f32(0.0f);
+        for (int k = 0; k < QK_K / 4; k++) am4 = vmaxnmq_f32(am4, vabsq_f32(vld1q_f32(x + 4 * k)));
+        const float am = vmaxnmvq_f32(am4);
+        memset(&y[b], 0, sizeof y[b]);
+        if (!(am > 0.0f)) continue;
+        float mx = 0.0f;
+        for (int j = 0; j < QK_K; j++)
+            if (fabsf(x[j]) == am) {
+                mx = x[j];
+                break;
+            }
+        const float iscale = -127.0f / mx;
+        const int32x4_t q127 = vdupq_n_s32(127);
+        for (int k = 0; k < QK_K / 16; k++) {
+            int32x4_t q[4];
+            for (int v = 0; v < 4; v++) q[v] = vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(x + 16 * k + 4 * v), iscale)), q127);
+            /* |q| <= 127 (the low side cannot pass -127): the narrowing is exact */
+            const int16x8_t h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+            const int16x8_t h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+            y[b].bsums[k] = (int16_t)vaddvq_s16(vaddq_s16(h0, h1));
+            vst1q_s8(y[b].qs + 16 * k, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+        }
+        y[b].d = 1.0f / iscale;
+    }
+}
+
+/* Q8_1 activations (Q4_1, Q5_1), byte-identical to sa_quantize_row_q8_1: Q8_0's quants from
+ * d = amax / 127 and 127 / amax, and s = fp16(d * their sum) */
+static void quantize_q8_1(const float *x, void *yv, int n) {
+    BlockQ8_1 *y = yv;
+    for (int b = 0; b < n / 32; b++, x += 32) {
+        float32x4_t v[8], am4 = vdupq_n_f32(0.0f);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(x + 4 * k);
+            am4 = vmaxnmq_f32(am4, vabsq_f32(v[k]));
+        }
+        const float amax = vmaxnmvq_f32(am4);
+        const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int16x8_t h[4];
+        for (int k = 0; k < 4; k++)
+            h[k] = vcombine_s16(vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k], id))),
+                                vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k + 1], id))));
+        const int8x16_t q0 = vcombine_s8(vmovn_s16(h[0]), vmovn_s16(h[1])), q1 = vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3]));
+        vst1q_s8(y[b].qs, q0);
+        vst1q_s8(y[b].qs + 16, q1);
+        const int sum = vaddlvq_s8(q0) + vaddlvq_s8(q1);
+        y[b].d = sa_fp32_to_fp16(d);
+        y[b].s = sa_fp32_to_fp16((float)sum * d);
+    }
+}
+
+/* plain NEON: products widened to int16 by SMULL, pairwise added into int32 (SADALP) */
+#define KN_(name) neon_##name
+#define KN_FN
+#define KN_DOT16(acc, w, a) \
+    vpadalq_s16(vpadalq_s16((acc), vmull_s8(vget_low_s8(w), vget_low_s8(a))), vmull_high_s8((w), (a)))
+/* The x8 tiles' row lanes: SMLAL accumulates each (row, byte) product in its own int16 lane, rows
+ * 0, 1 in l and 2, 3 in h, and the end adds pairs twice (ADDP, SADDLP) to one int32 per row. The
+ * tiles bound what a lane takes before KN_FINISH: Q4_K 8 steps of |nibble * a| <= 15 * 127, at most
+ * 15240, and the pair sum 30480; Q6_K 4 steps of |(level - 32) * a| <= 32 * 127, 16256 and 32512:
+ * all below 32767 (kernels_gemm_kx8's extremes reach the Q4_K bound, and 31496 for Q6_K). */
+typedef struct {
+    int16x8_t l, h;
+} KnAccNeon;
+#define KN_ACC KnAccNeon
+#define KN_ACC_ZERO ((KnAccNeon){vdupq_n_s16(0), vdupq_n_s16(0)})
+#define KN_STEP(acc, w, x)                                                      \
+    do {                                                                        \
+        const int8x16_t ab_ = bcast4(x);                                        \
+        (acc).l = vmlal_s8((acc).l, vget_low_s8(w), vget_low_s8(ab_));          \
+        (acc).h = vmlal_high_s8((acc).h, (w), ab_);                             \
+    } while (0)
+#define KN_FINISH(acc) vpaddlq_s16(vpaddq_s16((acc).l, (acc).h))
+#include "kquant_neon.h" /* undefines the KN_ parameters */
+
+/* SDOT: four products per int32 lane */
+#define KN_(name) sdot_##name
+#define KN_FN __attribute__((target("arch=armv8.2-a+dotprod")))
+#define KN_DOT16(acc, w, a) vdotq_s32((acc), (w), (a))
+#define KN_ACC int32x4_t
+#define KN_ACC_ZERO vdupq_n_s32(0)
+#define KN_STEP(acc, w, x) ((acc) = vdotq_s32((acc), (w), bcast4(x)))
+#define KN_FINISH(acc) (acc)
+#include "kquant_neon.h" /* undefines the KN_ parameters */
+
+#define KN_ACT_ROWS [SA_Q8_K] = {quantize_q8_K, NULL, NULL, NULL}, [SA_Q8_1] = {quantize_q8_1, NULL, NULL, NULL}
+
 SA_BASE_TYPE_DEFS(neon, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 SA_BASE_TYPE_DEFS(sdot, quantize_q8_0, dot_q8_0_sdot, dot_q4_0_sdot, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
@@ -774,8 +870,7 @@ const SaKernels sa_kernels_neon = {
     .attn_values_f16 = attn_values_f16,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    /* the other block types: no version of this table's own yet, the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(neon), SA_REF_TYPE_ROWS_ALL, SA_REF_TYPE_ROWS_LOWBIT},
+    .type = {SA_BASE_TYPE_ROWS(neon), KN_TYPE_ROWS(neon), KN_ACT_ROWS},
 };
 
 const SaKernels sa_kernels_neon_dotprod = {
@@ -796,6 +891,5 @@ const SaKernels sa_kernels_neon_dotprod = {
     .attn_values_f16 = attn_values_f16,
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
-    /* the other block types: no version of this table's own yet, the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(sdot), SA_REF_TYPE_ROWS_ALL, SA_REF_TYPE_ROWS_LOWBIT},
+    .type = {SA_BASE_TYPE_ROWS(sdot), KN_TYPE_ROWS(sdot), KN_ACT_ROWS},
 };

@@ -10,7 +10,7 @@
 #include "open_gguf.h"
 #include "verified.h"
 #include "common.h"
-#include "matmul.h"
+#include "repack.h"
 
 /* 1 if the file at path starts with GGUF's magic (unreadable files: 0, salm_open reports them). */
 /* A file that is neither .salm nor GGUF: say what it probably is and how to convert it. */
@@ -57,6 +57,24 @@ static int bind_vec(SaModel *m, const float **out, const char *name, int n, int 
         sa_dequantize_row(t->dtype, t->data, dst, n);
         *bump += (size_t)n;
         *out = dst;
+    }
+    return 0;
+}
+
+/* Repack every matrix of a model (tied output included) when the file was read into memory.
+ * SALIGN_NOPACK=1 in the environment turns it off (for comparisons). */
+static int model_pack(SaModel *m) {
+    const char *e = getenv("SALIGN_NOPACK");
+    if (e && *e && strcmp(e, "0") != 0) return 0;
+    const int tied = m->output.data == m->tok_embd.data;
+    if (sa_mat_pack(&m->tok_embd)) return -1;
+    if (tied) m->output = m->tok_embd;
+    else if (sa_mat_pack(&m->output)) return -1;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        SaLayer *L = &m->layers[l];
+        SaMat *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < SA_ARRAY_LEN(all); i++)
+            if (sa_mat_pack(all[i])) return -1;
     }
     return 0;
 }
@@ -109,7 +127,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     if (at && !(m->aligner_template = sa_strdup(at))) goto fail;
 
     /* room for every vector converted to f32 */
-    size_t vec_floats = (size_t)h->n_embd * (1 + 4 * (size_t)h->n_layer) +
+    size_t vec_floats = 1 /* score.bias */ + (size_t)h->n_embd * (1 + 4 * (size_t)h->n_layer) +
                         (size_t)h->n_layer * (size_t)(h->n_head + 2 * h->n_head_kv) * h->head_dim;
     m->owned_f32 = sa_malloc(vec_floats * sizeof(float));
     m->layers = sa_calloc((size_t)h->n_layer, sizeof(SaLayer));
@@ -119,7 +137,10 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     const int d = h->n_embd, q_dim = h->n_head * h->head_dim, kv_dim = h->n_head_kv * h->head_dim;
     if (bind_mat(m, &m->tok_embd, "token_embd.weight", d, h->n_vocab, 0)) goto fail;
     if (bind_vec(m, &m->output_norm, "output_norm.weight", d, 0, &bump)) goto fail;
-    if (h->tied_output) {
+    if (h->score_head) {
+        if (bind_mat(m, &m->score, "score.weight", d, 1, 0)) goto fail;
+        if (h->score_bias && bind_vec(m, &m->score_bias, "score.bias", 1, 0, &bump)) goto fail;
+    } else if (h->tied_output) {
         m->output = m->tok_embd;
     } else if (bind_mat(m, &m->output, "output.weight", d, h->n_vocab, 0)) {
         goto fail;
@@ -152,7 +173,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
 #undef NAME
     }
     /* interleave quantized rows for the matmul kernels; only our own copy can be rewritten */
-    if (m->file.mmapped != 1 && sa_model_pack(m)) goto fail;
+    if (m->file.mmapped != 1 && model_pack(m)) goto fail;
     return 0;
 fail:
     sa_model_free(m);

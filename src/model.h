@@ -4,17 +4,9 @@
 #define SALIGN_MODEL_H
 
 #include "hparams.h"
+#include "repack.h"
 #include "salm.h"
 #include "tokenizer.h"
-
-/* A weight matrix: `rows` rows of `cols` elements (GGUF ne[0] = cols, ne[1] = rows). */
-typedef struct {
-    const void *data;
-    SaDtype dtype;
-    int cols, rows;
-    size_t row_bytes;
-    int packed; /* Q4_0/Q8_0 rows repacked in place into 8-row interleaved groups (src/matmul.h) */
-} SaMat;
 
 typedef struct {
     const float *attn_norm, *ffn_norm;
@@ -28,7 +20,9 @@ typedef struct {
     SaHparams hp;
     Salm file;
     SaTokenizer *tok;
-    SaMat tok_embd, output;
+    SaMat tok_embd, output; /* output: rows 0 in a score model */
+    SaMat score;            /* hp.score_head: one row of n_embd, else rows 0 */
+    const float *score_bias; /* hp.score_bias: one value, else NULL */
     const float *output_norm;
     SaLayer *layers;
     char *chat_template;    /* model's own chat template text, or NULL */

@@ -52,7 +52,7 @@
 #include "context.h"
 #include "engine_opts.h"
 #include "flags.h"
-#include "matmul.h"
+#include "parallel.h"
 #include "model.h"
 #include "outfile.h"
 #include "tokenizer.h"

@@ -27,6 +27,7 @@ if [ -n "$need" ]; then
         fi
     done
 fi
+mkdir -p build
 if ! make -s arm-kernel-tests >build/run-arm-build.txt 2>&1; then
     cat build/run-arm-build.txt
     echo "run-arm: cross build failed"

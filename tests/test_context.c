@@ -6,7 +6,7 @@
 
 #include "../src/common.h"
 #include "../src/context.h"
-#include "../src/matmul.h"
+#include "../src/parallel.h"
 #include "test.h"
 
 static int load_stories(SaModel *m, const char *type) {

@@ -927,7 +927,9 @@ TEST(eval_signals_finish_the_line_and_resume) {
     FILE *f = fopen(in, "w");
     CHECK(f != NULL);
     if (!f) return;
-    for (int i = 0; i < 60; i++) fprintf(f, "{\"id\": \"r%d\", \"question\": \"Once upon a time %d\"}\n", i, i);
+    /* 16 records x 3 modes: enough that a signal after the first line leaves work to resume (the run
+     * takes ~3 s here); 60 records made this the slowest unit test (72 s of make test's budget) */
+    for (int i = 0; i < 16; i++) fprintf(f, "{\"id\": \"r%d\", \"question\": \"Once upon a time %d\"}\n", i, i);
     fclose(f);
     const char *sigs[] = {"INT", "TERM", "HUP"};
     const int codes[] = {130, 143, 129};
@@ -948,7 +950,7 @@ TEST(eval_signals_finish_the_line_and_resume) {
         free(code);
         free(e);
         Lines l = load(res); /* every line parses: none torn */
-        CHECKF(l.n > 0 && l.n < 180 && !l.torn, "SIG%s: %d lines, torn %d", sigs[k], l.n, l.torn);
+        CHECKF(l.n > 0 && l.n < 48 && !l.torn, "SIG%s: %d lines, torn %d", sigs[k], l.n, l.torn);
         lines_free(&l);
         snprintf(cmd, sizeof cmd, EVAL " --in %s --out %s --max-tokens 120 2>/dev/null", in, res);
         free(test_run(cmd, &st));

@@ -593,7 +593,7 @@ TEST(kernels_f32_to_f16) {
 /* ---- 8-row interleaved GEMM (gemm_q4_0x8, gemm_q8_0x8) ---- */
 
 /* The test's own packer, written from the layout description in kernels.h (not shared with
- * src/matmul.c, so a wrong packer there cannot hide a wrong kernel here). */
+ * src/repack.c, so a wrong packer there cannot hide a wrong kernel here). */
 static void test_pack_q4(const BlockQ4_0 *rows, int nb, BlockQ4_0x8 *out) {
     for (int b = 0; b < nb; b++)
         for (int i = 0; i < 8; i++) {
@@ -1120,7 +1120,8 @@ TEST(kernels_block_types) {
     const int nt = simd_tables(tabs);
     static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
                                     SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
-    enum { N = 2048, R = 17, TT = 3 }; /* R: two 8-row groups and one more row */
+    /* R: two 8-row groups and one more row; 10 tokens: past the NEON GEMMs' runs of 8 (kquant_neon.h) */
+    enum { N = 2048, R = 17, TT = 10 };
     float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)TT * N * sizeof *x);
     float *wd = malloc(N * sizeof *wd), *xd = malloc(N * sizeof *xd), *y = malloc((size_t)TT * R * sizeof *y);
     uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)TT * N * 2), *aq2 = malloc((size_t)TT * N * 2);

@@ -133,6 +133,13 @@ const char *test_models_dir(void) {
     return NULL;
 }
 
+const char *test_torch_python(void) {
+    int st;
+    char *out = test_run("/usr/bin/python3 -c 'import torch, numpy' 2>&1", &st);
+    free(out);
+    return st == 0 ? "/usr/bin/python3" : NULL;
+}
+
 double test_nmse(const float *a, const float *b, int n) {
     double num = 0, den = 0;
     for (int i = 0; i < n; i++) {
@@ -144,7 +151,7 @@ double test_nmse(const float *a, const float *b, int n) {
 }
 
 /* Weak: the kernel-only test binary (bin/salign-kernel-tests, also built for aarch64) links
- * without src/matmul.c. */
+ * without src/parallel.c. */
 __attribute__((weak)) void sa_set_threads(int n);
 
 /* name contains one of the comma-separated parts of list */

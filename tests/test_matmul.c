@@ -16,6 +16,7 @@
 #include "../simd/kernels.h"
 #include "../src/common.h"
 #include "../src/matmul.h"
+#include "../src/parallel.h"
 #include "test.h"
 
 static uint64_t g_rng = 12345;

@@ -15,7 +15,7 @@
 #include "../../simd/kernels.h"
 #include "../../src/common.h"
 #include "../../src/context.h"
-#include "../../src/matmul.h"
+#include "../../src/parallel.h"
 #include "../../src/model.h"
 #include "../../src/sampler.h"
 #include "../../src/tokenizer.h"

@@ -7,7 +7,7 @@
 #include "../../simd/kernels.h"
 #include "../../src/common.h"
 #include "../../src/context.h"
-#include "../../src/matmul.h"
+#include "../../src/parallel.h"
 #include "../../src/model.h"
 
 int main(int argc, char **argv) {
