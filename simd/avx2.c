@@ -661,6 +661,9 @@ void sa_avx2_silu_mul(int n, float *g, const float *u) {
 KQ_GEMM_X8(avx2_gemm_q4_Kx8, q4Kx8_tile, BlockQ4_Kx8)
 KQ_GEMM_X8(avx2_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
 
+/* ---- Q4_1, Q5_0, Q5_1, Q5_K and Q8_1 activations (qtypes_x86.h) ---- */
+#include "qtypes_x86.h"
+
 SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels sa_kernels_avx2 = {
@@ -683,8 +686,8 @@ const SaKernels sa_kernels_avx2 = {
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
     /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations of this table (plain rows: the scalar
-     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS of its own; the rest the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_NOT_KX8, SA_AVX2_TYPE_ROWS_LOWBIT,
+     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS, Q4_1/Q5_0/Q5_1/Q5_K and Q8_1 of its own */
+    .type = {SA_BASE_TYPE_ROWS(avx2), QT_TYPE_ROWS, SA_AVX2_TYPE_ROWS_LOWBIT,
              [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx2_gemm_q4_Kx8},
              [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx2_gemm_q6_Kx8},
              [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},

@@ -212,7 +212,8 @@ static int trim_token(void *ctx, int32_t id, const char *piece, size_t n, int n_
  * *st tells why it ended. */
 static int generate_trimmed(Run *run, SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, SaGenStats *st,
                             int *evals) {
-    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = run->p->cancel};
+    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = run->p->cancel,
+                      .force = run->p->up_force, .force_ctx = run->p->force_ctx};
     int rc = sa_gen(c, smp, tok, &gp, st);
     if (rc) sa_err_prefix("upstream: ");
     *evals += st->evals;
@@ -223,7 +224,8 @@ static int generate_trimmed(Run *run, SaCtx *c, SaSampler *smp, const SaTokenize
  * aligner's own vocabulary (the two models may tokenize differently). */
 static int align_generate(SaEngine *e, Run *run, const char *text, int cap, Trim *t, SaGenStats *st, SaRoundTrace *rt) {
     const SaAlignParams *p = run->p;
-    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = p->cancel};
+    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = p->cancel, .force = p->al_force,
+                      .force_ctx = p->force_ctx};
     int32_t *draft = NULL;
     int n_draft = 0, cap_draft = 0;
     if (sa_tok_encode(e->al_m->tok, text, strlen(text), 0, 0, &draft, &n_draft, &cap_draft) < 0) return -1;
@@ -432,7 +434,8 @@ static int upstream_sentence(SaEngine *e, Run *run, SaBuf *gen, SaSentence *sent
     *found = 0;
     gen->len = 0;
     SentStop ss = {.p = p, .gen = gen, .sent = sent, .total0 = *total_up};
-    SaGenParams gp = {.cap = p->max_sentence_tokens, .on_token = sentence_stop, .token_ctx = &ss, .cancel = p->cancel};
+    SaGenParams gp = {.cap = p->max_sentence_tokens, .on_token = sentence_stop, .token_ctx = &ss, .cancel = p->cancel,
+                      .force = p->up_force, .force_ctx = p->force_ctx};
     SaGenStats st;
     if (sa_gen(e->up, &e->up_s, e->up_m->tok, &gp, &st)) {
         sa_err_prefix("upstream: ");

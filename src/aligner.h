@@ -78,6 +78,10 @@ typedef struct {
     /* called after each completed round (tests check the caches here); may be NULL */
     void (*on_round)(void *ctx, struct SaEngine *e, int round);
     void *round_ctx;
+    /* benchmarks only (salign bench-align): the upstream's and the aligner's tokens forced instead of
+     * sampled (generate.h's SaGenForceFn); NULL = sampled */
+    SaGenForceFn up_force, al_force;
+    void *force_ctx;
 } SaAlignParams;
 
 void sa_align_default_params(SaAlignParams *p);

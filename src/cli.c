@@ -69,6 +69,7 @@ static int load_model(const CommonOpts *o, SaModel *m) {
 }
 
 int sa_cmd_bench_spec(int argc, char **argv); /* bench_spec.c */
+int sa_cmd_bench_align(int argc, char **argv); /* bench_align.c */
 static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
                          const char *system);
 
@@ -491,6 +492,9 @@ static int cmd_info(int argc, char **argv) {
     printf("norm_eps %g, rope_theta %g, rope pairing %s, activation %s, tied output %s, qkv bias %s\n", h->norm_eps,
            h->rope_theta, h->rope_pairing == SA_ROPE_HALF ? "half-split" : "adjacent",
            h->act == SA_ACT_GELU_TANH ? "gelu-tanh" : "silu", h->tied_output ? "yes" : "no", h->qkv_bias ? "yes" : "no");
+    if (h->score_head)
+        printf("score model:   a one-output score head (score.weight%s) instead of the output matrix: scores, no logits\n",
+               h->score_bias ? " + score.bias" : "");
     if (h->rope_scaling) printf("rope scaling %d factor %g\n", (int)h->rope_scaling, h->rope_factor);
     if (h->embd_scale || h->attn_softcap || h->final_softcap || h->sliding_window || h->query_scale)
         printf("embd_scale %g, attn_softcap %g, final_softcap %g, sliding_window %d, query_scale %g\n", h->embd_scale,
@@ -717,8 +721,11 @@ static const char usage_text[] =
             "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
             "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
             "  bench -m MODEL [-p|--n-prompt 512] [-n|--n-gen 128] [-t 1,2] [-r|--repetitions 3] [-b|--batch-size 512]\n"
-            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--json|-o json]   speed\n"
+            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--cpu-time] [--json|-o json]   speed\n"
+            "        | bench --int8-peak [-t 1,2] [--json]   the kernel table's int8 multiply-add peak (prefill's roof)\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
+            "  bench-align --upstream UP --aligner AL [-n SENTENCES] [--sentence-tokens 25] [--edit-every 5] [-p QUESTION]\n"
+            "        [-r REPS] [-t THREADS] [-c N] [--json]   the aligned answer's time / the unaligned one's (forced tokens)\n"
             "  perplexity -m MODEL -f TEXT [-c 512] [-b N] [--chunks N] [-t T] [--kl-divergence-base FILE [--kl-divergence]]\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
             "Each command also takes --help (or: salign help COMMAND); salign --version.\n";
@@ -736,7 +743,7 @@ static int usage_of(const char *cmd) {
     do e = strchr(e, '\n') + 1;
     while (!strncmp(e, "    ", 4) || (e[0] == ' ' && e[1] == ' ' && e[2] == ' '));
     printf("usage: salign%.*s", (int)(e - p - 1), p + 1);
-    if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec"))
+    if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec") || !strcmp(cmd, "bench-align"))
         fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify.\n",
               stdout);
     return 1;
@@ -764,7 +771,7 @@ int sa_cmd_chat(int argc, char **argv);       /* src/chat_cli.c */
 
 /* The commands without a --help of their own answer it (and -h) with their usage block. */
 static int dispatch(const char *cmd, int argc, char **argv) {
-    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "serve", "chat"};
+    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "bench-align", "serve", "chat"};
     for (size_t k = 0; k < SA_ARRAY_LEN(plain); k++)
         if (!strcmp(cmd, plain[k]))
             for (int i = 0; i < argc; i++)
@@ -775,6 +782,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc, argv);
     if (!strcmp(cmd, "align")) return cmd_align(argc, argv);
     if (!strcmp(cmd, "bench-spec")) return sa_cmd_bench_spec(argc, argv);
+    if (!strcmp(cmd, "bench-align")) return sa_cmd_bench_align(argc, argv);
     if (!strcmp(cmd, "eval")) return sa_cmd_eval(argc, argv);
     if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc, argv);
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc, argv);

@@ -32,6 +32,8 @@ typedef struct {
     const int32_t *draft; /* NULL: plain decoding */
     int n_draft;
     int draft_on_request; /* unused until the callback arms it */
+    SaGenForceFn force;
+    void *force_ctx;
     /* results */
     int n, full, evals, drafted, accepted, passes;
     int stopped; /* the stop callback's nonzero value */
@@ -81,7 +83,7 @@ static int gen_eval(Gen *g, const int32_t *ids, int n, int all) {
 
 /* Decide the token at the current position given a proposal d (-1: none). Returns the chosen
  * token; *ok tells whether d was accepted. */
-static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
+static int gen_sample(Gen *g, const float *logits, int d, int *ok) {
     *ok = 0;
     if (d < 0) return sa_sample(g->smp, logits);
     if (sa_sampler_dist(g->smp, logits, g->probs)) return -1;
@@ -105,6 +107,16 @@ static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
         if (u < cum) return i;
     }
     return last;
+}
+
+/* gen_sample, or the forced token once the sampler has run (its cost is part of what a forced
+ * benchmark measures) */
+static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
+    const int t = gen_sample(g, logits, d, ok);
+    if (t < 0 || !g->force) return t;
+    const int32_t f = g->force(g->force_ctx, g->n, g->draft, g->n_draft);
+    *ok = d >= 0 && f == d;
+    return f;
 }
 
 /* Where in the draft do we continue after the tokens generated so far? Match the longest suffix
@@ -238,7 +250,7 @@ int sa_cancelled(const int *cancel) { return cancel && __atomic_load_n(cancel, _
 int sa_gen(SaCtx *c, SaSampler *s, const SaTokenizer *tok, const SaGenParams *gp, SaGenStats *st) {
     Gen g = {.c = c, .smp = s, .tok = tok, .cap = gp->cap, .on_token = gp->on_token, .token_ctx = gp->token_ctx,
              .cancel = gp->cancel, .text = gp->text, .draft = gp->draft, .n_draft = gp->draft ? gp->n_draft : 0,
-             .draft_on_request = gp->draft_on_request};
+             .draft_on_request = gp->draft_on_request, .force = gp->force, .force_ctx = gp->force_ctx};
     int rc = gen_run(&g);
     if (rc == 0 && gp->ids) memcpy(gp->ids, g.gen, (size_t)g.n * sizeof(int32_t));
     if (st) {
