@@ -20,6 +20,7 @@
 
 #include "../simd/kernels.h"
 #include "aligner.h"
+#include "annotator.h"
 #include "chat.h"
 #include "common.h"
 #include "context.h"
@@ -491,6 +492,9 @@ static int cmd_info(int argc, char **argv) {
     printf("norm_eps %g, rope_theta %g, rope pairing %s, activation %s, tied output %s, qkv bias %s\n", h->norm_eps,
            h->rope_theta, h->rope_pairing == SA_ROPE_HALF ? "half-split" : "adjacent",
            h->act == SA_ACT_GELU_TANH ? "gelu-tanh" : "silu", h->tied_output ? "yes" : "no", h->qkv_bias ? "yes" : "no");
+    if (h->score_head)
+        printf("score model:   a one-output score head (score.weight%s) instead of the output matrix: scores, no logits\n",
+               h->score_bias ? " + score.bias" : "");
     if (h->rope_scaling) printf("rope scaling %d factor %g\n", (int)h->rope_scaling, h->rope_factor);
     if (h->embd_scale || h->attn_softcap || h->final_softcap || h->sliding_window || h->query_scale)
         printf("embd_scale %g, attn_softcap %g, final_softcap %g, sliding_window %d, query_scale %g\n", h->embd_scale,
@@ -499,7 +503,7 @@ static int cmd_info(int argc, char **argv) {
            ts->model == SA_TOK_BPE ? "bpe" : "spm", ts->n_vocab, ts->bos_id, ts->eos_id, ts->eot_id, ts->unk_id,
            ts->add_bos, ts->add_space_prefix, ts->pre ? ", pre " : "", ts->pre ? ts->pre : "");
     printf("chat template: %s\n", m.chat_template ? "yes" : "none");
-    if (m.aligner_template) printf("aligner template: yes\n");
+    if (m.aligner_template) printf("aligner template: %s\n", sa_annotator_is(m.aligner_template) ? "annotator (an instruct model through the reference's annotator prompt)" : "yes");
     printf("tensors:       %d, %.2f MiB\n", m.file.n_tensors, sa_model_weight_bytes(&m) / 1048576.0);
     for (int i = 0; i < m.file.n_tensors; i++) {
         const SalmTensor *t = &m.file.tensors[i];
@@ -519,13 +523,21 @@ static int cmd_info(int argc, char **argv) {
 /* ---- align ----------------------------------------------------------------------------- */
 
 typedef struct {
-    int show_original, tty, json;
+    int show_original, show_reasoning, tty, json;
 } OutCtx;
 
 static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
     OutCtx *o = ctx;
     if (kind == SA_OUT_ANSWER) {
         if (!o->json) write_out(text, n);
+        return;
+    }
+    if (kind == SA_OUT_REASONING) { /* the annotator's thinking: never on stdout, which holds the answer */
+        if (!o->show_reasoning) return;
+        fflush(stdout);
+        if (isatty(STDERR_FILENO)) fprintf(stderr, "\x1b[2m%.*s\x1b[0m", (int)n, text);
+        else fwrite(text, 1, n, stderr);
+        fflush(stderr);
         return;
     }
     if (!o->show_original) return;
@@ -540,7 +552,8 @@ static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
 
 /* Run one question through the engine (align, and generate --chat as align's none mode). cap_flag:
  * the flag that set the token cap, for the message when the answer was cut mid-sentence. */
-static int run_align(SaEngineOpts *o, const char *question, int json, int show_original, const char *cap_flag) {
+static int run_align(SaEngineOpts *o, const char *question, int json, int show_original, int show_reasoning,
+                     const char *cap_flag) {
     SaEngineSet set;
     SaAlignTrace tr = {0};
     int rc = 1;
@@ -555,7 +568,7 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
         if (o->ap.mode != SA_MODE_NONE) fprintf(stderr, ", aligner %llu", (unsigned long long)o->ap.al_sp.seed);
         fprintf(stderr, "\n");
     }
-    OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
+    OutCtx oc = {.show_original = show_original, .show_reasoning = show_reasoning, .tty = isatty(STDOUT_FILENO), .json = json};
     SaAlignParams ap = set.ap;
     ap.out = align_out;
     ap.out_ctx = &oc;
@@ -571,7 +584,21 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
     for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
     if (cut)
         fprintf(stderr, "salign: %d correction(s) cut at the token cap (--max-correction-tokens %d%s)\n", cut,
-                o->ap.max_correction_tokens, o->ap.max_correction_tokens > 0 ? "" : ": twice the sentence + 32");
+                o->ap.max_correction_tokens,
+                o->ap.max_correction_tokens > 0       ? ""
+                : sa_annotator_is(set.ap.al_tmpl) ? ": 4 x the sentence + 256"
+                                                      : ": twice the sentence + 32");
+    /* the annotator kind's sentences that did not get a clean correction, by status */
+    int n_status[5] = {0};
+    for (int r = 0; r < tr.n_rounds; r++)
+        if (tr.rounds[r].annotated && (unsigned)tr.rounds[r].al_status < 5) n_status[tr.rounds[r].al_status]++;
+    for (int k = SA_ANN_KEPT; k <= SA_ANN_UNCLOSED; k++)
+        if (n_status[k])
+            fprintf(stderr, "salign: %d sentence(s) %s: %s\n", n_status[k], sa_ann_status_name((SaAnnStatus)k),
+                    k == SA_ANN_KEPT    ? "no CORRECTION: [[...]] before the aligner stopped, the original is kept"
+                    : k == SA_ANN_EMPTY ? "an empty correction, the original is kept"
+                    : k == SA_ANN_MULTI ? "the correction's first sentence is kept"
+                                        : "no closing ]], what the aligner wrote is kept");
     if (tr.unfinished)
         fprintf(stderr, "salign: stopped at %s %d in the middle of a sentence\n", cap_flag,
                 o->ap.mode == SA_MODE_STREAM ? o->ap.max_tokens : o->ap.max_answer_tokens);
@@ -609,7 +636,7 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
         sa_err("-m: a model file is required");
         return sa_die();
     }
-    return run_align(&o, prompt, 0, 0, "-n");
+    return run_align(&o, prompt, 0, 0, 0, "-n");
 }
 
 static int cmd_align(int argc, char **argv) {
@@ -618,7 +645,7 @@ static int cmd_align(int argc, char **argv) {
     /* unseeded runs are seeded from the clock; --seed / --upstream-seed / --aligner-seed fix them */
     o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     const char *question = NULL, *question_flag = NULL;
-    int json = 0, show_original = 0;
+    int json = 0, show_original = 0, show_reasoning = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = sa_engine_opts_flag(&o, argc, argv, &i);
@@ -631,6 +658,8 @@ static int cmd_align(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_mode_flag(v, &o.ap.mode)) goto bad;
         } else if (!strcmp(a, "--show-original")) {
             show_original = 1;
+        } else if (!strcmp(a, "--show-reasoning")) {
+            show_reasoning = 1;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else {
@@ -649,7 +678,7 @@ static int cmd_align(int argc, char **argv) {
         free(text);
         goto bad;
     }
-    const int rc = run_align(&o, text, json, show_original, "--max-tokens");
+    const int rc = run_align(&o, text, json, show_original, show_reasoning, "--max-tokens");
     free(text);
     return rc;
 bad:
@@ -672,6 +701,8 @@ static const char usage_text[] =
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
             "        [--max-sentence-tokens N] [--aligner-mode-template NAME|FILE] [--no-speculate]\n"
+            "        [--aligner-template annotator [--aligner-chat-template NAME] [--aligner-system FILE]\n"
+            "         [--aligner-user FILE] [--ignore-aligner-eos] [--show-reasoning]]   any instruct model as the aligner\n"
             "        [--temp T] [--top-k K] [--top-p P] [--min-p M] [--frequency-penalty F] [--presence-penalty P]\n"
             "        [--repeat-penalty R] [--seed|-s S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
@@ -679,8 +710,9 @@ static const char usage_text[] =
             "        [--mode stream|aligner|none] [--timeout 10] [--body-limit KIB] [align's engine and sampling flags]\n"
             "        OpenAI-compatible HTTP API (POST /v1/chat/completions, /v1/completions; GET /v1/models,\n"
             "        /health) and a chat page at /\n"
-            "  chat --upstream U [--aligner A] [--mode stream|aligner|none] [--show-original] [align's engine and sampling\n"
-            "       flags]   interactive: /mode M, /original on|off, /reset, /quit; Ctrl-C stops an answer\n"
+            "  chat --upstream U [--aligner A] [--mode stream|aligner|none] [--show-original] [--show-reasoning]\n"
+            "       [align's engine and sampling flags]   interactive: /mode M, /original on|off, /reset, /quit;\n"
+            "       Ctrl-C stops an answer\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
