@@ -32,6 +32,7 @@ const char sa_page_css[] =
     "form{position:fixed;bottom:0;left:0;right:0;background:#fff;border-top:1px solid #ccc;padding:10px 16px;display:flex;gap:8px}\n"
     "textarea{flex:1;height:54px;font:inherit;padding:6px}\n"
     "button{font:inherit;padding:0 18px}\n"
+    ".pair .note{color:#666}\n"
     "";
 const char sa_page_js[] =
     "\"use strict\";\n"
@@ -112,10 +113,10 @@ const char sa_page_js[] =
     "        if (x && x.original !== undefined) {\n"
     "          const p = diff(x.original, x.correction);\n"
     "          /* the annotator aligner kind: a failed sentence's status, and the reasoning folded in its correction */\n"
-    "          if (x.status && x.status !== \"ok\") p.lastChild.append(el(\"span\", \"meta\", ` (${x.status})`));\n"
+    "          if (x.status && x.status !== \"ok\") p.lastChild.append(el(\"span\", \"note\", ` (${x.status})`));\n"
     "          if (x.reasoning) {\n"
     "            const d = el(\"details\");\n"
-    "            d.append(el(\"summary\", \"meta\", \"reasoning\"), x.reasoning);\n"
+    "            d.append(el(\"summary\", \"note\", \"reasoning\"), x.reasoning);\n"
     "            p.lastChild.append(d);\n"
     "          }\n"
     "          pairs.append(p);\n"

@@ -76,10 +76,10 @@ async function send(ev) {
         if (x && x.original !== undefined) {
           const p = diff(x.original, x.correction);
           /* the annotator aligner kind: a failed sentence's status, and the reasoning folded in its correction */
-          if (x.status && x.status !== "ok") p.lastChild.append(el("span", "meta", ` (${x.status})`));
+          if (x.status && x.status !== "ok") p.lastChild.append(el("span", "note", ` (${x.status})`));
           if (x.reasoning) {
             const d = el("details");
-            d.append(el("summary", "meta", "reasoning"), x.reasoning);
+            d.append(el("summary", "note", "reasoning"), x.reasoning);
             p.lastChild.append(d);
           }
           pairs.append(p);
