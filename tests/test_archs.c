@@ -469,91 +469,8 @@ static void ftypes_test_list(int k, const char *const *ftypes, int n_ftypes) {
 
 static void ftypes_test(int k) { ftypes_test_list(k, ftypes, (int)SA_ARRAY_LEN(ftypes)); }
 
-/* Our reference quantizers against llama.cpp's, byte for byte: the same F16 GGUF quantized
- * --pure by llama.cpp to each block type, and each of its quantized tensors requantized here
- * from the F16 source (sa_quantize_row). */
-static void quantizers_test(const char *const *pure, int n_pure) {
-    const char *toks = tokenizers_dir();
-    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE");
-    if (!lq || !*lq) {
-        test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
-        return;
-    }
-    if (!toks) {
-        test_skip("no tokenizer files (../shared/models/tokenizers)");
-        return;
-    }
-    char dir[256], cmd[2048];
-    snprintf(dir, sizeof dir, "%s/ftypes-quantizers", test_tmpdir());
-    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
-    if (sh(cmd)) return;
-    const char *synth = getenv("SALIGN_SYNTH") && *getenv("SALIGN_SYNTH") ? getenv("SALIGN_SYNTH") : "bin/salign-synth";
-    snprintf(cmd, sizeof cmd,
-             "%s --arch mistral --hidden 256 --layers 1 --heads 4 --kv-heads 2 --ff 512 --seed 5 --vocab-from %s/mistral "
-             "--hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
-             synth, toks, dir, dir);
-    if (sh(cmd)) return;
-    Gguf src;
-    snprintf(cmd, sizeof cmd, "%s/f16.gguf", dir);
-    if (gguf_open(&src, cmd)) {
-        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
-        return;
-    }
-    for (int f = 0; f < n_pure; f++) {
-        char out[300];
-        snprintf(out, sizeof out, "%s/%s.gguf", dir, pure[f]);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s pure 2>&1", lq, dir, out, pure[f]);
-        if (sh(cmd)) continue;
-        Gguf q;
-        if (gguf_open(&q, out)) {
-            test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
-            continue;
-        }
-        int64_t blocks = 0, differ = 0;
-        int tensors = 0;
-        char types[128] = "";
-        for (uint64_t i = 0; i < q.n_tensors; i++) {
-            const GgufTensor *t = &q.tensors[i], *s16 = gguf_tensor(&src, t->name);
-            const int dt = sa_dtype_from_ggml(t->type);
-            if (dt < 0 || sa_dtype_tr((SaDtype)dt)->block == 1 || !s16 || s16->type != GGML_F16) continue;
-            const SaDtypeTraits *tr = sa_dtype_tr((SaDtype)dt);
-            if (!strstr(types, tr->name)) snprintf(types + strlen(types), sizeof types - strlen(types), " %s", tr->name);
-            const int64_t cols = t->ne[0], rows = (int64_t)(t->nbytes / sa_row_bytes((SaDtype)dt, cols));
-            float *x = malloc((size_t)cols * sizeof *x);
-            uint8_t *mine = malloc(sa_row_bytes((SaDtype)dt, cols));
-            for (int64_t r = 0; r < rows; r++) {
-                sa_dequantize_row(SA_F16, (const uint16_t *)s16->data + r * cols, x, cols);
-                sa_quantize_row((SaDtype)dt, x, mine, cols);
-                const uint8_t *theirs = (const uint8_t *)t->data + (size_t)r * sa_row_bytes((SaDtype)dt, cols);
-                for (int64_t b = 0; b < cols / tr->block; b++) {
-                    blocks++;
-                    if (memcmp(mine + b * tr->block_bytes, theirs + b * tr->block_bytes, tr->block_bytes)) {
-                        if (differ++ < 3)
-                            test_fail(__FILE__, __LINE__, "%s: %s row %lld block %lld (%s) differs from llama.cpp's", pure[f],
-                                      t->name, (long long)r, (long long)b, tr->name);
-                    }
-                }
-            }
-            free(x);
-            free(mine);
-            tensors++;
-        }
-        printf("    --pure %-7s %d tensors (%s), %lld blocks, %lld differ from llama.cpp's\n", pure[f], tensors, types + 1,
-               (long long)blocks, (long long)differ);
-        CHECKF(tensors > 0 && differ == 0, "%s: %lld of %lld blocks differ", pure[f], (long long)differ, (long long)blocks);
-        gguf_close(&q);
-    }
-    gguf_close(&src);
-    if (!getenv("SALIGN_KEEP_ARCHS")) {
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        sh(cmd);
-    }
-}
-
-TEST(archs_model_ftypes_quantizers) {
-    static const char *const pure[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K_S", "Q5_K_S", "Q6_K"};
-    quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
-}
+/* (Our quantizers against llama.cpp's, byte for byte, are tests/test_quantize.c's: every file type,
+ * hence every block type, on six models, and the edge rows below.) */
 TEST(archs_model_ftypes_llama) { ftypes_test(0); }
 TEST(archs_model_ftypes_mistral) { ftypes_test(1); }
 TEST(archs_model_ftypes_qwen2) { ftypes_test(2); }
@@ -565,10 +482,6 @@ TEST(archs_model_ftypes_qwen2_896) { ftypes_test(5); }
  * IQ4_NL and IQ4_XS (with Q5_K/Q6_K); llama.cpp quantizes IQ4_* with its scale search even
  * without an importance matrix, Q2_K/Q3_K with their reference quantizers. */
 static const char *const ftypes_lowbit[] = {"Q3_K_S", "Q3_K_M", "Q3_K_L", "Q2_K", "IQ4_NL", "IQ4_XS"};
-TEST(archs_model_ftypes_lowbit_quantizers) {
-    static const char *const pure[] = {"Q2_K", "Q3_K_S", "IQ4_NL", "IQ4_XS"};
-    quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
-}
 TEST(archs_model_ftypes_lowbit_llama) { ftypes_test_list(0, ftypes_lowbit, (int)SA_ARRAY_LEN(ftypes_lowbit)); }
 /* On the other architectures two of them, which hold every low-bit block type between them (Q2_K:
  * Q2_K, Q3_K, Q4_K, Q6_K; IQ4_XS: IQ4_XS, Q5_K, Q6_K): the kernels are the llama run's, what each

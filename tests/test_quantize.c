@@ -7,7 +7,7 @@
  * The matrix: every one of the 16 file types, from both sources, on a synthetic model of each of
  * the five architectures and on a Qwen2 of hidden 896 (the shapes and what each exercises: qcases
  * below); on the llama also --pure, --tensor-type and a .salm source. With an importance matrix:
- * one with known values in both of llama.cpp's forms, and one made by llama.cpp's llama-imatrix
+ * one with known values in both of llama.cpp's forms (4 file types), and one made by llama.cpp's llama-imatrix
  * quantized by the real llama-quantize ($SALIGN_LLAMACPP_BIN). The models use a 262-token vocabulary
  * written here (tiny_vocab), so that the layers, not the embedding, are what is quantized. Named
  * archs_model_* so that make test runs them once, in run-archs.sh, with the oracles. */
@@ -166,6 +166,21 @@ static const char *tiny_vocab(void) {
     return fclose(f) == 0 ? dir : NULL;
 }
 
+/* $env (a llama.cpp tool that tests/run-archs.sh sets) and the test vocabulary's folder in *vocab;
+ * NULL after marking the test skipped (no such tool) or failed (no vocabulary). */
+static const char *tool_and_vocab(const char *env, const char **vocab) {
+    const char *v = getenv(env);
+    if (!v || !*v) {
+        test_skip("needs llama.cpp's tools (tests/run-archs.sh sets %s)", env);
+        return NULL;
+    }
+    if (!(*vocab = tiny_vocab())) {
+        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
+        return NULL;
+    }
+    return v;
+}
+
 /* ftype in llama.cpp's spelling (Q4_K_M) */
 static void upper_name(const char *t, char *out, size_t cap) {
     size_t u = 0;
@@ -209,15 +224,8 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
  * shared 2-core machine OpenMP's waiting threads cost more than these small files take. */
 static void qcase_test(int k) {
     const QCase *c = &qcases[k];
-    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *vocab = tiny_vocab();
-    if (!lq || !*lq) {
-        test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
-        return;
-    }
-    if (!vocab) {
-        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
-        return;
-    }
+    const char *vocab, *lq = tool_and_vocab("SALIGN_LLAMACPP_QUANTIZE", &vocab);
+    if (!lq) return;
     char dir[256], cmd[2048];
     snprintf(dir, sizeof dir, "%s/quantize-%d-%s", test_tmpdir(), k, c->arch);
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
@@ -395,15 +403,8 @@ static int imatrix_run(const char *lq, const char *dir, const char *type, const 
 }
 
 TEST(archs_model_quantize_imatrix) {
-    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *vocab = tiny_vocab();
-    if (!lq || !*lq) {
-        test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
-        return;
-    }
-    if (!vocab) {
-        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
-        return;
-    }
+    const char *vocab, *lq = tool_and_vocab("SALIGN_LLAMACPP_QUANTIZE", &vocab);
+    if (!lq) return;
     char dir[256], cmd[2048], dat[300], gg[300];
     snprintf(dir, sizeof dir, "%s/quantize-imatrix", test_tmpdir());
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
@@ -420,8 +421,9 @@ TEST(archs_model_quantize_imatrix) {
     static const struct {
         const char *type;
         int gguf;
-    } runs[] = {{"q4_k_m", 0}, {"q6_k", 0}, {"q4_0", 0}, {"q5_1", 0}, {"q4_1", 0},   {"q5_k_m", 1},
-                {"q5_0", 1},   {"q5_k_s", 1}, {"q3_k_m", 0}, {"q2_k", 1}, {"iq4_xs", 0}, {"iq4_nl", 1}};
+    } runs[] = {/* what the loader makes of each form reaches every quantizer alike; the weighted quantizers of
+                 * every block type are the llama-imatrix test's below */
+                {"q4_k_m", 0}, {"q5_0", 1}, {"q2_k", 1}, {"iq4_xs", 0}};
     int done = 0;
     for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) done += imatrix_run(lq, dir, runs[r].type, runs[r].gguf ? gg : dat);
     printf("    %d of %zu imatrix conversions byte-identical to llama.cpp's\n", done, SA_ARRAY_LEN(runs));
@@ -463,15 +465,8 @@ TEST(archs_model_quantize_imatrix) {
  * Q4_1 / Q5_1 guard of the first ffn_down layers (Q4_0, Q5_0) and, at hidden 896, the fallbacks. */
 static void llamacpp_imatrix_case(int k, const char *const *types, int n_types) {
     const QCase *c = &qcases[k];
-    const char *bin = getenv("SALIGN_LLAMACPP_BIN"), *vocab = tiny_vocab();
-    if (!bin || !*bin) {
-        test_skip("needs llama.cpp's llama-imatrix and llama-quantize (tests/run-archs.sh sets SALIGN_LLAMACPP_BIN)");
-        return;
-    }
-    if (!vocab) {
-        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
-        return;
-    }
+    const char *vocab, *bin = tool_and_vocab("SALIGN_LLAMACPP_BIN", &vocab);
+    if (!bin) return;
     char dir[256], cmd[3072];
     snprintf(dir, sizeof dir, "%s/llamacpp-imatrix-%d", test_tmpdir(), k);
     snprintf(cmd, sizeof cmd,
@@ -528,7 +523,9 @@ static void llamacpp_imatrix_case(int k, const char *const *types, int n_types) 
 }
 
 TEST(archs_model_quantize_llamacpp_imatrix_llama) {
-    static const char *const types[] = {"q4_k_m", "q4_0", "iq4_xs", "q5_0", "q3_k_s", "q2_k", "q5_k_s", "iq4_nl", "q6_k", "q4_1"};
+    /* every weighted block type: Q4_K + Q6_K, Q4_0 + the Q4_1 guard, Q5_0 + Q5_1, IQ4_XS + Q5_K (GQA 4),
+     * Q2_K + Q3_K + Q4_K, IQ4_NL */
+    static const char *const types[] = {"q4_k_m", "q4_0", "q5_0", "iq4_xs", "q2_k", "iq4_nl"};
     llamacpp_imatrix_case(0, types, (int)SA_ARRAY_LEN(types));
 }
 TEST(archs_model_quantize_llamacpp_imatrix_qwen2_896) {
