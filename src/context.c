@@ -173,8 +173,9 @@ static void rope_rotate(float *x, int hd, const float *cs, const float *sn, SaRo
         const int a = pairing == SA_ROPE_ADJACENT ? 2 * i : i;
         const int b = pairing == SA_ROPE_ADJACENT ? 2 * i + 1 : i + half;
         const float x0 = x[a], x1 = x[b];
-        x[a] = x0 * cs[i] - x1 * sn[i];
-        x[b] = x0 * sn[i] + x1 * cs[i];
+        /* llama.cpp's rotate_pairs, as its compiler contracts it: one product rounded, one fused */
+        x[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+        x[b] = fmaf(x0, sn[i], x1 * cs[i]);
     }
 }
 
@@ -301,10 +302,16 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     }
     /* rotation angles for this batch's positions */
     for (int t = 0; t < T; t++) {
+        /* Unscaled RoPE as llama.cpp's ggml_rope_cache_init: the angle of pair i is the position
+         * times theta^(-2/hd), multiplied in i times (its rounding differs from pos * theta^(-2i/hd)
+         * in the last bits, which the file-type tests against llama.cpp amplify, tests/test_archs.c) */
+        const float step = powf(h->rope_theta, -2.0f / hd);
+        float a = (float)(p0 + t);
         for (int i = 0; i < half; i++) {
-            const float a = (float)(p0 + t) * c->inv_freq[i];
+            if (h->rope_scaling != SA_ROPE_SCALING_NONE) a = (float)(p0 + t) * c->inv_freq[i];
             c->rope_cos[t * half + i] = cosf(a);
             c->rope_sin[t * half + i] = sinf(a);
+            a *= step;
         }
     }
 
