@@ -193,8 +193,9 @@ static void rope_rotate(float *x, int hd, const float *cs, const float *sn, SaRo
         const int a = pairing == SA_ROPE_ADJACENT ? 2 * i : i;
         const int b = pairing == SA_ROPE_ADJACENT ? 2 * i + 1 : i + half;
         const float x0 = x[a], x1 = x[b];
-        x[a] = x0 * cs[i] - x1 * sn[i];
-        x[b] = x0 * sn[i] + x1 * cs[i];
+        /* llama.cpp's rotate_pairs, as its compiler contracts it: one product rounded, one fused */
+        x[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+        x[b] = fmaf(x0, sn[i], x1 * cs[i]);
     }
 }
 
@@ -234,7 +235,7 @@ static int ensure_scores(SaCtx *c, int nth) {
 typedef struct {
     SaCtx *c;
     int l, p0, window;
-    float att_scale;
+    float att_scale; /* 0: q already scaled */
 } AttnJob;
 
 /* One (token, head) of layer l: scores over the cached positions, softmax, weighted values.
@@ -265,8 +266,9 @@ static void attn_unit(void *ctx, int th, int thread) {
     }
     float mx = -INFINITY;
     for (int i = 0; i < n; i++) {
-        float sc = s[i] * j->att_scale;
-        if (h->attn_softcap > 0) sc = h->attn_softcap * tanhf(sc / h->attn_softcap);
+        float sc = j->att_scale ? s[i] * j->att_scale : s[i];
+        /* llama.cpp's order: times 1/cap (a float), tanh, times cap */
+        if (h->attn_softcap > 0) sc = h->attn_softcap * tanhf(sc * (1.0f / h->attn_softcap));
         s[i] = sc;
         if (sc > mx) mx = sc;
     }
@@ -293,6 +295,12 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     const int q_dim = h->n_head * hd, kv_dim = h->n_head_kv * hd, ff = h->n_ff;
     const int p0 = c->kv.n;
     const float att_scale = h->query_scale > 0 ? h->query_scale : 1.0f / sqrtf((float)hd);
+    /* Where the attention scale goes, as llama.cpp does it (the GGUF file-type tests compare
+     * with it to the last bit where they can): Gemma's graphs multiply the rotated q by it before
+     * the q.k products, the others multiply each product. The two round differently in the last
+     * bit, and such a difference, when it moves an activation across an int8 rounding boundary of
+     * a quantized matmul, grows to a logits NMSE ~1e-4 (tests/test_archs.c). */
+    const int q_prescaled = h->arch == SA_ARCH_GEMMA || h->arch == SA_ARCH_GEMMA2;
     const int nth = sa_get_threads(); /* rows of c->scores: one per sa_parallel thread */
     if (ensure_scores(c, nth)) return -1;
 
@@ -314,10 +322,16 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     }
     /* rotation angles for this batch's positions */
     for (int t = 0; t < T; t++) {
+        /* Unscaled RoPE as llama.cpp's ggml_rope_cache_init: the angle of pair i is the position
+         * times theta^(-2/hd), multiplied in i times (its rounding differs from pos * theta^(-2i/hd)
+         * in the last bits, which the file-type tests against llama.cpp amplify, tests/test_archs.c) */
+        const float step = powf(h->rope_theta, -2.0f / hd);
+        float a = (float)(p0 + t);
         for (int i = 0; i < half; i++) {
-            const float a = (float)(p0 + t) * c->inv_freq[i];
+            if (h->rope_scaling != SA_ROPE_SCALING_NONE) a = (float)(p0 + t) * c->inv_freq[i];
             c->rope_cos[t * half + i] = cosf(a);
             c->rope_sin[t * half + i] = sinf(a);
+            a *= step;
         }
     }
 
@@ -336,13 +350,15 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
             }
             const float *cs = c->rope_cos + (size_t)t * half, *sn = c->rope_sin + (size_t)t * half;
             for (int hh = 0; hh < h->n_head; hh++) rope_rotate(qt + hh * hd, hd, cs, sn, h->rope_pairing);
+            if (q_prescaled)
+                for (int i = 0; i < q_dim; i++) qt[i] *= att_scale;
             for (int hh = 0; hh < h->n_head_kv; hh++) rope_rotate(kt + hh * hd, hd, cs, sn, h->rope_pairing);
             /* append to the cache, converted to its type (f16, q8_0 or f32) */
             k->type[c->kv.dtype].from_float(kt, sa_kv_k(&c->kv, l, p0 + t), kv_dim);
             k->type[c->kv.dtype].from_float(vt, sa_kv_v(&c->kv, l, p0 + t), kv_dim);
         }
         /* attention: each (token, head) is independent (attn_unit) */
-        AttnJob aj = {.c = c, .l = l, .p0 = p0, .att_scale = att_scale,
+        AttnJob aj = {.c = c, .l = l, .p0 = p0, .att_scale = q_prescaled ? 0.0f : att_scale,
                       .window = (h->sliding_window > 0 && l % 2 == 0) ? h->sliding_window : 0};
         const size_t att_work = (size_t)T * h->n_head * (size_t)(p0 + T) * hd;
         sa_parallel(att_work >= (1u << 16) ? sa_get_threads() : 1, T * h->n_head, attn_unit, &aj);
@@ -385,7 +401,7 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     sa_matmul(&m->output, c->xb, out_rows, c->logits, h->n_vocab, c->scratch);
     if (h->final_softcap > 0) {
         for (size_t i = 0; i < (size_t)out_rows * h->n_vocab; i++)
-            c->logits[i] = h->final_softcap * tanhf(c->logits[i] / h->final_softcap);
+            c->logits[i] = h->final_softcap * tanhf(c->logits[i] * (1.0f / h->final_softcap));
     }
     c->n_logits_out = out_rows;
     c->logits_pos0 = c->kv.n - out_rows;
