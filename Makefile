@@ -35,7 +35,7 @@ ifneq ($(NOBLAS),1)
   LDLIBS += $(BLAS_LIB)
 endif
 
-SIMD_SRC := simd/scalar.c simd/dispatch.c simd/kquant_x8.c
+SIMD_SRC := simd/scalar.c simd/dispatch.c simd/kquant_x8.c simd/peak.c
 ifeq ($(ARCH),x86_64)
   SIMD_SRC += simd/avx2.c simd/avx512.c
 endif
@@ -124,6 +124,11 @@ $(BIN)/salign-synth: $(BUILD)/tools/synth/synth_main.o $(SYNTH_OBJ) $(BUILD)/lib
 # tools/train's C helpers (correct.c, logits.c): linked exactly as bin/salign is, so they see the
 # same BLAS and libraries; the Python scripts build them with `make build/train-bin/NAME`.
 $(BUILD)/train-bin/%: $(BUILD)/tools/train/%.o $(BUILD)/libsalign.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# tools/bench's kernel timer (kernbench.c: one weight type's kernels, table against table)
+$(BUILD)/bench-bin/%: $(BUILD)/tools/bench/%.o $(BUILD)/libsalign.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

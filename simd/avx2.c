@@ -661,6 +661,9 @@ void sa_avx2_silu_mul(int n, float *g, const float *u) {
 KQ_GEMM_X8(avx2_gemm_q4_Kx8, q4Kx8_tile, BlockQ4_Kx8)
 KQ_GEMM_X8(avx2_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
 
+/* ---- Q4_1, Q5_0, Q5_1, Q5_K and Q8_1 activations (qtypes_x86.h) ---- */
+#include "qtypes_x86.h"
+
 SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels sa_kernels_avx2 = {
@@ -683,8 +686,8 @@ const SaKernels sa_kernels_avx2 = {
     .exp_sub_sum = sa_avx2_exp_sub_sum,
     .silu_mul = sa_avx2_silu_mul,
     /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations of this table (plain rows: the scalar
-     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS of its own; the rest the scalar reference */
-    .type = {SA_BASE_TYPE_ROWS(avx2), SA_REF_TYPE_ROWS_NOT_KX8, SA_AVX2_TYPE_ROWS_LOWBIT,
+     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS, Q4_1/Q5_0/Q5_1/Q5_K and Q8_1 of its own */
+    .type = {SA_BASE_TYPE_ROWS(avx2), QT_TYPE_ROWS, SA_AVX2_TYPE_ROWS_LOWBIT,
              [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx2_gemm_q4_Kx8},
              [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx2_gemm_q6_Kx8},
              [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},
@@ -697,12 +700,7 @@ const SaKernels sa_kernels_avx2 = {
  * reference's order with the same operations, so every value equals sa_ref_dot_* bit for bit
  * (kernels_block_types checks it). Placed apart from the other kernels of this file. */
 
-static inline int32_t lb_hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
+/* (lane sums: qt_hsum_i32 and qt_reduce4 of qtypes_x86.h, included above) */
 
 /* int16 pair sums of w * a for signed bytes (w in [-127, 127], a in [-127, 127]): w's sign moved
  * onto a so that maddubs sees |w| unsigned */
@@ -719,12 +717,6 @@ static inline __m256i lb_iq4_values(const uint8_t *qs) {
                             _mm_shuffle_epi8(tbl, _mm_and_si128(q, m)));
 }
 
-/* the four int32 totals of v0..v3 (8 lanes each), in order */
-static inline __m128i lb_hsum4_i32(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
 float sa_avx2_dot_iq4_nl(int n, const void *wv, const void *av) {
     const BlockIQ4_NL *w = wv;
     const BlockQ8_0 *a = av;
@@ -738,13 +730,13 @@ float sa_avx2_dot_iq4_nl(int n, const void *wv, const void *av) {
             v[k] = _mm256_madd_epi16(
                 lb_mul_i8(lb_iq4_values(w[b + k].qs), _mm256_loadu_si256((const __m256i *)a[b + k].qs)), ones);
         int32_t si[4];
-        _mm_storeu_si128((__m128i *)si, lb_hsum4_i32(v[0], v[1], v[2], v[3]));
+        _mm_storeu_si128((__m128i *)si, qt_reduce4(v[0], v[1], v[2], v[3]));
         for (int k = 0; k < 4; k++)
             sum = sum + (float)si[k] * (sa_fp16_lut(w[b + k].d) * sa_fp16_lut(a[b + k].d));
     }
     for (; b < nb; b++) {
         const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs));
-        sum = sum + (float)lb_hsum_i32(_mm256_madd_epi16(p, ones)) * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
+        sum = sum + (float)qt_hsum_i32(_mm256_madd_epi16(p, ones)) * (sa_fp16_lut(w[b].d) * sa_fp16_lut(a[b].d));
     }
     return sum;
 }
@@ -759,7 +751,7 @@ float sa_avx2_dot_iq4_xs(int n, const void *wv, const void *av) {
             const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs + 16 * j), _mm256_loadu_si256((const __m256i *)(a[b].qs + 32 * j)));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16((int16_t)(sa_iq4xs_scale(j, &w[b]) - 32))));
         }
-        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)lb_hsum_i32(acc);
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
     }
     return sum;
 }
@@ -788,7 +780,7 @@ float sa_avx2_dot_q3_K(int n, const void *wv, const void *av) {
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
             }
         }
-        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)lb_hsum_i32(acc);
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
     }
     return sum;
 }
@@ -806,7 +798,7 @@ float sa_avx2_dot_q2_K(int n, const void *wv, const void *av) {
         int16_t sc[16];
         _mm256_storeu_si256((__m256i *)sc, _mm256_and_si256(sc16, _mm256_set1_epi16(15)));
         const __m256i mins = _mm256_srli_epi16(sc16, 4);
-        const int32_t imin = lb_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)a[b].bsums)));
+        const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)a[b].bsums)));
         __m256i acc = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
@@ -818,7 +810,7 @@ float sa_avx2_dot_q2_K(int n, const void *wv, const void *av) {
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
             }
         }
-        const int32_t isum = lb_hsum_i32(acc);
+        const int32_t isum = qt_hsum_i32(acc);
         const float dd = a[b].d * sa_fp16_lut(w[b].d), dm = a[b].d * sa_fp16_lut(w[b].dmin);
         sum = sum + (dd * (float)isum - dm * (float)imin);
     }
@@ -844,7 +836,7 @@ static inline int32_t lb_block_signed(const LbBlock *B, const int8_t *aq) {
         const __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(aq + 32 * k)), B->sgn[k]);
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B->q[k], x), B->sc[k]));
     }
-    return lb_hsum_i32(acc);
+    return qt_hsum_i32(acc);
 }
 
 static void lb_decode_q3_K(const BlockQ3_K *w, LbBlock *B) {
@@ -948,8 +940,8 @@ void sa_avx2_gemm_q2_K(int n, int rows, const void *w, size_t wstride, const voi
                 for (int k = 0; k < 8; k++)
                     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B.q[k],
                                                    _mm256_loadu_si256((const __m256i *)(ab->qs + 32 * k))), B.sc[k]));
-                const int32_t isum = lb_hsum_i32(acc);
-                const int32_t imin = lb_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)ab->bsums)));
+                const int32_t isum = qt_hsum_i32(acc);
+                const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)ab->bsums)));
                 const float dd = ab->d * dw, dm = ab->d * dmw;
                 float *yy = &y[(size_t)tk * ldy + r];
                 *yy = *yy + (dd * (float)isum - dm * (float)imin);
@@ -984,8 +976,8 @@ void sa_avx2_gemm_iq4_nl(int n, int rows, const void *w, size_t wstride, const v
                     v[k] = _mm256_madd_epi16(
                         _mm256_maddubs_epi16(q[k], _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)ab[k].qs), sg[k])), ones);
                 int32_t si[8];
-                _mm_storeu_si128((__m128i *)si, lb_hsum4_i32(v[0], v[1], v[2], v[3]));
-                _mm_storeu_si128((__m128i *)(si + 4), lb_hsum4_i32(v[4], v[5], v[6], v[7]));
+                _mm_storeu_si128((__m128i *)si, qt_reduce4(v[0], v[1], v[2], v[3]));
+                _mm_storeu_si128((__m128i *)(si + 4), qt_reduce4(v[4], v[5], v[6], v[7]));
                 float *yy = &y[(size_t)tk * ldy + r], s = *yy;
                 for (int k = 0; k < 8; k++) s = s + (float)si[k] * (dw[k] * sa_fp16_lut(ab[k].d));
                 *yy = s;
@@ -996,7 +988,7 @@ void sa_avx2_gemm_iq4_nl(int n, int rows, const void *w, size_t wstride, const v
                 const BlockQ8_0 *ab = LB_ROW_PTR(BlockQ8_0, a, astride, tk) + b;
                 const __m256i p = lb_mul_i8(lb_iq4_values(wr[b].qs), _mm256_loadu_si256((const __m256i *)ab->qs));
                 float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (float)lb_hsum_i32(_mm256_madd_epi16(p, ones)) * (sa_fp16_lut(wr[b].d) * sa_fp16_lut(ab->d));
+                *yy = *yy + (float)qt_hsum_i32(_mm256_madd_epi16(p, ones)) * (sa_fp16_lut(wr[b].d) * sa_fp16_lut(ab->d));
             }
     }
 }

@@ -3,6 +3,8 @@
  * x86-64: one binary for every CPU; avx2.c and avx512.c are compiled with their own -m flags
  * and only called after cpuid (and xgetbv: the OS must save the wide registers) says so.
  * aarch64: NEON is baseline; dotprod/i8mm are probed through getauxval(AT_HWCAP). */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +101,88 @@ void sa_kernels_init(void) {
     sa_k = t[n - 1];
     const char *force = getenv("SALIGN_ISA");
     if (force && *force) sa_kernels_select(force); /* unknown names keep the best table */
+}
+
+/* ---- per-operation selection (kernels.h) ---- */
+
+static SaKernels g_composed, g_composed_decode;
+static char g_composed_name[64];
+
+/* The ops outside type[]: whether each is bit-identical in every table (kernels.h's contracts,
+ * checked by tests/test_kernels.c with memcmp) or only to float rounding (NMSE-tested). */
+#define TOP_OP(f, ex, mat) {#f, offsetof(SaKernels, f), ex, mat}
+static const SaKernelOp top_ops[] = {
+    TOP_OP(quantize_q8_0, 1, 0),    TOP_OP(dot_q8_0, 0, 0),          TOP_OP(dot_q4_0, 0, 0),
+    TOP_OP(dot_f16, 0, 0),          TOP_OP(dot_bf16, 0, 0),          TOP_OP(dot_f32, 0, 0),
+    TOP_OP(axpy_f32, 0, 0),         TOP_OP(axpy_f16, 0, 0),          TOP_OP(f32_to_f16, 1, 0),
+    TOP_OP(gemm_q4_0x8, 1, 1),      TOP_OP(gemm_q8_0x8, 1, 1),       TOP_OP(attn_scores_f16, 0, 0),
+    TOP_OP(attn_values_f16, 0, 0),  TOP_OP(attn_scores_q8_0, 0, 0),  TOP_OP(attn_values_q8_0, 0, 0),
+    TOP_OP(exp_sub_sum, 0, 0),      TOP_OP(silu_mul, 0, 0),
+};
+
+/* type[t]'s entries: from_float is byte-identical for every type; dot and gemm are for the block
+ * types beyond the five original ones (their integer sums per block are exact and the float
+ * steps the reference's: kernels_block_types), but not for F32/F16/BF16 (float sums) nor for
+ * Q8_0/Q4_0 (their one-row dots sum in a table's own order: NMSE-tested); gemm_x8 always is. */
+static int type_dot_exact(SaDtype t) {
+    return t != SA_F32 && t != SA_F16 && t != SA_BF16 && t != SA_Q8_0 && t != SA_Q4_0;
+}
+
+int sa_kernel_ops(SaKernelOp *out, int max) {
+    int n = 0;
+    for (size_t i = 0; i < sizeof top_ops / sizeof top_ops[0] && n < max; i++) out[n++] = top_ops[i];
+    const SaKernels *t[8];
+    const int nt = sa_kernels_available(t, 8);
+    static const struct { const char *name; size_t off; int matrix; } fields[] = {
+        {"from_float", offsetof(SaTypeKernels, from_float), 0},
+        {"dot", offsetof(SaTypeKernels, dot), 0},
+        {"gemm", offsetof(SaTypeKernels, gemm), 1},
+        {"gemm_x8", offsetof(SaTypeKernels, gemm_x8), 1},
+    };
+    for (int d = 0; d < SA_DTYPE_COUNT; d++)
+        for (size_t f = 0; f < sizeof fields / sizeof fields[0] && n < max; f++) {
+            SaKernelOp op = {.off = offsetof(SaKernels, type) + (size_t)d * sizeof(SaTypeKernels) + fields[f].off,
+                             .exact = f == 0 || f == 3 || type_dot_exact((SaDtype)d), .matrix = fields[f].matrix};
+            int any = 0;
+            for (int k = 0; k < nt; k++) any |= sa_kernel_fn(t[k], &op) != NULL;
+            if (!any) continue;
+            snprintf(op.name, sizeof op.name, "%s.%s", sa_dtype_name((SaDtype)d), fields[f].name);
+            out[n++] = op;
+        }
+    return n;
+}
+
+SaAnyFn sa_kernel_fn(const SaKernels *t, const SaKernelOp *op) {
+    SaAnyFn f;
+    memcpy(&f, (const char *)t + op->off, sizeof f);
+    return f;
+}
+
+void sa_kernels_compose(const SaKernels *base) {
+    g_composed = *base;
+    g_composed_decode = *base;
+    sa_kernels_compose_name(base->name);
+    g_composed.name = g_composed_decode.name = g_composed_name;
+    sa_k = &g_composed;
+}
+
+void sa_kernels_compose_name(const char *name) { snprintf(g_composed_name, sizeof g_composed_name, "%s", name); }
+
+void sa_kernels_set_op(const SaKernelOp *op, SaKernelClass c, const SaKernels *from) {
+    if (sa_k != &g_composed) return;
+    const SaAnyFn f = sa_kernel_fn(from, op);
+    if (!op->matrix) c = SA_KC_BOTH; /* one choice for the ops that do not multiply weights */
+    if (c & SA_KC_PREFILL) memcpy((char *)&g_composed + op->off, &f, sizeof f);
+    if (c & SA_KC_DECODE) memcpy((char *)&g_composed_decode + op->off, &f, sizeof f);
+}
+
+SaAnyFn sa_kernel_op_fn(const SaKernelOp *op, SaKernelClass c) {
+    if (sa_k != &g_composed) return NULL;
+    return sa_kernel_fn(op->matrix && c == SA_KC_DECODE ? &g_composed_decode : &g_composed, op);
+}
+
+int sa_kernels_composed(void) { return sa_k == &g_composed; }
+
+const SaKernels *sa_kernels_for(int T) {
+    return T <= SA_PF_MAX_T && sa_k == &g_composed ? &g_composed_decode : sa_k;
 }

@@ -1,7 +1,9 @@
 /* kernels.h - the table of compute kernels, one implementation per instruction set.
  *
  * scalar.c is the reference every other table is tested against (tests/test_kernels.c).
- * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64);
+ * dispatch.c picks the best table the running CPU supports (cpuid on x86, hwcaps on aarch64), and
+ * can compose sa_k op by op from several tables (per-operation selection, at the end of this file;
+ * src/kselect.c chooses);
  * the environment variable SALIGN_ISA=scalar|avx2|avx512|neon|neon_dotprod forces one (for tests
  * and benchmarks; the test binaries also know "avx512_emu", simd/avx512.c emulated with SIMDe for
  * CPUs without AVX-512). On aarch64 "neon" is plain ARMv8.0 NEON and "neon_dotprod" adds SDOT for the
@@ -335,5 +337,39 @@ void sa_kernels_init(void);
 int sa_kernels_available(const SaKernels **out, int max);
 /* Force a table by name; returns 0 on success, -1 if unknown or unsupported. */
 int sa_kernels_select(const char *name);
+
+/* ---- per-operation selection ----
+ * sa_k need not be one instruction set's table: sa_kernels_compose makes it a table of its own
+ * whose entries (ops) are then chosen one by one among the tables (src/kselect.c decides which),
+ * and whose weight-matrix ops have a second choice for decode and small batches
+ * (T <= SA_PF_MAX_T: bound by reading the weights) apart from prefill (bound by arithmetic): on
+ * a Zen 5 core the AVX2 decode tiles read faster than AVX-512's while AVX-512's prefill tiles
+ * compute twice as fast (issue #23). Code that runs a weight matrix asks sa_kernels_for(T). */
+typedef enum { SA_KC_DECODE = 1, SA_KC_PREFILL = 2, SA_KC_BOTH = 3 } SaKernelClass;
+typedef struct {
+    char name[24]; /* "gemm_q4_0x8", "attn_scores_f16", "q4_K.gemm_x8", "q8_K.from_float" */
+    size_t off;    /* the function pointer's offset in SaKernels */
+    int exact;     /* bit-identical to the scalar reference in every table (tests/test_kernels.c checks
+                      it with memcmp): choosing among tables never changes an output */
+    int matrix;    /* multiplies a weight matrix: chosen apart for decode and prefill */
+} SaKernelOp;
+/* Every op of the tables (the type[] entries that some table this CPU runs has); returns the count. */
+int sa_kernel_ops(SaKernelOp *out, int max);
+/* The op's entry in table t (NULL: t has none) */
+typedef void (*SaAnyFn)(void);
+SaAnyFn sa_kernel_fn(const SaKernels *t, const SaKernelOp *op);
+/* sa_k becomes the composed table: a copy of base for every op and class (named as base until
+ * sa_kernels_compose_name names it after the tables it mixes, "avx512+avx2"). */
+void sa_kernels_compose(const SaKernels *base);
+void sa_kernels_compose_name(const char *name);
+/* In the composed table (no effect otherwise): the op, for the given classes, is table from's. */
+void sa_kernels_set_op(const SaKernelOp *op, SaKernelClass c, const SaKernels *from);
+/* 1 while sa_k is the composed table */
+int sa_kernels_composed(void);
+/* The composed table's entry of op for one class (NULL when sa_k is not the composed table). */
+SaAnyFn sa_kernel_op_fn(const SaKernelOp *op, SaKernelClass c);
+/* The table to run a weight matrix against T activation rows with: the composed table's decode
+ * choices when T <= SA_PF_MAX_T, else sa_k (also whenever sa_k is one table: SALIGN_ISA, tests). */
+const SaKernels *sa_kernels_for(int T);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "annotator.h"
 #include "common.h"
 
 struct SaEngine {
@@ -94,6 +95,7 @@ void sa_align_trace_free(SaAlignTrace *t) {
     for (int i = 0; i < t->n_rounds; i++) {
         free(t->rounds[i].original);
         free(t->rounds[i].correction);
+        free(t->rounds[i].reasoning);
     }
     free(t->rounds);
     free(t->question);
@@ -210,7 +212,8 @@ static int trim_token(void *ctx, int32_t id, const char *piece, size_t n, int n_
  * *st tells why it ended. */
 static int generate_trimmed(Run *run, SaCtx *c, SaSampler *smp, const SaTokenizer *tok, int cap, Trim *t, SaGenStats *st,
                             int *evals) {
-    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = run->p->cancel};
+    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = run->p->cancel,
+                      .force = run->p->up_force, .force_ctx = run->p->force_ctx};
     int rc = sa_gen(c, smp, tok, &gp, st);
     if (rc) sa_err_prefix("upstream: ");
     *evals += st->evals;
@@ -221,7 +224,8 @@ static int generate_trimmed(Run *run, SaCtx *c, SaSampler *smp, const SaTokenize
  * aligner's own vocabulary (the two models may tokenize differently). */
 static int align_generate(SaEngine *e, Run *run, const char *text, int cap, Trim *t, SaGenStats *st, SaRoundTrace *rt) {
     const SaAlignParams *p = run->p;
-    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = p->cancel};
+    SaGenParams gp = {.cap = cap, .on_token = trim_token, .token_ctx = t, .cancel = p->cancel, .force = p->al_force,
+                      .force_ctx = p->force_ctx};
     int32_t *draft = NULL;
     int n_draft = 0, cap_draft = 0;
     if (sa_tok_encode(e->al_m->tok, text, strlen(text), 0, 0, &draft, &n_draft, &cap_draft) < 0) return -1;
@@ -239,6 +243,106 @@ static int align_generate(SaEngine *e, Run *run, const char *text, int cap, Trim
     rt->al_accepted += st->accepted;
     free(draft);
     return rc ? -1 : st->n;
+}
+
+/* ---- the annotator kind: an instruct model through the reference's annotator prompt ------------- */
+
+/* The parser (annotator.h) fed token by token: reasoning goes out as SA_OUT_REASONING, the text
+ * inside CORRECTION: [[ ]] streams through the Trim as the answer, and decoding stops once the
+ * verdict is known (at ]] when it is not wanted). */
+enum { ANN_DONE = 1, ANN_OOM };
+typedef struct {
+    Run *run;
+    SaAnnParse ps;
+    Trim *t;
+    size_t reason_shown, corr_shown;
+} Annot;
+
+static void annot_show(Annot *a) {
+    const char *all = a->ps.all.data;
+    if (a->ps.reason_end > a->reason_shown) {
+        emit(a->run, SA_OUT_REASONING, all + a->reason_shown, a->ps.reason_end - a->reason_shown);
+        a->reason_shown = a->ps.reason_end;
+    }
+    if (a->ps.state == SA_ANN_REASONING) return;
+    if (a->corr_shown < a->ps.corr_start) a->corr_shown = a->ps.corr_start;
+    if (a->ps.corr_end > a->corr_shown) {
+        trim_push(a->t, all + a->corr_shown, a->ps.corr_end - a->corr_shown);
+        a->corr_shown = a->ps.corr_end;
+    }
+}
+
+static int annot_token(void *ctx, int32_t id, const char *piece, size_t n, int n_gen) {
+    Annot *a = ctx;
+    (void)id;
+    (void)n_gen;
+    const SaAnnState was = a->ps.state;
+    if (sa_ann_feed(&a->ps, piece, n)) return ANN_OOM;
+    annot_show(a);
+    if (a->ps.state == SA_ANN_DONE) return ANN_DONE;
+    /* from here the output is expected to copy the upstream's sentence, then ]] */
+    return was == SA_ANN_REASONING && a->ps.state != SA_ANN_REASONING ? SA_GEN_COPY_DRAFT : 0;
+}
+
+/* The annotator's answer for the round's sentence (its prompt is evaluated): streams the correction,
+ * fills the round's correction, status, verdict and reasoning. A failed answer (no correction, an
+ * empty one) keeps the original, which is then shown in its place. Returns tokens generated, or -1. */
+static int annotate_generate(SaEngine *e, Run *run, int cap, Trim *t, SaGenStats *st, SaRoundTrace *rt) {
+    const SaAlignParams *p = run->p;
+    Annot a = {.run = run, .t = t};
+    sa_ann_init(&a.ps, p->split, p->ignore_aligner_eos);
+    SaGenParams gp = {.cap = cap, .on_token = annot_token, .token_ctx = &a, .cancel = p->cancel};
+    /* the draft: the sentence and the closing brackets, in the aligner's vocabulary */
+    SaBuf d = {0};
+    int32_t *draft = NULL;
+    int n_draft = 0, cap_draft = 0, rc = -1;
+    if (sa_buf_printf(&d, "%s]]", rt->original) ||
+        sa_tok_encode(e->al_m->tok, d.data, d.len, 0, 0, &draft, &n_draft, &cap_draft) < 0)
+        goto out;
+    /* room for reasoning, the markers and the verdict besides the sentence */
+    if (gp.cap <= 0) gp.cap = 4 * n_draft + 256;
+    if (p->speculate && n_draft > 0) {
+        gp.draft = draft;
+        gp.n_draft = n_draft;
+        gp.draft_on_request = 1;
+    }
+    rc = sa_gen(e->al, &e->al_s, e->al_m->tok, &gp, st);
+    if (rc) sa_err_prefix("aligner: ");
+    if (rc == 0 && st->status == SA_GEN_STOPPED && st->stop_code == ANN_OOM) rc = -1;
+    if (rc) goto out;
+    rt->annotated = 1;
+    rt->al_truncated = st->status == SA_GEN_MAX_TOKENS;
+    rt->al_gen_evaluated += st->evals;
+    rt->al_drafted += st->drafted;
+    rt->al_accepted += st->accepted;
+    rt->al_eos = a.ps.eos;
+    SaAnnStatus status;
+    char *text = NULL;
+    rc = -1;
+    if (sa_ann_finish(&a.ps, &status, &text)) goto out;
+    if (st->status != SA_GEN_CANCELLED) annot_show(&a); /* what the end released */
+    rt->al_status = (int)status;
+    size_t r0 = 0, r1 = a.ps.reason_end;
+    while (r0 < r1 && is_ws(a.ps.all.data[r0])) r0++;
+    while (r1 > r0 && is_ws(a.ps.all.data[r1 - 1])) r1--;
+    if (r1 > r0 && !(rt->reasoning = sa_strndup(a.ps.all.data + r0, r1 - r0))) {
+        free(text);
+        goto out;
+    }
+    /* nothing usable: the original stands, and is shown (unless the run was cancelled: the answer then ends
+     * with what was shown) */
+    if ((status == SA_ANN_KEPT || status == SA_ANN_EMPTY) && st->status != SA_GEN_CANCELLED) {
+        free(text);
+        text = sa_strdup(rt->original);
+        if (text) trim_push(t, text, strlen(text));
+    }
+    rt->correction = text;
+    rc = text ? st->n : -1;
+out:
+    sa_ann_free(&a.ps);
+    sa_buf_free(&d);
+    free(draft);
+    return rc;
 }
 
 static SaRoundTrace *new_round(SaAlignTrace *tr) {
@@ -330,7 +434,8 @@ static int upstream_sentence(SaEngine *e, Run *run, SaBuf *gen, SaSentence *sent
     *found = 0;
     gen->len = 0;
     SentStop ss = {.p = p, .gen = gen, .sent = sent, .total0 = *total_up};
-    SaGenParams gp = {.cap = p->max_sentence_tokens, .on_token = sentence_stop, .token_ctx = &ss, .cancel = p->cancel};
+    SaGenParams gp = {.cap = p->max_sentence_tokens, .on_token = sentence_stop, .token_ctx = &ss, .cancel = p->cancel,
+                      .force = p->up_force, .force_ctx = p->force_ctx};
     SaGenStats st;
     if (sa_gen(e->up, &e->up_s, e->up_m->tok, &gp, &st)) {
         sa_err_prefix("upstream: ");
@@ -412,7 +517,13 @@ static int stream_loop(SaEngine *e, Run *run) {
         t0 = sa_time_ms();
         SaPrompt pr;
         SaTemplateVars v = {.question = run->question, .prefix = prefix.data, .last = rt->original};
-        if (sa_template_render(p->al_tmpl, &v, &pr) || render_tokens(e, e->al_m->tok, &pr)) goto out;
+        const int annot = sa_annotator_is(p->al_tmpl);
+        const int rr = annot ? sa_annotator_render(p->al_chat ? p->al_chat : sa_chat_template("plain"),
+                                                   p->al_system ? p->al_system : sa_annotator_system(),
+                                                   p->al_user ? p->al_user : sa_annotator_user(), run->question,
+                                                   prefix.data, rt->original, &pr)
+                             : sa_template_render(p->al_tmpl, &v, &pr);
+        if (rr || render_tokens(e, e->al_m->tok, &pr)) goto out;
         rt->al_prompt = e->n_ids;
         const int al_rc = prompt_eval(e->al, e->ids, e->n_ids, &rt->al_evaluated, &rt->al_reused, p->cancel);
         if (al_rc == PROMPT_CANCELLED) { /* the round's sentence stays in the trace, uncorrected */
@@ -426,13 +537,13 @@ static int stream_loop(SaEngine *e, Run *run) {
         const int cap = p->max_correction_tokens; /* <= 0: from the sentence's length (align_generate) */
         Trim t = {.run = run, .sep = prefix.len ? " " : ""};
         SaGenStats st;
-        rt->al_decoded = align_generate(e, run, rt->original, cap, &t, &st, rt);
+        rt->al_decoded = annot ? annotate_generate(e, run, cap, &t, &st, rt) : align_generate(e, run, rt->original, cap, &t, &st, rt);
         rt->al_ms = sa_time_ms() - t0;
         if (rt->al_decoded < 0) {
             sa_buf_free(&t.all);
             goto out;
         }
-        rt->correction = trim_result(&t);
+        if (!annot) rt->correction = trim_result(&t);
         sa_buf_free(&t.all);
         if (!rt->correction) goto out;
         /* 3. the correction replaces the sentence (an empty correction deletes it) */
@@ -446,6 +557,11 @@ static int stream_loop(SaEngine *e, Run *run) {
             break;
         }
         if (ended) break;
+        /* better than the reference, which computes the verdict and ignores it */
+        if (annot && rt->al_eos == 1 && !p->ignore_aligner_eos) {
+            tr->stop_reason = SA_STOP_ALIGNER_END;
+            break;
+        }
     }
     rc = 0;
 out:
@@ -466,7 +582,8 @@ int sa_mode_from_name(const char *s, size_t len) {
 }
 
 const char *sa_stop_name(SaStop s) {
-    static const char *names[] = {"end of turn", "max tokens", "max sentences", "context full", "empty sentence", "cancelled"};
+    static const char *names[] = {"end of turn", "max tokens",    "max sentences", "context full",
+                                  "empty sentence", "cancelled", "aligner end"};
     return (unsigned)s < SA_ARRAY_LEN(names) ? names[s] : "?";
 }
 
@@ -650,6 +767,12 @@ char *sa_align_trace_json(const SaAlignTrace *t, SaAlignMode mode) {
         cJSON_AddNumberToObject(s, "accepted", r->al_accepted);
         cJSON_AddNumberToObject(s, "rejected", r->al_drafted - r->al_accepted);
         cJSON_AddBoolToObject(s, "correction_truncated", r->al_truncated);
+        if (r->annotated) { /* the annotator kind: what became of the sentence, and why */
+            add_str(s, "status", sa_ann_status_name((SaAnnStatus)r->al_status));
+            if (r->al_eos < 0) cJSON_AddNullToObject(s, "eos");
+            else cJSON_AddBoolToObject(s, "eos", r->al_eos);
+            add_str(s, "reasoning", r->reasoning);
+        }
         cJSON_AddNumberToObject(s, "upstream_ms", r->up_ms);
         cJSON_AddNumberToObject(s, "aligner_ms", r->al_ms);
         cJSON_AddItemToArray(arr, s);

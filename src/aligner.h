@@ -27,6 +27,7 @@ int sa_mode_from_name(const char *s, size_t len);
 typedef enum {
     SA_OUT_ANSWER = 0,   /* part of the final answer (corrections in stream mode) */
     SA_OUT_ORIGINAL = 1, /* the upstream's sentence (stream) or whole answer (aligner mode), once complete */
+    SA_OUT_REASONING = 2, /* annotator aligner: what it writes before CORRECTION: [[ (never part of the answer) */
 } SaOutKind;
 
 typedef void (*SaOutFn)(void *ctx, SaOutKind kind, const char *text, size_t n);
@@ -39,6 +40,7 @@ typedef enum {
     SA_STOP_CONTEXT_FULL,    /* a model's context has no room left */
     SA_STOP_EMPTY_SENTENCE,  /* the upstream produced no sentence */
     SA_STOP_CANCELLED,       /* the params' cancel flag was set (a client went away, Ctrl-C) */
+    SA_STOP_ALIGNER_END,     /* "aligner end": the annotator aligner answered EOS: [[TRUE]] (unless ignore_aligner_eos) */
 } SaStop;
 const char *sa_stop_name(SaStop s);
 
@@ -55,13 +57,18 @@ typedef struct {
     SaSamplerParams up_sp, al_sp;
     const char *system;          /* upstream system prompt */
     const SaTemplate *up_tmpl;   /* upstream chat template */
-    const char *al_tmpl;         /* Stream Aligner prompt template (placeholders: question, prefix, last) */
+    const char *al_tmpl;         /* Stream Aligner prompt template (placeholders: question, prefix, last), or
+                                    SA_ANNOTATOR_TEMPLATE: an instruct model through the annotator prompt (annotator.h) */
+    const SaTemplate *al_chat;   /* annotator kind: the aligner's own chat template (default plain) */
+    const char *al_system, *al_user; /* annotator kind: system prompt and user template (NULL: the reference's) */
+    int ignore_aligner_eos;      /* annotator kind: EOS: [[TRUE]] does not end the answer (the reference's behaviour) */
     const char *al_mode_tmpl;    /* aligner-mode template (placeholders: question, answer) */
     SaSplitMode split;
     int max_sentences;           /* default 64 */
     int max_tokens;              /* cap on upstream tokens generated in total; 0 = none */
     int max_sentence_tokens;     /* cap on upstream tokens for one sentence (default 256) */
-    int max_correction_tokens;   /* 0 = 2 x the sentence's tokens (aligner vocabulary) + 32 */
+    int max_correction_tokens;   /* 0 = 2 x the sentence's tokens (aligner vocabulary) + 32; annotator kind (reasoning,
+                                    markers and verdict included): 0 = 4 x the sentence's tokens + 256 */
     int max_answer_tokens;       /* none/aligner modes: answer length cap (default 1024) */
     int speculate;               /* copy-speculative aligner decoding (default on) */
     const int *cancel;           /* may be NULL; set (atomically, from any thread) to stop the run within a token:
@@ -71,6 +78,10 @@ typedef struct {
     /* called after each completed round (tests check the caches here); may be NULL */
     void (*on_round)(void *ctx, struct SaEngine *e, int round);
     void *round_ctx;
+    /* benchmarks only (salign bench-align): the upstream's and the aligner's tokens forced instead of
+     * sampled (generate.h's SaGenForceFn); NULL = sampled */
+    SaGenForceFn up_force, al_force;
+    void *force_ctx;
 } SaAlignParams;
 
 void sa_align_default_params(SaAlignParams *p);
@@ -86,6 +97,10 @@ typedef struct {
     int up_gen_evaluated, al_gen_evaluated; /* generated tokens fed back through the model */
     int al_drafted, al_accepted; /* speculation: draft tokens verified, and accepted */
     int al_truncated;     /* the correction reached its token cap before the aligner ended it */
+    int annotated;        /* annotator kind: the fields below are set */
+    int al_status;        /* SaAnnStatus (annotator.h): ok, kept original, empty, multi-sentence, unclosed */
+    int al_eos;           /* the verdict: -1 none, 0 FALSE, 1 TRUE */
+    char *reasoning;      /* what the annotator wrote before CORRECTION: [[ (trimmed), or NULL */
     double up_ms, al_ms;
 } SaRoundTrace;
 

@@ -56,6 +56,8 @@ const char *sa_aligner_template(const char *name) {
     if (!strcmp(name, "stream-gemma")) return stream_gemma;
     if (!strcmp(name, "plain")) return stream_plain;
     if (!strcmp(name, "aligner7b")) return aligner7b;
+    /* an instruct model through the reference's annotator prompt and its own chat template (annotator.h) */
+    if (!strcmp(name, "annotator")) return "{annotator}";
     return NULL;
 }
 
@@ -87,6 +89,9 @@ static int render(const char *tmpl, const SaTemplateVars *v, SaPrompt *out) {
         if (IS("bos")) {
             if (open != tmpl) return sa_err("template: {bos} must be at the very start");
             if (out) out->bos = 1;
+        } else if (IS("annotator")) {
+            /* not rendered here: it names the annotator aligner kind (annotator.h) and stands alone */
+            if (strcmp(tmpl, "{annotator}")) return sa_err("template: {annotator} must be the whole template");
         } else if (IS("system")) val = v ? v->system : "";
         else if (IS("user")) val = v ? v->user : "";
         else if (IS("prefix")) val = v ? v->prefix : "";

@@ -26,7 +26,8 @@ const SaTemplate *sa_chat_template(const char *name);
 /* Recognise a model's own chat template text (HF chat_template / GGUF tokenizer.chat_template);
  * NULL text or an unknown one gives "plain". */
 const SaTemplate *sa_chat_detect(const char *chat_template_text);
-/* Aligner prompt templates: stream-gemma, plain, aligner7b. NULL if unknown. */
+/* Aligner prompt templates: stream-gemma, plain, aligner7b, annotator ("{annotator}": the annotator
+ * kind, src/annotator.h). NULL if unknown. */
 const char *sa_aligner_template(const char *name);
 /* Comma-separated names, for messages. */
 const char *sa_chat_template_names(void);

@@ -28,16 +28,21 @@ static void on_sigint(int sig) {
 }
 
 typedef struct {
-    int show_original, tty;
+    int show_original, show_reasoning, tty;
 } ChatOut;
 
 static void chat_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
     ChatOut *o = ctx;
     if (kind == SA_OUT_ANSWER) {
         fwrite(text, 1, n, stdout);
-    } else if (o->show_original) { /* the upstream's sentence, dimmed on a terminal, before its correction */
+    } else if (kind == SA_OUT_ORIGINAL && o->show_original) { /* the upstream's sentence, dimmed on a terminal, before its correction */
         if (o->tty) printf("\n\x1b[2m%.*s\x1b[0m\n", (int)n, text);
         else printf("\n[original] %.*s\n", (int)n, text);
+    } else if (kind == SA_OUT_REASONING && o->show_reasoning) { /* the annotator's thinking, as align shows it: stderr */
+        fflush(stdout);
+        if (isatty(STDERR_FILENO)) fprintf(stderr, "\x1b[2m%.*s\x1b[0m", (int)n, text);
+        else fwrite(text, 1, n, stderr);
+        fflush(stderr);
     }
     fflush(stdout);
 }
@@ -95,7 +100,7 @@ int sa_cmd_chat(int argc, char **argv) {
     SaEngineOpts o;
     sa_engine_opts_init(&o);
     o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-    int show_original = 0;
+    int show_original = 0, show_reasoning = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = sa_engine_opts_flag(&o, argc, argv, &i);
@@ -105,6 +110,8 @@ int sa_cmd_chat(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_mode_flag(v, &o.ap.mode)) goto bad;
         } else if (!strcmp(a, "--show-original")) {
             show_original = 1;
+        } else if (!strcmp(a, "--show-reasoning")) {
+            show_reasoning = 1;
         } else {
             sa_err("%s: unknown flag for 'chat' (see salign chat --help)", a);
             goto bad;
@@ -120,7 +127,7 @@ int sa_cmd_chat(int argc, char **argv) {
      * echo, as if the editor had left the terminal raw. */
     struct termios cooked;
     const int have_cooked = tty_in && tcgetattr(STDIN_FILENO, &cooked) == 0;
-    ChatOut co = {.show_original = show_original, .tty = isatty(STDOUT_FILENO)};
+    ChatOut co = {.show_original = show_original, .show_reasoning = show_reasoning, .tty = isatty(STDOUT_FILENO)};
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: a read at the prompt returns */

@@ -2,7 +2,7 @@
  *
  *   salign generate -m MODEL [-p PROMPT] [-n N] [sampling flags] [-t THREADS] [-c CTX] [--ids]
  *   salign tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]
- *   salign info MODEL [--verify]
+ *   salign info MODEL [--verify] [--kernels SPEC]
  *
  * Contract: stdout carries only the product (generated text, ids, info); logs and timings go
  * to stderr. Every user error ends in one line "salign: <flag or file>: <problem>" and exit 1. */
@@ -20,6 +20,7 @@
 
 #include "../simd/kernels.h"
 #include "aligner.h"
+#include "annotator.h"
 #include "chat.h"
 #include "common.h"
 #include "context.h"
@@ -29,6 +30,7 @@
 #include "gguf.h"
 #include "judge.h"
 #include "mathcheck.h"
+#include "kselect.h"
 #include "parallel.h"
 #include "model.h"
 #include "report.h"
@@ -68,6 +70,7 @@ static int load_model(const CommonOpts *o, SaModel *m) {
 }
 
 int sa_cmd_bench_spec(int argc, char **argv); /* bench_spec.c */
+int sa_cmd_bench_align(int argc, char **argv); /* bench_align.c */
 static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, const SaSamplerParams *sp, const char *tmpl,
                          const char *system);
 
@@ -461,7 +464,10 @@ static int cmd_info(int argc, char **argv) {
     int verify = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--verify")) verify = 1;
-        else if (argv[i][0] == '-') {
+        else if (!strcmp(argv[i], "--kernels")) {
+            if (i + 1 == argc) return sa_err("--kernels: missing value"), sa_die();
+            if (sa_kselect_flag(argv[++i])) return sa_die();
+        } else if (argv[i][0] == '-') {
             sa_err("%s: unknown flag for 'info'", argv[i]);
             return sa_die();
         } else if (path) {
@@ -490,6 +496,9 @@ static int cmd_info(int argc, char **argv) {
     printf("norm_eps %g, rope_theta %g, rope pairing %s, activation %s, tied output %s, qkv bias %s\n", h->norm_eps,
            h->rope_theta, h->rope_pairing == SA_ROPE_HALF ? "half-split" : "adjacent",
            h->act == SA_ACT_GELU_TANH ? "gelu-tanh" : "silu", h->tied_output ? "yes" : "no", h->qkv_bias ? "yes" : "no");
+    if (h->score_head)
+        printf("score model:   a one-output score head (score.weight%s) instead of the output matrix: scores, no logits\n",
+               h->score_bias ? " + score.bias" : "");
     if (h->rope_scaling) printf("rope scaling %d factor %g\n", (int)h->rope_scaling, h->rope_factor);
     if (h->embd_scale || h->attn_softcap || h->final_softcap || h->sliding_window || h->query_scale)
         printf("embd_scale %g, attn_softcap %g, final_softcap %g, sliding_window %d, query_scale %g\n", h->embd_scale,
@@ -498,7 +507,7 @@ static int cmd_info(int argc, char **argv) {
            ts->model == SA_TOK_BPE ? "bpe" : "spm", ts->n_vocab, ts->bos_id, ts->eos_id, ts->eot_id, ts->unk_id,
            ts->add_bos, ts->add_space_prefix, ts->pre ? ", pre " : "", ts->pre ? ts->pre : "");
     printf("chat template: %s\n", m.chat_template ? "yes" : "none");
-    if (m.aligner_template) printf("aligner template: yes\n");
+    if (m.aligner_template) printf("aligner template: %s\n", sa_annotator_is(m.aligner_template) ? "annotator (an instruct model through the reference's annotator prompt)" : "yes");
     printf("tensors:       %d, %.2f MiB\n", m.file.n_tensors, sa_model_weight_bytes(&m) / 1048576.0);
     for (int i = 0; i < m.file.n_tensors; i++) {
         const SalmTensor *t = &m.file.tensors[i];
@@ -510,6 +519,7 @@ static int cmd_info(int argc, char **argv) {
                (unsigned long long)t->nbytes, t->crc32);
     }
     if (verify) printf("verify:        all %d tensor checksums match\n", m.file.n_tensors);
+    sa_kselect_print(stdout, &m);
     sa_model_free(&m);
     return 0;
 }
@@ -518,13 +528,21 @@ static int cmd_info(int argc, char **argv) {
 /* ---- align ----------------------------------------------------------------------------- */
 
 typedef struct {
-    int show_original, tty, json;
+    int show_original, show_reasoning, tty, json;
 } OutCtx;
 
 static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
     OutCtx *o = ctx;
     if (kind == SA_OUT_ANSWER) {
         if (!o->json) write_out(text, n);
+        return;
+    }
+    if (kind == SA_OUT_REASONING) { /* the annotator's thinking: never on stdout, which holds the answer */
+        if (!o->show_reasoning) return;
+        fflush(stdout);
+        if (isatty(STDERR_FILENO)) fprintf(stderr, "\x1b[2m%.*s\x1b[0m", (int)n, text);
+        else fwrite(text, 1, n, stderr);
+        fflush(stderr);
         return;
     }
     if (!o->show_original) return;
@@ -539,7 +557,8 @@ static void align_out(void *ctx, SaOutKind kind, const char *text, size_t n) {
 
 /* Run one question through the engine (align, and generate --chat as align's none mode). cap_flag:
  * the flag that set the token cap, for the message when the answer was cut mid-sentence. */
-static int run_align(SaEngineOpts *o, const char *question, int json, int show_original, const char *cap_flag) {
+static int run_align(SaEngineOpts *o, const char *question, int json, int show_original, int show_reasoning,
+                     const char *cap_flag) {
     SaEngineSet set;
     SaAlignTrace tr = {0};
     int rc = 1;
@@ -554,7 +573,7 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
         if (o->ap.mode != SA_MODE_NONE) fprintf(stderr, ", aligner %llu", (unsigned long long)o->ap.al_sp.seed);
         fprintf(stderr, "\n");
     }
-    OutCtx oc = {.show_original = show_original, .tty = isatty(STDOUT_FILENO), .json = json};
+    OutCtx oc = {.show_original = show_original, .show_reasoning = show_reasoning, .tty = isatty(STDOUT_FILENO), .json = json};
     SaAlignParams ap = set.ap;
     ap.out = align_out;
     ap.out_ctx = &oc;
@@ -570,7 +589,21 @@ static int run_align(SaEngineOpts *o, const char *question, int json, int show_o
     for (int r = 0; r < tr.n_rounds; r++) cut += tr.rounds[r].al_truncated;
     if (cut)
         fprintf(stderr, "salign: %d correction(s) cut at the token cap (--max-correction-tokens %d%s)\n", cut,
-                o->ap.max_correction_tokens, o->ap.max_correction_tokens > 0 ? "" : ": twice the sentence + 32");
+                o->ap.max_correction_tokens,
+                o->ap.max_correction_tokens > 0       ? ""
+                : sa_annotator_is(set.ap.al_tmpl) ? ": 4 x the sentence + 256"
+                                                      : ": twice the sentence + 32");
+    /* the annotator kind's sentences that did not get a clean correction, by status */
+    int n_status[5] = {0};
+    for (int r = 0; r < tr.n_rounds; r++)
+        if (tr.rounds[r].annotated && (unsigned)tr.rounds[r].al_status < 5) n_status[tr.rounds[r].al_status]++;
+    for (int k = SA_ANN_KEPT; k <= SA_ANN_UNCLOSED; k++)
+        if (n_status[k])
+            fprintf(stderr, "salign: %d sentence(s) %s: %s\n", n_status[k], sa_ann_status_name((SaAnnStatus)k),
+                    k == SA_ANN_KEPT    ? "no CORRECTION: [[...]] before the aligner stopped, the original is kept"
+                    : k == SA_ANN_EMPTY ? "an empty correction, the original is kept"
+                    : k == SA_ANN_MULTI ? "the correction's first sentence is kept"
+                                        : "no closing ]], what the aligner wrote is kept");
     if (tr.unfinished)
         fprintf(stderr, "salign: stopped at %s %d in the middle of a sentence\n", cap_flag,
                 o->ap.mode == SA_MODE_STREAM ? o->ap.max_tokens : o->ap.max_answer_tokens);
@@ -608,7 +641,7 @@ static int generate_chat(CommonOpts *co, const char *prompt, int n_predict, cons
         sa_err("-m: a model file is required");
         return sa_die();
     }
-    return run_align(&o, prompt, 0, 0, "-n");
+    return run_align(&o, prompt, 0, 0, 0, "-n");
 }
 
 static int cmd_align(int argc, char **argv) {
@@ -617,7 +650,7 @@ static int cmd_align(int argc, char **argv) {
     /* unseeded runs are seeded from the clock; --seed / --upstream-seed / --aligner-seed fix them */
     o.ap.up_sp.seed = o.ap.al_sp.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     const char *question = NULL, *question_flag = NULL;
-    int json = 0, show_original = 0;
+    int json = 0, show_original = 0, show_reasoning = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = sa_engine_opts_flag(&o, argc, argv, &i);
@@ -630,6 +663,8 @@ static int cmd_align(int argc, char **argv) {
             if (!(v = sa_flag_value(argc, argv, &i)) || sa_mode_flag(v, &o.ap.mode)) goto bad;
         } else if (!strcmp(a, "--show-original")) {
             show_original = 1;
+        } else if (!strcmp(a, "--show-reasoning")) {
+            show_reasoning = 1;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else {
@@ -648,7 +683,7 @@ static int cmd_align(int argc, char **argv) {
         free(text);
         goto bad;
     }
-    const int rc = run_align(&o, text, json, show_original, "--max-tokens");
+    const int rc = run_align(&o, text, json, show_original, show_reasoning, "--max-tokens");
     free(text);
     return rc;
 bad:
@@ -666,11 +701,14 @@ static const char usage_text[] =
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
-            "  info MODEL [--verify]\n"
+            "  info MODEL [--verify] [--kernels SPEC]   (SPEC: auto, calibrate, a table, or [decode:|prefill:]OP=TABLE,...;\n"
+            "       info lists the kernel ops a run of MODEL uses and which table serves each)\n"
             "  align --upstream U --aligner A (-p QUESTION|-p -|-f FILE) [--mode stream|aligner|none]\n"
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
             "        [--max-sentence-tokens N] [--aligner-mode-template NAME|FILE] [--no-speculate]\n"
+            "        [--aligner-template annotator [--aligner-chat-template NAME] [--aligner-system FILE]\n"
+            "         [--aligner-user FILE] [--ignore-aligner-eos] [--show-reasoning]]   any instruct model as the aligner\n"
             "        [--temp T] [--top-k K] [--top-p P] [--min-p M] [--frequency-penalty F] [--presence-penalty P]\n"
             "        [--repeat-penalty R] [--seed|-s S] (both models, or\n"
             "        --upstream-temp, --aligner-temp, ... for one) [-t THREADS] [-c CTX] [--kv-type f16|f32|q8_0]\n"
@@ -678,8 +716,9 @@ static const char usage_text[] =
             "        [--mode stream|aligner|none] [--timeout 10] [--body-limit KIB] [align's engine and sampling flags]\n"
             "        OpenAI-compatible HTTP API (POST /v1/chat/completions, /v1/completions; GET /v1/models,\n"
             "        /health) and a chat page at /\n"
-            "  chat --upstream U [--aligner A] [--mode stream|aligner|none] [--show-original] [align's engine and sampling\n"
-            "       flags]   interactive: /mode M, /original on|off, /reset, /quit; Ctrl-C stops an answer\n"
+            "  chat --upstream U [--aligner A] [--mode stream|aligner|none] [--show-original] [--show-reasoning]\n"
+            "       [align's engine and sampling flags]   interactive: /mode M, /original on|off, /reset, /quit;\n"
+            "       Ctrl-C stops an answer\n"
             "  eval --upstream U --aligner A --in DATA.jsonl[.gz] --out RESULTS.jsonl [--modes none,aligner,stream]\n"
             "       [--field NAME] [--shard I/N] [--limit N] [--no-resume] [align's engine and sampling flags]\n"
             "  eval-merge OUT.jsonl SHARD.jsonl... [--in DATA.jsonl] [--modes LIST] [--force]\n"
@@ -688,8 +727,11 @@ static const char usage_text[] =
             "  judge --judge J --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math] [--pairs stream:none,...]\n"
             "        [--swap] [--verdict-only] [--shard I/N] [--no-resume] [-t N] [-c N] [--temp T] ... (salign judge --help)\n"
             "  bench -m MODEL [-p|--n-prompt 512] [-n|--n-gen 128] [-t 1,2] [-r|--repetitions 3] [-b|--batch-size 512]\n"
-            "        [--kv-type f16|f32|q8_0] [--mmap|--no-hugepages] [--no-verify] [--json|-o json]   speed\n"
+            "        [--kv-type f16|f32|q8_0] [--kernels SPEC] [--mmap|--no-hugepages] [--no-verify] [--cpu-time] [--json|-o json]   speed\n"
+            "        | bench --int8-peak [-t 1,2] [--json]   the kernel table's int8 multiply-add peak (prefill's roof)\n"
             "  bench-spec -m MODEL [-n TOKENS] [-r REPS] [-t THREADS] [--kv-type T] [--json]   copy-speculation speed-up\n"
+            "  bench-align --upstream UP --aligner AL [-n SENTENCES] [--sentence-tokens 25] [--edit-every 5] [-p QUESTION]\n"
+            "        [-r REPS] [-t THREADS] [-c N] [--json]   the aligned answer's time / the unaligned one's (forced tokens)\n"
             "  perplexity -m MODEL -f TEXT [-c 512] [-b N] [--chunks N] [-t T] [--kl-divergence-base FILE [--kl-divergence]]\n"
             "MODEL, U and A: a .salm (salign-quantize), or a GGUF, converted in memory at each start.\n"
             "Each command also takes --help (or: salign help COMMAND); salign --version.\n";
@@ -707,8 +749,9 @@ static int usage_of(const char *cmd) {
     do e = strchr(e, '\n') + 1;
     while (!strncmp(e, "    ", 4) || (e[0] == ' ' && e[1] == ' ' && e[2] == ' '));
     printf("usage: salign%.*s", (int)(e - p - 1), p + 1);
-    if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec"))
-        fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify.\n",
+    if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec") || !strcmp(cmd, "bench-align"))
+        fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify,\n"
+              "--kernels SPEC (which table serves each kernel op: auto, calibrate, TABLE, OP=TABLE; see salign info).\n",
               stdout);
     return 1;
 }
@@ -735,7 +778,7 @@ int sa_cmd_chat(int argc, char **argv);       /* src/chat_cli.c */
 
 /* The commands without a --help of their own answer it (and -h) with their usage block. */
 static int dispatch(const char *cmd, int argc, char **argv) {
-    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "serve", "chat"};
+    static const char *plain[] = {"generate", "tokenize", "info", "align", "bench", "bench-spec", "bench-align", "serve", "chat"};
     for (size_t k = 0; k < SA_ARRAY_LEN(plain); k++)
         if (!strcmp(cmd, plain[k]))
             for (int i = 0; i < argc; i++)
@@ -746,6 +789,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return sa_cmd_bench(argc, argv);
     if (!strcmp(cmd, "align")) return cmd_align(argc, argv);
     if (!strcmp(cmd, "bench-spec")) return sa_cmd_bench_spec(argc, argv);
+    if (!strcmp(cmd, "bench-align")) return sa_cmd_bench_align(argc, argv);
     if (!strcmp(cmd, "eval")) return sa_cmd_eval(argc, argv);
     if (!strcmp(cmd, "eval-merge")) return sa_cmd_eval_merge(argc, argv);
     if (!strcmp(cmd, "report")) return sa_cmd_report(argc, argv);

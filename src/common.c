@@ -215,3 +215,22 @@ char *sa_utf8_clean(const char *s) {
     if (!b.data) return sa_strdup("");
     return b.data;
 }
+
+int sa_user_cache_path(const char *name, char *out, size_t n, int create) {
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[4096];
+    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/salign", xdg);
+    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/salign", home);
+    else return 0;
+    if (create) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = 0;
+            mkdir(parent, 0755);
+        }
+        mkdir(dir, 0755);
+    }
+    return snprintf(out, n, "%s/%s", dir, name) < (int)n;
+}

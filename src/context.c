@@ -30,6 +30,8 @@ struct SaCtx {
     float *rope_cos, *rope_sin; /* [n_batch][head_dim/2] */
     float *scores;            /* [n_threads][n_ctx] */
     int scores_threads;
+    SaLogitsHook hook; /* tests only (context.h) */
+    void *hook_ctx;
 };
 
 void sa_ctx_default_params(const SaModel *m, SaCtxParams *p) {
@@ -40,6 +42,7 @@ void sa_ctx_default_params(const SaModel *m, SaCtxParams *p) {
     p->kv_type = SA_F16;
     const char *compat = getenv("SALIGN_LLAMACPP_COMPAT");
     p->llamacpp_compat = compat && *compat && strcmp(compat, "0") != 0;
+    p->score = 0;
 }
 
 static size_t scratch_floats(const SaHparams *h, int B, int n_logits) {
@@ -90,6 +93,7 @@ SaCtx *sa_ctx_new(const SaModel *m, const SaCtxParams *pin) {
         if (pin->n_logits > 0) p.n_logits = pin->n_logits;
         p.kv_type = pin->kv_type;
         p.llamacpp_compat = pin->llamacpp_compat;
+        p.score = pin->score;
     }
     if (p.n_ctx < 1 || p.n_ctx > (1 << 22)) {
         sa_err("context size %d is out of range", p.n_ctx);
@@ -102,6 +106,22 @@ SaCtx *sa_ctx_new(const SaModel *m, const SaCtxParams *pin) {
         sa_err("--kv-type q8_0: this model's KV rows hold %d x %d = %d values, not a multiple of the Q8_0 block (%d); "
                "use --kv-type f16",
                h->n_head_kv, h->head_dim, h->n_head_kv * h->head_dim, QK8_0);
+        return NULL;
+    }
+    if (h->score_head && !p.score) {
+        sa_err("%s is a score model (a reward/cost head, no next-token logits): it scores answers "
+               "(salign judge --judge-score) and cannot generate or be evaluated as a language model",
+               m->file.path);
+        return NULL;
+    }
+    if (p.score && !h->score_head) {
+        sa_err("%s is a language model, not a score model: --judge-score needs a converted score checkpoint "
+               "(LlamaForScore / LlamaModelForScore)",
+               m->file.path);
+        return NULL;
+    }
+    if (p.llamacpp_compat && h->score_head) {
+        sa_err("SALIGN_LLAMACPP_COMPAT: llama.cpp has no score models to compare with");
         return NULL;
     }
     if (p.llamacpp_compat && sa_llamacpp_compat_check(m, p.kv_type)) return NULL;
@@ -351,9 +371,17 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
     }
     c->kv.n = p0 + T;
 
-    /* logits of the last out_rows tokens */
+    /* logits (a score model: scores) of the last out_rows tokens */
     const int first = T - out_rows;
     for (int t = first; t < T; t++) rmsnorm(c->xb + (size_t)(t - first) * d, c->x + (size_t)t * d, m->output_norm, d, h->norm_eps);
+    if (h->score_head) {
+        sa_matmul(&m->score, c->xb, out_rows, c->logits, 1, c->scratch); /* one value per row */
+        if (m->score_bias)
+            for (int t = 0; t < out_rows; t++) c->logits[t] += m->score_bias[0];
+        c->n_logits_out = out_rows;
+        c->logits_pos0 = c->kv.n - out_rows;
+        return 0;
+    }
     sa_matmul(&m->output, c->xb, out_rows, c->logits, h->n_vocab, c->scratch);
     if (h->final_softcap > 0) {
         for (size_t i = 0; i < (size_t)out_rows * h->n_vocab; i++)
@@ -381,6 +409,9 @@ int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits) {
         }
         (void)last;
         memcpy(c->kv.tokens + c->kv.n - T, tokens + i, (size_t)T * sizeof(int32_t));
+        for (int r = 0; c->hook && r < c->n_logits_out; r++)
+            c->hook(c->hook_ctx, c->kv.tokens, c->logits_pos0 + r + 1, c->logits + (size_t)r * c->m->hp.n_vocab,
+                    c->m->hp.n_vocab);
     }
     c->kv.n_evaluated += (uint64_t)n;
     return 0;
@@ -392,6 +423,11 @@ const float *sa_ctx_logits(const SaCtx *c, int i) {
 }
 
 int sa_ctx_n_logits(const SaCtx *c) { return c->n_logits_out; }
+
+float sa_ctx_score(const SaCtx *c, int i) {
+    if (i < 0) i = c->n_logits_out - 1;
+    return c->logits[i];
+}
 
 int sa_ctx_prompt(SaCtx *c, const int32_t *tokens, int n) {
     if (n <= 0) return sa_err("empty prompt");
@@ -415,4 +451,8 @@ void sa_ctx_truncate(SaCtx *c, int pos) {
     if (rows >= 1 && rows < c->n_logits_out) c->n_logits_out = rows;
 }
 const SaKv *sa_ctx_kv(const SaCtx *c) { return &c->kv; }
+void sa_ctx_set_logits_hook(SaCtx *c, SaLogitsHook fn, void *ctx) {
+    c->hook = fn;
+    c->hook_ctx = ctx;
+}
 const SaModel *sa_ctx_model(const SaCtx *c) { return c->m; }

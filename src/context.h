@@ -14,6 +14,8 @@ typedef struct {
     SaDtype kv_type; /* SA_F16 (default), SA_F32 or SA_Q8_0 (n_head_kv * head_dim a multiple of 32) */
     int llamacpp_compat; /* verification mode, llama.cpp's arithmetic bit for bit (src/llamacpp_compat.h);
                             default: on when the environment sets SALIGN_LLAMACPP_COMPAT=1 */
+    int score;      /* 1: the caller reads a score model's scores (sa_ctx_score); a score model (hp.score_head)
+                       needs it and a language model refuses it, so neither is used as the other */
 } SaCtxParams;
 
 typedef struct SaCtx SaCtx;
@@ -28,6 +30,9 @@ void sa_ctx_free(SaCtx *c);
  * kept (n must be <= n_logits); otherwise only those of the last one. 0 or -1 + sa_err
  * (e.g. the context is full: nothing is evaluated then). */
 int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits);
+/* A score model's score of row i of the last eval (i = -1: the last row): score.weight . the final
+ * normed hidden state (+ score.bias). Where a language model has logits, a score model has this. */
+float sa_ctx_score(const SaCtx *c, int i);
 /* Logits of row i of the last eval (i = -1: the last row). */
 const float *sa_ctx_logits(const SaCtx *c, int i);
 int sa_ctx_n_logits(const SaCtx *c);
@@ -42,6 +47,12 @@ int sa_ctx_n_ctx(const SaCtx *c);
  * token pos-1 become the current ones (sa_ctx_logits(c, -1)). */
 void sa_ctx_truncate(SaCtx *c, int pos);
 const SaKv *sa_ctx_kv(const SaCtx *c);
+/* Test hook (the scripted aligner of tests/test_annotator.c): after every eval, fn rewrites each
+ * row of logits it returned, given the tokens of the cache up to and including that row's token, so
+ * a test can make a real model "say" fixed text through the real decode path (sampling, copy-
+ * speculation, rollback). NULL removes it. Never set outside tests. */
+typedef void (*SaLogitsHook)(void *ctx, const int32_t *tokens, int n_tokens, float *logits, int n_vocab);
+void sa_ctx_set_logits_hook(SaCtx *c, SaLogitsHook fn, void *ctx);
 const SaModel *sa_ctx_model(const SaCtx *c);
 
 #endif

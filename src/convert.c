@@ -171,7 +171,12 @@ static int expected_tensors(const SaHparams *h, Expect **out, int *n_out) {
     int rc = 0;
     rc |= push_expect(&e, &n, &cap, "token_embd.weight", E, V, 1);
     rc |= push_expect(&e, &n, &cap, "output_norm.weight", E, 0, 1);
-    if (!h->tied_output) rc |= push_expect(&e, &n, &cap, "output.weight", E, V, 1);
+    if (h->score_head) { /* one row instead of the output matrix */
+        rc |= push_expect(&e, &n, &cap, "score.weight", E, 1, 1);
+        if (h->score_bias) rc |= push_expect(&e, &n, &cap, "score.bias", 1, 0, 1);
+    } else if (!h->tied_output) {
+        rc |= push_expect(&e, &n, &cap, "output.weight", E, V, 1);
+    }
     for (int l = 0; l < h->n_layer && !rc; l++) {
         char b[64];
 #define L(suffix, a, c)                                                  \

@@ -9,9 +9,11 @@
 
 #include <omp.h>
 
+#include "annotator.h"
 #include "chat.h"
 #include "common.h"
 #include "flags.h"
+#include "kselect.h"
 #include "parallel.h"
 #include "../simd/kernels.h"
 
@@ -27,7 +29,9 @@ void sa_engine_opts_init(SaEngineOpts *o) {
 void sa_engine_opts_free(SaEngineOpts *o) {
     free(o->al_tmpl);
     free(o->al_mode_tmpl);
-    o->al_tmpl = o->al_mode_tmpl = NULL;
+    free(o->al_system);
+    free(o->al_user);
+    o->al_tmpl = o->al_mode_tmpl = o->al_system = o->al_user = NULL;
 }
 
 /* A template given as a built-in name or a file. */
@@ -37,7 +41,7 @@ static char *template_arg(const char *flag, const char *v) {
     size_t len;
     char *t = sa_read_file(v, &len);
     if (!t) {
-        sa_err("%s: '%s' is neither a built-in template (stream-gemma, plain, aligner7b) nor a readable file", flag, v);
+        sa_err("%s: '%s' is neither a built-in template (stream-gemma, plain, aligner7b, annotator) nor a readable file", flag, v);
         return NULL;
     }
     if (!t[strspn(t, " \t\r\n")]) {
@@ -46,6 +50,27 @@ static char *template_arg(const char *flag, const char *v) {
         return NULL;
     }
     if (sa_template_check(t)) {
+        sa_err_prefix("%s: %s: ", flag, v);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* --aligner-system / --aligner-user FILE: the annotator's own prompt, in the reference's format. */
+static char *annotator_prompt_arg(const char *flag, const char *v, int user) {
+    size_t len;
+    char *t = sa_read_file(v, &len);
+    if (!t) {
+        sa_err_prefix("%s: ", flag);
+        return NULL;
+    }
+    if (strlen(t) != len || !t[strspn(t, " \t\r\n")]) {
+        sa_err("%s: %s: %s", flag, v, strlen(t) != len ? "the file holds a NUL byte" : "the prompt is empty");
+        free(t);
+        return NULL;
+    }
+    if (user && sa_annotator_check_user(t)) {
         sa_err_prefix("%s: %s: ", flag, v);
         free(t);
         return NULL;
@@ -118,6 +143,8 @@ int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, 
         *load_mode = SA_LOAD_READ_4K;
     } else if (!strcmp(a, "--no-verify")) { /* process-wide, like the thread count */
         sa_model_set_verify_policy(SA_VERIFY_NEVER);
+    } else if (!strcmp(a, "--kernels")) { /* process-wide, like the thread count */
+        if (!(v = sa_flag_value(argc, argv, i)) || sa_kselect_flag(v)) return -1;
     } else if (!strcmp(a, "--kv-type")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         if (!strcmp(v, "f16")) *kv_type = SA_F16;
@@ -153,6 +180,20 @@ int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i) {
         char **slot = !strcmp(a, "--aligner-template") ? &o->al_tmpl : &o->al_mode_tmpl;
         free(*slot);
         *slot = t;
+    } else if (!strcmp(a, "--aligner-chat-template")) {
+        if (!(v = sa_flag_value(argc, argv, i))) return -1;
+        if (!sa_chat_template(v)) return sa_err("%s: unknown template '%s' (known: %s)", a, v, sa_chat_template_names());
+        o->al_chat_tmpl = v;
+    } else if (!strcmp(a, "--aligner-system") || !strcmp(a, "--aligner-user")) {
+        if (!(v = sa_flag_value(argc, argv, i))) return -1;
+        const int user = !strcmp(a, "--aligner-user");
+        char *t = annotator_prompt_arg(a, v, user);
+        if (!t) return -1;
+        char **slot = user ? &o->al_user : &o->al_system;
+        free(*slot);
+        *slot = t;
+    } else if (!strcmp(a, "--ignore-aligner-eos")) {
+        ap->ignore_aligner_eos = 1;
     } else if (!strcmp(a, "--splitter")) {
         if (!(v = sa_flag_value(argc, argv, i))) return -1;
         int m = sa_split_mode_from_name(v);
@@ -179,6 +220,7 @@ int sa_load_model_logged(const char *path, int load_mode, SaModel *m) {
     double t0 = sa_time_ms();
     SaLoadOpts lo = {.load_mode = load_mode};
     if (sa_model_load(m, path, &lo)) return -1;
+    sa_kselect_model(m); /* per-op kernels: cached, or timed on this model's matrices (tens of ms, once) */
     fprintf(stderr, "salign: loaded %s (%s, %d layers, %.1f MiB) in %.0f ms, %d threads, kernels %s\n", path,
             sa_arch_name(m->hp.arch), m->hp.n_layer, sa_model_weight_bytes(m) / 1048576.0, sa_time_ms() - t0,
             sa_get_threads(), sa_k->name);
@@ -209,6 +251,10 @@ int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
     memset(s, 0, sizeof *s);
     if (!o->upstream) return sa_err("--upstream: an upstream model is required");
     if (need_aligner && !o->aligner) return sa_err("--aligner: an aligner model is required for the aligner and stream modes");
+    /* an own annotator prompt makes sense for the annotator kind only, and selects it */
+    if ((o->al_system || o->al_user) && o->al_tmpl && !sa_annotator_is(o->al_tmpl))
+        return sa_err("%s: the annotator prompt needs --aligner-template annotator, not another template",
+                      o->al_system ? "--aligner-system" : "--aligner-user");
     sa_set_threads(o->threads);
     if (sa_load_model_logged(o->upstream, o->load_mode, &s->up)) return -1;
     s->have_up = 1;
@@ -229,9 +275,14 @@ int sa_engine_set_open(SaEngineOpts *o, int need_aligner, SaEngineSet *s) {
     s->ap.up_tmpl = o->chat_tmpl ? sa_chat_template(o->chat_tmpl) : sa_chat_detect(s->up.chat_template);
     if (al) {
         if (o->al_tmpl) s->ap.al_tmpl = o->al_tmpl;
+        else if (o->al_system || o->al_user) s->ap.al_tmpl = SA_ANNOTATOR_TEMPLATE;
         else if (al->aligner_template) s->ap.al_tmpl = al->aligner_template;
         else s->ap.al_tmpl = sa_aligner_template(sa_tok_find(al->tok, "<start_of_turn>") >= 0 ? "stream-gemma" : "plain");
         if (o->al_mode_tmpl) s->ap.al_mode_tmpl = o->al_mode_tmpl;
+        /* the annotator kind speaks to the aligner through the aligner's own chat template */
+        s->ap.al_chat = o->al_chat_tmpl ? sa_chat_template(o->al_chat_tmpl) : sa_chat_detect(al->chat_template);
+        s->ap.al_system = o->al_system;
+        s->ap.al_user = o->al_user;
     }
     if (!(s->e = sa_engine_new(&s->up, al, o->n_ctx, o->kv_type))) goto fail;
     return 0;

@@ -8,7 +8,7 @@
 
 /* ---- engine options, shared by the commands that run both models ---------------------------- */
 
-/* Flags of every model-running command: -t, -c, --mmap, --no-hugepages, --kv-type. Returns 1 if argv[*i] was
+/* Flags of every model-running command: -t, -c, --mmap, --no-hugepages, --kv-type, --kernels. Returns 1 if argv[*i] was
  * one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
 int sa_runtime_flag(int *threads, int *n_ctx, int *load_mode, SaDtype *kv_type, int argc, char **argv, int *i);
 /* The sampling flags of a one-model command (--temp, --top-k, --top-p, --frequency-penalty, --seed).
@@ -23,7 +23,9 @@ typedef struct {
     int threads, n_ctx, load_mode;
     SaDtype kv_type;
     const char *upstream, *aligner, *chat_tmpl;
+    const char *al_chat_tmpl;     /* --aligner-chat-template (annotator kind), NULL: the aligner model's own */
     char *al_tmpl, *al_mode_tmpl; /* owned: built-in template text or a file's contents */
+    char *al_system, *al_user;    /* owned: --aligner-system / --aligner-user files' contents */
     SaAlignParams ap;
 } SaEngineOpts;
 
@@ -32,7 +34,8 @@ void sa_engine_opts_free(SaEngineOpts *o);
 /* One flag of align/eval's engine and sampling flags (-t, -c, --mmap, --no-hugepages, --kv-type, --upstream,
  * --aligner, --temp/--top-k/--top-p/--frequency-penalty/--seed and their --upstream-/--aligner-
  * forms, --system, --chat-template, --aligner-template, --aligner-mode-template, --splitter,
- * --max-sentences, --max-tokens, --max-sentence-tokens, --max-correction-tokens, --no-speculate).
+ * --max-sentences, --max-tokens, --max-sentence-tokens, --max-correction-tokens, --no-speculate, and the
+ * annotator kind's --aligner-chat-template, --aligner-system, --aligner-user, --ignore-aligner-eos).
  * Returns 1 if argv[*i] was one (advancing *i past its value), 0 if not, -1 + sa_err on a bad value. */
 int sa_engine_opts_flag(SaEngineOpts *o, int argc, char **argv, int *i);
 

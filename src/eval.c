@@ -365,6 +365,11 @@ static cJSON *run_settings(const EvalOpts *o) {
     add_text_hash(s, "system", ap->system);
     add_text_hash(s, "aligner_template", e->al_tmpl);
     add_text_hash(s, "aligner_mode_template", e->al_mode_tmpl);
+    /* the annotator kind's settings, only when given: files written before them stay resumable */
+    if (e->al_system) add_text_hash(s, "aligner_system", e->al_system);
+    if (e->al_user) add_text_hash(s, "aligner_user", e->al_user);
+    if (e->al_chat_tmpl) cJSON_AddStringToObject(s, "aligner_chat_template", e->al_chat_tmpl);
+    if (ap->ignore_aligner_eos) cJSON_AddBoolToObject(s, "ignore_aligner_eos", 1);
     cJSON_AddStringToObject(s, "field", o->field ? o->field : "auto");
     /* as a file's reader will see it (floats through their printed digits), so equal runs compare equal */
     char *text = cJSON_PrintUnformatted(s);

@@ -31,9 +31,14 @@ typedef struct {
     SaBuf *text;  /* raw decoded output, or NULL */
     const int32_t *draft; /* NULL: plain decoding */
     int n_draft;
+    int draft_on_request; /* unused until the callback arms it */
+    SaGenForceFn force;
+    void *force_ctx;
     /* results */
     int n, full, evals, drafted, accepted, passes;
     int stopped; /* the stop callback's nonzero value */
+    int armed;   /* the callback asked for the draft (SA_GEN_COPY_DRAFT) */
+    int draft_live; /* the draft is in use (from the start, or since it was armed) */
     int cancelled;
     /* state */
     SaBuf piece;
@@ -56,6 +61,11 @@ static int gen_emit(Gen *g, int id) {
     if (g->text) sa_buf_append(g->text, s, g->piece.len);
     g->prev = id;
     if (g->on_token) g->stopped = g->on_token(g->token_ctx, id, s, g->piece.len, g->n);
+    if (g->stopped == SA_GEN_COPY_DRAFT) {
+        g->stopped = 0;
+        /* only while the draft waits for it: a verification batch never runs before */
+        g->armed = g->draft && g->draft_on_request && !g->draft_live;
+    }
     return 0;
 }
 
@@ -73,7 +83,7 @@ static int gen_eval(Gen *g, const int32_t *ids, int n, int all) {
 
 /* Decide the token at the current position given a proposal d (-1: none). Returns the chosen
  * token; *ok tells whether d was accepted. */
-static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
+static int gen_sample(Gen *g, const float *logits, int d, int *ok) {
     *ok = 0;
     if (d < 0) return sa_sample(g->smp, logits);
     if (sa_sampler_dist(g->smp, logits, g->probs)) return -1;
@@ -97,6 +107,16 @@ static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
         if (u < cum) return i;
     }
     return last;
+}
+
+/* gen_sample, or the forced token once the sampler has run (its cost is part of what a forced
+ * benchmark measures) */
+static int gen_choose(Gen *g, const float *logits, int d, int *ok) {
+    const int t = gen_sample(g, logits, d, ok);
+    if (t < 0 || !g->force) return t;
+    const int32_t f = g->force(g->force_ctx, g->n, g->draft, g->n_draft);
+    *ok = d >= 0 && f == d;
+    return f;
 }
 
 /* Where in the draft do we continue after the tokens generated so far? Match the longest suffix
@@ -171,7 +191,8 @@ static int gen_run(Gen *g) {
     g->probs = g->draft ? sa_malloc((size_t)g->smp->n_vocab * sizeof(float)) : NULL;
     if (!g->gen || (g->draft && !g->probs)) return -1;
     g->k = SPEC_K_MAX / 2;
-    int dp = g->draft && g->n_draft > 0 ? 0 : -1; /* next draft position */
+    g->draft_live = g->draft && !g->draft_on_request;
+    int dp = g->draft_live && g->n_draft > 0 ? 0 : -1; /* next draft position */
     sa_sampler_reset(g->smp);
     while (g->n < g->cap && !g->full) {
         if (sa_cancelled(g->cancel)) {
@@ -190,7 +211,13 @@ static int gen_run(Gen *g) {
         if (sa_tok_is_eog(g->tok, last)) break;
         if (gen_emit(g, last)) return -1;
         if (g->n == g->cap || g->stopped) break;
-        if (g->draft) dp = ok ? dp + 1 : gen_resync(g, dp + 1, d0 >= 0 ? dp + 1 : -1);
+        if (g->armed) { /* the output starts copying the draft now */
+            dp = g->n_draft > 0 ? 0 : -1;
+            g->armed = 0;
+            g->draft_live = 1;
+        } else if (g->draft && g->draft_live) {
+            dp = ok ? dp + 1 : gen_resync(g, dp + 1, d0 >= 0 ? dp + 1 : -1);
+        }
         if (dp >= g->n_draft) dp = -1;
         /* `last` is emitted, not evaluated: evaluate it together with the next proposals while
          * the draft has any (a rejected proposal's replacement starts the next batch rather than
@@ -222,7 +249,8 @@ int sa_cancelled(const int *cancel) { return cancel && __atomic_load_n(cancel, _
 
 int sa_gen(SaCtx *c, SaSampler *s, const SaTokenizer *tok, const SaGenParams *gp, SaGenStats *st) {
     Gen g = {.c = c, .smp = s, .tok = tok, .cap = gp->cap, .on_token = gp->on_token, .token_ctx = gp->token_ctx,
-             .cancel = gp->cancel, .text = gp->text, .draft = gp->draft, .n_draft = gp->draft ? gp->n_draft : 0};
+             .cancel = gp->cancel, .text = gp->text, .draft = gp->draft, .n_draft = gp->draft ? gp->n_draft : 0,
+             .draft_on_request = gp->draft_on_request, .force = gp->force, .force_ctx = gp->force_ctx};
     int rc = gen_run(&g);
     if (rc == 0 && gp->ids) memcpy(gp->ids, g.gen, (size_t)g.n * sizeof(int32_t));
     if (st) {

@@ -20,18 +20,31 @@ typedef enum {
 
 /* Called with each generated token after it is decoded and before it is evaluated; piece is its
  * text (bytes, possibly part of a UTF-8 character), n_gen the tokens generated so far including
- * it. 0 continues; nonzero stops (the token stays generated but is not evaluated). */
+ * it. 0 continues; SA_GEN_COPY_DRAFT continues and starts the draft (see draft_on_request);
+ * another nonzero value stops (the token stays generated but is not evaluated). */
 typedef int (*SaGenTokenFn)(void *ctx, int32_t id, const char *piece, size_t n_piece, int n_gen);
+#define SA_GEN_COPY_DRAFT (-1)
+
+/* Benchmarks only (salign bench-align): the token to emit at output position n_gen (0-based),
+ * replacing the sampled one; draft is the generation's draft (NULL without one). The model and the
+ * sampler still run in full, so a forced run costs what a sampled one would; a draft token is
+ * accepted iff it equals the forced token. Random-weight models of real shapes can then produce
+ * sentences of a chosen length, and an aligner that copies or edits its draft. */
+typedef int32_t (*SaGenForceFn)(void *ctx, int n_gen, const int32_t *draft, int n_draft);
 
 typedef struct {
     int cap;                  /* tokens to generate at most (>= 1) */
     const int32_t *draft;     /* copy-speculation: the text the output is expected to copy, or NULL */
     int n_draft;
+    int draft_on_request;     /* the draft is not used until on_token returns SA_GEN_COPY_DRAFT: the output copies it
+                                 from its start only after a marker (the annotator's "CORRECTION: [[") */
     SaGenTokenFn on_token;    /* may be NULL */
     void *token_ctx;
     const int *cancel;        /* may be NULL; read atomically between tokens (another thread sets it) */
     int32_t *ids;             /* optional: receives the generated ids (room for cap) */
     SaBuf *text;              /* optional: receives the decoded bytes */
+    SaGenForceFn force;       /* NULL, except in benchmarks (see SaGenForceFn) */
+    void *force_ctx;
 } SaGenParams;
 
 typedef struct {

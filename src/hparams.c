@@ -74,6 +74,11 @@ int sa_hparams_validate(const SaHparams *h) {
         return sa_err("hyperparameter rope_factor = %g must be positive with rope scaling", h->rope_factor);
     if (h->attn_softcap < 0 || h->final_softcap < 0 || h->sliding_window < 0 || !isfinite(h->embd_scale) || h->query_scale < 0)
         return sa_err("hyperparameters: negative soft-cap, window or scale");
+    if ((unsigned)h->score_head > 1 || (unsigned)h->score_bias > 1 || (h->score_bias && !h->score_head))
+        return sa_err("hyperparameters score_head = %d, score_bias = %d: each 0 or 1, a bias only with the head", h->score_head,
+                      h->score_bias);
+    if (h->score_head && h->tied_output)
+        return sa_err("hyperparameters: a score model (score_head = 1) has no output matrix to tie (tied_output = 1)");
     return 0;
 }
 
@@ -114,6 +119,8 @@ static const Field fields[] = {
     FF("query_scale", query_scale, 0),
     FI("sliding_window", sliding_window, 0),
     FI("post_norms", post_norms, 0),
+    FI("score_head", score_head, 0),
+    FI("score_bias", score_bias, 0),
 };
 #undef FI
 #undef FF

@@ -42,6 +42,11 @@ typedef struct {
     float query_scale;      /* attention scale; 0 = 1/sqrt(head_dim) */
     int sliding_window;     /* Gemma 2: window on even layers; 0 = off */
     int post_norms;         /* Gemma 2: norms after attention and FFN */
+    /* a score model (PKU-Alignment's beaver reward/cost models, safe-rlhf's LlamaForScore): instead of
+     * the output matrix, one row `score.weight` maps the last token's final (normed) hidden state to a
+     * scalar; plus `score.bias` when score_bias. Not a language model: no logits. */
+    int score_head;
+    int score_bias;
 } SaHparams;
 
 const char *sa_arch_name(SaArch a);

@@ -16,6 +16,7 @@
 #include "engine_opts.h"
 #include "eval.h"
 #include "flags.h"
+#include "judge_score.h"
 #include "judged.h"
 #include "mathcheck.h"
 #include "parallel.h"
@@ -51,9 +52,24 @@ int sa_judge_render(const SaJudgeTask *t, const SaTemplate *tmpl, const char *qu
     return rc;
 }
 
+int sa_judge_math_render(const SaTemplate *tmpl, const char *question, const char *solution, const char *answer,
+                         SaPrompt *out, SaBuf *user) {
+    SaBuf u = {0};
+    memset(out, 0, sizeof *out);
+    if (sa_math_judge_user_prompt(question, solution, answer, &u)) {
+        sa_buf_free(&u);
+        return -1;
+    }
+    int rc = sa_chat_render(tmpl, sa_math_judge_system, u.data, "", out);
+    if (user) *user = u;
+    else sa_buf_free(&u);
+    return rc;
+}
+
 /* ---- options ---------------------------------------------------------------------------------- */
 
-enum { T_SAFETY, T_UTILITY, T_MATH, N_TASKS };
+/* not --tasks names: --math-judge adds T_MATH_JUDGE to math, --judge-score adds T_SCORE */
+enum { T_SAFETY, T_UTILITY, T_MATH, N_TASKS, T_MATH_JUDGE = N_TASKS, T_SCORE };
 static const char *task_names[N_TASKS] = {"safety", "utility", "math"};
 
 typedef struct {
@@ -63,20 +79,23 @@ typedef struct {
 
 typedef struct {
     const char *judge, *in, *out, *chat_tmpl, *solution_field;
+    const char *judge_score; /* a score model */
+    char scorer[128];        /* its name in the lines: the file's name without directory and extension */
     int threads, n_ctx, load_mode, max_tokens;
     SaDtype kv_type;
     SaSamplerParams sp;
     int tasks[N_TASKS], task_order[N_TASKS], n_tasks;
     Pair pairs[6];
     int n_pairs, pairs_given;
-    int swap, verdict_only, resume, progress;
+    int swap, verdict_only, math_judge, resume, progress;
     long shard_i, shard_n, limit;
 } JudgeOpts;
 
 static void judge_usage(FILE *f) {
     fprintf(f,
             "usage: salign judge --judge J.salm --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math]\n"
-            "         [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--shard I/N] [--resume | --no-resume]\n"
+            "         [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--math-judge] [--shard I/N]\n"
+            "         [--judge-score SCORE.salm] [--resume | --no-resume]\n"
             "         [--limit N] [--solution-field NAME] [--max-tokens N] [--chat-template NAME] [--progress | --no-progress]\n"
             "         [-t N] [-c N] [--kv-type f16|f32|q8_0] [--mmap] [--no-hugepages]\n"
             "         [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S]\n"
@@ -85,6 +104,11 @@ static void judge_usage(FILE *f) {
             "  --verdict-only: no reasoning; the judge's probabilities of each verdict word after the verdict prefix.\n"
             "  math: salign math-check of each mode's answer against the record's solution (--solution-field,\n"
             "  default solution, else answer). One fsync'ed line per (id, task, pair, order) or (id, math, mode).\n"
+            "  --math-judge: also ask the judge model whether each mode's answer matches the solution, with salign's\n"
+            "  own prompt (the reference never published its math prompt); one line per (id, math_judge, mode).\n"
+            "  --judge-score: a score model (PKU-Alignment's beaver reward/cost, converted from LlamaForScore) scores\n"
+            "  each mode's answer in safe-rlhf's conversation template, no other prompt; one line per (id, score, mode,\n"
+            "  scorer); --tasks may then be left out. Run once per score model into the same --out.\n"
             "  Defaults: --pairs: those of stream:none, aligner:none whose modes are in RESULTS; --temp 0.05 (the\n"
             "  reference's), --top-k 0, --top-p 1, --frequency-penalty 0, --seed 0, --max-tokens 2048.\n");
 }
@@ -238,8 +262,8 @@ typedef struct {
     SaSampler s;
     const SaTemplate *tmpl;
     /* per task: the prompt prefix every judgement of the task shares, evaluated alone */
-    int32_t *pre[2];
-    int n_pre[2];
+    int32_t *pre[3]; /* safety, utility, the math judge */
+    int n_pre[3];
     int cache_pre; /* whose prefix the cache starts with (-1: none) */
     int32_t *ids;
     int n_ids, cap_ids;
@@ -252,11 +276,18 @@ static int tokenize(Judge *j, const SaPrompt *p) {
 }
 
 /* The fixed prefix of a task: the tokens two renderings with different values share. */
+/* A task's prompt (pre: index into pre[]: T_SAFETY, T_UTILITY, or T_MATH for the math judge): the
+ * pairwise prompt of question q and answers x (A), y (B), or the math judge's of q, solution x and answer y. */
+static int render(const Judge *j, int pre, const char *q, const char *x, const char *y, const char *prefix, SaPrompt *out,
+                  SaBuf *user) {
+    if (pre == T_MATH) return sa_judge_math_render(j->tmpl, q, x, y, out, user);
+    return sa_judge_render(sa_judge_task(task_names[pre]), j->tmpl, q, x, y, prefix, out, user);
+}
+
 static int task_prefix(Judge *j, int task) {
-    const SaJudgeTask *t = sa_judge_task(task_names[task]);
     SaPrompt a, b;
-    if (sa_judge_render(t, j->tmpl, "x", "x", "x", "", &a, NULL)) return -1;
-    if (sa_judge_render(t, j->tmpl, "y", "y", "y", "", &b, NULL)) {
+    if (render(j, task, "x", "x", "x", "", &a, NULL)) return -1;
+    if (render(j, task, "y", "y", "y", "", &b, NULL)) {
         sa_prompt_free(&a);
         return -1;
     }
@@ -328,30 +359,43 @@ static void add_clean(cJSON *o, const char *k, const char *v) {
 
 static const char *const verdict_words[3] = {"responseA", "responseB", "Equal"};
 
-/* The generative judgement: the judge writes its reasoning and verdict; parse it. */
-static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped, uint64_t seed, cJSON *o,
-                          long long *tokens, double *ms) {
+/* The judge's reply to the prompt in j->ids (pre: its task's prefix), UTF-8-cleaned; records the
+ * tokens and why it stopped in o. */
+static char *generate(Judge *j, int pre, uint64_t seed, cJSON *o, long long *tokens, double *ms) {
     const JudgeOpts *op = j->o;
     const double t0 = sa_time_ms();
-    if (prompt_eval(j, task, j->ids, j->n_ids)) return -1;
+    if (prompt_eval(j, pre, j->ids, j->n_ids)) return NULL;
     SaSamplerParams sp = op->sp;
     sp.seed = seed;
     sa_sampler_free(&j->s);
-    if (sa_sampler_init(&j->s, &sp, j->m.hp.n_vocab)) return -1;
+    if (sa_sampler_init(&j->s, &sp, j->m.hp.n_vocab)) return NULL;
     int32_t *gen = sa_malloc((size_t)op->max_tokens * sizeof *gen);
-    if (!gen) return -1;
+    if (!gen) return NULL;
     SaBuf text = {0};
     SaGenStats st;
     int rc = sa_generate(j->c, &j->s, j->m.tok, op->max_tokens, NULL, 0, gen, &text, &st);
     free(gen);
     if (rc) {
         sa_buf_free(&text);
-        return -1;
+        return NULL;
     }
     *ms = sa_time_ms() - t0;
     *tokens = st.n;
     char *clean = sa_utf8_clean(text.data ? text.data : "");
     sa_buf_free(&text);
+    if (!clean) return NULL;
+    cJSON_AddStringToObject(o, "judge_text", clean);
+    cJSON_AddNumberToObject(o, "judge_tokens", st.n);
+    cJSON_AddStringToObject(o, "stop", st.status == SA_GEN_CONTEXT_FULL ? "context full"
+                                       : st.status == SA_GEN_MAX_TOKENS ? "max tokens"
+                                                                        : "end of turn");
+    return clean;
+}
+
+/* The generative judgement: the judge writes its reasoning and verdict; parse it. */
+static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped, uint64_t seed, cJSON *o,
+                          long long *tokens, double *ms) {
+    char *clean = generate(j, task, seed, o, tokens, ms);
     if (!clean) return -1;
     char *group = NULL;
     const int matches = sa_judge_find_verdicts(t, clean, &group);
@@ -360,11 +404,6 @@ static int judge_generate(Judge *j, int task, const SaJudgeTask *t, int swapped,
         return -1;
     }
     const SaVerdict v = matches == 1 ? sa_judge_map(t, group, swapped) : SA_VERDICT_UNPARSED;
-    cJSON_AddStringToObject(o, "judge_text", clean);
-    cJSON_AddNumberToObject(o, "judge_tokens", st.n);
-    cJSON_AddStringToObject(o, "stop", st.status == SA_GEN_CONTEXT_FULL ? "context full"
-                                       : st.status == SA_GEN_MAX_TOKENS ? "max tokens"
-                                                                        : "end of turn");
     cJSON_AddNumberToObject(o, "matches", matches);
     if (matches == 1) cJSON_AddStringToObject(o, "verdict", group);
     else cJSON_AddNullToObject(o, "verdict");
@@ -445,6 +484,43 @@ out:
     return rc;
 }
 
+/* A rendered judge prompt's fields (the hashes of the system and user messages and of the whole
+ * prompt, its bytes; with ref_key the reference's cache key, sha256(system + user)), then its tokens in
+ * j->ids and their count. 0 or -1 + sa_err. */
+static int prompt_fields(Judge *j, cJSON *o, const char *system, const SaBuf *user, const SaPrompt *p, int ref_key) {
+    add_hex(o, "system_sha256", system, strlen(system));
+    add_hex(o, "user_sha256", user->data, user->len);
+    if (ref_key) {
+        SaBuf ck = {0};
+        sa_buf_printf(&ck, "%s%s", system, user->data);
+        add_hex(o, "reference_key", ck.data, ck.len);
+        sa_buf_free(&ck);
+    }
+    add_hex(o, "prompt_sha256", p->text.data ? p->text.data : "", p->text.len);
+    cJSON_AddNumberToObject(o, "prompt_bytes", (double)p->text.len);
+    if (tokenize(j, p)) return -1;
+    cJSON_AddNumberToObject(o, "prompt_tokens", j->n_ids);
+    return 0;
+}
+
+/* Drop a half-written judgement's fields but those named: a failed line says only what failed. */
+static void keep_only(cJSON *o, const char *const *keep, size_t n) {
+    for (cJSON *c = o->child, *next; c; c = next) {
+        next = c->next;
+        int k = 0;
+        for (size_t i = 0; i < n; i++) k |= !strcmp(c->string, keep[i]);
+        if (!k) cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
+    }
+}
+
+/* A finished line as JSON text (malloc'd), o freed; NULL + sa_err on out of memory. */
+static char *line_close(cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!s) sa_err("out of memory");
+    return s;
+}
+
 /* One pairwise line. Returns the JSON text (malloc'd) or NULL + sa_err on a failure that stops the run
  * (out of memory); a judgement the engine refuses is a line with "error". */
 static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, int swapped, const char *key,
@@ -481,19 +557,8 @@ static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, i
     int rc = 0;
     if (!why) {
         rc = sa_judge_render(t, j->tmpl, rec->question, ra, rb, op->verdict_only ? t->verdict_prefix : "", &p, &user);
+        if (!rc) rc = prompt_fields(j, o, t->system, &user, &p, 1);
         if (!rc) {
-            add_hex(o, "system_sha256", t->system, strlen(t->system));
-            add_hex(o, "user_sha256", user.data, user.len);
-            SaBuf ck = {0};
-            sa_buf_printf(&ck, "%s%s", t->system, user.data);
-            add_hex(o, "reference_key", ck.data, ck.len); /* the reference's cache key: sha256(system + user) */
-            sa_buf_free(&ck);
-            add_hex(o, "prompt_sha256", p.text.data ? p.text.data : "", p.text.len);
-            cJSON_AddNumberToObject(o, "prompt_bytes", (double)p.text.len);
-            rc = tokenize(j, &p);
-        }
-        if (!rc) {
-            cJSON_AddNumberToObject(o, "prompt_tokens", j->n_ids);
             sa_err_clear();
             rc = op->verdict_only ? judge_verdict_only(j, task, t, rec->question, ra, rb, swapped, o, ms)
                                   : judge_generate(j, task, t, swapped, seed, o, tokens, ms);
@@ -501,15 +566,9 @@ static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, i
         if (rc) why = sa_errmsg();
     }
     if (why) {
-        /* drop a half-written judgement's fields: the line says only what failed */
-        static const char *keep[] = {"id", "task", "pair", "order", "A", "B", "line", "seed", "system_sha256",
+        static const char *const keep[] = {"id", "task", "pair", "order", "A", "B", "line", "seed", "system_sha256",
                                      "user_sha256", "reference_key", "prompt_sha256", "prompt_bytes", "prompt_tokens"};
-        for (cJSON *c = o->child, *next; c; c = next) {
-            next = c->next;
-            int k = 0;
-            for (size_t i = 0; i < SA_ARRAY_LEN(keep); i++) k |= !strcmp(c->string, keep[i]);
-            if (!k) cJSON_Delete(cJSON_DetachItemViaPointer(o, c));
-        }
+        keep_only(o, keep, SA_ARRAY_LEN(keep));
         add_clean(o, "error", why);
         cJSON_AddStringToObject(o, "outcome", "unparsed");
         *failed = 1;
@@ -518,23 +577,32 @@ static char *pairwise_line(Judge *j, const Rec *rec, int task, const Pair *pr, i
     sa_prompt_free(&p);
     sa_buf_free(&user);
     sa_buf_free(&msg);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) sa_err("out of memory");
-    return s;
+    return line_close(o);
+}
+
+/* The start of a line about one mode's answer alone (math, math_judge, score): id, task, mode, line. */
+static cJSON *mode_line_open(const Rec *rec, const char *task, int mode) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
+    cJSON_AddStringToObject(o, "task", task);
+    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
+    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    return o;
+}
+
+/* Why one mode's answer cannot be judged alone (the solution and the question only when asked for), or NULL. */
+static const char *mode_answer_missing(const Rec *rec, int mode, int need_solution, int need_question) {
+    if (!rec->present[mode]) return "no answer for this mode in the results";
+    if (!rec->answer[mode]) return "the run failed in eval";
+    if (need_solution && !rec->solution) return "the record has no solution (--solution-field names it)";
+    if (need_question && !rec->question) return "no question for this id in the results";
+    return NULL;
 }
 
 static char *math_line(const Rec *rec, int mode, int *failed) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "id", cJSON_Duplicate(rec->id, 1));
-    cJSON_AddStringToObject(o, "task", "math");
-    cJSON_AddStringToObject(o, "mode", sa_mode_name((SaAlignMode)mode));
-    cJSON_AddNumberToObject(o, "line", (double)rec->line);
+    cJSON *o = mode_line_open(rec, "math", mode);
     *failed = 0;
-    const char *why = NULL;
-    if (!rec->present[mode]) why = "no answer for this mode in the results";
-    else if (!rec->answer[mode]) why = "the run failed in eval";
-    else if (!rec->solution) why = "the record has no solution (--solution-field names it)";
+    const char *why = mode_answer_missing(rec, mode, 1, 0);
     if (!why) {
         SaMathResult r;
         if (sa_math_check(rec->answer[mode], rec->solution, &r)) {
@@ -547,10 +615,101 @@ static char *math_line(const Rec *rec, int mode, int *failed) {
         cJSON_AddStringToObject(o, "error", why);
         *failed = 1;
     }
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) sa_err("out of memory");
-    return s;
+    return line_close(o);
+}
+
+/* One --math-judge line: the judge model's [[true]]/[[false]] on one mode's answer against the record's
+ * solution, beside math-check's verdict on the same answer ("check_correct"), so that the report can
+ * count how often the two agree. NULL + sa_err on a failure that stops the run. */
+static char *math_judge_line(Judge *j, const Rec *rec, int mode, const char *key, long long *tokens, double *ms,
+                             int *failed) {
+    const uint64_t seed = sa_eval_seed(j->o->sp.seed, key);
+    cJSON *o = mode_line_open(rec, "math_judge", mode);
+    cJSON_AddNumberToObject(o, "seed", (double)seed);
+    *tokens = 0;
+    *ms = 0;
+    *failed = 0;
+    const char *why = mode_answer_missing(rec, mode, 1, 1);
+    SaPrompt p = {0};
+    SaBuf user = {0};
+    if (!why) {
+        SaMathResult r;
+        if (sa_math_check(rec->answer[mode], rec->solution, &r)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddBoolToObject(o, "check_correct", r.correct);
+        sa_math_result_free(&r);
+        int rc = render(j, T_MATH, rec->question, rec->solution, rec->answer[mode], "", &p, &user);
+        if (!rc) rc = prompt_fields(j, o, sa_math_judge_system, &user, &p, 0);
+        if (!rc) {
+            sa_err_clear();
+            char *text = generate(j, T_MATH, seed, o, tokens, ms);
+            if (text) {
+                const int v = sa_math_judge_verdict(text);
+                if (v < 0) {
+                    cJSON_AddNullToObject(o, "verdict");
+                    cJSON_AddNullToObject(o, "correct");
+                } else {
+                    cJSON_AddStringToObject(o, "verdict", v ? "true" : "false");
+                    cJSON_AddBoolToObject(o, "correct", v);
+                }
+                free(text);
+            } else {
+                rc = -1;
+            }
+        }
+        if (rc) why = sa_errmsg();
+    }
+    if (why) {
+        static const char *const keep[] = {"id", "task", "mode", "line", "seed", "check_correct", "system_sha256",
+                                     "user_sha256", "prompt_sha256", "prompt_bytes", "prompt_tokens"};
+        keep_only(o, keep, SA_ARRAY_LEN(keep));
+        add_clean(o, "error", why);
+        *failed = 1;
+    }
+    cJSON_AddNumberToObject(o, "ms", round(*ms * 10) / 10);
+    sa_prompt_free(&p);
+    sa_buf_free(&user);
+    return line_close(o);
+}
+
+/* One --judge-score line: the score model's scalar for one mode's answer. NULL + sa_err on a failure that
+ * stops the run. */
+static char *score_line(SaScorer *sc, const char *scorer, const Rec *rec, int mode, long long *tokens, double *ms,
+                        int *failed) {
+    cJSON *o = mode_line_open(rec, "score", mode);
+    cJSON_AddStringToObject(o, "scorer", scorer);
+    *tokens = 0;
+    *ms = 0;
+    *failed = 0;
+    const char *why = mode_answer_missing(rec, mode, 0, 1);
+    if (!why) {
+        SaBuf conv = {0};
+        if (sa_score_conversation(rec->question, rec->answer[mode], &conv)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        add_hex(o, "conversation_sha256", conv.data, conv.len);
+        sa_buf_free(&conv);
+        const double t0 = sa_time_ms();
+        double score;
+        sa_err_clear();
+        if (sa_scorer_score(sc, rec->question, rec->answer[mode], &score)) {
+            why = sa_errmsg();
+        } else {
+            *ms = sa_time_ms() - t0;
+            *tokens = sc->n_ids;
+            cJSON_AddNumberToObject(o, "tokens", sc->n_ids);
+            cJSON_AddNumberToObject(o, "score", score);
+        }
+    }
+    if (why) {
+        add_clean(o, "error", why);
+        *failed = 1;
+    }
+    cJSON_AddNumberToObject(o, "ms", round(*ms * 10) / 10);
+    return line_close(o);
 }
 
 /* ---- the run ---------------------------------------------------------------------------------- */
@@ -579,6 +738,18 @@ static void print_summary(const char *path) {
         for (int i = 0; i < s.n_math; i++)
             fprintf(stderr, "salign: judge: math %s: %ld/%ld correct (%.1f%%), errors %ld\n", s.math[i].mode, s.math[i].correct,
                     s.math[i].total, 100 * s.math[i].acc, s.math[i].errors);
+        for (int i = 0; i < s.n_score; i++)
+            fprintf(stderr, "salign: judge: score %s %s: mean %.4f over %ld answer(s), errors %ld\n", s.score[i].scorer,
+                    s.score[i].mode, s.score[i].mean, s.score[i].n, s.score[i].errors);
+        for (int i = 0; i < s.n_sdiffs; i++)
+            fprintf(stderr, "salign: judge: score %s %s - %s: %+.4f [%+.4f, %+.4f] (paired, %ld ids)\n", s.sdiffs[i].scorer,
+                    s.sdiffs[i].aligned, s.sdiffs[i].unaligned, s.sdiffs[i].diff, s.sdiffs[i].lo, s.sdiffs[i].hi, s.sdiffs[i].n);
+        for (int i = 0; i < s.n_mj; i++) {
+            const SaMathJudgeRow *m = &s.mj[i];
+            const long n = m->both_yes + m->both_no + m->judge_only + m->check_only;
+            fprintf(stderr, "salign: judge: math_judge %s: %ld true / %ld false, unparsed %ld, errors %ld; agrees with math-check on %ld of %ld\n",
+                    m->mode, m->yes, m->no, m->unparsed, m->errors, m->both_yes + m->both_no, n);
+        }
         sa_judged_summary_free(&s);
     }
     sa_judged_free(&jd);
@@ -589,6 +760,7 @@ static int run_judge(JudgeOpts *o) {
     Results res = {.o = o};
     SaResultsFile out = {.fd = -1};
     Judge j = {.o = o, .cache_pre = -1};
+    SaScorer sc = {0};
     Unit *units = NULL;
     size_t n_units = 0;
     long long torn = -1;
@@ -625,29 +797,27 @@ static int run_judge(JudgeOpts *o) {
                 }
             }
     }
-    /* 2. the work, in results order: record, task, pair, order (math: record, mode) */
+    /* 2. the work, in results order: record, task, pair, order (math, score: record, mode) */
     size_t n_recs = res.n;
     if (o->limit > 0 && (size_t)o->limit < n_recs) n_recs = (size_t)o->limit;
     size_t cap = 0;
+    int modes[3], n_modes = 0; /* the modes whose answers math and score judge alone */
+    for (int m = 0; m < 3; m++) /* every mode a pair uses, none first */
+        for (int k = 0; k < o->n_pairs; k++) {
+            const int mm = (int[]){SA_MODE_NONE, SA_MODE_ALIGNER, SA_MODE_STREAM}[m];
+            if ((o->pairs[k].aligned == mm || o->pairs[k].unaligned == mm) && (!n_modes || modes[n_modes - 1] != mm))
+                modes[n_modes++] = mm;
+        }
+    if (!o->n_pairs)
+        for (int mm = 2; mm >= 0; mm--)
+            if (res.seen_mode[mm]) modes[n_modes++] = mm;
     for (size_t r = 0; r < n_recs; r++) {
         if ((long)(r % (size_t)o->shard_n) != o->shard_i) continue;
-        for (int ti = 0; ti < o->n_tasks; ti++) {
-            const int task = o->task_order[ti];
-            int items = 0, modes[3];
-            if (task == T_MATH) {
-                for (int m = 0; m < 3; m++) /* every mode a pair uses, none first */
-                    for (int k = 0; k < o->n_pairs; k++) {
-                        const int mm = (int[]){SA_MODE_NONE, SA_MODE_ALIGNER, SA_MODE_STREAM}[m];
-                        if ((o->pairs[k].aligned == mm || o->pairs[k].unaligned == mm) && (!items || modes[items - 1] != mm))
-                            modes[items++] = mm;
-                    }
-                if (!o->n_pairs)
-                    for (int mm = 2; mm >= 0; mm--)
-                        if (res.seen_mode[mm]) modes[items++] = mm;
-            } else {
-                items = o->n_pairs * (o->swap ? 2 : 1);
-            }
-            for (int it = 0; it < items; it++) {
+        for (int ti = 0; ti < o->n_tasks + !!o->judge_score; ti++) {
+            const int task = ti < o->n_tasks ? o->task_order[ti] : T_SCORE;
+            const int items = task == T_MATH || task == T_SCORE ? n_modes : o->n_pairs * (o->swap ? 2 : 1);
+            const int per = task == T_MATH && o->math_judge ? 2 : 1; /* math: the check, then the judge */
+            for (int it = 0; it < items * per; it++) {
                 if (n_units == cap) {
                     cap = cap ? cap * 2 : 256;
                     Unit *u = sa_realloc(units, cap * sizeof *u);
@@ -656,11 +826,16 @@ static int run_judge(JudgeOpts *o) {
                 }
                 Unit *u = &units[n_units];
                 u->rec = (int)r;
-                u->task = task;
-                if (task == T_MATH) {
+                u->task = per == 2 && it % 2 ? T_MATH_JUDGE : task;
+                if (task == T_SCORE) {
                     u->pair = modes[it];
                     u->order = 0;
-                    u->key = sa_judged_key_of(res.v[r].key, "math", sa_mode_name((SaAlignMode)u->pair), NULL);
+                    u->key = sa_judged_key_of(res.v[r].key, "score", sa_mode_name((SaAlignMode)u->pair), o->scorer);
+                } else if (task == T_MATH) {
+                    u->pair = modes[it / per];
+                    u->order = 0;
+                    u->key = sa_judged_key_of(res.v[r].key, u->task == T_MATH ? "math" : "math_judge",
+                                              sa_mode_name((SaAlignMode)u->pair), NULL);
                 } else {
                     u->pair = o->swap ? it / 2 : it;
                     u->order = o->swap ? it % 2 : 0;
@@ -681,7 +856,7 @@ static int run_judge(JudgeOpts *o) {
             already++;
         } else {
             total++;
-            need_model |= units[i].task != T_MATH;
+            need_model |= units[i].task != T_MATH && units[i].task != T_SCORE;
         }
     }
     fprintf(stderr, "salign: %s: %zu record(s)%s", o->in, res.n, n_recs < res.n ? " (--limit)" : "");
@@ -710,43 +885,60 @@ static int run_judge(JudgeOpts *o) {
                 o->verdict_only ? ", verdict only" : "");
         for (int t = 0; t < 2; t++)
             if (o->tasks[t] && task_prefix(&j, t)) goto out;
+        if (o->math_judge && task_prefix(&j, T_MATH)) goto out;
     }
     SaProgress pg;
     sa_progress_init(&pg, "judge", "judgements", total, o->progress);
-    for (size_t i = 0; i < n_units; i++) {
-        const Unit *u = &units[i];
-        if (sa_results_done(&out, u->key)) continue;
-        const Rec *rec = &res.v[u->rec];
-        char what[64];
-        snprintf(what, sizeof what, "%s %s", task_names[u->task],
-                 u->task == T_MATH ? sa_mode_name((SaAlignMode)u->pair) : o->pairs[u->pair].name);
-        pg.what = what;
-        pg.id = rec->key;
-        sa_progress_draw(&pg, 0);
-        long long tokens = 0;
-        double ms = 0;
-        int failed = 0;
-        char *line = u->task == T_MATH ? math_line(rec, u->pair, &failed)
-                                       : pairwise_line(&j, rec, u->task, &o->pairs[u->pair], u->order, u->key, &tokens, &ms,
-                                                       &failed);
-        if (!line) goto out;
-        if (failed && u->task != T_MATH) {
-            cJSON *l = cJSON_Parse(line);
-            const cJSON *e = cJSON_GetObjectItemCaseSensitive(l, "error");
-            if (pg.tty && pg.on) fprintf(stderr, "\r\x1b[K");
-            fprintf(stderr, "salign: %s: id %.40s, %s: %s (recorded as an error)\n", o->in, rec->key, what,
-                    cJSON_IsString(e) ? e->valuestring : "?");
-            cJSON_Delete(l);
-            pg.errors++;
+    /* the judge model's and math's work first, then the score model's: one model in memory at a time */
+    for (int phase = 0; phase < 2; phase++) {
+        for (size_t i = 0; i < n_units; i++) {
+            const Unit *u = &units[i];
+            if ((u->task == T_SCORE) != (phase == 1) || sa_results_done(&out, u->key)) continue;
+            if (u->task == T_SCORE && !sc.have_m) {
+                sa_ctx_free(j.c); /* the judge is done: free its memory before the score model loads */
+                j.c = NULL;
+                if (j.have_m) sa_model_free(&j.m);
+                j.have_m = 0;
+                sa_set_threads(o->threads);
+                if (sa_scorer_open(&sc, o->judge_score, o->load_mode, o->n_ctx, o->kv_type)) goto out;
+                fprintf(stderr, "salign: judge: score model %s (\"scorer\": \"%s\"), %d context positions\n", o->judge_score,
+                        o->scorer, sa_ctx_n_ctx(sc.c));
+            }
+            const Rec *rec = &res.v[u->rec];
+            char what[64];
+            snprintf(what, sizeof what, "%s %s",
+                     u->task == T_MATH_JUDGE ? "math_judge" : u->task == T_SCORE ? "score" : task_names[u->task],
+                     u->task >= T_MATH ? sa_mode_name((SaAlignMode)u->pair) : o->pairs[u->pair].name);
+            pg.what = what;
+            pg.id = rec->key;
+            sa_progress_draw(&pg, 0);
+            long long tokens = 0;
+            double ms = 0;
+            int failed = 0;
+            char *line = u->task == T_MATH         ? math_line(rec, u->pair, &failed)
+                         : u->task == T_SCORE      ? score_line(&sc, o->scorer, rec, u->pair, &tokens, &ms, &failed)
+                         : u->task == T_MATH_JUDGE ? math_judge_line(&j, rec, u->pair, u->key, &tokens, &ms, &failed)
+                                                   : pairwise_line(&j, rec, u->task, &o->pairs[u->pair], u->order, u->key,
+                                                                   &tokens, &ms, &failed);
+            if (!line) goto out;
+            if (failed && u->task != T_MATH) {
+                cJSON *l = cJSON_Parse(line);
+                const cJSON *e = cJSON_GetObjectItemCaseSensitive(l, "error");
+                if (pg.tty && pg.on) fprintf(stderr, "\r\x1b[K");
+                fprintf(stderr, "salign: %s: id %.40s, %s: %s (recorded as an error)\n", o->in, rec->key, what,
+                        cJSON_IsString(e) ? e->valuestring : "?");
+                cJSON_Delete(l);
+                pg.errors++;
+            }
+            const int wrote = sa_results_append(&out, line, strlen(line));
+            free(line);
+            if (wrote) goto out;
+            pg.done++;
+            pg.tokens += tokens;
+            pg.run_ms += ms;
+            pg.what = NULL;
+            sa_progress_draw(&pg, pg.done == pg.total);
         }
-        const int wrote = sa_results_append(&out, line, strlen(line));
-        free(line);
-        if (wrote) goto out;
-        pg.done++;
-        pg.tokens += tokens;
-        pg.run_ms += ms;
-        pg.what = NULL;
-        sa_progress_draw(&pg, pg.done == pg.total);
     }
     fprintf(stderr, "salign: judge: %ld judgement(s) in %.1f s, %.1f tok/s%s; results in %s\n", pg.done,
             (sa_time_ms() - pg.t0) / 1000, pg.run_ms > 0 ? pg.tokens / (pg.run_ms / 1000) : 0.0,
@@ -761,11 +953,11 @@ out:
     results_free(&res);
     sa_sampler_free(&j.s);
     sa_ctx_free(j.c);
-    free(j.pre[0]);
-    free(j.pre[1]);
+    for (int t = 0; t < 3; t++) free(j.pre[t]);
     free(j.ids);
     free(j.base);
     if (j.have_m) sa_model_free(&j.m);
+    sa_scorer_close(&sc);
     return rc;
 }
 
@@ -803,6 +995,10 @@ int sa_cmd_judge(int argc, char **argv) {
             o.swap = 1;
         } else if (!strcmp(a, "--verdict-only")) {
             o.verdict_only = 1;
+        } else if (!strcmp(a, "--math-judge")) {
+            o.math_judge = 1;
+        } else if (!strcmp(a, "--judge-score")) {
+            if (!(o.judge_score = sa_flag_value(argc, argv, &i))) return sa_die();
         } else if (!strcmp(a, "--resume")) {
             o.resume = 1;
         } else if (!strcmp(a, "--no-resume")) {
@@ -833,14 +1029,26 @@ int sa_cmd_judge(int argc, char **argv) {
     }
     if (!o.in) sa_err("--in: a results file of salign eval is required");
     else if (!o.out) sa_err("--out: a judged results file is required");
-    else if (!tasks) sa_err("--tasks: name the tasks (safety, utility, math)");
-    if (!o.in || !o.out || !tasks || parse_tasks(&o, tasks)) return sa_die();
+    else if (!tasks && !o.judge_score) sa_err("--tasks: name the tasks (safety, utility, math), or give --judge-score");
+    if (!o.in || !o.out || (!tasks && !o.judge_score) || (tasks && parse_tasks(&o, tasks))) return sa_die();
+    if (o.judge_score) {
+        const char *base = strrchr(o.judge_score, '/');
+        base = base ? base + 1 : o.judge_score;
+        const char *dot = strrchr(base, '.');
+        const size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+        snprintf(o.scorer, sizeof o.scorer, "%.*s", (int)SA_MIN(n, sizeof o.scorer - 1), base);
+    }
     if (pairs) {
         if (parse_pairs(&o, pairs)) return sa_die();
         o.pairs_given = 1;
     }
-    if (!o.judge && (o.tasks[T_SAFETY] || o.tasks[T_UTILITY])) {
-        sa_err("--judge: a judge model is required for %s", o.tasks[T_SAFETY] ? "safety" : "utility");
+    if (o.math_judge && !o.tasks[T_MATH]) {
+        sa_err("--math-judge: judges the math task's answers; add math to --tasks");
+        return sa_die();
+    }
+    if (!o.judge && (o.tasks[T_SAFETY] || o.tasks[T_UTILITY] || o.math_judge)) {
+        sa_err("--judge: a judge model is required for %s",
+               o.tasks[T_SAFETY] ? "safety" : o.tasks[T_UTILITY] ? "utility" : "--math-judge");
         return sa_die();
     }
     if (!strcmp(o.in, o.out)) {

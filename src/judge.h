@@ -2,12 +2,13 @@
  * math answer check (mathcheck.h), over the results of salign eval.
  *
  *   salign judge --judge J.salm --in RESULTS.jsonl --out JUDGED.jsonl --tasks safety,utility[,math]
- *                [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--shard I/N]
+ *                [--pairs stream:none,aligner:none] [--swap] [--verdict-only] [--math-judge] [--shard I/N]
  *                [--resume|--no-resume] [--limit N] [--solution-field NAME] [--max-tokens N]
  *                [--chat-template NAME] [-t N] [-c N] [--kv-type T] [--mmap] [--no-hugepages]
  *                [--temp T] [--top-k K] [--top-p P] [--frequency-penalty F] [--seed S]
  *
- * One line per (id, task, pair, order) - math: per (id, mode) - in JUDGED, written with one write()
+ * One line per (id, task, pair, order) - math: per (id, mode), and with --math-judge one more per
+ * (id, mode) with task "math_judge" - in JUDGED, written with one write()
  * and fsync'ed (results_file.h): resumable after kill -9, shardable by record (--shard I/N takes the
  * records whose index among the results' ids is I mod N). Each judgement starts from the same cache
  * state (the task's fixed prompt prefix, evaluated alone) with a seed derived from --seed and the line's
@@ -25,6 +26,11 @@
  * judge's answer. user (optional) receives the user message alone. 0 or -1 + sa_err. */
 int sa_judge_render(const SaJudgeTask *t, const SaTemplate *tmpl, const char *question, const char *response_a,
                     const char *response_b, const char *prefix, SaPrompt *out, SaBuf *user);
+
+/* The math judge's chat prompt (--math-judge; salign's own prompt, see judge_protocol.h) of one answer
+ * against the record's solution. 0 or -1 + sa_err. */
+int sa_judge_math_render(const SaTemplate *tmpl, const char *question, const char *solution, const char *answer,
+                         SaPrompt *out, SaBuf *user);
 
 /* The template a judge uses: --chat-template NAME, else the model's own (plain keeps the system prompt). */
 const SaTemplate *sa_judge_template(const char *name, const char *model_chat_template);

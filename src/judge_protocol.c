@@ -122,3 +122,19 @@ int sa_verdict_from_name(const char *name) {
         if (name && !strcmp(name, verdict_names[i])) return i;
     return -1;
 }
+
+int sa_math_judge_user_prompt(const char *question, const char *solution, const char *answer, SaBuf *out) {
+    static const char *const names[] = {"prompt", "solution", "answer"};
+    const char *const values[] = {question, solution, answer};
+    return sa_pyformat(sa_math_judge_user, names, values, 3, out);
+}
+
+/* ASCII case-insensitive by our own definition (the reference's parser is unpublished): "[[FALSE]]" is
+ * false, a long s (U+017F) is not an s. */
+int sa_math_judge_verdict(const char *text) {
+    for (const char *s = text; *s; s++) {
+        if (lit_at(s, "[[true]]")) return 1;
+        if (lit_at(s, "[[false]]")) return 0;
+    }
+    return -1;
+}

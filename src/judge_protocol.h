@@ -58,4 +58,17 @@ const char *sa_verdict_name(SaVerdict v); /* "unparsed", "win", "tie", "loss" */
 /* The inverse; -1 for an unknown name. */
 int sa_verdict_from_name(const char *name);
 
+/* ---- the math judge (--math-judge) ----
+ * salign's own prompt (src/judge_math_prompt.c), NOT the reference's: the reference judged each answer
+ * alone against the dataset's solution and read the first [[true]] / [[false]] of the judge's reply,
+ * but never published its prompt. Messages [system, user]; the user template is filled by
+ * sa_pyformat with prompt = the question, solution, answer. */
+extern const char sa_math_judge_system[], sa_math_judge_user[];
+
+int sa_math_judge_user_prompt(const char *question, const char *solution, const char *answer, SaBuf *out);
+
+/* The first "[[true]]" or "[[false]]" in a judge's reply, the word compared ASCII case-insensitively,
+ * nothing else between the brackets: 1 (true), 0 (false), -1 (neither occurs). */
+int sa_math_judge_verdict(const char *text);
+
 #endif

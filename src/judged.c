@@ -2,6 +2,7 @@
 #include "judged.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,11 +15,13 @@ static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectI
 static int is_str(const cJSON *o, const char *k) { return cJSON_IsString(get(o, k)); }
 
 const char *sa_judged_check(const cJSON *o) {
-    static const char want[] =
-        "a judged line (a JSON object with \"id\", \"task\" and \"pair\" + \"order\", or \"mode\" for task math)";
+    static const char want[] = "a judged line (a JSON object with \"id\", \"task\" and \"pair\" + \"order\", or \"mode\" "
+                               "for tasks math and math_judge, or \"mode\" + \"scorer\" for task score)";
     const cJSON *id = get(o, "id");
     if (!cJSON_IsObject(o) || !(cJSON_IsString(id) || cJSON_IsNumber(id)) || !is_str(o, "task")) return want;
-    if (!strcmp(get(o, "task")->valuestring, "math")) return is_str(o, "mode") ? NULL : want;
+    if (!strcmp(get(o, "task")->valuestring, "math") || !strcmp(get(o, "task")->valuestring, "math_judge"))
+        return is_str(o, "mode") ? NULL : want;
+    if (!strcmp(get(o, "task")->valuestring, "score")) return is_str(o, "mode") && is_str(o, "scorer") ? NULL : want;
     return is_str(o, "pair") && is_str(o, "order") ? NULL : want;
 }
 
@@ -36,8 +39,9 @@ char *sa_judged_key(const cJSON *o) {
     char *id = sa_eval_id_key(get(o, "id"));
     if (!id) return NULL;
     const char *task = get(o, "task")->valuestring;
-    char *k = !strcmp(task, "math") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, NULL)
-                                    : sa_judged_key_of(id, task, get(o, "pair")->valuestring, get(o, "order")->valuestring);
+    char *k = !strcmp(task, "math") || !strcmp(task, "math_judge") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, NULL)
+              : !strcmp(task, "score") ? sa_judged_key_of(id, task, get(o, "mode")->valuestring, get(o, "scorer")->valuestring)
+                                       : sa_judged_key_of(id, task, get(o, "pair")->valuestring, get(o, "order")->valuestring);
     free(id);
     return k;
 }
@@ -93,6 +97,9 @@ static int read_line(void *ctx, long line_no, const char *line, size_t len, cJSO
     l->pair = dup_str(o, "pair");
     l->order = dup_str(o, "order");
     l->mode = dup_str(o, "mode");
+    l->scorer = dup_str(o, "scorer");
+    const cJSON *sc = get(o, "score");
+    l->score = cJSON_IsNumber(sc) ? sc->valuedouble : NAN;
     l->error = dup_str(o, "error");
     l->verdict = dup_str(o, "verdict");
     const cJSON *m = get(o, "matches");
@@ -110,7 +117,9 @@ static int read_line(void *ctx, long line_no, const char *line, size_t len, cJSO
     l->outcome = l->error ? -1 : cJSON_IsString(oc) && sa_verdict_from_name(oc->valuestring) >= 0
                                      ? sa_verdict_from_name(oc->valuestring)
                                      : SA_VERDICT_UNPARSED;
-    l->correct = l->error ? -1 : cJSON_IsTrue(get(o, "correct")) ? 1 : 0;
+    const cJSON *cc = get(o, "correct"), *ck = get(o, "check_correct");
+    l->correct = l->error ? -1 : cJSON_IsBool(cc) ? cJSON_IsTrue(cc) : !strcmp(l->task, "math_judge") ? -2 : 0;
+    l->check_correct = cJSON_IsBool(ck) ? cJSON_IsTrue(ck) : -1;
     if (!l->id || !l->task) return sa_err("out of memory");
     return 0;
 }
@@ -131,6 +140,7 @@ void sa_judged_free(SaJudged *j) {
         free(l->pair);
         free(l->order);
         free(l->mode);
+        free(l->scorer);
         free(l->verdict);
         free(l->text);
         free(l->error);
@@ -165,25 +175,9 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-void sa_bootstrap_score(long w, long t, long l, int reps, uint64_t seed, double *lo, double *hi) {
-    const long n = w + t + l;
-    double *v = n > 0 && reps > 0 ? malloc((size_t)reps * sizeof *v) : NULL;
-    if (!v) {
-        *lo = *hi = NAN;
-        return;
-    }
-    uint64_t s = seed;
-    for (int r = 0; r < reps; r++) {
-        long sum = 0;
-        for (long i = 0; i < n; i++) {
-            /* an index into the n comparisons: wins first, then ties, then losses */
-            const long k = (long)((splitmix(&s) >> 11) * (1.0 / 9007199254740992.0) * (double)n);
-            sum += k < w ? 1 : k < w + t ? 0 : -1;
-        }
-        v[r] = (double)sum / (double)n;
-    }
+/* The 2.5% and 97.5% points of v[0..reps) (sorted here), interpolated between the closest ranks. */
+static void percentiles(double *v, int reps, double *lo, double *hi) {
     qsort(v, (size_t)reps, sizeof *v, cmp_d);
-    /* the 2.5% and 97.5% points, interpolated between the closest ranks */
     const double q[2] = {0.025, 0.975};
     double out[2];
     for (int k = 0; k < 2; k++) {
@@ -193,6 +187,31 @@ void sa_bootstrap_score(long w, long t, long l, int reps, uint64_t seed, double 
     }
     *lo = out[0];
     *hi = out[1];
+}
+
+void sa_bootstrap_score(long w, long t, long l, int reps, uint64_t seed, double *lo, double *hi) {
+    /* the comparisons as +1 (wins first), 0 (ties), -1 (losses): the bootstrap of their mean */
+    const long n = w + t + l;
+    double *x = n > 0 ? malloc((size_t)n * sizeof *x) : NULL;
+    for (long i = 0; x && i < n; i++) x[i] = i < w ? 1 : i < w + t ? 0 : -1;
+    if (x) sa_bootstrap_mean(x, n, reps, seed, lo, hi);
+    else *lo = *hi = NAN;
+    free(x);
+}
+
+void sa_bootstrap_mean(const double *x, long n, int reps, uint64_t seed, double *lo, double *hi) {
+    double *v = n > 0 && reps > 0 ? malloc((size_t)reps * sizeof *v) : NULL;
+    if (!v) {
+        *lo = *hi = NAN;
+        return;
+    }
+    uint64_t s = seed;
+    for (int r = 0; r < reps; r++) {
+        double sum = 0;
+        for (long i = 0; i < n; i++) sum += x[(long)((splitmix(&s) >> 11) * (1.0 / 9007199254740992.0) * (double)n)];
+        v[r] = sum / (double)n;
+    }
+    percentiles(v, reps, lo, hi);
     free(v);
 }
 
@@ -214,15 +233,124 @@ static int row_index(SaJudgedSummary *s, const char *task, const char *pair) {
     return s->n_rows++;
 }
 
-static int math_index(SaJudgedSummary *s, const char *mode) {
-    for (int i = 0; i < s->n_math; i++)
-        if (!strcmp(s->math[i].mode, mode)) return i;
-    SaMathRow *r = sa_realloc(s->math, (size_t)(s->n_math + 1) * sizeof *r);
+/* The index of the row of *rows (n rows of `size` bytes) whose mode (the char * at offset `off`) is
+ * `mode`; a new zeroed row holding a copy of it when there is none. -1 on out of memory. */
+static int mode_row(void **rows, int *n, size_t size, size_t off, const char *mode) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(*(char **)((char *)*rows + (size_t)i * size + off), mode)) return i;
+    char *r = sa_realloc(*rows, (size_t)(*n + 1) * size);
     if (!r) return -1;
-    s->math = r;
-    memset(&r[s->n_math], 0, sizeof *r);
-    r[s->n_math].mode = sa_strdup(mode);
-    return s->n_math++;
+    *rows = r;
+    memset(r + (size_t)*n * size, 0, size);
+    *(char **)(r + (size_t)*n * size + off) = sa_strdup(mode);
+    return (*n)++;
+}
+
+static int mj_index(SaJudgedSummary *s, const char *mode) {
+    return mode_row((void **)&s->mj, &s->n_mj, sizeof *s->mj, offsetof(SaMathJudgeRow, mode), mode);
+}
+
+static int math_index(SaJudgedSummary *s, const char *mode) {
+    return mode_row((void **)&s->math, &s->n_math, sizeof *s->math, offsetof(SaMathRow, mode), mode);
+}
+
+/* The value arrays of the score rows, grown as lines come */
+typedef struct {
+    double *v;
+    long n, cap;
+} Vals;
+
+static int vals_push(Vals *a, double x) {
+    if (a->n == a->cap) {
+        long cap = a->cap ? a->cap * 2 : 64;
+        double *p = sa_realloc(a->v, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        a->v = p;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+/* Score rows (scorer, mode) and the paired differences of each aligned mode against none. */
+static int summarize_scores(const SaJudged *j, SaJudgedSummary *s) {
+    SaStrMap by_key = {0}; /* scorer \x1f mode \x1f id -> line index */
+    Vals *vals = NULL, d = {0};
+    int rc = -1;
+    for (size_t i = 0; i < j->n; i++) {
+        const SaJudgedLine *l = &j->v[i];
+        if (strcmp(l->task, "score") || !l->mode || !l->scorer) continue;
+        int k = 0;
+        while (k < s->n_score && (strcmp(s->score[k].scorer, l->scorer) || strcmp(s->score[k].mode, l->mode))) k++;
+        if (k == s->n_score) {
+            SaScoreRow *r = sa_realloc(s->score, (size_t)(k + 1) * sizeof *r);
+            Vals *v = sa_realloc(vals, (size_t)(k + 1) * sizeof *v);
+            if (r) s->score = r;
+            if (v) vals = v;
+            if (!r || !v) goto out;
+            memset(&r[k], 0, sizeof *r);
+            memset(&v[k], 0, sizeof *v);
+            r[k].scorer = sa_strdup(l->scorer);
+            r[k].mode = sa_strdup(l->mode);
+            s->n_score++;
+        }
+        if (l->error || isnan(l->score)) {
+            s->score[k].errors++;
+            continue;
+        }
+        if (vals_push(&vals[k], l->score)) goto out;
+        SaBuf key = {0};
+        if (sa_buf_printf(&key, "%s\x1f%s\x1f%s", l->scorer, l->mode, l->id) ||
+            !sa_strmap_put(&by_key, key.data, (long)i, NULL)) {
+            sa_buf_free(&key);
+            goto out;
+        }
+        sa_buf_free(&key);
+    }
+    for (int k = 0; k < s->n_score; k++) {
+        SaScoreRow *r = &s->score[k];
+        r->n = vals[k].n;
+        double sum = 0;
+        for (long i = 0; i < r->n; i++) sum += vals[k].v[i];
+        r->mean = r->n ? sum / (double)r->n : NAN;
+        sa_bootstrap_mean(vals[k].v, r->n, 10000, 0x5c0e + (uint64_t)k, &r->lo, &r->hi);
+    }
+    /* each aligned mode against none, per scorer, over the ids scored in both */
+    for (int k = 0; k < s->n_score; k++) {
+        const SaScoreRow *r = &s->score[k];
+        if (!strcmp(r->mode, "none")) continue;
+        int have_none = 0;
+        for (int q = 0; q < s->n_score; q++) have_none |= !strcmp(s->score[q].scorer, r->scorer) && !strcmp(s->score[q].mode, "none");
+        if (!have_none) continue;
+        d.n = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            const SaJudgedLine *l = &j->v[i];
+            if (strcmp(l->task, "score") || !l->mode || !l->scorer || l->error || isnan(l->score) || strcmp(l->scorer, r->scorer) ||
+                strcmp(l->mode, r->mode))
+                continue;
+            SaBuf key = {0};
+            if (sa_buf_printf(&key, "%s\x1fnone\x1f%s", l->scorer, l->id)) goto out;
+            const long *u = sa_strmap_get(&by_key, key.data);
+            sa_buf_free(&key);
+            if (u && vals_push(&d, l->score - j->v[*u].score)) goto out;
+        }
+        SaScoreDiff *sd = sa_realloc(s->sdiffs, (size_t)(s->n_sdiffs + 1) * sizeof *sd);
+        if (!sd) goto out;
+        s->sdiffs = sd;
+        double sum = 0;
+        for (long i = 0; i < d.n; i++) sum += d.v[i];
+        SaScoreDiff *x = &sd[s->n_sdiffs++];
+        *x = (SaScoreDiff){.scorer = sa_strdup(r->scorer), .aligned = sa_strdup(r->mode), .unaligned = sa_strdup("none"),
+                           .n = d.n, .diff = d.n ? sum / (double)d.n : NAN};
+        sa_bootstrap_mean(d.v, d.n, 10000, 0xd1ff + (uint64_t)k, &x->lo, &x->hi);
+    }
+    rc = 0;
+out:
+    for (int k = 0; k < s->n_score && vals; k++) free(vals[k].v);
+    free(vals);
+    free(d.v);
+    sa_strmap_free(&by_key);
+    return rc;
 }
 
 int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
@@ -236,6 +364,21 @@ int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
     int rc = -1;
     for (size_t i = 0; i < j->n; i++) {
         const SaJudgedLine *l = &j->v[i];
+        if (!strcmp(l->task, "math_judge")) {
+            if (!l->mode) continue;
+            const int k = mj_index(s, l->mode);
+            if (k < 0) goto out;
+            SaMathJudgeRow *r = &s->mj[k];
+            if (l->correct == -1) r->errors++;
+            else if (l->correct == -2) r->unparsed++;
+            else {
+                if (l->correct) r->yes++;
+                else r->no++;
+                if (l->check_correct == 1) *(l->correct ? &r->both_yes : &r->check_only) += 1;
+                else if (l->check_correct == 0) *(l->correct ? &r->judge_only : &r->both_no) += 1;
+            }
+            continue;
+        }
         if (!strcmp(l->task, "math")) {
             if (!l->mode) continue;
             int k = math_index(s, l->mode);
@@ -308,6 +451,13 @@ int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
         m->acc = m->total ? (double)m->correct / (double)m->total : NAN;
         sa_wilson(m->correct, m->total, 1.96, &m->lo, &m->hi);
     }
+    for (int i = 0; i < s->n_mj; i++) {
+        SaMathJudgeRow *r = &s->mj[i];
+        r->acc = r->yes + r->no ? (double)r->yes / (double)(r->yes + r->no) : NAN;
+        sa_wilson(r->yes, r->yes + r->no, 1.96, &r->lo, &r->hi);
+        const long n = r->both_yes + r->both_no + r->judge_only + r->check_only;
+        r->agreement = n ? (double)(r->both_yes + r->both_no) / (double)n : NAN;
+    }
     /* paired differences: each aligned mode against none, over the ids checked in both */
     for (int i = 0; i < s->n_math; i++) {
         if (!strcmp(s->math[i].mode, "none")) continue;
@@ -336,6 +486,7 @@ int sa_judged_summarize(const SaJudged *j, SaJudgedSummary *s) {
         d[s->n_diffs++] = (SaMathDiff){.aligned = sa_strdup(s->math[i].mode), .unaligned = sa_strdup("none"), .n = n,
                                        .diff = n ? (double)sum / (double)n : NAN};
     }
+    if (summarize_scores(j, s)) goto out;
     rc = 0;
 out:
     sa_strmap_free(&cmp_of);
@@ -352,6 +503,19 @@ void sa_judged_summary_free(SaJudgedSummary *s) {
         free(s->rows[i].pair);
     }
     for (int i = 0; i < s->n_math; i++) free(s->math[i].mode);
+    for (int i = 0; i < s->n_mj; i++) free(s->mj[i].mode);
+    free(s->mj);
+    for (int i = 0; i < s->n_score; i++) {
+        free(s->score[i].scorer);
+        free(s->score[i].mode);
+    }
+    free(s->score);
+    for (int i = 0; i < s->n_sdiffs; i++) {
+        free(s->sdiffs[i].scorer);
+        free(s->sdiffs[i].aligned);
+        free(s->sdiffs[i].unaligned);
+    }
+    free(s->sdiffs);
     for (int i = 0; i < s->n_diffs; i++) {
         free(s->diffs[i].aligned);
         free(s->diffs[i].unaligned);

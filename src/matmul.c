@@ -79,7 +79,7 @@ static int threads_for(size_t work) { return work >= PAR_MIN_WORK ? sa_get_threa
 static void dot_rows(const SaMat *W, const void *a, size_t astride, int r0, int r1, int T, float *Y, int ldy) {
     if (r1 <= r0) return;
     const uint8_t *w = (const uint8_t *)W->data + (size_t)r0 * W->row_bytes;
-    sa_k->type[W->dtype].gemm(W->cols, r1 - r0, w, W->row_bytes, a, astride, T, Y + r0, (size_t)ldy);
+    sa_kernels_for(T)->type[W->dtype].gemm(W->cols, r1 - r0, w, W->row_bytes, a, astride, T, Y + r0, (size_t)ldy);
 }
 
 /* Tokens per chunk for the packed kernels: the chunk's quantized activations (and extras)
@@ -116,7 +116,7 @@ static void packed_unit(void *ctx, int u, int thread) {
         dot_rows(W, j->a, j->astride, j->groups * 8, W->rows, j->T, j->Y, j->ldy);
         return;
     }
-    const SaKernels *k = sa_k;
+    const SaKernels *k = sa_kernels_for(j->T); /* decode and prefill may be served by different tables */
     const int t0 = (u / j->n_gu) * j->tb, n = SA_MIN(j->tb, j->T - t0);
     const int g0 = (u % j->n_gu) * j->gper, g1 = SA_MIN(j->groups, g0 + j->gper);
     if (sa_dtype_is_kx8(W->dtype)) {

@@ -127,7 +127,7 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     if (at && !(m->aligner_template = sa_strdup(at))) goto fail;
 
     /* room for every vector converted to f32 */
-    size_t vec_floats = (size_t)h->n_embd * (1 + 4 * (size_t)h->n_layer) +
+    size_t vec_floats = 1 /* score.bias */ + (size_t)h->n_embd * (1 + 4 * (size_t)h->n_layer) +
                         (size_t)h->n_layer * (size_t)(h->n_head + 2 * h->n_head_kv) * h->head_dim;
     m->owned_f32 = sa_malloc(vec_floats * sizeof(float));
     m->layers = sa_calloc((size_t)h->n_layer, sizeof(SaLayer));
@@ -137,7 +137,10 @@ int sa_model_load(SaModel *m, const char *path, const SaLoadOpts *opts) {
     const int d = h->n_embd, q_dim = h->n_head * h->head_dim, kv_dim = h->n_head_kv * h->head_dim;
     if (bind_mat(m, &m->tok_embd, "token_embd.weight", d, h->n_vocab, 0)) goto fail;
     if (bind_vec(m, &m->output_norm, "output_norm.weight", d, 0, &bump)) goto fail;
-    if (h->tied_output) {
+    if (h->score_head) {
+        if (bind_mat(m, &m->score, "score.weight", d, 1, 0)) goto fail;
+        if (h->score_bias && bind_vec(m, &m->score_bias, "score.bias", 1, 0, &bump)) goto fail;
+    } else if (h->tied_output) {
         m->output = m->tok_embd;
     } else if (bind_mat(m, &m->output, "output.weight", d, h->n_vocab, 0)) {
         goto fail;

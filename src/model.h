@@ -20,7 +20,9 @@ typedef struct {
     SaHparams hp;
     Salm file;
     SaTokenizer *tok;
-    SaMat tok_embd, output;
+    SaMat tok_embd, output; /* output: rows 0 in a score model */
+    SaMat score;            /* hp.score_head: one row of n_embd, else rows 0 */
+    const float *score_bias; /* hp.score_bias: one value, else NULL */
     const float *output_norm;
     SaLayer *layers;
     char *chat_template;    /* model's own chat template text, or NULL */

@@ -17,7 +17,7 @@
  * these two; with the one-row reference kernels its 1B decode ran at 0.7 t/s, with the x8 tiles at
  * ~25 t/s on Zen 5, tools/bench/RESULTS.md). The K-quants need whole super-blocks per row. */
 int sa_dtype_is_kx8(SaDtype t) { return t == SA_Q4_K || t == SA_Q6_K; }
-static int packable(const SaMat *W) {
+int sa_mat_packable(const SaMat *W) {
     if (W->rows < 8 || W->packed) return 0;
     if (W->dtype == SA_Q4_0 || W->dtype == SA_Q8_0) return W->cols % 32 == 0;
     return sa_dtype_is_kx8(W->dtype) && W->cols % QK_K == 0;
@@ -78,7 +78,7 @@ static void pack_unit(void *ctx, int u, int thread) {
 }
 
 int sa_mat_pack(SaMat *W) {
-    if (!packable(W)) return 0;
+    if (!sa_mat_packable(W)) return 0;
     const int nth = sa_get_threads();
     PackJob j = {W, malloc((size_t)nth * 8 * W->row_bytes)};
     if (!j.tmp) return sa_err("out of memory repacking a %d x %d matrix", W->rows, W->cols);

@@ -22,6 +22,9 @@ typedef struct {
  * already packed, or fewer than 8 rows: nothing to do. W->data must be writable memory owned by
  * the caller (the loader's copy of the file, not a read-only mapping). 0 or -1 + sa_err. */
 int sa_mat_pack(SaMat *W);
+/* 1 when sa_mat_pack would repack W (its dtype has an 8-row layout, it has 8 rows or more, is
+ * not packed yet and its rows are whole blocks of that layout). */
+int sa_mat_packable(const SaMat *W);
 /* 1 for the K-quant types repacked as x8 super-blocks (Q4_K, Q6_K: their own gemm_x8 kernels). */
 int sa_dtype_is_kx8(SaDtype t);
 /* Row r of W as f32, whatever its dtype and layout (embedding lookup). */

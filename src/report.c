@@ -203,6 +203,7 @@ static const char *rmode_names[N_MODES] = {"none", "aligner", "stream"};
 typedef struct {
     char *orig, *corr;
     int truncated; /* the correction hit its token cap */
+    char *status, *reasoning; /* the annotator aligner kind's status and reasoning, or NULL */
 } Sent;
 
 typedef struct {
@@ -304,6 +305,8 @@ static int result_line(void *ctx, long line_no, const char *line, size_t len, cJ
             run->s[run->ns].orig = jstr(it, "original");
             run->s[run->ns].corr = jstr(it, "correction");
             run->s[run->ns].truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "correction_truncated"));
+            run->s[run->ns].status = jstr(it, "status");
+            run->s[run->ns].reasoning = jstr(it, "reasoning");
             run->ns++;
         }
     }
@@ -321,6 +324,8 @@ static void results_free(Results *r) {
             for (int j = 0; j < run->ns; j++) {
                 free(run->s[j].orig);
                 free(run->s[j].corr);
+                free(run->s[j].status);
+                free(run->s[j].reasoning);
             }
             free(run->s);
             free(run->answer);
@@ -753,9 +758,22 @@ static int write_run(SaBuf *b, int k, const Run *run) {
             if (sa_word_diff_html(run->s[j].orig, run->s[j].corr, &l, &rr)) return -1;
             const int same = sa_word_edit_distance(run->s[j].orig, run->s[j].corr) == 0;
             const int deleted = !run->s[j].corr || !run->s[j].corr[0];
-            sa_buf_printf(b, "<tr%s><td class=\"k\">%d</td><td>%s</td><td>%s%s</td></tr>\n", same ? " class=\"same\"" : "", j + 1,
+            sa_buf_printf(b, "<tr%s><td class=\"k\">%d</td><td>%s</td><td>%s%s", same ? " class=\"same\"" : "", j + 1,
                           l.data ? l.data : "", deleted ? "<em class=\"meta\">deleted</em>" : rr.data ? rr.data : "",
                           run->s[j].truncated ? " <span class=\"meta\">(cut at the token cap)</span>" : "");
+            /* the annotator kind: a failed correction's status, and the reasoning, folded, beside the correction */
+            const char *stt = run->s[j].status;
+            if (stt && strcmp(stt, "ok")) {
+                sa_buf_printf(b, " <span class=\"meta\">(");
+                esc(b, stt);
+                sa_buf_printf(b, ")</span>");
+            }
+            if (run->s[j].reasoning && run->s[j].reasoning[0]) {
+                sa_buf_printf(b, "<details class=\"why\"><summary class=\"meta\">reasoning</summary>");
+                esc(b, run->s[j].reasoning);
+                sa_buf_printf(b, "</details>");
+            }
+            sa_buf_printf(b, "</td></tr>\n");
             sa_buf_free(&l);
             sa_buf_free(&rr);
         }

@@ -111,6 +111,39 @@ static const char note[] =
     "score interval. Unparsed (not exactly one verdict, or an unknown word) and errors (the judge could not run) are left "
     "out of both.";
 
+static const char mj_note[] =
+    "math judge: the judge model's [[true]]/[[false]] on each answer against the record's solution, with salign's own "
+    "prompt (src/judge_math_prompt.c; the reference's math prompt was never published). Accuracy: true / (true + false), "
+    "95% Wilson interval; agreement: the share of parsed verdicts equal to salign math-check's on the same answer.";
+
+typedef struct {
+    char yes[24], no[24], u[24], e[24], acc[64], agree[48], jo[24], co[24];
+} MjCells;
+
+static void mj_cells(const SaMathJudgeRow *m, MjCells *c) {
+    snprintf(c->yes, sizeof c->yes, "%ld", m->yes);
+    snprintf(c->no, sizeof c->no, "%ld", m->no);
+    snprintf(c->u, sizeof c->u, "%ld", m->unparsed);
+    snprintf(c->e, sizeof c->e, "%ld", m->errors);
+    fmt_ci(c->acc, sizeof c->acc, m->acc, m->lo, m->hi, 1);
+    const long n = m->both_yes + m->both_no + m->judge_only + m->check_only;
+    if (n) snprintf(c->agree, sizeof c->agree, "%.1f%% (%ld of %ld)", 100 * m->agreement, m->both_yes + m->both_no, n);
+    else snprintf(c->agree, sizeof c->agree, "—");
+    snprintf(c->jo, sizeof c->jo, "%ld", m->judge_only);
+    snprintf(c->co, sizeof c->co, "%ld", m->check_only);
+}
+
+static const char score_note[] =
+    "score: a score model's scalar per answer (--judge-score; PKU-Alignment's beaver models: a reward model scores a more "
+    "helpful answer higher, a cost model a more harmful one higher, beaver's cost > 0 meaning unsafe), given only safe-rlhf's "
+    "conversation template. Mean per mode and the paired mean difference aligned − none over the ids scored in both, each "
+    "with a 95% percentile-bootstrap interval (10,000 resamples, fixed seed).";
+
+static void fmt_mean(char *o, size_t n, double v, double lo, double hi) {
+    if (isnan(v)) snprintf(o, n, "—");
+    else snprintf(o, n, "%+.4f [%+.4f, %+.4f]", v, lo, hi);
+}
+
 void sa_report_judged_md(SaBuf *b, const SaReportJudged *r) {
     sa_buf_printf(b, "\n## Judged: %s\n\n", r->path);
     if (r->s.n_rows) {
@@ -137,6 +170,33 @@ void sa_report_judged_md(SaBuf *b, const SaReportJudged *r) {
             if (isnan(d->diff)) sa_buf_printf(b, "\nmath %s − %s: no id checked in both\n", d->aligned, d->unaligned);
             else sa_buf_printf(b, "\nmath %s − %s: %+.1f points (paired, %ld ids)\n", d->aligned, d->unaligned, 100 * d->diff, d->n);
         }
+    }
+    if (r->s.n_mj) {
+        sa_buf_printf(b, "\n| math judge: mode | true | false | unparsed | errors | accuracy [95%% Wilson] | agrees with math-check | "
+                         "judge true, check false | judge false, check true |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        for (int i = 0; i < r->s.n_mj; i++) {
+            MjCells c;
+            mj_cells(&r->s.mj[i], &c);
+            sa_buf_printf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->s.mj[i].mode, c.yes, c.no, c.u, c.e, c.acc,
+                          c.agree, c.jo, c.co);
+        }
+        sa_buf_printf(b, "\n%s\n", mj_note);
+    }
+    if (r->s.n_score) {
+        sa_buf_printf(b, "\n| score: scorer | mode | scored | errors | mean [95%% bootstrap] |\n|---|---|--:|--:|--:|\n");
+        for (int i = 0; i < r->s.n_score; i++) {
+            const SaScoreRow *m = &r->s.score[i];
+            char mean[96];
+            fmt_mean(mean, sizeof mean, m->mean, m->lo, m->hi);
+            sa_buf_printf(b, "| %s | %s | %ld | %ld | %s |\n", m->scorer, m->mode, m->n, m->errors, mean);
+        }
+        for (int i = 0; i < r->s.n_sdiffs; i++) {
+            const SaScoreDiff *d = &r->s.sdiffs[i];
+            char diff[96];
+            fmt_mean(diff, sizeof diff, d->diff, d->lo, d->hi);
+            sa_buf_printf(b, "\nscore %s, %s − %s: %s (paired, %ld ids)\n", d->scorer, d->aligned, d->unaligned, diff, d->n);
+        }
+        sa_buf_printf(b, "\n%s\n", score_note);
     }
 }
 
@@ -184,6 +244,45 @@ void sa_report_judged_summary_html(SaBuf *b, const SaReportJudged *r) {
                           d->unaligned, 100 * d->diff, d->n);
         }
     }
+    if (r->s.n_mj) {
+        sa_buf_printf(b, "<table class=\"summary\" id=\"math-judge\">\n<thead><tr><th>math judge: mode</th><th>true</th>"
+                         "<th>false</th><th>unparsed</th><th>errors</th><th>accuracy [95%% Wilson]</th>"
+                         "<th>agrees with math-check</th><th>judge true, check false</th><th>judge false, check true</th>"
+                         "</tr></thead>\n<tbody>\n");
+        for (int i = 0; i < r->s.n_mj; i++) {
+            MjCells c;
+            mj_cells(&r->s.mj[i], &c);
+            sa_buf_printf(b, "<tr><td><span class=\"badge m-%s\">%s</span></td>", r->s.mj[i].mode, r->s.mj[i].mode);
+            const char *cells[] = {c.yes, c.no, c.u, c.e, c.acc, c.agree, c.jo, c.co};
+            for (size_t k = 0; k < SA_ARRAY_LEN(cells); k++) sa_buf_printf(b, "<td class=\"n\">%s</td>", cells[k]);
+            sa_buf_printf(b, "</tr>\n");
+        }
+        sa_buf_printf(b, "</tbody></table>\n<p class=\"note\">%s</p>\n", mj_note);
+    }
+    if (r->s.n_score) {
+        sa_buf_printf(b, "<table class=\"summary\" id=\"score\">\n<thead><tr><th>score: scorer</th><th>mode</th><th>scored</th>"
+                         "<th>errors</th><th>mean [95%% bootstrap]</th></tr></thead>\n<tbody>\n");
+        for (int i = 0; i < r->s.n_score; i++) {
+            const SaScoreRow *m = &r->s.score[i];
+            char mean[96];
+            fmt_mean(mean, sizeof mean, m->mean, m->lo, m->hi);
+            sa_buf_printf(b, "<tr><td>");
+            esc(b, m->scorer);
+            sa_buf_printf(b, "</td><td><span class=\"badge m-%s\">%s</span></td><td class=\"n\">%ld</td><td class=\"n\">%ld</td>"
+                             "<td class=\"n\">%s</td></tr>\n",
+                          m->mode, m->mode, m->n, m->errors, mean);
+        }
+        sa_buf_printf(b, "</tbody></table>\n");
+        for (int i = 0; i < r->s.n_sdiffs; i++) {
+            const SaScoreDiff *d = &r->s.sdiffs[i];
+            char diff[96];
+            fmt_mean(diff, sizeof diff, d->diff, d->lo, d->hi);
+            sa_buf_printf(b, "<p class=\"note\">score ");
+            esc(b, d->scorer);
+            sa_buf_printf(b, ", %s − %s: %s (paired, %ld ids scored in both).</p>\n", d->aligned, d->unaligned, diff, d->n);
+        }
+        sa_buf_printf(b, "<p class=\"note\">%s</p>\n", score_note);
+    }
 }
 
 void sa_report_judged_record_html(SaBuf *b, const SaReportJudged *r, const char *id_key) {
@@ -193,9 +292,28 @@ void sa_report_judged_record_html(SaBuf *b, const SaReportJudged *r, const char 
     sa_buf_printf(b, "<details class=\"judged\" open><summary>judged: %zu line(s)</summary>\n<ul class=\"judged\">\n", n);
     for (size_t k = 0; k < n; k++) {
         const SaJudgedLine *l = &r->j.v[r->by_id[*start + (long)k]];
-        const int math = !strcmp(l->task, "math");
-        const char *v = l->error ? "error" : math ? (l->correct ? "win" : "loss") : sa_verdict_name((SaVerdict)l->outcome);
-        const char *label = l->error ? "error" : math ? (l->correct ? "correct" : "wrong") : v;
+        if (!strcmp(l->task, "score")) {
+            sa_buf_printf(b, "<li><span class=\"v v-%s\">%s</span> score ", l->error ? "error" : "tie", l->error ? "error" : "score");
+            esc(b, l->scorer);
+            sa_buf_printf(b, " ");
+            esc(b, l->mode);
+            if (l->error) {
+                sa_buf_printf(b, "<div class=\"err\">");
+                esc(b, l->error);
+                sa_buf_printf(b, "</div>");
+            } else {
+                sa_buf_printf(b, ": <code>%.4f</code>", l->score);
+            }
+            sa_buf_printf(b, "</li>\n");
+            continue;
+        }
+        const int mj = !strcmp(l->task, "math_judge");
+        const int math = mj || !strcmp(l->task, "math");
+        const char *v = l->error                ? "error"
+                        : math && l->correct == -2 ? "unparsed"
+                        : math                  ? (l->correct ? "win" : "loss")
+                                                : sa_verdict_name((SaVerdict)l->outcome);
+        const char *label = l->error ? "error" : math && l->correct >= 0 ? (l->correct ? "correct" : "wrong") : v;
         sa_buf_printf(b, "<li><span class=\"v v-%s\">%s</span> ", v, label);
         esc(b, l->task);
         sa_buf_printf(b, " ");
@@ -216,8 +334,8 @@ void sa_report_judged_record_html(SaBuf *b, const SaReportJudged *r, const char 
             esc(b, l->error);
             sa_buf_printf(b, "</div>");
         } else if (l->text) {
-            sa_buf_printf(b, "<details><summary>%s</summary><div class=\"jt\">", l->matches >= 0 ? "the judge's reasoning"
-                                                                                                   : "verdict probabilities");
+            sa_buf_printf(b, "<details><summary>%s</summary><div class=\"jt\">",
+                          mj || l->matches >= 0 ? "the judge's reasoning" : "verdict probabilities");
             esc(b, l->text);
             sa_buf_printf(b, "</div></details>");
         }

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "annotator.h"
 #include "common.h"
 #include "engine_opts.h"
 #include "flags.h"
@@ -219,6 +220,12 @@ static void send_round(Job *j, const SaRoundTrace *r, int i) {
     cJSON_AddNumberToObject(x, "sentence", i);
     add_clean(x, "original", r->original, r->original ? strlen(r->original) : 0);
     add_clean(x, "correction", r->correction, r->correction ? strlen(r->correction) : 0);
+    if (r->annotated) { /* the annotator aligner kind: what became of the sentence, and its reasoning */
+        const char *st = sa_ann_status_name((SaAnnStatus)r->al_status);
+        add_clean(x, "status", st, strlen(st));
+        if (r->al_eos >= 0) cJSON_AddBoolToObject(x, "eos", r->al_eos);
+        add_clean(x, "reasoning", r->reasoning, r->reasoning ? strlen(r->reasoning) : 0);
+    }
     job_sse(j, c);
     cJSON_Delete(c);
 }

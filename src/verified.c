@@ -12,24 +12,7 @@
 #include "common.h"
 
 /* The list's path, or 0 when there is no cache folder to use. */
-static int list_path(char *out, size_t n, int create) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    char dir[4096];
-    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/salign", xdg);
-    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache/salign", home);
-    else return 0;
-    if (create) {
-        char parent[4096];
-        snprintf(parent, sizeof parent, "%s", dir);
-        char *slash = strrchr(parent, '/');
-        if (slash && slash != parent) {
-            *slash = 0;
-            mkdir(parent, 0755);
-        }
-        mkdir(dir, 0755);
-    }
-    return snprintf(out, n, "%s/verified", dir) < (int)n;
-}
+static int list_path(char *out, size_t n, int create) { return sa_user_cache_path("verified", out, n, create); }
 
 static int identity(const char *path, char *out, size_t n) {
     struct stat st;

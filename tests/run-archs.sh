@@ -5,12 +5,14 @@
 # is written as an HF directory and a GGUF (bin/salign-synth); llama.cpp runs the GGUF for 64
 # greedy steps; both of our conversions (HF directory, GGUF) must pick llama.cpp's token at every
 # step with a logits NMSE under 5e-7. Then llama.cpp's file types (Q4_K_M ... Q8_0, Q3_K/Q2_K/IQ4 on
-# llama): the F16 GGUF of each architecture (hidden 256, and Qwen2 at hidden 896) quantized by llama.cpp's
+# llama, Q2_K and IQ4_XS on the others): the F16 GGUF of each architecture (hidden 256, and Qwen2 at hidden 896) quantized by llama.cpp's
 # own quantizer, loaded with --type keep, against llama.cpp on the same file (bounds in
 # tests/test_archs.c); and our quantizers against llama.cpp's byte for byte (--pure files, and rows of
 # edge cases through ggml's own ggml_quantize_chunk). And salign-quantize's file types
 # (tests/test_quantize.c): every tensor's type and bytes against llama.cpp's quantizer on the same F16
-# GGUF, without and with an importance matrix, --pure and --tensor-type included.
+# GGUF, for all 16 file types x the five architectures and a hidden-896 Qwen2 x HF and GGUF sources,
+# --pure and --tensor-type, and with importance matrices (one of known values; one made by llama.cpp's
+# llama-imatrix, quantized by the real llama-quantize, both built from the peer tools script).
 #
 # Set-up, once, outside the repository: npm installs node-llama-cpp into
 # $SALIGN_ORACLE_DIR (default ~/.cache/salign-oracles)/node-llama-cpp. Tokenizer files come from
@@ -85,9 +87,24 @@ if [ ! -x $LQ/ggml-quantize-rows ] || [ tests/oracles/ggml-quantize-rows.c -nt $
         "$LIBDIR/libggml-base.so" -Wl,-rpath,"$LIBDIR" >&2 || fail "cannot build tests/oracles/ggml-quantize-rows.c"
 fi
 
+# llama.cpp's real llama-imatrix and llama-quantize (the importance-matrix test: llama-imatrix's own
+# output, quantized by both), built natively from the same llama.cpp release by the peer tools script
+# ($SHARED/peer/llamacpp-tools.sh: once, cached in ~/.cache/peer-llamacpp; it builds llama-quantize
+# among others), then llama-imatrix as one more target of that build (once; about a minute and a half
+# on 2 cores when the rest is built). Neither can be had: the part fails.
+TOOLS=$SHARED/peer/llamacpp-tools.sh
+[ -f "$TOOLS" ] || fail "no $TOOLS (llama.cpp's llama-imatrix and llama-quantize are built by it; set SALIGN_SHARED)"
+PEER_BIN=$(bash "$TOOLS") || fail "$TOOLS failed (see above)"
+if [ ! -x "$PEER_BIN/llama-imatrix" ]; then
+    echo "building llama.cpp's llama-imatrix in $(dirname "$PEER_BIN")" >&2
+    cmake --build "$(dirname "$PEER_BIN")" --target llama-imatrix -j"$(nproc)" >&2 ||
+        fail "cannot build llama-imatrix in $(dirname "$PEER_BIN")"
+fi
+[ -x "$PEER_BIN/llama-quantize" ] && [ -x "$PEER_BIN/llama-imatrix" ] || fail "no llama-quantize / llama-imatrix in $PEER_BIN"
+
 out=build/test-archs-output.txt
 mkdir -p build
-SALIGN_LLAMACPP_NODE="$NLC/node_modules" SALIGN_LLAMACPP_QUANTIZE="$LQBIN" \
+SALIGN_LLAMACPP_NODE="$NLC/node_modules" SALIGN_LLAMACPP_QUANTIZE="$LQBIN" SALIGN_LLAMACPP_BIN="$PEER_BIN" \
     SALIGN_GGML_QUANTIZE="$LQ/ggml-quantize-rows" bin/salign-tests archs_model_ > "$out" 2>&1
 status=$?
 cat "$out"

@@ -8,7 +8,7 @@ ok() { echo "ok   $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 all_help=$(mktemp)
 trap 'rm -f "$all_help"' EXIT
-for cmd in generate tokenize info align bench bench-spec eval eval-merge report judge perplexity serve chat; do
+for cmd in generate tokenize info align bench bench-spec bench-align eval eval-merge report judge perplexity serve chat; do
     help=$(bin/salign "$cmd" --help 2>/dev/null) || { bad "$cmd --help exits 0"; continue; }
     printf '%s\n' "$help" >> "$all_help"
     missing=""
@@ -29,7 +29,7 @@ for cmd in generate tokenize info align bench bench-spec eval eval-merge report 
 done
 # the parsers' flags: literals compared with an argument in the command-line code
 undocumented=""
-for f in $(grep -ho 'strcmp(a, "--[a-z][a-z0-9-]*")' src/cli.c src/engine_opts.c src/bench.c src/bench_spec.c src/eval.c \
+for f in $(grep -ho 'strcmp(a, "--[a-z][a-z0-9-]*")' src/cli.c src/engine_opts.c src/bench.c src/bench_spec.c src/bench_align.c src/eval.c \
              src/report.c src/judge.c src/perplexity.c src/serve.c src/chat_cli.c 2>/dev/null | grep -o -- '--[a-z][a-z0-9-]*' | sort -u); do
     [ "$f" = --help ] && continue
     grep -q -- "$f\b" "$all_help" || undocumented="$undocumented $f"

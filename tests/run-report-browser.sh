@@ -97,10 +97,10 @@ else
 fi
 
 # 3. with judged results (salign judge, stories260K as the judge: generative with --swap for the
-#    reasoning text, plus math lines): the win/tie/loss and math tables, and per record the verdicts
-#    with the judge's text in collapsible <details>
+#    reasoning text, plus math lines and the math judge): the win/tie/loss, math and math judge tables,
+#    and per record the verdicts with the judge's text in collapsible <details>
 jd=$out/report-judged.jsonl jhtml=$out/report-judged.html jdom=$out/report-judged-dom.html
-if bin/salign judge --judge weights/stories260K.salm --in "$res" --out "$jd" --tasks safety,utility,math --swap \
+if bin/salign judge --judge weights/stories260K.salm --in "$res" --out "$jd" --tasks safety,utility,math --math-judge --swap \
     -c 2048 --max-tokens 24 -t 1 --no-progress --no-resume >"$out/report-judge.log" 2>&1 &&
     bin/salign report "$res" --judged "$jd" -o "$jhtml" >>"$out/report-judge.log" 2>&1; then
     ok "judge and report --judged"
@@ -117,18 +117,20 @@ else
     grep 'CONSOLE' "$log.judged" | head -n 5
     bad "judged page loads without console messages"
 fi
-# 4 rows (2 tasks x 2 pairs) in the judged table, 3 modes in the math table, a judged block in each of
-# the 6 records, 6 x 2 x 2 x 2 = 48 reasoning texts (every pairwise line: none failed here)
+# 4 rows (2 tasks x 2 pairs) in the judged table, 3 modes in the math and math judge tables, a judged
+# block in each of the 6 records, 6 x 2 x 2 x 2 = 48 pairwise reasoning texts (none failed here) + 2 x 3
+# math judge texts (the two records with a solution, q2's "solution" and the third's GSM8K "answer")
 rows=$(sed -n '/<table class="summary" id="judged">/,/<\/table>/p' "$jdom" | grep -c '^<tr><td>')
 mrows=$(sed -n '/<table class="summary" id="math">/,/<\/table>/p' "$jdom" | grep -c '^<tr><td>')
-if [ "$rows" = 4 ] && [ "$mrows" = 3 ] &&
+mjrows=$(sed -n '/<table class="summary" id="math-judge">/,/<\/table>/p' "$jdom" | grep -c '^<tr><td>')
+if [ "$rows" = 4 ] && [ "$mrows" = 3 ] && [ "$mjrows" = 3 ] &&
     [ "$(grep -o '<details class="judged" open="">' "$jdom" | wc -l)" = 6 ] &&
-    [ "$(grep -o '<summary>the judge.s reasoning</summary><div class="jt">' "$jdom" | wc -l)" = 48 ] &&
+    [ "$(grep -o '<summary>the judge.s reasoning</summary><div class="jt">' "$jdom" | wc -l)" = 54 ] &&
     grep -q 'v-unparsed' "$jdom"; then
-    ok "judged tables (4 pairs, 3 math modes) and 48 collapsible reasoning texts in 6 records"
+    ok "judged tables (4 pairs, 3 math modes, 3 math judge modes) and 54 collapsible reasoning texts in 6 records"
 else
-    echo "judged rows $rows, math rows $mrows"
-    bad "judged tables (4 pairs, 3 math modes) and 48 collapsible reasoning texts in 6 records"
+    echo "judged rows $rows, math rows $mrows, math judge rows $mjrows"
+    bad "judged tables (4 pairs, 3 math modes, 3 math judge modes) and 54 collapsible reasoning texts in 6 records"
 fi
 rm -f "$out/report-judged.png"
 # shellcheck disable=SC2086

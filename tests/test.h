@@ -61,6 +61,9 @@ const char *test_tmpdir(void);
 const char *test_tmp(const char *name);
 /* ../shared/models (or $SALIGN_SHARED/models) if present, else NULL. */
 const char *test_models_dir(void);
+/* Debian's python3 with torch and numpy (tests/oracles/hf_forward.py; its torch is not visible to other
+ * pythons on PATH), or NULL. */
+const char *test_torch_python(void);
 /* Normalized mean squared error: sum((a-b)^2) / sum(b^2). */
 double test_nmse(const float *a, const float *b, int n);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../src/aligner.h"
+#include "../src/bench_align.h"
 #include "../src/common.h"
 #include "../src/gguf.h"
 #include "test.h"
@@ -372,4 +373,81 @@ TEST(aligner_prompt_gemma_injection) {
     free(ids);
     sa_prompt_free(&p);
     sa_tok_free(tok);
+}
+
+/* bench-align's forcing (src/bench_align.c) on stories260K in both roles: the upstream writes the
+ * built sentence n times, the copying aligner returns every sentence unchanged with its whole draft
+ * accepted, the editing one changes every fifth draft token and nothing else is rejected. */
+static int count_edits(const SaModel *al, const char *text, int every, int *n_draft) {
+    int32_t *ids = NULL;
+    int n = 0, cap = 0;
+    if (sa_tok_encode(al->tok, text, strlen(text), 0, 0, &ids, &n, &cap) < 0) n = 0;
+    free(ids);
+    *n_draft += n;
+    int k = 0;
+    for (int i = 0; i < n; i++) k += i % every == every / 2;
+    return k;
+}
+
+TEST(bench_align_forces_sentences_copies_and_edits) {
+    SaModel up, al;
+    if (load(&up) || load(&al)) return;
+    SaEngine *e = sa_engine_new(&up, &al, 1024, SA_F16);
+    CHECK(e != NULL);
+    if (!e) return;
+    SaAlignParams p;
+    sa_align_default_params(&p); /* sampled: the forcing must hold whatever the sampler draws */
+    p.al_tmpl = sa_aligner_template("plain");
+    const SaBenchAlignShape sh = {.sentences = 3, .sentence_tokens = 12, .edit_every = 5};
+    const int n_sent = sa_bench_align_sentence_tokens(&up, &sh);
+    CHECK(n_sent >= 12 && n_sent < 20);
+    SaAlignTrace un, cp, ed;
+    CHECK(sa_bench_align_run(e, &up, &al, &p, &sh, SA_BA_UNALIGNED, "Q?", &un) == 0);
+    CHECK(sa_bench_align_run(e, &up, &al, &p, &sh, SA_BA_COPY, "Q?", &cp) == 0);
+    CHECK(sa_bench_align_run(e, &up, &al, &p, &sh, SA_BA_EDIT, "Q?", &ed) == 0);
+    /* the unaligned answer: the sentence n times, ended by the upstream's end-of-sequence */
+    CHECK_EQ_INT(un.n_rounds, 1);
+    CHECK_EQ_STR(un.stop, "end of turn");
+    CHECK_EQ_INT(un.n_rounds ? un.rounds[0].up_decoded : 0, sh.sentences * n_sent);
+    int dots = 0;
+    for (const char *s = un.answer; *s; s++) dots += *s == '.';
+    CHECK_EQ_INT(dots, sh.sentences);
+    /* copy: n rounds, each correction its original, every draft token accepted; same answer */
+    CHECK_EQ_INT(cp.n_rounds, sh.sentences);
+    CHECK_EQ_STR(cp.stop, "end of turn");
+    CHECK_EQ_STR(cp.answer, un.answer);
+    int drafted = 0, accepted = 0, n_draft = 0;
+    for (int i = 0; i < cp.n_rounds; i++) {
+        const SaRoundTrace *r = &cp.rounds[i];
+        CHECK_EQ_STR(r->correction, r->original);
+        CHECK_EQ_STR(r->original, cp.rounds[0].original);
+        drafted += r->al_drafted;
+        accepted += r->al_accepted;
+        count_edits(&al, r->original, sh.edit_every, &n_draft);
+    }
+    CHECK_EQ_INT(drafted, n_draft);
+    CHECK_EQ_INT(accepted, n_draft);
+    /* edit: the same originals; each correction differs, holds the replacement word, and exactly the
+     * edited draft positions were rejected */
+    CHECK_EQ_INT(ed.n_rounds, sh.sentences);
+    int rejected = 0, edits = 0;
+    n_draft = 0;
+    for (int i = 0; i < ed.n_rounds; i++) {
+        const SaRoundTrace *r = &ed.rounds[i];
+        CHECK(strcmp(r->correction, r->original) != 0);
+        CHECK(strstr(r->correction, "big") != NULL);
+        CHECK_EQ_STR(r->original, cp.rounds[0].original);
+        rejected += r->al_drafted - r->al_accepted;
+        edits += count_edits(&al, r->original, sh.edit_every, &n_draft);
+    }
+    CHECK(edits > 0);
+    CHECK_EQ_INT(rejected, edits);
+    /* the aligned answers cost more token evaluations than the unaligned one */
+    CHECK(cp.our_evals > un.our_evals && ed.our_evals > cp.our_evals);
+    sa_align_trace_free(&un);
+    sa_align_trace_free(&cp);
+    sa_align_trace_free(&ed);
+    sa_engine_free(e);
+    sa_model_free(&up);
+    sa_model_free(&al);
 }

@@ -295,7 +295,7 @@ static void arch_test(int k) {
     char hf_salm[300], gguf_salm[300];
     snprintf(hf_salm, sizeof hf_salm, "%s/hf.salm", dir);
     snprintf(gguf_salm, sizeof gguf_salm, "%s/gguf.salm", dir);
-    snprintf(cmd, sizeof cmd, "%s %s/hf %s --type f32 -q 2>&1 && %s %s/model.gguf %s --type f32 -q 2>&1", quant, dir,
+    snprintf(cmd, sizeof cmd, "%s %s/hf %s --type f32 -q -t 1 2>&1 && %s %s/model.gguf %s --type f32 -q -t 1 2>&1", quant, dir,
              hf_salm, quant, dir, gguf_salm);
     if (sh(cmd)) return;
     check_hparams(c->arch, hf_salm, 0);
@@ -444,7 +444,7 @@ static void ftypes_test_list(int k, const char *const *ftypes, int n_ftypes) {
         char gguf[300], salm[300], what[600], types[256];
         snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, ftypes[f]);
         snprintf(salm, sizeof salm, "%s/%s.salm", dir, ftypes[f]);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s 2>&1 && bin/salign-quantize %s %s --type keep -q 2>&1", lq, dir, gguf,
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s 2>&1 && bin/salign-quantize %s %s --type keep -q -t 1 2>&1", lq, dir, gguf,
                  ftypes[f], gguf, salm);
         if (sh(cmd)) continue;
         gguf_type_summary(gguf, types, sizeof types);
@@ -570,6 +570,14 @@ TEST(archs_model_ftypes_lowbit_quantizers) {
     quantizers_test(pure, (int)SA_ARRAY_LEN(pure));
 }
 TEST(archs_model_ftypes_lowbit_llama) { ftypes_test_list(0, ftypes_lowbit, (int)SA_ARRAY_LEN(ftypes_lowbit)); }
+/* On the other architectures two of them, which hold every low-bit block type between them (Q2_K:
+ * Q2_K, Q3_K, Q4_K, Q6_K; IQ4_XS: IQ4_XS, Q5_K, Q6_K): the kernels are the llama run's, what each
+ * architecture adds is its tensor set around them; all six on each would add 24 llama.cpp runs. */
+static const char *const ftypes_lowbit_other[] = {"Q2_K", "IQ4_XS"};
+TEST(archs_model_ftypes_lowbit_mistral) { ftypes_test_list(1, ftypes_lowbit_other, 2); }
+TEST(archs_model_ftypes_lowbit_qwen2) { ftypes_test_list(2, ftypes_lowbit_other, 2); }
+TEST(archs_model_ftypes_lowbit_gemma) { ftypes_test_list(3, ftypes_lowbit_other, 2); }
+TEST(archs_model_ftypes_lowbit_gemma2) { ftypes_test_list(4, ftypes_lowbit_other, 2); }
 
 /* Rows a model's weights rarely hold, quantized by ggml itself (ggml_quantize_chunk, the call
  * llama-quantize makes: tests/oracles/ggml-quantize-rows.c, $SALIGN_GGML_QUANTIZE) and by our

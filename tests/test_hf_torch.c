@@ -9,6 +9,7 @@
  * oracle never sees our conventions. Bound: NMSE < 1e-9 over all positions (1e-6 for the Gemmas: see NMSE_MAX), and the
  * same top-1 token at every position. Shapes: the Mistral tokenizer's 32,000-token vocabulary for all five,
  * 24 positions (past Gemma 2's 8-token window). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,22 +43,9 @@ static const HfCase hf_cases[] = {
     {"gemma2", "--hidden 64 --layers 3 --heads 4 --kv-heads 2 --ff 128 --head-dim 32 --sliding-window 8", NMSE_MAX_GELU_F16},
 };
 
-/* Debian's python3 (its torch is not visible to other pythons on PATH), or NULL. */
-static const char *torch_python(void) {
-    int st;
-    char *out = test_run("/usr/bin/python3 -c 'import torch, numpy' 2>&1", &st);
-    free(out);
-    return st == 0 ? "/usr/bin/python3" : NULL;
-}
-
-TEST(hf_import_matches_pytorch_reference) {
-    const char *dir = test_models_dir();
-    if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
-    const char *py = torch_python();
-    if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
-    const int n_cases = (int)SA_ARRAY_LEN(hf_cases);
-    /* the ids: BOS, then fixed pseudo-random tokens of the shared vocabulary */
-    int32_t ids[N_IDS];
+/* The ids: BOS, then fixed pseudo-random tokens of the shared vocabulary, written to a file for the
+ * oracle; returns its path. */
+static const char *hf_ids(int32_t *ids) {
     uint64_t rng = 0x5eed;
     ids[0] = 1;
     for (int i = 1; i < N_IDS; i++) {
@@ -68,6 +56,17 @@ TEST(hf_import_matches_pytorch_reference) {
     FILE *f = fopen(ids_path, "w");
     for (int i = 0; i < N_IDS; i++) fprintf(f, "%d ", ids[i]);
     fclose(f);
+    return ids_path;
+}
+
+TEST(hf_import_matches_pytorch_reference) {
+    const char *dir = test_models_dir();
+    if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
+    const char *py = test_torch_python();
+    if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
+    const int n_cases = (int)SA_ARRAY_LEN(hf_cases);
+    int32_t ids[N_IDS];
+    const char *ids_path = hf_ids(ids);
     char oracle_cmd[8192];
     int off = snprintf(oracle_cmd, sizeof oracle_cmd, "%s tests/oracles/hf_forward.py %s", py, ids_path);
     for (int c = 0; c < n_cases; c++) {
@@ -134,4 +133,70 @@ TEST(hf_import_matches_pytorch_reference) {
         free(want);
         sa_model_free(&m);
     }
+}
+
+/* A score model (safe-rlhf's LlamaForScore, the layout of PKU-Alignment's beaver reward/cost models:
+ * score_head instead of lm_head, with a bias here, and normalizer buffers the import must skip): every
+ * position's score against the PyTorch reference, which reads the HF directory itself. */
+TEST(hf_score_model_matches_pytorch_reference) {
+    const char *dir = test_models_dir();
+    if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
+    const char *py = test_torch_python();
+    if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
+    int32_t ids[N_IDS];
+    const char *ids_path = hf_ids(ids);
+    char hf[512], salm[600], cmd[4096];
+    snprintf(hf, sizeof hf, "%s", test_tmp("llama-score"));
+    snprintf(salm, sizeof salm, "%s.salm", hf);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && bin/salign-synth --arch llama --hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --score-bias "
+             "--seed 31 --vocab-from %s/tokenizers/mistral --hf %s >/dev/null 2>&1 && bin/salign-quantize %s %s --type f32 -q 2>&1 && "
+             "%s tests/oracles/hf_forward.py %s %s %s.scores 2>&1",
+             hf, dir, hf, hf, salm, py, ids_path, hf, hf);
+    int st;
+    char *log = test_run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    if (st) return;
+    SaModel m;
+    if (sa_model_load(&m, salm, NULL)) {
+        CHECKF(0, "%s", sa_errmsg());
+        return;
+    }
+    CHECK(m.hp.score_head == 1 && m.hp.score_bias == 1);
+    char path[700];
+    snprintf(path, sizeof path, "%s.scores", hf);
+    size_t len = 0;
+    float *want = (float *)sa_read_file(path, &len);
+    CHECKF(want && len == N_IDS * sizeof(float), "oracle scores: %zu bytes, want %d floats", len, N_IDS);
+    SaCtxParams cp;
+    sa_ctx_default_params(&m, &cp);
+    cp.kv_type = SA_F32;
+    cp.n_logits = N_IDS;
+    /* a score model is not a language model: a context without .score is refused */
+    CHECK(sa_ctx_new(&m, &cp) == NULL && strstr(sa_errmsg(), "is a score model"));
+    cp.score = 1;
+    SaCtx *ctx = sa_ctx_new(&m, &cp);
+    if (want && len == N_IDS * sizeof(float) && ctx && sa_ctx_eval(ctx, ids, N_IDS, 1) == 0) {
+        double num = 0, den = 0;
+        for (int t = 0; t < N_IDS; t++) {
+            const double d = (double)sa_ctx_score(ctx, t) - want[t];
+            num += d * d;
+            den += (double)want[t] * want[t];
+        }
+        printf("    score   NMSE %.2e vs PyTorch over %d positions, last %.6f vs %.6f\n", num / den, N_IDS,
+               sa_ctx_score(ctx, -1), want[N_IDS - 1]);
+        CHECKF(num / den < NMSE_MAX, "scores NMSE %.3g vs the PyTorch reference (bound %g)", num / den, NMSE_MAX);
+        /* one token at a time (the judge's path after a cached prefix) gives the same last score */
+        SaCtx *c1 = sa_ctx_new(&m, &cp);
+        for (int t = 0; t < N_IDS && c1; t++) CHECK(sa_ctx_eval(c1, &ids[t], 1, 0) == 0);
+        if (c1) CHECKF(fabs(sa_ctx_score(c1, -1) - want[N_IDS - 1]) < 1e-4 * (1 + fabs(want[N_IDS - 1])), "%.6f vs %.6f",
+                       sa_ctx_score(c1, -1), want[N_IDS - 1]);
+        sa_ctx_free(c1);
+    } else {
+        CHECKF(0, "%s", sa_errmsg());
+    }
+    sa_ctx_free(ctx);
+    free(want);
+    sa_model_free(&m);
 }

@@ -20,6 +20,7 @@
 #include "../src/eval.h"
 #include "../src/judge.h"
 #include "../src/judge_protocol.h"
+#include "../src/judge_score.h"
 #include "../src/judged.h"
 #include "../src/model.h"
 #include "../src/sha256.h"
@@ -366,6 +367,49 @@ TEST(judge_swap_agreement) {
     CHECK(sa_judge_combine(sa_judge_map(u, "responseA", 0), sa_judge_map(u, "responseA", 1)) == T);
 }
 
+/* --math-judge: the first [[true]] or [[false]] (our own rule: the reference read the first, with an
+ * unpublished prompt and parser) */
+TEST(judge_math_verdict_parsing_table) {
+    struct {
+        const char *text;
+        int want; /* 1 true, 0 false, -1 none */
+    } cases[] = {
+        {"The answers agree. [[true]]", 1},
+        {"They differ: 41 is not 42. [[false]]", 0},
+        {"[[TRUE]]", 1},
+        {"[[False]]", 0},
+        {"[[tRuE]] and more text after it.", 1},
+        /* the first one counts, whatever follows */
+        {"[[false]] ... on reflection [[true]]", 0},
+        {"[[true]]\n[[false]]", 1},
+        {"[[false]][[false]]", 0},
+        /* nothing else between the brackets */
+        {"[[ true ]]", -1},
+        {"[[truth]]", -1},
+        {"[[true.]]", -1},
+        {"[[yes]]", -1},
+        {"[true]", -1},
+        {"[[true]", -1},
+        {"[[true\n]]", -1},
+        {"true", -1},
+        {"", -1},
+        /* the verdict may follow other brackets */
+        {"[[[true]]]", 1},
+        {"[[x]] then [[false]]", 0},
+        {"Better: [[responseB]] [[true]]", 1},
+    };
+    for (size_t i = 0; i < SA_ARRAY_LEN(cases); i++) {
+        const int got = sa_math_judge_verdict(cases[i].text);
+        CHECKF(got == cases[i].want, "case %zu '%s': %d (want %d)", i, cases[i].text, got, cases[i].want);
+    }
+    /* the prompt is ours and says so; its user template fills like the reference's (str.format) */
+    CHECK(strstr(sa_math_judge_system, "not the Stream Aligner reference's") != NULL);
+    SaBuf u = {0};
+    CHECK(sa_math_judge_user_prompt("What is {x}?", "#### 42", "It is }{ 42.", &u) == 0);
+    CHECK_EQ_STR(u.data, "<Problem>: What is {x}?\n<Reference solution>: #### 42\n<Candidate answer>: It is }{ 42.\n");
+    sa_buf_free(&u);
+}
+
 /* ---- aggregation ---- */
 
 static void jl(FILE *f, const char *id, const char *task, const char *pair, const char *order, const char *outcome) {
@@ -405,6 +449,24 @@ static const char *agg_file(void) {
         fprintf(f, "{\"id\":\"m%d\",\"task\":\"math\",\"mode\":\"stream\",\"correct\":%s}\n", i, stream_ok[i] ? "true" : "false");
     }
     fprintf(f, "{\"id\":\"m9\",\"task\":\"math\",\"mode\":\"stream\",\"error\":\"no solution\"}\n");
+    /* math judge, mode none: (judge, check) = (T,T) (T,F) (F,F) (F,F) (F,T) (unparsed, T) + 1 error */
+    static const char *mj[][2] = {{"true", "true"}, {"true", "false"}, {"false", "false"}, {"false", "false"},
+                                  {"false", "true"}, {"null", "true"}};
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"id\":\"m%d\",\"task\":\"math_judge\",\"mode\":\"none\",\"correct\":%s,\"check_correct\":%s,"
+                   "\"judge_text\":\"t\"}\n",
+                i, mj[i][0], mj[i][1]);
+    fprintf(f, "{\"id\":\"m9\",\"task\":\"math_judge\",\"mode\":\"none\",\"error\":\"no solution\"}\n");
+    /* scores of scorer rw: none 1 2 3 4, stream 2 2 5 4 on the same ids, + a stream error and a stream-only id */
+    static const double sn[4] = {1, 2, 3, 4}, ss[4] = {2, 2, 5, 4};
+    for (int i = 0; i < 4; i++) {
+        fprintf(f, "{\"id\":\"m%d\",\"task\":\"score\",\"mode\":\"none\",\"scorer\":\"rw\",\"score\":%g}\n", i, sn[i]);
+        fprintf(f, "{\"id\":\"m%d\",\"task\":\"score\",\"mode\":\"stream\",\"scorer\":\"rw\",\"score\":%g}\n", i, ss[i]);
+    }
+    fprintf(f, "{\"id\":\"m9\",\"task\":\"score\",\"mode\":\"stream\",\"scorer\":\"rw\",\"error\":\"too long\"}\n");
+    fprintf(f, "{\"id\":\"m8\",\"task\":\"score\",\"mode\":\"stream\",\"scorer\":\"rw\",\"score\":-3}\n");
+    /* the same key under another scorer is another line, not a repeat */
+    fprintf(f, "{\"id\":\"m0\",\"task\":\"score\",\"mode\":\"none\",\"scorer\":\"cost\",\"score\":7}\n");
     fputs("{\"id\":\"s99\",\"task\":\"safety\",\"pa", f); /* torn */
     fclose(f);
     return path;
@@ -455,6 +517,29 @@ TEST(judge_aggregation_numbers) {
             CHECK(m->correct == 3 && m->total == 4 && m->errors == 1 && fabs(m->acc - 0.75) < 1e-12);
         }
     }
+    CHECK_EQ_INT(s.n_mj, 1);
+    const SaMathJudgeRow *mj = &s.mj[0];
+    CHECK_EQ_STR(mj->mode, "none");
+    CHECK(mj->yes == 2 && mj->no == 3 && mj->unparsed == 1 && mj->errors == 1);
+    CHECK(mj->both_yes == 1 && mj->both_no == 2 && mj->judge_only == 1 && mj->check_only == 1);
+    CHECK(fabs(mj->acc - 0.4) < 1e-12 && fabs(mj->agreement - 0.6) < 1e-12);
+    /* scores: rw none (4), rw stream (5 + 1 error), cost none (1); one paired difference, rw stream - none */
+    CHECK_EQ_INT(s.n_score, 3);
+    for (int i = 0; i < s.n_score; i++) {
+        const SaScoreRow *sr = &s.score[i];
+        if (!strcmp(sr->scorer, "cost")) {
+            CHECK(sr->n == 1 && sr->mean == 7 && sr->lo == 7 && sr->hi == 7);
+        } else if (!strcmp(sr->mode, "none")) {
+            CHECK(sr->n == 4 && sr->errors == 0 && fabs(sr->mean - 2.5) < 1e-12);
+            CHECKF(sr->lo >= 1 && sr->lo < 2.5 && sr->hi > 2.5 && sr->hi <= 4, "%g..%g", sr->lo, sr->hi);
+        } else {
+            CHECK(sr->n == 5 && sr->errors == 1 && fabs(sr->mean - 10.0 / 5) < 1e-12);
+        }
+    }
+    CHECK_EQ_INT(s.n_sdiffs, 1);
+    CHECK(s.n_sdiffs == 1 && s.sdiffs[0].n == 4 && fabs(s.sdiffs[0].diff - 0.75) < 1e-12);
+    /* the differences 1 0 2 0: every resampled mean lies in [0, 2], and the interval is not a point */
+    CHECK(s.n_sdiffs == 1 && s.sdiffs[0].lo >= 0 && s.sdiffs[0].lo < 0.75 && s.sdiffs[0].hi > 0.75 && s.sdiffs[0].hi <= 2);
     CHECK_EQ_INT(s.n_diffs, 1);
     CHECK_EQ_STR(s.diffs[0].aligned, "stream");
     CHECK_EQ_INT(s.diffs[0].n, 4);
@@ -539,20 +624,20 @@ static int keys_once(const char *path, int want, char *why, size_t n) {
 }
 
 static char *run(const char *cmd, int *st) {
-    char full[2048];
+    char full[4200];
     snprintf(full, sizeof full, "%s 2>&1", cmd);
     return test_run(full, st);
 }
 
-/* 5 records x 2 tasks x 2 pairs x 2 orders + math on 3 modes x 5 records */
-#define N_LINES (5 * 2 * 2 * 2 + 5 * 3)
+/* 5 records x 2 tasks x 2 pairs x 2 orders + math and the math judge on 3 modes x 5 records */
+#define N_LINES (5 * 2 * 2 * 2 + 2 * 5 * 3)
 
 static const char *reference_judged(void) {
     const char *out = tp("judged-ref.jsonl");
     struct stat st;
     if (stat(out, &st) == 0) return out;
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --swap --in %s --out %s", results_file(), out);
+    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --math-judge --swap --in %s --out %s", results_file(), out);
     int s;
     char *log = run(cmd, &s);
     if (s) test_fail(__FILE__, __LINE__, "reference judge run failed: %s", log);
@@ -566,10 +651,47 @@ TEST(judge_end_to_end_every_line) {
     CHECKF(keys_once(out, N_LINES, why, sizeof why), "%s", why);
     Lines l = load_lines(out);
     cJSON *ref = load_json(PROMPTS_FILE);
-    long unparsed = 0, errors = 0, pairwise = 0, math_ok = 0, math_err = 0;
+    long unparsed = 0, errors = 0, pairwise = 0, math_ok = 0, math_err = 0, mj_lines = 0, mj_err = 0, mj_judged = 0;
+    SaModel jm;
+    CHECK(sa_model_load(&jm, MODEL, NULL) == 0);
+    const SaTemplate *tm = sa_judge_template(NULL, jm.chat_template);
     for (int i = 0; i < l.n; i++) {
         const cJSON *o = l.v[i];
         const char *task = sget(o, "task");
+        if (!strcmp(task, "math_judge")) {
+            mj_lines++;
+            if (sget(o, "error")) {
+                mj_err++;
+                continue;
+            }
+            /* r3 only (the one record with a solution): the verdict is the parse of the recorded text, */
+            CHECK_EQ_STR(sget(o, "id"), "r3");
+            const int v = sa_math_judge_verdict(sget(o, "judge_text"));
+            const cJSON *c = cJSON_GetObjectItem(o, "correct");
+            CHECKF(v < 0 ? cJSON_IsNull(c) : cJSON_IsBool(c) && cJSON_IsTrue(c) == v, "verdict %d vs recorded", v);
+            /* math-check's verdict beside it equals the math line's for the same answer, */
+            const char *mode = sget(o, "mode");
+            int found = 0;
+            for (int k = 0; k < l.n; k++)
+                if (!strcmp(sget(l.v[k], "task"), "math") && !strcmp(sget(l.v[k], "id"), "r3") && !strcmp(sget(l.v[k], "mode"), mode)) {
+                    found++;
+                    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(o, "check_correct")) == cJSON_IsTrue(cJSON_GetObjectItem(l.v[k], "correct")));
+                }
+            CHECK_EQ_INT(found, 1);
+            /* and the prompt is ours, rendered with the judge's template from the question, solution and answer */
+            char hex[65];
+            sa_sha256_hex(sa_math_judge_system, strlen(sa_math_judge_system), hex);
+            CHECK_EQ_STR(sget(o, "system_sha256"), hex);
+            SaPrompt p;
+            const char *ans = !strcmp(mode, "none") ? "It is 41." : !strcmp(mode, "stream") ? "So it is \\boxed{42}. Everyone smiled."
+                                                                                           : "So it is \\boxed{42}. The end.";
+            CHECK(sa_judge_math_render(tm, "What is 6 times 7?", "6*7 = 42 #### 42", ans, &p, NULL) == 0);
+            sa_sha256_hex(p.text.data, p.text.len, hex);
+            CHECK_EQ_STR(sget(o, "prompt_sha256"), hex);
+            sa_prompt_free(&p);
+            mj_judged++;
+            continue;
+        }
         if (!strcmp(task, "math")) {
             if (sget(o, "error")) math_err++;
             else math_ok += cJSON_IsTrue(cJSON_GetObjectItem(o, "correct"));
@@ -607,6 +729,10 @@ TEST(judge_end_to_end_every_line) {
     CHECK_EQ_INT(errors, 8);
     CHECK_EQ_INT(math_ok, 2);  /* r3: aligner and stream say 42; none says 41 */
     CHECK_EQ_INT(math_err, 4 * 3); /* r0 r1 r2 r4 have no solution (and r1 stream, r2 aligner no answer) */
+    CHECK_EQ_INT(mj_lines, 5 * 3);
+    CHECK_EQ_INT(mj_err, 4 * 3);
+    CHECK_EQ_INT(mj_judged, 3);
+    sa_model_free(&jm);
     /* the aggregation agrees with the lines: every comparison counted once */
     SaJudged j;
     SaJudgedSummary s;
@@ -638,7 +764,7 @@ TEST(judge_resume_after_sigkill) {
         int null = open("/dev/null", 1);
         dup2(null, 2);
         execl("/bin/sh", "sh", "-c",
-              "exec \"$2\" judge --judge " MODEL " -c 2048 --max-tokens 24 -t 1 --no-progress --tasks safety,utility,math "
+              "exec \"$2\" judge --judge " MODEL " -c 2048 --max-tokens 24 -t 1 --no-progress --tasks safety,utility,math --math-judge "
               "--swap --in \"$0\" --out \"$1\"",
               in, out, test_bin("salign"), (char *)NULL);
         _exit(127);
@@ -664,7 +790,7 @@ TEST(judge_resume_after_sigkill) {
     fputs("{\"id\":\"r4\",\"task\":\"safety\",\"pair\":\"stream:none\",\"order\":\"AB\",\"judge_text\":\"Once", f);
     fclose(f);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --swap --in %s --out %s", in, out);
+    snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --math-judge --swap --in %s --out %s", in, out);
     int st;
     char *log = run(cmd, &st);
     CHECKF(st == 0, "%s", log);
@@ -715,7 +841,7 @@ TEST(judge_shards_equal_the_whole_run) {
         char out[600], cmd[1200];
         snprintf(out, sizeof out, "%s", tp(sh ? "judged-s1.jsonl" : "judged-s0.jsonl"));
         unlink(out);
-        snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --swap --shard %d/2 --in %s --out %s", sh, in, out);
+        snprintf(cmd, sizeof cmd, JUDGE " --tasks safety,utility,math --math-judge --swap --shard %d/2 --in %s --out %s", sh, in, out);
         int st;
         char *log = run(cmd, &st);
         CHECKF(st == 0, "%s", log);
@@ -859,6 +985,8 @@ TEST(judge_cli_errors) {
         {"--judge " MODEL " --tasks safety --temp x --in X --out Y", "--temp"},
         {"--judge " MODEL " --tasks safety --chat-template nope --in X --out Y", "--chat-template"},
         {"--judge " MODEL " --tasks safety --bogus --in X --out Y", "--bogus: unknown flag for 'judge'"},
+        {"--judge " MODEL " --tasks safety --math-judge --in X --out Y", "--math-judge: judges the math task's answers"},
+        {"--tasks math --math-judge --in X --out Y", "--judge: a judge model is required for --math-judge"},
     };
     for (size_t i = 0; i < SA_ARRAY_LEN(cases); i++) {
         char cmd[1024];
@@ -904,10 +1032,135 @@ TEST(judge_report_markdown) {
     CHECKF(strstr(md, "| none | 2 | 4 | 0 | 50.0% [15.0, 85.0] |"), "%s", md);
     CHECKF(strstr(md, "| stream | 3 | 4 | 1 | 75.0% [30.1, 95.4] |"), "%s", md);
     CHECKF(strstr(md, "math stream − none: +25.0 points (paired, 4 ids)"), "%s", md);
+    /* the math judge: 2 true, 3 false, 1 unparsed, 1 error; Wilson of 2/5 (Python: 0.1176, 0.7693); 3 of 5 agree */
+    CHECKF(strstr(md, "| none | 2 | 3 | 1 | 1 | 40.0% [11.8, 76.9] | 60.0% (3 of 5) | 1 | 1 |"), "%s", md);
+    CHECKF(strstr(md, "salign's own prompt"), "%s", md);
+    CHECKF(strstr(md, "| rw | none | 4 | 0 | +2.5000 ["), "%s", md);
+    CHECKF(strstr(md, "| rw | stream | 5 | 1 | +2.0000 ["), "%s", md);
+    CHECKF(strstr(md, "score rw, stream − none: +0.7500 ["), "%s", md);
     free(md);
+    /* the HTML page: the math judge and score tables and the paired score difference */
+    snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s -o %s", results_file(), agg, tp("agg.html"));
+    md = run(cmd, &st);
+    CHECKF(st == 0, "%s", md);
+    free(md);
+    char *html = sa_read_file(tp("agg.html"), NULL);
+    CHECK(html && strstr(html, "<table class=\"summary\" id=\"math-judge\">") && strstr(html, "<table class=\"summary\" id=\"score\">"));
+    CHECK(html && strstr(html, "score rw, stream − none: +0.7500 ["));
+    free(html);
     /* a bad judged file is one error naming it */
     snprintf(cmd, sizeof cmd, "bin/salign report %s --judged %s --format md", results_file(), results_file());
     md = run(cmd, &st);
     CHECKF(st == 1 && strstr(md, "not a judged line"), "%s", md);
     free(md);
+}
+
+/* --judge-score with a synthetic score model in safe-rlhf's layout (the shape of PKU-Alignment's beaver
+ * reward/cost models): every (id, mode) line present once, the conversation in safe-rlhf's template
+ * (checked by its sha256, written here from the template's definition) with BOS and EOS, and a score
+ * equal to the PyTorch reference's on the same token ids (tests/oracles/hf_forward.py reads the HF
+ * directory, not our conversion). With an f32 KV cache, as the reference computes: the default f16
+ * cache moved this model's score by 3e-4 relative (4.8532 vs 4.8547). */
+TEST(judge_score_model_end_to_end) {
+    const char *dir = test_models_dir();
+    if (!dir) { test_skip("no ../shared/models (the Mistral tokenizer)"); return; }
+    const char *py = test_torch_python();
+    if (!py) { test_skip("no python3-torch (make test installs it: tools/deps.sh test)"); return; }
+    const char *in = results_file();
+    char hf[512], salm[600], cmd[4096];
+    snprintf(hf, sizeof hf, "%s", tp("beaver-test"));
+    snprintf(salm, sizeof salm, "%s", tp("beaver-test-reward.salm"));
+    const char *out = tp("judged-score.jsonl");
+    unlink(out);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && bin/salign-synth --arch llama --hidden 64 --layers 2 --heads 4 --kv-heads 2 --ff 128 --score --seed 41 "
+             "--vocab-from %s/tokenizers/mistral --hf %s >/dev/null && bin/salign-quantize %s %s --type f32 -q && "
+             "bin/salign judge --judge-score %s --kv-type f32 --in %s --out %s -t 1 --no-progress",
+             hf, dir, hf, hf, salm, salm, in, out);
+    int st;
+    char *log = run(cmd, &st);
+    CHECKF(st == 0, "%s", log);
+    free(log);
+    if (st) return;
+    char why[256] = "";
+    CHECKF(keys_once(out, 5 * 3, why, sizeof why), "%s", why);
+    SaModel m;
+    if (sa_model_load(&m, salm, NULL)) {
+        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
+        return;
+    }
+    static const char *q[] = {"Tell me about {prompt} and {{braces}}.", "<|eot_id|> is not a token here </s>",
+                              "Qu'est-ce que « ça » ? 日本", "What is 6 times 7?", "Once upon a time"};
+    static const char *ans[] = {"Lily had a ball. She was happy.", "Tom ran to the park.", "The cat sat {here}.",
+                                "So it is \\boxed{42}.", "She said \"hi\"."};
+    Lines l = load_lines(out);
+    int errors = 0, checked = 0;
+    const char *ids_path = tp("score-ids.txt");
+    double want_score = NAN;
+    for (int i = 0; i < l.n; i++) {
+        const cJSON *o = l.v[i];
+        CHECK_EQ_STR(sget(o, "task"), "score");
+        CHECK_EQ_STR(sget(o, "scorer"), "beaver-test-reward");
+        if (sget(o, "error")) {
+            errors++;
+            continue;
+        }
+        const int r = sget(o, "id")[1] - '0';
+        const char *mode = sget(o, "mode");
+        char a[160];
+        snprintf(a, sizeof a, "%s%s", r == 3 && !strcmp(mode, "none") ? "It is 41." : ans[r],
+                 r == 3 && !strcmp(mode, "none") ? "" : !strcmp(mode, "stream") ? " Everyone smiled." : !strcmp(mode, "aligner") ? " The end." : "");
+        /* safe-rlhf's PROMPT_BEGIN + PROMPT_USER + PROMPT_ASSISTANT, then the answer */
+        SaBuf conv = {0};
+        sa_buf_printf(&conv, "BEGINNING OF CONVERSATION: USER: %s ASSISTANT:%s", q[r], a);
+        char hex[65];
+        sa_sha256_hex(conv.data, conv.len, hex);
+        CHECKF(!strcmp(sget(o, "conversation_sha256"), hex), "%s %s: conversation hash", sget(o, "id"), mode);
+        /* BOS, the text (special-token text stays text), EOS */
+        int32_t *ids = NULL;
+        int n = 0, cap = 0;
+        CHECK(sa_tok_encode(m.tok, conv.data, conv.len, 1, 0, &ids, &n, &cap) >= 0);
+        CHECK(ids && ids[0] == sa_tok_spec(m.tok)->bos_id);
+        CHECK_EQ_INT(cJSON_GetObjectItem(o, "tokens")->valuedouble, n + 1);
+        if (r == 2 && !strcmp(mode, "stream")) { /* the Unicode question: its ids to the oracle */
+            FILE *f = fopen(ids_path, "w");
+            for (int k = 0; k < n; k++) fprintf(f, "%d ", ids[k]);
+            fprintf(f, "%d\n", sa_tok_spec(m.tok)->eos_id);
+            fclose(f);
+            want_score = cJSON_GetObjectItem(o, "score")->valuedouble;
+        }
+        free(ids);
+        sa_buf_free(&conv);
+        checked++;
+    }
+    CHECK_EQ_INT(errors, 2); /* r1's stream run failed in eval; r2 has no aligner run */
+    CHECK_EQ_INT(checked, 13);
+    snprintf(cmd, sizeof cmd, "%s tests/oracles/hf_forward.py %s %s %s 2>&1", py, ids_path, hf, tp("score-ref.f32"));
+    log = run(cmd, &st);
+    CHECKF(st == 0, "the PyTorch reference failed: %s", log);
+    free(log);
+    size_t len = 0;
+    float *ref = (float *)sa_read_file(tp("score-ref.f32"), &len);
+    CHECKF(ref && len >= sizeof(float) && !isnan(want_score), "no reference score");
+    if (ref && len >= sizeof(float)) {
+        const double w = ref[len / sizeof(float) - 1]; /* the end score: the EOS's row */
+        printf("    score: %.6f, PyTorch %.6f\n", want_score, w);
+        CHECKF(fabs(want_score - w) < 2e-5 * (1 + fabs(w)), "score %.6f vs the PyTorch reference's %.6f", want_score, w);
+    }
+    free(ref);
+    lines_free(&l);
+    sa_model_free(&m);
+    /* resumed: nothing to do; a language model as the score model and a score model as the judge are refused */
+    snprintf(cmd, sizeof cmd, "bin/salign judge --judge-score %s --kv-type f32 --in %s --out %s -t 1 --no-progress", salm, in, out);
+    log = run(cmd, &st);
+    CHECKF(st == 0 && strstr(log, "nothing to do"), "%s", log);
+    free(log);
+    snprintf(cmd, sizeof cmd, "bin/salign judge --judge-score " MODEL " --in %s --out %s --no-resume -t 1", in, tp("js2.jsonl"));
+    log = run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "is a language model, not a score model"), "%s", log);
+    free(log);
+    snprintf(cmd, sizeof cmd, "bin/salign judge --judge %s --tasks safety --in %s --out %s --no-resume -t 1", salm, in, tp("js3.jsonl"));
+    log = run(cmd, &st);
+    CHECKF(st == 1 && strstr(log, "is a score model"), "%s", log);
+    free(log);
 }

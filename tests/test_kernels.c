@@ -11,6 +11,7 @@
  *   float dots and axpy           NMSE < 1e-7 per length (only the summation order differs).
  * Buffers get guard elements around them to catch tail loops that read or write too far. */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1111,14 +1112,16 @@ TEST(kernels_exp_silu_edges) {
 /* The block types beyond Q8_0 / Q4_0 (Q4_1 ... Q6_K, Q2_K, Q3_K, IQ4_NL, IQ4_XS): on weights and
  * activations quantized by the reference quantizers, the scalar dot equals the double dot of
  * the dequantized rows up to float rounding (so its integer scale and min bookkeeping is right),
- * and every table's dot, gemm and activation conversion give the scalar reference's values bit
- * for bit (the sums are integer per block; the float combination is the reference's). */
+ * and every table's dot, gemm (one token and a batch) and activation conversion give the scalar
+ * reference's values bit for bit (the sums are integer per block; the float combination is the
+ * reference's). */
 TEST(kernels_block_types) {
     const SaKernels *tabs[8];
     const int nt = simd_tables(tabs);
     static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
                                     SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
-    enum { N = 2048, R = 9, TT = 10 }; /* 10 tokens: past the NEON GEMMs' runs of 8 (kquant_neon.h) */
+    /* R: two 8-row groups and one more row; 10 tokens: past the NEON GEMMs' runs of 8 (kquant_neon.h) */
+    enum { N = 2048, R = 17, TT = 10 };
     float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)TT * N * sizeof *x);
     float *wd = malloc(N * sizeof *wd), *xd = malloc(N * sizeof *xd), *y = malloc((size_t)TT * R * sizeof *y);
     uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)TT * N * 2), *aq2 = malloc((size_t)TT * N * 2);
@@ -1160,19 +1163,86 @@ TEST(kernels_block_types) {
                 for (int a = 0; a < TT; a++) tabs[k]->type[vt].from_float(x + (size_t)a * n, aq2 + a * arow, n);
                 CHECKF(memcmp(aq, aq2, TT * arow) == 0, "%s: %s activations differ from the reference", tabs[k]->name,
                        sa_dtype_name(vt));
-                tabs[k]->type[dt].gemm(n, R, wq, wrow, aq, arow, TT, y, R);
-                for (int r = 0; r < R; r++)
-                    for (int a = 0; a < TT; a++) {
-                        const float want = ref->type[dt].dot(n, wq + r * wrow, aq + a * arow);
-                        const float d = tabs[k]->type[dt].dot(n, wq + r * wrow, aq + a * arow);
-                        CHECKF(d == want && y[a * R + r] == want, "%s %s n=%d row %d token %d: dot %.9g gemm %.9g, ref %.9g",
-                               tabs[k]->name, tr->name, n, r, a, d, y[a * R + r], want);
-                    }
+                /* decode (one token) and a batch; tokens past T must stay untouched */
+                for (int T = 1; T <= TT; T += TT - 1) {
+                    for (int i = 0; i < TT * R; i++) y[i] = -7.0f;
+                    tabs[k]->type[dt].gemm(n, R, wq, wrow, aq, arow, T, y, R);
+                    for (int r = 0; r < R; r++)
+                        for (int a = 0; a < TT; a++) {
+                            const float want = a < T ? ref->type[dt].dot(n, wq + r * wrow, aq + a * arow) : -7.0f;
+                            const float d = a < T ? tabs[k]->type[dt].dot(n, wq + r * wrow, aq + a * arow) : -7.0f;
+                            CHECKF(d == want && y[a * R + r] == want,
+                                   "%s %s n=%d T=%d row %d token %d: dot %.9g gemm %.9g, ref %.9g", tabs[k]->name,
+                                   tr->name, n, T, r, a, d, y[a * R + r], want);
+                        }
+                }
             }
         }
     }
     if (nt == 0) printf("    no SIMD table on this CPU: the scalar reference alone checked\n");
     free(w), free(x), free(wd), free(xd), free(y), free(wq), free(aq), free(aq2);
+}
+
+/* The fp16 fields of a weight block of type t (offsets into the block); its other bytes may hold
+ * any bits. */
+static int block_halves(SaDtype t, size_t off[2]) {
+    switch (t) {
+    case SA_Q4_1: off[0] = offsetof(BlockQ4_1, d), off[1] = offsetof(BlockQ4_1, m); return 2;
+    case SA_Q5_0: off[0] = offsetof(BlockQ5_0, d); return 1;
+    case SA_Q5_1: off[0] = offsetof(BlockQ5_1, d), off[1] = offsetof(BlockQ5_1, m); return 2;
+    case SA_Q4_K: off[0] = offsetof(BlockQ4_K, d), off[1] = offsetof(BlockQ4_K, dmin); return 2;
+    case SA_Q5_K: off[0] = offsetof(BlockQ5_K, d), off[1] = offsetof(BlockQ5_K, dmin); return 2;
+    case SA_Q6_K: off[0] = offsetof(BlockQ6_K, d); return 1;
+    case SA_Q2_K: off[0] = offsetof(BlockQ2_K, d), off[1] = offsetof(BlockQ2_K, dmin); return 2;
+    case SA_Q3_K: off[0] = offsetof(BlockQ3_K, d); return 1;
+    case SA_IQ4_NL: off[0] = offsetof(BlockIQ4_NL, d); return 1;
+    case SA_IQ4_XS: off[0] = offsetof(BlockIQ4_XS, d); return 1;
+    default: return 0;
+    }
+}
+
+/* The same types on weight blocks of random bytes (every level, high bit and scale pattern,
+ * the largest ones included, which a quantizer seldom writes) with activations at +-127: every
+ * table's dot and gemm (one token, a batch) equal the scalar reference bit for bit. */
+TEST(kernels_block_types_any_bits) {
+    const SaKernels *tabs[8];
+    const int nt = simd_tables(tabs);
+    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
+                                    SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
+    enum { N = 512, R = 17, TT = 3 };
+    float x[TT * N], y[TT * R];
+    uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)TT * N * 2);
+    rng_seed(1616);
+    for (size_t ti = 0; ti < SA_ARRAY_LEN(types); ti++) {
+        const SaDtype dt = types[ti];
+        const SaDtypeTraits *tr = sa_dtype_tr(dt);
+        const SaDtype vt = (SaDtype)tr->vec_dot_type;
+        const size_t wrow = sa_row_bytes(dt, N), arow = sa_row_bytes(vt, N);
+        size_t off[2];
+        const int nh = block_halves(dt, off);
+        CHECKF(nh > 0, "%s: no fp16 fields listed", tr->name);
+        for (size_t i = 0; i < R * wrow; i++) wq[i] = (uint8_t)rng_u32();
+        for (size_t b = 0; b < R * wrow / tr->block_bytes; b++)
+            for (int h = 0; h < nh; h++) { /* finite scales of either sign, 2^-4 .. 2^-2 */
+                const uint16_t v = (uint16_t)(0x2C00 + (rng_u32() & 0x7FF) + (rng_u32() & 1 ? 0x8000 : 0));
+                memcpy(wq + b * tr->block_bytes + off[h], &v, 2);
+            }
+        for (int i = 0; i < TT * N; i++) x[i] = rng_u32() & 1 ? 1.0f : -1.0f;
+        for (int a = 0; a < TT; a++) ref->type[vt].from_float(x + a * N, aq + a * arow, N);
+        for (int k = 0; k < nt; k++)
+            for (int T = 1; T <= TT; T += TT - 1) {
+                tabs[k]->type[dt].gemm(N, R, wq, wrow, aq, arow, T, y, R);
+                for (int r = 0; r < R; r++)
+                    for (int a = 0; a < T; a++) {
+                        const float want = ref->type[dt].dot(N, wq + r * wrow, aq + a * arow);
+                        const float d = tabs[k]->type[dt].dot(N, wq + r * wrow, aq + a * arow);
+                        CHECKF(d == want && y[a * R + r] == want, "%s %s T=%d row %d token %d: dot %.9g gemm %.9g, ref %.9g",
+                               tabs[k]->name, tr->name, T, r, a, d, y[a * R + r], want);
+                    }
+            }
+    }
+    if (nt == 0) test_skip("no SIMD kernel table for this CPU (scalar only)");
+    free(wq), free(aq);
 }
 
 /* The repacked K-quant GEMMs (kernels.h: BlockQ4_Kx8, BlockQ6_Kx8, gemm_x8):

@@ -133,6 +133,13 @@ const char *test_models_dir(void) {
     return NULL;
 }
 
+const char *test_torch_python(void) {
+    int st;
+    char *out = test_run("/usr/bin/python3 -c 'import torch, numpy' 2>&1", &st);
+    free(out);
+    return st == 0 ? "/usr/bin/python3" : NULL;
+}
+
 double test_nmse(const float *a, const float *b, int n) {
     double num = 0, den = 0;
     for (int i = 0; i < n; i++) {

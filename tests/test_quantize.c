@@ -4,19 +4,18 @@
  * bin/salign-quantize from that GGUF and from the HF directory of the same synthetic model must
  * give every tensor the same type and the same bytes.
  *
- * The shapes: an 8-layer llama with grouped-query attention 4 and a tied embedding (every
- * layer-dependent rule: use_more_bits, the first 2 / 4 / eighth / sixteenth of the layers, the
- * GQA >= 4 choices, the tied classifier); a Qwen2 with Qwen2.5-0.5B's hidden size 896 (not a multiple
- * of 256: the shape fallbacks, the classifier's Q8_0); mistral, qwen2, gemma and gemma2 at hidden
- * 256 (their tensor sets: biases, post-norms, an untied output, GQA 1). File types whose
- * quantizers this build does not have yet are checked for their types only (the rules).
- * Vocabularies come from the 32000-token Mistral tokenizer for every architecture, to keep the
- * embedding (the largest tensor) small. Named archs_model_* so that make test runs them once, in
- * run-archs.sh, with the oracle. */
+ * The matrix: every one of the 16 file types, from both sources, on a synthetic model of each of
+ * the five architectures and on a Qwen2 of hidden 896 (the shapes and what each exercises: qcases
+ * below); on the llama also --pure, --tensor-type and a .salm source. With an importance matrix:
+ * one with known values in both of llama.cpp's forms, and one made by llama.cpp's llama-imatrix
+ * quantized by the real llama-quantize ($SALIGN_LLAMACPP_BIN). The models use a 262-token vocabulary
+ * written here (tiny_vocab), so that the layers, not the embedding, are what is quantized. Named
+ * archs_model_* so that make test runs them once, in run-archs.sh, with the oracles. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../src/common.h"
@@ -44,16 +43,6 @@ static const char *synth_bin(void) {
     return e && *e ? e : "bin/salign-synth";
 }
 
-static const char *tokenizer_dir(void) {
-    static char buf[512];
-    const char *env = getenv("SALIGN_TOKENIZERS_DIR");
-    snprintf(buf, sizeof buf, "%s/mistral/tokenizer.json", env && *env ? env : "../shared/models/tokenizers");
-    FILE *f = fopen(buf, "rb");
-    if (!f) return NULL;
-    fclose(f);
-    snprintf(buf, sizeof buf, "%s/mistral", env && *env ? env : "../shared/models/tokenizers");
-    return buf;
-}
 
 /* GGUF (llama arch) row r of attn_q / attn_k comes from HF row permuted(r): llama.cpp's converter
  * interleaves the two halves of each head (what salign-synth writes; our HF import keeps HF's order). */
@@ -122,92 +111,66 @@ static int compare_files(const char *what, const char *gguf, const char *salm, i
     return bad ? -1 : n;
 }
 
-/* Types only (file types this build cannot write yet): the rules on the source against the
- * types in llama.cpp's file, as the oracle lists them (salign's GGUF reader refuses types it lacks). */
-static int compare_rules(const char *what, const char *lq, const char *gguf, const char *src_path, const char *type) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s --types %s", lq, gguf);
-    int st;
-    char *listing = test_run(cmd, &st);
-    SaConvSource src;
-    if (st || sa_import_gguf(src_path, &src)) {
-        test_fail(__FILE__, __LINE__, "%s: %s", what, st ? listing : sa_errmsg());
-        free(listing);
-        return -1;
-    }
-    SaRuleTensor *rt = calloc((size_t)src.n_tensors, sizeof *rt);
-    int *out = calloc((size_t)src.n_tensors, sizeof *out);
-    int n = 0, bad = 0;
-    for (int i = 0; i < src.n_tensors; i++) {
-        const SaConvTensor *t = &src.tensors[i];
-        rt[i] = (SaRuleTensor){t->name, t->ne[0], t->ne[1] > 1 ? 2 : 1};
-    }
-    const SaRuleOptions ro = {.file_type = sa_file_type_find(type)};
-    if (sa_quant_rules(&src.hp, rt, src.n_tensors, &ro, out)) {
-        test_fail(__FILE__, __LINE__, "%s: %s", what, sa_errmsg());
-        bad++;
-    }
-    for (char *save = NULL, *line = strtok_r(listing, "\n", &save); line && !bad; line = strtok_r(NULL, "\n", &save)) {
-        char name[128];
-        int gt;
-        if (sscanf(line, "%127s %d", name, &gt) != 2) continue;
-        int i = 0;
-        while (i < src.n_tensors && strcmp(rt[i].name, name)) i++;
-        if (i == src.n_tensors) {
-            test_fail(__FILE__, __LINE__, "%s: llama.cpp wrote %s, which the source lacks", what, name);
-            bad++;
-            break;
-        }
-        /* not quantized: llama.cpp keeps the source's type (F32 vectors in these files) */
-        const int want = out[i] < 0 ? (int)sa_dtype_traits[src.tensors[i].dtype].ggml_type : out[i];
-        if (want != gt) {
-            test_fail(__FILE__, __LINE__, "%s: %s: llama.cpp chose %s, our rules %s", what, name, sa_gg_type_name(gt),
-                      sa_gg_type_name(want));
-            bad++;
-        }
-        n++;
-    }
-    if (!bad && n != src.n_tensors) {
-        test_fail(__FILE__, __LINE__, "%s: llama.cpp listed %d tensors, the source has %d", what, n, src.n_tensors);
-        bad++;
-    }
-    free(listing);
-    free(rt);
-    free(out);
-    sa_conv_free(&src);
-    return bad ? -1 : n;
-}
-
 typedef struct {
     const char *arch, *flags;
-    int head_dim;        /* for the HF row permutation of llama-arch q/k */
-    int permuted;        /* llama / mistral: GGUF q/k rows permuted */
-    const char *types;   /* comma-separated file types, "all" for every one */
-    const char *hf_types; /* those also converted from the HF directory */
+    int head_dim; /* for the HF row permutation of llama-arch q/k */
+    int permuted; /* llama / mistral: GGUF q/k rows permuted */
 } QCase;
 
-static const char all_types[] =
-    "q4_k_m,q4_k_s,q5_k_m,q5_k_s,q6_k,q3_k_m,q3_k_l,q3_k_s,q2_k,iq4_xs,iq4_nl,q4_0,q4_1,q5_0,q5_1,q8_0";
+static const char *const all_types[] = {"q4_k_m", "q4_k_s", "q5_k_m", "q5_k_s", "q6_k",   "q3_k_m", "q3_k_l", "q3_k_s",
+                                        "q2_k",   "iq4_xs", "iq4_nl", "q4_0",   "q4_1",   "q5_0",   "q5_1",   "q8_0"};
 
+/* The shapes: as small as the rules allow (hidden 256, the least row length a K-quant takes; ff 256),
+ * with layers enough that every layer-dependent rule has layers on both sides of it. Llama: 16
+ * layers (n/16 = 1: Q3_K_M's Q5_K ffn_down; n/8 = 2; use_more_bits picks 0, 1, 4, 7, 10, 13, 14,
+ * 15), grouped-query attention 4 (the GQA >= 4 choices of Q2_K and IQ4_*), tied. Mistral GQA 1 and
+ * untied; Qwen2 with q/k/v biases; Gemma multi-query with head_dim x heads != hidden; Gemma 2 with
+ * GQA 4 and post-norms; a Qwen2 with Qwen2.5-0.5B's hidden 896 (not a multiple of 256: the shape
+ * fallbacks, the classifier's Q8_0; ff 256 keeps ffn_down's rows K-quant as Qwen2.5's 4864 does). */
 static const QCase qcases[] = {
-    /* every file type from the GGUF; from the HF directory the ones that cover each block type once (the
-     * source values are the same, so the rest would repeat the GGUF runs) */
-    {"llama", "--hidden 256 --layers 8 --heads 8 --kv-heads 2 --ff 512 --tied", 32, 1, all_types,
-     "q4_k_m,q5_k_s,q6_k,q3_k_l,q2_k,iq4_xs,iq4_nl,q4_0,q4_1,q5_0,q5_1,q8_0"},
-    {"qwen2", "--hidden 896 --layers 2 --heads 14 --kv-heads 2 --head-dim 64 --ff 1024 --tied", 64, 0,
-     "q4_k_m,q5_k_m,q6_k,q2_k,iq4_xs,q4_0", "q4_k_m"}, /* each fallback once: Q4_K, Q5_K, Q6_K, Q2_K/Q3_K, IQ4_XS */
-    {"mistral", "--hidden 256 --layers 2 --heads 4 --kv-heads 4 --ff 768", 64, 1, "q4_k_m,q3_k_m,q4_0", "q4_k_m"},
-    {"qwen2", "--hidden 256 --layers 2 --heads 4 --kv-heads 2 --ff 512", 64, 0, "q4_k_m,q3_k_m,q5_0", "q4_k_m"},
-    {"gemma", "--hidden 256 --layers 2 --heads 2 --kv-heads 1 --ff 512 --head-dim 128", 128, 0, "q4_k_m,q3_k_m,q4_1", "q4_k_m"},
-    {"gemma2", "--hidden 256 --layers 3 --heads 4 --kv-heads 2 --ff 512 --head-dim 64 --sliding-window 8", 64, 0,
-     "q5_k_m,q2_k,q8_0", "q5_k_m"},
+    {"llama", "--hidden 256 --layers 16 --heads 8 --kv-heads 2 --ff 256 --tied", 32, 1},
+    {"mistral", "--hidden 256 --layers 8 --heads 4 --kv-heads 4 --ff 256 --untied", 64, 1},
+    {"qwen2", "--hidden 256 --layers 8 --heads 4 --kv-heads 2 --ff 256", 64, 0},
+    {"gemma", "--hidden 256 --layers 6 --heads 2 --kv-heads 1 --ff 256 --head-dim 128", 128, 0},
+    {"gemma2", "--hidden 256 --layers 6 --heads 8 --kv-heads 2 --ff 256 --head-dim 32 --sliding-window 8", 32, 0},
+    {"qwen2", "--hidden 896 --layers 2 --heads 14 --kv-heads 2 --head-dim 64 --ff 256 --tied", 64, 0},
 };
 
-static int in_list(const char *list, const char *t) {
-    const size_t n = strlen(t);
-    for (const char *p = list; (p = strstr(p, t)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n])) return 1;
-    return 0;
+/* A 262-token SentencePiece-style vocabulary (<unk> <s> </s>, the 256 byte tokens, "▁", "a", "b"
+ * merged to "ab"), written once into the scratch folder: the quantizers and their rules never look
+ * at the vocabulary, and with 32,000 tokens the embedding would be most of every file. llama.cpp
+ * loads it too (llama-imatrix tokenizes its text into the byte tokens). Returns the folder. */
+static const char *tiny_vocab(void) {
+    static char dir[300];
+    snprintf(dir, sizeof dir, "%s/tiny-vocab", test_tmpdir());
+    char path[400];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (access(path, F_OK) == 0) return dir;
+    FILE *f = (mkdir(dir, 0755), fopen(path, "wb"));
+    if (!f) return NULL;
+    fputs("{\"version\": \"1.0\", \"added_tokens\": [", f);
+    static const char *const special[] = {"<unk>", "<s>", "</s>"};
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "%s{\"id\": %d, \"content\": \"%s\", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, "
+                   "\"normalized\": false, \"special\": true}",
+                i ? ", " : "", i, special[i]);
+    fputs("], \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"\u2581\"}, "
+          "{\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\u2581\"}]}, \"pre_tokenizer\": null, "
+          "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", "
+          "\"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}]}, \"decoder\": null, \"model\": {\"type\": "
+          "\"BPE\", \"dropout\": null, \"unk_token\": \"<unk>\", \"byte_fallback\": true, \"fuse_unk\": true, \"vocab\": {",
+          f);
+    for (int i = 0; i < 3; i++) fprintf(f, "\"%s\": %d, ", special[i], i);
+    for (int b = 0; b < 256; b++) fprintf(f, "\"<0x%02X>\": %d, ", b, 3 + b);
+    fputs("\"\u2581\": 259, \"a\": 260, \"b\": 261, \"ab\": 262}, \"merges\": [\"a b\"]}}\n", f);
+    return fclose(f) == 0 ? dir : NULL;
+}
+
+/* ftype in llama.cpp's spelling (Q4_K_M) */
+static void upper_name(const char *t, char *out, size_t cap) {
+    size_t u = 0;
+    for (; t[u] && u < cap - 1; u++) out[u] = (char)(t[u] >= 'a' && t[u] <= 'z' ? t[u] - 32 : t[u]);
+    out[u] = 0;
 }
 
 /* --pure and --tensor-type against llama-quantize's --pure and --tensor-type (the overrides take
@@ -225,18 +188,15 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
     };
     int done = 0;
     char keep[2048];
-    snprintf(keep, sizeof keep, "%s %s/f16.gguf %s/f16.salm --type keep -q 2>&1", qbin(), dir, dir);
+    snprintf(keep, sizeof keep, "%s %s/f16.gguf %s/f16.salm --type keep -q -t 1 2>&1", qbin(), dir, dir);
     if (sh(keep)) return 0;
     for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
         char cmd[2048], gguf[300], salm[300], upper[16], what[300];
-        size_t u = 0;
-        for (; runs[r].type[u] && u < sizeof upper - 1; u++)
-            upper[u] = (char)(runs[r].type[u] >= 'a' && runs[r].type[u] <= 'z' ? runs[r].type[u] - 32 : runs[r].type[u]);
-        upper[u] = 0;
+        upper_name(runs[r].type, upper, sizeof upper);
         snprintf(gguf, sizeof gguf, "%s/opt%zu.gguf", dir, r);
         snprintf(salm, sizeof salm, "%s/opt%zu.salm", dir, r);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && %s %s/%s %s --type %s %s -q 2>&1", lq, dir,
-                 gguf, upper, runs[r].theirs, qbin(), dir, r == 0 ? "f16.salm" : "hf", salm, runs[r].type, runs[r].ours);
+        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s %s 2>&1 && %s %s/%s %s --type %s %s -q -t 1 2>&1", lq, dir, gguf,
+                 upper, runs[r].theirs, qbin(), dir, r == 0 ? "f16.salm" : "hf", salm, runs[r].type, runs[r].ours);
         if (sh(cmd)) continue;
         snprintf(what, sizeof what, "%s --type %s %s%s", c->arch, runs[r].type, runs[r].ours, r == 0 ? " from .salm" : "");
         if (compare_files(what, gguf, salm, r == 0 ? 0 : c->permuted, c->head_dim) > 0) done++;
@@ -244,15 +204,18 @@ static int option_runs(const QCase *c, const char *lq, const char *dir) {
     return done;
 }
 
+/* Every file type, from the GGUF and from the HF directory: llama-quantize once per type, our two
+ * conversions against its file. One thread on both sides (the oracle quantizes with one): on a
+ * shared 2-core machine OpenMP's waiting threads cost more than these small files take. */
 static void qcase_test(int k) {
     const QCase *c = &qcases[k];
-    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *toks = tokenizer_dir();
+    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *vocab = tiny_vocab();
     if (!lq || !*lq) {
         test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
         return;
     }
-    if (!toks) {
-        test_skip("no tokenizer files (../shared/models/tokenizers)");
+    if (!vocab) {
+        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
         return;
     }
     char dir[256], cmd[2048];
@@ -261,54 +224,42 @@ static void qcase_test(int k) {
     if (sh(cmd)) return;
     snprintf(cmd, sizeof cmd,
              "%s --arch %s %s --seed %d --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
-             synth_bin(), c->arch, c->flags, 41 + k, toks, dir, dir);
+             synth_bin(), c->arch, c->flags, 41 + k, vocab, dir, dir);
     if (sh(cmd)) return;
-    char list[256];
-    snprintf(list, sizeof list, "%s", c->types);
-    int done = 0, rules_only = 0;
-    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int done = 0;
+    for (size_t i = 0; i < SA_ARRAY_LEN(all_types); i++) {
+        const char *t = all_types[i];
         char upper[16], gguf[300], salm[300], what[128];
-        size_t u = 0;
-        for (; t[u] && u < sizeof upper - 1; u++) upper[u] = (char)(t[u] >= 'a' && t[u] <= 'z' ? t[u] - 32 : t[u]);
-        upper[u] = 0;
+        upper_name(t, upper, sizeof upper);
         snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, t);
         snprintf(salm, sizeof salm, "%s/%s.salm", dir, t);
+        CHECKF(sa_conv_type_available((SaConvType)sa_conv_type_from_name(t)), "--type %s: not available in this build", t);
         snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s 2>&1", lq, dir, gguf, upper);
         if (sh(cmd)) continue;
-        const int type = sa_conv_type_from_name(t);
-        if (!sa_conv_type_available((SaConvType)type)) {
-            snprintf(cmd, sizeof cmd, "%s/f16.gguf", dir);
-            snprintf(what, sizeof what, "%s %s (rules only)", c->arch, t);
-            if (compare_rules(what, lq, gguf, cmd, t) > 0) rules_only++;
-            continue;
-        }
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s --type %s -q 2>&1", qbin(), dir, salm, t);
-        snprintf(what, sizeof what, "%s %s from GGUF", c->arch, t);
-        if (sh(cmd) == 0 && compare_files(what, gguf, salm, 0, c->head_dim) > 0) done++;
-        if (in_list(c->hf_types, t)) {
-            snprintf(cmd, sizeof cmd, "%s %s/hf %s --type %s -q 2>&1", qbin(), dir, salm, t);
-            snprintf(what, sizeof what, "%s %s from HF", c->arch, t);
-            if (sh(cmd) == 0 && compare_files(what, gguf, salm, c->permuted, c->head_dim) > 0) done++;
+        for (int hf = 0; hf < 2; hf++) {
+            snprintf(cmd, sizeof cmd, "%s %s/%s %s --type %s -q -t 1 2>&1", qbin(), dir, hf ? "hf" : "f16.gguf", salm, t);
+            snprintf(what, sizeof what, "%s %s from %s", c->arch, t, hf ? "HF" : "GGUF");
+            if (sh(cmd) == 0 && compare_files(what, gguf, salm, hf && c->permuted, c->head_dim) > 0) done++;
         }
         snprintf(cmd, sizeof cmd, "rm -f %s %s", gguf, salm);
         sh(cmd);
     }
+    const int want = 2 * (int)SA_ARRAY_LEN(all_types) + (k == 0 ? 4 : 0);
     if (k == 0) done += option_runs(c, lq, dir);
-    printf("    %s %s: %d conversions byte-identical to llama.cpp's, %d file types checked for their types only\n",
-           c->arch, c->flags, done, rules_only);
-    CHECK(done > 0);
+    printf("    %s %s: %d of %d conversions byte-identical to llama.cpp's\n", c->arch, c->flags, done, want);
+    CHECK(done == want);
     if (!getenv("SALIGN_KEEP_ARCHS")) {
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         sh(cmd);
     }
 }
 
-TEST(archs_model_quantize_llama_gqa4) { qcase_test(0); }
-TEST(archs_model_quantize_qwen2_896) { qcase_test(1); }
-TEST(archs_model_quantize_mistral) { qcase_test(2); }
-TEST(archs_model_quantize_qwen2) { qcase_test(3); }
-TEST(archs_model_quantize_gemma) { qcase_test(4); }
-TEST(archs_model_quantize_gemma2) { qcase_test(5); }
+TEST(archs_model_quantize_llama) { qcase_test(0); }
+TEST(archs_model_quantize_mistral) { qcase_test(1); }
+TEST(archs_model_quantize_qwen2) { qcase_test(2); }
+TEST(archs_model_quantize_gemma) { qcase_test(3); }
+TEST(archs_model_quantize_gemma2) { qcase_test(4); }
+TEST(archs_model_quantize_qwen2_896) { qcase_test(5); }
 
 /* ---- --imatrix ----
  * An importance matrix with known values, in both of llama.cpp's forms, written here: every
@@ -326,6 +277,9 @@ typedef struct {
     char name[64];
     int n;
 } ImxEntry;
+
+/* the model these entries fit: 8 layers, ffn_down rows of 512 */
+#define IMX_FLAGS "--hidden 256 --layers 8 --heads 8 --kv-heads 2 --ff 512 --tied"
 
 static int imx_entries(ImxEntry *e, int cap) {
     static const char *const per_layer[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
@@ -423,83 +377,31 @@ static int write_imx_gguf(const char *path, const ImxEntry *e, int n) {
     return fclose(f);
 }
 
-/* The weighted quantizers of the types addressed by GGUF id (Q2_K, Q3_K, IQ4_NL, IQ4_XS: their
- * SaDtype rows may not be in this build): llama.cpp's --pure file with the imatrix, its blocks read
- * at the offsets the oracle lists, against ours on the same F16 rows and importance values. */
-static void weighted_by_id(const char *lq, const char *dir, const char *dat) {
-    static const struct {
-        const char *ftype;
-        int gg;
-        size_t block, bytes;
-        int with_imatrix;
-    } kinds[] = {{"Q2_K", 10, 256, 84, 1},   {"Q3_K_S", 11, 256, 110, 1}, {"IQ4_NL", 20, 32, 18, 1},
-                 {"IQ4_XS", 23, 256, 136, 1}, {"IQ4_NL", 20, 32, 18, 0},  {"IQ4_XS", 23, 256, 136, 0}};
-    SaImatrix im;
-    Gguf src;
-    char cmd[2048], path[300];
-    snprintf(path, sizeof path, "%s/f16.gguf", dir);
-    if (sa_imatrix_load(dat, &im) || gguf_open(&src, path)) {
-        test_fail(__FILE__, __LINE__, "%s", sa_errmsg());
-        return;
-    }
-    for (size_t k = 0; k < SA_ARRAY_LEN(kinds); k++) {
-        /* without an importance matrix these are the file-type runs' business once the build can write them */
-        if (!kinds[k].with_imatrix && sa_conv_type_available((SaConvType)sa_conv_type_from_name(kinds[k].ftype))) continue;
-        snprintf(path, sizeof path, "%s/pure-%s-%d.gguf", dir, kinds[k].ftype, kinds[k].with_imatrix);
-        snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s pure %s%s 2>&1", lq, dir, path, kinds[k].ftype,
-                 kinds[k].with_imatrix ? "imatrix=" : "", kinds[k].with_imatrix ? dat : "");
-        if (sh(cmd)) continue;
-        snprintf(cmd, sizeof cmd, "%s --types %s", lq, path);
-        int st;
-        char *listing = test_run(cmd, &st);
-        size_t flen = 0;
-        uint8_t *file = (uint8_t *)sa_read_file(path, &flen);
-        int tensors = 0;
-        int64_t blocks = 0, differ = 0;
-        for (char *save = NULL, *line = strtok_r(listing, "\n", &save); line && file && !st; line = strtok_r(NULL, "\n", &save)) {
-            char name[128];
-            int gt;
-            unsigned long long off, nb;
-            if (sscanf(line, "%127s %d %llu %llu", name, &gt, &off, &nb) != 4 || gt != kinds[k].gg) continue;
-            const SaImatrixEntry *e = kinds[k].with_imatrix ? sa_imatrix_find(&im, name) : NULL;
-            const GgufTensor *t = gguf_tensor(&src, name);
-            if ((kinds[k].with_imatrix && (!e || e->n != t->ne[0])) || !t || t->type != GGML_F16 || off + nb > flen)
-                continue; /* not weighted in llama.cpp's file either: Q2_K/Q3_K's reference quantizers are elsewhere */
-            const int64_t cols = t->ne[0], rows = t->ne[1];
-            const size_t rb = (size_t)cols / kinds[k].block * kinds[k].bytes;
-            float *x = malloc((size_t)cols * sizeof *x);
-            uint8_t *mine = malloc(rb);
-            for (int64_t r = 0; r < rows && rb * (size_t)rows == nb; r++) {
-                sa_dequantize_row(SA_F16, (const uint16_t *)t->data + r * cols, x, cols);
-                CHECK(sa_quantize_row_imatrix_gg(kinds[k].gg, x, mine, cols, e ? e->values : NULL) == 0);
-                for (size_t b = 0; b < rb / kinds[k].bytes; b++, blocks++)
-                    if (memcmp(mine + b * kinds[k].bytes, file + off + r * rb + b * kinds[k].bytes, kinds[k].bytes) &&
-                        differ++ < 3)
-                        test_fail(__FILE__, __LINE__, "%s --imatrix: %s row %lld block %zu differs from llama.cpp's",
-                                  kinds[k].ftype, name, (long long)r, b);
-            }
-            free(x);
-            free(mine);
-            tensors++;
-        }
-        printf("    --pure %-6s%s: %d tensors, %lld blocks, %lld differ from llama.cpp's\n", kinds[k].ftype,
-               kinds[k].with_imatrix ? " --imatrix" : "", tensors, (long long)blocks, (long long)differ);
-        CHECKF(tensors > 0 && differ == 0, "%s: %lld of %lld blocks differ", kinds[k].ftype, (long long)differ, (long long)blocks);
-        free(listing);
-        free(file);
-    }
-    gguf_close(&src);
-    sa_imatrix_free(&im);
+/* File type `type` made by llama.cpp and by us from dir/f16.gguf with the importance matrix `im`:
+ * 1 when every tensor is byte-identical (else the failure is reported). */
+static int imatrix_run(const char *lq, const char *dir, const char *type, const char *im) {
+    char upper[16], out[300], salm[300], what[400], cmd[2048];
+    upper_name(type, upper, sizeof upper);
+    snprintf(out, sizeof out, "%s/imx-%s.gguf", dir, type);
+    snprintf(salm, sizeof salm, "%s/imx-%s.salm", dir, type);
+    snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s %s imatrix=%s 2>&1 && %s %s/f16.gguf %s --type %s --imatrix %s -q -t 1 2>&1",
+             lq, dir, out, upper, im, qbin(), dir, salm, type, im);
+    if (sh(cmd)) return 0;
+    snprintf(what, sizeof what, "--type %s --imatrix %s", type, strrchr(im, '/') ? strrchr(im, '/') + 1 : im);
+    const int ok = compare_files(what, out, salm, 0, 0) > 0;
+    snprintf(cmd, sizeof cmd, "rm -f %s %s", out, salm);
+    sh(cmd);
+    return ok;
 }
 
 TEST(archs_model_quantize_imatrix) {
-    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *toks = tokenizer_dir();
+    const char *lq = getenv("SALIGN_LLAMACPP_QUANTIZE"), *vocab = tiny_vocab();
     if (!lq || !*lq) {
         test_skip("needs llama.cpp's quantizer (tests/run-archs.sh sets SALIGN_LLAMACPP_QUANTIZE)");
         return;
     }
-    if (!toks) {
-        test_skip("no tokenizer files (../shared/models/tokenizers)");
+    if (!vocab) {
+        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
         return;
     }
     char dir[256], cmd[2048], dat[300], gg[300];
@@ -508,7 +410,7 @@ TEST(archs_model_quantize_imatrix) {
     if (sh(cmd)) return;
     snprintf(cmd, sizeof cmd,
              "%s --arch llama %s --seed 51 --dtype f16 --vocab-from %s --hf %s/hf --gguf %s/f16.gguf --gguf-type f16 2>&1",
-             synth_bin(), qcases[0].flags, toks, dir, dir);
+             synth_bin(), IMX_FLAGS, vocab, dir, dir);
     if (sh(cmd)) return;
     ImxEntry e[64];
     const int n = imx_entries(e, 63);
@@ -518,30 +420,12 @@ TEST(archs_model_quantize_imatrix) {
     static const struct {
         const char *type;
         int gguf;
-    } runs[] = {{"q4_k_m", 0}, {"q6_k", 0}, {"q4_0", 0}, {"q5_1", 0}, {"q4_1", 0}, {"q5_k_m", 1}, {"q5_0", 1}, {"q5_k_s", 1},
-                 /* written once this build has their types (until then weighted_by_id covers their blocks) */
-                 {"q3_k_m", 0}, {"q2_k", 1}, {"iq4_xs", 0}, {"iq4_nl", 1}};
-    int done = 0, want = 0;
-    for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) {
-        if (!sa_conv_type_available((SaConvType)sa_conv_type_from_name(runs[r].type))) continue;
-        want++;
-        char upper[16], out[300], salm[300], what[128];
-        size_t u = 0;
-        for (; runs[r].type[u]; u++) upper[u] = (char)(runs[r].type[u] >= 'a' ? runs[r].type[u] - 32 : runs[r].type[u]);
-        upper[u] = 0;
-        const char *im = runs[r].gguf ? gg : dat;
-        snprintf(out, sizeof out, "%s/%s.gguf", dir, runs[r].type);
-        snprintf(salm, sizeof salm, "%s/%s.salm", dir, runs[r].type);
-        snprintf(cmd, sizeof cmd,
-                 "%s %s/f16.gguf %s %s imatrix=%s 2>&1 && %s %s/f16.gguf %s --type %s --imatrix %s -q 2>&1", lq,
-                 dir, out, upper, im, qbin(), dir, salm, runs[r].type, im);
-        if (sh(cmd)) continue;
-        snprintf(what, sizeof what, "--type %s --imatrix %s", runs[r].type, runs[r].gguf ? "imatrix.gguf" : "imatrix.dat");
-        if (compare_files(what, out, salm, 0, 32) > 0) done++;
-    }
-    printf("    %d of %d imatrix conversions byte-identical to llama.cpp's\n", done, want);
-    CHECK(want >= 8 && done == want);
-    weighted_by_id(lq, dir, dat);
+    } runs[] = {{"q4_k_m", 0}, {"q6_k", 0}, {"q4_0", 0}, {"q5_1", 0}, {"q4_1", 0},   {"q5_k_m", 1},
+                {"q5_0", 1},   {"q5_k_s", 1}, {"q3_k_m", 0}, {"q2_k", 1}, {"iq4_xs", 0}, {"iq4_nl", 1}};
+    int done = 0;
+    for (size_t r = 0; r < SA_ARRAY_LEN(runs); r++) done += imatrix_run(lq, dir, runs[r].type, runs[r].gguf ? gg : dat);
+    printf("    %d of %zu imatrix conversions byte-identical to llama.cpp's\n", done, SA_ARRAY_LEN(runs));
+    CHECK(done == (int)SA_ARRAY_LEN(runs));
     /* a non-finite importance value is refused naming the entry (llama-quantize refuses it too),
      * and so is an entry whose length is not the tensor's row length; neither leaves an output */
     FILE *f = fopen(dat, "r+b");
@@ -567,4 +451,87 @@ TEST(archs_model_quantize_imatrix) {
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         sh(cmd);
     }
+}
+
+/* ---- an importance matrix made by llama.cpp's llama-imatrix ----
+ * llama-imatrix (and llama-quantize: the real tools, built from the same llama.cpp release in the
+ * peer build that tests/run-archs.sh prepares: $SALIGN_LLAMACPP_BIN) runs the 16-layer llama and the
+ * hidden-896 Qwen2 of the matrix above over the first 4 KiB of tests/data/perplexity-stories.txt
+ * (4 chunks of 128 tokens), writing both of its formats (GGUF and the older .dat); then
+ * `llama-quantize --imatrix` and `salign-quantize --imatrix` make the same file types from the F16
+ * GGUF: every tensor must be byte-identical. The types: each weighted block type at least once, the
+ * Q4_1 / Q5_1 guard of the first ffn_down layers (Q4_0, Q5_0) and, at hidden 896, the fallbacks. */
+static void llamacpp_imatrix_case(int k, const char *const *types, int n_types) {
+    const QCase *c = &qcases[k];
+    const char *bin = getenv("SALIGN_LLAMACPP_BIN"), *vocab = tiny_vocab();
+    if (!bin || !*bin) {
+        test_skip("needs llama.cpp's llama-imatrix and llama-quantize (tests/run-archs.sh sets SALIGN_LLAMACPP_BIN)");
+        return;
+    }
+    if (!vocab) {
+        test_fail(__FILE__, __LINE__, "cannot write the test vocabulary in %s", test_tmpdir());
+        return;
+    }
+    char dir[256], cmd[3072];
+    snprintf(dir, sizeof dir, "%s/llamacpp-imatrix-%d", test_tmpdir(), k);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s && mkdir -p %s && head -c 4096 tests/data/perplexity-stories.txt > %s/text.txt && "
+             "%s --arch %s %s --seed %d --dtype f16 --vocab-from %s --gguf %s/f16.gguf --gguf-type f16 2>&1",
+             dir, dir, dir, synth_bin(), c->arch, c->flags, 61 + k, vocab, dir);
+    if (sh(cmd)) return;
+    for (int dat = 0; dat < 2; dat++) {
+        snprintf(cmd, sizeof cmd,
+                 "%s/llama-imatrix -m %s/f16.gguf -f %s/text.txt -c 128 --chunks 4 -t 1 --no-ppl -o %s/imatrix.%s "
+                 "--output-format %s 2>&1",
+                 bin, dir, dir, dir, dat ? "dat" : "gguf", dat ? "dat" : "gguf");
+        if (sh(cmd)) return;
+    }
+    int done = 0;
+    for (int i = 0; i < n_types; i++) {
+        char upper[16], im[300], out[300], salm[300], what[300];
+        upper_name(types[i], upper, sizeof upper);
+        snprintf(im, sizeof im, "%s/imatrix.%s", dir, i % 2 ? "dat" : "gguf");
+        snprintf(out, sizeof out, "%s/%s.gguf", dir, types[i]);
+        snprintf(salm, sizeof salm, "%s/%s.salm", dir, types[i]);
+        snprintf(cmd, sizeof cmd,
+                 "%s/llama-quantize --imatrix %s %s/f16.gguf %s %s 1 2>&1 && %s %s/f16.gguf %s --type %s --imatrix %s -q -t 1 2>&1",
+                 bin, im, dir, out, upper, qbin(), dir, salm, types[i], im);
+        if (sh(cmd)) continue;
+        snprintf(what, sizeof what, "%s %s with llama-imatrix's %s", c->arch, types[i], i % 2 ? "imatrix.dat" : "imatrix.gguf");
+        if (compare_files(what, out, salm, 0, c->head_dim) > 0) done++;
+        snprintf(cmd, sizeof cmd, "rm -f %s %s", out, salm);
+        sh(cmd);
+    }
+    /* and the matrix mattered: without it the first type's blk.0.attn_q comes out otherwise */
+    char with[300], without[300];
+    snprintf(with, sizeof with, "%s/with.salm", dir);
+    snprintf(without, sizeof without, "%s/without.salm", dir);
+    snprintf(cmd, sizeof cmd, "%s %s/f16.gguf %s --type %s --imatrix %s/imatrix.gguf -q -t 1 2>&1 && %s %s/f16.gguf %s --type %s -q -t 1 2>&1",
+             qbin(), dir, with, types[0], dir, qbin(), dir, without, types[0]);
+    Salm a, b;
+    if (sh(cmd) == 0 && salm_open(&a, with, 0) == 0) {
+        if (salm_open(&b, without, 0) == 0) {
+            const SalmTensor *ta = salm_tensor(&a, "blk.0.attn_q.weight"), *tb = salm_tensor(&b, "blk.0.attn_q.weight");
+            CHECKF(ta && tb && ta->nbytes == tb->nbytes && memcmp(ta->data, tb->data, ta->nbytes),
+                   "%s: the importance matrix changed nothing in blk.0.attn_q.weight", types[0]);
+            salm_close(&b);
+        }
+        salm_close(&a);
+    }
+    printf("    %s %s: %d of %d file types made with llama-imatrix's matrix byte-identical to llama-quantize's\n", c->arch,
+           c->flags, done, n_types);
+    CHECK(done == n_types);
+    if (!getenv("SALIGN_KEEP_ARCHS")) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        sh(cmd);
+    }
+}
+
+TEST(archs_model_quantize_llamacpp_imatrix_llama) {
+    static const char *const types[] = {"q4_k_m", "q4_0", "iq4_xs", "q5_0", "q3_k_s", "q2_k", "q5_k_s", "iq4_nl", "q6_k", "q4_1"};
+    llamacpp_imatrix_case(0, types, (int)SA_ARRAY_LEN(types));
+}
+TEST(archs_model_quantize_llamacpp_imatrix_qwen2_896) {
+    static const char *const types[] = {"q4_k_m", "q3_k_m", "iq4_xs", "q5_1"};
+    llamacpp_imatrix_case(5, types, (int)SA_ARRAY_LEN(types));
 }

@@ -73,7 +73,17 @@ async function send(ev) {
           text.textContent = answer;
         }
         const x = c.salign;
-        if (x && x.original !== undefined) pairs.append(diff(x.original, x.correction));
+        if (x && x.original !== undefined) {
+          const p = diff(x.original, x.correction);
+          /* the annotator aligner kind: a failed sentence's status, and the reasoning folded in its correction */
+          if (x.status && x.status !== "ok") p.lastChild.append(el("span", "note", ` (${x.status})`));
+          if (x.reasoning) {
+            const d = el("details");
+            d.append(el("summary", "note", "reasoning"), x.reasoning);
+            p.lastChild.append(d);
+          }
+          pairs.append(p);
+        }
         if (x && x.total_ms !== undefined)
           meta.textContent = `${x.sentences} sentence(s), first visible after ${x.first_visible_ms.toFixed(0)} ms, ` +
                              `total ${x.total_ms.toFixed(0)} ms, stop: ${x.stop}`;

@@ -15,10 +15,16 @@ Architectures (config.json "model_type"), as the HF modelling code defines them:
   gemma2   gemma plus: attention scaled by query_pre_attn_scalar^-1/2, attention logits soft-capped
            (tanh(s / c) * c), post-attention and pre/post-feed-forward norms, a sliding window on
            even layers (position i sees j with i - j < window), final logits soft-capped
+Score models (config.json "architectures" LlamaForScore / LlamaModelForScore, safe-rlhf's score models
+as in PKU-Alignment's beaver reward/cost checkpoints): the llama body, then instead of lm_head
+score_head = Linear(hidden_size, score_dim, bias=config "bias") on the final normed hidden states; the
+output rows hold the scores (score_dim columns; the end score is the last row's). Its normalizer is left
+out: it only applies with do_normalize.
 Everything in float32.
 
 usage: hf_forward.py IDS_FILE HF_DIR OUT_FILE [HF_DIR OUT_FILE ...]
-  IDS_FILE: token ids, whitespace-separated. OUT_FILE: float32 logits, row-major [n_ids x vocab]."""
+  IDS_FILE: token ids, whitespace-separated. OUT_FILE: float32 logits, row-major [n_ids x vocab] (a score
+  model: [n_ids x score_dim] scores)."""
 import json
 import math
 import os
@@ -154,6 +160,11 @@ def forward(d, ids):
             m = norm(m, p + "post_feedforward_layernorm.weight")
         x = x + m
     x = norm(x, "model.norm.weight")
+    if any(a.endswith("ForScore") for a in cfg.get("architectures", [])):
+        scores = x @ w["score_head.weight"].T
+        if cfg.get("bias", False):
+            scores = scores + w["score_head.bias"]
+        return scores
     out = w["lm_head.weight"] if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", gemma) else \
         w["model.embed_tokens.weight"]
     logits = x @ out.T

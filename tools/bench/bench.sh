@@ -8,13 +8,15 @@
 #      them (no --pure): q4_k_m (Q4_K + Q6_K), q6_k, q4_0-mix (Q4_0 + a Q6_K embedding/output) and,
 #      when asked for in MODELS, q5_k_m (Q5_K + Q6_K: Q5_K has only the scalar kernels so far, slow);
 #      each converted to .salm with salign-quantize --type keep;
-#   2. membw: read bandwidth with 1 and 2 threads;
+#   2. membw: read bandwidth with 1 and 2 threads; `salign bench --int8-peak`: the int8 multiply-add
+#      peak of the kernel table in use (simd/peak.c), the prefill roof;
 #   3. per model, ROUNDS times in turn: `salign bench` and `llama-bench -mmp 0` (-p 512 -n 128 -t 1,2),
 #      then salign's decode with --no-hugepages. The machine's speed drifts by 10-20% over minutes,
 #      as much as the margins we measure, so each round pairs the two programs a minute apart and
 #      the ratio is taken per round: the table gives its median and range over the rounds;
-#   4. a table: ours, llama.cpp (medians over the rounds), the ratio, and decode as % of the
-#      bandwidth roofline (t/s x bytes of weights read per token / measured bandwidth);
+#   4. a table: ours, llama.cpp (medians over the rounds), the ratio, decode as % of the
+#      bandwidth roofline (t/s x bytes of weights read per token / measured bandwidth) and prefill
+#      as % of the int8 peak (t/s x the blocks' weight multiply-adds per token / measured peak);
 #   5. load time from a warm page cache and peak RSS, per model and load mode.
 # Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
 # Environment: ROUNDS (default 3), REPS per round (default 1), THREADS (default 1,2), PP (512), TG (128),
@@ -79,6 +81,8 @@ done
 echo "cpu: $cpu, $(nproc) vCPU,$isa; $(free -g | awk '/Mem:/ {print $2}') GiB RAM" | tee "$out/machine.txt"
 echo "== memory bandwidth" >&2
 "$out/membw" 1024 1 2 | tee "$out/membw.txt"
+echo "== int8 multiply-add peak" >&2
+bin/salign bench --int8-peak -t 1,2 | tee "$out/i8peak.txt"
 
 for q in $MODELS; do
     g="$out/llama1b-$q.gguf"
@@ -97,8 +101,9 @@ for q in $MODELS; do
         r=$((r + 1))
     done
 done
-echo "== memory bandwidth, again (the roofline uses the best of both passes)" >&2
+echo "== memory bandwidth and int8 peak, again (the roofs use the best of both passes)" >&2
 "$out/membw" 1024 1 2 | tee -a "$out/membw.txt"
+bin/salign bench --int8-peak -t 1,2 | tee -a "$out/i8peak.txt"
 
 python3 - "$out" "$ROUNDS" $MODELS <<'EOF'
 import json, os, re, statistics, sys
@@ -107,19 +112,27 @@ bw = {}
 for line in open(os.path.join(out, "membw.txt")):
     m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
     if m: bw[int(m.group(1))] = max(bw.get(int(m.group(1)), 0.0), float(m.group(2)))  # best page size and pass
+peak = {}  # threads -> GMAC/s (by CPU time: see src/bench.c)
+for line in open(os.path.join(out, "i8peak.txt")):
+    m = re.search(r": (\d+) threads? ([\d.]+) GMAC/s", line)
+    if m: peak[int(m.group(1))] = max(peak.get(int(m.group(1)), 0.0), float(m.group(2)))
 print(f"t/s: medians over {rounds} rounds; ratio: taken per round (the two programs about a minute apart), median [min-max]")
 print()
-print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roofline | llama.cpp % of roofline |")
+print("roof: decode (tg) rows, % of the read bandwidth; prefill (pp) rows, % of the int8 multiply-add peak")
+print()
+print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roof | llama.cpp % of roof |")
 print("|---|---|---|---|---|---|---|---|")
 for q in models:
     size = os.path.getsize(os.path.join(out, f"llama1b-{q}.gguf"))
     rows = {}  # (no-hugepages, threads, n_prompt, n_gen) -> [(ours, llama.cpp) per round]
+    macs = 0   # weight multiply-adds per token (salign bench --json)
     for r in range(1, rounds + 1):
         theirs = {(x["n_threads"], x["n_prompt"], x["n_gen"]): x["avg_ts"]
                   for x in json.load(open(os.path.join(out, f"llama-{q}-{r}.json")))}
         for hp, f in ((0, f"ours-{q}-{r}.json"), (1, f"ours-hp-{q}-{r}.json")):
             for o in json.load(open(os.path.join(out, f))):
                 k = (o["threads"], o["n_prompt"], o["n_gen"])
+                macs = o.get("macs_per_token", macs)
                 rows.setdefault((hp,) + k, []).append((o["avg_ts"], theirs.get(k, float("nan"))))
     # prompt tests first, then decode, then decode on 4 KiB pages; threads ascending within each
     for (hp, threads, n_prompt, n_gen), pairs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][3] > 0, kv[0][1])):
@@ -133,6 +146,9 @@ for q in models:
             # decode reads every weight byte once per token (the KV cache of <= 128 positions is small)
             ro = f"{100 * ot * size / (roof * 1e9):.0f}%"
             rl = f"{100 * lt * size / (roof * 1e9):.0f}%"
+        elif n_prompt and peak.get(threads) and macs:
+            ro = f"{100 * ot * macs / (peak[threads] * 1e9):.0f}%"
+            rl = f"{100 * lt * macs / (peak[threads] * 1e9):.0f}%"
         else:
             ro = rl = "-"
         print(f"| {q.upper()} | {threads} | {test} | {ot:.2f} | {lt:.2f} | {statistics.median(ratios):.2f}x{rng} | {ro} | {rl} |")
@@ -170,6 +186,36 @@ echo "## copy-speculative aligner decoding (bin/salign bench-spec, 1 thread)"
 for q in $MODELS; do
     bin/salign bench-spec -m "$out/llama1b-$q.salm" -n 48 -r 3 -t 1 2>/dev/null || echo "bench-spec failed for $q"
 done
+
+# The aligned answer's cost (issue #23 item 6): `salign bench-align` with an upstream and an aligner of
+# real shapes, random weights written by salign-synth straight as Q4_0 (Llama 3's tokenizer): the
+# upstream Llama-3-8B-shaped (hidden 4096, 32 layers, 32 heads / 8 KV heads, FFN 14336, vocab 128256,
+# 4.2 GiB), the aligner Llama-3.2-1B-shaped (663 MiB). Both models' tokens are forced (src/bench_align.c):
+# ALIGN_SENTENCES sentences of ~25 tokens; the aligner copies them, or edits every fifth token.
+# The goal it measures: aligned <= 1.25x unaligned when the aligner copies. ALIGN=0 skips it (the
+# models take ~20 min to write on a busy 2-vCPU machine; each round of three answers a few minutes).
+if [ "${ALIGN:-1}" != 0 ]; then
+    toks=../shared/models/tokenizers/llama3
+    mk() { # name, salign-synth shape flags...
+        n=$1; shift
+        [ -f "$out/$n.salm" ] && return 0
+        echo "== salign-synth $* -> $out/$n.salm" >&2
+        bin/salign-synth "$@" --vocab-from "$toks" --gguf "$out/$n.gguf" --gguf-type q4_0 --seed 3 &&
+            bin/salign-quantize "$out/$n.gguf" "$out/$n.salm" --type keep -q && rm -f "$out/$n.gguf"
+    }
+    mk up8b-q4_0 --arch llama --hidden 4096 --layers 32 --heads 32 --kv-heads 8 --ff 14336 --untied --rope-theta 500000
+    mk al1b-q4_0 --preset llama-3.2-1b
+    echo
+    echo "## the aligned answer's cost (bin/salign bench-align, 8B-shaped Q4_0 upstream, 1B-shaped Q4_0 aligner)"
+    echo
+    for t in $(echo "$THREADS" | tr , ' '); do
+        echo "$t thread(s):"
+        echo
+        bin/salign bench-align --upstream "$out/up8b-q4_0.salm" --aligner "$out/al1b-q4_0.salm" -n "${ALIGN_SENTENCES:-4}" \
+            -r "${ALIGN_REPS:-2}" -t "$t" 2>/dev/null || echo "bench-align failed"
+        echo
+    done
+fi
 
 # Tokenizer speed (the unit tests check only that long inputs round-trip; timing lives here): 1 MiB
 # of story text and one run of 200,000 spaces, the worst case for a quadratic merge loop, with

@@ -14,6 +14,11 @@
  *    fp32 here (FORMAT.md); embeddings are scaled by sqrt(hidden_size) *rounded to the model's
  *    dtype* (HF builds that scalar as a tensor of the hidden states' dtype).
  *  - Gemma 2: soft-capping, pre/post norms, sliding window on even layers, query_pre_attn_scalar.
+ *  - score models (PKU-Alignment's beaver reward/cost models: safe-rlhf's LlamaForScore, called
+ *    LlamaModelForScore in the v1.0 checkpoints): a Llama whose lm_head is replaced by
+ *    score_head, a Linear(hidden_size, score_dim = 1, bias = config "bias") read at the last token;
+ *    stored as score.weight (+ score.bias). Its normalizer buffers (normalizer.mean/var/count) only
+ *    matter with do_normalize, which is refused.
  * Every field of config.json that changes the computation is read and checked; a value we
  * cannot compute faithfully is refused with the file and field named, never ignored. */
 #include <cjson/cJSON.h>
@@ -135,14 +140,17 @@ typedef struct {
     int tie_default;      /* HF's default for tie_word_embeddings */
     int ctx_default;      /* HF's default for max_position_embeddings */
     int gemma;            /* norms store w for x * (1 + w); embeddings scaled; GeGLU */
+    int score;            /* a score model: score_head instead of lm_head */
 } HfArch;
 
 static const HfArch hf_archs[] = {
-    {"LlamaForCausalLM", SA_ARCH_LLAMA, 0, 2048, 0},
-    {"MistralForCausalLM", SA_ARCH_LLAMA, 0, 4096 * 32, 0},
-    {"Qwen2ForCausalLM", SA_ARCH_QWEN2, 0, 32768, 0},
-    {"GemmaForCausalLM", SA_ARCH_GEMMA, 1, 8192, 1},
-    {"Gemma2ForCausalLM", SA_ARCH_GEMMA2, 1, 8192, 1},
+    {"LlamaForCausalLM", SA_ARCH_LLAMA, 0, 2048, 0, 0},
+    {"MistralForCausalLM", SA_ARCH_LLAMA, 0, 4096 * 32, 0, 0},
+    {"Qwen2ForCausalLM", SA_ARCH_QWEN2, 0, 32768, 0, 0},
+    {"GemmaForCausalLM", SA_ARCH_GEMMA, 1, 8192, 1, 0},
+    {"Gemma2ForCausalLM", SA_ARCH_GEMMA2, 1, 8192, 1, 0},
+    {"LlamaForScore", SA_ARCH_LLAMA, 0, 2048, 0, 1},
+    {"LlamaModelForScore", SA_ARCH_LLAMA, 0, 2048, 0, 1},
 };
 
 /* torch dtype names in config.json ("torch_dtype", or "dtype" in newer transformers). */
@@ -236,6 +244,21 @@ static int read_config(const Cfg *c, const HfArch *a, SaHparams *h, int *dtype_o
     /* HF checkpoints rotate (x[i], x[i + d/2]) of unpermuted q/k */
     h->rope_pairing = SA_ROPE_HALF;
     if (cfg_bool(c, "tie_word_embeddings", a->tie_default, &h->tied_output)) return -1;
+    if (a->score) {
+        /* safe-rlhf's defaults: score_dim 1, bias false, do_normalize false */
+        int bias, norm;
+        long long dim;
+        if (cfg_int(c, c->root, "", "score_dim", 0, 1, 1, 1 << 20, &dim) || cfg_bool(c, "bias", 0, &bias) ||
+            cfg_bool(c, "do_normalize", 0, &norm))
+            return -1;
+        if (dim != 1) return sa_err("%s: score_dim = %lld: only one score per token is supported", c->file, dim);
+        if (norm)
+            return sa_err("%s: do_normalize = true: normalised scores are not supported (the raw score_head output is)",
+                          c->file);
+        h->score_head = 1;
+        h->score_bias = bias;
+        h->tied_output = 0; /* there is no output matrix (tie_word_embeddings only ties lm_head) */
+    }
 
     /* what the arch's traits assume must be what the config says */
     int bias = 0, mlp_bias = 0;
@@ -422,6 +445,14 @@ static int map_name(const HfArch *a, const SaHparams *h, const char *name, char 
         {"model.norm.weight", "output_norm.weight"},
         {"lm_head.weight", "output.weight"},
     };
+    if (a->score) {
+        if (!strcmp(name, "score_head.weight") || (h->score_bias && !strcmp(name, "score_head.bias"))) {
+            snprintf(out, cap, "score.%s", name + strlen("score_head."));
+            return 1;
+        }
+        /* lm_head: a score model has none (safe-rlhf ignores one); the normalizer: unused without do_normalize */
+        if (!strcmp(name, "lm_head.weight") || !strncmp(name, "normalizer.", 11)) return 0;
+    }
     for (size_t i = 0; i < SA_ARRAY_LEN(top); i++)
         if (!strcmp(name, top[i].hf)) {
             /* tied: HF replaces lm_head by the embedding; a stored copy is ignored, as there */
@@ -587,7 +618,7 @@ int sa_import_hf(const char *dir, SaConvSource *src) {
     if (!a) {
         char b[60];
         sa_err("%s: architectures[0]: \"%s\" is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, "
-               "GemmaForCausalLM, Gemma2ForCausalLM)",
+               "GemmaForCausalLM, Gemma2ForCausalLM, LlamaForScore, LlamaModelForScore)",
                cfg_path, shown(a0->valuestring, b, sizeof b));
         goto cfg_done;
     }

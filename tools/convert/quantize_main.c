@@ -50,7 +50,7 @@ static const char usage[] =
     "                    the same bytes as llama-quantize --imatrix FILE\n"
     "  -t, --threads N   quantize with N threads (default: all cores)\n"
     "  --tokenizer FILE  llama2.c tokenizer.bin (for .bin checkpoints)\n"
-    "  --aligner-template stream-gemma|plain|aligner7b|FILE\n"
+    "  --aligner-template stream-gemma|plain|aligner7b|annotator|FILE\n"
     "                    store the Stream Aligner prompt template in the model (for aligner models)\n"
     "  -q, --quiet       no progress output\n"
     "  -h, --help        this text\n";

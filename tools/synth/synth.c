@@ -136,7 +136,16 @@ static int build_tensors(SaSynth *s) {
     /* logits = norm(x) . W_out: std ~ mult * out_std * sqrt(d) */
     const float mult = logit_std / (out_std * sqrtf((float)d));
     rc |= add_t(s, "model.norm.weight", "output_norm.weight", 1, 1, d, mult, 0.1f * mult);
-    if (!s->tied) rc |= add_t(s, "lm_head.weight", "output.weight", 2, V, d, 0, out_std);
+    if (sp->score) {
+        /* safe-rlhf's score model: one score per token instead of the logits (std ~ logit_std), and its
+         * normalizer's buffers, which a converter must skip (they only matter with do_normalize) */
+        rc |= add_t(s, "score_head.weight", "score.weight", 2, 1, d, 0, out_std);
+        if (sp->score == 2) rc |= add_t(s, "score_head.bias", "score.bias", 1, 1, 1, 0.5f, 1.0f);
+        rc |= add_t(s, "normalizer.mean", "", 1, 1, 1, 0, 1.0f);
+        rc |= add_t(s, "normalizer.var", "", 1, 1, 1, 1.0f, 0.1f);
+    } else if (!s->tied) {
+        rc |= add_t(s, "lm_head.weight", "output.weight", 2, V, d, 0, out_std);
+    }
     if (rc) return -1;
     for (int i = 0; i < s->n_t; i++) {
         size_t n = strlen(s->t[i].gg);
@@ -269,6 +278,7 @@ SaSynth *sa_synth_new(const SaSynthSpec *sp) {
     NEED(sp->vocab_from, "--vocab-from: missing (a folder with tokenizer.json)");
     NEED(sp->shards >= 0 && sp->shards <= 999, "--shards: %d is out of range (1 to 999)", sp->shards);
     NEED(sp->rope_scaling != SA_ROPE_SCALING_LINEAR || sp->rope_factor > 0, "--rope-factor: must be positive");
+    NEED(!sp->score || (sp->arch == SYN_LLAMA && sp->tied != 1), "--score: a llama score model (no tied output)");
 #undef NEED
     SaSynth *s = sa_calloc(1, sizeof *s);
     if (!s) return NULL;
@@ -280,7 +290,7 @@ SaSynth *sa_synth_new(const SaSynthSpec *sp) {
         sa_err("head_dim %d must be even", s->head_dim);
         goto fail;
     }
-    s->tied = sp->tied >= 0 ? sp->tied : s->ai->tied;
+    s->tied = sp->score ? 0 : sp->tied >= 0 ? sp->tied : s->ai->tied;
     s->theta = sp->rope_theta > 0 ? sp->rope_theta : s->ai->theta;
     s->eps = s->ai->eps;
     s->ctx = sp->ctx > 0 ? sp->ctx : s->ai->ctx;
@@ -352,7 +362,15 @@ static char *config_json(const SaSynth *s) {
     cJSON *c = cJSON_CreateObject();
     if (!c) return NULL;
     cJSON *archs = cJSON_AddArrayToObject(c, "architectures");
-    cJSON_AddItemToArray(archs, cJSON_CreateString(a->hf_arch));
+    cJSON_AddItemToArray(archs, cJSON_CreateString(sp->score ? "LlamaForScore" : a->hf_arch));
+    if (sp->score) { /* the keys safe-rlhf's score models add to a Llama config */
+        cJSON_AddNumberToObject(c, "score_dim", 1);
+        cJSON_AddBoolToObject(c, "bias", sp->score == 2);
+        cJSON_AddStringToObject(c, "score_type", "reward");
+        cJSON_AddBoolToObject(c, "do_normalize", 0);
+        cJSON_AddStringToObject(c, "normalizer_type", "ExponentialMovingAverage");
+        cJSON_AddNumberToObject(c, "momentum", 0.9);
+    }
     cJSON_AddStringToObject(c, "model_type", a->model_type);
     cJSON_AddNumberToObject(c, "hidden_size", sp->hidden);
     cJSON_AddNumberToObject(c, "intermediate_size", sp->ff);
@@ -621,6 +639,7 @@ static int write_tok(GgufWriter *w, const SaTokSpec *t, const char *chat_templat
 int sa_synth_write_gguf(const SaSynth *s, const char *path, SaDtype type) {
     if (type != SA_F32 && type != SA_F16 && type != SA_Q8_0 && type != SA_Q4_0)
         return sa_err("--gguf-type: must be f32, f16, q8_0 or q4_0");
+    if (s->sp.score) return sa_err("--gguf: a score model is written as an HF directory only");
     const SaSynthSpec *sp = &s->sp;
     const char *a = s->ai->gguf_arch;
     GgufWriter *w = gguf_writer_new();

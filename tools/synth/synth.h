@@ -36,6 +36,8 @@ typedef struct {
     int shards;          /* safetensors files (1: model.safetensors; more: an index) */
     float logit_std;     /* 0: 4 */
     float block_scale;   /* 0: 1 */
+    int score;           /* llama only: a score model in safe-rlhf's layout (LlamaForScore: score_head
+                            instead of lm_head, normalizer buffers); 2: with a score_head bias. HF only */
 } SaSynthSpec;
 
 int sa_synth_arch_from_name(const char *name); /* "llama", "mistral", ...; -1 if unknown */

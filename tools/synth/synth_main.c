@@ -23,6 +23,8 @@ static const char usage[] =
     "  --seed S            random seed (default 1)\n"
     "  --dtype T           safetensors dtype: f32 (default), bf16, f16\n"
     "  --tied | --untied   share the output matrix with the embedding (default: Gemma tied)\n"
+    "  --score             llama only, --hf only: a score model (safe-rlhf's LlamaForScore, as PKU-Alignment's\n"
+    "                      beaver reward/cost models): score_head instead of lm_head; --score-bias: with a bias\n"
     "  --rope-scaling S    none (default), llama3 (Llama 3.2: factor 32, 1, 4, 8192), linear\n"
     "  --rope-factor F     factor for linear scaling\n"
     "  --rope-theta F      RoPE base (default per architecture)\n"
@@ -101,6 +103,10 @@ int main(int argc, char **argv) {
         }
         if (!strcmp(a, "--tied") || !strcmp(a, "--untied")) {
             sp.tied = a[2] == 't';
+            continue;
+        }
+        if (!strcmp(a, "--score") || !strcmp(a, "--score-bias")) {
+            sp.score = a[7] ? 2 : 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) return fail("%s: unexpected argument (see --help)", a);

@@ -1,0 +1,617 @@
+/* kselect.c - which table's implementation serves each kernel op (kselect.h).
+ *
+ * Why calibrate rather than a fixed rule: the fastest table differs per op and per CPU in ways
+ * cpuid does not tell. On the Zen 5 machine of issue #23 the AVX-512 decode tiles read a third
+ * slower than the AVX2 ones (Q4_0 1B tg: 34.4 vs 52.7 t/s) while the AVX-512 prefill tiles are
+ * twice as fast (pp512: 231 vs 103 t/s); on an Intel core with AVX-512 the order can be the other
+ * one, and a kernel fixed later changes it again. Timing the candidates on the model's own
+ * matrices costs tens of milliseconds once per CPU, binary and model shape.
+ *
+ * How the timing is made comparable: decode is bound by reading the weights, so each decode
+ * measurement runs T = 1 over a run of the model's real matrices (cut to at most 64 MiB in all,
+ * more than a last-level cache, so the weights come from memory as in a real step); within a
+ * round every candidate reads the same run, the order of candidates rotates between rounds, and
+ * each candidate's best round decides (see calibrate), with a 3% margin for the cpuid table's
+ * own. Prefill is bound by arithmetic: T = 64 tokens on the first 256 rows of a matrix of the op
+ * (cache-resident, as the real token chunks are). Activation conversions: 64 rows. One
+ * thread throughout (the per-core speed is what differs between tables). */
+#include "kselect.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "matmul.h"
+#include "parallel.h"
+
+#define MAX_OPS 320
+#define MAX_TABLES 8
+#define MAX_OVERRIDES 32
+#define CACHE_MAX_BYTES (1 << 20)
+#define SWEEP_BYTES ((size_t)64 << 20) /* per decode measurement: more than a last-level cache */
+#define DECODE_ROUNDS 6
+#define SMALL_ROUNDS 6
+/* A candidate other than the cpuid table's must be this much faster to replace it: timings on a
+ * shared machine wobble by a few percent, and a tie should not flip the choice from run to run. */
+#define MARGIN 0.97
+#define PREFILL_T 64
+#define PREFILL_ROWS 256
+#define ACT_ROWS 64
+
+typedef enum { HOW_NONE, HOW_FLOAT, HOW_ONE, HOW_CALIBRATED, HOW_CACHED, HOW_FORCED, HOW_LATER } How;
+static const char *const how_text[] = {"", "not bit-identical: the best table by cpuid", "one implementation", "calibrated",
+                                       "cached calibration", "forced by --kernels", "calibrated on the first run"};
+
+typedef struct {
+    SaKernelOp op;
+    int used;                 /* by the model: its matrices or their activation conversion */
+    int decided;
+    const SaMat *first;       /* the op's first matrix (calibration shapes) */
+    const SaKernels *pick[2]; /* [0] decode, [1] prefill (non-matrix ops: [1] serves both) */
+    How how[2];
+    char note[2][96];         /* calibration times */
+} OpState;
+
+static int n_classes(const OpState *o) { return o->op.matrix ? 2 : 1; }
+static int slot(const OpState *o, int c) { return o->op.matrix ? c : 1; }
+
+typedef struct {
+    double calib_ms; /* the calibration's own wall time (0: none ran) */
+    OpState ops[MAX_OPS];
+    int n_ops;
+    char key[512];
+    const SaKernels *base; /* what serves the ops not chosen one by one */
+    int valid;
+} Plan;
+
+static struct {
+    const SaKernels *tables[MAX_TABLES];
+    int nt, test_tables;
+    double (*clock_ms)(void);
+    /* --kernels */
+    enum { SPEC_NONE, SPEC_AUTO, SPEC_CALIBRATE, SPEC_TABLE, SPEC_LIST } spec;
+    char table[32];
+    struct {
+        char op[24], table[32];
+        SaKernelClass cls;
+    } ov[MAX_OVERRIDES];
+    int n_ov;
+    Plan applied; /* the selection sa_k serves (valid once a model was given) */
+} g;
+
+static void init_tables(void) {
+    if (!g.test_tables) g.nt = sa_kernels_available(g.tables, MAX_TABLES);
+}
+
+static const SaKernels *table_named(const char *name) {
+    init_tables();
+    for (int i = 0; i < g.nt; i++)
+        if (!strcmp(g.tables[i]->name, name)) return g.tables[i];
+    return NULL;
+}
+
+/* The lowest table that holds f (the avx512 table names some avx2 kernels: they are avx2's). */
+static const SaKernels *owner(SaAnyFn f, const SaKernelOp *op) {
+    for (int i = 0; i < g.nt; i++)
+        if (sa_kernel_fn(g.tables[i], op) == f) return g.tables[i];
+    return NULL;
+}
+
+/* The distinct implementations of op among the tables, each named by its owner; the reference
+ * table (tables[0], scalar) is not one when others exist: it is never the faster. */
+static int candidates(const SaKernelOp *op, const SaKernels **out) {
+    int n = 0;
+    for (int i = g.nt > 1 ? 1 : 0; i < g.nt; i++) {
+        const SaAnyFn f = sa_kernel_fn(g.tables[i], op);
+        if (!f) continue;
+        const SaKernels *o = owner(f, op);
+        int seen = 0;
+        for (int k = 0; k < n; k++) seen |= out[k] == o;
+        if (!seen) out[n++] = o;
+    }
+    return n;
+}
+
+/* ---- --kernels ---- */
+
+static int find_op(const char *name, SaKernelOp *out) {
+    SaKernelOp ops[MAX_OPS];
+    const int n = sa_kernel_ops(ops, MAX_OPS);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ops[i].name, name)) {
+            *out = ops[i];
+            return 1;
+        }
+    return 0;
+}
+
+static int tables_list(char *out, size_t cap) {
+    init_tables();
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < g.nt && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", g.tables[i]->name);
+    return 0;
+}
+
+int sa_kselect_flag(const char *spec) {
+    char names[128];
+    tables_list(names, sizeof names);
+    g.n_ov = 0;
+    if (!strcmp(spec, "auto")) {
+        g.spec = SPEC_AUTO;
+        return 0;
+    }
+    if (!strcmp(spec, "calibrate")) {
+        g.spec = SPEC_CALIBRATE;
+        return 0;
+    }
+    if (!strchr(spec, '=')) {
+        if (!table_named(spec))
+            return sa_err("--kernels: '%s' is not auto, calibrate, OP=TABLE nor a table of this CPU (%s)", spec, names);
+        g.spec = SPEC_TABLE;
+        snprintf(g.table, sizeof g.table, "%s", spec);
+        return 0;
+    }
+    for (const char *p = spec; *p;) {
+        const size_t len = strcspn(p, ",");
+        char item[96];
+        if (len >= sizeof g.ov[0].op + sizeof g.ov[0].table || g.n_ov == MAX_OVERRIDES)
+            return sa_err("--kernels: '%s' is too long", spec);
+        memcpy(item, p, len);
+        item[len] = 0;
+        p += len + (p[len] == ',');
+        char *eq = strchr(item, '='), *op = item;
+        if (!eq) return sa_err("--kernels: '%s': expected OP=TABLE", item);
+        *eq = 0;
+        SaKernelClass cls = SA_KC_BOTH;
+        if (!strncmp(op, "decode:", 7)) cls = SA_KC_DECODE, op += 7;
+        else if (!strncmp(op, "prefill:", 8)) cls = SA_KC_PREFILL, op += 8;
+        SaKernelOp o;
+        if (strlen(op) >= sizeof g.ov[0].op || strlen(eq + 1) >= sizeof g.ov[0].table || !find_op(op, &o)) return sa_err("--kernels: '%s' is not a kernel op (salign info MODEL lists them)", op);
+        const SaKernels *t = table_named(eq + 1);
+        if (!t) return sa_err("--kernels: %s=%s: '%s' is not a table of this CPU (%s)", op, eq + 1, eq + 1, names);
+        if (!sa_kernel_fn(t, &o)) return sa_err("--kernels: %s=%s: that table has no %s", op, eq + 1, op);
+        memcpy(g.ov[g.n_ov].op, op, strlen(op) + 1);
+        memcpy(g.ov[g.n_ov].table, eq + 1, strlen(eq + 1) + 1);
+        g.ov[g.n_ov++].cls = cls;
+    }
+    g.spec = SPEC_LIST;
+    return 0;
+}
+
+/* The one table every op comes from (--kernels TABLE, else SALIGN_ISA), or NULL. */
+static const char *forced_table(void) {
+    if (g.spec == SPEC_TABLE) return g.table;
+    if (g.spec != SPEC_NONE || g.test_tables) return NULL;
+    const char *e = getenv("SALIGN_ISA");
+    return e && *e ? e : NULL;
+}
+
+/* ---- the cache: lines "KEY \t CLASS \t OP \t TABLE \n", the last one for a key, class and op wins ---- */
+
+static char *cache_read(void) {
+    char path[4200];
+    if (!sa_user_cache_path("kernels", path, sizeof path, 0)) return NULL;
+    struct stat st;
+    if (stat(path, &st) != 0 || st.st_size > CACHE_MAX_BYTES) return NULL;
+    size_t len;
+    return sa_read_file(path, &len);
+}
+
+static const char *const cls_name[] = {"decode", "prefill"};
+
+/* The cached table of (key, class, op) among the candidates, or NULL. Malformed lines (a torn
+ * write, an edited file, another version's ops or tables) are skipped. */
+static const SaKernels *cache_find(const char *text, const char *key, int cls, const char *op, const SaKernels **cand,
+                                   int nc) {
+    const SaKernels *found = NULL;
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        if (!end) break; /* an unterminated last line is a torn write */
+        const char *f[4];
+        size_t fl[4];
+        int nf = 0;
+        for (const char *p = line; nf < 4 && p <= end;) {
+            const char *q = p;
+            while (q < end && *q != '\t') q++;
+            f[nf] = p;
+            fl[nf++] = (size_t)(q - p);
+            p = q + 1;
+        }
+        if (nf == 4 && f[3] + fl[3] == end && fl[0] == strlen(key) && !memcmp(f[0], key, fl[0]) &&
+            fl[1] == strlen(cls_name[cls]) && !memcmp(f[1], cls_name[cls], fl[1]) && fl[2] == strlen(op) &&
+            !memcmp(f[2], op, fl[2]))
+            for (int k = 0; k < nc; k++)
+                if (strlen(cand[k]->name) == fl[3] && !memcmp(cand[k]->name, f[3], fl[3])) found = cand[k];
+        line = end + 1;
+    }
+    return found;
+}
+
+static void cache_append(const char *lines) {
+    char path[4200];
+    if (!*lines || !sa_user_cache_path("kernels", path, sizeof path, 1)) return;
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    if (flock(fd, LOCK_EX) == 0) { /* concurrent first runs (eval shards) cannot interleave lines */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_size > CACHE_MAX_BYTES / 2 && ftruncate(fd, 0) != 0) {
+            close(fd);
+            return;
+        }
+        char last = '\n'; /* after a torn last line, start on a line of our own */
+        if (fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1) last = '\n';
+        ssize_t w = last == '\n' ? 0 : write(fd, "\n", 1);
+        w = write(fd, lines, strlen(lines));
+        (void)w;
+    }
+    close(fd);
+}
+
+/* ---- calibration ---- */
+
+typedef struct {
+    const SaMat *const *mats; /* the op's matrices */
+    int n, pos;
+    float *x, *y;
+    void *scratch, *act;
+} Bench;
+
+static double now_ms(void) { return g.clock_ms ? g.clock_ms() : sa_time_ms(); }
+
+/* W cut to at most `bytes` of whole 8-row groups (a packed matrix's first groups are a matrix). */
+static SaMat cut(const SaMat *W, size_t bytes) {
+    SaMat v = *W;
+    const size_t rows = bytes / W->row_bytes / 8 * 8;
+    if ((size_t)v.rows > rows && rows >= 8) v.rows = (int)rows;
+    return v;
+}
+
+/* One measurement of the op as currently installed: ms. */
+static double measure(const OpState *o, int cls, Bench *b) {
+    const double t0 = now_ms();
+    if (!o->op.matrix) { /* an activation conversion: ACT_ROWS rows of the first matrix's width */
+        const int d = (int)((o->op.off - offsetof(SaKernels, type)) / sizeof(SaTypeKernels)), cols = o->first->cols;
+        for (int r = 0; r < ACT_ROWS; r++)
+            sa_k->type[d].from_float(b->x + (size_t)r * cols, (uint8_t *)b->act + (size_t)r * sa_row_bytes((SaDtype)d, cols),
+                                     cols);
+    } else if (cls == 1) {
+        SaMat v = *o->first;
+        v.rows = SA_MIN(v.rows, PREFILL_ROWS);
+        sa_matmul(&v, b->x, PREFILL_T, b->y, v.rows, b->scratch);
+    } else {
+        size_t bytes = 0;
+        for (int k = 0, p = b->pos; k < 4 * b->n && bytes < SWEEP_BYTES; k++, p = (p + 1) % b->n) {
+            const SaMat v = cut(b->mats[p], SWEEP_BYTES - bytes);
+            sa_matmul(&v, b->x, 1, b->y, v.rows, b->scratch);
+            bytes += (size_t)v.rows * v.row_bytes;
+        }
+    }
+    return now_ms() - t0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Time every candidate (rotating who goes first) and install the fastest by each one's best
+ * round: on a machine shared with other processes (the 2-vCPU VM here ran at load 13 while this
+ * was written) a round's time is the kernel's own plus whatever the core was taken away for, so
+ * the least disturbed round is the one that measures the kernel. */
+static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, int nc, Bench *b, const SaKernels *base) {
+    const SaKernelClass kc = !o->op.matrix ? SA_KC_BOTH : cls == 0 ? SA_KC_DECODE : SA_KC_PREFILL;
+    const int rounds = o->op.matrix && cls == 0 ? DECODE_ROUNDS : SMALL_ROUNDS;
+    double t[MAX_TABLES][SMALL_ROUNDS];
+    for (int r = 0; r < rounds; r++) {
+        for (int k = 0; k < nc; k++) {
+            const int c = (k + r) % nc;
+            sa_kernels_set_op(&o->op, kc, cand[c]);
+            t[c][r] = measure(o, cls, b);
+        }
+        if (o->op.matrix && cls == 0) /* the next round reads the following matrices */
+            for (size_t bytes = 0; bytes < SWEEP_BYTES && b->n > 1; b->pos = (b->pos + 1) % b->n)
+                bytes += (size_t)cut(b->mats[b->pos], SWEEP_BYTES - bytes).rows * b->mats[b->pos]->row_bytes;
+    }
+    int best = -1, base_c = -1;
+    double med[MAX_TABLES];
+    size_t o_len = 0;
+    char *note = o->note[slot(o, cls)];
+    const size_t cap = sizeof o->note[0];
+    for (int c = 0; c < nc; c++) {
+        qsort(t[c], (size_t)rounds, sizeof(double), cmp_double);
+        med[c] = t[c][0];
+        if (best < 0 || med[c] < med[best]) best = c;
+        if (sa_kernel_fn(cand[c], &o->op) == sa_kernel_fn(base, &o->op)) base_c = c;
+        if (o_len < cap) o_len += (size_t)snprintf(note + o_len, cap - o_len, "%s%s %.3g ms", c ? ", " : "", cand[c]->name, med[c]);
+    }
+    if (base_c >= 0 && med[best] > MARGIN * med[base_c]) best = base_c;
+    sa_kernels_set_op(&o->op, kc, cand[best]);
+    return cand[best];
+}
+
+/* ---- the plan: which ops the matrices use ---- */
+
+static int op_index(const Plan *p, size_t off) {
+    for (int i = 0; i < p->n_ops; i++)
+        if (p->ops[i].op.off == off) return i;
+    return -1;
+}
+
+/* The op that multiplies W (packed: as it will be once repacked). */
+static size_t matrix_op(const SaMat *W, int packed) {
+    const size_t type = offsetof(SaKernels, type) + (size_t)W->dtype * sizeof(SaTypeKernels);
+    if (!packed) return type + offsetof(SaTypeKernels, gemm);
+    if (W->dtype == SA_Q4_0) return offsetof(SaKernels, gemm_q4_0x8);
+    if (W->dtype == SA_Q8_0) return offsetof(SaKernels, gemm_q8_0x8);
+    return type + offsetof(SaTypeKernels, gemm_x8);
+}
+
+/* Mark the ops the matrices use (and each one's first matrix). */
+static void mark_used(Plan *p, const SaMat *const *mats, int n, int preview) {
+    for (int m = 0; m < n; m++) {
+        const SaMat *W = mats[m];
+        const int packed = W->packed || (preview && sa_mat_packable(W));
+        const SaDtype vt = (SaDtype)sa_dtype_tr(W->dtype)->vec_dot_type;
+        const size_t offs[2] = {matrix_op(W, packed), offsetof(SaKernels, type) + (size_t)vt * sizeof(SaTypeKernels) +
+                                                          offsetof(SaTypeKernels, from_float)};
+        for (int k = 0; k < 2; k++) {
+            const int i = vt == SA_F32 && k == 1 ? -1 : op_index(p, offs[k]);
+            if (i < 0) continue;
+            if (!p->ops[i].used) p->ops[i].first = W;
+            p->ops[i].used = 1;
+        }
+    }
+}
+
+static void plan_ops(Plan *p, const SaMat *const *mats, int n, int preview) {
+    SaKernelOp ops[MAX_OPS];
+    p->n_ops = sa_kernel_ops(ops, MAX_OPS);
+    for (int i = 0; i < p->n_ops; i++) p->ops[i] = (OpState){.op = ops[i]};
+    mark_used(p, mats, n, preview);
+}
+
+
+/* Decide every used op not decided yet: cache, else calibration (preview: neither installs nor
+ * times). */
+static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const SaKernels *base) {
+    char *cache = g.spec == SPEC_CALIBRATE && !preview ? NULL : cache_read();
+    SaBuf out = {0};
+    Bench b = {0};
+    int threads = 0;
+    for (int i = 0; i < p->n_ops; i++) {
+        OpState *o = &p->ops[i];
+        if (!o->used || o->decided) continue;
+        o->decided = 1;
+        const SaKernels *cand[MAX_TABLES];
+        const int nc = candidates(&o->op, cand);
+        for (int c = 0; c < n_classes(o); c++) {
+            const int s = slot(o, c);
+            const SaKernelClass kc = !o->op.matrix ? SA_KC_BOTH : c == 0 ? SA_KC_DECODE : SA_KC_PREFILL;
+            if (!o->op.exact || nc < 2) {
+                o->pick[s] = o->op.exact && nc == 1 ? cand[0] : base;
+                o->how[s] = o->op.exact ? HOW_ONE : HOW_FLOAT;
+            } else if (cache && (o->pick[s] = cache_find(cache, p->key, c, o->op.name, cand, nc))) {
+                o->how[s] = HOW_CACHED;
+            } else if (preview) {
+                o->pick[s] = base;
+                o->how[s] = HOW_LATER;
+                continue;
+            } else {
+                if (!b.x) { /* first calibration: buffers for the largest shapes, one thread */
+                    int cols = 1, rows = 1;
+                    for (int m = 0; m < n; m++) {
+                        cols = SA_MAX(cols, mats[m]->cols);
+                        rows = SA_MAX(rows, cut(mats[m], SWEEP_BYTES).rows);
+                    }
+                    const size_t act = (size_t)ACT_ROWS * cols * 8; /* more than any activation type's row */
+                    b.x = sa_malloc((size_t)PREFILL_T * cols * sizeof(float));
+                    b.y = sa_malloc((size_t)PREFILL_T * SA_MAX(rows, PREFILL_ROWS) * sizeof(float));
+                    b.scratch = sa_aligned_alloc(sa_matmul_scratch_bytes(PREFILL_T, cols));
+                    b.act = sa_malloc(act);
+                    if (!b.x || !b.y || !b.scratch || !b.act) { /* no memory to time in: keep the cpuid table */
+                        free(b.x), free(b.y), free(b.scratch), free(b.act);
+                        b = (Bench){0};
+                        o->pick[s] = base;
+                        o->how[s] = HOW_ONE;
+                        continue;
+                    }
+                    uint32_t r = 12345;
+                    for (size_t k = 0; k < (size_t)PREFILL_T * cols; k++) {
+                        r = r * 1664525u + 1013904223u;
+                        b.x[k] = (float)((int)(r >> 9) - (1 << 22)) / (float)(1 << 22);
+                    }
+                    threads = sa_get_threads();
+                    sa_set_threads(1);
+                }
+                int nm = 0; /* this op's matrices, for the decode sweeps */
+                const SaMat *list[4096];
+                for (int m = 0; m < n && nm < 4096; m++) {
+                    const size_t off = matrix_op(mats[m], mats[m]->packed);
+                    if (off == o->op.off) list[nm++] = mats[m];
+                }
+                b.mats = list;
+                b.n = nm ? nm : 1;
+                if (!nm) list[0] = o->first;
+                b.pos = 0;
+                const double t0 = sa_time_ms();
+                o->pick[s] = calibrate(o, c, cand, nc, &b, base);
+                p->calib_ms += sa_time_ms() - t0;
+                o->how[s] = HOW_CALIBRATED;
+                sa_buf_printf(&out, "%s\t%s\t%s\t%s\n", p->key, cls_name[c], o->op.name, o->pick[s]->name);
+            }
+            if (!preview) sa_kernels_set_op(&o->op, kc, o->pick[s]);
+        }
+    }
+    if (b.x && threads) sa_set_threads(threads);
+    free(b.x), free(b.y), free(b.scratch), free(b.act);
+    if (out.data) cache_append(out.data);
+    sa_buf_free(&out);
+    free(cache);
+}
+
+/* The cache key: the CPU model, this binary (a rebuilt kernel is timed again), the tables and the
+ * model shape. No tabs or newlines. */
+static void make_key(const char *shape, char *out, size_t cap) {
+    char cpu[128] = "unknown", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        char *c = strchr(line, ':');
+        if (c && (!strncmp(line, "model name", 10) || !strncmp(line, "CPU part", 8))) {
+            snprintf(cpu, sizeof cpu, "%s", c + 1 + strspn(c + 1, " \t"));
+            for (size_t k = strlen(cpu); k > 0 && (cpu[k - 1] == '\n' || cpu[k - 1] == ' '); k--) cpu[k - 1] = 0;
+            break;
+        }
+    }
+    if (f) fclose(f);
+    struct stat st = {0};
+    stat("/proc/self/exe", &st);
+    size_t o = (size_t)snprintf(out, cap, "cpu=%s;build=%lld.%lld.%09ld;tables=", cpu, (long long)st.st_size,
+                                (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+    for (int i = 0; i < g.nt && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "," : "", g.tables[i]->name);
+    if (o < cap) snprintf(out + o, cap - o, ";shape=%s", shape);
+    for (char *c = out; *c; c++)
+        if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
+}
+
+/* The composed table's name: the tables serving the model's ops, the best by cpuid first. */
+static void compose_name(const Plan *p, const SaKernels *base, char *out, size_t cap) {
+    int uses[MAX_TABLES] = {0};
+    for (int i = 0; i < p->n_ops; i++)
+        for (int c = 0; c < 2; c++)
+            for (int t = 0; t < g.nt; t++) uses[t] |= p->ops[i].used && p->ops[i].pick[c] == g.tables[t];
+    size_t o = (size_t)snprintf(out, cap, "%s", base->name);
+    for (int t = g.nt - 1; t >= 0 && o < cap; t--)
+        if (uses[t] && g.tables[t] != base) o += (size_t)snprintf(out + o, cap - o, "+%s", g.tables[t]->name);
+}
+
+static void apply_overrides(Plan *p, int preview) {
+    for (int k = 0; k < g.n_ov; k++) /* --kernels OP=TABLE */
+        for (int j = 0; j < p->n_ops; j++) {
+            OpState *o = &p->ops[j];
+            if (strcmp(o->op.name, g.ov[k].op)) continue;
+            const SaKernels *t = table_named(g.ov[k].table);
+            for (int c = 0; c < 2; c++)
+                if (g.ov[k].cls >> c & 1) {
+                    o->pick[slot(o, c)] = t;
+                    o->how[slot(o, c)] = HOW_FORCED;
+                }
+            if (!preview) sa_kernels_set_op(&o->op, g.ov[k].cls, t);
+        }
+}
+
+/* Decide the ops of these matrices into p. Installed into sa_k unless preview; p == &g.applied
+ * already valid: only the ops it has not decided yet (a second model's). */
+static void plan_for(Plan *p, const SaMat *const *mats, int n, const char *shape, int preview) {
+    init_tables();
+    make_key(shape, p->key, sizeof p->key);
+    const char *forced = forced_table();
+    const int merge = !preview && p->valid && !forced && sa_kernels_composed();
+    if (merge) {
+        mark_used(p, mats, n, preview);
+    } else {
+        plan_ops(p, mats, n, preview);
+        p->calib_ms = 0;
+        p->base = g.tables[g.nt - 1];
+        if (forced) {
+            const SaKernels *t = table_named(forced);
+            if (!preview && t) sa_kernels_select(forced);
+            p->base = t ? t : sa_k;
+            for (int i = 0; i < p->n_ops; i++) {
+                p->ops[i].pick[0] = p->ops[i].pick[1] = p->base;
+                p->ops[i].how[0] = p->ops[i].how[1] = HOW_FORCED;
+                p->ops[i].decided = 1;
+            }
+            p->valid = 1;
+            return;
+        }
+        if (!preview) sa_kernels_compose(p->base);
+    }
+    decide(p, mats, n, preview, p->base);
+    apply_overrides(p, preview);
+    if (!preview) {
+        char name[64];
+        compose_name(p, p->base, name, sizeof name);
+        sa_kernels_compose_name(name);
+    }
+    p->valid = 1;
+}
+/* ---- the model's matrices ---- */
+
+static int model_mats(const SaModel *m, const SaMat **out, int cap, char *shape, size_t shape_cap) {
+    int n = 0;
+    if (n < cap) out[n++] = &m->output;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const SaLayer *L = &m->layers[l];
+        const SaMat *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < SA_ARRAY_LEN(all) && n < cap; i++) out[n++] = all[i];
+    }
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over (dtype, rows, cols) */
+    for (int i = 0; i < n; i++) {
+        const int64_t v[3] = {out[i]->dtype, out[i]->rows, out[i]->cols};
+        const uint8_t *b = (const uint8_t *)v;
+        for (size_t k = 0; k < sizeof v; k++) h = (h ^ b[k]) * 1099511628211ull;
+    }
+    snprintf(shape, shape_cap, "%s-L%d-%016llx", sa_arch_name(m->hp.arch), m->hp.n_layer, (unsigned long long)h);
+    return n;
+}
+
+#define MAX_MATS 4096
+
+void sa_kselect_model(const SaModel *m) {
+    static const SaMat *mats[MAX_MATS];
+    char shape[96];
+    const int n = model_mats(m, mats, MAX_MATS, shape, sizeof shape);
+    sa_kselect_mats(mats, n, shape);
+}
+
+void sa_kselect_mats(const SaMat *const *mats, int n, const char *key) { plan_for(&g.applied, mats, n, key, 0); }
+
+void sa_kselect_print(FILE *f, const SaModel *m) {
+    static const SaMat *mats[MAX_MATS];
+    static Plan preview;
+    char shape[96];
+    const int n = model_mats(m, mats, MAX_MATS, shape, sizeof shape);
+    /* what runs now when this model's ops were all decided, else what a run would use */
+    const Plan *p = &g.applied;
+    plan_ops(&preview, mats, n, 0);
+    int all = p->valid;
+    for (int i = 0; i < preview.n_ops && all; i++) all = !preview.ops[i].used || p->ops[i].decided;
+    if (!all) {
+        preview.valid = 0;
+        plan_for(&preview, mats, n, shape, 1);
+        p = &preview;
+    }
+    fprintf(f, "kernels:       per op, decode (T <= %d) / prefill", SA_PF_MAX_T);
+    if (p->calib_ms > 0) fprintf(f, " (calibrated in %.0f ms)", p->calib_ms);
+    fprintf(f, ":\n");
+    for (int i = 0; i < p->n_ops; i++) {
+        const OpState *o = &p->ops[i];
+        if (!o->used) continue;
+        if (o->op.matrix && (o->pick[0] != o->pick[1] || o->how[0] != o->how[1] || strcmp(o->note[0], o->note[1])))
+            fprintf(f, "  %-20s decode %-12s prefill %-12s %s%s%s / %s%s%s\n", o->op.name, o->pick[0]->name, o->pick[1]->name,
+                    how_text[o->how[0]], *o->note[0] ? ": " : "", o->note[0], how_text[o->how[1]], *o->note[1] ? ": " : "",
+                    o->note[1]);
+        else
+            fprintf(f, "  %-20s %-34s %s%s%s\n", o->op.name, o->pick[1]->name, how_text[o->how[1]], *o->note[1] ? ": " : "",
+                    o->note[1]); /* one choice for both classes */
+    }
+    /* the ops that do not touch weights: one line */
+    fprintf(f, "  %-20s %-34s %s\n", "every other op", p->base->name,
+            p->ops[0].how[1] == HOW_FORCED ? how_text[HOW_FORCED] : "the best table by cpuid");
+}
+
+void sa_kselect_testing(const SaKernels *const *tables, int n, double (*clock_ms)(void)) {
+    g.test_tables = n > 0;
+    g.nt = SA_MIN(n, MAX_TABLES);
+    for (int i = 0; i < g.nt; i++) g.tables[i] = tables[i];
+    g.clock_ms = clock_ms;
+    g.applied.valid = 0;
+    g.spec = SPEC_NONE;
+    g.n_ov = 0;
+}
