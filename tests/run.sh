@@ -43,12 +43,14 @@ if [ ! -d "$shared/models" ]; then
 fi
 # archs_model_*: run by tests/run-archs.sh, which provides llama.cpp's oracles (they skip without them)
 # Two lanes: the machine CI runs on has two cores and nearly every part is one process on one core, so
-# the two longest self-contained parts (llama.cpp's architecture/quantizer oracles, the aarch64 kernels
-# under qemu) run beside the rest. They share nothing with the other parts: each test process works in
-# build/test-tmp/PID, run-arm builds into build-arm/ and bin-arm/. Their output is shown when they end.
-# (Measured on a loaded 2-vCPU Zen 5: run-archs 1994 s, run-arm 283 s, unit 242 s; CI's whole suite was
-# 1732 s in one lane.)
-lane2="run-archs run-arm"
+# three long self-contained parts (llama.cpp's architecture/quantizer oracles, the aarch64 kernels under
+# qemu, the libFuzzer targets) run beside the rest. They share nothing with the other parts: each test
+# process works in build/test-tmp/PID, run-arm builds into build-arm/ and bin-arm/, run-fuzz into
+# build-fuzz/ (run-hostile and run-sanitize share build-san/, so they stay in one lane, in order).
+# Their output is shown when they end. Measured on the idle 2-vCPU Zen 5 (clean clone, 1177 tests):
+# run-archs 345 s, run-arm 62 s, run-fuzz 260 s in lane 2; the rest 735 s (run-hostile 403, run-sanitize
+# 149, unit 56, perplexity 60); 29 min in one lane before (CI, 1732 s).
+lane2="run-archs run-arm run-fuzz"
 (
     for name in $lane2; do
         t0=$(date +%s)
