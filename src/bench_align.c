@@ -216,14 +216,6 @@ int sa_cmd_bench_align(int argc, char **argv) {
             goto bad;
         }
     }
-    if (!o.upstream) {
-        sa_err("--upstream: an upstream model is required");
-        goto bad;
-    }
-    if (!o.aligner) {
-        sa_err("--aligner: an aligner model is required");
-        goto bad;
-    }
     /* the answer and both prompts: a few hundred positions; the models' defaults would allocate
      * thousands (an 8B KV cache of 4096 positions is 512 MiB) */
     if (o.n_ctx <= 0) o.n_ctx = SA_MAX(512, 2 * sh.sentences * (sh.sentence_tokens + 8) + 256);
