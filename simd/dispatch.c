@@ -94,6 +94,8 @@ int sa_kernels_select(const char *name) {
     return -1;
 }
 
+size_t sa_pf_ahead = SA_PF_AHEAD;
+
 void sa_kernels_init(void) {
     sa_dtype_init();
     const SaKernels *t[8];
@@ -101,6 +103,8 @@ void sa_kernels_init(void) {
     sa_k = t[n - 1];
     const char *force = getenv("SALIGN_ISA");
     if (force && *force) sa_kernels_select(force); /* unknown names keep the best table */
+    const char *pf = getenv("SALIGN_PF_AHEAD"); /* bytes; src/kselect.c leaves a forced distance alone */
+    if (pf && *pf) sa_pf_ahead = (size_t)strtoull(pf, NULL, 10);
 }
 
 /* ---- per-operation selection (kernels.h) ---- */

@@ -45,21 +45,31 @@ _Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 b
  * per block they read: it prefetches the `bytes` at SA_PF_AHEAD past `cur`, never at or past
  * `end`, the end of the caller's run of groups (another thread may be reading what follows). */
 #define SA_PF_AHEAD 32768
+/* The distance the decode kernels prefetch at (bytes; 0: no software prefetch). It is a variable
+ * because the best one depends on the machine, not only on the core: on the Zen 5 VM of issue
+ * #23 one day 32 KiB took a 2048 x 8192 Q4_0 GEMV from 16.6 to 29-31.5 GB/s, while on another
+ * host of the same CPU model (2026-12-04, membw 32 GB/s) 32 KiB read at 18.9 / 16.3 GB/s (K =
+ * 2048 / 8192), no prefetch at 22.5-24.7 / 22.8-23.5 and 4 KiB at 25.3 / 24.1. So src/kselect.c
+ * times a few distances on the model's own matrices once per CPU, binary and model shape and sets
+ * it (cached with the kernel choices; SALIGN_PF_AHEAD=BYTES forces one). SA_PF_AHEAD is the value
+ * until then. */
+extern size_t sa_pf_ahead;
 /* Batches of up to this many tokens (speculative verification, short corrections) are still
  * bound by reading the weights rather than by arithmetic: the GEMMs prefetch for them too, on
  * their first pass over each group, and matmul.c gives each thread long runs as for decode. */
 #define SA_PF_MAX_T 8
 static inline void sa_prefetch_at(const void *cur, size_t dist, size_t bytes, const char *end) {
+    if (!dist) return;
     const char *p = (const char *)cur + dist;
     for (size_t o = 0; o < bytes; o += 64)
         if (p + o < end) __builtin_prefetch(p + o, 0, 3);
 }
 static inline void sa_prefetch_ahead(const void *cur, size_t bytes, const char *end) {
-    sa_prefetch_at(cur, SA_PF_AHEAD, bytes, end);
+    sa_prefetch_at(cur, sa_pf_ahead, bytes, end);
 }
 /* The prefetch distance of a tile that reads n consecutive groups side by side (n streams,
  * `stride` = one group's bytes apart, each advancing one block per step), each stream
- * prefetching ahead of its own position. A plain SA_PF_AHEAD is wrong for n > 1: when the
+ * prefetching ahead of its own position. A plain distance is wrong for n > 1: when the
  * stride exceeds it (Q4_0 at K = 8192: 36 KiB), stream 0's target lands behind where stream 1
  * already reads, and the next tile's later streams are never prefetched in time (issue #23: a
  * 2048 x 8192 Q4_0 GEMV read at 16.6 GB/s with the plain distance, 29-31.5 GB/s with this). So the
@@ -68,9 +78,9 @@ static inline void sa_prefetch_ahead(const void *cur, size_t bytes, const char *
  * tests/test_kernels.c (kernels_prefetch_streams) checks it for every matrix shape of the
  * synthetic presets. */
 static inline size_t sa_pf_dist(int n, size_t stride) {
-    if (n <= 1) return SA_PF_AHEAD;
+    if (n <= 1 || !sa_pf_ahead) return sa_pf_ahead;
     const size_t span = (size_t)n * stride;
-    return (SA_PF_AHEAD + span - 1) / span * span;
+    return (sa_pf_ahead + span - 1) / span * span;
 }
 
 /* Activations for the interleaved GEMMs: T rows of nb Q8_0 blocks, and per block its scale as

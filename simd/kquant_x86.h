@@ -94,14 +94,14 @@ static const int8_t kq_top_idx[4][32] = {
 };
 static inline __m256i kq_idx(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
 /* Decode prefetch spread over the block's arithmetic: kq_pf_begin decides once per block whether
- * the block SA_PF_AHEAD further on lies inside the caller's run (then KQ_PF_LINE prefetches its
+ * the block sa_pf_ahead further on lies inside the caller's run (then KQ_PF_LINE prefetches its
  * cache line i from inside the inner loop), else it prefetches what is in range at once as
  * sa_prefetch_ahead does. Spreading the lines helped where issuing them together did not: from
  * memory (CPU time) the Q6_K T = 1 tile read 9.3 GB/s with all 27 lines at the block's start
  * unrolled, 12 with the checked loop at the start, and more with one or two lines per chunk. */
 static inline __attribute__((always_inline)) const char *kq_pf_begin(const void *blk, size_t bytes, const char *end) {
-    if (!end) return NULL;
-    const char *p = (const char *)blk + SA_PF_AHEAD;
+    if (!end || !sa_pf_ahead) return NULL;
+    const char *p = (const char *)blk + sa_pf_ahead;
     if (p + bytes <= end) return p;
     sa_prefetch_ahead(blk, bytes, end);
     return NULL;
