@@ -174,12 +174,6 @@ static void print_json(const Result *rs, int n) {
     printf("]\n");
 }
 
-static double thread_cpu_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
 /* --int8-peak: GMAC/s of the table's int8 instruction with 1..n threads (see simd/peak.h). By each
  * thread's CPU time: on a shared machine the wall time mostly measures the other processes; the CPU
  * time still includes what a busy sibling hyperthread takes from the core. */
@@ -213,9 +207,9 @@ static int int8_peak(const IntList *th, int json) {
 #pragma omp parallel num_threads(n) reduction(+ : macs, rate)
             {
                 int s;
-                const double c0 = thread_cpu_ms();
+                const double c0 = sa_thread_cpu_ms();
                 const long long m = sa_i8_peak_run(table, iters, &s);
-                rate += m / ((thread_cpu_ms() - c0) * 1e6);
+                rate += m / ((sa_thread_cpu_ms() - c0) * 1e6);
                 macs += m;
 #pragma omp atomic
                 sink ^= s;

@@ -49,6 +49,8 @@ int sa_is_file(const char *path);
 
 /* Wall clock in milliseconds (monotonic). */
 double sa_time_ms(void);
+/* The calling thread's CPU time, ms: what a measurement took without the time the core was taken away */
+double sa_thread_cpu_ms(void);
 /* The path of `name` in the user's cache folder ($XDG_CACHE_HOME/salign, default ~/.cache/salign),
  * creating the folder when `create`; 0 when there is none to use (no HOME) or the path is too long. */
 int sa_user_cache_path(const char *name, char *out, size_t n, int create);

@@ -43,9 +43,15 @@
 #define PREFILL_ROWS 256
 #define ACT_ROWS 64
 
-typedef enum { HOW_NONE, HOW_FLOAT, HOW_ONE, HOW_CALIBRATED, HOW_CACHED, HOW_FORCED, HOW_LATER } How;
-static const char *const how_text[] = {"", "not bit-identical: the best table by cpuid", "one implementation", "calibrated",
-                                       "cached calibration", "forced by --kernels", "calibrated on the first run"};
+typedef enum { HOW_NONE, HOW_FLOAT, HOW_ONE, HOW_CALIBRATED, HOW_CACHED, HOW_FORCED, HOW_LATER, HOW_ENV } How;
+static const char *const how_text[] = {"",
+                                       "not bit-identical: the best table by cpuid",
+                                       "one implementation",
+                                       "calibrated",
+                                       "cached calibration",
+                                       "forced by --kernels",
+                                       "calibrated on the first run",
+                                       "forced by SALIGN_PF_AHEAD"};
 
 typedef struct {
     SaKernelOp op;
@@ -66,6 +72,9 @@ typedef struct {
     int n_ops;
     char key[512];
     const SaKernels *base; /* what serves the ops not chosen one by one */
+    size_t pf;             /* the decode prefetch distance (sa_pf_ahead) */
+    How pf_how;
+    char pf_note[160];
     int valid;
 } Plan;
 
@@ -81,6 +90,8 @@ static struct {
         SaKernelClass cls;
     } ov[MAX_OVERRIDES];
     int n_ov;
+    int pf_set;          /* --kernels prefetch=BYTES given: */
+    size_t pf_forced;    /* that distance */
     Plan applied; /* the selection sa_k serves (valid once a model was given) */
 } g;
 
@@ -142,6 +153,7 @@ int sa_kselect_flag(const char *spec) {
     char names[128];
     tables_list(names, sizeof names);
     g.n_ov = 0;
+    g.pf_set = 0;
     if (!strcmp(spec, "auto")) {
         g.spec = SPEC_AUTO;
         return 0;
@@ -171,6 +183,15 @@ int sa_kselect_flag(const char *spec) {
         SaKernelClass cls = SA_KC_BOTH;
         if (!strncmp(op, "decode:", 7)) cls = SA_KC_DECODE, op += 7;
         else if (!strncmp(op, "prefill:", 8)) cls = SA_KC_PREFILL, op += 8;
+        if (!strcmp(op, "prefetch")) { /* the decode prefetch distance in bytes, 0: none */
+            char *e;
+            const long long v = strtoll(eq + 1, &e, 10);
+            if (e == eq + 1 || *e || v < 0 || v > (1 << 24))
+                return sa_err("--kernels: prefetch=%s: expected a distance in bytes from 0 to %d", eq + 1, 1 << 24);
+            g.pf_forced = (size_t)v;
+            g.pf_set = 1;
+            continue;
+        }
         SaKernelOp o;
         if (strlen(op) >= sizeof g.ov[0].op || strlen(eq + 1) >= sizeof g.ov[0].table || !find_op(op, &o)) return sa_err("--kernels: '%s' is not a kernel op (salign info MODEL lists them)", op);
         const SaKernels *t = table_named(eq + 1);
@@ -205,11 +226,10 @@ static char *cache_read(void) {
 
 static const char *const cls_name[] = {"decode", "prefill"};
 
-/* The cached table of (key, class, op) among the candidates, or NULL. Malformed lines (a torn
- * write, an edited file, another version's ops or tables) are skipped. */
-static const SaKernels *cache_find(const char *text, const char *key, int cls, const char *op, const SaKernels **cand,
-                                   int nc) {
-    const SaKernels *found = NULL;
+/* The last line's value for (key, class, name) copied to val (NUL-terminated), or 0 when the cache
+ * has none. Malformed lines (a torn write, an edited file, another version's) are skipped. */
+static int cache_lookup(const char *text, const char *key, int cls, const char *name, char *val, size_t cap) {
+    int found = 0;
     for (const char *line = text; line && *line;) {
         const char *end = strchr(line, '\n');
         if (!end) break; /* an unterminated last line is a torn write */
@@ -223,14 +243,26 @@ static const SaKernels *cache_find(const char *text, const char *key, int cls, c
             fl[nf++] = (size_t)(q - p);
             p = q + 1;
         }
-        if (nf == 4 && f[3] + fl[3] == end && fl[0] == strlen(key) && !memcmp(f[0], key, fl[0]) &&
-            fl[1] == strlen(cls_name[cls]) && !memcmp(f[1], cls_name[cls], fl[1]) && fl[2] == strlen(op) &&
-            !memcmp(f[2], op, fl[2]))
-            for (int k = 0; k < nc; k++)
-                if (strlen(cand[k]->name) == fl[3] && !memcmp(cand[k]->name, f[3], fl[3])) found = cand[k];
+        if (nf == 4 && f[3] + fl[3] == end && fl[3] < cap && fl[0] == strlen(key) && !memcmp(f[0], key, fl[0]) &&
+            fl[1] == strlen(cls_name[cls]) && !memcmp(f[1], cls_name[cls], fl[1]) && fl[2] == strlen(name) &&
+            !memcmp(f[2], name, fl[2])) {
+            memcpy(val, f[3], fl[3]);
+            val[fl[3]] = 0;
+            found = 1;
+        }
         line = end + 1;
     }
     return found;
+}
+
+/* The cached table of (key, class, op) when it is one of the candidates, else NULL. */
+static const SaKernels *cache_find(const char *text, const char *key, int cls, const char *op, const SaKernels **cand,
+                                   int nc) {
+    char name[64];
+    if (!cache_lookup(text, key, cls, op, name, sizeof name)) return NULL;
+    for (int k = 0; k < nc; k++)
+        if (!strcmp(cand[k]->name, name)) return cand[k];
+    return NULL;
 }
 
 static void cache_append(const char *lines) {
@@ -262,7 +294,11 @@ typedef struct {
     void *scratch, *act;
 } Bench;
 
-static double now_ms(void) { return g.clock_ms ? g.clock_ms() : sa_time_ms(); }
+/* The calibration runs on one thread, in the caller: its CPU time is the measurement, so a round in
+ * which the core was given to another process (the 2-vCPU VM here runs at load 6 while helpers
+ * build) is not slower by the time it waited. The best-of-rounds rule below still takes out
+ * what the CPU time cannot (a busy sibling, a cache emptied by another process). */
+static double now_ms(void) { return g.clock_ms ? g.clock_ms() : sa_thread_cpu_ms(); }
 
 /* W cut to at most `bytes` of whole 8-row groups (a packed matrix's first groups are a matrix). */
 static SaMat cut(const SaMat *W, size_t bytes) {
@@ -270,6 +306,22 @@ static SaMat cut(const SaMat *W, size_t bytes) {
     const size_t rows = bytes / W->row_bytes / 8 * 8;
     if ((size_t)v.rows > rows && rows >= 8) v.rows = (int)rows;
     return v;
+}
+
+/* Decode over the next SWEEP_BYTES of b's matrices (T = 1, one after another from b->pos) */
+static void sweep(const Bench *b) {
+    size_t bytes = 0;
+    for (int k = 0, p = b->pos; k < 4 * b->n && bytes < SWEEP_BYTES; k++, p = (p + 1) % b->n) {
+        const SaMat v = cut(b->mats[p], SWEEP_BYTES - bytes);
+        sa_matmul(&v, b->x, 1, b->y, v.rows, b->scratch);
+        bytes += (size_t)v.rows * v.row_bytes;
+    }
+}
+
+/* Move b->pos past what sweep read: the next round reads the following matrices. */
+static void sweep_advance(Bench *b) {
+    for (size_t bytes = 0; bytes < SWEEP_BYTES && b->n > 1; b->pos = (b->pos + 1) % b->n)
+        bytes += (size_t)cut(b->mats[b->pos], SWEEP_BYTES - bytes).rows * b->mats[b->pos]->row_bytes;
 }
 
 /* One measurement of the op as currently installed: ms. */
@@ -285,12 +337,7 @@ static double measure(const OpState *o, int cls, Bench *b) {
         v.rows = SA_MIN(v.rows, PREFILL_ROWS);
         sa_matmul(&v, b->x, PREFILL_T, b->y, v.rows, b->scratch);
     } else {
-        size_t bytes = 0;
-        for (int k = 0, p = b->pos; k < 4 * b->n && bytes < SWEEP_BYTES; k++, p = (p + 1) % b->n) {
-            const SaMat v = cut(b->mats[p], SWEEP_BYTES - bytes);
-            sa_matmul(&v, b->x, 1, b->y, v.rows, b->scratch);
-            bytes += (size_t)v.rows * v.row_bytes;
-        }
+        sweep(b);
     }
     return now_ms() - t0;
 }
@@ -314,9 +361,7 @@ static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, i
             sa_kernels_set_op(&o->op, kc, cand[c]);
             t[c][r] = measure(o, cls, b);
         }
-        if (o->op.matrix && cls == 0) /* the next round reads the following matrices */
-            for (size_t bytes = 0; bytes < SWEEP_BYTES && b->n > 1; b->pos = (b->pos + 1) % b->n)
-                bytes += (size_t)cut(b->mats[b->pos], SWEEP_BYTES - bytes).rows * b->mats[b->pos]->row_bytes;
+        if (o->op.matrix && cls == 0) sweep_advance(b);
     }
     int best = -1, base_c = -1;
     double med[MAX_TABLES];
@@ -377,6 +422,40 @@ static void plan_ops(Plan *p, const SaMat *const *mats, int n, int preview) {
 }
 
 
+/* Buffers for timing the largest of these matrices, and one thread (the old count in *threads):
+ * 0, or -1 without memory. */
+static int bench_open(Bench *b, const SaMat *const *mats, int n, int *threads) {
+    int cols = 1, rows = 1;
+    for (int m = 0; m < n; m++) {
+        cols = SA_MAX(cols, mats[m]->cols);
+        rows = SA_MAX(rows, cut(mats[m], SWEEP_BYTES).rows);
+    }
+    const size_t act = (size_t)ACT_ROWS * cols * 8; /* more than any activation type's row */
+    b->x = sa_malloc((size_t)PREFILL_T * cols * sizeof(float));
+    b->y = sa_malloc((size_t)PREFILL_T * SA_MAX(rows, PREFILL_ROWS) * sizeof(float));
+    b->scratch = sa_aligned_alloc(sa_matmul_scratch_bytes(PREFILL_T, cols));
+    b->act = sa_malloc(act);
+    if (!b->x || !b->y || !b->scratch || !b->act) {
+        free(b->x), free(b->y), free(b->scratch), free(b->act);
+        *b = (Bench){0};
+        return -1;
+    }
+    uint32_t r = 12345;
+    for (size_t k = 0; k < (size_t)PREFILL_T * cols; k++) {
+        r = r * 1664525u + 1013904223u;
+        b->x[k] = (float)((int)(r >> 9) - (1 << 22)) / (float)(1 << 22);
+    }
+    *threads = sa_get_threads();
+    sa_set_threads(1);
+    return 0;
+}
+
+static void bench_close(Bench *b, int threads) {
+    if (b->x && threads) sa_set_threads(threads);
+    free(b->x), free(b->y), free(b->scratch), free(b->act);
+    *b = (Bench){0};
+}
+
 /* Decide every used op not decided yet: cache, else calibration (preview: neither installs nor
  * times). */
 static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const SaKernels *base) {
@@ -403,31 +482,10 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
                 o->how[s] = HOW_LATER;
                 continue;
             } else {
-                if (!b.x) { /* first calibration: buffers for the largest shapes, one thread */
-                    int cols = 1, rows = 1;
-                    for (int m = 0; m < n; m++) {
-                        cols = SA_MAX(cols, mats[m]->cols);
-                        rows = SA_MAX(rows, cut(mats[m], SWEEP_BYTES).rows);
-                    }
-                    const size_t act = (size_t)ACT_ROWS * cols * 8; /* more than any activation type's row */
-                    b.x = sa_malloc((size_t)PREFILL_T * cols * sizeof(float));
-                    b.y = sa_malloc((size_t)PREFILL_T * SA_MAX(rows, PREFILL_ROWS) * sizeof(float));
-                    b.scratch = sa_aligned_alloc(sa_matmul_scratch_bytes(PREFILL_T, cols));
-                    b.act = sa_malloc(act);
-                    if (!b.x || !b.y || !b.scratch || !b.act) { /* no memory to time in: keep the cpuid table */
-                        free(b.x), free(b.y), free(b.scratch), free(b.act);
-                        b = (Bench){0};
-                        o->pick[s] = base;
-                        o->how[s] = HOW_ONE;
-                        continue;
-                    }
-                    uint32_t r = 12345;
-                    for (size_t k = 0; k < (size_t)PREFILL_T * cols; k++) {
-                        r = r * 1664525u + 1013904223u;
-                        b.x[k] = (float)((int)(r >> 9) - (1 << 22)) / (float)(1 << 22);
-                    }
-                    threads = sa_get_threads();
-                    sa_set_threads(1);
+                if (!b.x && bench_open(&b, mats, n, &threads)) { /* no memory to time in: keep the cpuid table */
+                    o->pick[s] = base;
+                    o->how[s] = HOW_ONE;
+                    continue;
                 }
                 int nm = 0; /* this op's matrices, for the decode sweeps */
                 const SaMat *list[4096];
@@ -448,11 +506,96 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
             if (!preview) sa_kernels_set_op(&o->op, kc, o->pick[s]);
         }
     }
-    if (b.x && threads) sa_set_threads(threads);
-    free(b.x), free(b.y), free(b.scratch), free(b.act);
+    bench_close(&b, threads);
     if (out.data) cache_append(out.data);
     sa_buf_free(&out);
     free(cache);
+}
+
+/* ---- the decode prefetch distance (kernels.h: sa_pf_ahead) ----
+ * Why timed and not fixed: on two hosts of the same Zen 5 model the 1B Q4_0 decode was fastest at
+ * 32 KiB ahead on one (issue #23) and lost a quarter of its speed there on the other (2026-12-04,
+ * 1 thread: 32 KiB 29.9-30.5 t/s, 8 KiB 40.7-42.2, none 41.0; Q8_0 18.1 / 21.7 / 22.9; Q4_K_M
+ * 27.6 / 36.7 / 18.1, so "none" is no safe default either). The distances are timed on the
+ * model's own decode matrices, all of them in a step's order (layers first: they are most of a
+ * step), with the kernels already chosen, as the decode sweeps above. */
+static const size_t pf_cand[] = {0, 4096, 8192, 16384, 32768, 65536};
+#define PF_N ((int)SA_ARRAY_LEN(pf_cand))
+#define PF_ROUNDS 6
+#define PF_MAX 16777216 /* --kernels prefetch=, SALIGN_PF_AHEAD and the cache: at most 16 MiB */
+
+static void pf_text(size_t d, char *out, size_t cap) {
+    if (!d) snprintf(out, cap, "none");
+    else if (d % 1024 == 0) snprintf(out, cap, "%zu KiB", d / 1024);
+    else snprintf(out, cap, "%zu B", d);
+}
+
+/* p->pf: forced, cached or timed (preview: never timed, nothing set). */
+static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
+    const char *env = getenv("SALIGN_PF_AHEAD");
+    char *cache = NULL, val[32];
+    p->pf_note[0] = 0;
+    p->pf = SA_PF_AHEAD;
+    if (g.pf_set) {
+        p->pf = g.pf_forced;
+        p->pf_how = HOW_FORCED;
+    } else if (env && *env) {
+        p->pf = (size_t)strtoull(env, NULL, 10);
+        p->pf_how = HOW_ENV;
+    } else if (g.spec != SPEC_CALIBRATE && (cache = cache_read()) && cache_lookup(cache, p->key, 0, "prefetch", val, sizeof val) &&
+               strspn(val, "0123456789") == strlen(val) && *val && strtoull(val, NULL, 10) <= PF_MAX) {
+        p->pf = (size_t)strtoull(val, NULL, 10);
+        p->pf_how = HOW_CACHED;
+    } else if (preview) {
+        p->pf_how = HOW_LATER;
+    } else {
+        /* the layers' matrices first, each matrix once */
+        static const SaMat *list[4096];
+        int nl = 0;
+        for (int k = 0; k < n && nl < 4096; k++)
+            if (mats[k]->rows > 0 && mats[k]->cols > 0) list[nl++] = mats[k];
+        Bench b = {.mats = list, .n = nl};
+        int threads = 0;
+        if (!nl || bench_open(&b, mats, n, &threads)) {
+            p->pf_how = HOW_ONE;
+        } else {
+            b.mats = list;
+            b.n = nl;
+            const double t0 = sa_time_ms();
+            double t[PF_N][PF_ROUNDS];
+            for (int r = 0; r < PF_ROUNDS; r++) {
+                for (int k = 0; k < PF_N; k++) {
+                    const int c = (k + r) % PF_N;
+                    sa_pf_ahead = pf_cand[c];
+                    const double s0 = now_ms();
+                    sweep(&b);
+                    t[c][r] = now_ms() - s0;
+                }
+                sweep_advance(&b);
+            }
+            int best = 0, def = 0;
+            size_t o = 0;
+            for (int c = 0; c < PF_N; c++) {
+                qsort(t[c], PF_ROUNDS, sizeof(double), cmp_double);
+                if (t[c][0] < t[best][0]) best = c;
+                if (pf_cand[c] == SA_PF_AHEAD) def = c;
+                char d[24];
+                pf_text(pf_cand[c], d, sizeof d);
+                if (o < sizeof p->pf_note)
+                    o += (size_t)snprintf(p->pf_note + o, sizeof p->pf_note - o, "%s%s %.3g ms", c ? ", " : "", d, t[c][0]);
+            }
+            if (t[best][0] > MARGIN * t[def][0]) best = def; /* a tie keeps the default */
+            p->pf = pf_cand[best];
+            p->pf_how = HOW_CALIBRATED;
+            p->calib_ms += sa_time_ms() - t0;
+            bench_close(&b, threads);
+            char line[700];
+            snprintf(line, sizeof line, "%s\t%s\tprefetch\t%zu\n", p->key, cls_name[0], p->pf);
+            cache_append(line);
+        }
+    }
+    free(cache);
+    if (!preview) sa_pf_ahead = p->pf;
 }
 
 /* The cache key: the CPU model, this binary (a rebuilt kernel is timed again), the tables and the
@@ -527,6 +670,7 @@ static void plan_for(Plan *p, const SaMat *const *mats, int n, const char *shape
                 p->ops[i].how[0] = p->ops[i].how[1] = HOW_FORCED;
                 p->ops[i].decided = 1;
             }
+            decide_pf(p, mats, n, preview);
             p->valid = 1;
             return;
         }
@@ -534,6 +678,7 @@ static void plan_for(Plan *p, const SaMat *const *mats, int n, const char *shape
     }
     decide(p, mats, n, preview, p->base);
     apply_overrides(p, preview);
+    if (!merge) decide_pf(p, mats, n, preview); /* a second model keeps the first one's distance */
     if (!preview) {
         char name[64];
         compose_name(p, p->base, name, sizeof name);
@@ -544,13 +689,13 @@ static void plan_for(Plan *p, const SaMat *const *mats, int n, const char *shape
 /* ---- the model's matrices ---- */
 
 static int model_mats(const SaModel *m, const SaMat **out, int cap, char *shape, size_t shape_cap) {
-    int n = 0;
-    if (n < cap) out[n++] = &m->output;
+    int n = 0; /* in a decode step's order: the layers, then the output */
     for (int l = 0; l < m->hp.n_layer; l++) {
         const SaLayer *L = &m->layers[l];
         const SaMat *all[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < SA_ARRAY_LEN(all) && n < cap; i++) out[n++] = all[i];
     }
+    if (n < cap) out[n++] = &m->output;
     uint64_t h = 1469598103934665603ull; /* FNV-1a over (dtype, rows, cols) */
     for (int i = 0; i < n; i++) {
         const int64_t v[3] = {out[i]->dtype, out[i]->rows, out[i]->cols};
@@ -601,6 +746,9 @@ void sa_kselect_print(FILE *f, const SaModel *m) {
             fprintf(f, "  %-20s %-34s %s%s%s\n", o->op.name, o->pick[1]->name, how_text[o->how[1]], *o->note[1] ? ": " : "",
                     o->note[1]); /* one choice for both classes */
     }
+    char d[24];
+    pf_text(p->pf, d, sizeof d);
+    fprintf(f, "  %-20s %-34s %s%s%s\n", "decode prefetch", d, how_text[p->pf_how], *p->pf_note ? ": " : "", p->pf_note);
     /* the ops that do not touch weights: one line */
     fprintf(f, "  %-20s %-34s %s\n", "every other op", p->base->name,
             p->ops[0].how[1] == HOW_FORCED ? how_text[HOW_FORCED] : "the best table by cpuid");
@@ -614,4 +762,5 @@ void sa_kselect_testing(const SaKernels *const *tables, int n, double (*clock_ms
     g.applied.valid = 0;
     g.spec = SPEC_NONE;
     g.n_ov = 0;
+    g.pf_set = 0;
 }

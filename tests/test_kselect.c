@@ -5,7 +5,10 @@
  *   - the choice is cached (a second run of the same shape times nothing and keeps it, even when
  *     the clock would now say otherwise), a corrupt cache file is ignored (timed again, no crash),
  *     and a cache folder that cannot be created just means timing every time;
- *   - --kernels: bad specs are refused naming the flag, OP=TABLE forces one op.
+ *   - --kernels: bad specs are refused naming the flag, OP=TABLE forces one op;
+ *   - the decode prefetch distance: the faster one by the stubbed clock is chosen, a tie keeps
+ *     SA_PF_AHEAD, the choice is cached, --kernels prefetch=BYTES and SALIGN_PF_AHEAD force one,
+ *     and the output is bit-identical at every candidate distance.
  * The candidates are two real SIMD tables with different GEMMs when the CPU has them (avx2 and
  * avx512, or the emulated avx512), else two stand-in tables calling the reference. */
 #include <stdlib.h>
@@ -195,6 +198,97 @@ TEST(kselect_calibration_cache_and_flag) {
     if (saved_xdg) setenv("XDG_CACHE_HOME", saved_xdg, 1);
     else unsetenv("XDG_CACHE_HOME");
     free(saved_xdg);
+    for (int m = 0; m < NM; m++) free((void *)W[m].data);
+    free(row), free(X);
+}
+
+/* The prefetch test's clock: a reading costs 1 at the fast distance, 3 at any other. */
+static size_t g_fast_pf;
+static double pf_clock(void) {
+    g_readings++;
+    return g_now += sa_pf_ahead == g_fast_pf ? 1 : 3;
+}
+
+TEST(kselect_prefetch_distance) {
+    pick_tables(g_tabs);
+    const char *old_xdg = getenv("XDG_CACHE_HOME"), *old_pf = getenv("SALIGN_PF_AHEAD");
+    char *saved_xdg = old_xdg ? sa_strdup(old_xdg) : NULL, *saved_pf = old_pf ? sa_strdup(old_pf) : NULL;
+    unsetenv("SALIGN_PF_AHEAD");
+    setenv("XDG_CACHE_HOME", test_tmpdir(), 1);
+    char cache[4200];
+    CHECK(sa_user_cache_path("kernels", cache, sizeof cache, 1));
+    unlink(cache);
+
+    /* two packed Q4_0 matrices of 4 groups of 16 blocks, activations for T <= 9 */
+    enum { ROWS = 32, COLS = 512, NM = 2, TMAX = 9 };
+    SaMat W[NM];
+    const SaMat *list[NM];
+    float *row = malloc(COLS * sizeof *row), *X = malloc((size_t)TMAX * COLS * sizeof *X);
+    uint32_t r = 11;
+    for (int m = 0; m < NM; m++) {
+        W[m] = (SaMat){.dtype = SA_Q4_0, .rows = ROWS, .cols = COLS, .row_bytes = sa_row_bytes(SA_Q4_0, COLS)};
+        uint8_t *d = malloc(W[m].row_bytes * ROWS);
+        for (int i = 0; i < ROWS; i++) {
+            for (int c = 0; c < COLS; c++) row[c] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 512;
+            sa_quantize_row(SA_Q4_0, row, d + i * W[m].row_bytes, COLS);
+        }
+        W[m].data = d;
+        CHECK(sa_mat_pack(&W[m]) == 0 && W[m].packed);
+        list[m] = &W[m];
+    }
+    for (int i = 0; i < TMAX * COLS; i++) X[i] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 300;
+
+    /* the faster distance wins: 8 KiB for one shape, none for another */
+    const size_t fast[] = {8192, 0};
+    for (int k = 0; k < 2; k++) {
+        sa_kselect_testing(g_tabs, 3, pf_clock);
+        g_fast_pf = fast[k];
+        g_readings = 0;
+        sa_pf_ahead = 12345;
+        sa_kselect_mats(list, NM, k ? "pf-shape-b" : "pf-shape-a");
+        CHECKF(g_readings > 0 && sa_pf_ahead == fast[k], "shape %d: distance %zu, wanted %zu (%d readings)", k, sa_pf_ahead,
+               fast[k], g_readings);
+    }
+    /* a tie keeps the default */
+    sa_kselect_testing(g_tabs, 3, pf_clock);
+    g_fast_pf = 1;
+    sa_kselect_mats(list, NM, "pf-shape-c");
+    CHECKF(sa_pf_ahead == SA_PF_AHEAD, "a tie chose %zu", sa_pf_ahead);
+    /* cached: nothing timed, the cached distance kept against the clock */
+    sa_kselect_testing(g_tabs, 3, pf_clock);
+    g_fast_pf = 65536;
+    g_readings = 0;
+    sa_kselect_mats(list, NM, "pf-shape-a");
+    CHECKF(g_readings == 0 && sa_pf_ahead == 8192, "cached: %d readings, distance %zu", g_readings, sa_pf_ahead);
+    /* forced by the flag, then by the environment: nothing timed for the distance */
+    sa_kselect_testing(g_tabs, 3, pf_clock);
+    CHECK(sa_kselect_flag("prefetch=abc") == -1 && strstr(sa_errmsg(), "--kernels") && strstr(sa_errmsg(), "prefetch"));
+    CHECK(sa_kselect_flag("prefetch=-1") == -1);
+    CHECK(sa_kselect_flag("prefetch=99999999999") == -1);
+    CHECK(sa_kselect_flag("prefetch=4096") == 0);
+    sa_kselect_mats(list, NM, "pf-shape-d");
+    CHECKF(sa_pf_ahead == 4096, "--kernels prefetch=4096 gave %zu", sa_pf_ahead);
+    sa_kselect_testing(g_tabs, 3, pf_clock);
+    setenv("SALIGN_PF_AHEAD", "12288", 1);
+    sa_kselect_mats(list, NM, "pf-shape-e");
+    CHECKF(sa_pf_ahead == 12288, "SALIGN_PF_AHEAD=12288 gave %zu", sa_pf_ahead);
+    unsetenv("SALIGN_PF_AHEAD");
+
+    /* the output does not depend on the distance */
+    static const size_t dists[] = {0, 64, 4096, 8192, 32768, 65536, 1 << 20};
+    for (size_t k = 0; k < SA_ARRAY_LEN(dists); k++) {
+        sa_pf_ahead = dists[k];
+        for (int T = 1; T <= TMAX; T += 4)
+            for (int m = 0; m < NM; m++) CHECKF(same_as_reference(&W[m], X, T), "distance %zu T=%d: output differs", dists[k], T);
+    }
+
+    sa_kselect_testing(NULL, 0, NULL);
+    sa_kernels_init();
+    sa_pf_ahead = SA_PF_AHEAD;
+    if (saved_pf) setenv("SALIGN_PF_AHEAD", saved_pf, 1), sa_pf_ahead = (size_t)strtoull(saved_pf, NULL, 10);
+    if (saved_xdg) setenv("XDG_CACHE_HOME", saved_xdg, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(saved_xdg), free(saved_pf);
     for (int m = 0; m < NM; m++) free((void *)W[m].data);
     free(row), free(X);
 }
