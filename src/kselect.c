@@ -289,7 +289,8 @@ static void cache_append(const char *lines) {
 
 typedef struct {
     const SaMat *const *mats; /* the op's matrices */
-    int n, pos;
+    int n, round, passes;
+    double frac;
     float *x, *y;
     void *scratch, *act;
 } Bench;
@@ -300,28 +301,36 @@ typedef struct {
  * what the CPU time cannot (a busy sibling, a cache emptied by another process). */
 static double now_ms(void) { return g.clock_ms ? g.clock_ms() : sa_thread_cpu_ms(); }
 
-/* W cut to at most `bytes` of whole 8-row groups (a packed matrix's first groups are a matrix). */
-static SaMat cut(const SaMat *W, size_t bytes) {
+/* The round-th sample of W for a sweep that reads `frac` of every matrix: whole 8-row groups (a
+ * packed matrix's groups are whole matrices), at an offset that moves on every round. */
+static SaMat sample(const SaMat *W, double frac, int round) {
     SaMat v = *W;
-    const size_t rows = bytes / W->row_bytes / 8 * 8;
-    if ((size_t)v.rows > rows && rows >= 8) v.rows = (int)rows;
+    const int groups = W->rows / 8, n = (int)(W->rows * frac / 8);
+    if (frac >= 1 || groups < 1) return v;
+    v.rows = 8 * SA_MAX(n, 1);
+    const int start = (int)((long long)round * (v.rows / 8) % (groups - v.rows / 8 + 1));
+    v.data = (const char *)W->data + (size_t)start * 8 * W->row_bytes;
     return v;
 }
 
-/* Decode over the next SWEEP_BYTES of b's matrices (T = 1, one after another from b->pos) */
-static void sweep(const Bench *b) {
-    size_t bytes = 0;
-    for (int k = 0, p = b->pos; k < 4 * b->n && bytes < SWEEP_BYTES; k++, p = (p + 1) % b->n) {
-        const SaMat v = cut(b->mats[p], SWEEP_BYTES - bytes);
-        sa_matmul(&v, b->x, 1, b->y, v.rows, b->scratch);
-        bytes += (size_t)v.rows * v.row_bytes;
-    }
+/* A decode sweep reads the same share of every matrix in b (T = 1, in the list's order), about
+ * SWEEP_BYTES in all: the mix of a real decode step, scaled down. Sampling matters: the 1B
+ * Q4_K_M model's decode ran at half speed without prefetch because its Q6_K output matrix (a
+ * quarter of the bytes, last in a step) reads slowly without it, while a sweep of the first 64 MiB
+ * of layers found no prefetch the fastest. Small models are read whole, up to 4 times. */
+static void sweep_plan(Bench *b) {
+    size_t total = 0;
+    for (int k = 0; k < b->n; k++) total += (size_t)b->mats[k]->rows * b->mats[k]->row_bytes;
+    b->frac = total > SWEEP_BYTES ? (double)SWEEP_BYTES / (double)total : 1;
+    b->passes = total >= SWEEP_BYTES || !total ? 1 : (int)SA_MIN(4, SWEEP_BYTES / total);
 }
 
-/* Move b->pos past what sweep read: the next round reads the following matrices. */
-static void sweep_advance(Bench *b) {
-    for (size_t bytes = 0; bytes < SWEEP_BYTES && b->n > 1; b->pos = (b->pos + 1) % b->n)
-        bytes += (size_t)cut(b->mats[b->pos], SWEEP_BYTES - bytes).rows * b->mats[b->pos]->row_bytes;
+static void sweep(const Bench *b) {
+    for (int p = 0; p < b->passes; p++)
+        for (int k = 0; k < b->n; k++) {
+            const SaMat v = sample(b->mats[k], b->frac, b->round);
+            sa_matmul(&v, b->x, 1, b->y, v.rows, b->scratch);
+        }
 }
 
 /* One measurement of the op as currently installed: ms. */
@@ -361,7 +370,7 @@ static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, i
             sa_kernels_set_op(&o->op, kc, cand[c]);
             t[c][r] = measure(o, cls, b);
         }
-        if (o->op.matrix && cls == 0) sweep_advance(b);
+        b->round++; /* the next round reads other rows */
     }
     int best = -1, base_c = -1;
     double med[MAX_TABLES];
@@ -428,7 +437,7 @@ static int bench_open(Bench *b, const SaMat *const *mats, int n, int *threads) {
     int cols = 1, rows = 1;
     for (int m = 0; m < n; m++) {
         cols = SA_MAX(cols, mats[m]->cols);
-        rows = SA_MAX(rows, cut(mats[m], SWEEP_BYTES).rows);
+        rows = SA_MAX(rows, mats[m]->rows);
     }
     const size_t act = (size_t)ACT_ROWS * cols * 8; /* more than any activation type's row */
     b->x = sa_malloc((size_t)PREFILL_T * cols * sizeof(float));
@@ -496,7 +505,8 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
                 b.mats = list;
                 b.n = nm ? nm : 1;
                 if (!nm) list[0] = o->first;
-                b.pos = 0;
+                b.round = 0;
+                sweep_plan(&b);
                 const double t0 = sa_time_ms();
                 o->pick[s] = calibrate(o, c, cand, nc, &b, base);
                 p->calib_ms += sa_time_ms() - t0;
@@ -549,7 +559,7 @@ static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
     } else if (preview) {
         p->pf_how = HOW_LATER;
     } else {
-        /* the layers' matrices first, each matrix once */
+        /* every matrix of a decode step (the callers list them in a step's order) */
         static const SaMat *list[4096];
         int nl = 0;
         for (int k = 0; k < n && nl < 4096; k++)
@@ -561,6 +571,7 @@ static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
         } else {
             b.mats = list;
             b.n = nl;
+            sweep_plan(&b);
             const double t0 = sa_time_ms();
             double t[PF_N][PF_ROUNDS];
             for (int r = 0; r < PF_ROUNDS; r++) {
@@ -571,7 +582,7 @@ static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
                     sweep(&b);
                     t[c][r] = now_ms() - s0;
                 }
-                sweep_advance(&b);
+                b.round++;
             }
             int best = 0, def = 0;
             size_t o = 0;

@@ -7,7 +7,9 @@
  * each op the model uses is timed on the model's own matrices the first time a model of that
  * shape runs on a CPU (calibration, tens of milliseconds), separately for decode (T = 1; used up
  * to SA_PF_MAX_T tokens) and prefill, and the choice is cached per CPU model, salign binary and
- * model shape in $XDG_CACHE_HOME/salign/kernels (default ~/.cache/salign/kernels).
+ * model shape in $XDG_CACHE_HOME/salign/kernels (default ~/.cache/salign/kernels). The decode
+ * prefetch distance (simd/kernels.h: sa_pf_ahead) is chosen the same way, once the kernels are:
+ * none or 4 to 64 KiB, timed on the model's decode matrices.
  *
  * Overrides: SALIGN_ISA=TABLE (every op from that table, as before this existed) and --kernels
  * SPEC, which wins over SALIGN_ISA:
@@ -15,7 +17,9 @@
  *   calibrate     time again now, whatever the cache says (the new choice replaces the cached one)
  *   TABLE         every op from one table (scalar, avx2, avx512, neon, neon_dotprod)
  *   [decode:|prefill:]OP=TABLE[,...]   over auto: these ops from these tables (names as
- *                 `salign info` and `salign bench` print them; no class prefix: both) */
+ *                 `salign info` and `salign bench` print them; no class prefix: both)
+ *   prefetch=BYTES (also in such a list) the decode prefetch distance, 0 for none; the
+ *                 environment's SALIGN_PF_AHEAD=BYTES does the same under the flag */
 #ifndef SALIGN_KSELECT_H
 #define SALIGN_KSELECT_H
 
