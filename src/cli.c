@@ -701,8 +701,9 @@ static const char usage_text[] =
             "           [--llamacpp-compat]   (verification: llama.cpp's x86 CPU arithmetic bit for bit)\n"
             "           [--chat [--chat-template NAME] [--system S]]\n"
             "  tokenize (-m MODEL | --tokenizer FILE) [--no-bos] [--jsonl] [--special]   text on stdin\n"
-            "  info MODEL [--verify] [--kernels SPEC]   (SPEC: auto, calibrate, a table, or [decode:|prefill:]OP=TABLE,...;\n"
-            "       info lists the kernel ops a run of MODEL uses and which table serves each)\n"
+            "  info MODEL [--verify] [--kernels SPEC]   (SPEC: auto, calibrate, a table, or [decode:|prefill:]OP=TABLE,...\n"
+            "       and prefetch=BYTES; info lists the kernel ops a run of MODEL uses, which table serves each and\n"
+            "       the decode prefetch distance)\n"
             "  align --upstream U --aligner A (-p QUESTION|-p -|-f FILE) [--mode stream|aligner|none]\n"
             "        [--system S] [--chat-template NAME] [--aligner-template NAME|FILE] [--splitter reference|smart]\n"
             "        [--max-sentences N] [--max-tokens N] [--max-correction-tokens N] [--show-original] [--json]\n"
@@ -751,7 +752,8 @@ static int usage_of(const char *cmd) {
     printf("usage: salign%.*s", (int)(e - p - 1), p + 1);
     if (!strcmp(cmd, "generate") || !strcmp(cmd, "align") || !strcmp(cmd, "bench-spec") || !strcmp(cmd, "bench-align"))
         fputs("MODEL: a .salm or a GGUF; also: -t/--threads N, -c/--ctx-size N, --mmap, --no-hugepages, --no-verify,\n"
-              "--kernels SPEC (which table serves each kernel op: auto, calibrate, TABLE, OP=TABLE; see salign info).\n",
+              "--kernels SPEC (which table serves each kernel op: auto, calibrate, TABLE, OP=TABLE, prefetch=BYTES; see\n"
+              "salign info).\n",
               stdout);
     return 1;
 }
