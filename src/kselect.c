@@ -528,7 +528,7 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
  * 1 thread: 32 KiB 29.9-30.5 t/s, 8 KiB 40.7-42.2, none 41.0; Q8_0 18.1 / 21.7 / 22.9; Q4_K_M
  * 27.6 / 36.7 / 18.1, so "none" is no safe default either). The distances are timed on the
  * model's own decode matrices, all of them in a step's order (layers first: they are most of a
- * step), with the kernels already chosen, as the decode sweeps above. */
+ * step), with the cpuid table's kernels, before the kernels are chosen at that distance. */
 static const size_t pf_cand[] = {0, 4096, 8192, 16384, 32768, 65536};
 #define PF_N ((int)SA_ARRAY_LEN(pf_cand))
 #define PF_ROUNDS 6
@@ -687,9 +687,11 @@ static void plan_for(Plan *p, const SaMat *const *mats, int n, const char *shape
         }
         if (!preview) sa_kernels_compose(p->base);
     }
+    /* the distance first (with the cpuid table's kernels), so that the kernels are compared at the
+     * distance they will run with; a second model keeps the first one's */
+    if (!merge) decide_pf(p, mats, n, preview);
     decide(p, mats, n, preview, p->base);
     apply_overrides(p, preview);
-    if (!merge) decide_pf(p, mats, n, preview); /* a second model keeps the first one's distance */
     if (!preview) {
         char name[64];
         compose_name(p, p->base, name, sizeof name);
