@@ -99,6 +99,26 @@ static int decided(const SaKernels *dec, const SaKernels *pre) {
            sa_kernel_op_fn(&g_op, SA_KC_PREFILL) == sa_kernel_fn(pre, &g_op);
 }
 
+/* nm packed Q4_0 matrices of random weights (list[m] = &W[m]) and random activations for tmax
+ * tokens (returned, malloc'd) */
+static float *q4_mats(SaMat *W, const SaMat **list, int nm, int rows, int cols, int tmax, uint32_t r) {
+    float *row = malloc((size_t)cols * sizeof *row), *X = malloc((size_t)tmax * cols * sizeof *X);
+    for (int m = 0; m < nm; m++) {
+        W[m] = (SaMat){.dtype = SA_Q4_0, .rows = rows, .cols = cols, .row_bytes = sa_row_bytes(SA_Q4_0, cols)};
+        uint8_t *d = malloc(W[m].row_bytes * rows);
+        for (int i = 0; i < rows; i++) {
+            for (int c = 0; c < cols; c++) row[c] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 512;
+            sa_quantize_row(SA_Q4_0, row, d + i * W[m].row_bytes, cols);
+        }
+        W[m].data = d;
+        CHECK(sa_mat_pack(&W[m]) == 0 && W[m].packed);
+        list[m] = &W[m];
+    }
+    for (int i = 0; i < tmax * cols; i++) X[i] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 300;
+    free(row);
+    return X;
+}
+
 TEST(kselect_calibration_cache_and_flag) {
     pick_tables(g_tabs);
     SaKernelOp ops[400];
@@ -117,20 +137,7 @@ TEST(kselect_calibration_cache_and_flag) {
     enum { ROWS = 64, COLS = 256, NM = 3, TMAX = 20 };
     SaMat W[NM];
     const SaMat *list[NM];
-    float *row = malloc(COLS * sizeof *row), *X = malloc((size_t)TMAX * COLS * sizeof *X);
-    uint32_t r = 7;
-    for (int m = 0; m < NM; m++) {
-        W[m] = (SaMat){.dtype = SA_Q4_0, .rows = ROWS, .cols = COLS, .row_bytes = sa_row_bytes(SA_Q4_0, COLS)};
-        uint8_t *d = malloc(W[m].row_bytes * ROWS);
-        for (int i = 0; i < ROWS; i++) {
-            for (int c = 0; c < COLS; c++) row[c] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 512;
-            sa_quantize_row(SA_Q4_0, row, d + i * W[m].row_bytes, COLS);
-        }
-        W[m].data = d;
-        CHECK(sa_mat_pack(&W[m]) == 0 && W[m].packed);
-        list[m] = &W[m];
-    }
-    for (int i = 0; i < TMAX * COLS; i++) X[i] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 300;
+    float *X = q4_mats(W, list, NM, ROWS, COLS, TMAX, 7);
     const SaKernels *A = g_tabs[1], *B = g_tabs[2];
 
     /* A faster for decode, B for prefill; then the other way round (another shape: not cached) */
@@ -199,7 +206,7 @@ TEST(kselect_calibration_cache_and_flag) {
     else unsetenv("XDG_CACHE_HOME");
     free(saved_xdg);
     for (int m = 0; m < NM; m++) free((void *)W[m].data);
-    free(row), free(X);
+    free(X);
 }
 
 /* The prefetch test's clock: a reading costs 1 at the fast distance, 3 at any other. */
@@ -223,20 +230,7 @@ TEST(kselect_prefetch_distance) {
     enum { ROWS = 32, COLS = 512, NM = 2, TMAX = 9 };
     SaMat W[NM];
     const SaMat *list[NM];
-    float *row = malloc(COLS * sizeof *row), *X = malloc((size_t)TMAX * COLS * sizeof *X);
-    uint32_t r = 11;
-    for (int m = 0; m < NM; m++) {
-        W[m] = (SaMat){.dtype = SA_Q4_0, .rows = ROWS, .cols = COLS, .row_bytes = sa_row_bytes(SA_Q4_0, COLS)};
-        uint8_t *d = malloc(W[m].row_bytes * ROWS);
-        for (int i = 0; i < ROWS; i++) {
-            for (int c = 0; c < COLS; c++) row[c] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 512;
-            sa_quantize_row(SA_Q4_0, row, d + i * W[m].row_bytes, COLS);
-        }
-        W[m].data = d;
-        CHECK(sa_mat_pack(&W[m]) == 0 && W[m].packed);
-        list[m] = &W[m];
-    }
-    for (int i = 0; i < TMAX * COLS; i++) X[i] = (float)((int)((r = r * 1664525u + 1013904223u) >> 20) - 2048) / 300;
+    float *X = q4_mats(W, list, NM, ROWS, COLS, TMAX, 11);
 
     /* the faster distance wins: 8 KiB for one shape, none for another */
     const size_t fast[] = {8192, 0};
@@ -290,5 +284,5 @@ TEST(kselect_prefetch_distance) {
     else unsetenv("XDG_CACHE_HOME");
     free(saved_xdg), free(saved_pf);
     for (int m = 0; m < NM; m++) free((void *)W[m].data);
-    free(row), free(X);
+    free(X);
 }
