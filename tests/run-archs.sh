@@ -4,11 +4,11 @@
 # binaries, through its Node API). For llama, mistral, qwen2, gemma and gemma2 a synthetic model
 # is written as an HF directory and a GGUF (bin/salign-synth); llama.cpp runs the GGUF for 64
 # greedy steps; both of our conversions (HF directory, GGUF) must pick llama.cpp's token at every
-# step with a logits NMSE under 5e-7. Then llama.cpp's file types (Q4_K_M ... Q8_0, Q3_K/Q2_K/IQ4 on
-# llama, Q2_K and IQ4_XS on the others): the F16 GGUF of each architecture (hidden 256, and Qwen2 at hidden 896) quantized by llama.cpp's
-# own quantizer, loaded with --type keep, against llama.cpp on the same file (bounds in
-# tests/test_archs.c); and our quantizers against ggml's byte for byte on rows of
-# edge cases (ggml's own ggml_quantize_chunk). And salign-quantize's file types
+# step with a logits NMSE under 5e-7. Then all 16 of llama.cpp's file types (Q4_K_M ... Q8_0,
+# Q3_K_S/M/L, Q2_K, IQ4_NL, IQ4_XS): the F16 GGUF of each architecture (hidden 256, and Qwen2 at
+# hidden 896) quantized by llama.cpp's own quantizer, loaded with --type keep, against llama.cpp on
+# the same file, one llama.cpp process per architecture (bounds in tests/test_archs.c); and our
+# quantizers against ggml's byte for byte on rows of edge cases (ggml's own ggml_quantize_chunk). And salign-quantize's file types
 # (tests/test_quantize.c): every tensor's type and bytes against llama.cpp's quantizer on the same F16
 # GGUF, for all 16 file types x the five architectures and a hidden-896 Qwen2 x HF and GGUF sources,
 # --pure and --tensor-type, and with importance matrices (one of known values; one made by llama.cpp's
