@@ -1,0 +1,289 @@
+/* lowbit_x86.h - x86 kernels for Q2_K, Q3_K and IQ4_XS (Q8_K activations), the low-bit types
+ * that stay in ggml's row layout. Included by avx2.c and avx512.c after qtypes_x86.h (its
+ * qt_hsum_i32 / qt_reduce4 / qt_reduce8 / qt_nibbles), each compiling them with its own flags as
+ * static functions of its table; with QT_AVX512 defined (avx512.c: AVX-512BW/VL and VNNI) the byte
+ * dots are vpdpbusd (below: how, and what it measured).
+ *
+ * Each computes the scalar reference's integer sums exactly and combines them in float in the
+ * reference's order with the same operations, so every value equals sa_ref_dot_* bit for bit
+ * (tests/test_kernels.c: kernels_block_types, kernels_block_types_any_bits).
+ *
+ * AVX2: int8 products summed in pairs by maddubs (at most 2 * 127 * 127 in magnitude), times the
+ * int16 scale of each 16 or 32 weights by madd, then int32.
+ * AVX-512 VNNI: vpdpbusd sums four u8 x s8 products into an int32 lane (no int16 step, no
+ * saturation), so
+ *   - the one-row dots (decode) take unsigned levels (Q2_K as they are, Q3_K + 4, IQ4_XS's table
+ *     value + 128), one vpdpbusd per 32 weights, the offsets out through Q8_K's bsums, and the
+ *     scales applied once per super-block to the sub-block totals (hadd, one vpmulld per 8);
+ *   - the GEMMs (prefill) decode a row's super-block once for all tokens with the scale already
+ *     multiplied into the levels where the product fits a byte (Q2_K: |q sc| <= 45, Q3_K:
+ *     |q| |sc| <= 4 * 32 = 128 with the sign on the activations), so what remains per token and 64
+ *     weights is a load, a masked negation (Q3_K) and one zmm vpdpbusd; IQ4_XS's products with
+ *     its scales (up to 127 * 32) do not fit a byte: maddubs then vpdpwssd with the scales.
+ * The bsums offsets rely on the activation blocks' bsums being their quants' sums of 16, as
+ * kq_quantize_q8_K / sa_ref_act_q8_K write them (the reference uses them for Q2_K's mins too). */
+#ifndef SALIGN_LOWBIT_X86_H
+#define SALIGN_LOWBIT_X86_H
+
+#define LB_ROW_PTR(T_, base, stride, i) ((const T_ *)((const uint8_t *)(base) + (size_t)(i) * (stride)))
+/* One token (decode): the dot straight from the blocks is 15-25% faster than decoding them into
+ * a per-block struct first (2048 x 2048, one thread, AVX2, a Zen 4 VM); the same values either way. */
+#define LB_GEMM_ONE_TOKEN(dotfn)                                                                  \
+    if (T == 1) {                                                                                 \
+        for (int r = 0; r < rows; r++) y[r] = dotfn(n, (const uint8_t *)w + (size_t)r * wstride, a); \
+        return;                                                                                   \
+    }
+
+/* int16 pair sums of w * a for signed bytes (w in [-127, 127], a in [-127, 127]): w's sign moved
+ * onto a so that maddubs sees |w| unsigned */
+static inline __m256i lb_mul_i8(__m256i w, __m256i a) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+/* 16 bytes of IQ4 nibbles -> the 32 table values in element order (low nibbles 0..15, high 16..31):
+ * the 16-entry table fits one pshufb */
+static inline __m256i lb_iq4_values(const uint8_t *qs) {
+    const __m128i tbl = _mm_loadu_si128((const __m128i *)sa_iq4nl_values), m = _mm_set1_epi8(15);
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_set_m128i(_mm_shuffle_epi8(tbl, _mm_and_si128(_mm_srli_epi16(q, 4), m)),
+                            _mm_shuffle_epi8(tbl, _mm_and_si128(q, m)));
+}
+
+/* Q3_K's sixteen 6-bit scales minus 32 (sa_q3k_scale - 32), as signed bytes in sub-block order:
+ * the low nibbles of bytes 0..7, then their high nibbles; the top two bits of scale j are bits
+ * 2(j/4) of byte 8 + j%4 */
+static inline __m128i lb_q3k_scales(const uint8_t *s) {
+    uint64_t l;
+    memcpy(&l, s, 8);
+    const uint32_t h = qt_ld32(s + 8);
+    const uint64_t m4 = 0x0F0F0F0F0F0F0F0Full;
+    const uint64_t h0 = ((uint64_t)(h & 0x03030303u) | (uint64_t)(h >> 2 & 0x03030303u) << 32) << 4;
+    const uint64_t h1 = ((uint64_t)(h >> 4 & 0x03030303u) | (uint64_t)(h >> 6 & 0x03030303u) << 32) << 4;
+    return _mm_sub_epi8(_mm_set_epi64x((long long)((l >> 4 & m4) | h1), (long long)((l & m4) | h0)), _mm_set1_epi8(32));
+}
+
+/* IQ4_XS's eight 6-bit scales minus 32 (sa_iq4xs_scale - 32), as signed bytes: nibble j of
+ * scales_l and bit pair j of scales_h spread to byte j */
+static inline uint64_t lb_iq4xs_scales(const BlockIQ4_XS *w) {
+    uint64_t l = qt_ld32(w->scales_l), h = w->scales_h;
+    l = (l | l << 16) & 0x0000FFFF0000FFFFull;
+    l = (l | l << 8) & 0x00FF00FF00FF00FFull;
+    l = (l | l << 4) & 0x0F0F0F0F0F0F0F0Full;
+    h = (h | h << 24) & 0x000000FF000000FFull;
+    h = (h | h << 12) & 0x000F000F000F000Full;
+    h = (h | h << 6) & 0x0303030303030303ull;
+    /* minus 32 per byte, without borrows between bytes: each byte lifted by 128 first */
+    return (((l | h << 4) | 0x8080808080808080ull) - 0x2020202020202020ull) ^ 0x8080808080808080ull;
+}
+
+/* ======== AVX2 (both tables for now) ======== */
+
+static float lb_dot_iq4_xs(int n, const void *wv, const void *av) {
+    const BlockIQ4_XS *w = wv;
+    const BlockQ8_K *a = av;
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        int8_t sc[8];
+        const uint64_t s8 = lb_iq4xs_scales(&w[b]);
+        memcpy(sc, &s8, 8);
+        __m256i acc = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs + 16 * j), _mm256_loadu_si256((const __m256i *)(a[b].qs + 32 * j)));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(sc[j])));
+        }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
+    }
+    return sum;
+}
+
+/* the int16 scales of sub-blocks 2k (low 128-bit lane) and 2k+1 (high) from the 16 scale bytes
+ * in both lanes (sb): a pshufb picks byte 2k / 2k+1 into each int16's low byte, signed (Q3_K) by
+ * the shift pair */
+static inline __m256i lb_pair16(__m256i sb, int k) {
+    const __m256i idx = _mm256_add_epi16(_mm256_setr_epi16(-32768, -32768, -32768, -32768, -32768, -32768, -32768, -32768,
+                                                           -32767, -32767, -32767, -32767, -32767, -32767, -32767, -32767),
+                                         _mm256_set1_epi16((int16_t)(2 * k)));
+    return _mm256_srai_epi16(_mm256_slli_epi16(_mm256_shuffle_epi8(sb, idx), 8), 8);
+}
+
+/* Q3_K: per half h and bit pair p, 32 weights (two 16-weight sub-blocks, one per 128-bit lane):
+ * q = the two bits of qs[32h + l] - 4 where bit 4h + p of hmask[l] is clear */
+static float lb_dot_q3_K(int n, const void *wv, const void *av) {
+    const BlockQ3_K *w = wv;
+    const BlockQ8_K *a = av;
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w[b].scales));
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
+        __m256i acc = zero;
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
+            for (int p = 0; p < 4; p++) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << (4 * h + p)))), zero);
+                const __m256i qv = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
+                const __m256i pr = lb_mul_i8(qv, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, lb_pair16(sb, 4 * h + p)));
+            }
+        }
+        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
+    }
+    return sum;
+}
+
+/* Q2_K: levels 0..3 are unsigned, so maddubs takes them as they are; the mins meet the
+ * activation sums of each 16 (Q8_K's bsums) in one madd */
+static float lb_dot_q2_K(int n, const void *wv, const void *av) {
+    const BlockQ2_K *w = wv;
+    const BlockQ8_K *a = av;
+    const __m256i three = _mm256_set1_epi8(3);
+    float sum = 0.0f;
+    for (int b = 0; b < n / QK_K; b++) {
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
+        const __m256i sb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(15)));
+        const __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(sc8), 4);
+        const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)a[b].bsums)));
+        __m256i acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
+            for (int p = 0; p < 4; p++) {
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+                const __m256i pr = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, lb_pair16(sb, 4 * h + p)));
+            }
+        }
+        const int32_t isum = qt_hsum_i32(acc);
+        const float dd = a[b].d * sa_fp16_lut(w[b].d), dm = a[b].d * sa_fp16_lut(w[b].dmin);
+        sum = sum + (dd * (float)isum - dm * (float)imin);
+    }
+    return sum;
+}
+
+/* The GEMMs (prefill) decode each 256 weights of a row once for all tokens: |w| (or Q2_K's
+ * unsigned levels), w for the sign, and the int16 scale of each 32 (one per 128-bit lane for the
+ * 16-weight sub-blocks), so per token and 32 weights what remains is sign, maddubs, madd, add.
+ * Each (row, token) value accumulates in y[] with the dot's float steps in the dot's order, so
+ * it equals the dot bit for bit (SaKernels' gemm contract). */
+typedef struct {
+    __m256i q[8], sgn[8], sc[8];
+} LbBlock;
+
+static inline int32_t lb_block_signed(const LbBlock *B, const int8_t *aq) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int k = 0; k < 8; k++) {
+        const __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(aq + 32 * k)), B->sgn[k]);
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B->q[k], x), B->sc[k]));
+    }
+    return qt_hsum_i32(acc);
+}
+
+static void lb_decode_q3_K(const BlockQ3_K *w, LbBlock *B) {
+    const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w->scales));
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)w->hmask);
+    for (int h = 0; h < 2; h++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
+        for (int p = 0; p < 4; p++) {
+            const int k = 4 * h + p;
+            const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+            const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << k))), zero);
+            B->sgn[k] = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
+            B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
+            B->sc[k] = lb_pair16(sb, k);
+        }
+    }
+}
+
+static void lb_decode_iq4_xs(const BlockIQ4_XS *w, LbBlock *B) {
+    int8_t sc[8];
+    const uint64_t s8 = lb_iq4xs_scales(w);
+    memcpy(sc, &s8, 8);
+    for (int k = 0; k < 8; k++) {
+        B->sgn[k] = lb_iq4_values(w->qs + 16 * k);
+        B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
+        B->sc[k] = _mm256_set1_epi16(sc[k]);
+    }
+}
+
+static void lb_gemm_q3_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
+                         size_t ldy) {
+    LB_GEMM_ONE_TOKEN(lb_dot_q3_K)
+    for (int r = 0; r < rows; r++) {
+        const BlockQ3_K *wr = LB_ROW_PTR(BlockQ3_K, w, wstride, r);
+        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
+        for (int b = 0; b < n / QK_K; b++) {
+            LbBlock B;
+            lb_decode_q3_K(&wr[b], &B);
+            const float dw = sa_fp16_lut(wr[b].d);
+            for (int tk = 0; tk < T; tk++) {
+                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
+                float *yy = &y[(size_t)tk * ldy + r];
+                *yy = *yy + (ab->d * dw) * (float)lb_block_signed(&B, ab->qs);
+            }
+        }
+    }
+}
+
+static void lb_gemm_iq4_xs(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
+                           size_t ldy) {
+    LB_GEMM_ONE_TOKEN(lb_dot_iq4_xs)
+    for (int r = 0; r < rows; r++) {
+        const BlockIQ4_XS *wr = LB_ROW_PTR(BlockIQ4_XS, w, wstride, r);
+        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
+        for (int b = 0; b < n / QK_K; b++) {
+            LbBlock B;
+            lb_decode_iq4_xs(&wr[b], &B);
+            const float dw = sa_fp16_lut(wr[b].d);
+            for (int tk = 0; tk < T; tk++) {
+                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
+                float *yy = &y[(size_t)tk * ldy + r];
+                *yy = *yy + (ab->d * dw) * (float)lb_block_signed(&B, ab->qs);
+            }
+        }
+    }
+}
+
+/* Q2_K: unsigned levels straight into maddubs; the mins against each token's bsums */
+static void lb_gemm_q2_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
+                         size_t ldy) {
+    LB_GEMM_ONE_TOKEN(lb_dot_q2_K)
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int r = 0; r < rows; r++) {
+        const BlockQ2_K *wr = LB_ROW_PTR(BlockQ2_K, w, wstride, r);
+        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
+        for (int b = 0; b < n / QK_K; b++) {
+            LbBlock B;
+            const __m128i sc8 = _mm_loadu_si128((const __m128i *)wr[b].scales);
+            const __m256i sb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(15)));
+            const __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(sc8), 4);
+            for (int h = 0; h < 2; h++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(wr[b].qs + 32 * h));
+                for (int p = 0; p < 4; p++) {
+                    B.q[4 * h + p] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
+                    B.sc[4 * h + p] = lb_pair16(sb, 4 * h + p);
+                }
+            }
+            const float dw = sa_fp16_lut(wr[b].d), dmw = sa_fp16_lut(wr[b].dmin);
+            for (int tk = 0; tk < T; tk++) {
+                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
+                __m256i acc = _mm256_setzero_si256();
+                for (int k = 0; k < 8; k++)
+                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B.q[k],
+                                                   _mm256_loadu_si256((const __m256i *)(ab->qs + 32 * k))), B.sc[k]));
+                const int32_t isum = qt_hsum_i32(acc);
+                const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)ab->bsums)));
+                const float dd = ab->d * dw, dm = ab->d * dmw;
+                float *yy = &y[(size_t)tk * ldy + r];
+                *yy = *yy + (dd * (float)isum - dm * (float)imin);
+            }
+        }
+    }
+}
+
+
+#define LB_TYPE_ROWS                                                                                           \
+    [SA_Q2_K] = {NULL, lb_dot_q2_K, lb_gemm_q2_K}, [SA_Q3_K] = {NULL, lb_dot_q3_K, lb_gemm_q3_K},             \
+    [SA_IQ4_XS] = {NULL, lb_dot_iq4_xs, lb_gemm_iq4_xs}
+
+#endif
