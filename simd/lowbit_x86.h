@@ -89,6 +89,8 @@ static inline __m256i lb_pair16(__m256i sb, int k) {
     return _mm256_srai_epi16(_mm256_slli_epi16(lb_pair16u(sb, k), 8), 8);
 }
 
+enum { LB_Q2_K, LB_Q3_K, LB_IQ4_XS };
+
 #ifndef QT_AVX512
 /* ======== AVX2 ======== */
 
@@ -168,125 +170,71 @@ static float lb_dot_q2_K(int n, const void *wv, const void *av) {
     return sum;
 }
 
-/* The GEMMs (prefill) decode each 256 weights of a row once for all tokens: |w| (or Q2_K's
- * unsigned levels), w for the sign, and the int16 scale of each 32 (one per 128-bit lane for the
- * 16-weight sub-blocks), so per token and 32 weights what remains is sign, maddubs, madd, add.
- * Each (row, token) value accumulates in y[] with the dot's float steps in the dot's order, so
- * it equals the dot bit for bit (SaKernels' gemm contract). */
+/* The GEMMs' super-block, decoded once per row for all tokens (the driver below): |q| (Q2_K's
+ * levels as they are), q for the sign (Q3_K, IQ4_XS), and the int16 scale of each 16 (one per
+ * 128-bit lane) or 32 weights, so per token and 32 weights what remains is sign, maddubs, madd,
+ * add. */
 typedef struct {
     __m256i q[8], sgn[8], sc[8];
+    __m256i mins; /* Q2_K: the 16 mins as int16 */
+    float dw, dmw;
 } LbBlock;
 
-static inline int32_t lb_block_signed(const LbBlock *B, const int8_t *aq) {
+static inline __attribute__((always_inline)) void lb_decode(const int kind, const uint8_t *blk, LbBlock *B) {
+    if (kind == LB_Q2_K) {
+        const BlockQ2_K *w = (const BlockQ2_K *)blk;
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
+        const __m256i sb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(15)));
+        B->mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(sc8), 4);
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
+            for (int i = 0; i < 4; i++) {
+                B->q[4 * h + i] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * i), _mm256_set1_epi8(3));
+                B->sc[4 * h + i] = lb_pair16u(sb, 4 * h + i);
+            }
+        }
+        B->dw = sa_fp16_lut(w->d), B->dmw = sa_fp16_lut(w->dmin);
+    } else if (kind == LB_Q3_K) {
+        const BlockQ3_K *w = (const BlockQ3_K *)blk;
+        const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w->scales));
+        const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w->hmask);
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
+            for (int i = 0; i < 4; i++) {
+                const int k = 4 * h + i;
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * i), three);
+                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << k))), zero);
+                B->sgn[k] = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
+                B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
+                B->sc[k] = lb_pair16(sb, k);
+            }
+        }
+        B->dw = sa_fp16_lut(w->d);
+    } else {
+        const BlockIQ4_XS *w = (const BlockIQ4_XS *)blk;
+        int8_t sc[8];
+        const uint64_t s8 = lb_iq4xs_scales(w);
+        memcpy(sc, &s8, 8);
+        for (int k = 0; k < 8; k++) {
+            B->sgn[k] = lb_iq4_values(w->qs + 16 * k);
+            B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
+            B->sc[k] = _mm256_set1_epi16(sc[k]);
+        }
+        B->dw = sa_fp16_lut(w->d);
+    }
+}
+
+/* one token's isum of the super-block as eight int32 partial sums */
+static inline __attribute__((always_inline)) __m256i lb_tok(const int kind, const LbBlock *B, const int8_t *aq) {
     __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        const __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(aq + 32 * k)), B->sgn[k]);
+        __m256i x = _mm256_loadu_si256((const __m256i *)(aq + 32 * k));
+        if (kind != LB_Q2_K) x = _mm256_sign_epi8(x, B->sgn[k]);
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B->q[k], x), B->sc[k]));
     }
-    return qt_hsum_i32(acc);
-}
-
-static void lb_decode_q3_K(const BlockQ3_K *w, LbBlock *B) {
-    const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w->scales));
-    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
-    const __m256i hm = _mm256_loadu_si256((const __m256i *)w->hmask);
-    for (int h = 0; h < 2; h++) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
-        for (int p = 0; p < 4; p++) {
-            const int k = 4 * h + p;
-            const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-            const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << k))), zero);
-            B->sgn[k] = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
-            B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
-            B->sc[k] = lb_pair16(sb, k);
-        }
-    }
-}
-
-static void lb_decode_iq4_xs(const BlockIQ4_XS *w, LbBlock *B) {
-    int8_t sc[8];
-    const uint64_t s8 = lb_iq4xs_scales(w);
-    memcpy(sc, &s8, 8);
-    for (int k = 0; k < 8; k++) {
-        B->sgn[k] = lb_iq4_values(w->qs + 16 * k);
-        B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
-        B->sc[k] = _mm256_set1_epi16(sc[k]);
-    }
-}
-
-static void lb_gemm_q3_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                         size_t ldy) {
-    LB_GEMM_ONE_TOKEN(lb_dot_q3_K)
-    for (int r = 0; r < rows; r++) {
-        const BlockQ3_K *wr = LB_ROW_PTR(BlockQ3_K, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            LbBlock B;
-            lb_decode_q3_K(&wr[b], &B);
-            const float dw = sa_fp16_lut(wr[b].d);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (ab->d * dw) * (float)lb_block_signed(&B, ab->qs);
-            }
-        }
-    }
-}
-
-static void lb_gemm_iq4_xs(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                           size_t ldy) {
-    LB_GEMM_ONE_TOKEN(lb_dot_iq4_xs)
-    for (int r = 0; r < rows; r++) {
-        const BlockIQ4_XS *wr = LB_ROW_PTR(BlockIQ4_XS, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            LbBlock B;
-            lb_decode_iq4_xs(&wr[b], &B);
-            const float dw = sa_fp16_lut(wr[b].d);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (ab->d * dw) * (float)lb_block_signed(&B, ab->qs);
-            }
-        }
-    }
-}
-
-/* Q2_K: unsigned levels straight into maddubs; the mins against each token's bsums */
-static void lb_gemm_q2_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                         size_t ldy) {
-    LB_GEMM_ONE_TOKEN(lb_dot_q2_K)
-    const __m256i three = _mm256_set1_epi8(3);
-    for (int r = 0; r < rows; r++) {
-        const BlockQ2_K *wr = LB_ROW_PTR(BlockQ2_K, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            LbBlock B;
-            const __m128i sc8 = _mm_loadu_si128((const __m128i *)wr[b].scales);
-            const __m256i sb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(15)));
-            const __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(sc8), 4);
-            for (int h = 0; h < 2; h++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(wr[b].qs + 32 * h));
-                for (int p = 0; p < 4; p++) {
-                    B.q[4 * h + p] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-                    B.sc[4 * h + p] = lb_pair16u(sb, 4 * h + p);
-                }
-            }
-            const float dw = sa_fp16_lut(wr[b].d), dmw = sa_fp16_lut(wr[b].dmin);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                __m256i acc = _mm256_setzero_si256();
-                for (int k = 0; k < 8; k++)
-                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B.q[k],
-                                                   _mm256_loadu_si256((const __m256i *)(ab->qs + 32 * k))), B.sc[k]));
-                const int32_t isum = qt_hsum_i32(acc);
-                const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)ab->bsums)));
-                const float dd = ab->d * dw, dm = ab->d * dmw;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (dd * (float)isum - dm * (float)imin);
-            }
-        }
-    }
+    return acc;
 }
 
 #else
@@ -392,139 +340,150 @@ static float lb_dot_iq4_xs(int n, const void *wv, const void *av) {
     return sum;
 }
 
-/* The GEMMs: per row and super-block, four zmm of unsigned byte multipliers (64 weights each) and
- * for Q3_K the mask of the negative products; per token four vpdpbusd (IQ4_XS: maddubs and
- * vpdpwssd). Each (row, token) value accumulates in y[] with the dot's float steps in the dot's
- * order, so it equals the dot bit for bit (SaKernels' gemm contract). */
+/* The GEMMs' super-block, decoded once per row for all tokens (the driver below): four zmm of
+ * unsigned byte multipliers (64 weights each) and the masks of the activations to negate, so per
+ * token and 64 weights what remains is a load, a masked negation (Q3_K, IQ4_XS) and one vpdpbusd
+ * (IQ4_XS: maddubs and vpdpwssd). */
+typedef struct {
+    __m512i u[4], sc[4]; /* sc: IQ4_XS's int16 scales (the 32 weights of each 256-bit half) */
+    __mmask64 neg[4];
+    __m256i mins; /* Q2_K: the 16 mins as int16 */
+    float dw, dmw;
+} LbBlock;
+
 static inline __m512i lb_join(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* Q2_K: u = q * sc (<= 3 * 15): vpmullw of the level bytes by the int16 scale leaves each byte's
- * product in its byte (no carry: every product < 256) */
-static void lb_gemm_q2_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                         size_t ldy) {
-    LB_GEMM_ONE_TOKEN(lb_dot_q2_K)
-    const __m256i three = _mm256_set1_epi8(3);
-    for (int r = 0; r < rows; r++) {
-        const BlockQ2_K *wr = LB_ROW_PTR(BlockQ2_K, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            const __m128i sc8 = _mm_loadu_si128((const __m128i *)wr[b].scales);
-            const __m256i sb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(15)));
-            const __m256i mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(sc8), 4);
-            __m256i u[8];
+static inline __attribute__((always_inline)) void lb_decode(const int kind, const uint8_t *blk, LbBlock *B) {
+    if (kind == LB_Q2_K) { /* u = q * sc (<= 3 * 15): vpmullw of the level bytes by the int16 scale
+                            * leaves each product in its byte (every product < 256: no carry) */
+        const BlockQ2_K *w = (const BlockQ2_K *)blk;
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w->scales);
+        const __m256i sb = _mm256_broadcastsi128_si256(_mm_and_si128(sc8, _mm_set1_epi8(15)));
+        B->mins = _mm256_srli_epi16(_mm256_cvtepu8_epi16(sc8), 4);
+        __m256i u[8];
 #pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(wr[b].qs + 32 * h));
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
 #pragma GCC unroll 4
-                for (int i = 0; i < 4; i++)
-                    u[4 * h + i] = _mm256_mullo_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 2 * i), three), lb_pair16u(sb, 4 * h + i));
-            }
-            const __m512i U[4] = {lb_join(u[0], u[1]), lb_join(u[2], u[3]), lb_join(u[4], u[5]), lb_join(u[6], u[7])};
-            const float dw = sa_fp16_lut(wr[b].d), dmw = sa_fp16_lut(wr[b].dmin);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                __m512i acc = _mm512_setzero_si512();
+            for (int i = 0; i < 4; i++)
+                u[4 * h + i] = _mm256_mullo_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 2 * i), _mm256_set1_epi8(3)),
+                                                  lb_pair16u(sb, 4 * h + i));
+        }
+        for (int i = 0; i < 4; i++) B->u[i] = lb_join(u[2 * i], u[2 * i + 1]);
+        B->dw = sa_fp16_lut(w->d), B->dmw = sa_fp16_lut(w->dmin);
+    } else if (kind == LB_Q3_K) { /* u = |q| |sc| (<= 4 * 32), the activation negated where q sc < 0 */
+        const BlockQ3_K *w = (const BlockQ3_K *)blk;
+        const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w->scales)), asb = _mm256_abs_epi8(sb);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)w->hmask);
+        const __m256i bidx = _mm256_setr_epi64x(0, 0, 0x0101010101010101ll, 0x0101010101010101ll);
+        __m256i u[8], s[8];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
 #pragma GCC unroll 4
-                for (int i = 0; i < 4; i++) acc = _mm512_dpbusd_epi32(acc, U[i], _mm512_loadu_si512(ab->qs + 64 * i));
-                const int32_t isum = lb_hsum512(acc);
-                const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)ab->bsums)));
-                const float dd = ab->d * dw, dm = ab->d * dmw;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (dd * (float)isum - dm * (float)imin);
+            for (int i = 0; i < 4; i++) {
+                const int k = 4 * h + i;
+                const __m256i qv = _mm256_sub_epi8(lb_q3_u(q, hm, i, k), _mm256_set1_epi8(4));
+                u[k] = _mm256_mullo_epi16(_mm256_abs_epi8(qv), lb_pair16u(asb, k));
+                s[k] = _mm256_sign_epi8(qv, _mm256_shuffle_epi8(sb, _mm256_add_epi8(bidx, _mm256_set1_epi8((char)(2 * k)))));
             }
         }
+        for (int i = 0; i < 4; i++) {
+            B->u[i] = lb_join(u[2 * i], u[2 * i + 1]);
+            B->neg[i] = _mm512_movepi8_mask(lb_join(s[2 * i], s[2 * i + 1]));
+        }
+        B->dw = sa_fp16_lut(w->d);
+    } else { /* |value| (int16 pairs <= 2 * 127 * 127 in maddubs), negated where the value is */
+        const BlockIQ4_XS *w = (const BlockIQ4_XS *)blk;
+        const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sa_iq4nl_values));
+        int8_t sc[8];
+        const uint64_t s8 = lb_iq4xs_scales(w);
+        memcpy(sc, &s8, 8);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const __m512i v = lb_join(_mm256_shuffle_epi8(tbl, qt_nibbles(w->qs + 32 * i)),
+                                      _mm256_shuffle_epi8(tbl, qt_nibbles(w->qs + 32 * i + 16)));
+            B->u[i] = _mm512_abs_epi8(v);
+            B->neg[i] = _mm512_movepi8_mask(v);
+            B->sc[i] = lb_join(_mm256_set1_epi16(sc[2 * i]), _mm256_set1_epi16(sc[2 * i + 1]));
+        }
+        B->dw = sa_fp16_lut(w->d);
     }
 }
 
-/* Q3_K: u = |q| |sc| (<= 4 * 32), the activation negated where q sc < 0 */
-static void lb_gemm_q3_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                         size_t ldy) {
-    LB_GEMM_ONE_TOKEN(lb_dot_q3_K)
-    const __m256i four = _mm256_set1_epi8(4);
-    const __m256i bidx = _mm256_setr_epi64x(0, 0, 0x0101010101010101ll, 0x0101010101010101ll);
+/* one token's isum of the super-block as eight int32 partial sums */
+static inline __attribute__((always_inline)) __m256i lb_tok(const int kind, const LbBlock *B, const int8_t *aq) {
     const __m512i zero = _mm512_setzero_si512();
-    for (int r = 0; r < rows; r++) {
-        const BlockQ3_K *wr = LB_ROW_PTR(BlockQ3_K, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(wr[b].scales)), asb = _mm256_abs_epi8(sb);
-            const __m256i hm = _mm256_loadu_si256((const __m256i *)wr[b].hmask);
-            __m256i u[8], s[8];
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(wr[b].qs + 32 * h));
+    __m512i acc = zero;
 #pragma GCC unroll 4
-                for (int i = 0; i < 4; i++) {
-                    const int k = 4 * h + i;
-                    const __m256i qv = _mm256_sub_epi8(lb_q3_u(q, hm, i, k), four);
-                    u[k] = _mm256_mullo_epi16(_mm256_abs_epi8(qv), lb_pair16u(asb, k));
-                    s[k] = _mm256_sign_epi8(qv, _mm256_shuffle_epi8(sb, _mm256_add_epi8(bidx, _mm256_set1_epi8((char)(2 * k)))));
-                }
-            }
-            __m512i U[4];
-            __mmask64 neg[4];
-            for (int i = 0; i < 4; i++) {
-                U[i] = lb_join(u[2 * i], u[2 * i + 1]);
-                neg[i] = _mm512_movepi8_mask(lb_join(s[2 * i], s[2 * i + 1]));
-            }
-            const float dw = sa_fp16_lut(wr[b].d);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                __m512i acc = zero;
-#pragma GCC unroll 4
-                for (int i = 0; i < 4; i++) {
-                    const __m512i x = _mm512_loadu_si512(ab->qs + 64 * i);
-                    acc = _mm512_dpbusd_epi32(acc, U[i], _mm512_mask_sub_epi8(x, neg[i], zero, x));
-                }
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (ab->d * dw) * (float)lb_hsum512(acc);
-            }
-        }
+    for (int i = 0; i < 4; i++) {
+        __m512i x = _mm512_loadu_si512(aq + 64 * i);
+        if (kind != LB_Q2_K) x = _mm512_mask_sub_epi8(x, B->neg[i], zero, x);
+        acc = kind == LB_IQ4_XS ? _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(B->u[i], x), B->sc[i])
+                                : _mm512_dpbusd_epi32(acc, B->u[i], x);
     }
-}
-
-/* IQ4_XS: |value| x the activation negated where the value is negative (int16 pairs <= 2 * 127 *
- * 127, maddubs), then vpdpwssd with the 32-weight scale */
-static void lb_gemm_iq4_xs(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                           size_t ldy) {
-    LB_GEMM_ONE_TOKEN(lb_dot_iq4_xs)
-    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)sa_iq4nl_values));
-    const __m512i zero = _mm512_setzero_si512();
-    for (int r = 0; r < rows; r++) {
-        const BlockIQ4_XS *wr = LB_ROW_PTR(BlockIQ4_XS, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            int8_t sc[8];
-            const uint64_t s8 = lb_iq4xs_scales(&wr[b]);
-            memcpy(sc, &s8, 8);
-            __m512i U[4], S[4];
-            __mmask64 neg[4];
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                const __m512i v = lb_join(_mm256_shuffle_epi8(tbl, qt_nibbles(wr[b].qs + 32 * i)),
-                                          _mm256_shuffle_epi8(tbl, qt_nibbles(wr[b].qs + 32 * i + 16)));
-                U[i] = _mm512_abs_epi8(v);
-                neg[i] = _mm512_movepi8_mask(v);
-                S[i] = lb_join(_mm256_set1_epi16(sc[2 * i]), _mm256_set1_epi16(sc[2 * i + 1]));
-            }
-            const float dw = sa_fp16_lut(wr[b].d);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                __m512i acc = zero;
-#pragma GCC unroll 4
-                for (int i = 0; i < 4; i++) {
-                    const __m512i x = _mm512_loadu_si512(ab->qs + 64 * i);
-                    acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(U[i], _mm512_mask_sub_epi8(x, neg[i], zero, x)), S[i]);
-                }
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (ab->d * dw) * (float)lb_hsum512(acc);
-            }
-        }
-    }
+    return _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
 }
 #endif
+
+/* ======== the GEMMs (prefill), both tables ========
+ * Tokens in passes of LB_TC (their activations stay in the L2 while every row goes by); per row
+ * and super-block one decode (lb_decode), then per 8 tokens their eight isum vectors reduced at
+ * once (qt_reduce8, instead of one horizontal sum each) and the dot's float step on eight lanes,
+ * one token each, in the dot's order with its operations: every value equals the dot's bit for
+ * bit (SaKernels' gemm contract). */
+#define LB_TC 64
+static inline __attribute__((always_inline)) void lb_gemm(const int kind, int n, int rows, const void *w, size_t wstride,
+                                                          const void *a, size_t astride, int T, float *y, size_t ldy) {
+    const size_t bb = kind == LB_Q2_K ? sizeof(BlockQ2_K) : kind == LB_Q3_K ? sizeof(BlockQ3_K) : sizeof(BlockIQ4_XS);
+    const __m256i zero = _mm256_setzero_si256();
+    for (int t0 = 0; t0 < T; t0 += LB_TC) {
+        const int nt = T - t0 < LB_TC ? T - t0 : LB_TC;
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * wstride;
+            float ys[LB_TC];
+            for (int t = 0; t < LB_TC; t++) ys[t] = 0.0f;
+            for (int b = 0; b < n / QK_K; b++) {
+                LbBlock B;
+                lb_decode(kind, wr + b * bb, &B);
+                const __m256 dw = _mm256_set1_ps(B.dw), dmw = _mm256_set1_ps(B.dmw);
+                for (int g = 0; g < nt; g += 8) {
+                    __m256i p[8], pm[8];
+                    float ad[8];
+#pragma GCC unroll 8
+                    for (int j = 0; j < 8; j++) {
+                        p[j] = pm[j] = zero, ad[j] = 0.0f;
+                        if (g + j >= nt) continue;
+                        const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, t0 + g + j) + b;
+                        p[j] = lb_tok(kind, &B, ab->qs);
+                        if (kind == LB_Q2_K) pm[j] = _mm256_madd_epi16(B.mins, _mm256_loadu_si256((const __m256i *)ab->bsums));
+                        ad[j] = ab->d;
+                    }
+                    const __m256 adv = _mm256_loadu_ps(ad), isum = _mm256_cvtepi32_ps(qt_reduce8(p));
+                    /* Q2_K: sum + (a.d*d * isum - a.d*dmin * imin); Q3_K, IQ4_XS: sum + a.d*d * isum */
+                    const __m256 f = kind == LB_Q2_K ? _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(adv, dw), isum),
+                                                                     _mm256_mul_ps(_mm256_mul_ps(adv, dmw),
+                                                                                   _mm256_cvtepi32_ps(qt_reduce8(pm))))
+                                                     : _mm256_mul_ps(_mm256_mul_ps(adv, dw), isum);
+                    _mm256_storeu_ps(ys + g, _mm256_add_ps(_mm256_loadu_ps(ys + g), f));
+                }
+            }
+            for (int t = 0; t < nt; t++) y[(size_t)(t0 + t) * ldy + r] = ys[t];
+        }
+    }
+}
+
+#define LB_GEMM(t, kind)                                                                                         \
+    static void lb_gemm_##t(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, \
+                            float *y, size_t ldy) {                                                              \
+        LB_GEMM_ONE_TOKEN(lb_dot_##t)                                                                            \
+        lb_gemm(kind, n, rows, w, wstride, a, astride, T, y, ldy);                                               \
+    }
+LB_GEMM(q2_K, LB_Q2_K)
+LB_GEMM(q3_K, LB_Q3_K)
+LB_GEMM(iq4_xs, LB_IQ4_XS)
 
 #define LB_TYPE_ROWS                                                                                           \
     [SA_Q2_K] = {NULL, lb_dot_q2_K, lb_gemm_q2_K}, [SA_Q3_K] = {NULL, lb_dot_q3_K, lb_gemm_q3_K},             \
