@@ -89,6 +89,15 @@ static inline __m256i lb_pair16(__m256i sb, int k) {
     return _mm256_srai_epi16(_mm256_slli_epi16(lb_pair16u(sb, k), 8), 8);
 }
 
+/* Q3_K's u = q + 4 for the 32 weights of bit pair i in half h (k = 4h + i): the two bits of q,
+ * plus 4 where bit k of the hmask byte is set (moved to bit 2: the 16-bit shifts move no bit out of
+ * its byte for k < 8) */
+static inline __m256i lb_q3_u(__m256i q, __m256i hm, int i, int k) {
+    const __m256i hb = k >= 2 ? _mm256_srli_epi16(hm, k - 2) : _mm256_slli_epi16(hm, 2 - k);
+    return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * i), _mm256_set1_epi8(3)),
+                           _mm256_and_si256(hb, _mm256_set1_epi8(4)));
+}
+
 enum { LB_Q2_K, LB_Q3_K, LB_IQ4_XS };
 
 #ifndef QT_AVX512
@@ -103,6 +112,7 @@ static float lb_dot_iq4_xs(int n, const void *wv, const void *av) {
         const uint64_t s8 = lb_iq4xs_scales(&w[b]);
         memcpy(sc, &s8, 8);
         __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs + 16 * j), _mm256_loadu_si256((const __m256i *)(a[b].qs + 32 * j)));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(sc[j])));
@@ -113,24 +123,28 @@ static float lb_dot_iq4_xs(int n, const void *wv, const void *av) {
 }
 
 /* Q3_K: per half h and bit pair p, 32 weights (two 16-weight sub-blocks, one per 128-bit lane):
- * q = the two bits of qs[32h + l] - 4 where bit 4h + p of hmask[l] is clear */
+ * u = q + 4 (0..7, lb_q3_u) straight into maddubs, isum = sum_j sc_j u_j.x_j - 4 sum_j sc_j
+ * bsums_j (the sign juggling of signed levels costs more: 0.30 -> 0.26 ms for 2048 x 2048 on a
+ * Zen 5 core; unrolled, the shifts immediate: 0.16 ms) */
 static float lb_dot_q3_K(int n, const void *wv, const void *av) {
     const BlockQ3_K *w = wv;
     const BlockQ8_K *a = av;
-    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
     float sum = 0.0f;
     for (int b = 0; b < n / QK_K; b++) {
-        const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w[b].scales));
+        const __m128i sc = lb_q3k_scales(w[b].scales);
+        const __m256i sb = _mm256_broadcastsi128_si256(sc);
         const __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
-        __m256i acc = zero;
+        __m256i acc = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), _mm256_loadu_si256((const __m256i *)a[b].bsums)), 2);
+        acc = _mm256_sub_epi32(_mm256_setzero_si256(), acc);
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
-            for (int p = 0; p < 4; p++) {
-                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << (4 * h + p)))), zero);
-                const __m256i qv = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
-                const __m256i pr = lb_mul_i8(qv, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, lb_pair16(sb, 4 * h + p)));
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const int k = 4 * h + i;
+                const __m256i pr = _mm256_maddubs_epi16(lb_q3_u(q, hm, i, k), _mm256_loadu_si256((const __m256i *)(a[b].qs + 32 * k)));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, lb_pair16(sb, k)));
             }
         }
         sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
@@ -153,7 +167,7 @@ static float lb_dot_q2_K(int n, const void *wv, const void *av) {
         const __m256i mins = _mm256_srli_epi16(sc16, 4);
         const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)a[b].bsums)));
         __m256i acc = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < 2; h++) { /* (not unrolled: unrolled it took 0.19 ms instead of 0.16) */
             const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
             for (int p = 0; p < 4; p++) {
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
@@ -254,15 +268,6 @@ static inline int32_t lb_scale16(const __m256i p[8], __m128i s) {
     const __m128i so = _mm_shuffle_epi8(s, _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15));
     return qt_hsum_i32(_mm256_add_epi32(_mm256_mullo_epi32(g0, _mm256_cvtepi8_epi32(so)),
                                         _mm256_mullo_epi32(g1, _mm256_cvtepi8_epi32(_mm_srli_si128(so, 8)))));
-}
-
-/* Q3_K's u = q + 4 for the 32 weights of bit pair i in half h (k = 4h + i): the two bits of q,
- * plus 4 where bit k of the hmask byte is set (moved to bit 2: the 16-bit shifts move no bit out of
- * its byte for k < 8) */
-static inline __m256i lb_q3_u(__m256i q, __m256i hm, int i, int k) {
-    const __m256i hb = k >= 2 ? _mm256_srli_epi16(hm, k - 2) : _mm256_slli_epi16(hm, 2 - k);
-    return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * i), _mm256_set1_epi8(3)),
-                           _mm256_and_si256(hb, _mm256_set1_epi8(4)));
 }
 
 /* Q2_K: the levels 0..3 as they are */
