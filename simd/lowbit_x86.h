@@ -184,13 +184,13 @@ static float lb_dot_q2_K(int n, const void *wv, const void *av) {
     return sum;
 }
 
-/* The GEMMs' super-block, decoded once per row for all tokens (the driver below): |q| (Q2_K's
- * levels as they are), q for the sign (Q3_K, IQ4_XS), and the int16 scale of each 16 (one per
- * 128-bit lane) or 32 weights, so per token and 32 weights what remains is sign, maddubs, madd,
- * add. */
+/* The GEMMs' super-block, decoded once per row for all tokens (the driver below): unsigned
+ * levels (Q2_K's as they are, Q3_K's + 4 as in its dot) or |q| and q for the sign (IQ4_XS), and
+ * the int16 scale of each 16 (one per 128-bit lane) or 32 weights, so per token and 32 weights
+ * what remains is maddubs, madd, add (and IQ4_XS's sign). */
 typedef struct {
     __m256i q[8], sgn[8], sc[8];
-    __m256i mins; /* Q2_K: the 16 mins as int16 */
+    __m256i mins; /* Q2_K: the 16 mins as int16; Q3_K: the 16 scales */
     float dw, dmw;
 } LbBlock;
 
@@ -210,17 +210,17 @@ static inline __attribute__((always_inline)) void lb_decode(const int kind, cons
         B->dw = sa_fp16_lut(w->d), B->dmw = sa_fp16_lut(w->dmin);
     } else if (kind == LB_Q3_K) {
         const BlockQ3_K *w = (const BlockQ3_K *)blk;
-        const __m256i sb = _mm256_broadcastsi128_si256(lb_q3k_scales(w->scales));
-        const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+        const __m128i sc = lb_q3k_scales(w->scales);
+        const __m256i sb = _mm256_broadcastsi128_si256(sc);
         const __m256i hm = _mm256_loadu_si256((const __m256i *)w->hmask);
+        B->mins = _mm256_cvtepi8_epi16(sc);
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
+#pragma GCC unroll 4
             for (int i = 0; i < 4; i++) {
                 const int k = 4 * h + i;
-                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * i), three);
-                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << k))), zero);
-                B->sgn[k] = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
-                B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
+                B->q[k] = lb_q3_u(q, hm, i, k);
                 B->sc[k] = lb_pair16(sb, k);
             }
         }
@@ -239,13 +239,15 @@ static inline __attribute__((always_inline)) void lb_decode(const int kind, cons
     }
 }
 
-/* one token's isum of the super-block as eight int32 partial sums */
-static inline __attribute__((always_inline)) __m256i lb_tok(const int kind, const LbBlock *B, const int8_t *aq) {
+/* one token's isum of the super-block as eight int32 partial sums (Q3_K: minus 4 sum_j sc_j bsums_j) */
+static inline __attribute__((always_inline)) __m256i lb_tok(const int kind, const LbBlock *B, const BlockQ8_K *ab) {
     __m256i acc = _mm256_setzero_si256();
+    if (kind == LB_Q3_K)
+        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(_mm256_madd_epi16(B->mins, _mm256_loadu_si256((const __m256i *)ab->bsums)), 2));
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(aq + 32 * k));
-        if (kind != LB_Q2_K) x = _mm256_sign_epi8(x, B->sgn[k]);
+        __m256i x = _mm256_loadu_si256((const __m256i *)(ab->qs + 32 * k));
+        if (kind == LB_IQ4_XS) x = _mm256_sign_epi8(x, B->sgn[k]);
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B->q[k], x), B->sc[k]));
     }
     return acc;
@@ -419,7 +421,8 @@ static inline __attribute__((always_inline)) void lb_decode(const int kind, cons
 }
 
 /* one token's isum of the super-block as eight int32 partial sums */
-static inline __attribute__((always_inline)) __m256i lb_tok(const int kind, const LbBlock *B, const int8_t *aq) {
+static inline __attribute__((always_inline)) __m256i lb_tok(const int kind, const LbBlock *B, const BlockQ8_K *ab) {
+    const int8_t *aq = ab->qs;
     const __m512i zero = _mm512_setzero_si512();
     __m512i acc = zero;
 #pragma GCC unroll 4
@@ -462,7 +465,7 @@ static inline __attribute__((always_inline)) void lb_gemm(const int kind, int n,
                         p[j] = pm[j] = zero, ad[j] = 0.0f;
                         if (g + j >= nt) continue;
                         const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, t0 + g + j) + b;
-                        p[j] = lb_tok(kind, &B, ab->qs);
+                        p[j] = lb_tok(kind, &B, ab);
                         if (kind == LB_Q2_K) pm[j] = _mm256_madd_epi16(B.mins, _mm256_loadu_si256((const __m256i *)ab->bsums));
                         ad[j] = ab->d;
                     }
