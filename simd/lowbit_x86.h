@@ -6,28 +6,43 @@
  *
  * Each computes the scalar reference's integer sums exactly and combines them in float in the
  * reference's order with the same operations, so every value equals sa_ref_dot_* bit for bit
- * (tests/test_kernels.c: kernels_block_types, kernels_block_types_any_bits).
+ * (tests/test_kernels.c: kernels_block_types, _any_bits, _long_batch; the AVX-512 code also as
+ * the SIMDe-emulated table avx512_emu).
  *
  * AVX2: int8 products summed in pairs by maddubs (at most 2 * 127 * 127 in magnitude), times the
- * int16 scale of each 16 or 32 weights by madd, then int32.
+ * int16 scale of each 16 or 32 weights by madd, then int32. Q2_K's levels and Q3_K's q + 4
+ * (0..7, the offset out through Q8_K's bsums) go into maddubs unsigned; IQ4_XS's table values
+ * (+128 could saturate a maddubs pair) move their sign onto the activations.
  * AVX-512 VNNI: vpdpbusd sums four u8 x s8 products into an int32 lane (no int16 step, no
  * saturation), so
  *   - the one-row dots (decode) take unsigned levels (Q2_K as they are, Q3_K + 4, IQ4_XS's table
- *     value + 128), one vpdpbusd per 32 weights, the offsets out through Q8_K's bsums, and the
- *     scales applied once per super-block to the sub-block totals (hadd, one vpmulld per 8);
+ *     value + 128), one vpdpbusd per 32 weights, the offsets out through the bsums, and the
+ *     scales applied once per super-block to the sub-block totals (hadd, vpmulld). A zmm IQ4_XS
+ *     dot (two sub-blocks per vpdpbusd, vpmulld on 16 lanes) measured 0.138 against 0.143 ms and
+ *     needs intrinsics SIMDe 0.7.4 lacks: not kept;
  *   - the GEMMs (prefill) decode a row's super-block once for all tokens with the scale already
- *     multiplied into the levels where the product fits a byte (Q2_K: |q sc| <= 45, Q3_K:
+ *     multiplied into the levels where the product fits a byte (Q2_K: q sc <= 45, Q3_K:
  *     |q| |sc| <= 4 * 32 = 128 with the sign on the activations), so what remains per token and 64
  *     weights is a load, a masked negation (Q3_K) and one zmm vpdpbusd; IQ4_XS's products with
  *     its scales (up to 127 * 32) do not fit a byte: maddubs then vpdpwssd with the scales.
  * The bsums offsets rely on the activation blocks' bsums being their quants' sums of 16, as
- * kq_quantize_q8_K / sa_ref_act_q8_K write them (the reference uses them for Q2_K's mins too). */
+ * kq_quantize_q8_K / sa_ref_act_q8_K write them (the reference uses them for Q2_K's mins too).
+ *
+ * Measured (tools/bench/kernbench, one thread, CPU time, best of 31 / 7, Zen 5 EPYC VM), ms:
+ *                       2048 x 2048 decode    16384 x 8192 decode   2048 x 2048, 64 tokens
+ *                       AVX2    AVX-512       AVX2    AVX-512       AVX2    AVX-512
+ *     Q2_K              0.162   0.124         5.23    4.01          6.09    3.95
+ *     Q3_K              0.163   0.140         5.26    4.50          5.68    4.12
+ *     IQ4_XS            0.212   0.142         6.86    4.65          6.69    4.33
+ * (before: both tables ran the AVX2 kernels, 0.162 / 0.475 / 0.237 ms decode and 7.9 / 8.7 / 8.3
+ * ms for the 64 tokens). The AVX-512 table keeps them: faster in every column. */
 #ifndef SALIGN_LOWBIT_X86_H
 #define SALIGN_LOWBIT_X86_H
 
 #define LB_ROW_PTR(T_, base, stride, i) ((const T_ *)((const uint8_t *)(base) + (size_t)(i) * (stride)))
 /* One token (decode): the dot straight from the blocks is 15-25% faster than decoding them into
- * a per-block struct first (2048 x 2048, one thread, AVX2, a Zen 4 VM); the same values either way. */
+ * a per-block struct first (2048 x 2048, one thread, AVX2, measured on the VM of the time); the same
+ * values either way. */
 #define LB_GEMM_ONE_TOKEN(dotfn)                                                                  \
     if (T == 1) {                                                                                 \
         for (int r = 0; r < rows; r++) y[r] = dotfn(n, (const uint8_t *)w + (size_t)r * wstride, a); \
