@@ -664,60 +664,13 @@ KQ_GEMM_X8(avx2_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
 /* ---- Q4_1, Q5_0, Q5_1, Q5_K and Q8_1 activations (qtypes_x86.h) ---- */
 #include "qtypes_x86.h"
 
-SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+/* ---- Q2_K, Q3_K, IQ4_XS (lowbit_x86.h) ---- */
+#include "lowbit_x86.h"
 
-const SaKernels sa_kernels_avx2 = {
-    .name = "avx2",
-    .quantize_q8_0 = quantize_q8_0,
-    .dot_q8_0 = dot_q8_0,
-    .dot_q4_0 = dot_q4_0,
-    .dot_f16 = dot_f16,
-    .dot_bf16 = dot_bf16,
-    .dot_f32 = dot_f32,
-    .axpy_f32 = axpy_f32,
-    .axpy_f16 = axpy_f16,
-    .f32_to_f16 = f32_to_f16,
-    .gemm_q4_0x8 = sa_avx2_gemm_q4_0x8,
-    .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
-    .attn_scores_f16 = sa_avx2_attn_scores_f16,
-    .attn_values_f16 = sa_avx2_attn_values_f16,
-    .attn_scores_q8_0 = sa_avx2_attn_scores_q8_0,
-    .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
-    .exp_sub_sum = sa_avx2_exp_sub_sum,
-    .silu_mul = sa_avx2_silu_mul,
-    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations of this table (plain rows: the scalar
-     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS, Q4_1/Q5_0/Q5_1/Q5_K and Q8_1 of its own */
-    .type = {SA_BASE_TYPE_ROWS(avx2), QT_TYPE_ROWS, SA_AVX2_TYPE_ROWS_LOWBIT,
-             [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx2_gemm_q4_Kx8},
-             [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx2_gemm_q6_Kx8},
-             [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},
-};
-
-/* ---- Q2_K, Q3_K, IQ4_NL, IQ4_XS (kernels.h: SA_AVX2_TYPE_ROWS_LOWBIT; the AVX-512 table names
- * them too) ----
- * Each computes the scalar reference's integer sums exactly (int8 products summed in pairs by
- * maddubs, at most 2 * 127 * 127 in magnitude, then int32) and combines them in float in the
- * reference's order with the same operations, so every value equals sa_ref_dot_* bit for bit
- * (kernels_block_types checks it). Placed apart from the other kernels of this file. */
-
-/* (lane sums: qt_hsum_i32 and qt_reduce4 of qtypes_x86.h, included above) */
-
-/* int16 pair sums of w * a for signed bytes (w in [-127, 127], a in [-127, 127]): w's sign moved
- * onto a so that maddubs sees |w| unsigned */
-static inline __m256i lb_mul_i8(__m256i w, __m256i a) {
-    return _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
-}
-
-/* 16 bytes of IQ4 nibbles -> the 32 table values in element order (low nibbles 0..15, high 16..31):
- * the 16-entry table fits one pshufb */
-static inline __m256i lb_iq4_values(const uint8_t *qs) {
-    const __m128i tbl = _mm_loadu_si128((const __m128i *)sa_iq4nl_values), m = _mm_set1_epi8(15);
-    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_set_m128i(_mm_shuffle_epi8(tbl, _mm_and_si128(_mm_srli_epi16(q, 4), m)),
-                            _mm_shuffle_epi8(tbl, _mm_and_si128(q, m)));
-}
-
-float sa_avx2_dot_iq4_nl(int n, const void *wv, const void *av) {
+/* ---- IQ4_NL . Q8_0 (the AVX-512 table has its own in qtypes_x86.h) ----
+ * The block's integer dot exact (int8 products summed in pairs by maddubs, then int32), the
+ * reference's float step per block in order, so every value equals sa_ref_dot_iq4_nl bit for bit. */
+static float avx2_dot_iq4_nl(int n, const void *wv, const void *av) {
     const BlockIQ4_NL *w = wv;
     const BlockQ8_0 *a = av;
     const __m256i ones = _mm256_set1_epi16(1);
@@ -741,220 +694,11 @@ float sa_avx2_dot_iq4_nl(int n, const void *wv, const void *av) {
     return sum;
 }
 
-float sa_avx2_dot_iq4_xs(int n, const void *wv, const void *av) {
-    const BlockIQ4_XS *w = wv;
-    const BlockQ8_K *a = av;
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        __m256i acc = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j++) {
-            const __m256i p = lb_mul_i8(lb_iq4_values(w[b].qs + 16 * j), _mm256_loadu_si256((const __m256i *)(a[b].qs + 32 * j)));
-            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16((int16_t)(sa_iq4xs_scale(j, &w[b]) - 32))));
-        }
-        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
-    }
-    return sum;
-}
-
-/* Q3_K: per half h and bit pair p, 32 weights (two 16-weight sub-blocks, one per 128-bit lane):
- * q = the two bits of qs[32h + l] - 4 where bit 4h + p of hmask[l] is clear */
-float sa_avx2_dot_q3_K(int n, const void *wv, const void *av) {
-    const BlockQ3_K *w = wv;
-    const BlockQ8_K *a = av;
-    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        int16_t sc[16];
-        for (int j = 0; j < 16; j++) sc[j] = (int16_t)(sa_q3k_scale(j, w[b].scales) - 32);
-        const __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
-        __m256i acc = zero;
-        for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
-            for (int p = 0; p < 4; p++) {
-                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-                const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << (4 * h + p)))), zero);
-                const __m256i qv = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
-                const __m256i pr = lb_mul_i8(qv, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
-                const int j = 8 * h + 2 * p;
-                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
-            }
-        }
-        sum = sum + (a[b].d * sa_fp16_lut(w[b].d)) * (float)qt_hsum_i32(acc);
-    }
-    return sum;
-}
-
-/* Q2_K: levels 0..3 are unsigned, so maddubs takes them as they are; the mins meet the
- * activation sums of each 16 (Q8_K's bsums) in one madd */
-float sa_avx2_dot_q2_K(int n, const void *wv, const void *av) {
-    const BlockQ2_K *w = wv;
-    const BlockQ8_K *a = av;
-    const __m256i three = _mm256_set1_epi8(3);
-    float sum = 0.0f;
-    for (int b = 0; b < n / QK_K; b++) {
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[b].scales);
-        const __m256i sc16 = _mm256_cvtepu8_epi16(sc8);
-        int16_t sc[16];
-        _mm256_storeu_si256((__m256i *)sc, _mm256_and_si256(sc16, _mm256_set1_epi16(15)));
-        const __m256i mins = _mm256_srli_epi16(sc16, 4);
-        const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)a[b].bsums)));
-        __m256i acc = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * h));
-            for (int p = 0; p < 4; p++) {
-                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-                const __m256i pr = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a[b].qs + 128 * h + 32 * p)));
-                const int j = 8 * h + 2 * p;
-                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[j + 1]), _mm_set1_epi16(sc[j]));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pr, s));
-            }
-        }
-        const int32_t isum = qt_hsum_i32(acc);
-        const float dd = a[b].d * sa_fp16_lut(w[b].d), dm = a[b].d * sa_fp16_lut(w[b].dmin);
-        sum = sum + (dd * (float)isum - dm * (float)imin);
-    }
-    return sum;
-}
-
-/* The GEMMs (prefill) decode each 256 weights of a row once for all tokens: |w| (or Q2_K's
- * unsigned levels), w for the sign, and the int16 scale of each 32 (one per 128-bit lane for the
- * 16-weight sub-blocks), so per token and 32 weights what remains is sign, maddubs, madd, add.
- * Each (row, token) value accumulates in y[] with the dot's float steps in the dot's order, so
- * it equals the dot bit for bit (SaKernels' gemm contract). */
-typedef struct {
-    __m256i q[8], sgn[8], sc[8];
-} LbBlock;
-
-static inline __m256i lb_pair_scales(const int16_t *s, int k) {
-    return _mm256_set_m128i(_mm_set1_epi16(s[2 * k + 1]), _mm_set1_epi16(s[2 * k]));
-}
-
-static inline int32_t lb_block_signed(const LbBlock *B, const int8_t *aq) {
-    __m256i acc = _mm256_setzero_si256();
-    for (int k = 0; k < 8; k++) {
-        const __m256i x = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(aq + 32 * k)), B->sgn[k]);
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B->q[k], x), B->sc[k]));
-    }
-    return qt_hsum_i32(acc);
-}
-
-static void lb_decode_q3_K(const BlockQ3_K *w, LbBlock *B) {
-    int16_t sc[16];
-    for (int j = 0; j < 16; j++) sc[j] = (int16_t)(sa_q3k_scale(j, w->scales) - 32);
-    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
-    const __m256i hm = _mm256_loadu_si256((const __m256i *)w->hmask);
-    for (int h = 0; h < 2; h++) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * h));
-        for (int p = 0; p < 4; p++) {
-            const int k = 4 * h + p;
-            const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-            const __m256i clear = _mm256_cmpeq_epi8(_mm256_and_si256(hm, _mm256_set1_epi8((char)(1 << k))), zero);
-            B->sgn[k] = _mm256_sub_epi8(lo, _mm256_and_si256(clear, four));
-            B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
-            B->sc[k] = lb_pair_scales(sc, k);
-        }
-    }
-}
-
-static void lb_decode_iq4_xs(const BlockIQ4_XS *w, LbBlock *B) {
-    for (int k = 0; k < 8; k++) {
-        B->sgn[k] = lb_iq4_values(w->qs + 16 * k);
-        B->q[k] = _mm256_sign_epi8(B->sgn[k], B->sgn[k]);
-        B->sc[k] = _mm256_set1_epi16((int16_t)(sa_iq4xs_scale(k, w) - 32));
-    }
-}
-
-#define LB_ROW_PTR(T_, base, stride, i) ((const T_ *)((const uint8_t *)(base) + (size_t)(i) * (stride)))
-/* One token (decode): the dot straight from the blocks is 15-25% faster than decoding them into
- * an LbBlock first (2048 x 2048, one thread, this VM); the same values either way. */
-#define LB_GEMM_ONE_TOKEN(dotfn)                                                                  \
-    if (T == 1) {                                                                                 \
-        for (int r = 0; r < rows; r++) y[r] = dotfn(n, (const uint8_t *)w + (size_t)r * wstride, a); \
-        return;                                                                                   \
-    }
-
-void sa_avx2_gemm_q3_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                       size_t ldy) {
-    LB_GEMM_ONE_TOKEN(sa_avx2_dot_q3_K)
-    for (int r = 0; r < rows; r++) {
-        const BlockQ3_K *wr = LB_ROW_PTR(BlockQ3_K, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            LbBlock B;
-            lb_decode_q3_K(&wr[b], &B);
-            const float dw = sa_fp16_lut(wr[b].d);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (ab->d * dw) * (float)lb_block_signed(&B, ab->qs);
-            }
-        }
-    }
-}
-
-void sa_avx2_gemm_iq4_xs(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                         size_t ldy) {
-    LB_GEMM_ONE_TOKEN(sa_avx2_dot_iq4_xs)
-    for (int r = 0; r < rows; r++) {
-        const BlockIQ4_XS *wr = LB_ROW_PTR(BlockIQ4_XS, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            LbBlock B;
-            lb_decode_iq4_xs(&wr[b], &B);
-            const float dw = sa_fp16_lut(wr[b].d);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (ab->d * dw) * (float)lb_block_signed(&B, ab->qs);
-            }
-        }
-    }
-}
-
-/* Q2_K: unsigned levels straight into maddubs; the mins against each token's bsums */
-void sa_avx2_gemm_q2_K(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                       size_t ldy) {
-    LB_GEMM_ONE_TOKEN(sa_avx2_dot_q2_K)
-    const __m256i three = _mm256_set1_epi8(3);
-    for (int r = 0; r < rows; r++) {
-        const BlockQ2_K *wr = LB_ROW_PTR(BlockQ2_K, w, wstride, r);
-        for (int tk = 0; tk < T; tk++) y[(size_t)tk * ldy + r] = 0.0f;
-        for (int b = 0; b < n / QK_K; b++) {
-            LbBlock B;
-            const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)wr[b].scales));
-            int16_t sc[16];
-            _mm256_storeu_si256((__m256i *)sc, _mm256_and_si256(sc16, _mm256_set1_epi16(15)));
-            const __m256i mins = _mm256_srli_epi16(sc16, 4);
-            for (int h = 0; h < 2; h++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(wr[b].qs + 32 * h));
-                for (int p = 0; p < 4; p++) {
-                    B.q[4 * h + p] = _mm256_and_si256(_mm256_srli_epi16(q, 2 * p), three);
-                    B.sc[4 * h + p] = lb_pair_scales(sc, 4 * h + p);
-                }
-            }
-            const float dw = sa_fp16_lut(wr[b].d), dmw = sa_fp16_lut(wr[b].dmin);
-            for (int tk = 0; tk < T; tk++) {
-                const BlockQ8_K *ab = LB_ROW_PTR(BlockQ8_K, a, astride, tk) + b;
-                __m256i acc = _mm256_setzero_si256();
-                for (int k = 0; k < 8; k++)
-                    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(B.q[k],
-                                                   _mm256_loadu_si256((const __m256i *)(ab->qs + 32 * k))), B.sc[k]));
-                const int32_t isum = qt_hsum_i32(acc);
-                const int32_t imin = qt_hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)ab->bsums)));
-                const float dd = ab->d * dw, dm = ab->d * dmw;
-                float *yy = &y[(size_t)tk * ldy + r];
-                *yy = *yy + (dd * (float)isum - dm * (float)imin);
-            }
-        }
-    }
-}
-
 /* IQ4_NL: 8 blocks of 32 decoded at once; their 8 integer dots per token, then the dot's 8 float
  * steps in block order (the blocks after the last whole 8 as the dot does them) */
-void sa_avx2_gemm_iq4_nl(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y,
-                         size_t ldy) {
-    LB_GEMM_ONE_TOKEN(sa_avx2_dot_iq4_nl)
+static void avx2_gemm_iq4_nl(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T,
+                             float *y, size_t ldy) {
+    LB_GEMM_ONE_TOKEN(avx2_dot_iq4_nl)
     const __m256i ones = _mm256_set1_epi16(1);
     const int nb = n / QK4_NL;
     for (int r = 0; r < rows; r++) {
@@ -992,3 +736,32 @@ void sa_avx2_gemm_iq4_nl(int n, int rows, const void *w, size_t wstride, const v
             }
     }
 }
+
+SA_BASE_TYPE_DEFS(avx2, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
+
+const SaKernels sa_kernels_avx2 = {
+    .name = "avx2",
+    .quantize_q8_0 = quantize_q8_0,
+    .dot_q8_0 = dot_q8_0,
+    .dot_q4_0 = dot_q4_0,
+    .dot_f16 = dot_f16,
+    .dot_bf16 = dot_bf16,
+    .dot_f32 = dot_f32,
+    .axpy_f32 = axpy_f32,
+    .axpy_f16 = axpy_f16,
+    .f32_to_f16 = f32_to_f16,
+    .gemm_q4_0x8 = sa_avx2_gemm_q4_0x8,
+    .gemm_q8_0x8 = sa_avx2_gemm_q8_0x8,
+    .attn_scores_f16 = sa_avx2_attn_scores_f16,
+    .attn_values_f16 = sa_avx2_attn_values_f16,
+    .attn_scores_q8_0 = sa_avx2_attn_scores_q8_0,
+    .attn_values_q8_0 = sa_avx2_attn_values_q8_0,
+    .exp_sub_sum = sa_avx2_exp_sub_sum,
+    .silu_mul = sa_avx2_silu_mul,
+    /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations of this table (plain rows: the scalar
+     * reference); Q2_K/Q3_K/IQ4_NL/IQ4_XS, Q4_1/Q5_0/Q5_1/Q5_K and Q8_1 of its own */
+    .type = {SA_BASE_TYPE_ROWS(avx2), QT_TYPE_ROWS, LB_TYPE_ROWS, [SA_IQ4_NL] = {NULL, avx2_dot_iq4_nl, avx2_gemm_iq4_nl},
+             [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx2_gemm_q4_Kx8},
+             [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx2_gemm_q6_Kx8},
+             [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},
+};

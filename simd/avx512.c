@@ -855,6 +855,9 @@ KQ_GEMM_X8(avx512_gemm_q6_Kx8, q6Kx8_tile, BlockQ6_Kx8)
 #define QT_AVX512
 #include "qtypes_x86.h"
 
+/* ---- Q2_K, Q3_K, IQ4_XS: lowbit_x86.h with vpdpbusd ---- */
+#include "lowbit_x86.h"
+
 SA_BASE_TYPE_DEFS(avx512, quantize_q8_0, dot_q8_0, dot_q4_0, dot_f16, dot_bf16, dot_f32, f32_to_f16)
 
 const SaKernels AVX512_TABLE = {
@@ -877,9 +880,8 @@ const SaKernels AVX512_TABLE = {
     .exp_sub_sum = exp_sub_sum,
     .silu_mul = silu_mul,
     /* Q4_K / Q6_K: the repacked GEMMs and Q8_K activations (plain rows: the scalar reference);
-     * Q2_K/Q3_K/IQ4_XS in AVX2; Q4_1/Q5_0/Q5_1/Q5_K, IQ4_NL and Q8_1 of its own */
-    .type = {SA_BASE_TYPE_ROWS(avx512), QT_TYPE_ROWS, [SA_Q2_K] = SA_AVX2_KERNELS(q2_K), [SA_Q3_K] = SA_AVX2_KERNELS(q3_K),
-             [SA_IQ4_XS] = SA_AVX2_KERNELS(iq4_xs), [SA_IQ4_NL] = {NULL, qt_dot_iq4_nl, qt_gemm_iq4_nl},
+     * Q2_K/Q3_K/IQ4_XS, Q4_1/Q5_0/Q5_1/Q5_K, IQ4_NL and Q8_1 of its own */
+    .type = {SA_BASE_TYPE_ROWS(avx512), QT_TYPE_ROWS, LB_TYPE_ROWS, [SA_IQ4_NL] = {NULL, qt_dot_iq4_nl, qt_gemm_iq4_nl},
              [SA_Q4_K] = {NULL, sa_ref_dot_q4_K, sa_ref_gemm_q4_K, avx512_gemm_q4_Kx8},
              [SA_Q6_K] = {NULL, sa_ref_dot_q6_K, sa_ref_gemm_q6_K, avx512_gemm_q6_Kx8},
              [SA_Q8_K] = {kq_quantize_q8_K, NULL, NULL, NULL}},

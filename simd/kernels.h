@@ -171,7 +171,7 @@ void sa_act_f32(const float *x, void *y, int n);
                          size_t ldy);
 SA_REF_TYPES(SA_REF_DECL)
 /* The scalar rows of Q2_K, Q3_K, IQ4_XS (activations Q8_K) and IQ4_NL (Q8_0), which every table
- * lists beside SA_REF_TYPE_ROWS_ALL unless it has its own (SA_AVX2_TYPE_ROWS_LOWBIT) */
+ * lists beside SA_REF_TYPE_ROWS_ALL unless it has its own (the x86 tables: lowbit_x86.h) */
 #define SA_REF_TYPE_ROWS_LOWBIT                                                                               \
     [SA_Q2_K] = {NULL, sa_ref_dot_q2_K, sa_ref_gemm_q2_K}, [SA_Q3_K] = {NULL, sa_ref_dot_q3_K, sa_ref_gemm_q3_K}, \
     [SA_IQ4_NL] = {NULL, sa_ref_dot_iq4_nl, sa_ref_gemm_iq4_nl}, [SA_IQ4_XS] = {NULL, sa_ref_dot_iq4_xs, sa_ref_gemm_iq4_xs}
@@ -326,16 +326,6 @@ float sa_avx2_exp_sub_sum(int n, float *x, float m);
 void sa_avx2_silu_mul(int n, float *g, const float *u);
 void sa_avx2_gemm_q4_0x8(int nb, int ng, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
 void sa_avx2_gemm_q8_0x8(int nb, int ng, const BlockQ8_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy);
-/* Q2_K, Q3_K, IQ4_NL, IQ4_XS in AVX2 (appended to simd/avx2.c), named by the AVX2 and AVX-512 tables */
-#define SA_AVX2_LOWBIT_DECL(t)                                    \
-    float sa_avx2_dot_##t(int n, const void *w, const void *a); \
-    void sa_avx2_gemm_##t(int n, int rows, const void *w, size_t wstride, const void *a, size_t astride, int T, float *y, \
-                          size_t ldy);
-SA_AVX2_LOWBIT_DECL(q2_K) SA_AVX2_LOWBIT_DECL(q3_K) SA_AVX2_LOWBIT_DECL(iq4_nl) SA_AVX2_LOWBIT_DECL(iq4_xs)
-#define SA_AVX2_KERNELS(t) {NULL, sa_avx2_dot_##t, sa_avx2_gemm_##t}
-#define SA_AVX2_TYPE_ROWS_LOWBIT                                                                                      \
-    [SA_Q2_K] = SA_AVX2_KERNELS(q2_K), [SA_Q3_K] = SA_AVX2_KERNELS(q3_K), [SA_IQ4_NL] = SA_AVX2_KERNELS(iq4_nl),   \
-    [SA_IQ4_XS] = SA_AVX2_KERNELS(iq4_xs)
 #endif
 
 /* The selected table (never NULL after sa_kernels_init). */

@@ -1183,6 +1183,45 @@ TEST(kernels_block_types) {
     free(w), free(x), free(wd), free(xd), free(y), free(wq), free(aq), free(aq2);
 }
 
+/* Every table's row GEMMs on a prefill-sized batch: 70 tokens, past the 64 that the x86 low-bit
+ * GEMMs take per pass (simd/lowbit_x86.h: LB_TC) and not a multiple of their 8-token groups; every
+ * value equals the reference dot bit for bit, the padding between y's rows stays untouched. */
+TEST(kernels_block_types_long_batch) {
+    const SaKernels *tabs[8];
+    const int nt = simd_tables(tabs);
+    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
+                                    SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
+    enum { N = 512, R = 3, T = 70, LDY = R + 2 };
+    float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)T * N * sizeof *x);
+    float *y = malloc((size_t)T * LDY * sizeof *y);
+    uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)T * N * 2);
+    rng_seed(70);
+    for (size_t ti = 0; ti < SA_ARRAY_LEN(types); ti++) {
+        const SaDtype dt = types[ti];
+        const SaDtypeTraits *tr = sa_dtype_tr(dt);
+        const SaDtype vt = (SaDtype)tr->vec_dot_type;
+        const size_t wrow = sa_row_bytes(dt, N), arow = sa_row_bytes(vt, N);
+        for (int i = 0; i < R * N; i++) w[i] = rng_normal();
+        for (int i = 0; i < T * N; i++) x[i] = rng_normal();
+        for (int r = 0; r < R; r++) sa_quantize_row(dt, w + (size_t)r * N, wq + r * wrow, N);
+        for (int a = 0; a < T; a++) ref->type[vt].from_float(x + (size_t)a * N, aq + a * arow, N);
+        for (int k = 0; k < nt; k++) {
+            for (int i = 0; i < T * LDY; i++) y[i] = -7.0f;
+            tabs[k]->type[dt].gemm(N, R, wq, wrow, aq, arow, T, y, LDY);
+            int bad = 0;
+            for (int a = 0; a < T && !bad; a++)
+                for (int r = 0; r < LDY && !bad; r++) {
+                    const float want = r < R ? ref->type[dt].dot(N, wq + r * wrow, aq + a * arow) : -7.0f;
+                    bad = y[a * LDY + r] != want;
+                    CHECKF(!bad, "%s %s T=%d row %d token %d: gemm %.9g, want %.9g", tabs[k]->name, tr->name, T, r, a,
+                           y[a * LDY + r], want);
+                }
+        }
+    }
+    if (nt == 0) printf("    no SIMD table on this CPU: nothing to compare\n");
+    free(w), free(x), free(y), free(wq), free(aq);
+}
+
 /* The fp16 fields of a weight block of type t (offsets into the block); its other bytes may hold
  * any bits. */
 static int block_halves(SaDtype t, size_t off[2]) {

@@ -195,7 +195,7 @@ TEST(matmul_against_reference) {
 /* The other block types: Q4_K / Q6_K repacked into x8 groups (kernels.h), the rest on the row
  * kernels; the same checks (double reference, threads, batch invariance, sa_mat_row back). */
 TEST(matmul_block_types) {
-    static const SaDtype types[] = {SA_Q4_K, SA_Q6_K, SA_Q5_K, SA_Q4_1, SA_Q5_0, SA_Q5_1};
+    static const SaDtype types[] = {SA_Q4_K, SA_Q6_K, SA_Q5_K, SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
     static const int rows[] = {7, 8, 24, 40};
     static const int cols[] = {256, 512, 2048};
     static const int Ts[] = {1, 2, 3, 5, 9, 13};
@@ -210,7 +210,8 @@ TEST(matmul_block_types) {
                 }
     check_shape(SA_Q4_K, 1000, 512, 70); /* many work units, prefill-sized */
     check_shape(SA_Q6_K, 264, 1024, 33);
-    printf("    %d shapes x {plain, packed} x {1, 2 threads}\n", n + 2);
+    check_shape(SA_Q3_K, 100, 512, 70); /* past the 64 tokens of a low-bit GEMM pass (simd/lowbit_x86.h) */
+    printf("    %d shapes x {plain, packed} x {1, 2 threads}\n", n + 3);
 }
 
 /* A large packed matrix split over threads in many work units, prefill-sized T. */
