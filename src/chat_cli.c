@@ -5,6 +5,10 @@
  * tokens), not the program. Line editing and history come from libedit on a terminal; standard
  * input that is not a terminal is read line by line. */
 #include <editline/readline.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +16,77 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "common.h"
 #include "engine_opts.h"
 #include "flags.h"
 
-static int g_cancel;             /* the engine's cancel flag */
-static int g_running;            /* an answer is being written */
-static volatile sig_atomic_t g_interrupted; /* Ctrl-C at the prompt */
+/* Ctrl-C since the last prompt was set up: the engine's cancel flag during an answer, "a fresh prompt"
+ * while a line is read. One flag, cleared before the prompt and never in between, so that a Ctrl-C
+ * pressed just after Enter (before the answer starts) still cancels that answer. */
+static int g_cancel;
+/* A self-pipe: the handler writes a byte, and the line editor's reader (chat_getc) waits on it beside
+ * the terminal. A flag alone is not enough: the signal may come while the editor is not blocked in
+ * read() (echoing a pasted line, switching the terminal's mode), and the kernel's Ctrl-C has thrown
+ * away the queued input, so the next read() waits for ever. Also, the process has an OpenBLAS thread,
+ * and libedit re-raises the signal with kill() while the main thread still blocks it, so our handler
+ * may run on that thread only after libedit's read() has already returned EINTR. Both were seen with
+ * tests/run-chat.sh on a loaded machine: no fresh prompt (gdb: readline() in read(), the flag set),
+ * or the chat quitting (3 of 20 tries; none with OPENBLAS_NUM_THREADS=1). */
+static int g_wake[2] = {-1, -1};
 
 static void on_sigint(int sig) {
     (void)sig;
-    if (__atomic_load_n(&g_running, __ATOMIC_RELAXED)) __atomic_store_n(&g_cancel, 1, __ATOMIC_RELAXED);
-    else g_interrupted = 1;
+    const int e = errno;
+    __atomic_store_n(&g_cancel, 1, __ATOMIC_SEQ_CST);
+    if (g_wake[1] >= 0 && write(g_wake[1], "", 1) < 0) { /* full: a byte is already waiting */
+    }
+    errno = e;
+}
+
+static int interrupted(void) { return __atomic_load_n(&g_cancel, __ATOMIC_SEQ_CST) != 0; }
+
+static void wake_drain(void) {
+    char b[64];
+    while (g_wake[0] >= 0 && read(g_wake[0], b, sizeof b) > 0) {
+    }
+}
+
+/* The line editor's reader (rl_getc_function): one character, decoded in the current locale as
+ * libedit's own reader does (an invalid byte is dropped), or EOF at the end of input or on Ctrl-C;
+ * readline() then returns NULL. */
+static int chat_getc(FILE *f) {
+    const int fd = fileno(f);
+    char b[MB_LEN_MAX];
+    size_t n = 0;
+    for (;;) {
+        if (interrupted()) return EOF;
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = g_wake[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue; /* the flag is read above; another signal (SIGWINCH) goes on */
+            return EOF;
+        }
+        if (p[1].revents) {
+            if (interrupted()) return EOF;
+            wake_drain(); /* a byte from before the flag was cleared */
+        }
+        if (!p[0].revents) continue;
+        const ssize_t r = read(fd, b + n, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return EOF;
+        n++;
+        wchar_t wc;
+        mbstate_t st;
+        memset(&st, 0, sizeof st);
+        const size_t k = mbrtowc(&wc, b, n, &st);
+        if (k == (size_t)-2 && n < sizeof b) continue; /* the rest of a multibyte character */
+        if (k == (size_t)-1 || k == (size_t)-2) {
+            n = 0;
+            continue;
+        }
+        return (int)wc;
+    }
 }
 
 typedef struct {
@@ -128,9 +190,17 @@ int sa_cmd_chat(int argc, char **argv) {
     struct termios cooked;
     const int have_cooked = tty_in && tcgetattr(STDIN_FILENO, &cooked) == 0;
     ChatOut co = {.show_original = show_original, .show_reasoning = show_reasoning, .tty = isatty(STDOUT_FILENO)};
+    if (tty_in) {
+        if (pipe2(g_wake, O_CLOEXEC | O_NONBLOCK)) {
+            sa_err("chat: pipe: %s", strerror(errno));
+            sa_engine_set_close(&set);
+            goto bad;
+        }
+        rl_getc_function = chat_getc;
+    }
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: a read at the prompt returns */
+    sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: getline() on a pipe returns */
     if (tty_in) {
         printf("salign chat, mode %s. ", sa_mode_name(o.ap.mode));
         help();
@@ -142,10 +212,11 @@ int sa_cmd_chat(int argc, char **argv) {
     History h = {0};
     int rc = 0;
     for (;;) {
-        g_interrupted = 0;
+        __atomic_store_n(&g_cancel, 0, __ATOMIC_SEQ_CST);
+        wake_drain(); /* after the clear: a Ctrl-C from now on leaves the flag set */
         char *line = read_line(tty_in, "> ");
         if (!line) {
-            if (g_interrupted) { /* Ctrl-C at the prompt: a fresh prompt; Ctrl-D or /quit ends */
+            if (interrupted()) { /* Ctrl-C at the prompt: a fresh prompt; Ctrl-D or /quit ends */
                 printf("\n");
                 clearerr(stdin);
                 continue;
@@ -200,11 +271,8 @@ int sa_cmd_chat(int argc, char **argv) {
         }
         free(line);
         if (have_cooked) tcsetattr(STDIN_FILENO, TCSADRAIN, &cooked);
-        __atomic_store_n(&g_cancel, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&g_running, 1, __ATOMIC_RELAXED);
         SaAlignTrace tr;
         const int failed = sa_align_run_messages(set.e, h.m, h.n, &ap, &tr) != 0;
-        __atomic_store_n(&g_running, 0, __ATOMIC_RELAXED);
         printf("\n");
         if (failed) {
             /* e.g. the conversation no longer fits the context: say so, keep the program */
@@ -227,6 +295,12 @@ int sa_cmd_chat(int argc, char **argv) {
     history_clear(&h);
     free(h.m);
     sa_engine_set_close(&set);
+    if (g_wake[0] >= 0) {
+        signal(SIGINT, SIG_DFL);
+        close(g_wake[0]);
+        close(g_wake[1]);
+        g_wake[0] = g_wake[1] = -1;
+    }
     sa_engine_opts_free(&o);
     return rc;
 bad:
