@@ -382,7 +382,17 @@ static const char *const ftypes[] = {"Q4_K_M", "Q4_K_S", "Q5_K_M", "Q5_K_S", "Q6
  * files at ~1e-13 and its worst pooled NMSE from 1.03e-4 to 7.8e-5: it now has the common 1e-4.
  * Gemma 2 (3 layers, soft-caps, sliding window) did not move (2.5e-4 before, 2.4e-4 after,
  * Q4_1; Q5_1 1.5e-4, Q8_0 1.5e-4 with 63/64 top-1), hence 5e-4; --block-scale 0.3 does not help
- * it (Q4_1 still 1.5e-4) and makes both Gemma models repeat one token for all 64 steps.
+ * it (Q4_1 still 1.5e-4) and makes both Gemma models repeat one token for all 64 steps. Its own
+ * operations are not the cause: recomputed from llama.cpp's intermediates (its eval callback, a
+ * Q8_0 decode, 20 positions x 3 layers), the embedding scale, RoPE, q pre-scale, both soft-caps,
+ * the window, the post-norms and the f16 GELU give llama.cpp's bits; RMSNorm did not in ~1 of 100
+ * (now matched: squares rounded to float), the attention sums in 1/3-1/2 of values (llama.cpp
+ * sums softmax and scores in 16 or 8 lanes, by which of its CPU builds loads). Redoing attention
+ * in that order on the f32 cache (tried on branch gemma2, not kept: attention 3x slower) took
+ * Gemma 2 Q6_K from 3.0e-5 to 5e-14 but not its worst (Q4_1 2.4e-4, Q5_1 and Q8_0 1.5e-4): the
+ * weight matmuls' order is what is left (llama.cpp's dots keep 8 FMA lanes per row; ours one
+ * sum, identical in every table), from identical inputs 136-220 of 256 q values of position 0
+ * differ in the last bit (Q4_0, Q8_0, Q4_1, Q5_1; Q4_K none), and Gemma 2 amplifies that most.
  * A wrong block layout or scale gives NMSE ~1e-1 and more.
  * All 16 file types on every case (96 files) show the same: every type has runs at ~1e-13 except
  * Q4_1 and Q5_1 (10 runs each at hidden 256, over two seeds: 1.2e-6..2.4e-4). Their activation
