@@ -96,6 +96,13 @@ int sa_kernels_select(const char *name) {
 
 size_t sa_pf_ahead = SA_PF_AHEAD;
 
+int sa_pf_ahead_env(size_t *dist) {
+    const char *pf = getenv("SALIGN_PF_AHEAD");
+    if (!pf || !*pf) return 0;
+    *dist = (size_t)strtoull(pf, NULL, 10);
+    return 1;
+}
+
 void sa_kernels_init(void) {
     sa_dtype_init();
     const SaKernels *t[8];
@@ -103,8 +110,7 @@ void sa_kernels_init(void) {
     sa_k = t[n - 1];
     const char *force = getenv("SALIGN_ISA");
     if (force && *force) sa_kernels_select(force); /* unknown names keep the best table */
-    const char *pf = getenv("SALIGN_PF_AHEAD"); /* bytes; src/kselect.c leaves a forced distance alone */
-    if (pf && *pf) sa_pf_ahead = (size_t)strtoull(pf, NULL, 10);
+    sa_pf_ahead_env(&sa_pf_ahead); /* src/kselect.c leaves a forced distance alone */
 }
 
 /* ---- per-operation selection (kernels.h) ---- */

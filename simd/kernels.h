@@ -54,6 +54,8 @@ _Static_assert(sizeof(BlockQ8_0x8) == 8 * sizeof(BlockQ8_0), "Q8_0x8 repacks 8 b
  * it (cached with the kernel choices; SALIGN_PF_AHEAD=BYTES forces one). SA_PF_AHEAD is the value
  * until then. */
 extern size_t sa_pf_ahead;
+/* SALIGN_PF_AHEAD=BYTES: 1 and the distance in *dist when it is set, else 0 */
+int sa_pf_ahead_env(size_t *dist);
 /* Batches of up to this many tokens (speculative verification, short corrections) are still
  * bound by reading the weights rather than by arithmetic: the GEMMs prefetch for them too, on
  * their first pass over each group, and matmul.c gives each thread long runs as for decode. */

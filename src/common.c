@@ -129,17 +129,14 @@ int sa_is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-double sa_time_ms(void) {
+static double clock_ms(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-double sa_thread_cpu_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+double sa_time_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+double sa_thread_cpu_ms(void) { return clock_ms(CLOCK_THREAD_CPUTIME_ID); }
 
 int sa_buf_reserve(SaBuf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return 0;

@@ -42,6 +42,8 @@
 #define PREFILL_T 64
 #define PREFILL_ROWS 256
 #define ACT_ROWS 64
+#define MAX_CAND 8      /* candidates of one calibration: tables, or prefetch distances */
+#define PF_MAX 16777216 /* --kernels prefetch=, SALIGN_PF_AHEAD and the cache: at most 16 MiB */
 
 typedef enum { HOW_NONE, HOW_FLOAT, HOW_ONE, HOW_CALIBRATED, HOW_CACHED, HOW_FORCED, HOW_LATER, HOW_ENV } How;
 static const char *const how_text[] = {"",
@@ -186,8 +188,8 @@ int sa_kselect_flag(const char *spec) {
         if (!strcmp(op, "prefetch")) { /* the decode prefetch distance in bytes, 0: none */
             char *e;
             const long long v = strtoll(eq + 1, &e, 10);
-            if (e == eq + 1 || *e || v < 0 || v > (1 << 24))
-                return sa_err("--kernels: prefetch=%s: expected a distance in bytes from 0 to %d", eq + 1, 1 << 24);
+            if (e == eq + 1 || *e || v < 0 || v > PF_MAX)
+                return sa_err("--kernels: prefetch=%s: expected a distance in bytes from 0 to %d", eq + 1, PF_MAX);
             g.pf_forced = (size_t)v;
             g.pf_set = 1;
             continue;
@@ -293,6 +295,7 @@ typedef struct {
     double frac;
     float *x, *y;
     void *scratch, *act;
+    int threads; /* the thread count to restore (bench_open sets one) */
 } Bench;
 
 /* The calibration runs on one thread, in the caller: its CPU time is the measurement, so a round in
@@ -351,42 +354,74 @@ static double measure(const OpState *o, int cls, Bench *b) {
     return now_ms() - t0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* One calibration's candidates: install(ctx, c) makes candidate c the one that runs, run(ctx, b)
+ * measures it once (ms), name(ctx, c, ...) names it in the note. */
+typedef struct {
+    void (*install)(void *ctx, int c);
+    double (*run)(void *ctx, Bench *b);
+    void (*name)(void *ctx, int c, char *out, size_t cap);
+    void *ctx;
+    int n;
+} Trial;
+
+/* Time every candidate (rotating who goes first; after each round b->round moves on, so the decode
+ * sweeps read other rows) and install the fastest by each one's best round: on a machine shared
+ * with other processes (the 2-vCPU VM here ran at load 13 while this was written) a round's time is
+ * the kernel's own plus whatever the core was taken away for, so the least disturbed round is the
+ * one that measures the kernel. Candidate `keep` (the default; -1: none) stays unless another is
+ * faster by the margin. The times go to note; returns the candidate installed. */
+static int time_candidates(const Trial *tr, int rounds, Bench *b, int keep, char *note, size_t cap) {
+    double best_ms[MAX_CAND];
+    for (int r = 0; r < rounds; r++) {
+        for (int k = 0; k < tr->n; k++) {
+            const int c = (k + r) % tr->n;
+            tr->install(tr->ctx, c);
+            const double ms = tr->run(tr->ctx, b);
+            if (!r || ms < best_ms[c]) best_ms[c] = ms;
+        }
+        b->round++;
+    }
+    int best = 0;
+    size_t o = 0;
+    for (int c = 0; c < tr->n; c++) {
+        if (best_ms[c] < best_ms[best]) best = c;
+        char name[32];
+        tr->name(tr->ctx, c, name, sizeof name);
+        if (o < cap) o += (size_t)snprintf(note + o, cap - o, "%s%s %.3g ms", c ? ", " : "", name, best_ms[c]);
+    }
+    if (keep >= 0 && best_ms[best] > MARGIN * best_ms[keep]) best = keep;
+    tr->install(tr->ctx, best);
+    return best;
 }
 
-/* Time every candidate (rotating who goes first) and install the fastest by each one's best
- * round: on a machine shared with other processes (the 2-vCPU VM here ran at load 13 while this
- * was written) a round's time is the kernel's own plus whatever the core was taken away for, so
- * the least disturbed round is the one that measures the kernel. */
+/* ---- an op's candidate tables ---- */
+typedef struct {
+    const OpState *o;
+    int cls;
+    SaKernelClass kc;
+    const SaKernels **cand;
+} OpTrial;
+
+static void op_install(void *ctx, int c) {
+    const OpTrial *t = ctx;
+    sa_kernels_set_op(&t->o->op, t->kc, t->cand[c]);
+}
+static double op_run(void *ctx, Bench *b) {
+    const OpTrial *t = ctx;
+    return measure(t->o, t->cls, b);
+}
+static void op_name(void *ctx, int c, char *out, size_t cap) { snprintf(out, cap, "%s", ((const OpTrial *)ctx)->cand[c]->name); }
+
+/* The op's fastest table among cand, installed; the cpuid table's (base) unless another is faster by
+ * the margin. */
 static const SaKernels *calibrate(OpState *o, int cls, const SaKernels **cand, int nc, Bench *b, const SaKernels *base) {
-    const SaKernelClass kc = !o->op.matrix ? SA_KC_BOTH : cls == 0 ? SA_KC_DECODE : SA_KC_PREFILL;
+    OpTrial t = {o, cls, !o->op.matrix ? SA_KC_BOTH : cls == 0 ? SA_KC_DECODE : SA_KC_PREFILL, cand};
+    int keep = -1;
+    for (int c = 0; c < nc; c++)
+        if (sa_kernel_fn(cand[c], &o->op) == sa_kernel_fn(base, &o->op)) keep = c;
+    const Trial tr = {op_install, op_run, op_name, &t, nc};
     const int rounds = o->op.matrix && cls == 0 ? DECODE_ROUNDS : SMALL_ROUNDS;
-    double t[MAX_TABLES][SMALL_ROUNDS];
-    for (int r = 0; r < rounds; r++) {
-        for (int k = 0; k < nc; k++) {
-            const int c = (k + r) % nc;
-            sa_kernels_set_op(&o->op, kc, cand[c]);
-            t[c][r] = measure(o, cls, b);
-        }
-        b->round++; /* the next round reads other rows */
-    }
-    int best = -1, base_c = -1;
-    double med[MAX_TABLES];
-    size_t o_len = 0;
-    char *note = o->note[slot(o, cls)];
-    const size_t cap = sizeof o->note[0];
-    for (int c = 0; c < nc; c++) {
-        qsort(t[c], (size_t)rounds, sizeof(double), cmp_double);
-        med[c] = t[c][0];
-        if (best < 0 || med[c] < med[best]) best = c;
-        if (sa_kernel_fn(cand[c], &o->op) == sa_kernel_fn(base, &o->op)) base_c = c;
-        if (o_len < cap) o_len += (size_t)snprintf(note + o_len, cap - o_len, "%s%s %.3g ms", c ? ", " : "", cand[c]->name, med[c]);
-    }
-    if (base_c >= 0 && med[best] > MARGIN * med[base_c]) best = base_c;
-    sa_kernels_set_op(&o->op, kc, cand[best]);
-    return cand[best];
+    return cand[time_candidates(&tr, rounds, b, keep, o->note[slot(o, cls)], sizeof o->note[0])];
 }
 
 /* ---- the plan: which ops the matrices use ---- */
@@ -431,9 +466,9 @@ static void plan_ops(Plan *p, const SaMat *const *mats, int n, int preview) {
 }
 
 
-/* Buffers for timing the largest of these matrices, and one thread (the old count in *threads):
+/* Buffers for timing the largest of these matrices, and one thread (the old count kept in b):
  * 0, or -1 without memory. */
-static int bench_open(Bench *b, const SaMat *const *mats, int n, int *threads) {
+static int bench_open(Bench *b, const SaMat *const *mats, int n) {
     int cols = 1, rows = 1;
     for (int m = 0; m < n; m++) {
         cols = SA_MAX(cols, mats[m]->cols);
@@ -454,13 +489,13 @@ static int bench_open(Bench *b, const SaMat *const *mats, int n, int *threads) {
         r = r * 1664525u + 1013904223u;
         b->x[k] = (float)((int)(r >> 9) - (1 << 22)) / (float)(1 << 22);
     }
-    *threads = sa_get_threads();
+    b->threads = sa_get_threads();
     sa_set_threads(1);
     return 0;
 }
 
-static void bench_close(Bench *b, int threads) {
-    if (b->x && threads) sa_set_threads(threads);
+static void bench_close(Bench *b) {
+    if (b->x && b->threads) sa_set_threads(b->threads);
     free(b->x), free(b->y), free(b->scratch), free(b->act);
     *b = (Bench){0};
 }
@@ -471,7 +506,6 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
     char *cache = g.spec == SPEC_CALIBRATE && !preview ? NULL : cache_read();
     SaBuf out = {0};
     Bench b = {0};
-    int threads = 0;
     for (int i = 0; i < p->n_ops; i++) {
         OpState *o = &p->ops[i];
         if (!o->used || o->decided) continue;
@@ -491,7 +525,7 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
                 o->how[s] = HOW_LATER;
                 continue;
             } else {
-                if (!b.x && bench_open(&b, mats, n, &threads)) { /* no memory to time in: keep the cpuid table */
+                if (!b.x && bench_open(&b, mats, n)) { /* no memory to time in: keep the cpuid table */
                     o->pick[s] = base;
                     o->how[s] = HOW_ONE;
                     continue;
@@ -516,7 +550,7 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
             if (!preview) sa_kernels_set_op(&o->op, kc, o->pick[s]);
         }
     }
-    bench_close(&b, threads);
+    bench_close(&b);
     if (out.data) cache_append(out.data);
     sa_buf_free(&out);
     free(cache);
@@ -531,8 +565,8 @@ static void decide(Plan *p, const SaMat *const *mats, int n, int preview, const 
  * step), with the cpuid table's kernels, before the kernels are chosen at that distance. */
 static const size_t pf_cand[] = {0, 4096, 8192, 16384, 32768, 65536};
 #define PF_N ((int)SA_ARRAY_LEN(pf_cand))
+_Static_assert(SA_ARRAY_LEN(pf_cand) <= MAX_CAND && MAX_TABLES <= MAX_CAND, "MAX_CAND holds every calibration's candidates");
 #define PF_ROUNDS 6
-#define PF_MAX 16777216 /* --kernels prefetch=, SALIGN_PF_AHEAD and the cache: at most 16 MiB */
 
 static void pf_text(size_t d, char *out, size_t cap) {
     if (!d) snprintf(out, cap, "none");
@@ -540,17 +574,32 @@ static void pf_text(size_t d, char *out, size_t cap) {
     else snprintf(out, cap, "%zu B", d);
 }
 
+static void pf_install(void *ctx, int c) {
+    (void)ctx;
+    sa_pf_ahead = pf_cand[c];
+}
+static double pf_run(void *ctx, Bench *b) {
+    (void)ctx;
+    const double t0 = now_ms();
+    sweep(b);
+    return now_ms() - t0;
+}
+static void pf_name(void *ctx, int c, char *out, size_t cap) {
+    (void)ctx;
+    pf_text(pf_cand[c], out, cap);
+}
+
 /* p->pf: forced, cached or timed (preview: never timed, nothing set). */
 static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
-    const char *env = getenv("SALIGN_PF_AHEAD");
     char *cache = NULL, val[32];
+    size_t env;
     p->pf_note[0] = 0;
     p->pf = SA_PF_AHEAD;
     if (g.pf_set) {
         p->pf = g.pf_forced;
         p->pf_how = HOW_FORCED;
-    } else if (env && *env) {
-        p->pf = (size_t)strtoull(env, NULL, 10);
+    } else if (sa_pf_ahead_env(&env)) {
+        p->pf = env;
         p->pf_how = HOW_ENV;
     } else if (g.spec != SPEC_CALIBRATE && (cache = cache_read()) && cache_lookup(cache, p->key, 0, "prefetch", val, sizeof val) &&
                strspn(val, "0123456789") == strlen(val) && *val && strtoull(val, NULL, 10) <= PF_MAX) {
@@ -565,41 +614,19 @@ static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
         for (int k = 0; k < n && nl < 4096; k++)
             if (mats[k]->rows > 0 && mats[k]->cols > 0) list[nl++] = mats[k];
         Bench b = {.mats = list, .n = nl};
-        int threads = 0;
-        if (!nl || bench_open(&b, mats, n, &threads)) {
+        if (!nl || bench_open(&b, mats, n)) {
             p->pf_how = HOW_ONE;
         } else {
-            b.mats = list;
-            b.n = nl;
             sweep_plan(&b);
             const double t0 = sa_time_ms();
-            double t[PF_N][PF_ROUNDS];
-            for (int r = 0; r < PF_ROUNDS; r++) {
-                for (int k = 0; k < PF_N; k++) {
-                    const int c = (k + r) % PF_N;
-                    sa_pf_ahead = pf_cand[c];
-                    const double s0 = now_ms();
-                    sweep(&b);
-                    t[c][r] = now_ms() - s0;
-                }
-                b.round++;
-            }
-            int best = 0, def = 0;
-            size_t o = 0;
-            for (int c = 0; c < PF_N; c++) {
-                qsort(t[c], PF_ROUNDS, sizeof(double), cmp_double);
-                if (t[c][0] < t[best][0]) best = c;
+            int def = 0;
+            for (int c = 0; c < PF_N; c++)
                 if (pf_cand[c] == SA_PF_AHEAD) def = c;
-                char d[24];
-                pf_text(pf_cand[c], d, sizeof d);
-                if (o < sizeof p->pf_note)
-                    o += (size_t)snprintf(p->pf_note + o, sizeof p->pf_note - o, "%s%s %.3g ms", c ? ", " : "", d, t[c][0]);
-            }
-            if (t[best][0] > MARGIN * t[def][0]) best = def; /* a tie keeps the default */
-            p->pf = pf_cand[best];
+            const Trial tr = {pf_install, pf_run, pf_name, NULL, PF_N};
+            p->pf = pf_cand[time_candidates(&tr, PF_ROUNDS, &b, def, p->pf_note, sizeof p->pf_note)];
             p->pf_how = HOW_CALIBRATED;
             p->calib_ms += sa_time_ms() - t0;
-            bench_close(&b, threads);
+            bench_close(&b);
             char line[700];
             snprintf(line, sizeof line, "%s\t%s\tprefetch\t%zu\n", p->key, cls_name[0], p->pf);
             cache_append(line);
