@@ -1115,19 +1115,21 @@ TEST(kernels_exp_silu_edges) {
  * and every table's dot, gemm (one token and a batch) and activation conversion give the scalar
  * reference's values bit for bit (the sums are integer per block; the float combination is the
  * reference's). */
+/* The weight types beyond Q8_0 / Q4_0 (kernels.h: "block types beyond Q8_0 / Q4_0"), for the tests below */
+static const SaDtype block_types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
+                                      SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
+
 TEST(kernels_block_types) {
     const SaKernels *tabs[8];
     const int nt = simd_tables(tabs);
-    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
-                                    SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
     /* R: two 8-row groups and one more row; 10 tokens: past the NEON GEMMs' runs of 8 (kquant_neon.h) */
     enum { N = 2048, R = 17, TT = 10 };
     float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)TT * N * sizeof *x);
     float *wd = malloc(N * sizeof *wd), *xd = malloc(N * sizeof *xd), *y = malloc((size_t)TT * R * sizeof *y);
     uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)TT * N * 2), *aq2 = malloc((size_t)TT * N * 2);
     rng_seed(16);
-    for (size_t t = 0; t < SA_ARRAY_LEN(types); t++) {
-        const SaDtype dt = types[t];
+    for (size_t t = 0; t < SA_ARRAY_LEN(block_types); t++) {
+        const SaDtype dt = block_types[t];
         const SaDtypeTraits *tr = sa_dtype_tr(dt);
         const SaDtype vt = (SaDtype)tr->vec_dot_type;
         for (int n = tr->block; n <= N; n *= 2) {
@@ -1189,15 +1191,13 @@ TEST(kernels_block_types) {
 TEST(kernels_block_types_long_batch) {
     const SaKernels *tabs[8];
     const int nt = simd_tables(tabs);
-    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
-                                    SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
     enum { N = 512, R = 3, T = 70, LDY = R + 2 };
     float *w = malloc((size_t)R * N * sizeof *w), *x = malloc((size_t)T * N * sizeof *x);
     float *y = malloc((size_t)T * LDY * sizeof *y);
     uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)T * N * 2);
     rng_seed(70);
-    for (size_t ti = 0; ti < SA_ARRAY_LEN(types); ti++) {
-        const SaDtype dt = types[ti];
+    for (size_t ti = 0; ti < SA_ARRAY_LEN(block_types); ti++) {
+        const SaDtype dt = block_types[ti];
         const SaDtypeTraits *tr = sa_dtype_tr(dt);
         const SaDtype vt = (SaDtype)tr->vec_dot_type;
         const size_t wrow = sa_row_bytes(dt, N), arow = sa_row_bytes(vt, N);
@@ -1246,14 +1246,12 @@ static int block_halves(SaDtype t, size_t off[2]) {
 TEST(kernels_block_types_any_bits) {
     const SaKernels *tabs[8];
     const int nt = simd_tables(tabs);
-    static const SaDtype types[] = {SA_Q4_1, SA_Q5_0, SA_Q5_1, SA_Q4_K, SA_Q5_K, SA_Q6_K,
-                                    SA_Q2_K, SA_Q3_K, SA_IQ4_NL, SA_IQ4_XS};
     enum { N = 512, R = 17, TT = 3 };
     float x[TT * N], y[TT * R];
     uint8_t *wq = malloc((size_t)R * N * 2), *aq = malloc((size_t)TT * N * 2);
     rng_seed(1616);
-    for (size_t ti = 0; ti < SA_ARRAY_LEN(types); ti++) {
-        const SaDtype dt = types[ti];
+    for (size_t ti = 0; ti < SA_ARRAY_LEN(block_types); ti++) {
+        const SaDtype dt = block_types[ti];
         const SaDtypeTraits *tr = sa_dtype_tr(dt);
         const SaDtype vt = (SaDtype)tr->vec_dot_type;
         const size_t wrow = sa_row_bytes(dt, N), arow = sa_row_bytes(vt, N);
