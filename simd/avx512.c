@@ -498,62 +498,113 @@ INLINE void q8x16_tile(int nb, const BlockQ8_0x8 *wa, const BlockQ8_0x8 *wb, con
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(y + (size_t)t * ldy, store, acc[t]);
 }
 
-/* Decode (T = 1): one group (8 rows) per pass in 256-bit VNNI, the AVX2 tile's structure, one
- * weight stream prefetched SA_PF_AHEAD ahead. It replaced the zmm pair tile for decode after
- * timing on an AMD EPYC with AVX-512 VNNI (cpuid family 25 model 17): 1B Q4_0 decode ~30% faster,
- * and faster than the AVX2 table (tools/bench/RESULTS.md). Decode is memory-bound (a pair tile on a
- * matrix that fits in L2 computes at the equivalent of ~86 GB/s), and two weight streams per
- * pass read slower than one even when both are prefetched right, so zmm width buys nothing here.
- * The arithmetic per row is the pair tile's: the same integer dots, the same float steps. */
+/* Decode (T = 1): one group (8 rows) per pass, one weight stream prefetched SA_PF_AHEAD ahead. It
+ * replaced the zmm pair tile (two groups, two streams) for decode after timing on an AMD EPYC with
+ * AVX-512 VNNI (cpuid family 25 model 17): 1B Q4_0 decode ~30% faster (tools/bench/RESULTS.md).
+ * Two weight streams per pass read slower than one even when both are prefetched right.
+ * Q4_0: within the one stream, each zmm holds two consecutive blocks of the group (lanes 0..7
+ * block b, lanes 8..15 block b + 1: the 8 rows twice), so one vpdpbusd, AND and shift serve two
+ * blocks; each half takes its own block's activation bytes (a broadcast and a masked broadcast).
+ * The float part stays per block and in block order: the product of block b is added to the row
+ * sums before that of block b + 1, exactly the reference's steps (kernels.h). Measured on a Zen 5
+ * VM (session 12; CPU time, best of 300-600 alternated with the 256-bit one-block loop it
+ * replaced): 256 x 2048 and 512 x 2048 from L2 40-45 -> 46-58 GB/s, 16384 x 2048 from L3 41-45 ->
+ * 48-53 GB/s; from memory the same within the host's noise (there the reads set the pace; the
+ * faster arithmetic only leaves more of each block's time to them). An odd last block runs the
+ * 256-bit one-block step. Q8_0 stays one block per 256-bit pass: the same two-block scheme
+ * measured no faster (80 GB/s both from L2, where the reads already set the pace). */
+INLINE __m512i set_2(int32_t a, int32_t b) { return _mm512_mask_set1_epi32(_mm512_set1_epi32(a), (__mmask16)0xFF00, b); }
+INLINE __m512i bcast4_2(const int8_t *pa, const int8_t *pb) { /* pa's 4 bytes in lanes 0..7, pb's in 8..15 */
+    int32_t a, b;
+    memcpy(&a, pa, 4);
+    memcpy(&b, pb, 4);
+    return set_2(a, b);
+}
+
+/* acc (the 8 rows) += block b's product, then += block b + 1's: idot and the scales as lanes
+ * 0..7 / 8..15 for blocks b / b + 1. */
+INLINE __m256 acc_2(__m256 acc, __m512i idot, const uint16_t *dwa, const uint16_t *dwb, float ada, float adb) {
+    const __m512 scale = _mm512_mul_ps(scales_x16(dwa, dwb), scale_2(ada, adb));
+    const __m512 prod = _mm512_mul_ps(_mm512_cvtepi32_ps(idot), scale);
+    acc = _mm256_add_ps(acc, _mm512_castps512_ps256(prod));
+    return _mm256_add_ps(acc, hi256(prod));
+}
+
+INLINE __m256 q4x8_block(__m256 acc, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, float ad, int32_t as) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * k));
+        lo[k] = _mm256_and_si256(v, m4);
+        hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w->d));
+    const int8_t *q = aq->qs;
+    __m256i p0 = _mm256_set1_epi32(-as), p1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        p0 = _mm256_dpbusd_epi32(p0, lo[k], bcast4_256(q + 4 * k));
+        p1 = _mm256_dpbusd_epi32(p1, hi[k], bcast4_256(q + 16 + 4 * k));
+    }
+    const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale));
+}
+
 INLINE void q4x8_gemv(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int32_t *as, float *y,
                       const char *pf_end) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-    for (int b = 0; b < nb; b++) {
-        sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        __m256i lo[4], hi[4];
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        sa_prefetch_ahead(w + b, 2 * sizeof *w, pf_end);
+        __m512i lo[4], hi[4];
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k));
-            lo[k] = _mm256_and_si256(v, m4);
-            hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            const __m512i v = load_2x32(w[b].qs + 32 * k, w[b + 1].qs + 32 * k);
+            lo[k] = _mm512_and_si512(v, m4);
+            hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
-        const int8_t *q = aq[b].qs;
-        __m256i p0 = _mm256_set1_epi32(-as[b]), p1 = _mm256_setzero_si256();
-        p0 = _mm256_dpbusd_epi32(p0, lo[0], bcast4_256(q));
-        p1 = _mm256_dpbusd_epi32(p1, hi[0], bcast4_256(q + 16));
-        p0 = _mm256_dpbusd_epi32(p0, lo[1], bcast4_256(q + 4));
-        p1 = _mm256_dpbusd_epi32(p1, hi[1], bcast4_256(q + 20));
-        p0 = _mm256_dpbusd_epi32(p0, lo[2], bcast4_256(q + 8));
-        p1 = _mm256_dpbusd_epi32(p1, hi[2], bcast4_256(q + 24));
-        p0 = _mm256_dpbusd_epi32(p0, lo[3], bcast4_256(q + 12));
-        p1 = _mm256_dpbusd_epi32(p1, hi[3], bcast4_256(q + 28));
-        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad[b]));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale));
+        const int8_t *qa = aq[b].qs, *qb = aq[b + 1].qs;
+        /* two dependency chains of four */
+        __m512i p0 = set_2(-as[b], -as[b + 1]), p1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            p0 = _mm512_dpbusd_epi32(p0, lo[k], bcast4_2(qa + 4 * k, qb + 4 * k));
+            p1 = _mm512_dpbusd_epi32(p1, hi[k], bcast4_2(qa + 16 + 4 * k, qb + 16 + 4 * k));
+        }
+        acc = acc_2(acc, _mm512_add_epi32(p0, p1), w[b].d, w[b + 1].d, ad[b], ad[b + 1]);
+    }
+    if (b < nb) {
+        sa_prefetch_ahead(w + b, sizeof *w, pf_end);
+        acc = q4x8_block(acc, w + b, aq + b, ad[b], as[b]);
     }
     _mm256_storeu_ps(y, acc);
 }
 
+INLINE __m256 q8x8_block(__m256 acc, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, float ad, int32_t as) {
+    const __m256i x80 = _mm256_set1_epi8((char)0x80);
+    __m256i u[8];
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) u[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w->qs + 32 * k)), x80);
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w->d));
+    const int8_t *q = aq->qs;
+    __m256i p0 = _mm256_set1_epi32(-16 * as), p1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int k = 0; k < 8; k += 2) {
+        p0 = _mm256_dpbusd_epi32(p0, u[k], bcast4_256(q + 4 * k));
+        p1 = _mm256_dpbusd_epi32(p1, u[k + 1], bcast4_256(q + 4 * k + 4));
+    }
+    const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale));
+}
+
 INLINE void q8x8_gemv(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int32_t *as, float *y,
                       const char *pf_end) {
-    const __m256i x80 = _mm256_set1_epi8((char)0x80);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        __m256i u[8];
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) u[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k)), x80);
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
-        const int8_t *q = aq[b].qs;
-        __m256i p0 = _mm256_set1_epi32(-16 * as[b]), p1 = _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int k = 0; k < 8; k += 2) {
-            p0 = _mm256_dpbusd_epi32(p0, u[k], bcast4_256(q + 4 * k));
-            p1 = _mm256_dpbusd_epi32(p1, u[k + 1], bcast4_256(q + 4 * k + 4));
-        }
-        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad[b]));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale));
+        acc = q8x8_block(acc, w + b, aq + b, ad[b], as[b]);
     }
     _mm256_storeu_ps(y, acc);
 }
