@@ -507,8 +507,8 @@ INLINE void q8x16_tile(int nb, const BlockQ8_0x8 *wa, const BlockQ8_0x8 *wb, con
  * blocks; each half takes its own block's activation bytes (a broadcast and a masked broadcast).
  * The float part stays per block and in block order: the product of block b is added to the row
  * sums before that of block b + 1, exactly the reference's steps (kernels.h). Measured on a Zen 5
- * VM (session 12; CPU time, best of 300-600 alternated with the 256-bit one-block loop it
- * replaced): 256 x 2048 and 512 x 2048 from L2 40-45 -> 46-58 GB/s, 16384 x 2048 from L3 41-45 ->
+ * VM (session 12; CPU time, best of 200-600 alternated with the 256-bit one-block loop it
+ * replaced): 256 x 2048 and 512 x 2048 from L2 40-46 -> 46-59 GB/s, 16384 x 2048 from L3 41-45 ->
  * 48-53 GB/s; from memory the same within the host's noise (there the reads set the pace; the
  * faster arithmetic only leaves more of each block's time to them). An odd last block runs the
  * 256-bit one-block step. Q8_0 stays one block per 256-bit pass: the same two-block scheme
@@ -582,29 +582,25 @@ INLINE void q4x8_gemv(int nb, const BlockQ4_0x8 *w, const BlockQ8_0 *aq, const f
     _mm256_storeu_ps(y, acc);
 }
 
-INLINE __m256 q8x8_block(__m256 acc, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, float ad, int32_t as) {
-    const __m256i x80 = _mm256_set1_epi8((char)0x80);
-    __m256i u[8];
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k++) u[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w->qs + 32 * k)), x80);
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w->d));
-    const int8_t *q = aq->qs;
-    __m256i p0 = _mm256_set1_epi32(-16 * as), p1 = _mm256_setzero_si256();
-#pragma GCC unroll 4
-    for (int k = 0; k < 8; k += 2) {
-        p0 = _mm256_dpbusd_epi32(p0, u[k], bcast4_256(q + 4 * k));
-        p1 = _mm256_dpbusd_epi32(p1, u[k + 1], bcast4_256(q + 4 * k + 4));
-    }
-    const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-    return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale));
-}
-
 INLINE void q8x8_gemv(int nb, const BlockQ8_0x8 *w, const BlockQ8_0 *aq, const float *ad, const int32_t *as, float *y,
                       const char *pf_end) {
+    const __m256i x80 = _mm256_set1_epi8((char)0x80);
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         sa_prefetch_ahead(w + b, sizeof *w, pf_end);
-        acc = q8x8_block(acc, w + b, aq + b, ad[b], as[b]);
+        __m256i u[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) u[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * k)), x80);
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w[b].d));
+        const int8_t *q = aq[b].qs;
+        __m256i p0 = _mm256_set1_epi32(-16 * as[b]), p1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 8; k += 2) {
+            p0 = _mm256_dpbusd_epi32(p0, u[k], bcast4_256(q + 4 * k));
+            p1 = _mm256_dpbusd_epi32(p1, u[k + 1], bcast4_256(q + 4 * k + 4));
+        }
+        const __m256 scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad[b]));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1)), scale));
     }
     _mm256_storeu_ps(y, acc);
 }
