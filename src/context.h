@@ -30,6 +30,11 @@ void sa_ctx_free(SaCtx *c);
  * kept (n must be <= n_logits); otherwise only those of the last one. 0 or -1 + sa_err
  * (e.g. the context is full: nothing is evaluated then). */
 int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits);
+/* A forward pass splits its per-token steps (norms, rotary embedding, KV append, residual adds,
+ * the FFN activation) over the threads when the batch's rows hold at least this many elements
+ * (tokens x row width); smaller ones, decode among them, run them on the calling thread. The
+ * values are the same either way. */
+#define SA_TOK_PAR_MIN_WORK ((size_t)1 << 15)
 /* A score model's score of row i of the last eval (i = -1: the last row): score.weight . the final
  * normed hidden state (+ score.bias). Where a language model has logits, a score model has this. */
 float sa_ctx_score(const SaCtx *c, int i);

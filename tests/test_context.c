@@ -1,6 +1,7 @@
 /* test_context.c - the forward pass's batch/rollback invariants on the real stories260K model:
  * a batched prompt equals token-by-token evaluation, truncate + re-evaluate equals a fresh
  * context, and sa_ctx_prompt reuses exactly the common prefix. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -268,6 +269,68 @@ out:
 }
 
 TEST(ctx_batch_equals_sequential_kv_q8_0) { batch_equals_sequential("q8_0", SA_Q8_0); }
+
+/* The per-token steps split over threads (a batch above SA_TOK_PAR_MIN_WORK, src/context.h)
+ * compute exactly what one thread computes. Synthetic Qwen2 (qkv biases, SiLU) and Gemma 2
+ * (GELU, the extra norms, the pre-scaled q) models with every matrix in Q8_0, whose GEMM gives
+ * the same bits on any thread count (stories260K has a 172-wide FFN that stays F32, and
+ * OpenBLAS's sgemm differs in the last bit between 1 and 2 threads): a 600-token batch leaves
+ * every layer's cache rows and the last logits bit for bit the same with 1 and 2 threads. Layer
+ * l + 1's cache rows are made from every token's output of layer l, so a step that wrote a wrong
+ * row or skipped an activation chunk shows up in them. */
+static void token_steps_threads_exact(const char *arch) {
+    const char *dir = test_models_dir();
+    if (!dir) {
+        test_skip("../shared/models not present");
+        return;
+    }
+    char name[64], cmd[2048];
+    snprintf(name, sizeof name, "tokpar-%s", arch);
+    const char *out = test_tmp(name);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && { test -f %s/m.salm || { bin/salign-synth --arch %s --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 "
+             "--vocab-from %s/tokenizers/mistral --gguf %s/m.gguf >/dev/null 2>&1 && "
+             "bin/salign-quantize %s/m.gguf %s/m.salm --type q8_0 -q; }; }",
+             out, out, arch, dir, out, out, out);
+    int st;
+    free(test_run(cmd, &st));
+    SaModel m;
+    char path[300];
+    snprintf(path, sizeof path, "%s/m.salm", out);
+    if (st != 0 || sa_model_load(&m, path, NULL) != 0) {
+        test_fail(__FILE__, __LINE__, "cannot prepare %s: %s", path, sa_errmsg());
+        return;
+    }
+    enum { T = 600 };
+    CHECKF((size_t)T * m.hp.n_embd >= SA_TOK_PAR_MIN_WORK, "a %d-token batch no longer reaches the threaded token steps", T);
+    CHECKF((size_t)T * m.hp.n_ff > 2 * (1u << 14), "the activation should span several chunks");
+    SaCtxParams p;
+    sa_ctx_default_params(&m, &p);
+    p.n_ctx = 1024;
+    p.n_batch = 1024; /* one forward pass */
+    const int V = m.hp.n_vocab;
+    int32_t *toks = malloc(T * sizeof *toks);
+    for (int i = 0; i < T; i++) toks[i] = 1 + (i * 37) % 1000;
+    SaCtx *c[2] = {NULL, NULL};
+    for (int t = 0; t < 2; t++) {
+        sa_set_threads(t + 1);
+        c[t] = sa_ctx_new(&m, &p);
+        CHECK(c[t] && sa_ctx_eval(c[t], toks, T, 0) == 0);
+    }
+    sa_set_threads(1);
+    if (c[0] && c[1]) {
+        CHECKF(kv_rows_equal(sa_ctx_kv(c[0]), sa_ctx_kv(c[1]), T), "%s: cache rows differ between 1 and 2 threads", arch);
+        CHECKF(!memcmp(sa_ctx_logits(c[0], -1), sa_ctx_logits(c[1], -1), (size_t)V * sizeof(float)),
+               "%s: logits differ between 1 and 2 threads", arch);
+    }
+    sa_ctx_free(c[0]);
+    sa_ctx_free(c[1]);
+    free(toks);
+    sa_model_free(&m);
+}
+
+TEST(ctx_token_steps_threads_exact_qwen2) { token_steps_threads_exact("qwen2"); }
+TEST(ctx_token_steps_threads_exact_gemma2) { token_steps_threads_exact("gemma2"); }
 
 /* Other head layouts, on small random-weight Llama models from bin/salign-synth: head_dim 64
  * (each head its own two blocks: the AVX2 fast path), head_dim 48 (the second KV head starts in
