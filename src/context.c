@@ -302,10 +302,9 @@ typedef struct {
     TokStage stage;
     int l, p0, T, q_prescaled;
     float att_scale;
-    size_t act_n, act_chunk; /* TOK_ACT: T * n_ff elements in chunks of act_chunk */
 } TokJob;
 
-#define TOK_ACT_CHUNK ((size_t)1 << 14) /* elements (64 KiB): a multiple of 64 */
+#define TOK_ACT_CHUNK ((size_t)1 << 14) /* TOK_ACT's unit: elements (64 KiB) of the T x n_ff activation, a multiple of 64 */
 
 static void tok_unit(void *ctx, int u, int thread) {
     (void)thread;
@@ -344,7 +343,7 @@ static void tok_unit(void *ctx, int u, int thread) {
         rmsnorm(ot, xt, L->ffn_norm, d, h->norm_eps);
         break;
     case TOK_ACT: {
-        const size_t i0 = (size_t)u * j->act_chunk, n = SA_MIN(j->act_chunk, j->act_n - i0);
+        const size_t i0 = (size_t)u * TOK_ACT_CHUNK, n = SA_MIN(TOK_ACT_CHUNK, (size_t)j->T * h->n_ff - i0);
         if (h->act == SA_ACT_SILU) {
             sa_k->silu_mul((int)n, c->hb + i0, c->hb2 + i0); /* simd/: vectorized exp */
         } else {
@@ -364,7 +363,7 @@ static void tok_unit(void *ctx, int u, int thread) {
  * 2048-wide norm takes about a microsecond). */
 static void tok_step(TokJob *j, TokStage stage, size_t row_elems) {
     j->stage = stage;
-    const int units = stage == TOK_ACT ? (int)((j->act_n + j->act_chunk - 1) / j->act_chunk) : j->T;
+    const int units = stage == TOK_ACT ? (int)(((size_t)j->T * row_elems + TOK_ACT_CHUNK - 1) / TOK_ACT_CHUNK) : j->T;
     sa_parallel((size_t)j->T * row_elems >= SA_TOK_PAR_MIN_WORK ? sa_get_threads() : 1, units, tok_unit, j);
 }
 
@@ -417,8 +416,7 @@ static int forward(SaCtx *c, const int32_t *tokens, int T, int out_rows) {
         }
     }
 
-    TokJob tj = {.c = c, .p0 = p0, .T = T, .q_prescaled = q_prescaled, .att_scale = att_scale,
-                 .act_n = (size_t)T * ff, .act_chunk = TOK_ACT_CHUNK};
+    TokJob tj = {.c = c, .p0 = p0, .T = T, .q_prescaled = q_prescaled, .att_scale = att_scale};
     tj.L = &m->layers[0];
     tok_step(&tj, TOK_ATTN_NORM, d); /* later layers' attention norms run in the step before them */
     for (int l = 0; l < h->n_layer; l++) {
