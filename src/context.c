@@ -304,8 +304,6 @@ typedef struct {
     float att_scale;
 } TokJob;
 
-#define TOK_ACT_CHUNK ((size_t)1 << 14) /* TOK_ACT's unit: elements (64 KiB) of the T x n_ff activation, a multiple of 64 */
-
 static void tok_unit(void *ctx, int u, int thread) {
     (void)thread;
     const TokJob *j = ctx;
@@ -343,7 +341,7 @@ static void tok_unit(void *ctx, int u, int thread) {
         rmsnorm(ot, xt, L->ffn_norm, d, h->norm_eps);
         break;
     case TOK_ACT: {
-        const size_t i0 = (size_t)u * TOK_ACT_CHUNK, n = SA_MIN(TOK_ACT_CHUNK, (size_t)j->T * h->n_ff - i0);
+        const size_t i0 = (size_t)u * SA_TOK_ACT_CHUNK, n = SA_MIN(SA_TOK_ACT_CHUNK, (size_t)j->T * h->n_ff - i0);
         if (h->act == SA_ACT_SILU) {
             sa_k->silu_mul((int)n, c->hb + i0, c->hb2 + i0); /* simd/: vectorized exp */
         } else {
@@ -363,7 +361,7 @@ static void tok_unit(void *ctx, int u, int thread) {
  * 2048-wide norm takes about a microsecond). */
 static void tok_step(TokJob *j, TokStage stage, size_t row_elems) {
     j->stage = stage;
-    const int units = stage == TOK_ACT ? (int)(((size_t)j->T * row_elems + TOK_ACT_CHUNK - 1) / TOK_ACT_CHUNK) : j->T;
+    const int units = stage == TOK_ACT ? (int)(((size_t)j->T * row_elems + SA_TOK_ACT_CHUNK - 1) / SA_TOK_ACT_CHUNK) : j->T;
     sa_parallel((size_t)j->T * row_elems >= SA_TOK_PAR_MIN_WORK ? sa_get_threads() : 1, units, tok_unit, j);
 }
 

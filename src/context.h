@@ -35,6 +35,9 @@ int sa_ctx_eval(SaCtx *c, const int32_t *tokens, int n, int all_logits);
  * (tokens x row width); smaller ones, decode among them, run them on the calling thread. The
  * values are the same either way. */
 #define SA_TOK_PAR_MIN_WORK ((size_t)1 << 15)
+/* The FFN activation's unit of that split: elements (64 KiB) of the T x n_ff activation, a
+ * multiple of 64 so every kernel table's vector steps and tail fall where one thread's do. */
+#define SA_TOK_ACT_CHUNK ((size_t)1 << 14)
 /* A score model's score of row i of the last eval (i = -1: the last row): score.weight . the final
  * normed hidden state (+ score.bias). Where a language model has logits, a score model has this. */
 float sa_ctx_score(const SaCtx *c, int i);

@@ -270,6 +270,36 @@ out:
 
 TEST(ctx_batch_equals_sequential_kv_q8_0) { batch_equals_sequential("q8_0", SA_Q8_0); }
 
+/* A small random-weight model for these tests, made and loaded: bin/salign-synth `flags` (the
+ * vocabulary of ../shared/models' Mistral tokenizer) writes dir/name.gguf or the HF folder
+ * dir/name.hf (`kind` "gguf" or "hf": the import path under test), bin/salign-quantize turns it
+ * into dir/name.salm at `type`. `reuse`: keep a salm a previous run left. 0 when m holds the
+ * model; otherwise the failure is recorded and -1 returned. */
+static int synth_model_load(SaModel *m, const char *dir, const char *name, const char *flags, const char *kind,
+                            const char *type, int reuse) {
+    char src[400], salm[400], cmd[4096];
+    snprintf(src, sizeof src, "%s/%s.%s", dir, name, kind);
+    snprintf(salm, sizeof salm, "%s/%s.salm", dir, name);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && { %s%s%s{ rm -rf %s && bin/salign-synth %s --vocab-from %s/tokenizers/mistral --%s %s && "
+             "bin/salign-quantize %s %s --type %s -q; }; } 2>&1",
+             dir, reuse ? "test -f " : "", reuse ? salm : "", reuse ? " || " : "", src, flags, test_models_dir(), kind, src,
+             src, salm, type);
+    int st;
+    char *out = test_run(cmd, &st);
+    if (st != 0) {
+        test_fail(__FILE__, __LINE__, "`%s` failed: %s", cmd, out);
+        free(out);
+        return -1;
+    }
+    free(out);
+    if (sa_model_load(m, salm, NULL) != 0) {
+        test_fail(__FILE__, __LINE__, "cannot load %s: %s", salm, sa_errmsg());
+        return -1;
+    }
+    return 0;
+}
+
 /* The per-token steps split over threads (a batch above SA_TOK_PAR_MIN_WORK, src/context.h)
  * compute exactly what one thread computes. Synthetic Qwen2 (qkv biases, SiLU) and Gemma 2
  * (GELU, the extra norms, the pre-scaled q) models with every matrix in Q8_0, whose GEMM gives
@@ -279,31 +309,18 @@ TEST(ctx_batch_equals_sequential_kv_q8_0) { batch_equals_sequential("q8_0", SA_Q
  * l + 1's cache rows are made from every token's output of layer l, so a step that wrote a wrong
  * row or skipped an activation chunk shows up in them. */
 static void token_steps_threads_exact(const char *arch) {
-    const char *dir = test_models_dir();
-    if (!dir) {
+    if (!test_models_dir()) {
         test_skip("../shared/models not present");
         return;
     }
-    char name[64], cmd[2048];
+    char name[64], flags[200];
     snprintf(name, sizeof name, "tokpar-%s", arch);
-    const char *out = test_tmp(name);
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p %s && { test -f %s/m.salm || { bin/salign-synth --arch %s --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ff 256 "
-             "--vocab-from %s/tokenizers/mistral --gguf %s/m.gguf >/dev/null 2>&1 && "
-             "bin/salign-quantize %s/m.gguf %s/m.salm --type q8_0 -q; }; }",
-             out, out, arch, dir, out, out, out);
-    int st;
-    free(test_run(cmd, &st));
+    snprintf(flags, sizeof flags, "--arch %s --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ff 256", arch);
     SaModel m;
-    char path[300];
-    snprintf(path, sizeof path, "%s/m.salm", out);
-    if (st != 0 || sa_model_load(&m, path, NULL) != 0) {
-        test_fail(__FILE__, __LINE__, "cannot prepare %s: %s", path, sa_errmsg());
-        return;
-    }
+    if (synth_model_load(&m, test_tmp(name), "m", flags, "gguf", "q8_0", 1) != 0) return;
     enum { T = 600 };
     CHECKF((size_t)T * m.hp.n_embd >= SA_TOK_PAR_MIN_WORK, "a %d-token batch no longer reaches the threaded token steps", T);
-    CHECKF((size_t)T * m.hp.n_ff > 2 * (1u << 14), "the activation should span several chunks");
+    CHECKF((size_t)T * m.hp.n_ff > 2 * SA_TOK_ACT_CHUNK, "the activation should span several chunks");
     SaCtxParams p;
     sa_ctx_default_params(&m, &p);
     p.n_ctx = 1024;
@@ -338,31 +355,19 @@ TEST(ctx_token_steps_threads_exact_gemma2) { token_steps_threads_exact("gemma2")
  * one-line error naming --kv-type. Logits teacher-forced on 48 tokens against the f16 cache;
  * measured: worst step NMSE 1.5e-4 (hd 64) and 2.4e-4 (hd 48), top-1 equal 48/48 and 47/48. */
 TEST(ctx_kv_q8_0_head_layouts) {
-    const char *models = test_models_dir();
-    if (!models) {
+    if (!test_models_dir()) {
         test_skip("../shared/models not present");
         return;
     }
     static const struct { int hidden, heads, kv_heads, head_dim, ok; } cfg[] = {
         {128, 2, 2, 64, 1}, {96, 2, 2, 48, 1}, {40, 2, 2, 20, 0}};
     for (size_t ci = 0; ci < SA_ARRAY_LEN(cfg); ci++) {
-        char dir[300], salm[400], cmd[2048];
-        snprintf(dir, sizeof dir, "%s", test_tmp("kvq8-synth"));
-        snprintf(salm, sizeof salm, "%s/m%zu.salm", dir, ci);
-        snprintf(cmd, sizeof cmd,
-                 "rm -rf %s/hf && bin/salign-synth --arch llama --hidden %d --layers 2 --heads %d --kv-heads %d --head-dim %d "
-                 "--ff 64 --seed %zu --vocab-from %s/tokenizers/mistral --hf %s/hf 2>&1 && "
-                 "bin/salign-quantize %s/hf %s --type f32 -q 2>&1",
-                 dir, cfg[ci].hidden, cfg[ci].heads, cfg[ci].kv_heads, cfg[ci].head_dim, ci + 1, models, dir, dir, salm);
-        int st;
-        char *out = test_run(cmd, &st);
-        CHECKF(st == 0, "`%s` failed: %s", cmd, out);
-        free(out);
+        char name[16], flags[200];
+        snprintf(name, sizeof name, "m%zu", ci);
+        snprintf(flags, sizeof flags, "--arch llama --hidden %d --layers 2 --heads %d --kv-heads %d --head-dim %d --ff 64 --seed %zu",
+                 cfg[ci].hidden, cfg[ci].heads, cfg[ci].kv_heads, cfg[ci].head_dim, ci + 1);
         SaModel m;
-        if (st != 0 || sa_model_load(&m, salm, NULL)) {
-            test_fail(__FILE__, __LINE__, "cannot load %s: %s", salm, sa_errmsg());
-            continue;
-        }
+        if (synth_model_load(&m, test_tmp("kvq8-synth"), name, flags, "hf", "f32", 0) != 0) continue;
         SaCtxParams p;
         sa_ctx_default_params(&m, &p);
         p.n_ctx = 64;
