@@ -10,13 +10,14 @@
 #      each converted to .salm with salign-quantize --type keep;
 #   2. membw: read bandwidth with 1 and 2 threads; `salign bench --int8-peak`: the int8 multiply-add
 #      peak of the kernel table in use (simd/peak.c), the prefill roof;
-#   3. per model, ROUNDS times in turn: `salign bench` and `llama-bench -mmp 0` (-p 512 -n 128 -t 1,2),
-#      then salign's decode with --no-hugepages. The machine's speed drifts by 10-20% over minutes,
+#   3. per model, ROUNDS times in turn: `salign bench`, membw (this round's read roof), `llama-bench
+#      -mmp 0` (-p 512 -n 128 -t 1,2), then salign's decode with --no-hugepages. The machine's speed drifts by 10-20% over minutes,
 #      as much as the margins we measure, so each round pairs the two programs a minute apart and
 #      the ratio is taken per round: the table gives its median and range over the rounds;
 #   4. a table: ours, llama.cpp (medians over the rounds), the ratio, decode as % of the
-#      bandwidth roofline (t/s x bytes of weights read per token / measured bandwidth) and prefill
-#      as % of the int8 peak (t/s x the blocks' weight multiply-adds per token / measured peak);
+#      bandwidth roofline (t/s x bytes of weights read per token / the round's bandwidth), prefill
+#      as % of the int8 peak (t/s x the blocks' weight multiply-adds per token / measured peak),
+#      and for decode the ceiling: the ratio that reading at the round's roof would give;
 #   5. load time from a warm page cache and peak RSS, per model and load mode.
 # Files are cached in build/bench/ (about 4.5 GB; delete it to regenerate).
 # Environment: ROUNDS (default 3), REPS per round (default 1), THREADS (default 1,2), PP (512), TG (128),
@@ -91,6 +92,9 @@ for q in $MODELS; do
     while [ "$r" -le "$ROUNDS" ]; do
         echo "== $q round $r/$ROUNDS: salign bench -m $s -p $PP -n $TG -t $THREADS -r $REPS --json" >&2
         bin/salign bench -m "$s" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" --json >"$out/ours-$q-$r.json"
+        # this round's read roof, between the two programs: the host's bandwidth drifts by tens of
+        # percent between minutes, so decode is set against the roof of its own minute
+        "$out/membw" 1024 $(echo "$THREADS" | tr ',' ' ') >"$out/membw-$q-$r.txt"
         echo "== $q round $r/$ROUNDS: llama-bench -m $g -p $PP -n $TG -t $THREADS -r $REPS -mmp 0 -o json" >&2
         "$LLAMA_BIN/llama-bench" -m "$g" -p "$PP" -n "$TG" -t "$THREADS" -r "$REPS" -mmp 0 -o json \
             >"$out/llama-$q-$r.json" 2>"$out/llama-$q.log" || { tail -5 "$out/llama-$q.log" >&2; exit 1; }
@@ -116,24 +120,35 @@ peak = {}  # threads -> GMAC/s (by CPU time: see src/bench.c)
 for line in open(os.path.join(out, "i8peak.txt")):
     m = re.search(r": (\d+) threads? ([\d.]+) GMAC/s", line)
     if m: peak[int(m.group(1))] = max(peak.get(int(m.group(1)), 0.0), float(m.group(2)))
+def round_bw(q, r):  # threads -> GB/s: this round's read roof (membw between the two programs)
+    f, rb = os.path.join(out, f"membw-{q}-{r}.txt"), {}
+    if os.path.exists(f):
+        for line in open(f):
+            m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
+            if m: rb[int(m.group(1))] = max(rb.get(int(m.group(1)), 0.0), float(m.group(2)))
+    return rb
 print(f"t/s: medians over {rounds} rounds; ratio: taken per round (the two programs about a minute apart), median [min-max]")
 print()
-print("roof: decode (tg) rows, % of the read bandwidth; prefill (pp) rows, % of the int8 multiply-add peak")
+print("roof: decode (tg) rows, % of the read bandwidth measured in the same round (membw, best page size),")
+print("median over the rounds; prefill (pp) rows, % of the int8 multiply-add peak (best of the two passes).")
+print("ceiling: decode rows, the ratio a program reading every weight byte at that round's plain-read")
+print("bandwidth would get against llama.cpp's round (median): the most the round's memory allowed")
 print()
-print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roof | llama.cpp % of roof |")
-print("|---|---|---|---|---|---|---|---|")
+print("| model | threads | test | salign t/s | llama.cpp t/s | salign / llama.cpp | salign % of roof | llama.cpp % of roof | ceiling |")
+print("|---|---|---|---|---|---|---|---|---|")
 for q in models:
     size = os.path.getsize(os.path.join(out, f"llama1b-{q}.gguf"))
-    rows = {}  # (no-hugepages, threads, n_prompt, n_gen) -> [(ours, llama.cpp) per round]
+    rows = {}  # (no-hugepages, threads, n_prompt, n_gen) -> [(ours, llama.cpp, round roof by threads) per round]
     macs = 0   # weight multiply-adds per token (salign bench --json)
     for r in range(1, rounds + 1):
         theirs = {(x["n_threads"], x["n_prompt"], x["n_gen"]): x["avg_ts"]
                   for x in json.load(open(os.path.join(out, f"llama-{q}-{r}.json")))}
+        rb = round_bw(q, r) or bw
         for hp, f in ((0, f"ours-{q}-{r}.json"), (1, f"ours-hp-{q}-{r}.json")):
             for o in json.load(open(os.path.join(out, f))):
                 k = (o["threads"], o["n_prompt"], o["n_gen"])
                 macs = o.get("macs_per_token", macs)
-                rows.setdefault((hp,) + k, []).append((o["avg_ts"], theirs.get(k, float("nan"))))
+                rows.setdefault((hp,) + k, []).append((o["avg_ts"], theirs.get(k, float("nan")), rb))
     # prompt tests first, then decode, then decode on 4 KiB pages; threads ascending within each
     for (hp, threads, n_prompt, n_gen), pairs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][3] > 0, kv[0][1])):
         test = (f"pp{n_prompt}" if n_prompt else f"tg{n_gen}") + (" (salign --no-hugepages)" if hp else "")
@@ -141,17 +156,18 @@ for q in models:
         lt = statistics.median(p[1] for p in pairs)
         ratios = [p[0] / p[1] for p in pairs]
         rng = f" [{min(ratios):.2f}-{max(ratios):.2f}]" if len(ratios) > 1 else ""
-        roof = bw.get(threads)
-        if n_gen and roof:
+        ceil = "-"
+        if n_gen and all(p[2].get(threads) for p in pairs):
             # decode reads every weight byte once per token (the KV cache of <= 128 positions is small)
-            ro = f"{100 * ot * size / (roof * 1e9):.0f}%"
-            rl = f"{100 * lt * size / (roof * 1e9):.0f}%"
+            ro = f"{statistics.median(100 * p[0] * size / (p[2][threads] * 1e9) for p in pairs):.0f}%"
+            rl = f"{statistics.median(100 * p[1] * size / (p[2][threads] * 1e9) for p in pairs):.0f}%"
+            ceil = f"{statistics.median(p[2][threads] * 1e9 / (p[1] * size) for p in pairs):.2f}x"
         elif n_prompt and peak.get(threads) and macs:
             ro = f"{100 * ot * macs / (peak[threads] * 1e9):.0f}%"
             rl = f"{100 * lt * macs / (peak[threads] * 1e9):.0f}%"
         else:
             ro = rl = "-"
-        print(f"| {q.upper()} | {threads} | {test} | {ot:.2f} | {lt:.2f} | {statistics.median(ratios):.2f}x{rng} | {ro} | {rl} |")
+        print(f"| {q.upper()} | {threads} | {test} | {ot:.2f} | {lt:.2f} | {statistics.median(ratios):.2f}x{rng} | {ro} | {rl} | {ceil} |")
 EOF
 
 # Load time (warm page cache: the file was just read) and peak RSS: `generate -n 1`, best of 3.
