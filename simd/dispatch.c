@@ -95,6 +95,7 @@ int sa_kernels_select(const char *name) {
 }
 
 size_t sa_pf_ahead = SA_PF_AHEAD;
+unsigned sa_pf_lead = SA_PF_LEAD;
 
 int sa_pf_ahead_env(size_t *dist) {
     const char *pf = getenv("SALIGN_PF_AHEAD");
@@ -111,6 +112,11 @@ void sa_kernels_init(void) {
     const char *force = getenv("SALIGN_ISA");
     if (force && *force) sa_kernels_select(force); /* unknown names keep the best table */
     sa_pf_ahead_env(&sa_pf_ahead); /* src/kselect.c leaves a forced distance alone */
+    const char *lead = getenv("SALIGN_PF_LEAD");
+    if (lead && *lead) { /* a multiple of the distance, at most 64 */
+        const unsigned long v = strtoul(lead, NULL, 10);
+        sa_pf_lead = v > 64 ? 64 : (unsigned)v;
+    }
 }
 
 /* ---- per-operation selection (kernels.h) ---- */

@@ -60,11 +60,50 @@ int sa_pf_ahead_env(size_t *dist);
  * bound by reading the weights rather than by arithmetic: the GEMMs prefetch for them too, on
  * their first pass over each group, and matmul.c gives each thread long runs as for decode. */
 #define SA_PF_MAX_T 8
+/* The page lead: besides the lines `dist` ahead, the decode kernels prefetch the first line of
+ * each 4 KiB page sa_pf_lead x dist ahead, once per page. Why: on the Zen 5 VMs of issue #23 a
+ * stream that reaches a new 4 KiB page waits for the hardware prefetcher to start on it again,
+ * and one early touch of the page starts it. Measured there (session 14, one process, variants
+ * alternated, CPU time, a 16-layer 1B-shaped set of Q4_0 matrices, 547 MB, huge pages): the
+ * decode GEMV at 8 KiB read 26.6-27.6 GB/s without the lead, 36.1-38.7 with it at 2x-8x the
+ * distance (the multiple hardly matters); a plain read loop 27-30 GB/s, 34-41 with the lead; the
+ * lead alone, without the lines at `dist`, no faster than none. 0 turns it off
+ * (SALIGN_PF_LEAD=0, for comparisons). A multiple of dist keeps the lead inside the caller's own
+ * stream in the multi-stream tiles (sa_pf_dist makes dist a whole number of tile spans). */
+#define SA_PF_LEAD 4
+extern unsigned sa_pf_lead;
+#define SA_PF_PAGE ((uintptr_t)4096)
+/* One prefetch that the compiler keeps: gcc 12 -O2 deleted a __builtin_prefetch as dead code
+ * when it sat alone under the lead's condition in an inlined function (seen in the object code;
+ * -O3 and clang kept it), so the lead issues the instruction itself. */
+static inline void sa_prefetch_line(const void *p) {
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetcht0 (%0)" : : "r"(p));
+#elif defined(__aarch64__)
+    __asm__ volatile("prfm pldl1keep, [%0]" : : "r"(p));
+#else
+    __builtin_prefetch(p, 0, 3);
+#endif
+}
+/* The lead of the block [cur, cur + bytes) is the first page start at or after f = cur + lead
+ * (lead = sa_pf_lead x dist), prefetched when it lies before f + bytes and before `end`: the
+ * blocks of a stream tile it, so each page start gets exactly one lead prefetch. Returns the
+ * byte offset of that page start from cur, or 0 when the block has none (tests replay it). */
+static inline size_t sa_pf_lead_off(const void *cur, size_t dist, size_t bytes, const char *end) {
+    if (!sa_pf_lead || !dist) return 0;
+    const size_t lead = dist * sa_pf_lead, skip = (size_t)(-((uintptr_t)cur + lead)) & (SA_PF_PAGE - 1);
+    return skip < bytes && (const char *)cur + lead + skip < end ? lead + skip : 0;
+}
+static inline void sa_prefetch_lead(const void *cur, size_t dist, size_t bytes, const char *end) {
+    const size_t off = sa_pf_lead_off(cur, dist, bytes, end);
+    if (off) sa_prefetch_line((const char *)cur + off);
+}
 static inline void sa_prefetch_at(const void *cur, size_t dist, size_t bytes, const char *end) {
     if (!dist) return;
     const char *p = (const char *)cur + dist;
     for (size_t o = 0; o < bytes; o += 64)
         if (p + o < end) __builtin_prefetch(p + o, 0, 3);
+    sa_prefetch_lead(cur, dist, bytes, end);
 }
 static inline void sa_prefetch_ahead(const void *cur, size_t bytes, const char *end) {
     sa_prefetch_at(cur, sa_pf_ahead, bytes, end);

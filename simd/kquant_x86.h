@@ -102,7 +102,10 @@ static inline __m256i kq_idx(const int8_t *p) { return _mm256_loadu_si256((const
 static inline __attribute__((always_inline)) const char *kq_pf_begin(const void *blk, size_t bytes, const char *end) {
     if (!end || !sa_pf_ahead) return NULL;
     const char *p = (const char *)blk + sa_pf_ahead;
-    if (p + bytes <= end) return p;
+    if (p + bytes <= end) {
+        sa_prefetch_lead(blk, sa_pf_ahead, bytes, end);
+        return p;
+    }
     sa_prefetch_ahead(blk, bytes, end);
     return NULL;
 }

@@ -636,8 +636,8 @@ static void decide_pf(Plan *p, const SaMat *const *mats, int n, int preview) {
     if (!preview) sa_pf_ahead = p->pf;
 }
 
-/* The cache key: the CPU model, this binary (a rebuilt kernel is timed again), the tables and the
- * model shape. No tabs or newlines. */
+/* The cache key: the CPU model, this binary (a rebuilt kernel is timed again), the tables, the
+ * model shape and the page lead. No tabs or newlines. */
 static void make_key(const char *shape, char *out, size_t cap) {
     char cpu[128] = "unknown", line[512];
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -655,7 +655,8 @@ static void make_key(const char *shape, char *out, size_t cap) {
     size_t o = (size_t)snprintf(out, cap, "cpu=%s;build=%lld.%lld.%09ld;tables=", cpu, (long long)st.st_size,
                                 (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
     for (int i = 0; i < g.nt && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "," : "", g.tables[i]->name);
-    if (o < cap) snprintf(out + o, cap - o, ";shape=%s", shape);
+    /* the page lead (kernels.h) changes which distance is fastest: timed again when it changes */
+    if (o < cap) snprintf(out + o, cap - o, ";shape=%s;lead=%u", shape, sa_pf_lead);
     for (char *c = out; *c; c++)
         if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
 }
@@ -786,8 +787,9 @@ void sa_kselect_print(FILE *f, const SaModel *m) {
             fprintf(f, "  %-20s %-34s %s%s%s\n", o->op.name, o->pick[1]->name, how_text[o->how[1]], *o->note[1] ? ": " : "",
                     o->note[1]); /* one choice for both classes */
     }
-    char d[24];
+    char d[48];
     pf_text(p->pf, d, sizeof d);
+    if (p->pf && sa_pf_lead) snprintf(d + strlen(d), sizeof d - strlen(d), ", page lead %ux", sa_pf_lead);
     fprintf(f, "  %-20s %-34s %s%s%s\n", "decode prefetch", d, how_text[p->pf_how], *p->pf_note ? ": " : "", p->pf_note);
     /* the ops that do not touch weights: one line */
     fprintf(f, "  %-20s %-34s %s\n", "every other op", p->base->name,

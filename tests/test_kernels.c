@@ -738,14 +738,20 @@ typedef struct {
     int hidden, heads, kv_heads, head_dim, ff, vocab;
 } PfPreset;
 
-/* Replays one run of ng groups; returns 0 or fills msg. */
-static int pf_replay_run(int nb, size_t bs, int ng, int n, uint32_t *first, char *msg, size_t cap) {
+/* Replays one run of ng groups that starts at base (its page alignment matters to the page lead);
+ * returns 0 or fills msg. lead_pages counts the lead prefetches per 4 KiB page of the run. */
+static int pf_replay_run(const char *base, int nb, size_t bs, int ng, int n, uint32_t *first, uint8_t *lead_pages, char *msg,
+                         size_t cap) {
     const size_t gbytes = (size_t)nb * bs, end = (size_t)ng * gbytes, lines = (end + 63) / 64;
+    const size_t page0 = (uintptr_t)base / SA_PF_PAGE, pages = ((uintptr_t)base + end) / SA_PF_PAGE - page0 + 1;
+    size_t leads = 0, lead_dist = 0;
     for (size_t l = 0; l < lines; l++) first[l] = UINT32_MAX;
+    memset(lead_pages, 0, pages);
     uint32_t step = 0;
     for (int g = 0; g < ng; g += n) {
         const int ns = g + n <= ng ? n : ng - g; /* streams in this pass */
         const size_t dist = sa_pf_dist(ns, gbytes);
+        if (dist * sa_pf_lead > lead_dist) lead_dist = dist * sa_pf_lead;
         for (int b = 0; b < nb; b++, step++) {
             size_t maxread = 0;
             for (int s = 0; s < ns; s++) {
@@ -771,7 +777,29 @@ static int pf_replay_run(int nb, size_t bs, int ng, int n, uint32_t *first, char
                     }
                     if (first[t / 64] == UINT32_MAX) first[t / 64] = step;
                 }
+                /* the page lead (sa_prefetch_lead): a page start of this run, inside the stream's
+                 * own later passes like the lines above, each page once */
+                const size_t off = sa_pf_lead_off(base + r, dist, bs, base + end);
+                if (!off) continue;
+                const size_t t = r + off;
+                if (t >= end || ((uintptr_t)base + t) % SA_PF_PAGE || t < maxread) {
+                    snprintf(msg, cap, "n=%d, group %d block %d: page lead at byte %zu (run end %zu, reads at %zu)", n, g + s, b,
+                             t, end, maxread);
+                    return -1;
+                }
+                lead_pages[((uintptr_t)base + t) / SA_PF_PAGE - page0] = 1;
+                leads++;
             }
+        }
+    }
+    /* every page start at least the longest lead past the run's start is led (a pass's lead
+     * covers its streams' groups one lead later; an odd last group leads at the shorter
+     * one-stream distance, so some pages are led twice, which costs one prefetch) */
+    for (size_t pg = page0 + 1; pg < page0 + pages; pg++) {
+        const size_t t = pg * SA_PF_PAGE - (uintptr_t)base;
+        if (t >= lead_dist && t < end && !lead_pages[pg - page0]) {
+            snprintf(msg, cap, "n=%d: page at byte %zu of %zu never led (%zu leads)", n, t, end, leads);
+            return -1;
         }
     }
     return 0;
@@ -788,7 +816,12 @@ TEST(kernels_prefetch_streams) {
      * translation-invariant and periodic per pass, and every distance is at most one pass or
      * 32 KiB, so longer runs repeat what these show */
     enum { MAXG = 64 };
-    uint32_t *first = malloc(((size_t)(MAXG + 1) * 512 * sizeof(BlockQ8_0x8) / 64 + 2) * sizeof *first);
+    const size_t maxrun = (size_t)(MAXG + 1) * 512 * sizeof(BlockQ8_0x8);
+    uint32_t *first = malloc((maxrun / 64 + 2) * sizeof *first);
+    uint8_t *lead_pages = malloc(maxrun / SA_PF_PAGE + 2);
+    char *buf = aligned_alloc(SA_PF_PAGE, maxrun + SA_PF_PAGE); /* the runs' addresses (never read) */
+    const unsigned old_lead = sa_pf_lead;
+    sa_pf_lead = SA_PF_LEAD;
     int checked = 0, failed = 0;
     char msg[256];
     for (size_t pi = 0; pi < SA_ARRAY_LEN(presets); pi++) {
@@ -812,7 +845,8 @@ TEST(kernels_prefetch_streams) {
                         if (len > MAXG) len = MAXG + (len & 1);
                         for (int n = 1; n <= 2; n++) {
                             checked++;
-                            if (pf_replay_run(nb, bs, len, n, first, msg, sizeof msg) && ++failed <= 8)
+                            const char *base = buf + (n == 1 ? 0 : 192); /* page-aligned runs and others */
+                            if (pf_replay_run(base, nb, bs, len, n, first, lead_pages, msg, sizeof msg) && ++failed <= 8)
                                 CHECKF(0, "%s %s (%d x %d) %s, %d thread(s), run of %d groups: %s", P->name, mats[mi].name,
                                        mats[mi].rows, mats[mi].cols, type ? "Q8_0" : "Q4_0", nth, len, msg);
                         }
@@ -823,7 +857,10 @@ TEST(kernels_prefetch_streams) {
     }
     CHECKF(failed == 0, "%d of %d runs replayed had a misplaced prefetch (the first 8 shown)", failed, checked);
     CHECK(checked > 100);
+    sa_pf_lead = old_lead;
     free(first);
+    free(lead_pages);
+    free(buf);
 }
 
 /* ---- attention and elementwise kernels ---- */
