@@ -65,9 +65,9 @@ int sa_pf_ahead_env(size_t *dist);
  * stream that reaches a new 4 KiB page waits for the hardware prefetcher to start on it again,
  * and one early touch of the page starts it. Measured there (session 14, one process, variants
  * alternated, CPU time, a 16-layer 1B-shaped set of Q4_0 matrices, 547 MB, huge pages): the
- * decode GEMV at 8 KiB read 26.6-27.6 GB/s without the lead, 36.1-38.7 with it at 2x-8x the
- * distance (the multiple hardly matters); a plain read loop 27-30 GB/s, 34-41 with the lead; the
- * lead alone, without the lines at `dist`, no faster than none. 0 turns it off
+ * decode GEMV at 8 KiB read 26.6-27.6 GB/s without the lead, 36.0-38.7 with it at 2x-8x the
+ * distance (the multiple hardly matters); a plain read loop 24-29 GB/s, 34-41 with lines 8 KiB
+ * and a lead 32 KiB ahead; the lead alone, without the lines at `dist`, no faster than none. 0 turns it off
  * (SALIGN_PF_LEAD=0, for comparisons). A multiple of dist keeps the lead inside the caller's own
  * stream in the multi-stream tiles (sa_pf_dist makes dist a whole number of tile spans). */
 #define SA_PF_LEAD 4
