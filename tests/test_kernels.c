@@ -739,7 +739,7 @@ typedef struct {
 } PfPreset;
 
 /* Replays one run of ng groups that starts at base (its page alignment matters to the page lead);
- * returns 0 or fills msg. lead_pages counts the lead prefetches per 4 KiB page of the run. */
+ * returns 0 or fills msg. lead_pages marks the 4 KiB pages of the run that got a lead prefetch. */
 static int pf_replay_run(const char *base, int nb, size_t bs, int ng, int n, uint32_t *first, uint8_t *lead_pages, char *msg,
                          size_t cap) {
     const size_t gbytes = (size_t)nb * bs, end = (size_t)ng * gbytes, lines = (end + 63) / 64;

@@ -11,9 +11,10 @@
 #   2. membw: read bandwidth with 1 and 2 threads; `salign bench --int8-peak`: the int8 multiply-add
 #      peak of the kernel table in use (simd/peak.c), the prefill roof;
 #   3. per model, ROUNDS times in turn: `salign bench`, membw (this round's read roof), `llama-bench
-#      -mmp 0` (-p 512 -n 128 -t 1,2), then salign's decode with --no-hugepages. The machine's speed drifts by 10-20% over minutes,
-#      as much as the margins we measure, so each round pairs the two programs a minute apart and
-#      the ratio is taken per round: the table gives its median and range over the rounds;
+#      -mmp 0` (-p 512 -n 128 -t 1,2), then salign's decode with --no-hugepages. The machine's speed
+#      drifts by 10-20% over minutes, as much as the margins we measure, so each round pairs the two
+#      programs a minute apart and the ratio is taken per round: the table gives its median and range
+#      over the rounds;
 #   4. a table: ours, llama.cpp (medians over the rounds), the ratio, decode as % of the
 #      bandwidth roofline (t/s x bytes of weights read per token / the round's bandwidth), prefill
 #      as % of the int8 peak (t/s x the blocks' weight multiply-adds per token / measured peak),
@@ -112,21 +113,17 @@ bin/salign bench --int8-peak -t 1,2 | tee -a "$out/i8peak.txt"
 python3 - "$out" "$ROUNDS" $MODELS <<'EOF'
 import json, os, re, statistics, sys
 out, rounds, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-bw = {}
-for line in open(os.path.join(out, "membw.txt")):
-    m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
-    if m: bw[int(m.group(1))] = max(bw.get(int(m.group(1)), 0.0), float(m.group(2)))  # best page size and pass
+def read_bw(f):  # threads -> GB/s from membw's output in f: the best page size (and pass)
+    rb = {}
+    for line in open(f) if os.path.exists(f) else ():
+        m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
+        if m: rb[int(m.group(1))] = max(rb.get(int(m.group(1)), 0.0), float(m.group(2)))
+    return rb
+bw = read_bw(os.path.join(out, "membw.txt"))  # both passes: the roof where a round has none of its own
 peak = {}  # threads -> GMAC/s (by CPU time: see src/bench.c)
 for line in open(os.path.join(out, "i8peak.txt")):
     m = re.search(r": (\d+) threads? ([\d.]+) GMAC/s", line)
     if m: peak[int(m.group(1))] = max(peak.get(int(m.group(1)), 0.0), float(m.group(2)))
-def round_bw(q, r):  # threads -> GB/s: this round's read roof (membw between the two programs)
-    f, rb = os.path.join(out, f"membw-{q}-{r}.txt"), {}
-    if os.path.exists(f):
-        for line in open(f):
-            m = re.match(r"threads (\d+): ([\d.]+) GB/s", line)
-            if m: rb[int(m.group(1))] = max(rb.get(int(m.group(1)), 0.0), float(m.group(2)))
-    return rb
 print(f"t/s: medians over {rounds} rounds; ratio: taken per round (the two programs about a minute apart), median [min-max]")
 print()
 print("roof: decode (tg) rows, % of the read bandwidth measured in the same round (membw, best page size),")
@@ -143,7 +140,7 @@ for q in models:
     for r in range(1, rounds + 1):
         theirs = {(x["n_threads"], x["n_prompt"], x["n_gen"]): x["avg_ts"]
                   for x in json.load(open(os.path.join(out, f"llama-{q}-{r}.json")))}
-        rb = round_bw(q, r) or bw
+        rb = read_bw(os.path.join(out, f"membw-{q}-{r}.txt")) or bw  # the round's roof (membw between the programs)
         for hp, f in ((0, f"ours-{q}-{r}.json"), (1, f"ours-hp-{q}-{r}.json")):
             for o in json.load(open(os.path.join(out, f))):
                 k = (o["threads"], o["n_prompt"], o["n_gen"])

@@ -18,6 +18,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "../../simd/kernels.h"
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -30,20 +32,20 @@ static double thread_cpu(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The decode kernels' own prefetch (simd/kernels.h, sa_prefetch_at: lines `dist` ahead plus the
+ * page lead), so the prefetching loop below reads as they do; the lead's multiple is theirs. */
+unsigned sa_pf_lead = SA_PF_LEAD;
+
 /* 8 independent 64-bit lanes keep several loads in flight; xor is cheap enough to never be
- * the bottleneck. With `prefetch`, the loop also does what the decode kernels do ahead of their
- * reads (simd/kernels.h): each line 8 KiB ahead, and the first line of each 4 KiB page 32 KiB
- * ahead (the page lead). On the Zen 5 VMs the page lead makes even this loop read 20-40% faster,
- * so the roof is the better of the two loops: decode must not look closer to it than it is. */
+ * the bottleneck. With `prefetch`, the loop also prefetches as the decode kernels do, 8 KiB
+ * ahead (and its page lead 32 KiB ahead). On the Zen 5 VMs the page lead makes even this loop
+ * read 20-40% faster, so the roof is the better of the two loops: decode must not look closer to
+ * it than it is. */
 static uint64_t read_slice(const uint64_t *p, size_t n, int prefetch) {
     uint64_t a[8] = {0};
     const char *end = (const char *)(p + n);
     for (size_t i = 0; i + 8 <= n; i += 8) {
-        if (prefetch) {
-            const char *q = (const char *)(p + i);
-            if (q + 8192 < end) __builtin_prefetch(q + 8192, 0, 3);
-            if (!((uintptr_t)(q + 32768) & 4095) && q + 32768 < end) __builtin_prefetch(q + 32768, 0, 3);
-        }
+        if (prefetch) sa_prefetch_at(p + i, 8192, 64, end);
         for (int k = 0; k < 8; k++) a[k] ^= p[i + k];
     }
     uint64_t s = 0;
