@@ -124,15 +124,33 @@ static inline size_t sa_pf_dist(int n, size_t stride) {
     return (sa_pf_ahead + span - 1) / span * span;
 }
 
+/* The same activations grouped 8 tokens to a block (Q4_0 batches, T > SA_PF_MAX_T): tile j
+ * (tokens 8j..8j+7), block b is x8[j*nb + b], its 8 tokens' quants, scales (as floats) and
+ * -8 * quant sums side by side. A tile of 8 tokens then reads one stream at constant offsets:
+ * with 8 separate tokens' q/d/s8 pointers the AVX-512 Q4_0 tile ran out of general registers and
+ * moved pointers through xmm registers on every token (10-22% slower, 2048-8192-wide matrices,
+ * Zen 5). Tokens past T in the last tile are all zero. */
+typedef struct {
+    int8_t qs[8][32];
+    float d[8];
+    int32_t ns8[8];
+} SaQ8x8;
+_Static_assert(sizeof(SaQ8x8) == 320, "SaQ8x8: 5 cache lines, no padding");
+
 /* Activations for the interleaved GEMMs: T rows of nb Q8_0 blocks, and per block its scale as
  * a float and 8 * the sum of its quants (sa_q8_act_extras computes both), so the inner loops
- * broadcast them straight from memory. Row t, block b is at index t*nb + b of all three. */
+ * broadcast them straight from memory. Row t, block b is at index t*nb + b of all three.
+ * x8: NULL, or the same T tokens as SaQ8x8 tiles (this view's token 0 starts tile 0); a kernel
+ * may read either. */
 typedef struct {
     const BlockQ8_0 *q;
     const float *d;
     const int32_t *s8; /* used by the x86 Q4_0 kernels and AVX-512's Q8_0 (see gemm_q4_0x8) */
+    const SaQ8x8 *x8;
 } SaQ8Act;
 void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8);
+/* Token t's nb blocks (q, d, s8 as in SaQ8Act) into their tile slots of x8; q == NULL zeroes the slots. */
+void sa_q8_act_x8_put(const BlockQ8_0 *q, const float *d, const int32_t *s8, int nb, int t, SaQ8x8 *x8);
 
 /* ---- per-dtype kernels (ggml's type_traits_cpu): SaKernels.type[t] for SaDtype t ----
  * from_float: convert one f32 activation row of n values to t; set for every type that is some

@@ -74,6 +74,17 @@ void sa_q8_act_extras(const BlockQ8_0 *q, int n_blocks, float *d, int32_t *s8) {
     }
 }
 
+void sa_q8_act_x8_put(const BlockQ8_0 *q, const float *d, const int32_t *s8, int nb, int t, SaQ8x8 *x8) {
+    SaQ8x8 *x = x8 + (size_t)(t / 8) * nb;
+    const int slot = t % 8;
+    for (int b = 0; b < nb; b++) {
+        if (q) memcpy(x[b].qs[slot], q[b].qs, QK8_0);
+        else memset(x[b].qs[slot], 0, QK8_0);
+        x[b].d[slot] = q ? d[b] : 0.0f;
+        x[b].ns8[slot] = q ? -s8[b] : 0;
+    }
+}
+
 static void gemm_q4_0x8_one(int nb, const BlockQ4_0x8 *w, const SaQ8Act *a, int T, float *y, size_t ldy) {
     for (int t = 0; t < T; t++) {
         const BlockQ8_0 *at = a->q + (size_t)t * nb;

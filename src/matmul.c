@@ -10,7 +10,7 @@
  * weights: long sequential streams; whole 64-byte lines of Y: no false sharing) times a chunk
  * of tokens. Decode (T = 1) and small batches (T <= SA_PF_MAX_T: speculative verification)
  * stream every weight once, prefetching, in one or two long runs per thread. Prefill: the
- * kernels take 2-6 tokens per weight pass, and tokens are processed in chunks whose quantized
+ * kernels take 2-8 tokens per weight pass, and tokens are processed in chunks whose quantized
  * activations stay in L2 while the weights stream past. F32 weights use OpenBLAS sgemm, and F16/BF16 weights are
  * widened to f32 a slab of rows at a time for it.
  *
@@ -50,7 +50,8 @@ static int blas_fits(void) {
 
 /* Scratch: the activations converted to the weight's activation type (sized for the widest
  * block type, whichever the matrix needs), then per Q8_0 block its scale as a float and 8 * its
- * quant sum (SaQ8Act, for the repacked kernels), each part 64-byte aligned. */
+ * quant sum (SaQ8Act, for the repacked kernels), then for Q4_0 batches the same grouped 8 tokens
+ * to a block (SaQ8x8), each part 64-byte aligned. */
 static size_t act_row_cap(int cols) {
     size_t m = 0;
     for (int t = 0; t < SA_DTYPE_COUNT; t++) {
@@ -62,7 +63,9 @@ static size_t act_row_cap(int cols) {
 static size_t xq_bytes(int T, int cols) { return ((size_t)T * act_row_cap(cols) + 63) & ~(size_t)63; }
 static size_t xf_bytes(int T, int cols) { return ((size_t)T * (size_t)(cols / QK8_0 + 1) * sizeof(float) + 63) & ~(size_t)63; }
 
-size_t sa_matmul_scratch_bytes(int T, int cols) { return xq_bytes(T, cols) + 2 * xf_bytes(T, cols) + 64; }
+static size_t x8_bytes(int T, int cols) { return (size_t)(T + 7) / 8 * (size_t)(cols / QK8_0) * sizeof(SaQ8x8); }
+
+size_t sa_matmul_scratch_bytes(int T, int cols) { return xq_bytes(T, cols) + 2 * xf_bytes(T, cols) + x8_bytes(T, cols) + 64; }
 
 /* ---- products ---- */
 
@@ -83,12 +86,13 @@ static void dot_rows(const SaMat *W, const void *a, size_t astride, int r0, int 
 }
 
 /* Tokens per chunk for the packed kernels: the chunk's quantized activations (and extras)
- * should stay in L2 (~256 KiB budget) while the weights stream past them. A multiple of 12,
- * so the kernels' token tiles (2, 4 or 6 tokens per pass) divide it. */
+ * should stay in L2 (~256 KiB budget) while the weights stream past them. A multiple of 24,
+ * so the kernels' token tiles (2, 4, 6 or 8 tokens per pass) divide it and every chunk starts
+ * an SaQ8x8 tile. */
 static int token_chunk(int cols, size_t astride, int T) {
     const size_t per_token = astride + (size_t)(cols / QK8_0) * 2 * sizeof(float);
-    int tb = (int)((256u << 10) / per_token) / 12 * 12;
-    if (tb < 12) tb = 12;
+    int tb = (int)((256u << 10) / per_token) / 24 * 24;
+    if (tb < 24) tb = 24;
     return SA_MIN(tb, T);
 }
 
@@ -128,7 +132,7 @@ static void packed_unit(void *ctx, int u, int thread) {
     }
     const int nb = W->cols / QK8_0;
     const size_t o = (size_t)t0 * nb;
-    const SaQ8Act a = {j->act->q + o, j->act->d + o, j->act->s8 + o};
+    const SaQ8Act a = {j->act->q + o, j->act->d + o, j->act->s8 + o, j->act->x8 ? j->act->x8 + (size_t)t0 / 8 * nb : NULL};
     float *y = j->Y + (size_t)t0 * j->ldy + 8 * g0;
     const void *wg = (const uint8_t *)W->data + (size_t)g0 * 8 * W->row_bytes;
     if (W->dtype == SA_Q4_0) k->gemm_q4_0x8(nb, g1 - g0, wg, &a, n, y, (size_t)j->ldy);
@@ -174,6 +178,7 @@ typedef struct {
     size_t arow;
     float *xd;
     int32_t *xs;
+    SaQ8x8 *x8; /* NULL: not wanted */
     float *wf;
     int r0, T;
 } PrepJob;
@@ -187,6 +192,7 @@ static void quant_unit(void *ctx, int t, int thread) {
     void *q = (uint8_t *)j->xq + (size_t)t * j->arow;
     sa_k->type[sa_dtype_tr(j->W->dtype)->vec_dot_type].from_float(j->X + (size_t)t * cols, q, cols);
     if (j->W->packed && !sa_dtype_is_kx8(j->W->dtype)) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
+    if (j->x8) sa_q8_act_x8_put(q, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb, nb, t, j->x8);
 }
 
 #ifdef SALIGN_BLAS
@@ -239,10 +245,14 @@ void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *s
     void *xq = scratch;
     float *xd = (float *)((uint8_t *)scratch + xq_bytes(T, cols));
     int32_t *xs = (int32_t *)((uint8_t *)xd + xf_bytes(T, cols));
-    const SaQ8Act act = {xq, xd, xs};
+    /* Q4_0 batches: also grouped 8 tokens to a block, while each token's blocks are in cache
+     * (SaQ8x8: the AVX-512 tile reads it; the copy costs less than the quantization) */
+    SaQ8x8 *x8 = W->packed && W->dtype == SA_Q4_0 && T > SA_PF_MAX_T ? (SaQ8x8 *)((uint8_t *)xs + xf_bytes(T, cols)) : NULL;
+    const SaQ8Act act = {xq, xd, xs, x8};
     if (vt != SA_F32) {
-        PrepJob pj = {.W = W, .X = X, .xq = xq, .arow = arow, .xd = xd, .xs = xs};
+        PrepJob pj = {.W = W, .X = X, .xq = xq, .arow = arow, .xd = xd, .xs = xs, .x8 = x8};
         sa_parallel(threads_for((size_t)T * cols * 64), T, quant_unit, &pj);
+        for (int t = T; x8 && t % 8; t++) sa_q8_act_x8_put(NULL, NULL, NULL, cols / QK8_0, t, x8);
     }
     if (W->packed) {
         matmul_packed(W, &act, arow, T, Y, ldy);

@@ -612,16 +612,29 @@ static void test_pack_q8(const BlockQ8_0 *rows, int nb, BlockQ8_0x8 *out) {
 }
 
 
+/* The test's own SaQ8x8 (kernels.h's description): token t's block b in tile t / 8, slot t % 8,
+ * with -s8; the slots after T hold garbage, which no kernel may let into y. */
+static void test_group_x8(const BlockQ8_0 *a, const float *ad, const int32_t *as, int nb, int T, SaQ8x8 *x8) {
+    for (int t = 0; t < (T + 7) / 8 * 8; t++)
+        for (int b = 0; b < nb; b++) {
+            SaQ8x8 *x = &x8[(size_t)(t / 8) * nb + b];
+            for (int j = 0; j < 32; j++) x->qs[t % 8][j] = t < T ? a[(size_t)t * nb + b].qs[j] : (int8_t)rng_int(-128, 127);
+            x->d[t % 8] = t < T ? ad[(size_t)t * nb + b] : NAN;
+            x->ns8[t % 8] = t < T ? -as[(size_t)t * nb + b] : rng_int(-100000, 100000);
+        }
+}
+
 /* Every table gives the scalar reference's floats bit for bit (kernels.h), for every token
- * count 1..13 (all tile remainders) and block counts 1..160, on real quantized data and on
- * extreme quants (nibbles 0/15, weight -128, activations +-127); and the reference equals the
- * one-row scalar dots exactly (same formula). Y is written only at y[t*ldy + i], i < 8. */
+ * count 1..17 (all tile remainders, with and without the SaQ8x8 grouping) and block counts
+ * 1..160, on real quantized data and on extreme quants (nibbles 0/15, weight -128, activations
+ * +-127); and the reference equals the one-row scalar dots exactly (same formula). Y is written
+ * only at y[t*ldy + i], i < 8. */
 TEST(kernels_gemm_x8) {
     rng_seed(9);
     const SaKernels *all[8];
     int nall = sa_kernels_available(all, 8);
     if (emu_table() && nall < 8) all[nall++] = emu_table();
-    enum { MAXNB = 160, MAXT = 13, MAXG = 3, LDY = 8 * MAXG + 3 };
+    enum { MAXNB = 160, MAXT = 17, MAXG = 3, LDY = 8 * MAXG + 3 };
     float *x = malloc(MAXNB * 32 * sizeof *x);
     BlockQ4_0 *w4 = malloc(8 * MAXG * MAXNB * sizeof *w4);
     BlockQ8_0 *w8 = malloc(8 * MAXG * MAXNB * sizeof *w8), *a = malloc(MAXT * MAXNB * sizeof *a);
@@ -629,12 +642,13 @@ TEST(kernels_gemm_x8) {
     BlockQ8_0x8 *p8 = malloc(MAXG * MAXNB * sizeof *p8);
     int32_t *as = malloc(MAXT * MAXNB * sizeof *as);
     float *ad = malloc(MAXT * MAXNB * sizeof *ad);
-    const SaQ8Act act = {a, ad, as};
+    SaQ8x8 *x8 = malloc((MAXT + 7) / 8 * MAXNB * sizeof *x8);
+    const SaQ8Act act = {a, ad, as, NULL}, act_x8 = {a, ad, as, x8};
     float yr4[MAXT * LDY], yr8[MAXT * LDY], yt[MAXT * LDY];
     for (int trial = 0; trial < 150; trial++) {
-        /* every token count 1..13 (all tile remainders) with 1, 2 and 3 groups (the pair tiles
+        /* every token count 1..17 (all tile remainders) with 1, 2 and 3 groups (the pair tiles
          * and an odd group after them) */
-        const int nb = trial < 39 ? trial % 8 + 1 : rng_int(1, MAXNB), T = trial % MAXT + 1, ng = trial / 13 % 3 + 1;
+        const int nb = trial < 51 ? trial % 8 + 1 : rng_int(1, MAXNB), T = trial % MAXT + 1, ng = trial / MAXT % 3 + 1;
         const int rows = 8 * ng, extreme = trial % 5 == 4;
         for (int i = 0; i < rows; i++) {
             const float ws = (float)pow(10.0, rng_unif() * 4.0 - 3.0);
@@ -661,6 +675,7 @@ TEST(kernels_gemm_x8) {
             as[b] = 8 * v;
             ad[b] = sa_fp16_to_fp32(a[b].d);
         }
+        test_group_x8(a, ad, as, nb, T, x8);
         for (int g = 0; g < ng; g++) {
             test_pack_q4(w4 + (size_t)g * 8 * nb, nb, p4 + (size_t)g * nb);
             test_pack_q8(w8 + (size_t)g * 8 * nb, nb, p8 + (size_t)g * nb);
@@ -679,18 +694,19 @@ TEST(kernels_gemm_x8) {
         CHECKF(same, "scalar gemm_x8 differs from the scalar dots: nb=%d T=%d ng=%d", nb, T, ng);
         for (int ti = 0; ti < nall; ti++) {
             const SaKernels *k = all[ti];
-            for (int q = 0; q < 2; q++) {
+            for (int q = 0; q < 4; q++) { /* Q4_0, Q8_0; without, then with the SaQ8x8 grouping */
+                const SaQ8Act *ac = q < 2 ? &act : &act_x8;
                 for (int e = 0; e < MAXT * LDY; e++) yt[e] = -777.0f;
-                if (q == 0) k->gemm_q4_0x8(nb, ng, p4, &act, T, yt, LDY);
-                else k->gemm_q8_0x8(nb, ng, p8, &act, T, yt, LDY);
-                const float *yr = q == 0 ? yr4 : yr8;
+                if (q % 2 == 0) k->gemm_q4_0x8(nb, ng, p4, ac, T, yt, LDY);
+                else k->gemm_q8_0x8(nb, ng, p8, ac, T, yt, LDY);
+                const float *yr = q % 2 == 0 ? yr4 : yr8;
                 int bad = -1;
                 for (int e = 0; e < MAXT * LDY && bad < 0; e++) {
                     const int inside = e / LDY < T && e % LDY < rows;
                     if (inside ? memcmp(&yt[e], &yr[e], 4) != 0 : yt[e] != -777.0f) bad = e;
                 }
-                CHECKF(bad < 0, "%s gemm_%s_x8 nb=%d T=%d ng=%d%s: y[%d] = %.9g, scalar %.9g", k->name, q ? "q8_0" : "q4_0",
-                       nb, T, ng, extreme ? " (extreme quants)" : "", bad, bad >= 0 ? yt[bad] : 0.0,
+                CHECKF(bad < 0, "%s gemm_%s_x8%s nb=%d T=%d ng=%d%s: y[%d] = %.9g, scalar %.9g", k->name, q % 2 ? "q8_0" : "q4_0",
+                       q < 2 ? "" : " (SaQ8x8)", nb, T, ng, extreme ? " (extreme quants)" : "", bad, bad >= 0 ? yt[bad] : 0.0,
                        bad >= 0 ? yr[bad] : 0.0);
             }
         }
@@ -708,6 +724,26 @@ TEST(kernels_gemm_x8) {
             for (int j = 0; j < 32; j++) v += q[b].qs[j];
             CHECK(s8[b] == 8 * v && d[b] == sa_fp16_to_fp32(q[b].d));
         }
+        /* and sa_q8_act_x8_put groups them as the test's builder does, zeros after the last token */
+        BlockQ8_0 q3[15];
+        float d3[15];
+        int32_t s3[15];
+        for (int e = 0; e < 3 * 160; e++) x[e] = rng_normal();
+        for (int t = 0; t < 3; t++) sa_quantize_row_q8_0(x + 160 * t, q3 + 5 * t, 160);
+        sa_q8_act_extras(q3, 15, d3, s3);
+        SaQ8x8 got[5], want[5];
+        memset(got, 0x5A, sizeof got);
+        for (int t = 0; t < 3; t++) sa_q8_act_x8_put(q3 + 5 * t, d3 + 5 * t, s3 + 5 * t, 5, t, got);
+        for (int t = 3; t < 8; t++) sa_q8_act_x8_put(NULL, NULL, NULL, 5, t, got);
+        test_group_x8(q3, d3, s3, 5, 3, want);
+        int same = 1;
+        for (int b = 0; b < 5; b++)
+            for (int t = 0; t < 8; t++) {
+                const int z = t >= 3; /* the padding: zero quants, scale and sum */
+                for (int j = 0; j < 32; j++) same &= got[b].qs[t][j] == (z ? 0 : want[b].qs[t][j]);
+                same &= z ? got[b].d[t] == 0.0f && got[b].ns8[t] == 0 : got[b].d[t] == want[b].d[t] && got[b].ns8[t] == want[b].ns8[t];
+            }
+        CHECK(same);
     }
     free(x);
     free(w4);
@@ -717,6 +753,7 @@ TEST(kernels_gemm_x8) {
     free(p8);
     free(as);
     free(ad);
+    free(x8);
 }
 
 /* ---- decode prefetch addresses (kernels.h: sa_prefetch_at, sa_pf_dist) ----

@@ -219,6 +219,9 @@ TEST(matmul_packed_large) {
     check_shape(SA_Q4_0, 1000, 512, 70);
     check_shape(SA_Q8_0, 1000, 512, 70);
     check_shape(SA_Q4_0, 4096, 256, 1);
+    /* K = 8192: token chunks of 24 (units from token 24 and 48 start inside the grouped
+     * SaQ8x8 activations), the last 22 tokens, 9 groups (an odd one after the pairs) */
+    check_shape(SA_Q4_0, 72, 8192, 70);
 }
 
 /* ---- the thread pool ---- */
