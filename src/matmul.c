@@ -183,16 +183,22 @@ typedef struct {
     int r0, T;
 } PrepJob;
 
-/* Convert one activation row to the weight's activation type (and the extras for the packed
- * Q8_0-activation kernels). */
-static void quant_unit(void *ctx, int t, int thread) {
+/* Convert activation rows to the weight's activation type (and the extras for the packed
+ * Q8_0-activation kernels): one row per unit, or one SaQ8x8 tile of 8 rows when grouping, so
+ * that no two threads write the same tile's lines (per-row units put the grouping at 2.3% of a
+ * 2-thread 1B prefill, against 0.6% on one thread). */
+static void quant_unit(void *ctx, int u, int thread) {
     (void)thread;
     const PrepJob *j = ctx;
     const int cols = j->W->cols, nb = cols / QK8_0;
-    void *q = (uint8_t *)j->xq + (size_t)t * j->arow;
-    sa_k->type[sa_dtype_tr(j->W->dtype)->vec_dot_type].from_float(j->X + (size_t)t * cols, q, cols);
-    if (j->W->packed && !sa_dtype_is_kx8(j->W->dtype)) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
-    if (j->x8) sa_q8_act_x8_put(q, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb, nb, t, j->x8);
+    const int t0 = j->x8 ? 8 * u : u, t1 = j->x8 ? SA_MIN(j->T, t0 + 8) : u + 1;
+    for (int t = t0; t < t1; t++) {
+        void *q = (uint8_t *)j->xq + (size_t)t * j->arow;
+        sa_k->type[sa_dtype_tr(j->W->dtype)->vec_dot_type].from_float(j->X + (size_t)t * cols, q, cols);
+        if (j->W->packed && !sa_dtype_is_kx8(j->W->dtype)) sa_q8_act_extras(q, nb, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb);
+        if (j->x8) sa_q8_act_x8_put(q, j->xd + (size_t)t * nb, j->xs + (size_t)t * nb, nb, t, j->x8);
+    }
+    for (int t = t1; j->x8 && t % 8; t++) sa_q8_act_x8_put(NULL, NULL, NULL, nb, t, j->x8); /* the last tile's padding */
 }
 
 #ifdef SALIGN_BLAS
@@ -250,9 +256,8 @@ void sa_matmul(const SaMat *W, const float *X, int T, float *Y, int ldy, void *s
     SaQ8x8 *x8 = W->packed && W->dtype == SA_Q4_0 && T > SA_PF_MAX_T ? (SaQ8x8 *)((uint8_t *)xs + xf_bytes(T, cols)) : NULL;
     const SaQ8Act act = {xq, xd, xs, x8};
     if (vt != SA_F32) {
-        PrepJob pj = {.W = W, .X = X, .xq = xq, .arow = arow, .xd = xd, .xs = xs, .x8 = x8};
-        sa_parallel(threads_for((size_t)T * cols * 64), T, quant_unit, &pj);
-        for (int t = T; x8 && t % 8; t++) sa_q8_act_x8_put(NULL, NULL, NULL, cols / QK8_0, t, x8);
+        PrepJob pj = {.W = W, .X = X, .xq = xq, .arow = arow, .xd = xd, .xs = xs, .x8 = x8, .T = T};
+        sa_parallel(threads_for((size_t)T * cols * 64), x8 ? (T + 7) / 8 : T, quant_unit, &pj);
     }
     if (W->packed) {
         matmul_packed(W, &act, arow, T, Y, ldy);
