@@ -266,15 +266,31 @@ static void attn_unit(void *ctx, int th, int thread) {
     } else {
         for (int i = 0; i < n; i++) s[i] = k->dot_f32(hd, (const float *)sa_kv_k(&c->kv, j->l, start + i) + (size_t)g * hd, qh);
     }
+    /* The scaling, the max and the normalisation run as SIMD loops (omp simd: a scalar loop
+     * with a compare and branch per score was 3.4% of a 2-thread 1B prefill; perf). The max
+     * does not depend on the order, and each score is scaled alone, so results are unchanged. */
     float mx = -INFINITY;
-    for (int i = 0; i < n; i++) {
-        float sc = j->att_scale ? s[i] * j->att_scale : s[i];
-        /* llama.cpp's order: times 1/cap (a float), tanh, times cap */
-        if (h->attn_softcap > 0) sc = h->attn_softcap * tanhf(sc * (1.0f / h->attn_softcap));
-        s[i] = sc;
-        if (sc > mx) mx = sc;
+    if (h->attn_softcap > 0) {
+        for (int i = 0; i < n; i++) {
+            float sc = j->att_scale ? s[i] * j->att_scale : s[i];
+            /* llama.cpp's order: times 1/cap (a float), tanh, times cap */
+            sc = h->attn_softcap * tanhf(sc * (1.0f / h->attn_softcap));
+            s[i] = sc;
+            mx = sc > mx ? sc : mx;
+        }
+    } else if (j->att_scale) {
+        const float a = j->att_scale;
+#pragma omp simd reduction(max : mx)
+        for (int i = 0; i < n; i++) {
+            s[i] *= a;
+            mx = s[i] > mx ? s[i] : mx;
+        }
+    } else {
+#pragma omp simd reduction(max : mx)
+        for (int i = 0; i < n; i++) mx = s[i] > mx ? s[i] : mx;
     }
     const float inv = 1.0f / k->exp_sub_sum(n, s, mx);
+#pragma omp simd
     for (int i = 0; i < n; i++) s[i] *= inv;
     float *out = c->att + (size_t)t * q_dim + hh * hd;
     memset(out, 0, (size_t)hd * sizeof(float));
